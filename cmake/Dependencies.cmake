@@ -1,0 +1,8 @@
+# Every dependency comes from a Debian package (scripts/setup installs them).
+find_package(dnnl CONFIG REQUIRED)
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+find_package(ZLIB REQUIRED)
+find_package(Threads REQUIRED)
+if(CELLGRAPH_BUILD_TESTS)
+  find_package(doctest CONFIG REQUIRED)
+endif()

@@ -1,0 +1,152 @@
+#include <unordered_map>
+
+#include "engine/autodiff/var.h"
+#include "engine/backends/backend.h"
+#include "engine/error.h"
+#include "ops/schema.h"
+
+namespace cellgraph {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+
+// dst += src, in place, through the backend's add kernel (which allows dst == a).
+void accumulate(Tensor& dst, const Tensor& src) {
+  const Tensor ins[2] = {dst, src};
+  Tensor outs[1] = {dst};
+  const Attrs attrs = NoAttrs{};
+  backend_for(dst.device()).kernel(OpKind::add).forward(
+      ForwardCall{OpKind::add, attrs, ins, outs, nullptr});
+}
+
+// Nodes reachable from the roots, ordered so that every node comes after all its consumers.
+std::vector<Node*> reverse_topological(const std::vector<Node*>& roots) {
+  std::vector<Node*> order;
+  std::unordered_map<Node*, int> state;  // 1 = on stack, 2 = done
+  for (Node* root : roots) {
+    if (state[root] != 0) continue;
+    std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
+    state[root] = 1;
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      if (next < node->inputs.size()) {
+        Node* child = node->inputs[next++].producer.get();
+        if (child && state[child] == 0) {
+          state[child] = 1;
+          stack.emplace_back(child, 0);
+        }
+        continue;
+      }
+      state[node] = 2;
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return {order.rbegin(), order.rend()};
+}
+
+void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
+                       std::unordered_map<Node*, std::vector<Tensor>>& pending) {
+  for (size_t i = 0; i < grad_outputs.size(); ++i)
+    if (!grad_outputs[i].defined())
+      grad_outputs[i] = Tensor::zeros(node.output_shapes[i], node.device);
+
+  std::vector<Tensor> grad_inputs(node.inputs.size());
+  bool any = false;
+  for (size_t i = 0; i < node.inputs.size(); ++i) {
+    if (!node.inputs[i].wants_grad) continue;
+    grad_inputs[i] = Tensor::empty(node.input_shapes[i], node.device);
+    any = true;
+  }
+  if (!any) return;
+
+  const Kernel& kernel = backend_for(node.device).kernel(node.kind);
+  if (kernel.backward == nullptr)
+    throw error("op '", op_name(node.kind), "' has no backward kernel on the ",
+                device_name(node.device), " backend");
+  kernel.backward(BackwardCall{node.kind, node.attrs, node.saved_inputs, node.input_shapes,
+                               node.saved_outputs, node.saved, grad_outputs, grad_inputs});
+  ++kernel_counts().backward[static_cast<size_t>(node.kind)];
+
+  for (size_t i = 0; i < node.inputs.size(); ++i) {
+    NodeInput& in = node.inputs[i];
+    if (!in.wants_grad) continue;
+    Tensor* slot = nullptr;
+    if (in.producer) {
+      auto& grads = pending[in.producer.get()];
+      if (grads.empty()) grads.resize(in.producer->output_shapes.size());
+      slot = &grads[static_cast<size_t>(in.output_index)];
+    } else {
+      slot = &in.leaf->grad;
+    }
+    if (slot->defined())
+      accumulate(*slot, grad_inputs[i]);
+    else
+      *slot = std::move(grad_inputs[i]);
+  }
+}
+}  // namespace
+
+Var::Var(Tensor value, bool requires_grad, std::string name)
+    : impl_(std::make_shared<VarImpl>()) {
+  impl_->value = std::move(value);
+  impl_->requires_grad = requires_grad;
+  impl_->name = std::move(name);
+}
+
+void Var::backward() const {
+  CG_ASSERT(value().numel() == 1, "backward() without a gradient needs a one-element value, got ",
+            shape().str());
+  backward(Tensor::full(shape(), 1.0f, device()));
+}
+
+void Var::backward(const Tensor& grad) const { cellgraph::backward({*this}, {grad}); }
+
+void backward(const std::vector<Var>& roots, const std::vector<Tensor>& grads) {
+  CG_ASSERT(roots.size() == grads.size(), roots.size(), " roots but ", grads.size(), " gradients");
+  std::unordered_map<Node*, std::vector<Tensor>> pending;
+  std::vector<Node*> starts;
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const Var& root = roots[i];
+    CG_ASSERT(grads[i].shape() == root.shape(), "backward gradient ", grads[i].shape().str(),
+              " for ", root.shape().str());
+    if (!root.requires_grad()) continue;
+    if (root.is_leaf()) {
+      Tensor& g = root.impl()->grad;
+      if (g.defined())
+        accumulate(g, grads[i]);
+      else
+        g = grads[i].clone();
+      continue;
+    }
+    Node* node = root.impl()->producer.get();
+    auto& slots = pending[node];
+    if (slots.empty()) slots.resize(node->output_shapes.size());
+    Tensor& slot = slots[static_cast<size_t>(root.impl()->output_index)];
+    if (slot.defined())
+      accumulate(slot, grads[i]);
+    else
+      slot = grads[i].clone();
+    starts.push_back(node);
+  }
+  for (Node* node : reverse_topological(starts)) {
+    auto it = pending.find(node);
+    if (it == pending.end()) continue;  // no gradient reached it
+    std::vector<Tensor> node_grads = std::move(it->second);
+    pending.erase(it);
+    CG_ASSERT(!node->released, "a second backward through the same recorded '",
+              op_name(node->kind), "' node; run the forward again");
+    run_node_backward(*node, node_grads, pending);
+    // The graph is used once: free what the node kept for its backward.
+    node->saved_inputs.clear();
+    node->saved_outputs.clear();
+    node->saved.clear();
+    node->released = true;
+  }
+}
+
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+bool grad_enabled() { return g_grad_enabled; }
+
+}  // namespace cellgraph

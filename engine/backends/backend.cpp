@@ -1,0 +1,69 @@
+#include "engine/backends/backend.h"
+
+#include "engine/error.h"
+
+namespace cellgraph {
+
+std::unique_ptr<Backend> make_cpu_backend();
+#ifdef CELLGRAPH_HAVE_CUDA
+std::unique_ptr<Backend> make_cuda_backend();  // null when no CUDA device is present
+#endif
+
+Backend::Backend(std::unique_ptr<RawAllocator> raw)
+    : allocator_(std::make_unique<CachingAllocator>(std::move(raw))) {}
+
+void Backend::set_kernel(OpKind kind, Kernel kernel) {
+  kernels_[static_cast<size_t>(kind)] = kernel;
+}
+
+bool Backend::supports(OpKind kind) const {
+  return kernels_[static_cast<size_t>(kind)].forward != nullptr;
+}
+
+const Kernel& Backend::kernel(OpKind kind) const {
+  const Kernel& k = kernels_[static_cast<size_t>(kind)];
+  if (k.forward == nullptr)
+    throw error("the ", name(), " backend has no kernel for op '", op_name(kind), "'");
+  return k;
+}
+
+namespace {
+struct Registry {
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+#ifdef CELLGRAPH_HAVE_CUDA
+  std::unique_ptr<Backend> cuda = make_cuda_backend();
+#else
+  std::unique_ptr<Backend> cuda;
+#endif
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+}  // namespace
+
+bool backend_available(Device device) {
+  return device == Device::cpu || registry().cuda != nullptr;
+}
+
+Backend& backend_for(Device device) {
+  if (device == Device::cpu) return *registry().cpu;
+  if (!registry().cuda) {
+#ifdef CELLGRAPH_HAVE_CUDA
+    throw error("device 'cuda' requested but no CUDA device is available");
+#else
+    throw error("device 'cuda' requested but cellgraph was built without CUDA (CELLGRAPH_CUDA=OFF)");
+#endif
+  }
+  return *registry().cuda;
+}
+
+KernelCounts& kernel_counts() {
+  static KernelCounts counts;
+  return counts;
+}
+
+void reset_kernel_counts() { kernel_counts() = KernelCounts{}; }
+
+}  // namespace cellgraph

@@ -1,0 +1,58 @@
+// A backend: a device's memory plus a kernel table indexed by OpKind. The CPU backend is
+// always built; the CUDA backend only with CELLGRAPH_CUDA and only usable with a device.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string_view>
+
+#include "engine/backends/kernel.h"
+#include "engine/tensor/allocator.h"
+#include "engine/tensor/device.h"
+
+namespace cellgraph {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  virtual Device device() const = 0;
+  std::string_view name() const { return device_name(device()); }
+
+  bool supports(OpKind kind) const;
+  // Throws Error naming the backend and op when this backend has no forward kernel.
+  const Kernel& kernel(OpKind kind) const;
+
+  CachingAllocator& allocator() { return *allocator_; }
+
+  virtual void fill(float* dst, int64_t count, float value) = 0;
+  // Copies count floats; one side may be the host.
+  virtual void copy_between(float* dst, Device dst_device, const float* src, Device src_device,
+                            size_t count) = 0;
+  virtual void synchronize() {}
+
+ protected:
+  explicit Backend(std::unique_ptr<RawAllocator> raw);
+  void set_kernel(OpKind kind, Kernel kernel);
+
+ private:
+  std::array<Kernel, kOpCount> kernels_{};
+  std::unique_ptr<CachingAllocator> allocator_;
+};
+
+// The backend for a device. Throws Error when that backend was not built or has no device.
+Backend& backend_for(Device device);
+bool backend_available(Device device);
+
+// Kernel executions per op since the last reset (forward and backward counted apart).
+// Lets tests prove that inactive candidates were not computed.
+struct KernelCounts {
+  std::array<int64_t, kOpCount> forward{};
+  std::array<int64_t, kOpCount> backward{};
+};
+KernelCounts& kernel_counts();
+void reset_kernel_counts();
+
+}  // namespace cellgraph

@@ -1,0 +1,25 @@
+// The CPU kernel families. Each family file (conv.cpp, batch_norm.cpp, ...) defines its
+// forward/backward kernels and one add_*_kernels() that enters them in the table.
+#pragma once
+
+#include <array>
+
+#include "engine/backends/kernel.h"
+
+namespace cellgraph::cpu {
+
+using KernelTable = std::array<Kernel, kOpCount>;
+
+inline void set(KernelTable& table, OpKind kind, ForwardKernel forward, BackwardKernel backward) {
+  table[static_cast<size_t>(kind)] = Kernel{forward, backward};
+}
+
+void add_conv_kernels(KernelTable& table);        // conv2d
+void add_batch_norm_kernels(KernelTable& table);  // batch_norm
+void add_pool_kernels(KernelTable& table);        // max_pool, avg_pool, global_avg_pool
+void add_eltwise_kernels(KernelTable& table);     // relu, tanh, sigmoid, negate, add, mul, scale, dropout
+void add_matrix_kernels(KernelTable& table);      // linear, matmul, embedding
+void add_shape_kernels(KernelTable& table);       // concat, split, slice, zero, reshape, sum
+void add_softmax_kernels(KernelTable& table);     // softmax, log_softmax, cross_entropy
+
+}  // namespace cellgraph::cpu

@@ -1,0 +1,64 @@
+// Per-op attributes. Each op reads the one alternative its schema names; ops without
+// attributes carry NoAttrs.
+#pragma once
+
+#include <cstdint>
+#include <variant>
+#include <vector>
+
+#include "engine/tensor/shape.h"
+
+namespace cellgraph {
+
+struct NoAttrs {};
+
+struct ConvAttrs {
+  int stride = 1;
+  int padding = 0;
+  int dilation = 1;
+  int groups = 1;
+};
+
+struct PoolAttrs {
+  int kernel = 3;
+  int stride = 1;
+  int padding = 1;
+};
+
+struct BatchNormAttrs {
+  bool training = true;   // batch statistics + running-stat update, else running stats
+  float momentum = 0.1f;  // running = (1 - momentum) * running + momentum * batch
+  float eps = 1e-5f;
+};
+
+struct SplitAttrs {
+  std::vector<int64_t> sizes;  // channel counts of the pieces; they sum to C
+};
+
+struct SliceAttrs {
+  // One entry per dimension; end is exclusive and clamped to the extent.
+  std::vector<int64_t> starts, ends, steps;
+};
+
+struct ZeroAttrs {
+  int stride = 1;  // spatial stride: the DARTS `none` op at a reduction edge
+};
+
+struct CrossEntropyAttrs {
+  float label_smoothing = 0.0f;
+};
+
+struct DropoutAttrs {
+  float p = 0.5f;
+  bool training = true;
+  uint64_t seed = 0;  // the mask is a pure function of (seed, element index)
+};
+
+struct ReshapeAttrs {
+  Shape shape;
+};
+
+using Attrs = std::variant<NoAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, SplitAttrs, SliceAttrs,
+                           ZeroAttrs, CrossEntropyAttrs, DropoutAttrs, ReshapeAttrs>;
+
+}  // namespace cellgraph

@@ -1,0 +1,88 @@
+#include <memory>
+
+#include "engine/backends/backend.h"
+#include "engine/error.h"
+#include "ops/ops.h"
+#include "ops/schema.h"
+
+namespace cellgraph::ops {
+
+namespace {
+Device common_device(OpKind kind, const std::vector<Var>& inputs) {
+  const Var* first = nullptr;
+  for (const Var& v : inputs) {
+    if (!v.defined()) continue;
+    if (first == nullptr)
+      first = &v;
+    else if (v.device() != first->device())
+      throw error(op_name(kind), ": inputs on different devices (", device_name(first->device()),
+                  " and ", device_name(v.device()), ")");
+  }
+  CG_ASSERT(first != nullptr, op_name(kind), " called without any defined input");
+  return first->device();
+}
+}  // namespace
+
+std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& inputs) {
+  const OpSchema& s = schema(kind);
+  const int n = static_cast<int>(inputs.size());
+  CG_ASSERT(n >= s.min_inputs && (s.max_inputs < 0 || n <= s.max_inputs), op_name(kind),
+            " called with ", n, " inputs");
+  const Device device = common_device(kind, inputs);
+
+  std::vector<Shape> shapes(inputs.size());
+  std::vector<Tensor> values(inputs.size());
+  bool record = false;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) continue;
+    shapes[i] = inputs[i].shape();
+    values[i] = inputs[i].value();
+    record = record || (inputs[i].requires_grad() && (s.differentiable_inputs & bit(int(i))));
+  }
+  record = record && grad_enabled();
+
+  const std::vector<Shape> out_shapes = s.infer(attrs, shapes);
+  std::vector<Tensor> outputs;
+  outputs.reserve(out_shapes.size());
+  for (const Shape& shape : out_shapes) outputs.push_back(Tensor::empty(shape, device));
+
+  std::shared_ptr<Node> node = record ? std::make_shared<Node>() : nullptr;
+  const Kernel& kernel = backend_for(device).kernel(kind);
+  kernel.forward(ForwardCall{kind, attrs, values, outputs, node ? &node->saved : nullptr});
+  ++kernel_counts().forward[static_cast<size_t>(kind)];
+
+  std::vector<Var> result;
+  result.reserve(outputs.size());
+  for (const Tensor& t : outputs) result.emplace_back(t, record);
+  if (!node) return result;
+
+  node->kind = kind;
+  node->attrs = attrs;
+  node->device = device;
+  node->input_shapes = std::move(shapes);
+  node->output_shapes = out_shapes;
+  node->inputs.resize(inputs.size());
+  node->saved_inputs.resize(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Var& v = inputs[i];
+    if (!v.defined()) continue;
+    if (s.backward_reads_inputs & bit(int(i))) node->saved_inputs[i] = values[i];
+    NodeInput& in = node->inputs[i];
+    in.wants_grad = v.requires_grad() && (s.differentiable_inputs & bit(int(i)));
+    if (!in.wants_grad) continue;
+    if (v.is_leaf()) {
+      in.leaf = v.impl();
+    } else {
+      in.producer = v.impl()->producer;
+      in.output_index = v.impl()->output_index;
+    }
+  }
+  if (s.backward_reads_outputs) node->saved_outputs = outputs;
+  for (size_t i = 0; i < result.size(); ++i) {
+    result[i].impl()->producer = node;
+    result[i].impl()->output_index = static_cast<int>(i);
+  }
+  return result;
+}
+
+}  // namespace cellgraph::ops

@@ -1,0 +1,58 @@
+// Matrix ops: linear (x w^T + b), matmul, embedding lookup.
+#include "ops/ops.h"
+#include "ops/schema.h"
+#include "ops/shape_check.h"
+
+namespace cellgraph {
+
+namespace {
+std::vector<Shape> infer_linear(const Attrs&, const std::vector<Shape>& in) {
+  require_rank("linear", "input", in[0], 2);
+  require_rank("linear", "weight", in[1], 2);
+  if (in[0][1] != in[1][1])
+    throw error("linear: input has ", in[0][1], " features but the weight ", in[1].str(),
+                " expects ", in[1][1]);
+  if (in.size() > 2 && in[2].rank() != 0 && !(in[2] == Shape{in[1][0]}))
+    throw error("linear: bias must have shape [", in[1][0], "], got ", in[2].str());
+  return {Shape{in[0][0], in[1][0]}};
+}
+
+std::vector<Shape> infer_matmul(const Attrs&, const std::vector<Shape>& in) {
+  require_rank("matmul", "a", in[0], 2);
+  require_rank("matmul", "b", in[1], 2);
+  if (in[0][1] != in[1][0])
+    throw error("matmul: inner extents differ: ", in[0].str(), " x ", in[1].str());
+  return {Shape{in[0][0], in[1][1]}};
+}
+
+std::vector<Shape> infer_embedding(const Attrs&, const std::vector<Shape>& in) {
+  require_rank("embedding", "weight", in[0], 2);
+  require_rank("embedding", "indices", in[1], 1);
+  return {Shape{in[1][0], in[0][1]}};
+}
+}  // namespace
+
+OpSchema schema_linear() {
+  return {.name = "linear", .min_inputs = 2, .max_inputs = 3, .infer = infer_linear,
+          .backward_reads_inputs = bit(0) | bit(1)};
+}
+OpSchema schema_matmul() {
+  return {.name = "matmul", .min_inputs = 2, .max_inputs = 2, .infer = infer_matmul,
+          .backward_reads_inputs = bit(0) | bit(1)};
+}
+OpSchema schema_embedding() {
+  return {.name = "embedding", .min_inputs = 2, .max_inputs = 2, .infer = infer_embedding,
+          .differentiable_inputs = bit(0), .backward_reads_inputs = bit(1)};
+}
+
+namespace ops {
+Var linear(const Var& x, const Var& weight, const Var& bias) {
+  return apply(OpKind::linear, NoAttrs{}, {x, weight, bias})[0];
+}
+Var matmul(const Var& a, const Var& b) { return apply(OpKind::matmul, NoAttrs{}, {a, b})[0]; }
+Var embedding(const Var& weight, const Var& indices) {
+  return apply(OpKind::embedding, NoAttrs{}, {weight, indices})[0];
+}
+}  // namespace ops
+
+}  // namespace cellgraph

@@ -1,0 +1,41 @@
+// batch_norm over the channels of x[N,C,H,W] (or x[N,C]): training mode normalises with the
+// batch statistics (biased variance) and updates the running statistics in place with the
+// unbiased variance, as PyTorch does; eval mode uses the running statistics.
+#include "ops/ops.h"
+#include "ops/schema.h"
+#include "ops/shape_check.h"
+
+namespace cellgraph {
+
+namespace {
+std::vector<Shape> infer_batch_norm(const Attrs&, const std::vector<Shape>& in) {
+  const Shape& x = in[0];
+  if (x.rank() != 4 && x.rank() != 2)
+    throw error("batch_norm: input must be [N,C,H,W] or [N,C], got ", x.str());
+  const Shape c{x[1]};
+  const char* names[] = {"x", "gamma", "beta", "running_mean", "running_var"};
+  for (size_t i = 1; i < in.size(); ++i) {
+    if (in[i].rank() == 0 && (i == 1 || i == 2)) continue;  // affine off
+    if (!(in[i] == c))
+      throw error("batch_norm: ", names[i], " must have shape ", c.str(), ", got ", in[i].str());
+  }
+  if ((in[1].rank() == 0) != (in[2].rank() == 0))
+    throw error("batch_norm: gamma and beta must both be given or both be absent");
+  return {x};
+}
+}  // namespace
+
+OpSchema schema_batch_norm() {
+  return {.name = "batch_norm", .min_inputs = 5, .max_inputs = 5, .infer = infer_batch_norm,
+          .differentiable_inputs = bit(0) | bit(1) | bit(2),
+          .backward_reads_inputs = bit(0) | bit(1) | bit(2)};
+}
+
+namespace ops {
+Var batch_norm(const Var& x, const Var& gamma, const Var& beta, const Var& running_mean,
+               const Var& running_var, BatchNormAttrs attrs) {
+  return apply(OpKind::batch_norm, attrs, {x, gamma, beta, running_mean, running_var})[0];
+}
+}  // namespace ops
+
+}  // namespace cellgraph

@@ -1,0 +1,37 @@
+// What the dispatcher and the compiler need to know about an op, independent of backend:
+// its arity, its output shapes, and what its backward reads. Shape inference throws
+// cellgraph::Error with "<op>: <what is wrong; what was expected>"; callers add the place.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/tensor/shape.h"
+#include "ops/attrs.h"
+#include "ops/op_list.h"
+
+namespace cellgraph {
+
+// Shapes of the inputs; an absent optional input has rank 0.
+using ShapeInference = std::vector<Shape> (*)(const Attrs& attrs, const std::vector<Shape>& inputs);
+
+struct OpSchema {
+  const char* name = nullptr;
+  int min_inputs = 1;
+  int max_inputs = 1;  // -1: any number (concat)
+  ShapeInference infer = nullptr;
+  uint32_t differentiable_inputs = ~0u;   // bit i: input i can receive a gradient
+  uint32_t backward_reads_inputs = 0;     // bit i: the backward kernel reads input i's value
+  bool backward_reads_outputs = false;    // the backward kernel reads the outputs' values
+};
+
+const OpSchema& schema(OpKind kind);
+
+constexpr uint32_t bit(int i) { return 1u << i; }
+
+// One declaration per op: OpSchema schema_conv2d(); ... defined in the family files.
+#define CELLGRAPH_OP_SCHEMA_DECL(name) OpSchema schema_##name();
+CELLGRAPH_OP_LIST(CELLGRAPH_OP_SCHEMA_DECL)
+#undef CELLGRAPH_OP_SCHEMA_DECL
+
+}  // namespace cellgraph

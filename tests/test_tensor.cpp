@@ -1,0 +1,67 @@
+#include <doctest/doctest.h>
+
+#include "engine/backends/backend.h"
+#include "engine/error.h"
+#include "engine/tensor/allocator.h"
+#include "engine/tensor/random.h"
+#include "engine/tensor/tensor.h"
+
+using namespace cellgraph;
+
+TEST_CASE("tensor: views share storage and copies do not") {
+  Tensor t = Tensor::from_vector({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor r = t.reshape({3, 2});
+  CHECK(r.shares_storage_with(t));
+  CHECK(r.is_contiguous());
+  Tensor row = t.narrow(0, 1, 1);
+  CHECK(row.is_contiguous());
+  CHECK(row.to_vector() == std::vector<float>{4, 5, 6});
+  Tensor col = t.narrow(1, 1, 2);
+  CHECK_FALSE(col.is_contiguous());
+  CHECK(col.contiguous().to_vector() == std::vector<float>{2, 3, 5, 6});
+  Tensor c = t.clone();
+  CHECK_FALSE(c.shares_storage_with(t));
+  c.fill(0);
+  CHECK(t.to_vector()[0] == 1.0f);
+}
+
+TEST_CASE("allocator: freed blocks are reused and the peak is tracked") {
+  CachingAllocator& alloc = backend_for(Device::cpu).allocator();
+  alloc.release_cached();
+  alloc.reset_peak();
+  const MemoryStats before = alloc.stats();
+  { Tensor a = Tensor::empty({1000}); }
+  const size_t calls = alloc.stats().system_allocations;
+  { Tensor b = Tensor::empty({990}); }  // same 512-byte size class: served from the cache
+  CHECK(alloc.stats().system_allocations == calls);
+  CHECK(alloc.stats().peak_bytes >= before.in_use_bytes + 4000);
+  CHECK(alloc.stats().in_use_bytes == before.in_use_bytes);
+  CHECK(CachingAllocator::rounded_size(1) == 512);
+  CHECK(CachingAllocator::rounded_size(3u << 20) == (3u << 20));
+}
+
+TEST_CASE("rng: seeded streams repeat and uniforms stay in range") {
+  Rng a(42), b(42), c(43);
+  bool differs = false;
+  for (int i = 0; i < 100; ++i) {
+    const float x = a.uniform();
+    CHECK(x == b.uniform());
+    differs = differs || x != c.uniform();
+    CHECK(x >= 0.0f);
+    CHECK(x < 1.0f);
+  }
+  CHECK(differs);
+  double sum = 0, sq = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const double z = a.normal();
+    sum += z;
+    sq += z * z;
+  }
+  CHECK(std::abs(sum / 20000) < 0.05);
+  CHECK(std::abs(sq / 20000 - 1.0) < 0.05);
+}
+
+TEST_CASE("backend: a missing kernel is a named error, an unbuilt device too") {
+  CHECK(backend_for(Device::cpu).device() == Device::cpu);
+  if (!backend_available(Device::cuda)) CHECK_THROWS_AS(backend_for(Device::cuda), Error);
+}
