@@ -1,0 +1,80 @@
+// Mini-batches over a dataset (or a list of its item indices), reshuffled each epoch.
+// The order of epoch e is a pure function of (seed, e): Fisher-Yates over the index list
+// driven by an Rng seeded from both, so a checkpoint needs only position() to resume
+// exactly, on any machine.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/data/dataset.h"
+#include "engine/tensor/tensor.h"
+
+namespace cellgraph {
+
+struct BatchOptions {
+  int64_t batch_size = 64;
+  bool shuffle = true;     // false: every epoch walks the index list in order
+  bool drop_last = false;  // true: a final batch smaller than batch_size is skipped
+  uint64_t seed = 0;
+};
+
+struct Batch {
+  Tensor images;                 // [B, C, H, W] float32, CPU, a copy
+  Tensor labels;                 // [B] float32 class ids, as ops::cross_entropy takes them
+  std::vector<int64_t> indices;  // the dataset items in this batch
+};
+
+// Where an iterator stands: `batch` batches of epoch `epoch` are used. batch ==
+// batches_per_epoch() means the epoch is finished and next() starts epoch + 1.
+struct BatchPosition {
+  int64_t epoch = 0;
+  int64_t batch = 0;
+  bool operator==(const BatchPosition&) const = default;
+};
+
+class BatchIterator {
+ public:
+  // Over every item of the dataset, or over `indices` (items of it; repeats allowed). The
+  // iterator keeps its own copy of the Dataset handle (the images are shared, not copied).
+  // Throws cellgraph::Error when batch_size < 1, an index is out of range, or an epoch
+  // would have no batch (no items, or fewer than batch_size with drop_last).
+  BatchIterator(const Dataset& dataset, BatchOptions options);
+  BatchIterator(const Dataset& dataset, std::vector<int64_t> indices, BatchOptions options);
+  // Shorthand for the first form.
+  BatchIterator(const Dataset& dataset, int64_t batch_size, uint64_t seed = 0,
+                bool drop_last = false, bool shuffle = true);
+
+  // The next batch. After the last batch of an epoch the next call starts the following
+  // epoch (reshuffled), so one epoch is
+  //   for (int64_t b = 0; b < it.batches_per_epoch(); ++b) use(it.next());
+  Batch next();
+  // True when the current epoch's batches are all used (the next call starts a new epoch).
+  bool epoch_done() const { return batch_ == batches_per_epoch_; }
+
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  int64_t items_per_epoch() const { return static_cast<int64_t>(indices_.size()); }
+  const BatchOptions& options() const { return options_; }
+
+  BatchPosition position() const { return {epoch_, batch_}; }
+  // Restores a saved position; throws cellgraph::Error when it cannot belong to this
+  // iterator (negative, or batch > batches_per_epoch()).
+  void set_position(BatchPosition position);
+
+  // The item order of an epoch (what next() walks through), for tests and diagnostics.
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+
+ private:
+  void enter_epoch(int64_t epoch);
+  Batch make_batch(int64_t batch) const;
+
+  Dataset dataset_;
+  std::vector<int64_t> indices_;  // the base list, in the caller's order
+  std::vector<int64_t> order_;    // indices_ as shuffled for epoch_
+  BatchOptions options_;
+  int64_t batches_per_epoch_ = 0;
+  int64_t epoch_ = 0;
+  int64_t batch_ = 0;
+};
+
+}  // namespace cellgraph

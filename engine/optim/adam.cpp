@@ -1,0 +1,90 @@
+#include "engine/optim/adam.h"
+
+#include <cmath>
+
+#include "engine/error.h"
+
+namespace cellgraph {
+
+namespace {
+void require_unit_interval(const char* what, float value) {
+  if (!(value >= 0.0f && value < 1.0f))
+    throw error("adam: ", what, " ", value, " is invalid; expected a value in [0, 1)");
+}
+}  // namespace
+
+Adam::Adam(std::vector<Var> params, AdamOptions options)
+    : Optimizer(std::move(params), options.lr, "adam"), options_(options) {
+  require_unit_interval("beta1", options_.beta1);
+  require_unit_interval("beta2", options_.beta2);
+  if (!(options_.eps >= 0.0f) || !std::isfinite(options_.eps))
+    throw error("adam: eps ", options_.eps, " is invalid; expected a value >= 0");
+  if (!(options_.weight_decay >= 0.0f) || !std::isfinite(options_.weight_decay))
+    throw error("adam: weight decay ", options_.weight_decay, " is invalid; expected a value >= 0");
+  for (const Var& p : params_) {
+    m_.push_back(Tensor::zeros(p.shape()));
+    v_.push_back(Tensor::zeros(p.shape()));
+  }
+  steps_.assign(params_.size(), 0);
+}
+
+void Adam::step() {
+  const float b1 = options_.beta1;
+  const float b2 = options_.beta2;
+  const float eps = options_.eps;
+  const float wd = options_.weight_decay;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor grad = grad_for_step(i);
+    if (!grad.defined()) continue;  // the sparse-search rule: untouched, t included
+    const int64_t t = ++steps_[i];
+    // Scalars in double then rounded once, as PyTorch computes them in Python floats.
+    const double bias1 = 1.0 - std::pow(static_cast<double>(b1), static_cast<double>(t));
+    const double bias2 = 1.0 - std::pow(static_cast<double>(b2), static_cast<double>(t));
+    const float step_size = static_cast<float>(lr_ / bias1);
+    const float bias2_sqrt = static_cast<float>(std::sqrt(bias2));
+    float* w = params_[i].value().data();
+    float* m = m_[i].data();
+    float* v = v_[i].data();
+    const float* g_in = grad.data();
+    const int64_t n = grad.numel();
+#pragma omp parallel for if (n > detail::kOptimParallelThreshold)
+    for (int64_t k = 0; k < n; ++k) {
+      const float g = g_in[k] + wd * w[k];
+      m[k] = b1 * m[k] + (1.0f - b1) * g;
+      v[k] = b2 * v[k] + (1.0f - b2) * g * g;
+      const float denom = std::sqrt(v[k]) / bias2_sqrt + eps;
+      w[k] -= step_size * (m[k] / denom);
+    }
+  }
+}
+
+StateTensors Adam::state_tensors() const {
+  StateTensors out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    out.emplace_back(keys_[i] + "/step", step_count_tensor(steps_[i]));
+    out.emplace_back(keys_[i] + "/adam_m", m_[i].clone());
+    out.emplace_back(keys_[i] + "/adam_v", v_[i].clone());
+  }
+  return out;
+}
+
+void Adam::load_state_tensors(const StateTensors& state, const std::string& source) {
+  std::vector<StateSpec> specs;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    specs.push_back({keys_[i] + "/step", Shape{1}});
+    specs.push_back({keys_[i] + "/adam_m", params_[i].shape()});
+    specs.push_back({keys_[i] + "/adam_v", params_[i].shape()});
+  }
+  const std::vector<Tensor> loaded = checked_state(state, specs, source);
+  // Read every step count before changing anything so a bad checkpoint changes nothing.
+  std::vector<int64_t> counts(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i)
+    counts[i] = step_count_from(loaded[3 * i], specs[3 * i].key, source);
+  steps_ = counts;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    m_[i].copy_from(loaded[3 * i + 1]);
+    v_[i].copy_from(loaded[3 * i + 2]);
+  }
+}
+
+}  // namespace cellgraph
