@@ -26,7 +26,8 @@ std::vector<Shape> infer_global_avg_pool(const Attrs&, const std::vector<Shape>&
 }  // namespace
 
 OpSchema schema_max_pool() {
-  return {.name = "max_pool", .infer = infer_pool<kMaxPool>, .backward_reads_inputs = bit(0)};
+  // The backward reads the saved oneDNN workspace, not the input.
+  return {.name = "max_pool", .infer = infer_pool<kMaxPool>};
 }
 OpSchema schema_avg_pool() { return {.name = "avg_pool", .infer = infer_pool<kAvgPool>}; }
 OpSchema schema_global_avg_pool() {

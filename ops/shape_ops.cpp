@@ -46,6 +46,7 @@ std::vector<Shape> infer_split(const Attrs& attrs, const std::vector<Shape>& in)
 std::vector<Shape> infer_slice(const Attrs& attrs, const std::vector<Shape>& in) {
   const auto& a = std::get<SliceAttrs>(attrs);
   const Shape& x = in[0];
+  if (x.rank() > 5) throw error("slice: supports ranks up to 5, got ", x.str());
   const auto r = static_cast<size_t>(x.rank());
   if (a.starts.size() != r || a.ends.size() != r || a.steps.size() != r)
     throw error("slice: needs a start, end and step for each of the ", r, " dimensions");

@@ -47,8 +47,9 @@ Entry& cached(const std::string& key, Make&& make) {
   [&]() -> decltype(auto) {                                                           \
     try {                                                                             \
       return (__VA_ARGS__);                                                           \
-    } catch (const dnnl::error& e) {                                                  \
-      throw ::cellgraph::error("oneDNN call `", #__VA_ARGS__, "` failed: ", e.what(), \
-                               " (status ", static_cast<int>(e.status), ")");         \
+    } catch (const dnnl::error& cg_dnnl_error_) {                                     \
+      throw ::cellgraph::error("oneDNN call `", #__VA_ARGS__, "` failed: ",           \
+                               cg_dnnl_error_.what(), " (status ",                    \
+                               static_cast<int>(cg_dnnl_error_.status), ")");         \
     }                                                                                 \
   }()

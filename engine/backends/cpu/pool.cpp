@@ -1,7 +1,147 @@
+// Pooling: max and average (padding excluded from the count) on oneDNN, global average by
+// hand (a per-plane mean is one pass over memory; a primitive would add nothing).
+// Max pooling saves oneDNN's workspace (the argmax positions) for its backward, so the
+// backward needs neither x nor a recomputation; with no backward coming it runs the
+// inference primitive, which has no workspace.
+#include <string>
+
+#include "engine/backends/cpu/dnnl_context.h"
 #include "engine/backends/cpu/kernels.h"
 
 namespace cellgraph::cpu {
 
-void add_pool_kernels(KernelTable&) {}
+namespace {
+using dnnl::algorithm;
+using dnnl::memory;
+using dnnl::prop_kind;
+
+struct PoolGeometry {
+  memory::desc src, dst;
+  memory::dims strides, kernel, padding_l, padding_r;
+};
+
+PoolGeometry geometry(const PoolAttrs& a, const Shape& x, const Shape& y) {
+  // Symmetric padding: oneDNN only requires (in + l + r - k) / stride + 1 == out with
+  // integer division, the shape our schema inferred.
+  return {plain_desc(x),        plain_desc(y),          {a.stride, a.stride},
+          {a.kernel, a.kernel}, {a.padding, a.padding}, {a.padding, a.padding}};
+}
+
+std::string pool_key(const char* what, algorithm alg, const PoolAttrs& a, const Shape& x) {
+  return cache_key(what, '|', static_cast<int>(alg), '|', x.str(), "|k", a.kernel, "s", a.stride,
+                   "p", a.padding);
+}
+
+dnnl::pooling_forward::primitive_desc forward_pd(prop_kind prop, algorithm alg,
+                                                 const PoolGeometry& g) {
+  const dnnl::pooling_forward::desc d(prop, alg, g.src, g.dst, g.strides, g.kernel, g.padding_l,
+                                      g.padding_r);
+  return dnnl::pooling_forward::primitive_desc(d, dnnl_engine());
+}
+
+struct ForwardEntry {
+  dnnl::pooling_forward primitive;
+  memory::desc workspace;  // zero desc when the primitive has none
+};
+struct BackwardEntry {
+  dnnl::pooling_backward primitive;
+  memory::desc workspace;
+};
+
+template <algorithm Alg>
+void pool_forward(const ForwardCall& call) {
+  const auto& a = std::get<PoolAttrs>(call.attrs);
+  const Tensor x = call.inputs[0].contiguous();
+  Tensor& y = call.outputs[0];
+  // Only max pooling has a workspace; average pooling always runs the inference primitive.
+  const bool train = Alg == algorithm::pooling_max && call.saved != nullptr;
+  const prop_kind prop = train ? prop_kind::forward_training : prop_kind::forward_inference;
+  const PoolGeometry g = geometry(a, x.shape(), y.shape());
+  auto& entry = cached<ForwardEntry>(
+      pool_key(train ? "pool_fwd_train" : "pool_fwd_infer", Alg, a, x.shape()), [&] {
+        const auto pd = CG_DNNL(forward_pd(prop, Alg, g));
+        return ForwardEntry{CG_DNNL(dnnl::pooling_forward(pd)), pd.workspace_desc()};
+      });
+
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(x, g.src)},
+                                       {DNNL_ARG_DST, wrap(y, g.dst)}};
+  if (train) {
+    // The workspace is indices, not floats; a float tensor of at least its size holds it
+    // and lives in the node's saved list until the backward has run.
+    const int64_t floats = int64_t((entry.workspace.get_size() + 3) / 4);
+    Tensor ws = Tensor::empty({floats > 0 ? floats : 1});
+    args.emplace(DNNL_ARG_WORKSPACE, memory(entry.workspace, dnnl_engine(), ws.data()));
+    call.saved->push_back(ws);
+  }
+  CG_DNNL(entry.primitive.execute(dnnl_stream(), args));
+  CG_DNNL(dnnl_stream().wait());
+}
+
+template <algorithm Alg>
+void pool_backward(const BackwardCall& call) {
+  const auto& a = std::get<PoolAttrs>(call.attrs);
+  const Shape& xs = call.input_shapes[0];
+  const Tensor dy = call.grad_outputs[0].contiguous();
+  Tensor dx = call.grad_inputs[0];
+  if (!dx.defined()) return;
+  const PoolGeometry g = geometry(a, xs, dy.shape());
+  auto& entry = cached<BackwardEntry>(pool_key("pool_bwd", Alg, a, xs), [&] {
+    const dnnl::pooling_backward::desc d(Alg, g.src, g.dst, g.strides, g.kernel, g.padding_l,
+                                         g.padding_r);
+    // The hint is the forward the max-pool workspace came from (same desc, same choice).
+    const auto hint = CG_DNNL(forward_pd(prop_kind::forward_training, Alg, g));
+    const auto pd = CG_DNNL(dnnl::pooling_backward::primitive_desc(d, dnnl_engine(), hint));
+    return BackwardEntry{CG_DNNL(dnnl::pooling_backward(pd)), pd.workspace_desc()};
+  });
+
+  std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, wrap(dy, g.dst)},
+                                       {DNNL_ARG_DIFF_SRC, wrap(dx, g.src)}};
+  if (Alg == algorithm::pooling_max) {
+    CG_ASSERT(call.saved.size() == 1, "max_pool backward without the forward's workspace");
+    args.emplace(DNNL_ARG_WORKSPACE, memory(entry.workspace, dnnl_engine(), call.saved[0].data()));
+  }
+  CG_DNNL(entry.primitive.execute(dnnl_stream(), args));
+  CG_DNNL(dnnl_stream().wait());
+}
+
+void global_avg_pool_forward(const ForwardCall& call) {
+  const Tensor x = call.inputs[0].contiguous();
+  const int64_t planes = x.dim(0) * x.dim(1);
+  const int64_t size = x.dim(2) * x.dim(3);
+  const float* src = x.data();
+  float* dst = call.outputs[0].data();
+#pragma omp parallel for
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* plane = src + p * size;
+    double acc = 0;
+    for (int64_t k = 0; k < size; ++k) acc += plane[k];
+    dst[p] = float(acc / double(size));
+  }
+}
+
+void global_avg_pool_backward(const BackwardCall& call) {
+  Tensor dx = call.grad_inputs[0];
+  if (!dx.defined()) return;
+  const Tensor dy = call.grad_outputs[0].contiguous();
+  const Shape& xs = call.input_shapes[0];
+  const int64_t planes = xs[0] * xs[1];
+  const int64_t size = xs[2] * xs[3];
+  const float* src = dy.data();
+  float* dst = dx.data();
+#pragma omp parallel for
+  for (int64_t p = 0; p < planes; ++p) {
+    const float g = src[p] / float(size);
+    for (int64_t k = 0; k < size; ++k) dst[p * size + k] = g;
+  }
+}
+}  // namespace
+
+void add_pool_kernels(KernelTable& table) {
+  set(table, OpKind::max_pool, pool_forward<algorithm::pooling_max>,
+      pool_backward<algorithm::pooling_max>);
+  set(table, OpKind::avg_pool, pool_forward<algorithm::pooling_avg_exclude_padding>,
+      pool_backward<algorithm::pooling_avg_exclude_padding>);
+  set(table, OpKind::global_avg_pool, global_avg_pool_forward, global_avg_pool_backward);
+}
 
 }  // namespace cellgraph::cpu

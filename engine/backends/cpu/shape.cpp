@@ -1,7 +1,227 @@
+// Data-movement kernels: channel concat / split, strided slice, zero, reshape, full sum.
+// Concat (and split's backward, which is a concat of the piece gradients) runs as the
+// oneDNN concat primitive; the rest are copies that oneDNN has no primitive for.
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <vector>
+
+#include "engine/backends/cpu/dnnl_context.h"
 #include "engine/backends/cpu/kernels.h"
 
 namespace cellgraph::cpu {
 
-void add_shape_kernels(KernelTable&) {}
+namespace {
+void copy_into(const Tensor& dst, const Tensor& src) {
+  if (dst.data() == src.data()) return;
+  dst.copy_from(src);
+}
+
+// Elements per channel: the product of the extents after dim 1.
+int64_t per_channel(const Shape& s) {
+  int64_t inner = 1;
+  for (int d = 2; d < s.rank(); ++d) inner *= s[d];
+  return inner;
+}
+
+// Moves channel blocks between a whole [N, sum C_i, ...] tensor and its pieces
+// [N, C_i, ...] (C_i = channels[i]), in either direction: the hand path of concat and
+// split. An undefined piece is skipped (a gradient nobody wants).
+void channel_blocks(const std::vector<Tensor>& pieces, const std::vector<int64_t>& channels,
+                    const Tensor& whole, bool to_whole) {
+  const int64_t batch = whole.dim(0), total = whole.dim(1);
+  const int64_t inner = per_channel(whole.shape());
+  std::vector<int64_t> first(pieces.size() + 1, 0);  // first channel of each piece
+  for (size_t i = 0; i < pieces.size(); ++i) first[i + 1] = first[i] + channels[i];
+  float* w = whole.data();
+#pragma omp parallel for collapse(2)
+  for (int64_t n = 0; n < batch; ++n) {
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const int64_t c = channels[i];
+      const size_t bytes = sizeof(float) * size_t(c * inner);
+      if (bytes == 0 || !pieces[i].defined()) continue;
+      float* whole_block = w + (n * total + first[i]) * inner;
+      float* piece_block = pieces[i].data() + n * c * inner;
+      if (to_whole)
+        std::memcpy(whole_block, piece_block, bytes);
+      else
+        std::memcpy(piece_block, whole_block, bytes);
+    }
+  }
+}
+
+std::vector<int64_t> channels_of(const std::vector<Tensor>& pieces) {
+  std::vector<int64_t> channels;
+  channels.reserve(pieces.size());
+  for (const Tensor& t : pieces) channels.push_back(t.dim(1));
+  return channels;
+}
+
+struct Concat {
+  dnnl::concat prim;
+};
+
+// dst = concat of srcs along channels.
+void concat_into(const std::vector<Tensor>& srcs, const Tensor& dst) {
+  if (dst.numel() == 0) return;
+  const bool any_empty =
+      std::any_of(srcs.begin(), srcs.end(), [](const Tensor& t) { return t.numel() == 0; });
+  if (any_empty || dst.rank() > 5) {  // oneDNN rejects empty sources and rank > 5
+    channel_blocks(srcs, channels_of(srcs), dst, true);
+    return;
+  }
+  std::string key = cache_key("concat|", dst.shape().str());
+  for (const Tensor& t : srcs) key += t.shape().str();
+  auto& entry = cached<Concat>(key, [&] {
+    std::vector<dnnl::memory::desc> descs;
+    descs.reserve(srcs.size());
+    for (const Tensor& t : srcs) descs.push_back(plain_desc(t.shape()));
+    return Concat{dnnl::concat(
+        CG_DNNL(dnnl::concat::primitive_desc(plain_desc(dst.shape()), 1, descs, dnnl_engine())))};
+  });
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DST, wrap(dst)}};
+  for (size_t i = 0; i < srcs.size(); ++i)
+    args.emplace(DNNL_ARG_MULTIPLE_SRC + int(i), wrap(srcs[i]));
+  CG_DNNL(entry.prim.execute(dnnl_stream(), args));
+  dnnl_stream().wait();
+}
+
+std::vector<Tensor> contiguous_all(std::span<const Tensor> ts) {
+  std::vector<Tensor> out;
+  out.reserve(ts.size());
+  for (const Tensor& t : ts) out.push_back(t.contiguous());
+  return out;
+}
+
+void concat_forward(const ForwardCall& call) {
+  concat_into(contiguous_all(call.inputs), call.outputs[0]);
+}
+
+// Only the inputs that want a gradient get their block copied.
+void concat_backward(const BackwardCall& call) {
+  std::vector<int64_t> channels;
+  channels.reserve(call.input_shapes.size());
+  for (const Shape& s : call.input_shapes) channels.push_back(s[1]);
+  channel_blocks({call.grad_inputs.begin(), call.grad_inputs.end()}, channels,
+                 call.grad_outputs[0].contiguous(), false);
+}
+
+void split_forward(const ForwardCall& call) {
+  const std::vector<Tensor> pieces(call.outputs.begin(), call.outputs.end());
+  channel_blocks(pieces, channels_of(pieces), call.inputs[0].contiguous(), false);
+}
+
+void split_backward(const BackwardCall& call) {
+  if (call.grad_inputs[0].defined())
+    concat_into(contiguous_all(call.grad_outputs), call.grad_inputs[0]);
+}
+
+// ---- slice ------------------------------------------------------------------------------
+
+// A slice seen as rank 5 (leading extents of 1): out[i] = in[start + i * step] per dim.
+struct SliceMap {
+  std::array<int64_t, 5> out{}, start{}, step{}, in_stride{};
+};
+
+SliceMap slice_map(const SliceAttrs& a, const Shape& in, const Shape& out) {
+  CG_ASSERT(in.rank() <= 5, "slice supports rank <= 5, got ", in.str());
+  SliceMap m;
+  const int pad = 5 - in.rank();
+  m.out.fill(1);
+  m.step.fill(1);
+  const std::vector<int64_t> strides = in.contiguous_strides();
+  for (int d = 0; d < in.rank(); ++d) {
+    const auto i = size_t(d), j = size_t(d) + size_t(pad);
+    m.out[j] = out[d];
+    m.start[j] = a.starts[i];
+    m.step[j] = a.steps[i];
+    m.in_stride[j] = strides[i];
+  }
+  return m;
+}
+
+// Copies between the slice (contiguous, `sliced`) and its positions in `full`.
+void slice_copy(const SliceMap& m, float* full, float* sliced, bool to_sliced) {
+  const int64_t rows = m.out[0] * m.out[1] * m.out[2] * m.out[3];
+  const int64_t width = m.out[4];
+#pragma omp parallel for
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t rest = r, offset = m.start[4] * m.in_stride[4];
+    for (int d = 3; d >= 0; --d) {
+      const auto u = size_t(d);
+      offset += (m.start[u] + (rest % m.out[u]) * m.step[u]) * m.in_stride[u];
+      rest /= m.out[u];
+    }
+    float* s = sliced + r * width;
+    const int64_t hop = m.step[4] * m.in_stride[4];
+    for (int64_t k = 0; k < width; ++k) {
+      if (to_sliced)
+        s[k] = full[offset + k * hop];
+      else
+        full[offset + k * hop] = s[k];
+    }
+  }
+}
+
+void slice_forward(const ForwardCall& call) {
+  const Tensor x = call.inputs[0].contiguous();
+  const Tensor& y = call.outputs[0];
+  if (y.numel() == 0) return;
+  slice_copy(slice_map(std::get<SliceAttrs>(call.attrs), x.shape(), y.shape()), x.data(), y.data(),
+             true);
+}
+
+// Elements the slice skipped get zero; the selected ones get dy (no element is selected
+// twice, since every step is >= 1).
+void slice_backward(const BackwardCall& call) {
+  const Tensor& dx = call.grad_inputs[0];
+  if (!dx.defined()) return;
+  const Tensor dy = call.grad_outputs[0].contiguous();
+  dx.fill(0.0f);
+  if (dy.numel() == 0) return;
+  slice_copy(slice_map(std::get<SliceAttrs>(call.attrs), dx.shape(), dy.shape()), dx.data(),
+             dy.data(), false);
+}
+
+// ---- zero, reshape, sum -----------------------------------------------------------------
+
+void zero_forward(const ForwardCall& call) { call.outputs[0].fill(0.0f); }
+
+void reshape_forward(const ForwardCall& call) {
+  const Tensor& y = call.outputs[0];
+  copy_into(y, call.inputs[0].contiguous().reshape(y.shape()));
+}
+
+void reshape_backward(const BackwardCall& call) {
+  const Tensor& dx = call.grad_inputs[0];
+  if (dx.defined()) copy_into(dx, call.grad_outputs[0].contiguous().reshape(dx.shape()));
+}
+
+// A scalar loss over a whole tensor: summed in double so the order of threads does not
+// visibly change the result.
+void sum_forward(const ForwardCall& call) {
+  const Tensor x = call.inputs[0].contiguous();
+  const float* v = x.data();
+  const int64_t n = x.numel();
+  double total = 0.0;
+#pragma omp parallel for reduction(+ : total)
+  for (int64_t i = 0; i < n; ++i) total += double(v[i]);
+  call.outputs[0].data()[0] = static_cast<float>(total);
+}
+
+void sum_backward(const BackwardCall& call) {
+  const Tensor& dx = call.grad_inputs[0];
+  if (dx.defined()) dx.fill(call.grad_outputs[0].item());
+}
+}  // namespace
+
+void add_shape_kernels(KernelTable& table) {
+  set(table, OpKind::concat, concat_forward, concat_backward);
+  set(table, OpKind::split, split_forward, split_backward);
+  set(table, OpKind::slice, slice_forward, slice_backward);
+  set(table, OpKind::zero, zero_forward, nullptr);  // not differentiable: never recorded
+  set(table, OpKind::reshape, reshape_forward, reshape_backward);
+  set(table, OpKind::sum, sum_forward, sum_backward);
+}
 
 }  // namespace cellgraph::cpu

@@ -1,0 +1,197 @@
+// max_pool, avg_pool (padding excluded) and global_avg_pool on the CPU backend: forward and
+// backward against naive loops, the corner average worked by hand, finite differences,
+// input validation.
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "engine/error.h"
+#include "engine/tensor/random.h"
+#include "ops/ops.h"
+#include "tests/support/gradcheck.h"
+
+using namespace cellgraph;
+
+namespace {
+
+void check_close(const char* what, const std::vector<float>& got, const std::vector<double>& want,
+                 double atol = 1e-5, double rtol = 1e-5) {
+  REQUIRE(got.size() == want.size());
+  std::ostringstream msg;
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::fabs(double(got[i]) - want[i]) <= atol + rtol * std::fabs(want[i])) continue;
+    if (bad++ < 5) msg << what << "[" << i << "]: got " << got[i] << " want " << want[i] << "\n";
+  }
+  INFO(msg.str());
+  CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", got.size(), " elements differ");
+}
+
+Tensor random(const Shape& shape, uint64_t seed) {
+  Rng rng(seed);
+  return uniform_tensor(shape, -1.0f, 1.0f, rng);
+}
+
+// A shuffled ramp: every value distinct and 0.05 from its neighbours, so a finite-difference
+// step of 1e-2 never changes which element of a window is the maximum.
+Tensor separated(const Shape& shape, uint64_t seed) {
+  std::vector<float> v(size_t(shape.numel()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 0.05f * float(i) - 0.025f * float(v.size());
+  Rng rng(seed);
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[size_t(rng.below(i))]);
+  return Tensor::from_vector(shape, v);
+}
+
+struct PoolReference {
+  std::vector<double> y, dx;
+};
+
+// Windows clipped to the input; max takes the first largest value, average divides by the
+// number of in-bounds elements.
+PoolReference reference(bool is_max, const PoolAttrs& a, const Shape& s,
+                        const std::vector<float>& x, const std::vector<float>& dy) {
+  const int64_t planes = s[0] * s[1], h = s[2], w = s[3];
+  const int64_t oh = (h + 2 * a.padding - a.kernel) / a.stride + 1;
+  const int64_t ow = (w + 2 * a.padding - a.kernel) / a.stride + 1;
+  PoolReference r;
+  r.y.assign(size_t(planes * oh * ow), 0.0);
+  r.dx.assign(x.size(), 0.0);
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const size_t yi = size_t((p * oh + oy) * ow + ox);
+        double best = -std::numeric_limits<double>::infinity(), sum = 0;
+        size_t best_at = 0;
+        std::vector<size_t> window;
+        for (int64_t ky = 0; ky < a.kernel; ++ky)
+          for (int64_t kx = 0; kx < a.kernel; ++kx) {
+            const int64_t iy = oy * a.stride - a.padding + ky;
+            const int64_t ix = ox * a.stride - a.padding + kx;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+            const size_t xi = size_t((p * h + iy) * w + ix);
+            window.push_back(xi);
+            sum += x[xi];
+            if (x[xi] > best) {
+              best = x[xi];
+              best_at = xi;
+            }
+          }
+        if (is_max) {
+          r.y[yi] = best;
+          r.dx[best_at] += dy[yi];
+        } else {
+          r.y[yi] = sum / double(window.size());
+          for (size_t xi : window) r.dx[xi] += dy[yi] / double(window.size());
+        }
+      }
+  return r;
+}
+
+void check_case(bool is_max, const PoolAttrs& a, const Shape& shape) {
+  Var x(random(shape, 1), true);
+  Var y = is_max ? ops::max_pool(x, a) : ops::avg_pool(x, a);
+  const Tensor dy = random(y.shape(), 2);
+  y.backward(dy);
+  const PoolReference r = reference(is_max, a, shape, x.value().to_vector(), dy.to_vector());
+  check_close("y", y.value().to_vector(), r.y);
+  check_close("dx", x.grad().to_vector(), r.dx);
+  // Nothing recorded: the inference primitive (no workspace) gives the same forward.
+  Var y_infer = is_max ? ops::max_pool(x.detach(), a) : ops::avg_pool(x.detach(), a);
+  check_close("y (inference)", y_infer.value().to_vector(), r.y);
+}
+
+// Pooling is piecewise linear (max) or linear (average) in x, so central differences are
+// exact up to float rounding of the outputs (~1e-6 in L, ~1e-4 after dividing by 2 eps).
+// atol 1e-3 / rtol 1e-2 is a 10x margin; a wrong argmax or divisor errs by >= 0.1.
+testing::GradCheck pool_spec(OpKind kind, const PoolAttrs& a, const Tensor& x) {
+  testing::GradCheck spec;
+  spec.kind = kind;
+  spec.attrs = a;
+  if (kind == OpKind::global_avg_pool) spec.attrs = NoAttrs{};
+  spec.inputs = {x};
+  spec.eps = 1e-2f;
+  spec.atol = 1e-3f;
+  spec.rtol = 1e-2f;
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("max_pool: 3x3 stride 1 and 2, padding 1, matches the reference") {
+  check_case(true, {3, 1, 1}, {2, 3, 6, 6});
+  check_case(true, {3, 2, 1}, {2, 3, 6, 6});
+  check_case(true, {3, 2, 1}, {2, 3, 7, 7});
+  check_case(true, {2, 2, 0}, {1, 2, 6, 6});
+}
+
+TEST_CASE("avg_pool: 3x3 stride 1 and 2, padding 1, matches the reference") {
+  check_case(false, {3, 1, 1}, {2, 3, 6, 6});
+  check_case(false, {3, 2, 1}, {2, 3, 6, 6});
+  check_case(false, {3, 2, 1}, {2, 3, 7, 7});
+  check_case(false, {2, 2, 0}, {1, 2, 6, 6});  // the NATS-Bench residual shortcut
+}
+
+TEST_CASE("avg_pool: padding is excluded from the average") {
+  // x = 0..15 on a 4x4 plane; a 3x3 window with padding 1 at the top-left corner covers
+  // 0, 1, 4, 5 (mean 2.5, not 10 / 9), at the top edge 0, 1, 2, 4, 5, 6 (mean 3).
+  std::vector<float> v(16);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i);
+  Var x(Tensor::from_vector({1, 1, 4, 4}, v), true);
+  Var y = ops::avg_pool(x, {3, 1, 1});
+  const std::vector<float> out = y.value().to_vector();
+  CHECK(out[0] == doctest::Approx(2.5));
+  CHECK(out[1] == doctest::Approx(3.0));
+  CHECK(out[5] == doctest::Approx(5.0));    // interior: mean of 0..2, 4..6, 8..10
+  CHECK(out[15] == doctest::Approx(12.5));  // bottom-right: 10, 11, 14, 15
+  // Backward: the corner input 0 is in 4 windows, of 4, 6, 6 and 9 elements.
+  y.backward(Tensor::full({1, 1, 4, 4}, 1.0f));
+  CHECK(x.grad().to_vector()[0] == doctest::Approx(1.0 / 4 + 2.0 / 6 + 1.0 / 9));
+  // Constant input stays constant, even at the corners.
+  const Var ones(Tensor::full({1, 2, 5, 5}, 1.0f));
+  for (float e : ops::avg_pool(ones, {3, 2, 1}).value().to_vector())
+    CHECK(e == doctest::Approx(1.0));
+}
+
+TEST_CASE("global_avg_pool: forward and backward match the reference") {
+  const Shape shape{2, 3, 4, 5};
+  Var x(random(shape, 1), true);
+  Var y = ops::global_avg_pool(x);
+  CHECK(y.shape() == Shape{2, 3, 1, 1});
+  const Tensor dy = random({2, 3, 1, 1}, 2);
+  y.backward(dy);
+  const std::vector<float> xv = x.value().to_vector(), g = dy.to_vector();
+  std::vector<double> want_y(6, 0.0), want_dx(xv.size());
+  for (size_t i = 0; i < xv.size(); ++i) {
+    want_y[i / 20] += xv[i] / 20.0;
+    want_dx[i] = g[i / 20] / 20.0;
+  }
+  check_close("y", y.value().to_vector(), want_y);
+  check_close("dx", x.grad().to_vector(), want_dx);
+}
+
+TEST_CASE("max_pool: finite differences agree (well-separated inputs)") {
+  CHECK_GRADIENTS(pool_spec(OpKind::max_pool, {3, 1, 1}, separated({1, 2, 5, 5}, 3)));
+  CHECK_GRADIENTS(pool_spec(OpKind::max_pool, {3, 2, 1}, separated({2, 2, 5, 5}, 4)));
+}
+
+TEST_CASE("avg_pool: finite differences agree") {
+  CHECK_GRADIENTS(pool_spec(OpKind::avg_pool, {3, 1, 1}, random({1, 2, 5, 5}, 3)));
+  CHECK_GRADIENTS(pool_spec(OpKind::avg_pool, {3, 2, 1}, random({2, 2, 5, 5}, 4)));
+}
+
+TEST_CASE("global_avg_pool: finite differences agree") {
+  CHECK_GRADIENTS(pool_spec(OpKind::global_avg_pool, {}, random({2, 3, 4, 4}, 5)));
+}
+
+TEST_CASE("pool: invalid calls throw cellgraph::Error") {
+  const Var x3(random({2, 4, 4}, 1));
+  CHECK_THROWS_AS(ops::max_pool(x3), Error);  // rank
+  CHECK_THROWS_AS(ops::avg_pool(x3), Error);
+  CHECK_THROWS_AS(ops::global_avg_pool(x3), Error);
+  const Var x(random({1, 1, 4, 4}, 1));
+  CHECK_THROWS_AS(ops::max_pool(x, {3, 1, 2}), Error);  // padding more than half the window
+  CHECK_THROWS_AS(ops::avg_pool(x, {7, 1, 1}), Error);  // window larger than the input
+}

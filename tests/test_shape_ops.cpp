@@ -1,0 +1,149 @@
+// Data-movement ops on the CPU backend: concat, split, slice, zero, reshape, sum.
+//
+// Tolerances: gradcheck defaults (eps 1e-2, atol 1e-3, rtol 1e-2). Every op here is
+// linear in its input, so central differences are exact up to float32 rounding of L
+// (~1e-7 |L| / eps, about 1e-5 for these sizes).
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "engine/error.h"
+#include "engine/tensor/random.h"
+#include "ops/ops.h"
+#include "tests/support/gradcheck.h"
+
+using namespace cellgraph;
+using cellgraph::testing::GradCheck;
+
+namespace {
+// A gradcheck spec with the default tolerances (designated initializers would trip
+// -Wmissing-field-initializers for the members left at their defaults).
+GradCheck spec_of(OpKind kind, std::vector<Tensor> inputs, Attrs attrs = NoAttrs{}) {
+  GradCheck spec;
+  spec.kind = kind;
+  spec.attrs = std::move(attrs);
+  spec.inputs = std::move(inputs);
+  return spec;
+}
+
+Tensor random(const Shape& shape, uint64_t seed) {
+  Rng rng(seed);
+  return uniform_tensor(shape, -1.0f, 1.0f, rng);
+}
+
+// 0, 1, 2, ... in row-major order: every element names its own position.
+Tensor iota(const Shape& shape) {
+  std::vector<float> v(size_t(shape.numel()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i);
+  return Tensor::from_vector(shape, v);
+}
+}  // namespace
+
+TEST_CASE("concat: joins channels per sample") {
+  const Var a(Tensor::from_vector({2, 1, 2}, {1, 2, 3, 4}));
+  const Var b(Tensor::from_vector({2, 2, 2}, {10, 11, 12, 13, 14, 15, 16, 17}));
+  const Var y = ops::concat({a, b});
+  CHECK(y.shape() == Shape{2, 3, 2});
+  CHECK(y.value().to_vector() == std::vector<float>{1, 2, 10, 11, 12, 13, 3, 4, 14, 15, 16, 17});
+  const Var rank2 = ops::concat(
+      {Var(Tensor::from_vector({2, 1}, {1, 2})), Var(Tensor::from_vector({2, 2}, {3, 4, 5, 6}))});
+  CHECK(rank2.value().to_vector() == std::vector<float>{1, 3, 4, 2, 5, 6});
+}
+
+TEST_CASE("concat: gradient of every input (four NCHW pieces)") {
+  CHECK_GRADIENTS(spec_of(OpKind::concat, {random({2, 1, 2, 3}, 1), random({2, 2, 2, 3}, 2),
+                                           random({2, 3, 2, 3}, 3), random({2, 1, 2, 3}, 4)}));
+}
+
+TEST_CASE("concat: only the inputs that want a gradient get one") {
+  const Var a(random({1, 2, 2}, 5), true), b(random({1, 3, 2}, 6), false);
+  const Var y = ops::concat({a, b});
+  y.backward(iota({1, 5, 2}));
+  CHECK(a.grad().to_vector() == std::vector<float>{0, 1, 2, 3});
+  CHECK_FALSE(b.has_grad());
+}
+
+TEST_CASE("concat: inputs that disagree outside channels are a user error") {
+  CHECK_THROWS_AS(ops::concat({Var(Tensor::zeros({2, 1, 3})), Var(Tensor::zeros({2, 1, 4}))}),
+                  Error);
+}
+
+TEST_CASE("split: pieces along channels, and concat undoes it") {
+  const Tensor x = iota({2, 3, 2});
+  const std::vector<Var> parts = ops::split(Var(x), {1, 2});
+  REQUIRE(parts.size() == 2);
+  CHECK(parts[0].value().to_vector() == std::vector<float>{0, 1, 6, 7});
+  CHECK(parts[1].value().to_vector() == std::vector<float>{2, 3, 4, 5, 8, 9, 10, 11});
+  CHECK(ops::concat(parts).value().to_vector() == x.to_vector());
+  CHECK_THROWS_AS(ops::split(Var(x), {1, 1}), Error);
+}
+
+TEST_CASE("split: gradient through all outputs") {
+  CHECK_GRADIENTS(spec_of(OpKind::split, {random({2, 6, 2, 2}, 7)}, SplitAttrs{{2, 1, 3}}));
+}
+
+TEST_CASE("slice: pixel shift with the end clamped to the extent") {
+  // DARTS' factorized reduce shifts by one pixel: x[:, :, 1:, 1:].
+  const Tensor x = iota({1, 2, 3, 3});
+  const SliceAttrs shift{{0, 0, 1, 1}, {1, 2, 100, 100}, {1, 1, 1, 1}};
+  const Var y = ops::slice(Var(x), shift);
+  CHECK(y.shape() == Shape{1, 2, 2, 2});
+  CHECK(y.value().to_vector() == std::vector<float>{4, 5, 7, 8, 13, 14, 16, 17});
+}
+
+TEST_CASE("slice: steps in several dimensions, ranks 1 to 5") {
+  const Var v1 = ops::slice(Var(iota({7})), SliceAttrs{{1}, {7}, {3}});
+  CHECK(v1.value().to_vector() == std::vector<float>{1, 4});
+  const Var v3 = ops::slice(Var(iota({2, 3, 4})), SliceAttrs{{1, 0, 1}, {2, 3, 4}, {1, 2, 2}});
+  CHECK(v3.value().to_vector() == std::vector<float>{13, 15, 21, 23});
+  const Var v5 = ops::slice(Var(iota({2, 2, 2, 2, 3})),
+                            SliceAttrs{{1, 0, 1, 0, 2}, {2, 2, 2, 1, 3}, {1, 1, 1, 1, 1}});
+  // Elements [1, c, 1, 0, 2] for c = 0, 1: 24 + 12c + 6 + 2.
+  CHECK(v5.value().to_vector() == std::vector<float>{32, 44});
+  CHECK_THROWS_AS(ops::slice(Var(iota({4})), SliceAttrs{{4}, {9}, {1}}), Error);
+}
+
+TEST_CASE("slice: gradient scatters into zeros") {
+  CHECK_GRADIENTS(spec_of(OpKind::slice, {random({2, 3, 4, 5}, 8)},
+                          SliceAttrs{{0, 1, 1, 0}, {2, 3, 5, 5}, {1, 1, 2, 3}}));
+  const Var x(Tensor::zeros({5}), true);
+  ops::slice(x, SliceAttrs{{1}, {5}, {2}}).backward(Tensor::from_vector({2}, {7, 9}));
+  CHECK(x.grad().to_vector() == std::vector<float>{0, 7, 0, 9, 0});
+}
+
+TEST_CASE("zero: fills zeros, divides H and W by the stride, records nothing") {
+  const Var x(Tensor::full({2, 3, 5, 4}, 3.0f), true);
+  const Var y = ops::zero(x);
+  CHECK(y.value().to_vector() == std::vector<float>(120, 0.0f));
+  const Var strided = ops::zero(x, 2);
+  CHECK(strided.shape() == Shape{2, 3, 3, 2});
+  CHECK(strided.value().to_vector() == std::vector<float>(36, 0.0f));
+  CHECK_FALSE(y.requires_grad());
+  CHECK(y.is_leaf());
+}
+
+TEST_CASE("reshape: same data, new shape, gradient copied back") {
+  const Tensor x = iota({2, 6});
+  const Var y = ops::reshape(Var(x), {3, 2, 2});
+  CHECK(y.shape() == Shape{3, 2, 2});
+  CHECK(y.value().to_vector() == x.to_vector());
+  CHECK_FALSE(y.value().shares_storage_with(x));
+  CHECK_THROWS_AS(ops::reshape(Var(x), {5}), Error);
+  CHECK_GRADIENTS(spec_of(OpKind::reshape, {random({2, 6}, 9)}, ReshapeAttrs{Shape{4, 3}}));
+}
+
+TEST_CASE("sum: adds every element into one, accumulating in double") {
+  CHECK(ops::sum(Var(iota({3, 4}))).value().item() == 66.0f);
+  // 2^24 + 1 ones and a float running sum would stop at 2^24; double does not.
+  const int64_t n = (int64_t(1) << 24) + 2;
+  const float total = ops::sum(Var(Tensor::full({n}, 1.0f))).value().item();
+  CHECK(double(total) == doctest::Approx(double(n)).epsilon(1e-7));
+  CHECK(total > 16777216.0f);
+}
+
+TEST_CASE("sum: gradient broadcasts the output gradient") {
+  CHECK_GRADIENTS(spec_of(OpKind::sum, {random({2, 3, 2}, 10)}));
+  const Var x(Tensor::zeros({2, 2}), true);
+  ops::sum(x).backward(Tensor::from_vector({1}, {2.5f}));
+  CHECK(x.grad().to_vector() == std::vector<float>{2.5f, 2.5f, 2.5f, 2.5f});
+}
