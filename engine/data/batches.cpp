@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "engine/error.h"
 
@@ -15,19 +16,31 @@ std::vector<int64_t> all_items(const Dataset& dataset) {
   return out;
 }
 
-// Decorrelates (seed, epoch) pairs so that seed s, epoch e+1 and seed s+1, epoch e differ.
-uint64_t epoch_seed(uint64_t seed, int64_t epoch) {
-  uint64_t z =
-      seed ^ (static_cast<uint64_t>(epoch) * 0xD1B54A32D192ED03ull + 0x9E3779B97F4A7C15ull);
+// The splitmix64 finaliser: a bijection that spreads every input bit over the output.
+uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
 
+// Decorrelates (seed, epoch) pairs so that seed s, epoch e+1 and seed s+1, epoch e differ.
+uint64_t epoch_seed(uint64_t seed, int64_t epoch) {
+  return mix64(seed ^
+               (static_cast<uint64_t>(epoch) * 0xD1B54A32D192ED03ull + 0x9E3779B97F4A7C15ull));
+}
+
 }  // namespace
 
+uint64_t batch_augment_seed(uint64_t seed, int64_t epoch, int64_t batch) {
+  // The constant separates this stream from epoch_seed's; mixing after each input keeps
+  // (epoch, batch) and (epoch + 1, batch - k) apart.
+  uint64_t z = mix64(seed ^ 0x6A09E667F3BCC909ull);
+  z = mix64(z + static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ull);
+  return mix64(z + static_cast<uint64_t>(batch) * 0xD1B54A32D192ED03ull);
+}
+
 BatchIterator::BatchIterator(const Dataset& dataset, BatchOptions options)
-    : BatchIterator(dataset, all_items(dataset), options) {}
+    : BatchIterator(dataset, all_items(dataset), std::move(options)) {}
 
 BatchIterator::BatchIterator(const Dataset& dataset, int64_t batch_size, uint64_t seed,
                              bool drop_last, bool shuffle)
@@ -38,7 +51,7 @@ BatchIterator::BatchIterator(const Dataset& dataset, int64_t batch_size, uint64_
 
 BatchIterator::BatchIterator(const Dataset& dataset, std::vector<int64_t> indices,
                              BatchOptions options)
-    : dataset_(dataset), indices_(std::move(indices)), options_(options) {
+    : dataset_(dataset), indices_(std::move(indices)), options_(std::move(options)) {
   if (options_.batch_size < 1)
     throw error(display_name(dataset_), ": batch size ", options_.batch_size,
                 "; expected at least 1");
@@ -56,6 +69,11 @@ BatchIterator::BatchIterator(const Dataset& dataset, std::vector<int64_t> indice
     throw error(display_name(dataset_), ": ", n, " items make no batch of ", options_.batch_size,
                 options_.drop_last ? " with drop_last" : "",
                 "; expected at least one batch per epoch");
+  try {
+    check_augment_options(options_.augment, dataset_.images.dim(1));
+  } catch (const Error& e) {
+    throw error(display_name(dataset_), ": ", e.what());
+  }
   // Images are copied out per item with memcpy; a contiguous handle makes that valid.
   dataset_.images = dataset_.images.contiguous();
   enter_epoch(0);
@@ -110,6 +128,10 @@ Batch BatchIterator::make_batch(int64_t batch) const {
     const int64_t at = out.indices[static_cast<size_t>(i)];
     std::memcpy(dst + i * item, src + at * item, static_cast<size_t>(item) * sizeof(float));
     labels[i] = static_cast<float>(dataset_.labels[static_cast<size_t>(at)]);
+  }
+  if (options_.augment.enabled()) {
+    Rng rng(batch_augment_seed(options_.seed, epoch_, batch));
+    augment(out.images, options_.augment, rng);
   }
   return out;
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/data/augment.h"
 #include "engine/data/dataset.h"
 #include "engine/tensor/tensor.h"
 
@@ -17,7 +18,14 @@ struct BatchOptions {
   bool shuffle = true;     // false: every epoch walks the index list in order
   bool drop_last = false;  // true: a final batch smaller than batch_size is skipped
   uint64_t seed = 0;
+  // Applied to every batch (default: off) with Rng(batch_augment_seed(seed, epoch, batch)),
+  // so a batch's augmentation depends only on its position, not on the batches before it.
+  AugmentOptions augment = {};
 };
+
+// The seed of the Rng that augments batch `batch` of epoch `epoch`; independent of the
+// shuffling stream of the same seed.
+uint64_t batch_augment_seed(uint64_t seed, int64_t epoch, int64_t batch);
 
 struct Batch {
   Tensor images;                 // [B, C, H, W] float32, CPU, a copy
@@ -37,16 +45,17 @@ class BatchIterator {
  public:
   // Over every item of the dataset, or over `indices` (items of it; repeats allowed). The
   // iterator keeps its own copy of the Dataset handle (the images are shared, not copied).
-  // Throws cellgraph::Error when batch_size < 1, an index is out of range, or an epoch
-  // would have no batch (no items, or fewer than batch_size with drop_last).
+  // Throws cellgraph::Error when batch_size < 1, an index is out of range, an epoch would
+  // have no batch (no items, or fewer than batch_size with drop_last), or the augmentation
+  // options are invalid (check_augment_options).
   BatchIterator(const Dataset& dataset, BatchOptions options);
   BatchIterator(const Dataset& dataset, std::vector<int64_t> indices, BatchOptions options);
   // Shorthand for the first form.
   BatchIterator(const Dataset& dataset, int64_t batch_size, uint64_t seed = 0,
                 bool drop_last = false, bool shuffle = true);
 
-  // The next batch. After the last batch of an epoch the next call starts the following
-  // epoch (reshuffled), so one epoch is
+  // The next batch, augmented when options().augment is enabled. After the last batch of
+  // an epoch the next call starts the following epoch (reshuffled), so one epoch is
   //   for (int64_t b = 0; b < it.batches_per_epoch(); ++b) use(it.next());
   Batch next();
   // True when the current epoch's batches are all used (the next call starts a new epoch).

@@ -65,8 +65,8 @@ Dataset load_mnist_layout(const std::string& dir, Split split, const std::string
     std::error_code ec;
     if (std::filesystem::exists(base.string() + ".gz", ec)) return base.string() + ".gz";
     if (std::filesystem::exists(base, ec)) return base.string();
-    throw error(dir, ": no ", prefix + stem, ".gz (or unpacked ", prefix + stem,
-                "); expected the ", title, " files", advice);
+    throw error(dir, ": no ", prefix + stem, ".gz (or unpacked ", prefix + stem, "); expected the ",
+                title, " files", advice);
   };
   const std::string images = find("-images-idx3-ubyte");
   const std::string labels = find("-labels-idx1-ubyte");
