@@ -2,6 +2,7 @@
 find_package(dnnl CONFIG REQUIRED)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(ZLIB REQUIRED)
+find_package(nlohmann_json 3 CONFIG REQUIRED)
 find_package(Threads REQUIRED)
 if(CELLGRAPH_BUILD_TESTS)
   find_package(doctest CONFIG REQUIRED)

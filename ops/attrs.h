@@ -58,7 +58,16 @@ struct ReshapeAttrs {
   Shape shape;
 };
 
+// A mixed edge: output = sum_i coef[row, columns[i]] * x_i. The coefficient matrix holds
+// one row per edge of a cell type, so every cell instance reads its row of one shared
+// matrix; only the columns of the candidates that ran are listed.
+struct WeightedSumAttrs {
+  int32_t row = 0;
+  std::vector<int32_t> columns;  // one per summed input
+};
+
 using Attrs = std::variant<NoAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, SplitAttrs, SliceAttrs,
-                           ZeroAttrs, CrossEntropyAttrs, DropoutAttrs, ReshapeAttrs>;
+                           ZeroAttrs, CrossEntropyAttrs, DropoutAttrs, ReshapeAttrs,
+                           WeightedSumAttrs>;
 
 }  // namespace cellgraph

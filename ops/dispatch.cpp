@@ -37,7 +37,7 @@ std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& 
     if (!inputs[i].defined()) continue;
     shapes[i] = inputs[i].shape();
     values[i] = inputs[i].value();
-    record = record || (inputs[i].requires_grad() && (s.differentiable_inputs & bit(int(i))));
+    record = record || (inputs[i].requires_grad() && has_bit(s.differentiable_inputs, i));
   }
   record = record && grad_enabled();
 
@@ -66,9 +66,9 @@ std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& 
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Var& v = inputs[i];
     if (!v.defined()) continue;
-    if (s.backward_reads_inputs & bit(int(i))) node->saved_inputs[i] = values[i];
+    if (has_bit(s.backward_reads_inputs, i)) node->saved_inputs[i] = values[i];
     NodeInput& in = node->inputs[i];
-    in.wants_grad = v.requires_grad() && (s.differentiable_inputs & bit(int(i)));
+    in.wants_grad = v.requires_grad() && has_bit(s.differentiable_inputs, i);
     if (!in.wants_grad) continue;
     if (v.is_leaf()) {
       in.leaf = v.impl();

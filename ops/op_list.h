@@ -29,7 +29,10 @@
   X(dropout)          /* x -> x * mask / (1 - p) in training, x in eval              */ \
   X(embedding)        /* weight[V,D], indices[N] -> [N,D]                            */ \
   X(reshape)          /* x -> the same data with another shape                       */ \
-  X(sum)              /* x -> sum of all elements : [1]                              */
+  X(flatten)          /* x[N, ...] -> [N, prod(...)] (batch-independent reshape)     */ \
+  X(sum)              /* x -> sum of all elements : [1]                              */ \
+  X(add_n)            /* x_0..x_k (same shape) -> their sum                          */ \
+  X(weighted_sum)     /* x_0..x_k, coef[R,K] -> sum_i coef[row, column_i] * x_i      */
 
 namespace cellgraph {
 

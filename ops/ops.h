@@ -39,6 +39,11 @@ Var cross_entropy(const Var& logits, const Var& labels, float label_smoothing = 
 Var dropout(const Var& x, float p, bool training, uint64_t seed);
 Var embedding(const Var& weight, const Var& indices);
 Var reshape(const Var& x, const Shape& shape);
+Var flatten(const Var& x);  // [N, ...] -> [N, rest]
 Var sum(const Var& x);
+Var add_n(const std::vector<Var>& xs);
+// sum_i coefficients[row, columns[i]] * xs[i]; coefficients is a [rows, K] matrix.
+Var weighted_sum(const std::vector<Var>& xs, const Var& coefficients, int32_t row,
+                 std::vector<int32_t> columns);
 
 }  // namespace cellgraph::ops

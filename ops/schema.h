@@ -20,14 +20,17 @@ struct OpSchema {
   int min_inputs = 1;
   int max_inputs = 1;  // -1: any number (concat)
   ShapeInference infer = nullptr;
-  uint32_t differentiable_inputs = ~0u;   // bit i: input i can receive a gradient
-  uint32_t backward_reads_inputs = 0;     // bit i: the backward kernel reads input i's value
+  // Input bit masks: bit i is input i; bit 31 stands for input 31 and every later one
+  // (variadic ops). Read them with has_bit().
+  uint32_t differentiable_inputs = ~0u;   // input i can receive a gradient
+  uint32_t backward_reads_inputs = 0;     // the backward kernel reads input i's value
   bool backward_reads_outputs = false;    // the backward kernel reads the outputs' values
 };
 
 const OpSchema& schema(OpKind kind);
 
-constexpr uint32_t bit(int i) { return 1u << i; }
+constexpr uint32_t bit(int i) { return 1u << (i < 31 ? i : 31); }
+constexpr bool has_bit(uint32_t mask, size_t i) { return (mask & bit(static_cast<int>(i))) != 0; }
 
 // One declaration per op: OpSchema schema_conv2d(); ... defined in the family files.
 #define CELLGRAPH_OP_SCHEMA_DECL(name) OpSchema schema_##name();

@@ -149,4 +149,15 @@ NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false;
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 bool grad_enabled() { return g_grad_enabled; }
 
+FreezeGuard::FreezeGuard(const std::vector<Var>& vars) : vars_(vars) {
+  for (const Var& v : vars_) {
+    previous_.push_back(v.impl()->requires_grad);
+    v.impl()->requires_grad = false;
+  }
+}
+
+FreezeGuard::~FreezeGuard() {
+  for (size_t i = 0; i < vars_.size(); ++i) vars_[i].impl()->requires_grad = previous_[i];
+}
+
 }  // namespace cellgraph

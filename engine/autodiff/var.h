@@ -100,4 +100,18 @@ class NoGradGuard {
 };
 bool grad_enabled();
 
+// While alive, these leaves do not require a gradient: ops still record the path to other
+// leaves (e.g. architecture weights) but no backward kernel forms their gradients.
+class FreezeGuard {
+ public:
+  explicit FreezeGuard(const std::vector<Var>& vars);
+  ~FreezeGuard();
+  FreezeGuard(const FreezeGuard&) = delete;
+  FreezeGuard& operator=(const FreezeGuard&) = delete;
+
+ private:
+  std::vector<Var> vars_;
+  std::vector<bool> previous_;
+};
+
 }  // namespace cellgraph

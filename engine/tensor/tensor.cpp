@@ -109,7 +109,7 @@ void copy_strided(const Tensor& dst, const Tensor& src) {
 }
 }  // namespace
 
-void Tensor::copy_from(const Tensor& src) {
+void Tensor::copy_from(const Tensor& src) const {
   CG_ASSERT(src.shape() == shape_, "copy_from ", src.shape().str(), " into ", shape_.str());
   if (numel() == 0) return;
   if (is_contiguous() && src.is_contiguous()) {
@@ -120,7 +120,7 @@ void Tensor::copy_from(const Tensor& src) {
   }
 }
 
-void Tensor::fill(float value) {
+void Tensor::fill(float value) const {
   CG_ASSERT(is_contiguous(), "fill of a non-contiguous view");
   backend_for(device_).fill(data(), numel(), value);
 }

@@ -63,8 +63,9 @@ class Tensor {
   Tensor contiguous() const;  // this, or a contiguous copy
   Tensor clone() const;       // always a new contiguous copy
   Tensor to(Device device) const;
-  void copy_from(const Tensor& src);  // same shape; any devices
-  void fill(float value);             // contiguous tensors only
+  // Write through the view (the view itself is unchanged, hence const).
+  void copy_from(const Tensor& src) const;  // same shape; any devices
+  void fill(float value) const;             // contiguous tensors only
 
   std::vector<float> to_vector() const;  // contiguous host copy
   float item() const;                    // the value of a one-element tensor

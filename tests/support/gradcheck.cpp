@@ -40,7 +40,7 @@ GradCheckResult run_gradcheck(const GradCheck& spec) {
   if (check.empty()) {
     const uint32_t diff = schema(spec.kind).differentiable_inputs;
     for (size_t i = 0; i < spec.inputs.size(); ++i)
-      if (spec.inputs[i].defined() && (diff & bit(int(i)))) check.push_back(int(i));
+      if (spec.inputs[i].defined() && has_bit(diff, i)) check.push_back(int(i));
   }
   // Work on private copies: the numeric pass perturbs them in place.
   std::vector<Tensor> inputs;

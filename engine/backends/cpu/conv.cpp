@@ -1,7 +1,262 @@
+// conv2d on oneDNN: forward, backward data and backward weights (+ bias), each primitive
+// created once per shape and attribute set and cached. Our tensors stay plain (nchw, and
+// weight [O, C/g, kh, kw], bit-identical to oihw / goihw [g, O/g, C/g, kh, kw]); a
+// primitive that runs faster on blocked layouts gets its arguments reordered through
+// scratch (conv_layout.h).
+//
+// Layout rule, per primitive kind (forward / backward data / backward weights), decided
+// when the entry is created:
+//   1. Ask oneDNN with format_tag::any. If it picks a direct kernel (jit, jit_dw, brgconv,
+//      ...) use it, reorders included: on plain layouts oneDNN only has im2col + GEMM, 2-4x
+//      slower for a 3x3 conv and 5-20x for depthwise ones, reorders counted.
+//   2. Except a 1x1, stride 1, unpadded, ungrouped conv: there plain GEMM needs no im2col
+//      (one sgemm per image), and at our channel counts (<= 64) reordering src and dst
+//      costs about what jit_1x1 saves (forward and data gradient: plain is faster). Its
+//      weight gradient is 0.2 ms faster blocked on one idle core, but jit_1x1's spin
+//      barriers lose whole scheduler ticks when a thread is preempted: 8-12 ms instead of
+//      0.3-4.6 ms plain with two threads on a loaded machine, so plain there too.
+//   3. If oneDNN has only GEMM even with any (depthwise backward with dilation, or with
+//      kernels other than 3x3 for weights), a depthwise conv runs our own loops
+//      (conv_layout.h), many times faster than GEMM there; other convs run GEMM plain.
+// The numbers behind this are in bench/conv_layout_probe.cpp's header.
+#include <string>
+
+#include "engine/backends/cpu/conv_layout.h"
+#include "engine/backends/cpu/dnnl_context.h"
 #include "engine/backends/cpu/kernels.h"
 
 namespace cellgraph::cpu {
 
-void add_conv_kernels(KernelTable&) {}
+namespace {
+using dnnl::algorithm;
+using dnnl::memory;
+using dnnl::prop_kind;
+
+struct ConvGeometry {
+  memory::desc src, weights, bias, dst;  // bias is the zero desc when there is none
+  memory::dims strides, dilates, padding_l, padding_r;
+};
+
+ConvGeometry geometry(const ConvAttrs& a, const Shape& x, const Shape& w, bool with_bias,
+                      const Shape& y) {
+  ConvGeometry g;
+  g.src = plain_desc(x);
+  g.dst = plain_desc(y);
+  if (a.groups == 1) {
+    g.weights = plain_desc(w);
+  } else {
+    g.weights = memory::desc({a.groups, w[0] / a.groups, w[1], w[2], w[3]}, memory::data_type::f32,
+                             memory::format_tag::goihw);
+  }
+  if (with_bias) g.bias = plain_desc(Shape{w[0]});
+  g.strides = {a.stride, a.stride};
+  g.dilates = {a.dilation - 1, a.dilation - 1};  // oneDNN counts the gaps, not the step
+  // Symmetric padding: oneDNN only requires (in + l + r - span) / stride + 1 == out with
+  // integer division, which is the shape our schema inferred.
+  g.padding_l = {a.padding, a.padding};
+  g.padding_r = {a.padding, a.padding};
+  return g;
+}
+
+// The same geometry with src, weights and dst left to oneDNN (the bias stays plain).
+ConvGeometry any_layout(ConvGeometry g) {
+  for (memory::desc* d : {&g.src, &g.weights, &g.dst})
+    *d = memory::desc(d->dims(), memory::data_type::f32, memory::format_tag::any);
+  return g;
+}
+
+// Rule 2 of the header.
+bool im2col_free(const ConvAttrs& a, const Shape& w) {
+  return w[2] == 1 && w[3] == 1 && a.stride == 1 && a.padding == 0 && a.groups == 1;
+}
+
+bool is_depthwise(const ConvAttrs& a, const Shape& x, const Shape& w) {
+  return a.groups > 1 && a.groups == x[1] && w[0] == a.groups && w[1] == 1;
+}
+
+DepthwiseShape depthwise_shape(const ConvAttrs& a, const Shape& x, const Shape& w, const Shape& y) {
+  return {x[0] * x[1], x[1], x[2], x[3], y[2], y[3], w[2], w[3], a.stride, a.padding, a.dilation};
+}
+
+std::string conv_key(const char* what, const ConvAttrs& a, const Shape& x, const Shape& w,
+                     bool with_bias) {
+  return cache_key(what, '|', x.str(), w.str(), "|s", a.stride, "p", a.padding, "d", a.dilation,
+                   "g", a.groups, "b", with_bias);
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(prop_kind prop, const ConvGeometry& g) {
+  const dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, g.src, g.weights,
+                                          g.bias, g.dst, g.strides, g.dilates, g.padding_l,
+                                          g.padding_r);
+  return dnnl::convolution_forward::primitive_desc(d, dnnl_engine());
+}
+
+dnnl::convolution_backward_data::primitive_desc backward_data_pd(const ConvGeometry& g) {
+  const dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, g.src, g.weights,
+                                                g.dst, g.strides, g.dilates, g.padding_l,
+                                                g.padding_r);
+  return dnnl::convolution_backward_data::primitive_desc(
+      d, dnnl_engine(), forward_pd(prop_kind::forward_training, g));
+}
+
+dnnl::convolution_backward_weights::primitive_desc backward_weights_pd(const ConvGeometry& g) {
+  const dnnl::convolution_backward_weights::desc d(algorithm::convolution_direct, g.src, g.weights,
+                                                   g.bias, g.dst, g.strides, g.dilates, g.padding_l,
+                                                   g.padding_r);
+  return dnnl::convolution_backward_weights::primitive_desc(
+      d, dnnl_engine(), forward_pd(prop_kind::forward_training, g));
+}
+
+struct ForwardEntry {
+  dnnl::convolution_forward primitive;
+  LayoutArg src, weights, dst;
+};
+struct BackwardDataEntry {
+  bool loops = false;  // depthwise loops instead of the primitive (rule 3)
+  dnnl::convolution_backward_data primitive;
+  LayoutArg diff_dst, weights, diff_src;
+};
+struct BackwardWeightsEntry {
+  bool loops = false;
+  dnnl::convolution_backward_weights primitive;
+  LayoutArg src, diff_dst, diff_weights;
+};
+
+ForwardEntry make_forward(prop_kind prop, const ConvAttrs& a, const Shape& w,
+                          const ConvGeometry& g) {
+  auto pd = forward_pd(prop, any_layout(g));
+  if (is_generic_impl(pd) || im2col_free(a, w)) pd = forward_pd(prop, g);
+  return {dnnl::convolution_forward(pd), LayoutArg(g.src, pd.src_desc(), false),
+          LayoutArg(g.weights, pd.weights_desc(), false), LayoutArg(g.dst, pd.dst_desc(), true)};
+}
+
+BackwardDataEntry make_backward_data(const ConvAttrs& a, const Shape& x, const Shape& w,
+                                     const ConvGeometry& g) {
+  auto pd = backward_data_pd(any_layout(g));
+  const bool generic = is_generic_impl(pd);
+  if (generic && is_depthwise(a, x, w)) return {true, {}, {}, {}, {}};
+  if (generic || im2col_free(a, w)) pd = backward_data_pd(g);
+  return {false, dnnl::convolution_backward_data(pd), LayoutArg(g.dst, pd.diff_dst_desc(), false),
+          LayoutArg(g.weights, pd.weights_desc(), false),
+          LayoutArg(g.src, pd.diff_src_desc(), true)};
+}
+
+BackwardWeightsEntry make_backward_weights(const ConvAttrs& a, const Shape& x, const Shape& w,
+                                           const ConvGeometry& g) {
+  auto pd = backward_weights_pd(any_layout(g));
+  const bool generic = is_generic_impl(pd);
+  if (generic && is_depthwise(a, x, w)) return {true, {}, {}, {}, {}};
+  if (generic || im2col_free(a, w)) pd = backward_weights_pd(g);
+  return {false, dnnl::convolution_backward_weights(pd), LayoutArg(g.src, pd.src_desc(), false),
+          LayoutArg(g.dst, pd.diff_dst_desc(), false),
+          LayoutArg(g.weights, pd.diff_weights_desc(), true)};
+}
+
+void conv2d_forward(const ForwardCall& call) {
+  const auto& a = std::get<ConvAttrs>(call.attrs);
+  const Tensor x = call.inputs[0].contiguous();
+  const Tensor w = call.inputs[1].contiguous();
+  const bool with_bias = call.inputs.size() > 2 && call.inputs[2].defined();
+  Tensor& y = call.outputs[0];
+  // Inference primitives may pick a faster path; training ones must match the backward's.
+  const prop_kind prop = call.saved ? prop_kind::forward_training : prop_kind::forward_inference;
+  const ConvGeometry g = geometry(a, x.shape(), w.shape(), with_bias, y.shape());
+  auto& entry = cached<ForwardEntry>(conv_key(call.saved ? "conv_fwd_train" : "conv_fwd_infer", a,
+                                              x.shape(), w.shape(), with_bias),
+                                     [&] { return CG_DNNL(make_forward(prop, a, w.shape(), g)); });
+
+  Staging staging;
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, staging.input(entry.src, x)},
+                                       {DNNL_ARG_WEIGHTS, staging.input(entry.weights, w)},
+                                       {DNNL_ARG_DST, staging.output(entry.dst, y)}};
+  Tensor b;
+  if (with_bias) {
+    b = call.inputs[2].contiguous();
+    args.emplace(DNNL_ARG_BIAS, wrap(b, g.bias));
+  }
+  CG_DNNL(entry.primitive.execute(dnnl_stream(), args));
+  staging.finish();
+  CG_DNNL(dnnl_stream().wait());
+}
+
+// db[o] = sum over n, h, w of dy[n, o, h, w]; used when db is wanted without a weights
+// primitive (no dw, or the depthwise loops, which leave the bias out).
+void bias_grad(const Tensor& dy, const Tensor& db) {
+  const int64_t n = dy.dim(0), channels = dy.dim(1), plane = dy.dim(2) * dy.dim(3);
+  const float* src = dy.data();
+  float* dst = db.data();
+#pragma omp parallel for
+  for (int64_t c = 0; c < channels; ++c) {
+    double acc = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const float* p = src + (i * channels + c) * plane;
+      for (int64_t k = 0; k < plane; ++k) acc += p[k];
+    }
+    dst[c] = float(acc);
+  }
+}
+
+void conv2d_backward(const BackwardCall& call) {
+  const auto& a = std::get<ConvAttrs>(call.attrs);
+  const Shape& xs = call.input_shapes[0];
+  const Shape& ws = call.input_shapes[1];
+  const bool has_bias = call.input_shapes.size() > 2 && call.input_shapes[2].rank() != 0;
+  const Tensor dy = call.grad_outputs[0].contiguous();
+  const Tensor dx = call.grad_inputs[0];
+  const Tensor dw = call.grad_inputs[1];
+  const Tensor db = has_bias ? call.grad_inputs[2] : Tensor();
+  // One staging for both primitives: when both want dy in the same blocked layout, it is
+  // reordered once.
+  Staging staging;
+
+  if (dx.defined()) {
+    // The bias does not change the data gradient; leave it out of the key and the hint.
+    const ConvGeometry g = geometry(a, xs, ws, false, dy.shape());
+    auto& entry = cached<BackwardDataEntry>(conv_key("conv_bwd_data", a, xs, ws, false), [&] {
+      return CG_DNNL(make_backward_data(a, xs, ws, g));
+    });
+    const Tensor w = call.inputs[1].contiguous();
+    if (entry.loops) {
+      depthwise_backward_data(depthwise_shape(a, xs, ws, dy.shape()), dy.data(), w.data(),
+                              dx.data());
+    } else {
+      CG_DNNL(entry.primitive.execute(dnnl_stream(),
+                                      {{DNNL_ARG_DIFF_DST, staging.input(entry.diff_dst, dy)},
+                                       {DNNL_ARG_WEIGHTS, staging.input(entry.weights, w)},
+                                       {DNNL_ARG_DIFF_SRC, staging.output(entry.diff_src, dx)}}));
+      staging.finish();
+    }
+  }
+
+  bool db_done = false;
+  if (dw.defined()) {
+    const bool with_db = db.defined();
+    const ConvGeometry g = geometry(a, xs, ws, with_db, dy.shape());
+    auto& entry =
+        cached<BackwardWeightsEntry>(conv_key("conv_bwd_weights", a, xs, ws, with_db),
+                                     [&] { return CG_DNNL(make_backward_weights(a, xs, ws, g)); });
+    const Tensor x = call.inputs[0].contiguous();
+    if (entry.loops) {
+      depthwise_backward_weights(depthwise_shape(a, xs, ws, dy.shape()), x.data(), dy.data(),
+                                 dw.data());
+    } else {
+      std::unordered_map<int, memory> args{
+          {DNNL_ARG_SRC, staging.input(entry.src, x)},
+          {DNNL_ARG_DIFF_DST, staging.input(entry.diff_dst, dy)},
+          {DNNL_ARG_DIFF_WEIGHTS, staging.output(entry.diff_weights, dw)}};
+      if (with_db) args.emplace(DNNL_ARG_DIFF_BIAS, wrap(db, g.bias));
+      CG_DNNL(entry.primitive.execute(dnnl_stream(), args));
+      staging.finish();
+      db_done = with_db;
+    }
+  }
+  if (db.defined() && !db_done) bias_grad(dy, db);
+  CG_DNNL(dnnl_stream().wait());
+}
+}  // namespace
+
+void add_conv_kernels(KernelTable& table) {
+  set(table, OpKind::conv2d, conv2d_forward, conv2d_backward);
+}
 
 }  // namespace cellgraph::cpu

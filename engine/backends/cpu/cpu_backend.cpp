@@ -26,6 +26,7 @@ class CpuBackend final : public Backend {
     cpu::add_matrix_kernels(table);
     cpu::add_shape_kernels(table);
     cpu::add_softmax_kernels(table);
+    cpu::add_sum_kernels(table);
     for (int k = 0; k < kOpCount; ++k) set_kernel(static_cast<OpKind>(k), table[size_t(k)]);
   }
 

@@ -21,5 +21,6 @@ void add_eltwise_kernels(KernelTable& table);     // relu, tanh, sigmoid, negate
 void add_matrix_kernels(KernelTable& table);      // linear, matmul, embedding
 void add_shape_kernels(KernelTable& table);       // concat, split, slice, zero, reshape, sum
 void add_softmax_kernels(KernelTable& table);     // softmax, log_softmax, cross_entropy
+void add_sum_kernels(KernelTable& table);          // add_n, weighted_sum, flatten
 
 }  // namespace cellgraph::cpu

@@ -1,0 +1,42 @@
+#include "algorithms/arch_state.h"
+
+#include <cmath>
+
+#include "engine/tensor/random.h"
+#include "ops/ops.h"
+
+namespace cellgraph::algorithms {
+
+ArchState initial_arch_state(const ir::Graph& graph, double init_std, uint64_t seed) {
+  ArchState state;
+  Rng rng(seed);
+  for (const ir::ArchGroup& g : graph.arch_groups) {
+    const size_t cols = g.columns.size();
+    std::vector<float> v(size_t(g.rows) * cols);
+    for (size_t r = 0; r < size_t(g.rows); ++r)
+      for (size_t c = 0; c < cols; ++c) {
+        const double random = init_std * double(rng.normal());  // drawn always: stable streams
+        const double given = g.init[r][c];
+        v[r * cols + c] = float(std::isnan(given) ? random : given);
+      }
+    state.logits.emplace_back(Tensor::from_vector({g.rows, int64_t(cols)}, v), true,
+                              "arch." + g.name);
+  }
+  state.active = sched::all_active(graph);
+  return state;
+}
+
+std::vector<Var> softmax_coefficients(const ArchState& state) {
+  std::vector<Var> out;
+  for (const Var& logits : state.logits) out.push_back(ops::softmax(logits));
+  return out;
+}
+
+std::vector<std::vector<float>> softmax_values(const ArchState& state) {
+  NoGradGuard no_grad;
+  std::vector<std::vector<float>> out;
+  for (const Var& c : softmax_coefficients(state)) out.push_back(c.value().to_vector());
+  return out;
+}
+
+}  // namespace cellgraph::algorithms

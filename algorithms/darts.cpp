@@ -1,0 +1,203 @@
+// DARTS (Liu et al., ICLR 2019): softmax relaxation of each mixed edge; architecture
+// updated by Adam on the validation loss, first order (w treated as constant) or second
+// order (one unrolled SGD step, Hessian-vector product by finite differences). The
+// equations are in DESIGN.md §4 and docs/algorithms.md.
+#include <cmath>
+
+#include "algorithms/search_step.h"
+#include "engine/error.h"
+#include "engine/optim/clip.h"
+#include "engine/sched/executor.h"
+#include "ops/ops.h"
+
+namespace cellgraph::algorithms {
+
+const sched::Plan& StepContext::plan() {
+  if (!planned_ || plan_.active != arch.active) {
+    plan_ = sched::make_plan(graph, arch.active);
+    planned_ = true;
+  }
+  return plan_;
+}
+
+int64_t count_correct(const Tensor& logits, const Tensor& labels) {
+  const std::vector<float> l = logits.to_vector(), y = labels.to_vector();
+  const int64_t n = logits.dim(0), c = logits.dim(1);
+  int64_t correct = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < c; ++j)
+      if (l[size_t(i * c + j)] > l[size_t(i * c + best)]) best = j;
+    correct += best == int64_t(y[size_t(i)]);
+  }
+  return correct;
+}
+
+Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& coefficients,
+                 bool is_train) {
+  sched::RunOptions options{.training = true, .coefficients = coefficients,
+                            .dropout_seed = ctx.step * 2 + (is_train ? 1 : 0)};
+  const Var logits = sched::run(ctx.graph, ctx.params, ctx.plan(), Var(batch.images), options);
+  const Var loss = ops::cross_entropy(logits, Var(batch.labels));
+  const double n = double(batch.labels.numel());
+  (is_train ? ctx.metrics.train_loss : ctx.metrics.val_loss) += double(loss.value().item()) * n;
+  (is_train ? ctx.metrics.train_correct : ctx.metrics.val_correct) +=
+      count_correct(logits.value(), batch.labels);
+  (is_train ? ctx.metrics.train_count : ctx.metrics.val_count) += batch.labels.numel();
+  return loss;
+}
+
+namespace {
+std::vector<Var> fixed_coefficients(const ArchState& arch) {
+  NoGradGuard no_grad;
+  return softmax_coefficients(arch);
+}
+
+void zero_arch_grads(ArchState& arch) {
+  for (Var& l : arch.logits) l.zero_grad();
+}
+
+// dst = a + s * b, element-wise over matching parameter lists (CPU tensors).
+void set_axpy(const std::vector<Var>& dst, const std::vector<Tensor>& a, float s,
+              const std::vector<Tensor>& b) {
+  for (size_t i = 0; i < dst.size(); ++i) {
+    float* d = dst[i].value().data();
+    const float* x = a[i].data();
+    const int64_t n = dst[i].value().numel();
+    if (!b[i].defined()) {
+      for (int64_t e = 0; e < n; ++e) d[e] = x[e];
+      continue;
+    }
+    const float* y = b[i].data();
+    for (int64_t e = 0; e < n; ++e) d[e] = x[e] + s * y[e];
+  }
+}
+
+std::vector<Tensor> clone_values(const std::vector<Var>& vars) {
+  std::vector<Tensor> out;
+  for (const Var& v : vars) out.push_back(v.value().clone());
+  return out;
+}
+
+std::vector<Tensor> grads_of(const std::vector<Var>& vars) {
+  std::vector<Tensor> out;
+  for (const Var& v : vars) out.push_back(v.has_grad() ? v.grad().clone() : Tensor());
+  return out;
+}
+
+// d/dalpha of L_train at the current weights (weights frozen: no weight gradients).
+std::vector<Tensor> arch_grad_of_train_loss(StepContext& ctx) {
+  FreezeGuard freeze(ctx.weight_optimizer.params());
+  zero_arch_grads(ctx.arch);
+  StepMetrics keep = ctx.metrics;  // extra passes are not part of the step's metrics
+  forward_loss(ctx, ctx.train, softmax_coefficients(ctx.arch), true).backward();
+  ctx.metrics = keep;
+  return grads_of(ctx.arch.logits);
+}
+}  // namespace
+
+void update_weights(StepContext& ctx) {
+  Sgd& sgd = ctx.weight_optimizer;
+  sgd.zero_grad();
+  forward_loss(ctx, ctx.train, fixed_coefficients(ctx.arch), true).backward();
+  if (ctx.grad_clip > 0) clip_grad_norm(sgd.params(), ctx.grad_clip);
+  sgd.step();
+}
+
+void update_architecture_first_order(StepContext& ctx) {
+  FreezeGuard freeze(ctx.weight_optimizer.params());
+  ctx.arch_optimizer.zero_grad();
+  forward_loss(ctx, ctx.val, softmax_coefficients(ctx.arch), false).backward();
+  ctx.arch_optimizer.step();
+}
+
+void second_order_gradient(StepContext& ctx) {
+  Sgd& sgd = ctx.weight_optimizer;
+  const std::vector<Var>& w = sgd.params();
+  const float xi = sgd.lr();
+  const SgdOptions& o = sgd.options();
+  const std::vector<Tensor> backup = clone_values(w);
+
+  // g = dL_train/dw at (w, alpha), alpha held fixed.
+  sgd.zero_grad();
+  {
+    StepMetrics keep = ctx.metrics;
+    forward_loss(ctx, ctx.train, fixed_coefficients(ctx.arch), true).backward();
+    ctx.metrics = keep;
+  }
+  // w' = w - xi * (momentum * buf + g + wd * w)
+  for (size_t i = 0; i < w.size(); ++i) {
+    float* p = w[i].value().data();
+    const float* g = w[i].has_grad() ? w[i].grad().data() : nullptr;
+    const Tensor& buf = o.momentum != 0 ? sgd.momentum_buffer(i) : Tensor();
+    const float* m = buf.defined() ? buf.data() : nullptr;
+    for (int64_t e = 0; e < w[i].value().numel(); ++e) {
+      const float step = (m ? o.momentum * m[e] : 0.0f) + (g ? g[e] : 0.0f) + o.weight_decay * p[e];
+      p[e] -= xi * step;
+    }
+  }
+  // L_val(w', alpha): dalpha and dw'.
+  sgd.zero_grad();
+  zero_arch_grads(ctx.arch);
+  forward_loss(ctx, ctx.val, softmax_coefficients(ctx.arch), false).backward();
+  const std::vector<Tensor> dalpha = grads_of(ctx.arch.logits);
+  const std::vector<Tensor> dw = grads_of(w);
+  sgd.zero_grad();
+
+  double norm2 = 0;
+  for (const Tensor& t : dw) {
+    if (!t.defined()) continue;
+    const float* d = t.data();
+    for (int64_t e = 0; e < t.numel(); ++e) norm2 += double(d[e]) * double(d[e]);
+  }
+  // Hessian-vector product by central differences along dw'.
+  const float r = float(0.01 / std::max(std::sqrt(norm2), 1e-12));
+  set_axpy(w, backup, r, dw);
+  const std::vector<Tensor> plus = arch_grad_of_train_loss(ctx);
+  set_axpy(w, backup, -r, dw);
+  const std::vector<Tensor> minus = arch_grad_of_train_loss(ctx);
+  set_axpy(w, backup, 0.0f, std::vector<Tensor>(w.size()));
+
+  // dalpha - xi * (plus - minus) / 2r
+  for (size_t g = 0; g < ctx.arch.logits.size(); ++g) {
+    Tensor out = dalpha[g].defined() ? dalpha[g].clone() : Tensor::zeros(ctx.arch.logits[g].shape());
+    float* d = out.data();
+    const float* p = plus[g].defined() ? plus[g].data() : nullptr;
+    const float* m = minus[g].defined() ? minus[g].data() : nullptr;
+    for (int64_t e = 0; e < out.numel(); ++e)
+      d[e] -= xi * ((p ? p[e] : 0.0f) - (m ? m[e] : 0.0f)) / (2.0f * r);
+    ctx.arch.logits[g].set_grad(out);
+  }
+}
+
+void update_architecture_second_order(StepContext& ctx) {
+  second_order_gradient(ctx);
+  ctx.arch_optimizer.step();
+}
+
+const std::vector<Algorithm>& algorithms() {
+  static const std::vector<Algorithm> list = {
+      {"darts", "DARTS, first order: alpha by Adam on dL_val/dalpha with w held fixed",
+       {{"update_architecture_first_order", update_architecture_first_order},
+        {"update_weights", update_weights}}},
+      {"darts2", "DARTS, second order: alpha by Adam on the gradient through one unrolled SGD step",
+       {{"update_architecture_second_order", update_architecture_second_order},
+        {"update_weights", update_weights}}},
+  };
+  return list;
+}
+
+const Algorithm& find_algorithm(const std::string& name) {
+  std::string known;
+  for (const Algorithm& a : algorithms()) {
+    if (a.name == name) return a;
+    known += (known.empty() ? "" : ", ") + a.name;
+  }
+  throw error("unknown algorithm '", name, "'; expected one of: ", known);
+}
+
+void run_step(const Algorithm& algorithm, StepContext& ctx) {
+  for (const NamedPass& pass : algorithm.step) pass.run(ctx);
+}
+
+}  // namespace cellgraph::algorithms

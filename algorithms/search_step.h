@@ -1,0 +1,83 @@
+// One search step as a pipeline of named passes over a StepContext. An algorithm is a
+// readable list of passes (algorithms.cpp); each pass is a free function that reads the
+// step's batches and updates the architecture state or the weights.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "algorithms/arch_state.h"
+#include "engine/data/batches.h"
+#include "engine/ir/graph.h"
+#include "engine/ir/parameter_store.h"
+#include "engine/optim/optimizer.h"
+#include "engine/optim/sgd.h"
+#include "engine/sched/plan.h"
+
+namespace cellgraph::algorithms {
+
+struct StepMetrics {
+  double train_loss = 0, val_loss = 0;  // summed over samples
+  int64_t train_correct = 0, val_correct = 0, train_count = 0, val_count = 0;
+};
+
+struct StepContext {
+  StepContext(const ir::Graph& g, const ir::ParameterStore& p, ArchState& a, Sgd& w,
+              Optimizer& ao, const Batch& train_batch, const Batch& val_batch)
+      : graph(g), params(p), arch(a), weight_optimizer(w), arch_optimizer(ao),
+        train(train_batch), val(val_batch) {}
+
+  const ir::Graph& graph;
+  const ir::ParameterStore& params;
+  ArchState& arch;
+  Sgd& weight_optimizer;
+  Optimizer& arch_optimizer;
+  const Batch& train;
+  const Batch& val;
+  float grad_clip = 5.0f;  // <= 0: no clipping
+  uint64_t step = 0;       // global step, seeds dropout
+  StepMetrics metrics;
+
+  // The plan for the current active set, made on first use and again after the active
+  // set changes.
+  const sched::Plan& plan();
+
+ private:
+  sched::Plan plan_;
+  bool planned_ = false;
+};
+
+using Pass = void (*)(StepContext&);
+
+struct NamedPass {
+  const char* name;
+  Pass run;
+};
+
+struct Algorithm {
+  std::string name;
+  std::string description;
+  std::vector<NamedPass> step;  // run in order, once per search step
+};
+
+const std::vector<Algorithm>& algorithms();
+// Throws Error listing the known names when `name` is not one.
+const Algorithm& find_algorithm(const std::string& name);
+void run_step(const Algorithm& algorithm, StepContext& ctx);
+
+// Building blocks shared by the passes.
+// Forward in training mode on `batch` with the given coefficients; returns the mean loss
+// and adds the batch's loss and accuracy to the metrics (train or val side).
+Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& coefficients,
+                 bool is_train);
+// Number of rows of `logits` whose arg-max equals the label.
+int64_t count_correct(const Tensor& logits, const Tensor& labels);
+
+// Passes.
+void update_weights(StepContext& ctx);                   // SGD on L_train at softmax(alpha)
+void update_architecture_first_order(StepContext& ctx);  // Adam on dL_val/dalpha
+void update_architecture_second_order(StepContext& ctx); // Adam on the unrolled gradient
+// The second-order DARTS gradient alone, left in the logits' grad() (for tests).
+void second_order_gradient(StepContext& ctx);
+
+}  // namespace cellgraph::algorithms

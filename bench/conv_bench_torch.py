@@ -1,0 +1,72 @@
+"""Reference run for bench/conv_bench.cpp: the same cases through PyTorch on the same
+thread count, forward + backward (input and weight gradients), median of repeats.
+Prints JSON in the same layout as the C++ benchmark."""
+import argparse
+import json
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+
+# name: (batch, channels, out_channels, size, kernel, stride, dilation, depthwise, separable)
+CASES = {
+    "conv3x3_c16_s32": (64, 16, 16, 32, 3, 1, 1, False, False),
+    "conv1x1_c64_s8": (64, 64, 64, 8, 1, 1, 1, False, False),
+    "dwconv3x3_c16_s32": (64, 16, 16, 32, 3, 1, 1, True, False),
+    "dwconv5x5_c32_s16": (64, 32, 32, 16, 5, 1, 1, True, False),
+    "dilconv3x3_c16_s32": (64, 16, 16, 32, 3, 1, 2, True, False),
+    "sepblock3x3_c16_s32": (64, 16, 16, 32, 3, 1, 1, True, True),
+    "sepblock5x5_c32_s16_stride2": (64, 32, 32, 16, 5, 2, 1, True, True),
+}
+
+
+def build(case):
+    n, c, o, s, k, stride, dil, depthwise, separable = case
+    x = torch.randn(n, c, s, s, requires_grad=True)
+    groups = c if depthwise else 1
+    w = torch.randn(o, c // groups, k, k, requires_grad=True)
+    pad = dil * (k - 1) // 2
+    if not separable:
+        return [x, w], lambda: F.conv2d(x, w, None, stride, pad, dil, groups)
+    pw = torch.randn(o, o, 1, 1, requires_grad=True)
+    mean, var = torch.zeros(o), torch.ones(o)
+
+    def forward():
+        h = F.conv2d(F.relu(x), w, None, stride, pad, dil, groups)
+        h = F.conv2d(h, pw)
+        return F.batch_norm(h, mean, var, None, None, training=True)
+
+    return [x, w, pw], forward
+
+
+def time_once(leaves, forward):
+    for t in leaves:
+        t.grad = None
+    start = time.perf_counter()
+    y = forward()
+    y.backward(torch.ones_like(y))
+    return (time.perf_counter() - start) * 1000.0
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cases = []
+    for name, case in CASES.items():
+        leaves, forward = build(case)
+        for _ in range(3):
+            time_once(leaves, forward)
+        ms = sorted(time_once(leaves, forward) for _ in range(args.repeats))
+        cases.append({"name": name, "median_ms": round(ms[len(ms) // 2], 4),
+                      "min_ms": round(ms[0], 4)})
+    print(json.dumps({"engine": "pytorch " + torch.__version__, "threads": torch.get_num_threads(),
+                      "repeats": args.repeats, "cases": cases}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

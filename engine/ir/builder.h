@@ -1,0 +1,64 @@
+// Appends nodes, values and parameters to a Graph while keeping its invariants: shapes
+// come from the op schemas, labels form a path ("cells.3/n1/e0/sep_conv_3x3"), and a
+// shape error is reported as a user Error naming the node.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/ir/graph.h"
+
+namespace cellgraph::ir {
+
+class Builder {
+ public:
+  explicit Builder(Graph& graph) : graph_(graph) {}
+
+  ValueId input(const Shape& per_sample_shape);
+  ValueId parameter(const std::string& name, const Shape& shape, Init init, int64_t fan_in = 1);
+  ValueId buffer(const std::string& name, const Shape& shape, Init init);
+  ValueId coefficients(ArchGroupId group);
+
+  // Adds one op node; outputs get the shapes the schema infers. Throws Error
+  // "<context>: <label>: <schema message>" when the shapes do not fit.
+  std::vector<ValueId> op(OpKind kind, const Attrs& attrs, const std::vector<ValueId>& inputs,
+                          const std::string& label);
+  ValueId op1(OpKind kind, const Attrs& attrs, const std::vector<ValueId>& inputs,
+              const std::string& label) {
+    return op(kind, attrs, inputs, label)[0];
+  }
+
+  // While set, new nodes and parameters belong to this candidate (it runs only when
+  // active, its weights count as that candidate's).
+  void set_candidate(CandidateId id) { candidate_ = id; }
+  CandidateId candidate() const { return candidate_; }
+  // Prefixed to error messages: the spec location being compiled (file:pointer).
+  void set_context(std::string context) { context_ = std::move(context); }
+  const std::string& context() const { return context_; }
+
+  const Shape& shape(ValueId v) const { return graph_.value(v).shape; }
+  Graph& graph() { return graph_; }
+
+ private:
+  ValueId add_value(Value v);
+  Graph& graph_;
+  CandidateId candidate_;
+  std::string context_;
+};
+
+// Common blocks built from primitive ops (used by candidate ops and by the network
+// skeleton). `name` is both the label and the parameter-name prefix.
+struct BnOptions {
+  bool affine = true;
+};
+ValueId batch_norm(Builder& b, ValueId x, const std::string& name, BnOptions options);
+ValueId conv(Builder& b, ValueId x, int64_t out_channels, int kernel, ConvAttrs attrs,
+             const std::string& name);
+// ReLU -> conv -> BN, the DARTS/NATS "ReLUConvBN".
+ValueId relu_conv_bn(Builder& b, ValueId x, int64_t out_channels, int kernel, int stride,
+                     int padding, bool affine, const std::string& name);
+// ReLU, two 1x1 stride-2 convs of C/2 on x and on x shifted by one pixel, concat, BN.
+ValueId factorized_reduce(Builder& b, ValueId x, int64_t out_channels, bool affine,
+                          const std::string& name);
+
+}  // namespace cellgraph::ir

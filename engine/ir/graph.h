@@ -1,0 +1,142 @@
+// The IR: a network as a DAG of primitive op nodes over values, built once from a spec
+// (spec/compile.cpp) and executed every step by the scheduler. The graph owns its nodes,
+// values, parameters and candidates in vectors and refers to them by integer ids, so
+// copying a graph is cheap and ids stay valid.
+//
+// Shapes are per sample: the batch extent is 1 in the IR and the real batch at run time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/tensor/shape.h"
+#include "ops/attrs.h"
+#include "ops/candidates.h"
+#include "ops/op_list.h"
+
+namespace cellgraph::ir {
+
+// Strongly typed indices into the graph's vectors; -1 is "none".
+template <typename Tag>
+struct Id {
+  int32_t value = -1;
+  bool valid() const { return value >= 0; }
+  size_t index() const { return static_cast<size_t>(value); }
+  auto operator<=>(const Id&) const = default;
+};
+using NodeId = Id<struct NodeTag>;
+using ValueId = Id<struct ValueTag>;
+using ParamId = Id<struct ParamTag>;
+using CandidateId = Id<struct CandidateTag>;
+using ArchGroupId = Id<struct ArchGroupTag>;
+
+enum class ValueKind {
+  input,        // the network input images
+  activation,   // produced by a node
+  parameter,    // a trained weight (ParamId)
+  buffer,       // BN running statistics: state, never a gradient (ParamId)
+  coefficient,  // an architecture-weight matrix bound at run time (ArchGroupId)
+};
+
+struct Value {
+  Shape shape;  // per sample (batch extent 1) for activations
+  ValueKind kind = ValueKind::activation;
+  NodeId producer;   // activations
+  ParamId param;     // parameters and buffers
+  ArchGroupId arch;  // coefficients
+};
+
+struct Node {
+  OpKind op{};
+  Attrs attrs;
+  std::vector<ValueId> inputs;  // an invalid id is an absent optional input
+  std::vector<ValueId> outputs;
+  // Nodes of one candidate op run only while that candidate is active.
+  CandidateId candidate;
+  // weighted_sum over candidates or edges: inputs whose value is absent (a skipped
+  // candidate) are dropped at run time together with their coefficient column.
+  bool drops_absent_inputs = false;
+  // With drops_absent_inputs: the candidate behind each summed input (the coefficient
+  // matrix, weighted_sum's last input, has none). An inactive candidate's input is
+  // dropped even when its value exists (skip_connect's output is its input).
+  std::vector<CandidateId> input_candidates;
+  std::string label;  // "cell3/n1/e0/sep_conv_3x3/dw1": for errors, info and export
+};
+
+enum class Init { kaiming_uniform, fan_in_uniform, ones, zeros };
+
+struct Parameter {
+  std::string name;  // unique, '.'-separated path: "cells.3.n1.e0.sep_conv_3x3.dw1.weight"
+  Shape shape;
+  Init init = Init::kaiming_uniform;
+  int64_t fan_in = 1;  // for fan_in_uniform (linear bias): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+  bool is_buffer = false;
+  CandidateId candidate;  // owning candidate, if any (sparse algorithms count these)
+  ValueId value;
+};
+
+// One candidate op on one mixed edge of one cell instance.
+struct Candidate {
+  cellgraph::Candidate op{};
+  ArchGroupId arch;  // the coefficient matrix that weighs it
+  int32_t row = 0;   // the edge's row in that matrix
+  int32_t column = 0;  // the op's column
+  int32_t cell = 0;    // cell instance index
+  ValueId output;
+  std::string label;
+};
+
+// Architecture parameters of one kind: a [rows, columns] matrix of logits. For edge
+// groups a row is an edge of a cell type (shared by every instance of that type) and the
+// columns are its candidate ops; for path groups (AGD) a row is a node and the columns
+// are its incoming edges.
+struct ArchGroup {
+  enum class Kind { edge_ops, edge_paths };
+  std::string name;  // "normal", "reduce", "normal.n2.paths"
+  Kind kind = Kind::edge_ops;
+  std::string cell;  // the cell type
+  int32_t rows = 0;
+  std::vector<std::string> columns;  // op names (edge_ops) or edge labels (edge_paths)
+  std::vector<std::string> row_labels;  // "n1/e0 <- c_k-1"
+  std::vector<std::vector<double>> init;  // per row: logit initial values, NaN = random
+};
+
+// Where a mixed edge of the spec landed: derivation reads the architecture weights of a
+// spec edge through this table.
+struct MixedEdge {
+  int32_t instance = 0;  // cell instance (stage order)
+  std::string cell;      // cell type
+  std::string node;
+  int32_t edge = 0;      // index among the node's edges
+  ArchGroupId arch;
+  int32_t row = 0;
+};
+
+class Graph {
+ public:
+  std::vector<Node> nodes;  // in a valid execution (topological) order
+  std::vector<Value> values;
+  std::vector<Parameter> params;
+  std::vector<Candidate> candidates;
+  std::vector<ArchGroup> arch_groups;
+  std::vector<MixedEdge> mixed_edges;
+  ValueId input;   // [1, C, H, W]
+  ValueId logits;  // [1, classes]
+
+  const Node& node(NodeId id) const { return nodes[id.index()]; }
+  const Value& value(ValueId id) const { return values[id.index()]; }
+  const Parameter& param(ParamId id) const { return params[id.index()]; }
+  const Candidate& candidate(CandidateId id) const { return candidates[id.index()]; }
+  const ArchGroup& arch_group(ArchGroupId id) const { return arch_groups[id.index()]; }
+
+  int64_t weight_count() const;  // trained weights (buffers and arch params excluded)
+  // Multiply-accumulates of one forward pass of one sample with every candidate active.
+  int64_t macs() const;
+
+  // Internal consistency (ids in range, topological order, shapes agree with the op
+  // schemas); CG_ASSERTs on failure. Called after compilation in debug builds and tests.
+  void verify() const;
+};
+
+}  // namespace cellgraph::ir

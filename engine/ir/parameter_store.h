@@ -1,0 +1,27 @@
+// The trained weights and BN buffers of a compiled graph, one Var per ir::Parameter
+// (same order). Weights require a gradient; buffers never do. Initialisation is a pure
+// function of the seed, so two stores built with one seed are bit-identical.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/autodiff/var.h"
+#include "engine/ir/graph.h"
+
+namespace cellgraph::ir {
+
+class ParameterStore {
+ public:
+  ParameterStore(const Graph& graph, uint64_t seed);
+
+  const Var& operator[](ParamId id) const { return vars_[id.index()]; }
+  const std::vector<Var>& all() const { return vars_; }
+  // The weights that take gradients (buffers excluded), e.g. for an optimizer.
+  std::vector<Var> weights() const;
+
+ private:
+  std::vector<Var> vars_;
+};
+
+}  // namespace cellgraph::ir

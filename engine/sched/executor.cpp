@@ -1,0 +1,85 @@
+#include "engine/sched/executor.h"
+
+#include "engine/error.h"
+#include "ops/ops.h"
+
+namespace cellgraph::sched {
+
+using ir::Node;
+using ir::ValueId;
+using ir::ValueKind;
+
+namespace {
+// Attributes as they run this step: BN and dropout follow the training flag.
+Attrs runtime_attrs(const Node& n, const RunOptions& options, size_t position) {
+  Attrs a = n.attrs;
+  if (auto* bn = std::get_if<BatchNormAttrs>(&a)) bn->training = options.training;
+  if (auto* d = std::get_if<DropoutAttrs>(&a)) {
+    d->training = options.training;
+    d->seed = options.dropout_seed * 0x9E3779B97F4A7C15ull + position;
+  }
+  return a;
+}
+
+// An absent value read by a node that needs it: zeros of its shape at this batch.
+Var zeros_like_value(const ir::Value& v, int64_t batch) {
+  Shape s = v.shape;
+  s[0] = batch;
+  return Var(Tensor::zeros(s));
+}
+}  // namespace
+
+Var run(const ir::Graph& graph, const ir::ParameterStore& params, const Plan& plan,
+        const Var& images, const RunOptions& options) {
+  CG_ASSERT(plan.absent.size() == graph.values.size(), "plan made for another graph");
+  CG_ASSERT(options.coefficients.size() == graph.arch_groups.size(), options.coefficients.size(),
+            " coefficient matrices for ", graph.arch_groups.size(), " groups");
+  const Shape& expect = graph.value(graph.input).shape;
+  if (images.shape().rank() != 4 || images.shape()[1] != expect[1] ||
+      images.shape()[2] != expect[2] || images.shape()[3] != expect[3])
+    throw error("input batch ", images.shape().str(), " does not match the network input ",
+                "[N, ", expect[1], ", ", expect[2], ", ", expect[3], "]");
+  const int64_t batch = images.shape()[0];
+
+  std::vector<Var> values(graph.values.size());
+  auto read = [&](ValueId id) -> Var {
+    const ir::Value& v = graph.value(id);
+    switch (v.kind) {
+      case ValueKind::input: return images;
+      case ValueKind::parameter:
+      case ValueKind::buffer: return params[v.param];
+      case ValueKind::coefficient: return options.coefficients[v.arch.index()];
+      case ValueKind::activation: break;
+    }
+    if (plan.absent[id.index()]) return zeros_like_value(v, batch);
+    CG_ASSERT(values[id.index()].defined(), "value read before it was computed");
+    return values[id.index()];
+  };
+
+  for (size_t pos = 0; pos < plan.order.size(); ++pos) {
+    const Node& n = graph.node(plan.order[pos]);
+    std::vector<Var> inputs;
+    Attrs attrs = runtime_attrs(n, options, pos);
+    if (n.drops_absent_inputs) {
+      auto* ws = std::get_if<WeightedSumAttrs>(&attrs);
+      std::vector<int32_t> columns;
+      for (size_t k = 0; k < n.inputs.size(); ++k) {
+        if (!input_summed(plan, n, k)) continue;
+        inputs.push_back(read(n.inputs[k]));
+        if (ws && k < n.input_candidates.size()) columns.push_back(ws->columns[k]);
+      }
+      if (ws) ws->columns = std::move(columns);
+    } else {
+      for (ValueId in : n.inputs) inputs.push_back(in.valid() ? read(in) : Var());
+    }
+    std::vector<Var> outs = ops::apply(n.op, attrs, inputs);
+    for (size_t o = 0; o < outs.size(); ++o) values[n.outputs[o].index()] = std::move(outs[o]);
+    // Release what no later node reads; autodiff keeps what backward needs.
+    for (ValueId in : n.inputs)
+      if (in.valid() && plan.last_use[in.index()] == int32_t(pos) && in != graph.logits)
+        values[in.index()] = Var();
+  }
+  return values[graph.logits.index()];
+}
+
+}  // namespace cellgraph::sched

@@ -1,0 +1,78 @@
+#include "engine/sched/plan.h"
+
+#include "engine/error.h"
+
+namespace cellgraph::sched {
+
+using ir::Node;
+using ir::ValueId;
+
+ActiveSet all_active(const ir::Graph& graph) { return ActiveSet(graph.candidates.size(), 1); }
+
+bool input_summed(const Plan& plan, const Node& n, size_t i) {
+  if (i >= n.input_candidates.size()) return true;  // weighted_sum's coefficient matrix
+  const ir::CandidateId c = n.input_candidates[i];
+  if (c.valid() && !plan.active[c.index()]) return false;
+  return !plan.absent[n.inputs[i].index()];
+}
+
+Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
+  CG_ASSERT(active.size() == graph.candidates.size(), "active set of ", active.size(),
+            " for ", graph.candidates.size(), " candidates");
+  Plan plan;
+  plan.active = active;
+  plan.absent.assign(graph.values.size(), 0);
+  std::vector<uint8_t> runs(graph.nodes.size(), 0);
+
+  // Forward: which nodes can produce anything.
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    const Node& n = graph.nodes[i];
+    bool run = true;
+    if (n.candidate.valid()) {
+      run = active[n.candidate.index()] != 0;
+      for (ValueId in : n.inputs)
+        if (in.valid() && plan.absent[in.index()]) run = false;
+    } else if (n.drops_absent_inputs) {
+      run = false;
+      for (size_t k = 0; k < n.input_candidates.size(); ++k)
+        run = run || input_summed(plan, n, k);
+    }
+    runs[i] = run;
+    if (!run)
+      for (ValueId out : n.outputs) plan.absent[out.index()] = 1;
+  }
+
+  // Backward: keep only nodes whose outputs reach the logits.
+  std::vector<uint8_t> live(graph.values.size(), 0);
+  live[graph.logits.index()] = 1;
+  std::vector<uint8_t> needed(graph.nodes.size(), 0);
+  for (size_t i = graph.nodes.size(); i-- > 0;) {
+    if (!runs[i]) continue;
+    const Node& n = graph.nodes[i];
+    bool any = false;
+    for (ValueId out : n.outputs) any = any || live[out.index()];
+    if (!any) continue;
+    needed[i] = 1;
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      if (!n.inputs[k].valid()) continue;
+      if (n.drops_absent_inputs && !input_summed(plan, n, k)) continue;
+      live[n.inputs[k].index()] = 1;
+    }
+  }
+
+  plan.last_use.assign(graph.values.size(), -1);
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    if (!needed[i]) {
+      ++plan.skipped_nodes;
+      continue;
+    }
+    const int32_t pos = static_cast<int32_t>(plan.order.size());
+    plan.order.push_back(ir::NodeId{static_cast<int32_t>(i)});
+    for (ValueId in : graph.nodes[i].inputs)
+      if (in.valid()) plan.last_use[in.index()] = pos;
+  }
+  CG_ASSERT(!plan.absent[graph.logits.index()], "the logits are absent under this active set");
+  return plan;
+}
+
+}  // namespace cellgraph::sched

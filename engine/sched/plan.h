@@ -1,0 +1,40 @@
+// The plan of one step: which IR nodes run, in which order, and when each value can be
+// released. Computed from the active set (one flag per candidate) once per step; the
+// executor follows it without re-deriving anything.
+//
+// Rules, in graph order:
+//  - a node of an inactive candidate is skipped; its outputs are absent;
+//  - a candidate node with an absent input is skipped too: in a search cell every
+//    candidate op maps a zero input to zero (BNs there have no affine), so its output is
+//    zero without computing it;
+//  - a summing node (drops_absent_inputs) sums only inputs that are present and whose
+//    candidate is active; with none left its output is absent;
+//  - any other node with an absent input receives zeros for it;
+//  - finally, nodes none of whose outputs reach the logits are skipped.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/ir/graph.h"
+
+namespace cellgraph::sched {
+
+using ActiveSet = std::vector<uint8_t>;  // per graph candidate: 1 = computed
+
+ActiveSet all_active(const ir::Graph& graph);
+
+struct Plan {
+  std::vector<ir::NodeId> order;     // nodes to run
+  std::vector<uint8_t> absent;       // per value: skipped (reads as zero)
+  std::vector<int32_t> last_use;     // per value: position in `order` of its last reader
+  std::vector<uint8_t> active;       // the active set it was made for
+  int64_t skipped_nodes = 0;
+};
+
+Plan make_plan(const ir::Graph& graph, const ActiveSet& active);
+
+// Whether input i of node n is summed under this plan (only for summing nodes).
+bool input_summed(const Plan& plan, const ir::Node& n, size_t i);
+
+}  // namespace cellgraph::sched

@@ -1,0 +1,81 @@
+#include "ops/candidate_build.h"
+
+#include "engine/error.h"
+
+namespace cellgraph {
+
+namespace {
+using ir::Builder;
+using ir::ValueId;
+
+// ReLU -> depthwise kxk (stride, dilation) -> pointwise 1x1 -> BN.
+ValueId relu_dw_pw_bn(Builder& b, ValueId x, int64_t c, int kernel, int stride, int dilation,
+                      bool affine, const std::string& name) {
+  const ValueId r = b.op1(OpKind::relu, NoAttrs{}, {x}, name + ".relu");
+  const int padding = dilation * (kernel - 1) / 2;
+  const ValueId dw = ir::conv(b, r, c, kernel,
+                              ConvAttrs{.stride = stride, .padding = padding,
+                                        .dilation = dilation, .groups = int(c)},
+                              name + ".dw");
+  const ValueId pw = ir::conv(b, dw, c, 1, ConvAttrs{}, name + ".pw");
+  return ir::batch_norm(b, pw, name + ".bn", {affine});
+}
+
+ValueId pool(Builder& b, OpKind kind, ValueId x, const CandidateSite& site) {
+  const ValueId p = b.op1(kind, PoolAttrs{.kernel = 3, .stride = site.stride, .padding = 1}, {x},
+                          site.name + ".pool");
+  return site.search ? ir::batch_norm(b, p, site.name + ".bn", {false}) : p;
+}
+
+void require_stride(const CandidateSite& site, int stride, const char* op) {
+  if (site.stride != stride)
+    throw error(site.name, ": op '", op, "' cannot be used with stride ", site.stride);
+}
+}  // namespace
+
+ValueId build_candidate(Builder& b, Candidate op, ValueId x, const CandidateSite& site) {
+  const bool affine = !site.search;
+  const int64_t c = site.channels;
+  const std::string& n = site.name;
+  switch (op) {
+    case Candidate::none:
+      return b.op1(OpKind::zero, ZeroAttrs{site.stride}, {x}, n);
+    case Candidate::skip_connect:
+      return site.stride == 1 ? x : ir::factorized_reduce(b, x, c, affine, n);
+    case Candidate::max_pool_3x3:
+      return pool(b, OpKind::max_pool, x, site);
+    case Candidate::avg_pool_3x3:
+      return pool(b, OpKind::avg_pool, x, site);
+    case Candidate::sep_conv_3x3:
+    case Candidate::sep_conv_5x5: {
+      const int k = op == Candidate::sep_conv_3x3 ? 3 : 5;
+      const ValueId h = relu_dw_pw_bn(b, x, c, k, site.stride, 1, affine, n + ".0");
+      return relu_dw_pw_bn(b, h, c, k, 1, 1, affine, n + ".1");
+    }
+    case Candidate::dil_conv_3x3:
+    case Candidate::dil_conv_5x5:
+      return relu_dw_pw_bn(b, x, c, op == Candidate::dil_conv_3x3 ? 3 : 5, site.stride, 2, affine,
+                           n);
+    case Candidate::conv_1x1:
+    case Candidate::nor_conv_1x1:
+      return ir::relu_conv_bn(b, x, c, 1, site.stride, 0, affine, n);
+    case Candidate::conv_3x3:
+    case Candidate::nor_conv_3x3:
+      return ir::relu_conv_bn(b, x, c, 3, site.stride, 1, affine, n);
+    case Candidate::neg_identity:
+      require_stride(site, 1, "neg_identity");
+      return b.op1(OpKind::negate, NoAttrs{}, {x}, n);
+    case Candidate::factorized_reduce:
+      require_stride(site, 2, "factorized_reduce");
+      return ir::factorized_reduce(b, x, c, affine, n);
+    case Candidate::rnn_none:
+    case Candidate::rnn_tanh:
+    case Candidate::rnn_relu:
+    case Candidate::rnn_sigmoid:
+    case Candidate::rnn_identity:
+      break;
+  }
+  throw error(n, ": recurrent op in a convolutional cell");
+}
+
+}  // namespace cellgraph

@@ -1,0 +1,23 @@
+// Expands a candidate op on one edge into primitive IR nodes (see docs/spec.md for what
+// each computes). In a search cell (`search` = true) BNs have no affine parameters and
+// pooling is followed by a BN, as in DARTS; in a fixed network BNs are affine.
+#pragma once
+
+#include <string>
+
+#include "engine/ir/builder.h"
+#include "ops/candidates.h"
+
+namespace cellgraph {
+
+struct CandidateSite {
+  int64_t channels = 0;  // C of the cell: input and output channels of the edge
+  int stride = 1;        // 2 on edges leaving the inputs of a reduction cell
+  bool search = true;
+  std::string name;      // label / parameter prefix, e.g. "cells.2.n1.e0.sep_conv_3x3"
+};
+
+// Returns the edge's output value (for skip_connect at stride 1: x itself).
+ir::ValueId build_candidate(ir::Builder& b, Candidate op, ir::ValueId x, const CandidateSite& site);
+
+}  // namespace cellgraph

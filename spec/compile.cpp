@@ -1,0 +1,346 @@
+#include "spec/compile.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "engine/error.h"
+#include "engine/ir/builder.h"
+#include "ops/candidate_build.h"
+
+namespace cellgraph::spec {
+
+namespace {
+using ir::ArchGroupId;
+using ir::Builder;
+using ir::CandidateId;
+using ir::ValueId;
+
+bool is_search_cell(const Cell& cell) {
+  for (const Node& n : cell.nodes)
+    for (const Edge& e : n.edges)
+      if (e.ops.size() > 1) return true;
+  return false;
+}
+
+std::string join(const std::vector<std::string>& parts, const char* sep) {
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : sep) + p;
+  return out;
+}
+
+class Compiler {
+ public:
+  explicit Compiler(const Space& space) : space_(space), b_(graph_) {}
+
+  ir::Graph run() {
+    const Network& net = space_.network;
+    graph_.input = b_.input({1, net.in_channels, net.in_height, net.in_width});
+    declare_arch_groups();
+    ValueId x = graph_.input;
+    for (size_t i = 0; i < net.stem.size(); ++i)
+      x = layer(net.stem[i], x, "stem." + std::to_string(i));
+    prev_prev_ = prev_ = x;
+    for (const Stage& stage : net.body)
+      for (int r = 0; r < stage.repeat; ++r) this->stage(stage);
+    x = prev_;
+    stage_pointer_.clear();
+    for (size_t i = 0; i < net.head.size(); ++i)
+      x = layer(net.head[i], x, "head." + std::to_string(i));
+    graph_.logits = x;
+    return std::move(graph_);
+  }
+
+ private:
+  // Errors name the spec element being built and, inside a cell, the stage using it.
+  void at(const std::string& pointer) {
+    std::string context = space_.file + ":" + pointer;
+    if (!stage_pointer_.empty() && pointer != stage_pointer_)
+      context += " (cell " + std::to_string(index_ - 1) + " at " + stage_pointer_ + ")";
+    b_.set_context(std::move(context));
+  }
+
+  // Creates every architecture group and row before any node is built, so that each
+  // coefficient matrix has its final shape when the first mixed edge reads it.
+  void declare_arch_groups() {
+    const int saved = index_;
+    for (const Stage& stage : space_.network.body) {
+      for (int r = 0; r < stage.repeat; ++r) {
+        ++index_;
+        const Cell* cell = stage.cell.empty() ? nullptr : space_.find_cell(stage.cell);
+        if (cell == nullptr) continue;
+        int mixed_row = 0;
+        for (const Node& node : cell->nodes) {
+          for (size_t e = 0; e < node.edges.size(); ++e)
+            if (node.edges[e].ops.size() > 1)
+              edge_group(*cell, node.edges[e], mixed_row++, row_label(node, e));
+          if (node.path_weights && node.edges.size() > 1) path_group(*cell, node);
+        }
+      }
+    }
+    index_ = saved;
+  }
+
+  static std::string row_label(const Node& node, size_t e) {
+    return node.name + "/e" + std::to_string(e) + "<-" + node.edges[e].from;
+  }
+
+  ValueId layer(const Layer& l, ValueId x, const std::string& name) {
+    at(l.pointer);
+    if (l.op == "conv_3x3" || l.op == "conv_1x1") {
+      const int k = l.op == "conv_3x3" ? 3 : 1;
+      return ir::conv(b_, x, l.channels, k, ConvAttrs{.stride = l.stride, .padding = k / 2},
+                      name + ".conv");
+    }
+    if (l.op == "batch_norm") return ir::batch_norm(b_, x, name + ".bn", {l.affine});
+    if (l.op == "relu") return b_.op1(OpKind::relu, NoAttrs{}, {x}, name + ".relu");
+    if (l.op == "global_avg_pool") {
+      const ValueId p = b_.op1(OpKind::global_avg_pool, NoAttrs{}, {x}, name + ".pool");
+      return b_.op1(OpKind::flatten, NoAttrs{}, {p}, name + ".flatten");
+    }
+    if (l.op == "linear") {
+      if (b_.shape(x).rank() != 2) x = b_.op1(OpKind::flatten, NoAttrs{}, {x}, name + ".flatten");
+      const int64_t in = b_.shape(x)[1];
+      const ValueId w = b_.parameter(name + ".weight", {space_.network.classes, in},
+                                     ir::Init::kaiming_uniform);
+      const ValueId bias =
+          b_.parameter(name + ".bias", {space_.network.classes}, ir::Init::fan_in_uniform, in);
+      return b_.op1(OpKind::linear, NoAttrs{}, {x, w, bias}, name + ".linear");
+    }
+    throw error(b_.context(), ": unknown layer op '", l.op, "'");
+  }
+
+  void stage(const Stage& s) {
+    const std::string name = "cells." + std::to_string(index_++);
+    stage_pointer_ = s.pointer;
+    at(s.pointer);
+    if (!s.block.empty()) {
+      prev_prev_ = prev_ = residual_block(prev_, s.channels, s.stride, name);
+      prev_reduction_ = false;
+      return;
+    }
+    const Cell* cell = space_.find_cell(s.cell);
+    if (cell == nullptr) throw error(b_.context(), ": unknown cell '", s.cell, "'");
+    const ValueId out = cell_instance(*cell, s.channels, name);
+    prev_prev_ = prev_;
+    prev_ = out;
+    prev_reduction_ = cell->reduction;
+  }
+
+  // NATS-Bench's ResNet basic block.
+  ValueId residual_block(ValueId x, int64_t c, int stride, const std::string& name) {
+    const ValueId a = ir::relu_conv_bn(b_, x, c, 3, stride, 1, true, name + ".conv_a");
+    const ValueId bb = ir::relu_conv_bn(b_, a, c, 3, 1, 1, true, name + ".conv_b");
+    ValueId shortcut = x;
+    if (stride == 2) {
+      const ValueId p = b_.op1(OpKind::avg_pool, PoolAttrs{.kernel = 2, .stride = 2, .padding = 0},
+                               {x}, name + ".down.pool");
+      shortcut = ir::conv(b_, p, c, 1, ConvAttrs{}, name + ".down.conv");
+    } else if (b_.shape(x)[1] != c) {
+      shortcut = ir::relu_conv_bn(b_, x, c, 1, 1, 0, true, name + ".down");
+    }
+    return b_.op1(OpKind::add, NoAttrs{}, {shortcut, bb}, name + ".add");
+  }
+
+  ValueId cell_instance(const Cell& cell, int64_t c, const std::string& name) {
+    const bool search = is_search_cell(cell);
+    std::map<std::string, ValueId> states;
+    std::map<std::string, bool> is_input;
+    // Inputs: c_k-1 is always the last name.
+    const std::vector<ValueId> sources =
+        cell.inputs.size() == 2 ? std::vector<ValueId>{prev_prev_, prev_} : std::vector<ValueId>{prev_};
+    for (size_t i = 0; i < cell.inputs.size(); ++i) {
+      ValueId v = sources[i];
+      const std::string pre = name + ".pre" + std::to_string(i);
+      if (cell.preprocess == "auto") {
+        const bool older = cell.inputs.size() == 2 && i == 0;
+        v = older && prev_reduction_ ? ir::factorized_reduce(b_, v, c, !search, pre)
+                                     : ir::relu_conv_bn(b_, v, c, 1, 1, 0, !search, pre);
+      }
+      states[cell.inputs[i]] = v;
+      is_input[cell.inputs[i]] = true;
+    }
+    int mixed_row = 0;
+    for (const Node& node : cell.nodes) {
+      std::vector<ValueId> edge_outputs;
+      for (size_t e = 0; e < node.edges.size(); ++e) {
+        const Edge& edge = node.edges[e];
+        at(edge.pointer);
+        CandidateSite site{.channels = c,
+                           .stride = cell.reduction && is_input[edge.from] ? 2 : 1,
+                           .search = search,
+                           .name = name + "." + node.name + ".e" + std::to_string(e)};
+        const ValueId in = states.at(edge.from);
+        if (edge.ops.size() == 1) {
+          site.name += "." + edge.ops[0];
+          edge_outputs.push_back(build_candidate(b_, candidate_of(cell, edge.ops[0]), in, site));
+          continue;
+        }
+        edge_outputs.push_back(mixed_edge(cell, edge, in, site, mixed_row++, row_label(node, e)));
+        graph_.mixed_edges.push_back(ir::MixedEdge{.instance = index_ - 1, .cell = cell.name,
+                                                   .node = node.name, .edge = int32_t(e),
+                                                   .arch = graph_.candidates.back().arch,
+                                                   .row = graph_.candidates.back().row});
+      }
+      at(node.pointer);
+      states[node.name] = join_edges(cell, node, edge_outputs, name + "." + node.name);
+    }
+    at(cell.pointer);
+    if (cell.output.concat.size() == 1) return states.at(cell.output.concat[0]);
+    std::vector<ValueId> parts;
+    for (const std::string& n : cell.output.concat) parts.push_back(states.at(n));
+    return b_.op1(OpKind::concat, NoAttrs{}, parts, name + ".concat");
+  }
+
+  Candidate candidate_of(const Cell& cell, const std::string& op) {
+    const CandidateInfo* info = find_candidate(op, cell.kind);
+    if (info == nullptr) throw error(b_.context(), ": unknown op '", op, "'");
+    return info->id;
+  }
+
+  ValueId mixed_edge(const Cell& cell, const Edge& edge, ValueId in, CandidateSite site, int row,
+                     const std::string& row_label) {
+    const ArchGroupId group = edge_group(cell, edge, row, row_label);
+    const ValueId coef = coefficients(group);
+    std::vector<CandidateId> ids;
+    std::vector<ValueId> outs;
+    std::vector<int32_t> columns;
+    const std::string base = site.name;
+    for (size_t k = 0; k < edge.ops.size(); ++k) {
+      const CandidateId id{int32_t(graph_.candidates.size())};
+      graph_.candidates.push_back(ir::Candidate{.op = candidate_of(cell, edge.ops[k]),
+                                                .arch = group,
+                                                .row = row,
+                                                .column = int32_t(k),
+                                                .cell = index_ - 1,
+                                                .label = base + "." + edge.ops[k]});
+      b_.set_candidate(id);
+      site.name = base + "." + edge.ops[k];
+      const ValueId out = build_candidate(b_, graph_.candidates.back().op, in, site);
+      b_.set_candidate(CandidateId{});
+      graph_.candidates[id.index()].output = out;
+      outs.push_back(out);
+      columns.push_back(int32_t(k));
+      ids.push_back(id);
+    }
+    std::vector<ValueId> inputs = outs;
+    inputs.push_back(coef);
+    b_.op1(OpKind::weighted_sum, WeightedSumAttrs{row_in_group_, columns}, inputs, base + ".mix");
+    ir::Node& n = graph_.nodes.back();
+    n.drops_absent_inputs = true;
+    n.input_candidates = std::move(ids);
+    return n.outputs[0];
+  }
+
+  ValueId join_edges(const Cell& cell, const Node& node, const std::vector<ValueId>& edges,
+                     const std::string& name) {
+    if (edges.size() == 1) return edges[0];
+    if (!node.path_weights) {
+      b_.op1(OpKind::add_n, NoAttrs{}, edges, name + ".sum");
+      ir::Node& n = graph_.nodes.back();
+      n.drops_absent_inputs = true;
+      n.input_candidates.assign(edges.size(), CandidateId{});
+      return n.outputs[0];
+    }
+    const ArchGroupId group = path_group(cell, node);
+    std::vector<int32_t> columns;
+    for (size_t e = 0; e < edges.size(); ++e) columns.push_back(int32_t(e));
+    std::vector<ValueId> inputs = edges;
+    inputs.push_back(coefficients(group));
+    return b_.op1(OpKind::weighted_sum, WeightedSumAttrs{0, columns}, inputs, name + ".paths");
+  }
+
+  // AGD: edge weights normalised over the node's incoming edges, one single-row group per
+  // node (its in-degree is its own).
+  ArchGroupId path_group(const Cell& cell, const Node& node) {
+    const std::string group_name = group_prefix(cell) + "." + node.name + ".paths";
+    const ArchGroupId found = find_group(group_name);
+    if (found.valid()) return found;
+    ir::ArchGroup g{.name = group_name, .kind = ir::ArchGroup::Kind::edge_paths,
+                    .cell = cell.name, .rows = 1};
+    for (size_t e = 0; e < node.edges.size(); ++e) g.columns.push_back(row_label(node, e));
+    g.row_labels.push_back(node.name);
+    g.init.emplace_back(node.edges.size(), std::numeric_limits<double>::quiet_NaN());
+    return add_group(std::move(g));
+  }
+
+  // The group prefix: the cell type when instances share parameters, else the instance.
+  std::string group_prefix(const Cell& cell) const {
+    return space_.arch.share_by_cell ? cell.name : "cells." + std::to_string(index_ - 1);
+  }
+
+  ArchGroupId find_group(const std::string& name) const {
+    for (size_t g = 0; g < graph_.arch_groups.size(); ++g)
+      if (graph_.arch_groups[g].name == name) return ArchGroupId{int32_t(g)};
+    return ArchGroupId{};
+  }
+
+  ArchGroupId add_group(ir::ArchGroup g) {
+    graph_.arch_groups.push_back(std::move(g));
+    return ArchGroupId{int32_t(graph_.arch_groups.size() - 1)};
+  }
+
+  // The edge-op group for this cell and op list; adds the edge's row on first sight.
+  // Sets row_in_group_.
+  ArchGroupId edge_group(const Cell& cell, const Edge& edge, int cell_row,
+                         const std::string& row_label) {
+    const std::string ops_key = join(edge.ops, ",");
+    const std::string key = group_prefix(cell) + "|" + ops_key;
+    auto [it, fresh] = group_of_key_.try_emplace(key);
+    if (fresh) {
+      int same_cell = 0;
+      for (const auto& [k, id] : group_of_key_)
+        same_cell += k.rfind(group_prefix(cell) + "|", 0) == 0;
+      std::string name = group_prefix(cell);
+      if (same_cell > 1) name += "." + (edge.op_set.empty() ? "ops" + std::to_string(same_cell) : edge.op_set);
+      it->second = add_group(ir::ArchGroup{.name = name, .cell = cell.name, .columns = edge.ops});
+    }
+    ir::ArchGroup& g = graph_.arch_groups[it->second.index()];
+    // Rows are keyed by the edge's position in the cell, so every instance of a shared
+    // cell type reads the same row.
+    auto& rows = rows_of_group_[it->second.value];
+    auto row = rows.find(cell_row);
+    if (row == rows.end()) {
+      row = rows.emplace(cell_row, g.rows++).first;
+      g.row_labels.push_back(row_label);
+      std::vector<double> init(edge.ops.size(), std::numeric_limits<double>::quiet_NaN());
+      for (size_t k = 0; k < edge.ops.size(); ++k) {
+        auto v = edge.init.find(edge.ops[k]);
+        if (v != edge.init.end()) init[k] = v->second;
+      }
+      g.init.push_back(std::move(init));
+    }
+    row_in_group_ = row->second;
+    return it->second;
+  }
+
+  // One coefficient value per group, created on first use.
+  ValueId coefficients(ArchGroupId group) {
+    auto [it, fresh] = coef_value_.try_emplace(group.value);
+    if (fresh) it->second = b_.coefficients(group);
+    return it->second;
+  }
+
+  const Space& space_;
+  ir::Graph graph_;
+  Builder b_;
+  ValueId prev_prev_, prev_;
+  bool prev_reduction_ = false;
+  int index_ = 0;
+  std::string stage_pointer_;
+  int32_t row_in_group_ = 0;
+  std::map<std::string, ArchGroupId> group_of_key_;
+  std::map<int32_t, std::map<int, int32_t>> rows_of_group_;
+  std::map<int32_t, ValueId> coef_value_;
+};
+}  // namespace
+
+ir::Graph compile(const Space& space) {
+  ir::Graph g = Compiler(space).run();
+#ifndef NDEBUG
+  g.verify();
+#endif
+  return g;
+}
+
+}  // namespace cellgraph::spec

@@ -1,0 +1,19 @@
+#include "spec/space.h"
+
+namespace cellgraph::spec {
+
+const Cell* Space::find_cell(const std::string& cell_name) const {
+  for (const Cell& c : cells)
+    if (c.name == cell_name) return &c;
+  return nullptr;
+}
+
+bool Space::is_fixed() const {
+  for (const Cell& c : cells)
+    for (const Node& n : c.nodes)
+      for (const Edge& e : n.edges)
+        if (e.ops.size() != 1) return false;
+  return true;
+}
+
+}  // namespace cellgraph::spec

@@ -1,0 +1,109 @@
+// spec::Space: a parsed, validated search space or fixed network (format 1). Plain
+// structs with no JSON types; every element keeps its JSON pointer so later stages
+// (compiler, derive) can point at the spec in their errors. docs/spec.md is the
+// reference for the JSON that produces these.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ops/candidates.h"
+
+namespace cellgraph::spec {
+
+// One incoming edge of a node: a set of candidate ops (search) or one op (fixed).
+struct Edge {
+  std::string from;               // a cell input or an earlier node
+  std::vector<std::string> ops;   // candidate op names, in order; one entry = fixed edge
+  std::string op_set;             // the named set it came from, "" when inline or fixed
+  // Initial architecture logits by op name (e.g. one-hot on skip_connect); missing ops use
+  // the space's random init.
+  std::map<std::string, double> init;
+  std::string pointer;            // JSON pointer of this edge
+  std::string from_pointer;       // JSON pointer of its `from` name
+};
+
+struct Node {
+  std::string name;
+  std::vector<Edge> edges;
+  // Derivation: k > 0 keeps the k strongest edges, each with its best non-none op (DARTS);
+  // 0 (not given) keeps every edge with its arg-max op, none included (NATS-Bench).
+  int keep = 0;
+  bool path_weights = false;      // per-edge weights normalised over the node's edges (AGD)
+  std::string pointer;
+};
+
+using CellKind = CellForm;  // convolutional or recurrent (ops/candidates.h)
+
+struct CellOutput {
+  std::vector<std::string> concat;    // channel concat of these nodes (size 1: that node)
+  std::vector<std::string> pointers;  // JSON pointer of each name in `concat`
+  std::string pointer;                // JSON pointer of the output object
+};
+
+struct Cell {
+  std::string name;
+  CellKind kind = CellKind::convolutional;
+  std::vector<std::string> inputs;  // 1 or 2 named inputs (c_{k-1} last)
+  std::vector<Node> nodes;          // in evaluation order
+  CellOutput output;
+  bool reduction = false;           // edges leaving the inputs have stride 2
+  // "auto": ReLU-conv1x1-BN to the cell's channels (factorized reduce for the older input
+  // after a reduction); "none": inputs must already have the cell's channels.
+  std::string preprocess = "auto";
+  // Recurrent cells (DARTS RNN) only:
+  int steps = 0;
+  std::string pointer;
+};
+
+// A layer of the stem, of a fixed block, or of the head.
+struct Layer {
+  std::string op;        // conv_3x3, conv_1x1, batch_norm, relu, global_avg_pool, linear, ...
+  int64_t channels = 0;  // output channels (conv); 0 = keep
+  int stride = 1;
+  bool affine = true;    // batch_norm
+  std::string pointer;
+};
+
+// One item of the network body: a stack of cells, or a fixed block.
+struct Stage {
+  std::string cell;      // cell name, or "" for a block
+  std::string block;     // "residual" (NATS-Bench's ResNet basic block), or ""
+  int64_t channels = 0;  // the cell's C (each node has C channels) / the block's output
+  int repeat = 1;
+  int stride = 1;        // blocks only
+  std::string pointer;
+};
+
+struct Network {
+  int64_t in_channels = 3, in_height = 32, in_width = 32;
+  int64_t classes = 10;
+  std::vector<Layer> stem;
+  std::vector<Stage> body;
+  std::vector<Layer> head;
+  std::string pointer;
+};
+
+struct ArchOptions {
+  double init_std = 1e-3;        // architecture logits ~ init_std * N(0, 1)
+  bool share_by_cell = true;     // one parameter set per cell type, shared by its instances
+};
+
+struct Space {
+  int format = 1;
+  std::string name;
+  std::string description;
+  std::string file;                                        // where it was read from
+  std::map<std::string, std::vector<std::string>> op_sets;
+  std::vector<Cell> cells;
+  Network network;
+  ArchOptions arch;
+
+  const Cell* find_cell(const std::string& name) const;
+  bool is_fixed() const;  // every edge has exactly one op
+};
+
+}  // namespace cellgraph::spec

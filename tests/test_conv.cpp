@@ -1,0 +1,232 @@
+// conv2d on the CPU backend: forward and all three gradients against a naive reference
+// (double accumulation), finite differences, and input validation.
+#include <cmath>
+#include <sstream>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "engine/error.h"
+#include "engine/tensor/random.h"
+#include "ops/ops.h"
+#include "tests/support/gradcheck.h"
+
+using namespace cellgraph;
+
+namespace {
+
+struct ConvCase {
+  Shape x, w;
+  bool bias = false;
+  ConvAttrs attrs;
+};
+
+struct ConvReference {
+  std::vector<double> y, dx, dw, db;
+};
+
+int64_t out_extent(int64_t in, int64_t k, const ConvAttrs& a) {
+  return (in + 2 * a.padding - a.dilation * (k - 1) - 1) / a.stride + 1;
+}
+
+// Direct loops over every (output, tap) pair; dy drives the three gradients.
+ConvReference reference(const ConvCase& c, const std::vector<float>& x, const std::vector<float>& w,
+                        const std::vector<float>& b, const std::vector<float>& dy) {
+  const ConvAttrs& a = c.attrs;
+  const int64_t n = c.x[0], ch = c.x[1], h = c.x[2], wd = c.x[3];
+  const int64_t o = c.w[0], cg = c.w[1], kh = c.w[2], kw = c.w[3];
+  const int64_t oh = out_extent(h, kh, a), ow = out_extent(wd, kw, a);
+  const int64_t og = o / a.groups;
+  ConvReference r;
+  r.y.assign(size_t(n * o * oh * ow), 0.0);
+  r.dx.assign(x.size(), 0.0);
+  r.dw.assign(w.size(), 0.0);
+  r.db.assign(size_t(o), 0.0);
+  for (int64_t in = 0; in < n; ++in)
+    for (int64_t oc = 0; oc < o; ++oc)
+      for (int64_t y0 = 0; y0 < oh; ++y0)
+        for (int64_t x0 = 0; x0 < ow; ++x0) {
+          const size_t yi = size_t(((in * o + oc) * oh + y0) * ow + x0);
+          double acc = c.bias ? b[size_t(oc)] : 0.0;
+          const double g = dy[yi];
+          r.db[size_t(oc)] += g;
+          for (int64_t ci = 0; ci < cg; ++ci) {
+            const int64_t ic = (oc / og) * cg + ci;
+            for (int64_t ky = 0; ky < kh; ++ky)
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t iy = y0 * a.stride - a.padding + ky * a.dilation;
+                const int64_t ix = x0 * a.stride - a.padding + kx * a.dilation;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                const size_t xi = size_t(((in * ch + ic) * h + iy) * wd + ix);
+                const size_t wi = size_t(((oc * cg + ci) * kh + ky) * kw + kx);
+                acc += double(x[xi]) * double(w[wi]);
+                r.dx[xi] += g * double(w[wi]);
+                r.dw[wi] += g * double(x[xi]);
+              }
+          }
+          r.y[yi] = acc;
+        }
+  return r;
+}
+
+// One CHECK per tensor: |got - want| <= atol + rtol * |want| everywhere.
+void check_close(const char* what, const std::vector<float>& got, const std::vector<double>& want,
+                 double atol = 1e-4, double rtol = 1e-4) {
+  REQUIRE(got.size() == want.size());
+  std::ostringstream msg;
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::fabs(double(got[i]) - want[i]) <= atol + rtol * std::fabs(want[i])) continue;
+    if (bad++ < 5) msg << what << "[" << i << "]: got " << got[i] << " want " << want[i] << "\n";
+  }
+  INFO(msg.str());
+  CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", got.size(), " elements differ");
+}
+
+Tensor random(const Shape& shape, uint64_t seed) {
+  Rng rng(seed);
+  return uniform_tensor(shape, -1.0f, 1.0f, rng);
+}
+
+// Forward, then backward with a random dy and every gradient wanted, against the reference.
+void check_case(const ConvCase& c) {
+  Var x(random(c.x, 1), true), w(random(c.w, 2), true);
+  Var b = c.bias ? Var(random({c.w[0]}, 3), true) : Var();
+  Var y = ops::conv2d(x, w, b, c.attrs);
+  const Tensor dy = random(y.shape(), 4);
+  y.backward(dy);
+  const std::vector<float> bv = c.bias ? b.value().to_vector() : std::vector<float>{};
+  const ConvReference r =
+      reference(c, x.value().to_vector(), w.value().to_vector(), bv, dy.to_vector());
+  CHECK(y.shape() == Shape{c.x[0], c.w[0], out_extent(c.x[2], c.w[2], c.attrs),
+                           out_extent(c.x[3], c.w[3], c.attrs)});
+  check_close("y", y.value().to_vector(), r.y);
+  check_close("dx", x.grad().to_vector(), r.dx);
+  check_close("dw", w.grad().to_vector(), r.dw);
+  if (c.bias) check_close("db", b.grad().to_vector(), r.db);
+
+  // The inference primitive (nothing recorded) gives the same forward.
+  Var y_infer = ops::conv2d(x.detach(), w.detach(), c.bias ? b.detach() : Var(), c.attrs);
+  check_close("y (inference)", y_infer.value().to_vector(), r.y);
+}
+
+// conv2d is bilinear, so central differences are exact up to float rounding of the
+// outputs: with a few hundred outputs of magnitude ~2 that noise is ~1e-6 in L, ~1e-4 after
+// dividing by 2 eps = 0.02. atol 2e-3 / rtol 1e-2 leaves a margin of 10x while still
+// catching any indexing error (those are O(0.1) and up).
+void gradcheck(const ConvCase& c) {
+  testing::GradCheck spec;
+  spec.kind = OpKind::conv2d;
+  spec.attrs = c.attrs;
+  spec.inputs = {random(c.x, 11), random(c.w, 12), c.bias ? random({c.w[0]}, 13) : Tensor()};
+  spec.eps = 1e-2f;
+  spec.atol = 2e-3f;
+  spec.rtol = 1e-2f;
+  CHECK_GRADIENTS(spec);
+}
+
+}  // namespace
+
+TEST_CASE("conv2d: 3x3 padding 1, with and without bias, matches the reference") {
+  check_case({{2, 3, 6, 6}, {4, 3, 3, 3}, true, {1, 1, 1, 1}});
+  check_case({{2, 3, 6, 6}, {4, 3, 3, 3}, false, {1, 1, 1, 1}});
+}
+
+TEST_CASE("conv2d: stride 2 (3x3 and 1x1) matches the reference") {
+  check_case({{2, 3, 7, 7}, {4, 3, 3, 3}, true, {2, 1, 1, 1}});
+  check_case({{2, 4, 6, 6}, {3, 4, 1, 1}, false, {2, 0, 1, 1}});
+  check_case({{2, 4, 7, 7}, {3, 4, 1, 1}, true, {2, 0, 1, 1}});  // odd extent: last column dropped
+}
+
+TEST_CASE("conv2d: 5x5 padding 2 matches the reference") {
+  check_case({{2, 2, 7, 7}, {3, 2, 5, 5}, true, {1, 2, 1, 1}});
+}
+
+TEST_CASE("conv2d: dilation 2 (3x3 pad 2, 5x5 pad 4) matches the reference") {
+  check_case({{2, 3, 8, 8}, {3, 3, 3, 3}, false, {1, 2, 2, 1}});
+  check_case({{1, 2, 9, 9}, {2, 2, 5, 5}, true, {1, 4, 2, 1}});
+  check_case({{2, 2, 8, 8}, {2, 2, 3, 3}, false, {2, 2, 2, 1}});  // dilated and strided
+}
+
+TEST_CASE("conv2d: depthwise (groups == C == O) matches the reference") {
+  check_case({{2, 4, 6, 6}, {4, 1, 3, 3}, false, {1, 1, 1, 4}});
+  check_case({{2, 4, 7, 7}, {4, 1, 3, 3}, false, {2, 1, 1, 4}});
+  check_case({{2, 4, 7, 7}, {4, 1, 5, 5}, true, {1, 2, 1, 4}});
+  check_case({{2, 4, 9, 9}, {4, 1, 5, 5}, false, {1, 4, 2, 4}});  // dil_conv_5x5's depthwise
+}
+
+// oneDNN has only im2col + GEMM for these depthwise backward passes, so they run our own
+// loops (engine/backends/cpu/conv_layout.cpp): the strided row loops, and for stride 1 the
+// pitched weight-gradient loop, with odd and non-square extents and a bias.
+TEST_CASE("conv2d: depthwise backward loops (dilated, strided, 5x5) match the reference") {
+  check_case({{2, 4, 9, 9}, {4, 1, 3, 3}, false, {2, 2, 2, 4}});   // dilated and strided
+  check_case({{2, 3, 11, 11}, {3, 1, 5, 5}, true, {2, 2, 1, 3}});  // 5x5 stride 2
+  check_case({{2, 5, 9, 7}, {5, 1, 3, 3}, true, {1, 2, 2, 5}});    // dilated, non-square
+  check_case({{1, 2, 6, 7}, {2, 1, 3, 5}, false, {1, 2, 1, 2}});   // non-square kernel
+  check_case({{2, 3, 8, 8}, {3, 1, 5, 5}, false, {2, 4, 2, 3}});   // 5x5 dilated and strided
+}
+
+// Channel counts of 16 and more pick oneDNN's blocked kernels (jit, jit_dw, jit_1x1) with
+// reorders; 17 pads the channel blocks. A 1x1 stride 1 conv stays on plain GEMM.
+TEST_CASE("conv2d: blocked-layout and plain 1x1 paths match the reference") {
+  check_case({{2, 16, 8, 8}, {16, 16, 3, 3}, true, {1, 1, 1, 1}});
+  check_case({{2, 17, 7, 7}, {17, 1, 3, 3}, true, {1, 1, 1, 17}});
+  check_case({{2, 16, 9, 9}, {16, 1, 3, 3}, false, {1, 2, 2, 16}});
+  check_case({{2, 16, 5, 5}, {32, 16, 1, 1}, false, {1, 0, 1, 1}});
+  check_case({{2, 4, 5, 5}, {3, 4, 1, 1}, true, {1, 0, 1, 1}});
+}
+
+TEST_CASE("conv2d: grouped (groups = 2, 3) matches the reference") {
+  check_case({{2, 4, 6, 6}, {6, 2, 3, 3}, true, {1, 1, 1, 2}});
+  check_case({{1, 6, 5, 5}, {3, 2, 3, 3}, false, {2, 1, 1, 3}});
+}
+
+TEST_CASE("conv2d: only the wanted gradients are produced") {
+  const ConvCase c{{2, 3, 5, 5}, {4, 3, 3, 3}, true, {1, 1, 1, 1}};
+  const Tensor xt = random(c.x, 1), wt = random(c.w, 2), bt = random({4}, 3);
+  const Tensor dy = random({2, 4, 5, 5}, 4);
+  const ConvReference r =
+      reference(c, xt.to_vector(), wt.to_vector(), bt.to_vector(), dy.to_vector());
+
+  SUBCASE("dx only") {
+    Var x(xt, true), w(wt, false), b(bt, false);
+    ops::conv2d(x, w, b, c.attrs).backward(dy);
+    check_close("dx", x.grad().to_vector(), r.dx);
+    CHECK_FALSE(w.has_grad());
+    CHECK_FALSE(b.has_grad());
+  }
+  SUBCASE("dw only") {
+    Var x(xt, false), w(wt, true), b(bt, false);
+    ops::conv2d(x, w, b, c.attrs).backward(dy);
+    check_close("dw", w.grad().to_vector(), r.dw);
+    CHECK_FALSE(x.has_grad());
+  }
+  SUBCASE("db only (no weight-gradient primitive)") {
+    Var x(xt, false), w(wt, false), b(bt, true);
+    ops::conv2d(x, w, b, c.attrs).backward(dy);
+    check_close("db", b.grad().to_vector(), r.db);
+  }
+}
+
+TEST_CASE("conv2d: finite differences agree for x, w and b") {
+  gradcheck({{1, 2, 5, 5}, {3, 2, 3, 3}, true, {1, 1, 1, 1}});
+  gradcheck({{2, 2, 5, 5}, {2, 2, 1, 1}, true, {2, 0, 1, 1}});
+  gradcheck({{1, 3, 6, 6}, {3, 1, 3, 3}, true, {2, 2, 2, 3}});  // depthwise, dilated, strided
+  gradcheck({{1, 3, 7, 7}, {3, 1, 3, 3}, true, {1, 2, 2, 3}});  // depthwise, dilated
+  gradcheck({{1, 2, 6, 6}, {2, 1, 5, 5}, false, {1, 2, 1, 2}});
+  gradcheck({{1, 4, 4, 4}, {2, 2, 3, 3}, true, {1, 1, 1, 2}});  // grouped
+}
+
+TEST_CASE("conv2d: invalid calls throw cellgraph::Error") {
+  const Var x(random({1, 3, 5, 5}, 1));
+  // Channel mismatch: 2 * groups 1 != 3.
+  CHECK_THROWS_AS(ops::conv2d(x, Var(random({4, 2, 3, 3}, 2))), Error);
+  // Bias of the wrong length.
+  CHECK_THROWS_AS(ops::conv2d(x, Var(random({4, 3, 3, 3}, 2)), Var(random({3}, 3))), Error);
+  // Groups that do not divide the input channels.
+  CHECK_THROWS_AS(ops::conv2d(x, Var(random({4, 1, 3, 3}, 2)), {}, {1, 1, 1, 2}), Error);
+  // A window larger than the input.
+  CHECK_THROWS_AS(ops::conv2d(x, Var(random({4, 3, 7, 7}, 2))), Error);
+  // Rank 3 input.
+  CHECK_THROWS_AS(ops::conv2d(Var(random({3, 5, 5}, 1)), Var(random({4, 3, 3, 3}, 2))), Error);
+}

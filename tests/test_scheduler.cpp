@@ -1,0 +1,152 @@
+// The sparse scheduler: inactive candidates are not computed (kernel counts), their
+// weights get no gradient, and the result equals the dense one restricted to the
+// active candidates.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+#include "engine/backends/backend.h"
+#include "engine/ir/parameter_store.h"
+#include "engine/sched/executor.h"
+#include "engine/tensor/random.h"
+#include "ops/ops.h"
+#include "spec/compile.h"
+#include "spec/parse.h"
+
+using namespace cellgraph;
+
+namespace {
+// One search cell, two nodes, 4 candidates per edge, C=4, 1x8x8 input.
+const char* kTinySpace = R"({
+  "format": 1, "name": "tiny",
+  "op_sets": {"small": ["none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"]},
+  "cells": [{
+    "name": "normal", "inputs": ["c_k-2", "c_k-1"],
+    "nodes": [
+      {"name": "a", "from": ["c_k-2", "c_k-1"], "ops": "small", "keep": 2},
+      {"name": "b", "from": ["c_k-2", "c_k-1", "a"], "ops": "small", "keep": 2}
+    ],
+    "output": {"concat": ["a", "b"]}
+  }],
+  "network": {
+    "input": [1, 8, 8], "classes": 3,
+    "stem": [{"op": "conv_3x3", "channels": 6}, {"op": "batch_norm"}],
+    "body": [{"cell": "normal", "channels": 4}],
+    "head": [{"op": "global_avg_pool"}, {"op": "linear"}]
+  }
+})";
+
+struct Fixture {
+  ir::Graph graph = spec::compile(spec::parse_string(kTinySpace, "tiny.json"));
+  ir::ParameterStore params{graph, 11};
+  Var images;
+  Var coef;  // [5 edges, 4 ops]
+  Fixture() {
+    Rng rng(5);
+    images = Var(normal_tensor({2, 1, 8, 8}, 0, 1, rng));
+    coef = Var(uniform_tensor({5, 4}, 0.1f, 1.0f, rng), true);
+  }
+  // Coefficients with the columns of `inactive` zeroed (the dense restriction).
+  Var masked_coef(const sched::ActiveSet& active) const {
+    std::vector<float> c = coef.value().to_vector();
+    for (const ir::Candidate& cand : graph.candidates)
+      if (!active[size_t(&cand - graph.candidates.data())]) c[size_t(cand.row * 4 + cand.column)] = 0;
+    return Var(Tensor::from_vector({5, 4}, c), true);
+  }
+  Var run(const sched::ActiveSet& active, const Var& coefficients) {
+    sched::RunOptions options{.training = true, .coefficients = {coefficients}};
+    return sched::run(graph, params, sched::make_plan(graph, active), images, options);
+  }
+};
+
+int64_t forward_count(OpKind k) { return kernel_counts().forward[size_t(k)]; }
+int64_t backward_count(OpKind k) { return kernel_counts().backward[size_t(k)]; }
+
+sched::ActiveSet without(const ir::Graph& g, Candidate op) {
+  sched::ActiveSet active = sched::all_active(g);
+  for (size_t i = 0; i < g.candidates.size(); ++i)
+    if (g.candidates[i].op == op) active[i] = 0;
+  return active;
+}
+}  // namespace
+
+TEST_CASE("scheduler: inactive candidates run no kernels, forward or backward") {
+  Fixture f;
+  REQUIRE(f.graph.candidates.size() == 5 * 4);
+  // Dense: 1 stem conv + 2 preprocess convs + 5 sep_convs x 4 convs = 23 conv2d.
+  reset_kernel_counts();
+  Var dense = ops::sum(f.run(sched::all_active(f.graph), f.coef));
+  dense.backward();
+  CHECK(forward_count(OpKind::conv2d) == 23);
+  CHECK(forward_count(OpKind::max_pool) == 5);
+  CHECK(backward_count(OpKind::conv2d) == 23);
+
+  reset_kernel_counts();
+  Var sparse = ops::sum(f.run(without(f.graph, Candidate::sep_conv_3x3), f.coef));
+  sparse.backward();
+  CHECK(forward_count(OpKind::conv2d) == 3);
+  CHECK(backward_count(OpKind::conv2d) == 3);
+  CHECK(forward_count(OpKind::max_pool) == 5);
+}
+
+TEST_CASE("scheduler: weights of inactive candidates get no gradient") {
+  Fixture f;
+  const sched::ActiveSet active = without(f.graph, Candidate::sep_conv_3x3);
+  for (const Var& p : f.params.weights()) const_cast<Var&>(p).zero_grad();
+  ops::sum(f.run(active, f.coef)).backward();
+  int inactive_weights = 0;
+  for (size_t i = 0; i < f.graph.params.size(); ++i) {
+    const ir::Parameter& p = f.graph.params[i];
+    if (p.is_buffer) continue;
+    const bool owned_by_inactive = p.candidate.valid() && !active[p.candidate.index()];
+    inactive_weights += owned_by_inactive;
+    INFO(p.name);
+    CHECK(f.params.all()[i].has_grad() == !owned_by_inactive);
+  }
+  CHECK(inactive_weights == 5 * 4);  // 4 conv weights per sep_conv_3x3 (its BNs are not affine)
+}
+
+TEST_CASE("scheduler: the sparse result equals the dense one with inactive coefficients at 0") {
+  Fixture f;
+  const sched::ActiveSet active = without(f.graph, Candidate::sep_conv_3x3);
+  const Var masked = f.masked_coef(active);
+  const Var dense = f.run(sched::all_active(f.graph), masked);
+  const Var sparse = f.run(active, masked);
+  const std::vector<float> d = dense.value().to_vector(), s = sparse.value().to_vector();
+  REQUIRE(d.size() == s.size());
+  for (size_t i = 0; i < d.size(); ++i) CHECK(s[i] == doctest::Approx(d[i]).epsilon(1e-5));
+
+  // Architecture gradients agree too, except at the inactive columns (dense computes
+  // <dy, o_k> there; sparse never ran o_k, so it has no such gradient).
+  const Var dense_coef = f.masked_coef(active);
+  ops::sum(f.run(sched::all_active(f.graph), dense_coef)).backward();
+  const Var sparse_coef = f.masked_coef(active);
+  ops::sum(f.run(active, sparse_coef)).backward();
+  const std::vector<float> gd = dense_coef.grad().to_vector(), gs = sparse_coef.grad().to_vector();
+  for (const ir::Candidate& c : f.graph.candidates) {
+    if (c.op == Candidate::sep_conv_3x3) continue;
+    const size_t at = size_t(c.row * 4 + c.column);
+    CHECK(gs[at] == doctest::Approx(gd[at]).epsilon(1e-4));
+  }
+}
+
+TEST_CASE("scheduler: nodes that do not reach the logits are not computed") {
+  // With every candidate into node 'a' inactive, 'a' is absent: the candidates on the edge
+  // a -> b are skipped too (they would compute zero), and 'a' enters the concat as zeros.
+  Fixture f;
+  sched::ActiveSet active = sched::all_active(f.graph);
+  for (size_t i = 0; i < f.graph.candidates.size(); ++i)
+    if (f.graph.candidates[i].row < 2) active[i] = 0;  // rows 0, 1: the edges into 'a'
+  const sched::Plan plan = sched::make_plan(f.graph, active);
+  int64_t from_a = 0;
+  for (ir::NodeId id : plan.order) {
+    const ir::Node& n = f.graph.node(id);
+    if (n.candidate.valid()) CHECK(f.graph.candidate(n.candidate).row != 4);  // row 4: a -> b
+    from_a += n.label.find(".a.") != std::string::npos;
+  }
+  CHECK(from_a == 0);
+  CHECK(plan.skipped_nodes > 0);
+  const Var logits = f.run(active, f.coef);
+  CHECK(logits.shape() == Shape{2, 3});
+}
