@@ -18,7 +18,7 @@
 //   3. If oneDNN has only GEMM even with any (depthwise backward with dilation, or with
 //      kernels other than 3x3 for weights), a depthwise conv runs our own loops
 //      (conv_layout.h), many times faster than GEMM there; other convs run GEMM plain.
-// The numbers behind this are in bench/conv_layout_probe.cpp's header.
+// Measured with bench/conv_layout_probe.cpp; its header has the numbers.
 #include <string>
 
 #include "engine/backends/cpu/conv_layout.h"
@@ -217,6 +217,7 @@ void conv2d_backward(const BackwardCall& call) {
     });
     const Tensor w = call.inputs[1].contiguous();
     if (entry.loops) {
+      CG_ASSERT(dx.is_contiguous(), "conv2d: dx must be contiguous");
       depthwise_backward_data(depthwise_shape(a, xs, ws, dy.shape()), dy.data(), w.data(),
                               dx.data());
     } else {
@@ -237,6 +238,7 @@ void conv2d_backward(const BackwardCall& call) {
                                      [&] { return CG_DNNL(make_backward_weights(a, xs, ws, g)); });
     const Tensor x = call.inputs[0].contiguous();
     if (entry.loops) {
+      CG_ASSERT(dw.is_contiguous(), "conv2d: dw must be contiguous");
       depthwise_backward_weights(depthwise_shape(a, xs, ws, dy.shape()), x.data(), dy.data(),
                                  dw.data());
     } else {
