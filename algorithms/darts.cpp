@@ -35,7 +35,8 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
 
 Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& coefficients,
                  bool is_train) {
-  sched::RunOptions options{.training = true, .coefficients = coefficients,
+  sched::RunOptions options{.training = true,
+                            .coefficients = coefficients,
                             .dropout_seed = ctx.step * 2 + (is_train ? 1 : 0)};
   const Var logits = sched::run(ctx.graph, ctx.params, ctx.plan(), Var(batch.images), options);
   const Var loss = ops::cross_entropy(logits, Var(batch.labels));
@@ -160,7 +161,8 @@ void second_order_gradient(StepContext& ctx) {
 
   // dalpha - xi * (plus - minus) / 2r
   for (size_t g = 0; g < ctx.arch.logits.size(); ++g) {
-    Tensor out = dalpha[g].defined() ? dalpha[g].clone() : Tensor::zeros(ctx.arch.logits[g].shape());
+    Tensor out =
+        dalpha[g].defined() ? dalpha[g].clone() : Tensor::zeros(ctx.arch.logits[g].shape());
     float* d = out.data();
     const float* p = plus[g].defined() ? plus[g].data() : nullptr;
     const float* m = minus[g].defined() ? minus[g].data() : nullptr;
@@ -177,10 +179,12 @@ void update_architecture_second_order(StepContext& ctx) {
 
 const std::vector<Algorithm>& algorithms() {
   static const std::vector<Algorithm> list = {
-      {"darts", "DARTS, first order: alpha by Adam on dL_val/dalpha with w held fixed",
+      {"darts",
+       "DARTS, first order: alpha by Adam on dL_val/dalpha with w held fixed",
        {{"update_architecture_first_order", update_architecture_first_order},
         {"update_weights", update_weights}}},
-      {"darts2", "DARTS, second order: alpha by Adam on the gradient through one unrolled SGD step",
+      {"darts2",
+       "DARTS, second order: alpha by Adam on the gradient through one unrolled SGD step",
        {{"update_architecture_second_order", update_architecture_second_order},
         {"update_weights", update_weights}}},
   };

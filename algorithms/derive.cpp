@@ -62,7 +62,8 @@ void derive_node(spec::Node& node, const spec::Cell& cell, const ir::Graph& g,
       CG_ASSERT(m != nullptr, "no architecture row for ", cell.name, "/", node.name, "/e", e);
       const size_t cols = g.arch_group(m->arch).columns.size();
       const std::vector<float>& all = weights[m->arch.index()];
-      w.assign(all.begin() + long(size_t(m->row) * cols), all.begin() + long(size_t(m->row + 1) * cols));
+      w.assign(all.begin() + long(size_t(m->row) * cols),
+               all.begin() + long(size_t(m->row + 1) * cols));
     }
     EdgeChoice c = choose(edge, w, selecting);
     c.strength *= path[e];
@@ -96,7 +97,8 @@ bool has_mixed_edge(const spec::Cell& cell) {
 
 Derived derive(const spec::Space& search_space, const ir::Graph& graph, const ArchState& arch) {
   if (!search_space.arch.share_by_cell)
-    throw error(search_space.file, ":/arch/share: derivation needs architecture parameters shared "
+    throw error(search_space.file,
+                ":/arch/share: derivation needs architecture parameters shared "
                 "by cell type (\"share\": \"cell_type\"); per-instance cells cannot be written "
                 "back as one cell definition");
   const std::vector<std::vector<float>> weights = softmax_values(arch);
@@ -140,7 +142,8 @@ std::string genotype_string(const spec::Space& fixed) {
       if (fixed.cells.size() > 1) nats << cell.name << ": ";
       for (size_t n = 0; n < cell.nodes.size(); ++n) {
         nats << (n ? "+" : "") << "|";
-        for (const spec::Edge& e : cell.nodes[n].edges) nats << e.ops[0] << "~" << index_of(e.from) << "|";
+        for (const spec::Edge& e : cell.nodes[n].edges)
+          nats << e.ops[0] << "~" << index_of(e.from) << "|";
       }
     }
   }

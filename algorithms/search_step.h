@@ -22,10 +22,15 @@ struct StepMetrics {
 };
 
 struct StepContext {
-  StepContext(const ir::Graph& g, const ir::ParameterStore& p, ArchState& a, Sgd& w,
-              Optimizer& ao, const Batch& train_batch, const Batch& val_batch)
-      : graph(g), params(p), arch(a), weight_optimizer(w), arch_optimizer(ao),
-        train(train_batch), val(val_batch) {}
+  StepContext(const ir::Graph& g, const ir::ParameterStore& p, ArchState& a, Sgd& w, Optimizer& ao,
+              const Batch& train_batch, const Batch& val_batch)
+      : graph(g),
+        params(p),
+        arch(a),
+        weight_optimizer(w),
+        arch_optimizer(ao),
+        train(train_batch),
+        val(val_batch) {}
 
   const ir::Graph& graph;
   const ir::ParameterStore& params;
@@ -74,9 +79,9 @@ Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& c
 int64_t count_correct(const Tensor& logits, const Tensor& labels);
 
 // Passes.
-void update_weights(StepContext& ctx);                   // SGD on L_train at softmax(alpha)
-void update_architecture_first_order(StepContext& ctx);  // Adam on dL_val/dalpha
-void update_architecture_second_order(StepContext& ctx); // Adam on the unrolled gradient
+void update_weights(StepContext& ctx);                    // SGD on L_train at softmax(alpha)
+void update_architecture_first_order(StepContext& ctx);   // Adam on dL_val/dalpha
+void update_architecture_second_order(StepContext& ctx);  // Adam on the unrolled gradient
 // The second-order DARTS gradient alone, left in the logits' grad() (for tests).
 void second_order_gradient(StepContext& ctx);
 

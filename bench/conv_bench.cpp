@@ -74,8 +74,8 @@ int main(int argc, char** argv) {
     std::vector<double> ms;
     for (int r = 0; r < repeats; ++r) ms.push_back(time_once(b));
     std::sort(ms.begin(), ms.end());
-    std::printf("  {\"name\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f}%s\n",
-                cases[i].name, ms[ms.size() / 2], ms.front(), i + 1 < cases.size() ? "," : "");
+    std::printf("  {\"name\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f}%s\n", cases[i].name,
+                ms[ms.size() / 2], ms.front(), i + 1 < cases.size() ? "," : "");
   }
   std::printf("]}\n");
   return 0;

@@ -37,9 +37,9 @@ Error error(Parts&&... parts) {
 
 }  // namespace cellgraph
 
-#define CG_ASSERT(cond, ...)                                                           \
-  do {                                                                                 \
-    if (!(cond))                                                                       \
-      ::cellgraph::detail::assert_fail(#cond, __FILE__, __LINE__,                      \
-                                       ::cellgraph::detail::concat("" __VA_OPT__(, ) __VA_ARGS__)); \
+#define CG_ASSERT(cond, ...)                                                                      \
+  do {                                                                                            \
+    if (!(cond))                                                                                  \
+      ::cellgraph::detail::assert_fail(                                                           \
+          #cond, __FILE__, __LINE__, ::cellgraph::detail::concat("" __VA_OPT__(, ) __VA_ARGS__)); \
   } while (0)

@@ -18,7 +18,9 @@ int default_threads() {
 }
 }  // namespace
 
-void set_num_threads(int threads) { omp_set_num_threads(threads > 0 ? threads : default_threads()); }
+void set_num_threads(int threads) {
+  omp_set_num_threads(threads > 0 ? threads : default_threads());
+}
 
 int num_threads() { return omp_get_max_threads(); }
 

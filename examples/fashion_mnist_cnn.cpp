@@ -43,23 +43,32 @@ int main(int argc, char** argv) {
       }
       if (i + 1 >= argc) throw error(flag, ": missing value (see --help)");
       const char* value = argv[++i];
-      if (flag == "--train") options.train_images = parse_int(flag, value);
-      else if (flag == "--test") options.test_images = parse_int(flag, value);
-      else if (flag == "--epochs") options.epochs = int(parse_int(flag, value));
-      else if (flag == "--batch") options.batch = int(parse_int(flag, value));
-      else if (flag == "--seed") options.seed = uint64_t(parse_int(flag, value));
-      else if (flag == "--threads") threads = int(parse_int(flag, value));
-      else if (flag == "--data") options.data_dir = value;
-      else if (flag == "--lr") options.lr = std::strtof(value, nullptr);
-      else throw error("unknown option '", flag, "' (see --help)");
+      if (flag == "--train")
+        options.train_images = parse_int(flag, value);
+      else if (flag == "--test")
+        options.test_images = parse_int(flag, value);
+      else if (flag == "--epochs")
+        options.epochs = int(parse_int(flag, value));
+      else if (flag == "--batch")
+        options.batch = int(parse_int(flag, value));
+      else if (flag == "--seed")
+        options.seed = uint64_t(parse_int(flag, value));
+      else if (flag == "--threads")
+        threads = int(parse_int(flag, value));
+      else if (flag == "--data")
+        options.data_dir = value;
+      else if (flag == "--lr")
+        options.lr = std::strtof(value, nullptr);
+      else
+        throw error("unknown option '", flag, "' (see --help)");
     }
     if (options.batch < 1 || options.epochs < 1 || options.train_images < 1 ||
         options.test_images < 1 || !(options.lr > 0))
       throw error("--batch, --epochs, --train, --test and --lr must be positive");
     set_num_threads(threads);
     std::cout << "cellgraph: small CNN on Fashion-MNIST (" << options.train_images
-              << " training images, " << options.test_images << " test images, "
-              << options.epochs << " epochs, " << num_threads() << " threads)\n";
+              << " training images, " << options.test_images << " test images, " << options.epochs
+              << " epochs, " << num_threads() << " threads)\n";
     const auto result = examples::train_small_cnn(options, &std::cout);
     std::printf("parameters: %lld\ntest accuracy: %.2f%% (%.1f s)\n",
                 static_cast<long long>(result.parameters), 100.0 * result.test_accuracy,

@@ -46,7 +46,7 @@ struct SmallCnn {
 
   std::vector<Var> parameters() const {
     return {block1.weight, block1.gamma, block1.beta, block2.weight,
-            block2.gamma,  block2.beta,  fc_weight,    fc_bias};
+            block2.gamma,  block2.beta,  fc_weight,   fc_bias};
   }
 
   Var operator()(const Var& images, bool training) const {
@@ -75,10 +75,9 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
 
 SmallCnnResult train_small_cnn(const SmallCnnOptions& options, std::ostream* log) {
   const auto start = std::chrono::steady_clock::now();
-  Dataset train = subset(load_fashion_mnist(options.data_dir, Split::train), 0,
-                         options.train_images);
-  Dataset test = subset(load_fashion_mnist(options.data_dir, Split::test), 0,
-                        options.test_images);
+  Dataset train =
+      subset(load_fashion_mnist(options.data_dir, Split::train), 0, options.train_images);
+  Dataset test = subset(load_fashion_mnist(options.data_dir, Split::test), 0, options.test_images);
   const ChannelStats stats = channel_stats(train);
   normalize(train, stats);
   normalize(test, stats);
@@ -88,8 +87,8 @@ SmallCnnResult train_small_cnn(const SmallCnnOptions& options, std::ostream* log
   SmallCnnResult result;
   for (const Var& p : model.parameters()) result.parameters += p.value().numel();
 
-  Sgd sgd(model.parameters(), SgdOptions{.lr = options.lr, .momentum = 0.9f,
-                                         .weight_decay = 5e-4f, .nesterov = false});
+  Sgd sgd(model.parameters(),
+          SgdOptions{.lr = options.lr, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = false});
   BatchIterator batches(train, options.batch, /*shuffle_seed=*/options.seed, /*drop_last=*/false);
   const int64_t steps_per_epoch = batches.batches_per_epoch();
   const CosineSchedule schedule(options.lr, 0.0f, steps_per_epoch * options.epochs);
@@ -125,8 +124,7 @@ SmallCnnResult train_small_cnn(const SmallCnnOptions& options, std::ostream* log
     correct += count_correct(model(Var(batch.images), false).value(), batch.labels);
   }
   result.test_accuracy = double(correct) / double(test.labels.size());
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 

@@ -22,10 +22,10 @@ struct SmallCnnOptions {
 };
 
 struct SmallCnnResult {
-  double test_accuracy = 0;    // fraction in [0, 1]
-  double final_train_loss = 0; // mean over the last epoch
+  double test_accuracy = 0;     // fraction in [0, 1]
+  double final_train_loss = 0;  // mean over the last epoch
   int64_t parameters = 0;
-  double seconds = 0;          // wall time of training and evaluation
+  double seconds = 0;  // wall time of training and evaluation
 };
 
 // Trains and evaluates; progress lines go to `log` when non-null. Throws Error on bad data.

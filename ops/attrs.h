@@ -66,8 +66,8 @@ struct WeightedSumAttrs {
   std::vector<int32_t> columns;  // one per summed input
 };
 
-using Attrs = std::variant<NoAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, SplitAttrs, SliceAttrs,
-                           ZeroAttrs, CrossEntropyAttrs, DropoutAttrs, ReshapeAttrs,
-                           WeightedSumAttrs>;
+using Attrs =
+    std::variant<NoAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, SplitAttrs, SliceAttrs, ZeroAttrs,
+                 CrossEntropyAttrs, DropoutAttrs, ReshapeAttrs, WeightedSumAttrs>;
 
 }  // namespace cellgraph

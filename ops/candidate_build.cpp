@@ -13,10 +13,10 @@ ValueId relu_dw_pw_bn(Builder& b, ValueId x, int64_t c, int kernel, int stride, 
                       bool affine, const std::string& name) {
   const ValueId r = b.op1(OpKind::relu, NoAttrs{}, {x}, name + ".relu");
   const int padding = dilation * (kernel - 1) / 2;
-  const ValueId dw = ir::conv(b, r, c, kernel,
-                              ConvAttrs{.stride = stride, .padding = padding,
-                                        .dilation = dilation, .groups = int(c)},
-                              name + ".dw");
+  const ValueId dw = ir::conv(
+      b, r, c, kernel,
+      ConvAttrs{.stride = stride, .padding = padding, .dilation = dilation, .groups = int(c)},
+      name + ".dw");
   const ValueId pw = ir::conv(b, dw, c, 1, ConvAttrs{}, name + ".pw");
   return ir::batch_norm(b, pw, name + ".bn", {affine});
 }

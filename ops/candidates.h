@@ -25,11 +25,11 @@ enum class CellForm { convolutional, recurrent };
   X(nor_conv_3x3, convolutional)                                     \
   X(neg_identity, convolutional)                                     \
   X(factorized_reduce, convolutional)                                \
-  X(rnn_none, recurrent)      /* spelled "none" in recurrent cells */ \
-  X(rnn_tanh, recurrent)      /* "tanh" */                           \
-  X(rnn_relu, recurrent)      /* "relu" */                           \
-  X(rnn_sigmoid, recurrent)   /* "sigmoid" */                        \
-  X(rnn_identity, recurrent)  /* "identity" */
+  X(rnn_none, recurrent)     /* spelled "none" in recurrent cells */ \
+  X(rnn_tanh, recurrent)     /* "tanh" */                            \
+  X(rnn_relu, recurrent)     /* "relu" */                            \
+  X(rnn_sigmoid, recurrent)  /* "sigmoid" */                         \
+  X(rnn_identity, recurrent) /* "identity" */
 
 enum class Candidate {
 #define CELLGRAPH_CANDIDATE_ENUM(name, form) name,

@@ -27,7 +27,10 @@ std::vector<Shape> infer_conv2d(const Attrs& attrs, const std::vector<Shape>& in
 }  // namespace
 
 OpSchema schema_conv2d() {
-  return {.name = "conv2d", .min_inputs = 2, .max_inputs = 3, .infer = infer_conv2d,
+  return {.name = "conv2d",
+          .min_inputs = 2,
+          .max_inputs = 3,
+          .infer = infer_conv2d,
           .backward_reads_inputs = bit(0) | bit(1)};
 }
 

@@ -29,8 +29,12 @@ std::vector<Shape> infer_dropout(const Attrs& attrs, const std::vector<Shape>& i
 }  // namespace
 
 // Activations read their output in backward (relu: y > 0; tanh: 1 - y^2; sigmoid: y(1-y)).
-OpSchema schema_relu() { return {.name = "relu", .infer = same_as_input, .backward_reads_outputs = true}; }
-OpSchema schema_tanh() { return {.name = "tanh", .infer = same_as_input, .backward_reads_outputs = true}; }
+OpSchema schema_relu() {
+  return {.name = "relu", .infer = same_as_input, .backward_reads_outputs = true};
+}
+OpSchema schema_tanh() {
+  return {.name = "tanh", .infer = same_as_input, .backward_reads_outputs = true};
+}
 OpSchema schema_sigmoid() {
   return {.name = "sigmoid", .infer = same_as_input, .backward_reads_outputs = true};
 }
@@ -39,11 +43,17 @@ OpSchema schema_add() {
   return {.name = "add", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary<kAdd>};
 }
 OpSchema schema_mul() {
-  return {.name = "mul", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary<kMul>,
+  return {.name = "mul",
+          .min_inputs = 2,
+          .max_inputs = 2,
+          .infer = infer_binary<kMul>,
           .backward_reads_inputs = bit(0) | bit(1)};
 }
 OpSchema schema_scale() {
-  return {.name = "scale", .min_inputs = 2, .max_inputs = 2, .infer = infer_scale,
+  return {.name = "scale",
+          .min_inputs = 2,
+          .max_inputs = 2,
+          .infer = infer_scale,
           .backward_reads_inputs = bit(0) | bit(1)};
 }
 // The mask is recomputed from (seed, index) in backward, so nothing is saved.

@@ -33,16 +33,26 @@ std::vector<Shape> infer_embedding(const Attrs&, const std::vector<Shape>& in) {
 }  // namespace
 
 OpSchema schema_linear() {
-  return {.name = "linear", .min_inputs = 2, .max_inputs = 3, .infer = infer_linear,
+  return {.name = "linear",
+          .min_inputs = 2,
+          .max_inputs = 3,
+          .infer = infer_linear,
           .backward_reads_inputs = bit(0) | bit(1)};
 }
 OpSchema schema_matmul() {
-  return {.name = "matmul", .min_inputs = 2, .max_inputs = 2, .infer = infer_matmul,
+  return {.name = "matmul",
+          .min_inputs = 2,
+          .max_inputs = 2,
+          .infer = infer_matmul,
           .backward_reads_inputs = bit(0) | bit(1)};
 }
 OpSchema schema_embedding() {
-  return {.name = "embedding", .min_inputs = 2, .max_inputs = 2, .infer = infer_embedding,
-          .differentiable_inputs = bit(0), .backward_reads_inputs = bit(1)};
+  return {.name = "embedding",
+          .min_inputs = 2,
+          .max_inputs = 2,
+          .infer = infer_embedding,
+          .differentiable_inputs = bit(0),
+          .backward_reads_inputs = bit(1)};
 }
 
 namespace ops {

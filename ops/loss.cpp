@@ -35,8 +35,12 @@ OpSchema schema_log_softmax() {
 }
 // The forward kernel saves the softmax probabilities; labels are read again in backward.
 OpSchema schema_cross_entropy() {
-  return {.name = "cross_entropy", .min_inputs = 2, .max_inputs = 2, .infer = infer_cross_entropy,
-          .differentiable_inputs = bit(0), .backward_reads_inputs = bit(1)};
+  return {.name = "cross_entropy",
+          .min_inputs = 2,
+          .max_inputs = 2,
+          .infer = infer_cross_entropy,
+          .differentiable_inputs = bit(0),
+          .backward_reads_inputs = bit(1)};
 }
 
 namespace ops {

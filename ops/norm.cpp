@@ -26,7 +26,10 @@ std::vector<Shape> infer_batch_norm(const Attrs&, const std::vector<Shape>& in) 
 }  // namespace
 
 OpSchema schema_batch_norm() {
-  return {.name = "batch_norm", .min_inputs = 5, .max_inputs = 5, .infer = infer_batch_norm,
+  return {.name = "batch_norm",
+          .min_inputs = 5,
+          .max_inputs = 5,
+          .infer = infer_batch_norm,
           .differentiable_inputs = bit(0) | bit(1) | bit(2),
           .backward_reads_inputs = bit(0) | bit(1) | bit(2)};
 }

@@ -4,35 +4,35 @@
 // Inputs in [] are optional (an undefined Var).
 #pragma once
 
-#define CELLGRAPH_OP_LIST(X)                                                        \
-  X(conv2d)           /* x[N,C,H,W], w[O,C/g,kh,kw], [b[O]] -> y                     */ \
-  X(batch_norm)       /* x, [gamma[C]], [beta[C]], running_mean[C], running_var[C]   */ \
-  X(relu)             /* x -> max(x, 0)                                              */ \
-  X(tanh)             /* x -> tanh(x)                                                */ \
-  X(sigmoid)          /* x -> 1 / (1 + exp(-x))                                      */ \
-  X(max_pool)         /* x[N,C,H,W] -> y (k x k window, stride, padding)             */ \
-  X(avg_pool)         /* x[N,C,H,W] -> y (padding excluded from the average)         */ \
-  X(global_avg_pool)  /* x[N,C,H,W] -> y[N,C,1,1]                                    */ \
-  X(linear)           /* x[N,K], w[M,K], [b[M]] -> x w^T + b : [N,M]                  */ \
-  X(matmul)           /* a[M,K], b[K,N] -> [M,N]                                      */ \
-  X(add)              /* a, b (same shape) -> a + b                                  */ \
-  X(mul)              /* a, b (same shape) -> a * b                                  */ \
-  X(scale)            /* x, s[1] -> s * x  (s: e.g. an architecture weight)          */ \
-  X(negate)           /* x -> -x                                                     */ \
-  X(concat)           /* x_0..x_k [N,C_i,H,W] -> [N, sum C_i, H, W]                  */ \
-  X(split)            /* x[N,C,H,W] -> pieces along channels                         */ \
-  X(slice)            /* x -> x[start:end:step] per dimension (pixel shift)          */ \
-  X(zero)             /* x -> zeros shaped like x (H, W divided by the stride)       */ \
-  X(softmax)          /* x[N,C] -> softmax over C                                    */ \
-  X(log_softmax)      /* x[N,C] -> log softmax over C                                */ \
-  X(cross_entropy)    /* logits[N,C], labels[N] -> mean NLL of log_softmax : [1]     */ \
-  X(dropout)          /* x -> x * mask / (1 - p) in training, x in eval              */ \
-  X(embedding)        /* weight[V,D], indices[N] -> [N,D]                            */ \
-  X(reshape)          /* x -> the same data with another shape                       */ \
-  X(flatten)          /* x[N, ...] -> [N, prod(...)] (batch-independent reshape)     */ \
-  X(sum)              /* x -> sum of all elements : [1]                              */ \
-  X(add_n)            /* x_0..x_k (same shape) -> their sum                          */ \
-  X(weighted_sum)     /* x_0..x_k, coef[R,K] -> sum_i coef[row, column_i] * x_i      */
+#define CELLGRAPH_OP_LIST(X)                                                            \
+  X(conv2d)          /* x[N,C,H,W], w[O,C/g,kh,kw], [b[O]] -> y                     */  \
+  X(batch_norm)      /* x, [gamma[C]], [beta[C]], running_mean[C], running_var[C]   */  \
+  X(relu)            /* x -> max(x, 0)                                              */  \
+  X(tanh)            /* x -> tanh(x)                                                */  \
+  X(sigmoid)         /* x -> 1 / (1 + exp(-x))                                      */  \
+  X(max_pool)        /* x[N,C,H,W] -> y (k x k window, stride, padding)             */  \
+  X(avg_pool)        /* x[N,C,H,W] -> y (padding excluded from the average)         */  \
+  X(global_avg_pool) /* x[N,C,H,W] -> y[N,C,1,1]                                    */  \
+  X(linear)          /* x[N,K], w[M,K], [b[M]] -> x w^T + b : [N,M]                  */ \
+  X(matmul)          /* a[M,K], b[K,N] -> [M,N]                                      */ \
+  X(add)             /* a, b (same shape) -> a + b                                  */  \
+  X(mul)             /* a, b (same shape) -> a * b                                  */  \
+  X(scale)           /* x, s[1] -> s * x  (s: e.g. an architecture weight)          */  \
+  X(negate)          /* x -> -x                                                     */  \
+  X(concat)          /* x_0..x_k [N,C_i,H,W] -> [N, sum C_i, H, W]                  */  \
+  X(split)           /* x[N,C,H,W] -> pieces along channels                         */  \
+  X(slice)           /* x -> x[start:end:step] per dimension (pixel shift)          */  \
+  X(zero)            /* x -> zeros shaped like x (H, W divided by the stride)       */  \
+  X(softmax)         /* x[N,C] -> softmax over C                                    */  \
+  X(log_softmax)     /* x[N,C] -> log softmax over C                                */  \
+  X(cross_entropy)   /* logits[N,C], labels[N] -> mean NLL of log_softmax : [1]     */  \
+  X(dropout)         /* x -> x * mask / (1 - p) in training, x in eval              */  \
+  X(embedding)       /* weight[V,D], indices[N] -> [N,D]                            */  \
+  X(reshape)         /* x -> the same data with another shape                       */  \
+  X(flatten)         /* x[N, ...] -> [N, prod(...)] (batch-independent reshape)     */  \
+  X(sum)             /* x -> sum of all elements : [1]                              */  \
+  X(add_n)           /* x_0..x_k (same shape) -> their sum                          */  \
+  X(weighted_sum)    /* x_0..x_k, coef[R,K] -> sum_i coef[row, column_i] * x_i      */
 
 namespace cellgraph {
 

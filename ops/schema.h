@@ -22,9 +22,9 @@ struct OpSchema {
   ShapeInference infer = nullptr;
   // Input bit masks: bit i is input i; bit 31 stands for input 31 and every later one
   // (variadic ops). Read them with has_bit().
-  uint32_t differentiable_inputs = ~0u;   // input i can receive a gradient
-  uint32_t backward_reads_inputs = 0;     // the backward kernel reads input i's value
-  bool backward_reads_outputs = false;    // the backward kernel reads the outputs' values
+  uint32_t differentiable_inputs = ~0u;  // input i can receive a gradient
+  uint32_t backward_reads_inputs = 0;    // the backward kernel reads input i's value
+  bool backward_reads_outputs = false;   // the backward kernel reads the outputs' values
 };
 
 const OpSchema& schema(OpKind kind);

@@ -12,7 +12,8 @@ inline void require_rank(const char* op, const char* what, const Shape& s, int r
 }
 
 inline void require_same(const char* op, const Shape& a, const Shape& b) {
-  if (!(a == b)) throw error(op, ": operands must have the same shape, got ", a.str(), " and ", b.str());
+  if (!(a == b))
+    throw error(op, ": operands must have the same shape, got ", a.str(), " and ", b.str());
 }
 
 // Output extent of a sliding window (convolution, pooling).
@@ -22,7 +23,8 @@ inline int64_t window_out(const char* op, int64_t in, int kernel, int stride, in
   if (stride < 1 || padding < 0 || dilation < 1)
     throw error(op, ": stride and dilation must be >= 1 and padding >= 0");
   if (in + 2 * padding < span)
-    throw error(op, ": input extent ", in, " (padding ", padding, ") is smaller than the window ", span);
+    throw error(op, ": input extent ", in, " (padding ", padding, ") is smaller than the window ",
+                span);
   return (in + 2 * padding - span) / stride + 1;
 }
 

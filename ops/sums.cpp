@@ -47,7 +47,10 @@ OpSchema schema_flatten() { return {.name = "flatten", .infer = infer_flatten}; 
 OpSchema schema_add_n() { return {.name = "add_n", .max_inputs = -1, .infer = infer_add_n}; }
 // dx_i = coef * dy needs the coefficients; dcoef = <dy, x_i> needs every x_i.
 OpSchema schema_weighted_sum() {
-  return {.name = "weighted_sum", .min_inputs = 2, .max_inputs = -1, .infer = infer_weighted_sum,
+  return {.name = "weighted_sum",
+          .min_inputs = 2,
+          .max_inputs = -1,
+          .infer = infer_weighted_sum,
           .backward_reads_inputs = ~0u};
 }
 

@@ -101,8 +101,8 @@ class Compiler {
     if (l.op == "linear") {
       if (b_.shape(x).rank() != 2) x = b_.op1(OpKind::flatten, NoAttrs{}, {x}, name + ".flatten");
       const int64_t in = b_.shape(x)[1];
-      const ValueId w = b_.parameter(name + ".weight", {space_.network.classes, in},
-                                     ir::Init::kaiming_uniform);
+      const ValueId w =
+          b_.parameter(name + ".weight", {space_.network.classes, in}, ir::Init::kaiming_uniform);
       const ValueId bias =
           b_.parameter(name + ".bias", {space_.network.classes}, ir::Init::fan_in_uniform, in);
       return b_.op1(OpKind::linear, NoAttrs{}, {x, w, bias}, name + ".linear");
@@ -147,8 +147,9 @@ class Compiler {
     std::map<std::string, ValueId> states;
     std::map<std::string, bool> is_input;
     // Inputs: c_k-1 is always the last name.
-    const std::vector<ValueId> sources =
-        cell.inputs.size() == 2 ? std::vector<ValueId>{prev_prev_, prev_} : std::vector<ValueId>{prev_};
+    const std::vector<ValueId> sources = cell.inputs.size() == 2
+                                             ? std::vector<ValueId>{prev_prev_, prev_}
+                                             : std::vector<ValueId>{prev_};
     for (size_t i = 0; i < cell.inputs.size(); ++i) {
       ValueId v = sources[i];
       const std::string pre = name + ".pre" + std::to_string(i);
@@ -177,8 +178,10 @@ class Compiler {
           continue;
         }
         edge_outputs.push_back(mixed_edge(cell, edge, in, site, mixed_row++, row_label(node, e)));
-        graph_.mixed_edges.push_back(ir::MixedEdge{.instance = index_ - 1, .cell = cell.name,
-                                                   .node = node.name, .edge = int32_t(e),
+        graph_.mixed_edges.push_back(ir::MixedEdge{.instance = index_ - 1,
+                                                   .cell = cell.name,
+                                                   .node = node.name,
+                                                   .edge = int32_t(e),
                                                    .arch = graph_.candidates.back().arch,
                                                    .row = graph_.candidates.back().row});
       }
@@ -256,8 +259,8 @@ class Compiler {
     const std::string group_name = group_prefix(cell) + "." + node.name + ".paths";
     const ArchGroupId found = find_group(group_name);
     if (found.valid()) return found;
-    ir::ArchGroup g{.name = group_name, .kind = ir::ArchGroup::Kind::edge_paths,
-                    .cell = cell.name, .rows = 1};
+    ir::ArchGroup g{
+        .name = group_name, .kind = ir::ArchGroup::Kind::edge_paths, .cell = cell.name, .rows = 1};
     for (size_t e = 0; e < node.edges.size(); ++e) g.columns.push_back(row_label(node, e));
     g.row_labels.push_back(node.name);
     g.init.emplace_back(node.edges.size(), std::numeric_limits<double>::quiet_NaN());
@@ -292,7 +295,8 @@ class Compiler {
       for (const auto& [k, id] : group_of_key_)
         same_cell += k.rfind(group_prefix(cell) + "|", 0) == 0;
       std::string name = group_prefix(cell);
-      if (same_cell > 1) name += "." + (edge.op_set.empty() ? "ops" + std::to_string(same_cell) : edge.op_set);
+      if (same_cell > 1)
+        name += "." + (edge.op_set.empty() ? "ops" + std::to_string(same_cell) : edge.op_set);
       it->second = add_group(ir::ArchGroup{.name = name, .cell = cell.name, .columns = edge.ops});
     }
     ir::ArchGroup& g = graph_.arch_groups[it->second.index()];

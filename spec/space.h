@@ -16,14 +16,14 @@ namespace cellgraph::spec {
 
 // One incoming edge of a node: a set of candidate ops (search) or one op (fixed).
 struct Edge {
-  std::string from;               // a cell input or an earlier node
-  std::vector<std::string> ops;   // candidate op names, in order; one entry = fixed edge
-  std::string op_set;             // the named set it came from, "" when inline or fixed
+  std::string from;              // a cell input or an earlier node
+  std::vector<std::string> ops;  // candidate op names, in order; one entry = fixed edge
+  std::string op_set;            // the named set it came from, "" when inline or fixed
   // Initial architecture logits by op name (e.g. one-hot on skip_connect); missing ops use
   // the space's random init.
   std::map<std::string, double> init;
-  std::string pointer;            // JSON pointer of this edge
-  std::string from_pointer;       // JSON pointer of its `from` name
+  std::string pointer;       // JSON pointer of this edge
+  std::string from_pointer;  // JSON pointer of its `from` name
 };
 
 struct Node {
@@ -32,7 +32,7 @@ struct Node {
   // Derivation: k > 0 keeps the k strongest edges, each with its best non-none op (DARTS);
   // 0 (not given) keeps every edge with its arg-max op, none included (NATS-Bench).
   int keep = 0;
-  bool path_weights = false;      // per-edge weights normalised over the node's edges (AGD)
+  bool path_weights = false;  // per-edge weights normalised over the node's edges (AGD)
   std::string pointer;
 };
 
@@ -50,7 +50,7 @@ struct Cell {
   std::vector<std::string> inputs;  // 1 or 2 named inputs (c_{k-1} last)
   std::vector<Node> nodes;          // in evaluation order
   CellOutput output;
-  bool reduction = false;           // edges leaving the inputs have stride 2
+  bool reduction = false;  // edges leaving the inputs have stride 2
   // "auto": ReLU-conv1x1-BN to the cell's channels (factorized reduce for the older input
   // after a reduction); "none": inputs must already have the cell's channels.
   std::string preprocess = "auto";
@@ -64,7 +64,7 @@ struct Layer {
   std::string op;        // conv_3x3, conv_1x1, batch_norm, relu, global_avg_pool, linear, ...
   int64_t channels = 0;  // output channels (conv); 0 = keep
   int stride = 1;
-  bool affine = true;    // batch_norm
+  bool affine = true;  // batch_norm
   std::string pointer;
 };
 
@@ -74,7 +74,7 @@ struct Stage {
   std::string block;     // "residual" (NATS-Bench's ResNet basic block), or ""
   int64_t channels = 0;  // the cell's C (each node has C channels) / the block's output
   int repeat = 1;
-  int stride = 1;        // blocks only
+  int stride = 1;  // blocks only
   std::string pointer;
 };
 
@@ -88,15 +88,15 @@ struct Network {
 };
 
 struct ArchOptions {
-  double init_std = 1e-3;        // architecture logits ~ init_std * N(0, 1)
-  bool share_by_cell = true;     // one parameter set per cell type, shared by its instances
+  double init_std = 1e-3;     // architecture logits ~ init_std * N(0, 1)
+  bool share_by_cell = true;  // one parameter set per cell type, shared by its instances
 };
 
 struct Space {
   int format = 1;
   std::string name;
   std::string description;
-  std::string file;                                        // where it was read from
+  std::string file;  // where it was read from
   std::map<std::string, std::vector<std::string>> op_sets;
   std::vector<Cell> cells;
   Network network;

@@ -1,7 +1,7 @@
 // The spec compiler: structure, weight counts against the DARTS reference, errors.
-#include <doctest/doctest.h>
-
 #include <string>
+
+#include <doctest/doctest.h>
 
 #include "engine/error.h"
 #include "spec/compile.h"

@@ -1,7 +1,7 @@
 // DARTS against its equations on a network small enough to differentiate numerically.
-#include <doctest/doctest.h>
-
 #include <cmath>
+
+#include <doctest/doctest.h>
 
 #include "algorithms/search_step.h"
 #include "engine/error.h"
@@ -132,8 +132,8 @@ TEST_CASE("darts: the second-order gradient is the derivative of the unrolled va
       max_grad = std::max(max_grad, std::fabs(numeric));
     }
   }
-  INFO("max |grad| " << max_grad << ", second-order error " << max_err
-                     << ", first-order error " << max_first_err);
+  INFO("max |grad| " << max_grad << ", second-order error " << max_err << ", first-order error "
+                     << max_first_err);
   CHECK(max_grad > 1e-3);
   // Measured: error ~5e-6 on gradients ~3e-2 (eps from 5e-3 to 5e-2 alike), while the
   // first-order gradient is off by ~1.6e-2. The bound leaves a 6x margin for float32
@@ -142,7 +142,8 @@ TEST_CASE("darts: the second-order gradient is the derivative of the unrolled va
   CHECK(max_first_err > 100 * max_err);
 }
 
-TEST_CASE("darts: the architecture step forms no weight gradients; the weight step none for alpha") {
+TEST_CASE(
+    "darts: the architecture step forms no weight gradients; the weight step none for alpha") {
   Setup s;
   StepContext ctx = s.context();
   const std::vector<float> w0 = s.params.weights()[0].value().to_vector();

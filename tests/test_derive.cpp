@@ -26,12 +26,13 @@ TEST_CASE("derive: DARTS keeps the top-2 edges by best non-none weight, ties to 
   ArchState arch = initial_arch_state(graph, 1e-3, 1);
   // Columns: 0 none, 1 max_pool, 2 avg_pool, 3 skip, 4 sep3, 5 sep5, 6 dil3, 7 dil5.
   // Rows: n0 <- 0, 1 | n1 <- 2, 3, 4 | n2 <- 5..8 | n3 <- 9..13.
-  set_logits(arch, 0, {{0, 0, 5.0f},   // n0/e0: none dominates but is never chosen
-                       {0, 4, 2.0f},   //        -> sep_conv_3x3
-                       {1, 3, 1.0f},   // n0/e1 -> skip_connect
-                       {2, 1, 3.0f},   // n1/e0 -> max_pool_3x3 (strong)
-                       {4, 7, 2.0f}}); // n1/e2 -> dil_conv_5x5; n1/e1 is uniform: dropped
-  set_logits(arch, 1, {});  // reduce: all ties
+  set_logits(arch, 0,
+             {{0, 0, 5.0f},    // n0/e0: none dominates but is never chosen
+              {0, 4, 2.0f},    //        -> sep_conv_3x3
+              {1, 3, 1.0f},    // n0/e1 -> skip_connect
+              {2, 1, 3.0f},    // n1/e0 -> max_pool_3x3 (strong)
+              {4, 7, 2.0f}});  // n1/e2 -> dil_conv_5x5; n1/e1 is uniform: dropped
+  set_logits(arch, 1, {});     // reduce: all ties
   const Derived d = derive(space, graph, arch);
   const std::string normal =
       "normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('max_pool_3x3', 0), "
@@ -86,8 +87,8 @@ TEST_CASE("derive: without keep every edge stays with its arg-max op, none inclu
   const ir::Graph graph = spec::compile(space);
   ArchState arch = initial_arch_state(graph, 1e-3, 1);
   // Rows: n1<-in (0) | n2<-in (1), n2<-n1 (2) | n3<-in (3), n3<-n1 (4), n3<-n2 (5).
-  set_logits(arch, 0, {{0, 3, 1.0f}, {1, 0, 2.0f}, {2, 1, 1.0f},
-                       {3, 4, 1.0f}, {4, 0, 1.0f}, {5, 2, 1.0f}});
+  set_logits(arch, 0,
+             {{0, 3, 1.0f}, {1, 0, 2.0f}, {2, 1, 1.0f}, {3, 4, 1.0f}, {4, 0, 1.0f}, {5, 2, 1.0f}});
   const Derived d = derive(space, graph, arch);
   CHECK(d.genotype ==
         "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|");

@@ -1,10 +1,10 @@
 // The sparse scheduler: inactive candidates are not computed (kernel counts), their
 // weights get no gradient, and the result equals the dense one restricted to the
 // active candidates.
-#include <doctest/doctest.h>
-
 #include <cmath>
 #include <string>
+
+#include <doctest/doctest.h>
 
 #include "engine/backends/backend.h"
 #include "engine/ir/parameter_store.h"
@@ -51,7 +51,8 @@ struct Fixture {
   Var masked_coef(const sched::ActiveSet& active) const {
     std::vector<float> c = coef.value().to_vector();
     for (const ir::Candidate& cand : graph.candidates)
-      if (!active[size_t(&cand - graph.candidates.data())]) c[size_t(cand.row * 4 + cand.column)] = 0;
+      if (!active[size_t(&cand - graph.candidates.data())])
+        c[size_t(cand.row * 4 + cand.column)] = 0;
     return Var(Tensor::from_vector({5, 4}, c), true);
   }
   Var run(const sched::ActiveSet& active, const Var& coefficients) {

@@ -15,8 +15,9 @@ void accumulate(Tensor& dst, const Tensor& src) {
   const Tensor ins[2] = {dst, src};
   Tensor outs[1] = {dst};
   const Attrs attrs = NoAttrs{};
-  backend_for(dst.device()).kernel(OpKind::add).forward(
-      ForwardCall{OpKind::add, attrs, ins, outs, nullptr});
+  backend_for(dst.device())
+      .kernel(OpKind::add)
+      .forward(ForwardCall{OpKind::add, attrs, ins, outs, nullptr});
 }
 
 // Nodes reachable from the roots, ordered so that every node comes after all its consumers.
@@ -87,8 +88,7 @@ void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
 }
 }  // namespace
 
-Var::Var(Tensor value, bool requires_grad, std::string name)
-    : impl_(std::make_shared<VarImpl>()) {
+Var::Var(Tensor value, bool requires_grad, std::string name) : impl_(std::make_shared<VarImpl>()) {
   impl_->value = std::move(value);
   impl_->requires_grad = requires_grad;
   impl_->name = std::move(name);
@@ -134,8 +134,8 @@ void backward(const std::vector<Var>& roots, const std::vector<Tensor>& grads) {
     if (it == pending.end()) continue;  // no gradient reached it
     std::vector<Tensor> node_grads = std::move(it->second);
     pending.erase(it);
-    CG_ASSERT(!node->released, "a second backward through the same recorded '",
-              op_name(node->kind), "' node; run the forward again");
+    CG_ASSERT(!node->released, "a second backward through the same recorded '", op_name(node->kind),
+              "' node; run the forward again");
     run_node_backward(*node, node_grads, pending);
     // The graph is used once: free what the node kept for its backward.
     node->saved_inputs.clear();

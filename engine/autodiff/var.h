@@ -66,7 +66,7 @@ class Var {
 struct NodeInput {
   std::shared_ptr<Node> producer;  // the node that made it, or null
   int output_index = 0;
-  std::shared_ptr<VarImpl> leaf;   // a leaf that wants a gradient, or null
+  std::shared_ptr<VarImpl> leaf;  // a leaf that wants a gradient, or null
   bool wants_grad = false;
 };
 
@@ -79,8 +79,8 @@ struct Node {
   std::vector<Tensor> saved_inputs;   // per input; defined only where the backward reads it
   std::vector<Tensor> saved_outputs;  // per output; defined only where the backward reads it
   std::vector<Shape> output_shapes;
-  std::vector<Tensor> saved;          // kernel workspace (BN statistics, pool indices, masks)
-  bool released = false;              // its backward ran and its saved tensors were freed
+  std::vector<Tensor> saved;  // kernel workspace (BN statistics, pool indices, masks)
+  bool released = false;      // its backward ran and its saved tensors were freed
 };
 
 // Backpropagates from several values at once (e.g. every output of a multi-output op),

@@ -53,7 +53,8 @@ Backend& backend_for(Device device) {
 #ifdef CELLGRAPH_HAVE_CUDA
     throw error("device 'cuda' requested but no CUDA device is available");
 #else
-    throw error("device 'cuda' requested but cellgraph was built without CUDA (CELLGRAPH_CUDA=OFF)");
+    throw error(
+        "device 'cuda' requested but cellgraph was built without CUDA (CELLGRAPH_CUDA=OFF)");
 #endif
   }
   return *registry().cuda;

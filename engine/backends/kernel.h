@@ -22,12 +22,12 @@ struct ForwardCall {
 struct BackwardCall {
   OpKind kind;
   const Attrs& attrs;
-  std::span<const Tensor> inputs;       // defined where the schema says its backward reads them
-  std::span<const Shape> input_shapes;  // always known
-  std::span<const Tensor> outputs;      // defined when the schema says the backward reads them
-  std::span<const Tensor> saved;        // what the forward kernel pushed
-  std::span<const Tensor> grad_outputs; // always defined (zeros for unused outputs)
-  std::span<Tensor> grad_inputs;        // defined where a gradient is wanted; kernel overwrites
+  std::span<const Tensor> inputs;        // defined where the schema says its backward reads them
+  std::span<const Shape> input_shapes;   // always known
+  std::span<const Tensor> outputs;       // defined when the schema says the backward reads them
+  std::span<const Tensor> saved;         // what the forward kernel pushed
+  std::span<const Tensor> grad_outputs;  // always defined (zeros for unused outputs)
+  std::span<Tensor> grad_inputs;         // defined where a gradient is wanted; kernel overwrites
 };
 
 using ForwardKernel = void (*)(const ForwardCall&);

@@ -50,7 +50,8 @@ std::vector<ValueId> Builder::op(OpKind kind, const Attrs& attrs,
   const NodeId node{static_cast<int32_t>(graph_.nodes.size())};
   Node n{.op = kind, .attrs = attrs, .inputs = inputs, .candidate = candidate_, .label = label};
   for (const Shape& s : out_shapes)
-    n.outputs.push_back(add_value(Value{.shape = s, .kind = ValueKind::activation, .producer = node}));
+    n.outputs.push_back(
+        add_value(Value{.shape = s, .kind = ValueKind::activation, .producer = node}));
   graph_.nodes.push_back(std::move(n));
   return graph_.nodes.back().outputs;
 }
@@ -70,17 +71,16 @@ ValueId batch_norm(Builder& b, ValueId x, const std::string& name, BnOptions opt
 ValueId conv(Builder& b, ValueId x, int64_t out_channels, int kernel, ConvAttrs attrs,
              const std::string& name) {
   const int64_t in = b.shape(x)[1];
-  const ValueId w =
-      b.parameter(name + ".weight", {out_channels, in / attrs.groups, kernel, kernel},
-                  Init::kaiming_uniform);
+  const ValueId w = b.parameter(name + ".weight", {out_channels, in / attrs.groups, kernel, kernel},
+                                Init::kaiming_uniform);
   return b.op1(OpKind::conv2d, attrs, {x, w, ValueId{}}, name);
 }
 
 ValueId relu_conv_bn(Builder& b, ValueId x, int64_t out_channels, int kernel, int stride,
                      int padding, bool affine, const std::string& name) {
   const ValueId r = b.op1(OpKind::relu, NoAttrs{}, {x}, name + ".relu");
-  const ValueId c = conv(b, r, out_channels, kernel, ConvAttrs{.stride = stride, .padding = padding},
-                         name + ".conv");
+  const ValueId c = conv(b, r, out_channels, kernel,
+                         ConvAttrs{.stride = stride, .padding = padding}, name + ".conv");
   return batch_norm(b, c, name + ".bn", {affine});
 }
 
@@ -95,9 +95,9 @@ ValueId factorized_reduce(Builder& b, ValueId x, int64_t out_channels, bool affi
   // The second path sees the input shifted by one pixel: x[:, :, 1:, 1:].
   // Ends are open (clamped to the extent): IR attributes must not depend on the batch.
   constexpr int64_t kOpen = INT64_MAX;
-  const ValueId shifted = b.op1(
-      OpKind::slice, SliceAttrs{{0, 0, 1, 1}, {kOpen, kOpen, kOpen, kOpen}, {1, 1, 1, 1}}, {r},
-      name + ".shift");
+  const ValueId shifted =
+      b.op1(OpKind::slice, SliceAttrs{{0, 0, 1, 1}, {kOpen, kOpen, kOpen, kOpen}, {1, 1, 1, 1}},
+            {r}, name + ".shift");
   const ValueId c = conv(b, shifted, out_channels / 2, 1, stride2, name + ".conv2");
   const ValueId cat = b.op1(OpKind::concat, NoAttrs{}, {a, c}, name + ".concat");
   return batch_norm(b, cat, name + ".bn", {affine});

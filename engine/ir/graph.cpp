@@ -52,9 +52,9 @@ void Graph::verify() const {
       defined[n.outputs[o].index()] = true;
     }
     if (n.drops_absent_inputs)
-      CG_ASSERT(n.input_candidates.size() + (n.op == OpKind::weighted_sum ? 1 : 0) ==
-                    n.inputs.size(),
-                n.label, ": one candidate per droppable input");
+      CG_ASSERT(
+          n.input_candidates.size() + (n.op == OpKind::weighted_sum ? 1 : 0) == n.inputs.size(),
+          n.label, ": one candidate per droppable input");
   }
   for (const Parameter& p : params) CG_ASSERT(value(p.value).shape == p.shape, p.name);
   for (const Candidate& c : candidates) {

@@ -79,8 +79,8 @@ struct Parameter {
 // One candidate op on one mixed edge of one cell instance.
 struct Candidate {
   cellgraph::Candidate op{};
-  ArchGroupId arch;  // the coefficient matrix that weighs it
-  int32_t row = 0;   // the edge's row in that matrix
+  ArchGroupId arch;    // the coefficient matrix that weighs it
+  int32_t row = 0;     // the edge's row in that matrix
   int32_t column = 0;  // the op's column
   int32_t cell = 0;    // cell instance index
   ValueId output;
@@ -97,8 +97,8 @@ struct ArchGroup {
   Kind kind = Kind::edge_ops;
   std::string cell;  // the cell type
   int32_t rows = 0;
-  std::vector<std::string> columns;  // op names (edge_ops) or edge labels (edge_paths)
-  std::vector<std::string> row_labels;  // "n1/e0 <- c_k-1"
+  std::vector<std::string> columns;       // op names (edge_ops) or edge labels (edge_paths)
+  std::vector<std::string> row_labels;    // "n1/e0 <- c_k-1"
   std::vector<std::vector<double>> init;  // per row: logit initial values, NaN = random
 };
 
@@ -108,7 +108,7 @@ struct MixedEdge {
   int32_t instance = 0;  // cell instance (stage order)
   std::string cell;      // cell type
   std::string node;
-  int32_t edge = 0;      // index among the node's edges
+  int32_t edge = 0;  // index among the node's edges
   ArchGroupId arch;
   int32_t row = 0;
 };

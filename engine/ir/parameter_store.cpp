@@ -12,14 +12,20 @@ ParameterStore::ParameterStore(const Graph& graph, uint64_t seed) {
   for (const Parameter& p : graph.params) {
     Tensor t;
     switch (p.init) {
-      case Init::kaiming_uniform: t = kaiming_uniform(p.shape, rng); break;
+      case Init::kaiming_uniform:
+        t = kaiming_uniform(p.shape, rng);
+        break;
       case Init::fan_in_uniform: {
         const float bound = 1.0f / std::sqrt(float(p.fan_in));
         t = uniform_tensor(p.shape, -bound, bound, rng);
         break;
       }
-      case Init::ones: t = Tensor::full(p.shape, 1.0f); break;
-      case Init::zeros: t = Tensor::zeros(p.shape); break;
+      case Init::ones:
+        t = Tensor::full(p.shape, 1.0f);
+        break;
+      case Init::zeros:
+        t = Tensor::zeros(p.shape);
+        break;
     }
     vars_.emplace_back(std::move(t), !p.is_buffer, p.name);
   }

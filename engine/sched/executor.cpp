@@ -37,19 +37,23 @@ Var run(const ir::Graph& graph, const ir::ParameterStore& params, const Plan& pl
   const Shape& expect = graph.value(graph.input).shape;
   if (images.shape().rank() != 4 || images.shape()[1] != expect[1] ||
       images.shape()[2] != expect[2] || images.shape()[3] != expect[3])
-    throw error("input batch ", images.shape().str(), " does not match the network input ",
-                "[N, ", expect[1], ", ", expect[2], ", ", expect[3], "]");
+    throw error("input batch ", images.shape().str(), " does not match the network input ", "[N, ",
+                expect[1], ", ", expect[2], ", ", expect[3], "]");
   const int64_t batch = images.shape()[0];
 
   std::vector<Var> values(graph.values.size());
   auto read = [&](ValueId id) -> Var {
     const ir::Value& v = graph.value(id);
     switch (v.kind) {
-      case ValueKind::input: return images;
+      case ValueKind::input:
+        return images;
       case ValueKind::parameter:
-      case ValueKind::buffer: return params[v.param];
-      case ValueKind::coefficient: return options.coefficients[v.arch.index()];
-      case ValueKind::activation: break;
+      case ValueKind::buffer:
+        return params[v.param];
+      case ValueKind::coefficient:
+        return options.coefficients[v.arch.index()];
+      case ValueKind::activation:
+        break;
     }
     if (plan.absent[id.index()]) return zeros_like_value(v, batch);
     CG_ASSERT(values[id.index()].defined(), "value read before it was computed");

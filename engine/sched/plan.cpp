@@ -17,8 +17,8 @@ bool input_summed(const Plan& plan, const Node& n, size_t i) {
 }
 
 Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
-  CG_ASSERT(active.size() == graph.candidates.size(), "active set of ", active.size(),
-            " for ", graph.candidates.size(), " candidates");
+  CG_ASSERT(active.size() == graph.candidates.size(), "active set of ", active.size(), " for ",
+            graph.candidates.size(), " candidates");
   Plan plan;
   plan.active = active;
   plan.absent.assign(graph.values.size(), 0);
@@ -34,8 +34,7 @@ Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
         if (in.valid() && plan.absent[in.index()]) run = false;
     } else if (n.drops_absent_inputs) {
       run = false;
-      for (size_t k = 0; k < n.input_candidates.size(); ++k)
-        run = run || input_summed(plan, n, k);
+      for (size_t k = 0; k < n.input_candidates.size(); ++k) run = run || input_summed(plan, n, k);
     }
     runs[i] = run;
     if (!run)

@@ -25,10 +25,10 @@ using ActiveSet = std::vector<uint8_t>;  // per graph candidate: 1 = computed
 ActiveSet all_active(const ir::Graph& graph);
 
 struct Plan {
-  std::vector<ir::NodeId> order;     // nodes to run
-  std::vector<uint8_t> absent;       // per value: skipped (reads as zero)
-  std::vector<int32_t> last_use;     // per value: position in `order` of its last reader
-  std::vector<uint8_t> active;       // the active set it was made for
+  std::vector<ir::NodeId> order;  // nodes to run
+  std::vector<uint8_t> absent;    // per value: skipped (reads as zero)
+  std::vector<int32_t> last_use;  // per value: position in `order` of its last reader
+  std::vector<uint8_t> active;    // the active set it was made for
   int64_t skipped_nodes = 0;
 };
 

@@ -20,9 +20,9 @@ class RawAllocator {
 };
 
 struct MemoryStats {
-  size_t in_use_bytes = 0;   // held by live tensors (rounded sizes)
-  size_t peak_bytes = 0;     // max of in_use_bytes since the last reset_peak()
-  size_t cached_bytes = 0;   // free blocks kept for reuse
+  size_t in_use_bytes = 0;        // held by live tensors (rounded sizes)
+  size_t peak_bytes = 0;          // max of in_use_bytes since the last reset_peak()
+  size_t cached_bytes = 0;        // free blocks kept for reuse
   size_t system_allocations = 0;  // calls that reached the RawAllocator
 };
 

@@ -16,8 +16,7 @@ Storage::Storage(Device device, size_t bytes)
 Storage::~Storage() { allocator_->deallocate(data_, bytes_); }
 
 Tensor Tensor::empty(const Shape& shape, Device device) {
-  for (int64_t d : shape.dims())
-    CG_ASSERT(d >= 0, "negative extent in shape ", shape.str());
+  for (int64_t d : shape.dims()) CG_ASSERT(d >= 0, "negative extent in shape ", shape.str());
   Tensor t;
   const size_t bytes = static_cast<size_t>(std::max<int64_t>(shape.numel(), 1)) * sizeof(float);
   t.storage_ = std::make_shared<Storage>(device, bytes);
@@ -98,7 +97,8 @@ void copy_strided(const Tensor& dst, const Tensor& src) {
       src_off += index[static_cast<size_t>(d)] * src.strides()[static_cast<size_t>(d)];
       dst_off += index[static_cast<size_t>(d)] * dst.strides()[static_cast<size_t>(d)];
     }
-    Backend& b = dst.device() == Device::cpu ? backend_for(src.device()) : backend_for(dst.device());
+    Backend& b =
+        dst.device() == Device::cpu ? backend_for(src.device()) : backend_for(dst.device());
     b.copy_between(dst.data() + dst_off, dst.device(), src.data() + src_off, src.device(),
                    static_cast<size_t>(inner));
     for (int d = rank - 2; d >= 0; --d) {

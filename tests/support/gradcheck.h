@@ -26,9 +26,9 @@ struct GradCheck {
 
 struct GradCheckResult {
   bool ok = true;
-  std::string report;     // first mismatches, "input 1 [17]: analytic 0.31 numeric 0.29"
+  std::string report;  // first mismatches, "input 1 [17]: analytic 0.31 numeric 0.29"
   double max_abs_error = 0;
-  int checked = 0;        // elements compared
+  int checked = 0;  // elements compared
 };
 
 GradCheckResult run_gradcheck(const GradCheck& spec);
@@ -36,10 +36,10 @@ GradCheckResult run_gradcheck(const GradCheck& spec);
 }  // namespace cellgraph::testing
 
 // Asserts inside a doctest case and prints the report on failure.
-#define CHECK_GRADIENTS(spec)                                         \
-  do {                                                                \
+#define CHECK_GRADIENTS(spec)                                          \
+  do {                                                                 \
     const auto cg_result_ = ::cellgraph::testing::run_gradcheck(spec); \
-    INFO(cg_result_.report);                                          \
-    CHECK(cg_result_.checked > 0);                                    \
-    CHECK(cg_result_.ok);                                             \
+    INFO(cg_result_.report);                                           \
+    CHECK(cg_result_.checked > 0);                                     \
+    CHECK(cg_result_.ok);                                              \
   } while (0)

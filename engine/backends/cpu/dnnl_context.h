@@ -4,10 +4,11 @@
 // Only files in engine/backends/cpu/ include this (and with it dnnl.hpp).
 #pragma once
 
-#include <dnnl.hpp>
 #include <string>
 #include <unordered_map>
 #include <utility>
+
+#include <dnnl.hpp>
 
 #include "engine/error.h"
 #include "engine/tensor/tensor.h"
@@ -43,13 +44,12 @@ Entry& cached(const std::string& key, Make&& make) {
 }  // namespace cellgraph::cpu
 
 // Evaluates a oneDNN call; a dnnl::error becomes a cellgraph::Error that quotes it.
-#define CG_DNNL(...)                                                                  \
-  [&]() -> decltype(auto) {                                                           \
-    try {                                                                             \
-      return (__VA_ARGS__);                                                           \
-    } catch (const dnnl::error& cg_dnnl_error_) {                                     \
-      throw ::cellgraph::error("oneDNN call `", #__VA_ARGS__, "` failed: ",           \
-                               cg_dnnl_error_.what(), " (status ",                    \
-                               static_cast<int>(cg_dnnl_error_.status), ")");         \
-    }                                                                                 \
+#define CG_DNNL(...)                                                                               \
+  [&]() -> decltype(auto) {                                                                        \
+    try {                                                                                          \
+      return (__VA_ARGS__);                                                                        \
+    } catch (const dnnl::error& cg_dnnl_error_) {                                                  \
+      throw ::cellgraph::error("oneDNN call `", #__VA_ARGS__, "` failed: ", cg_dnnl_error_.what(), \
+                               " (status ", static_cast<int>(cg_dnnl_error_.status), ")");         \
+    }                                                                                              \
   }()

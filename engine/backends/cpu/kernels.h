@@ -17,10 +17,11 @@ inline void set(KernelTable& table, OpKind kind, ForwardKernel forward, Backward
 void add_conv_kernels(KernelTable& table);        // conv2d
 void add_batch_norm_kernels(KernelTable& table);  // batch_norm
 void add_pool_kernels(KernelTable& table);        // max_pool, avg_pool, global_avg_pool
-void add_eltwise_kernels(KernelTable& table);     // relu, tanh, sigmoid, negate, add, mul, scale, dropout
-void add_matrix_kernels(KernelTable& table);      // linear, matmul, embedding
-void add_shape_kernels(KernelTable& table);       // concat, split, slice, zero, reshape, sum
-void add_softmax_kernels(KernelTable& table);     // softmax, log_softmax, cross_entropy
-void add_sum_kernels(KernelTable& table);          // add_n, weighted_sum, flatten
+void add_eltwise_kernels(
+    KernelTable& table);  // relu, tanh, sigmoid, negate, add, mul, scale, dropout
+void add_matrix_kernels(KernelTable& table);   // linear, matmul, embedding
+void add_shape_kernels(KernelTable& table);    // concat, split, slice, zero, reshape, sum
+void add_softmax_kernels(KernelTable& table);  // softmax, log_softmax, cross_entropy
+void add_sum_kernels(KernelTable& table);      // add_n, weighted_sum, flatten
 
 }  // namespace cellgraph::cpu
