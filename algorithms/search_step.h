@@ -21,6 +21,11 @@ struct StepMetrics {
   int64_t train_correct = 0, val_correct = 0, train_count = 0, val_count = 0;
 };
 
+// Hyperparameters of the algorithms' own passes (the optimizers carry theirs).
+struct AlgorithmOptions {
+  float milenas_lambda = 1.0f;  // MiLeNAS: weight of dL_train/dalpha
+};
+
 struct StepContext {
   StepContext(const ir::Graph& g, const ir::ParameterStore& p, ArchState& a, Sgd& w, Optimizer& ao,
               const Batch& train_batch, const Batch& val_batch)
@@ -40,6 +45,7 @@ struct StepContext {
   const Batch& train;
   const Batch& val;
   float grad_clip = 5.0f;  // <= 0: no clipping
+  AlgorithmOptions options;
   uint64_t step = 0;       // global step, seeds dropout
   StepMetrics metrics;
 
@@ -84,5 +90,6 @@ void update_architecture_first_order(StepContext& ctx);   // Adam on dL_val/dalp
 void update_architecture_second_order(StepContext& ctx);  // Adam on the unrolled gradient
 // The second-order DARTS gradient alone, left in the logits' grad() (for tests).
 void second_order_gradient(StepContext& ctx);
+void update_architecture_mixed_level(StepContext& ctx);  // MiLeNAS
 
 }  // namespace cellgraph::algorithms

@@ -15,7 +15,7 @@ struct ConvCase {
 };
 
 inline const std::vector<ConvCase>& conv_cases() {
-  static const std::vector<ConvCase> cases = {
+  static const std::vector<ConvCase> kCases = {
       {"conv3x3_c16_s32", 64, 16, 16, 32, 3, 1, 1, false, false},
       {"conv1x1_c64_s8", 64, 64, 64, 8, 1, 1, 1, false, false},
       {"dwconv3x3_c16_s32", 64, 16, 16, 32, 3, 1, 1, true, false},
@@ -24,7 +24,7 @@ inline const std::vector<ConvCase>& conv_cases() {
       {"sepblock3x3_c16_s32", 64, 16, 16, 32, 3, 1, 1, true, true},
       {"sepblock5x5_c32_s16_stride2", 64, 32, 32, 16, 5, 2, 1, true, true},
   };
-  return cases;
+  return kCases;
 }
 
 }  // namespace cellgraph::bench

@@ -10,13 +10,13 @@ constexpr std::string_view spelled(std::string_view id, CellForm form) {
 }  // namespace
 
 const std::vector<CandidateInfo>& candidate_ops() {
-  static const std::vector<CandidateInfo> list = {
+  static const std::vector<CandidateInfo> kList = {
 #define CELLGRAPH_CANDIDATE_INFO(name, form) \
   {Candidate::name, spelled(#name, CellForm::form), CellForm::form},
       CELLGRAPH_CANDIDATE_LIST(CELLGRAPH_CANDIDATE_INFO)
 #undef CELLGRAPH_CANDIDATE_INFO
   };
-  return list;
+  return kList;
 }
 
 const CandidateInfo* find_candidate(std::string_view name, CellForm form) {

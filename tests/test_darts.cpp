@@ -181,3 +181,44 @@ TEST_CASE("darts: the first-order step moves alpha by Adam's first step against 
 TEST_CASE("darts: unknown algorithm names list the known ones") {
   CHECK_THROWS_WITH_AS(find_algorithm("dartz"), doctest::Contains("darts, darts2"), Error);
 }
+
+TEST_CASE("milenas: alpha moves by dL_val/dalpha + lambda * dL_train/dalpha") {
+  Setup s;
+  // Reference gradients, each on its own.
+  auto arch_grad = [&](const Batch& batch, bool is_train) {
+    StepContext ctx = s.context();
+    FreezeGuard freeze(s.params.weights());
+    for (Var& l : s.arch.logits) l.zero_grad();
+    forward_loss(ctx, batch, softmax_coefficients(s.arch), is_train).backward();
+    std::vector<float> g;
+    for (const Var& l : s.arch.logits) {
+      const std::vector<float> v = l.grad().to_vector();
+      g.insert(g.end(), v.begin(), v.end());
+    }
+    return g;
+  };
+  const std::vector<float> g_val = arch_grad(s.val, false);
+  const std::vector<float> g_train = arch_grad(s.train, true);
+
+  // A plain SGD step of lr 1 on alpha exposes the gradient the pass formed.
+  Sgd plain(s.arch.logits, SgdOptions{.lr = 1.0f, .momentum = 0.0f, .weight_decay = 0.0f});
+  StepContext ctx(s.graph, s.params, s.arch, s.sgd, plain, s.train, s.val);
+  ctx.options.milenas_lambda = 0.5f;
+  std::vector<float> before;
+  for (const Var& l : s.arch.logits) {
+    const std::vector<float> v = l.value().to_vector();
+    before.insert(before.end(), v.begin(), v.end());
+  }
+  update_architecture_mixed_level(ctx);
+  size_t at = 0;
+  for (const Var& l : s.arch.logits)
+    for (float after : l.value().to_vector()) {
+      const double expect = double(g_val[at]) + 0.5 * double(g_train[at]);
+      CHECK(double(before[at] - after) == doctest::Approx(expect).epsilon(1e-4));
+      ++at;
+    }
+  for (const Var& w : s.params.weights()) CHECK_FALSE(w.has_grad());
+  CHECK(ctx.metrics.val_count == 6);
+  CHECK(ctx.metrics.train_count == 0);  // the weight pass reports the train loss
+  CHECK(find_algorithm("milenas").step.size() == 2);
+}

@@ -17,10 +17,10 @@ dnnl::memory::dims dims_of(const Shape& shape) {
 }
 
 dnnl::memory::desc plain_desc(const Shape& shape) {
-  using tag = dnnl::memory::format_tag;
-  static const tag tags[] = {tag::undef, tag::a, tag::ab, tag::abc, tag::abcd, tag::abcde};
+  using Tag = dnnl::memory::format_tag;
+  static const Tag kTags[] = {Tag::undef, Tag::a, Tag::ab, Tag::abc, Tag::abcd, Tag::abcde};
   CG_ASSERT(shape.rank() >= 1 && shape.rank() <= 5, "rank ", shape.rank());
-  return dnnl::memory::desc(dims_of(shape), dnnl::memory::data_type::f32, tags[shape.rank()]);
+  return dnnl::memory::desc(dims_of(shape), dnnl::memory::data_type::f32, kTags[shape.rank()]);
 }
 
 dnnl::memory wrap(const Tensor& t) { return wrap(t, plain_desc(t.shape())); }
