@@ -1,0 +1,300 @@
+#include "engine/io/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "engine/error.h"
+
+namespace cellgraph::io {
+
+static_assert(std::endian::native == std::endian::little,
+              "checkpoints are little-endian; add byte swapping for this platform");
+
+namespace {
+
+constexpr char kMagic[] = {'C', 'G', 'C', 'K', 'P', 'T'};
+constexpr size_t kMagicSize = sizeof kMagic;
+constexpr size_t kHeaderSize = kMagicSize + 2 + 8 + 4 + 4;
+constexpr uint32_t kMaxRank = 16;
+
+template <typename T>
+void put(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof value);
+}
+
+void put_string(std::string& out, const std::string& s) {
+  put(out, uint32_t(s.size()));
+  out += s;
+}
+
+uint32_t crc_of(const char* data, size_t size) {
+  return uint32_t(crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(data), size));
+}
+
+std::string serialize(const Checkpoint& ckpt) {
+  std::string out(kMagic, kMagicSize);
+  put(out, kCheckpointVersion);
+  put(out, uint64_t(0));  // file size, patched below
+  put(out, uint32_t(ckpt.metadata().size()));
+  put(out, uint32_t(ckpt.tensors().size()));
+  for (const auto& [key, value] : ckpt.metadata()) {
+    put_string(out, key);
+    put_string(out, value);
+  }
+  for (const auto& [name, tensor] : ckpt.tensors()) {
+    put_string(out, name);
+    put(out, uint32_t(tensor.rank()));
+    for (int64_t d : tensor.shape().dims()) put(out, d);
+    const std::vector<float> data = tensor.to_vector();
+    out.append(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
+  }
+  const uint64_t total = out.size() + sizeof(uint32_t);
+  std::memcpy(out.data() + kMagicSize + 2, &total, sizeof total);
+  put(out, crc_of(out.data(), out.size()));
+  return out;
+}
+
+// Walks the entries. In `truncated` mode the file is known to be short and running out of
+// bytes is reported as truncation at the entry being read; otherwise (size and checksum
+// verified) it means the writer was broken and is reported as malformed.
+class Parser {
+ public:
+  Parser(const std::string& path, const std::string& data, size_t end, bool truncated)
+      : path_(path), data_(data), end_(end), truncated_(truncated) {}
+
+  Checkpoint parse() {
+    pos_ = kMagicSize + 2 + 8;
+    const uint32_t meta_count = get<uint32_t>(), tensor_count = get<uint32_t>();
+    Checkpoint ckpt;
+    ckpt.set_source(path_);
+    for (uint32_t i = 0; i < meta_count; ++i) {
+      where_ = detail::concat("metadata entry ", i + 1, " of ", meta_count);
+      const std::string key = get_string();
+      where_.append(" ('").append(key).append("')");
+      if (ckpt.has_meta(key)) fail("duplicate metadata key");
+      ckpt.set_meta(key, get_string());
+    }
+    for (uint32_t i = 0; i < tensor_count; ++i) {
+      where_ = detail::concat("tensor entry ", i + 1, " of ", tensor_count);
+      const std::string name = get_string();
+      where_.append(" ('").append(name).append("')");
+      if (ckpt.find(name) != nullptr) fail("duplicate tensor name");
+      const uint32_t rank = get<uint32_t>();
+      if (rank > kMaxRank) fail(detail::concat("rank ", rank, " (at most ", kMaxRank, ")"));
+      std::vector<int64_t> dims;
+      int64_t numel = 1;
+      for (uint32_t d = 0; d < rank; ++d) {
+        const int64_t extent = get<int64_t>();
+        if (extent < 0 || (extent > 0 && numel > std::numeric_limits<int64_t>::max() / 4 / extent))
+          fail(detail::concat("bad extent ", extent, " in dimension ", d));
+        dims.push_back(extent);
+        numel *= extent;
+      }
+      const size_t bytes = size_t(numel) * sizeof(float);
+      need(bytes, "data");
+      Tensor t = Tensor::empty(Shape(dims));
+      if (bytes > 0) std::memcpy(t.data(), data_.data() + pos_, bytes);
+      pos_ += bytes;
+      ckpt.add(name, t);
+    }
+    where_ = "the checksum";
+    need(sizeof(uint32_t), "checksum");
+    pos_ += sizeof(uint32_t);
+    if (pos_ != end_) {
+      where_.clear();
+      fail(detail::concat(end_ - pos_, " bytes after the checksum"));
+    }
+    return ckpt;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw error(path_, ": malformed checkpoint", where_.empty() ? "" : " at " + where_, ": ", what);
+  }
+  void need(size_t bytes, const char* what) const {
+    if (end_ - pos_ >= bytes) return;
+    if (truncated_)
+      throw error(path_, ": truncated at ", where_, ": the ", what, " needs ", bytes,
+                  " bytes, the file ends ", end_ - pos_, " bytes later (", data_.size(),
+                  " bytes in all)");
+    fail(detail::concat("the ", what, " runs past the end of the file"));
+  }
+  template <typename T>
+  T get() {
+    need(sizeof(T), "header field");
+    T value;
+    std::memcpy(&value, data_.data() + pos_, sizeof value);
+    pos_ += sizeof value;
+    return value;
+  }
+  std::string get_string() {
+    const uint32_t size = get<uint32_t>();
+    need(size, "name");
+    std::string s = data_.substr(pos_, size);
+    pos_ += size;
+    return s;
+  }
+
+  const std::string& path_;
+  const std::string& data_;
+  size_t end_;
+  bool truncated_;
+  size_t pos_ = 0;
+  std::string where_;
+};
+
+std::string read_all(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw error(path, ": cannot open: ", std::strerror(EISDIR));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw error(path, ": cannot open: ", std::strerror(errno));
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (in.bad()) throw error(path, ": cannot read: ", std::strerror(errno));
+  return bytes.str();
+}
+
+// Writes all of `data` to `fd`, retrying short writes; false with errno set on failure.
+bool write_all(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += size_t(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+void Checkpoint::add(const std::string& name, const Tensor& tensor) {
+  CG_ASSERT(find(name) == nullptr, "checkpoint entry '", name, "' added twice");
+  tensors_.emplace_back(name, Tensor::from_vector(tensor.shape(), tensor.to_vector()));
+}
+
+void Checkpoint::set_meta(const std::string& key, std::string value) {
+  metadata_[key] = std::move(value);
+}
+
+const Tensor* Checkpoint::find(const std::string& name) const {
+  for (const auto& [n, t] : tensors_)
+    if (n == name) return &t;
+  return nullptr;
+}
+
+const Tensor& Checkpoint::tensor(const std::string& name, const Shape& expected) const {
+  const Tensor* t = find(name);
+  if (t == nullptr) throw error(source_, ": missing entry '", name, "'");
+  if (t->shape() != expected)
+    throw error(source_, ": entry '", name, "': shape mismatch: expected ", expected.str(),
+                ", got ", t->shape().str());
+  return *t;
+}
+
+const std::string& Checkpoint::meta(const std::string& key) const {
+  const auto it = metadata_.find(key);
+  if (it == metadata_.end()) throw error(source_, ": missing metadata '", key, "'");
+  return it->second;
+}
+
+int64_t Checkpoint::meta_int(const std::string& key) const {
+  const std::string& s = meta(key);
+  int64_t value = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || end != s.data() + s.size())
+    throw error(source_, ": metadata '", key, "': expected an integer, got '", s, "'");
+  return value;
+}
+
+double Checkpoint::meta_double(const std::string& key) const {
+  const std::string& s = meta(key);
+  double value = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || end != s.data() + s.size())
+    throw error(source_, ": metadata '", key, "': expected a number, got '", s, "'");
+  return value;
+}
+
+std::string format_double(double value) {
+  char buffer[64];
+  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  CG_ASSERT(ec == std::errc(), "to_chars failed");
+  return std::string(buffer, end);
+}
+
+void save_checkpoint(const Checkpoint& checkpoint, const std::string& path) {
+  const std::string bytes = serialize(checkpoint);
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw error(tmp, ": cannot create: ", std::strerror(errno));
+  // fsync before rename: otherwise a crash can leave the new name pointing at empty blocks.
+  if (!write_all(fd, bytes) || ::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw error(tmp, ": cannot write: ", std::strerror(err));
+  }
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw error(tmp, ": cannot write: ", std::strerror(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw error(path, ": cannot replace with ", tmp, ": ", std::strerror(err));
+  }
+  // Make the rename itself durable; best effort (some filesystems refuse fsync on a dir).
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  const std::string data = read_all(path);
+  const size_t magic_seen = std::min(data.size(), kMagicSize);
+  if (std::memcmp(data.data(), kMagic, magic_seen) != 0 || data.empty())
+    throw error(path,
+                ": not a cellgraph checkpoint (bad magic; expected the file to start with "
+                "'CGCKPT')");
+  if (data.size() < kHeaderSize)
+    throw error(path, ": truncated in the header: ", data.size(), " bytes, a header has ",
+                kHeaderSize);
+  uint16_t version = 0;
+  uint64_t declared = 0;
+  std::memcpy(&version, data.data() + kMagicSize, sizeof version);
+  std::memcpy(&declared, data.data() + kMagicSize + 2, sizeof declared);
+  if (version != kCheckpointVersion)
+    throw error(path, ": unsupported checkpoint version ", version, " (this build reads ",
+                kCheckpointVersion, ")");
+  if (data.size() < declared) {
+    Parser(path, data, data.size(), true).parse();  // throws where the data ends
+    throw error(path, ": truncated: ", data.size(), " bytes, the header says ", declared);
+  }
+  if (data.size() > declared)
+    throw error(path, ": ", data.size(), " bytes, the header says ", declared,
+                "; the file has trailing data or a damaged header");
+  uint32_t stored = 0;
+  std::memcpy(&stored, data.data() + data.size() - sizeof stored, sizeof stored);
+  if (crc_of(data.data(), data.size() - sizeof stored) != stored)
+    throw error(path, ": checksum mismatch: the file is corrupted");
+  return Parser(path, data, data.size(), false).parse();
+}
+
+}  // namespace cellgraph::io

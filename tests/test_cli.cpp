@@ -1,0 +1,357 @@
+// The runner end to end: the built `cellgraph` binary on real files. The search and train
+// cases use a tiny space on a 64-image Fashion-MNIST subset so each takes seconds.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+
+#include "engine/error.h"
+#include "engine/io/checkpoint.h"
+#include "spec/json_value.h"
+
+using namespace cellgraph;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kSource = CELLGRAPH_SOURCE_DIR;
+const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() /
+           ("cellgraph_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs `cellgraph ARGS` (ARGS already shell-quoted where needed).
+Result run_cli(const std::string& args) {
+  static int counter = 0;
+  const std::string base =
+      (fs::temp_directory_path() /
+       ("cellgraph_cli_out_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)))
+          .string();
+  const std::string command =
+      std::string(CELLGRAPH_CLI_PATH) + " " + args + " >" + base + ".out 2>" + base + ".err";
+  const int rc = std::system(command.c_str());
+  Result r;
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  r.out = read_text(base + ".out");
+  r.err = read_text(base + ".err");
+  fs::remove(base + ".out");
+  fs::remove(base + ".err");
+  return r;
+}
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+bool have_fashion_mnist() {
+  return fs::exists(fs::path(CELLGRAPH_FASHION_MNIST_DIR) / "train-images-idx3-ubyte.gz") ||
+         fs::exists(fs::path(CELLGRAPH_FASHION_MNIST_DIR) / "train-images-idx3-ubyte");
+}
+
+// A tiny search space (input [1, 8, 8]: the runner fits it to Fashion-MNIST's [1, 28, 28]).
+std::string write_tiny_space(const TempDir& dir) {
+  const std::string path = dir / "tiny.json";
+  std::ofstream(path) << R"({
+  "format": 1, "name": "tiny",
+  "op_sets": {"small": ["none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"]},
+  "cells": [{
+    "name": "normal", "inputs": ["c_k-2", "c_k-1"],
+    "nodes": [
+      {"name": "a", "from": ["c_k-2", "c_k-1"], "ops": "small", "keep": 2},
+      {"name": "b", "from": ["c_k-2", "c_k-1", "a"], "ops": "small", "keep": 2}
+    ],
+    "output": {"concat": ["a", "b"]}
+  }],
+  "network": {
+    "input": [1, 8, 8], "classes": 3,
+    "stem": [{"op": "conv_3x3", "channels": 6}, {"op": "batch_norm"}],
+    "body": [{"cell": "normal", "channels": 4}],
+    "head": [{"op": "global_avg_pool"}, {"op": "linear"}]
+  }
+})";
+  return path;
+}
+
+// 64 images, batch 8: 4 steps per epoch.
+std::string small_search(const std::string& spec, const std::string& out) {
+  return "search " + spec + " --out " + out + " --data " + kData +
+         " --subset 64 --batch 8 --epochs 2 --log-every 1 --threads 1 --seed 3";
+}
+
+// metrics.jsonl without the timings, line by line.
+std::vector<std::string> metric_values(const std::string& path) {
+  std::vector<std::string> lines;
+  std::istringstream in(read_text(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    const spec::JsonValue v = spec::parse_json_string(line, path);
+    spec::JsonValue kept = spec::JsonValue::object();
+    for (const auto& [key, value] : v.members())
+      if (key != "seconds_per_step" && key != "elapsed") kept.set(key, value);
+    lines.push_back(spec::dump(kept));
+  }
+  return lines;
+}
+
+void check_same_tensors(const std::string& a_path, const std::string& b_path) {
+  const io::Checkpoint a = io::load_checkpoint(a_path), b = io::load_checkpoint(b_path);
+  REQUIRE(a.tensors().size() == b.tensors().size());
+  for (size_t i = 0; i < a.tensors().size(); ++i) {
+    CAPTURE(a.tensors()[i].first);
+    CHECK(a.tensors()[i].first == b.tensors()[i].first);
+    const std::vector<float> x = a.tensors()[i].second.to_vector();
+    const std::vector<float> y = b.tensors()[i].second.to_vector();
+    REQUIRE(x.size() == y.size());
+    CHECK(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cli: validate, info, help and flag errors") {
+  const std::string darts = kSource + "/examples/spaces/darts_cnn.json";
+  Result r = run_cli("validate " + darts);
+  CHECK(r.status == 0);
+  CHECK(r.out == darts +
+                     ": ok — 2 cell types, 28 edges, 896 candidate ops per network, "
+                     "1930618 weights\n");
+
+  const std::string bad = kSource + "/tests/specs/bad/cell_no_nodes.json";
+  r = run_cli("validate " + bad);
+  CHECK(r.status == 1);
+  CHECK(r.err == "cellgraph: error: " + bad +
+                     ":/cells/0/nodes: a cell needs at least one node; got an empty 'nodes'\n");
+
+  r = run_cli("info " + darts + " --json");
+  CHECK(r.status == 0);
+  const spec::JsonValue info = spec::parse_json_string(r.out, "info --json");
+  CHECK(info.find("weights")->as_integer() == 1930618);
+  CHECK(info.find("arch_parameters")->as_integer() == 224);
+  CHECK(info.find("cells")->size() == 8);
+  CHECK(run_cli("info " + darts).out.find("1,930,618") != std::string::npos);
+
+  r = run_cli("search " + darts + " --epoch 3 --out x");
+  CHECK(r.status == 1);
+  CHECK(r.err ==
+        "cellgraph: error: cellgraph search: unknown flag '--epoch'; did you mean '--epochs'?\n");
+  r = run_cli("search " + darts + " --out x --batch many");
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "--batch: expected an integer in [1, 1048576], got 'many'"));
+  r = run_cli("search " + darts + " --out");
+  CHECK(has(r.err, "--out: missing value"));
+  r = run_cli("bench " + darts + " --steps 0");
+  CHECK(has(r.err, "--steps: expected an integer in [1, 100000], got '0'"));
+  r = run_cli("serach");
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "unknown command 'serach'; did you mean 'search'?"));
+  r = run_cli("");
+  CHECK(r.status == 1);
+
+  CHECK(run_cli("--version").out.rfind("cellgraph ", 0) == 0);
+  CHECK(has(run_cli("--help").out, "search"));
+  for (const char* command : {"validate", "info", "search", "derive", "train", "eval", "bench"}) {
+    CAPTURE(command);
+    r = run_cli(std::string(command) + " --help");
+    CHECK(r.status == 0);
+    CHECK(has(r.out, std::string("usage: cellgraph ") + command));
+  }
+}
+
+TEST_CASE("cli: search writes its run directory and --resume continues it bit-identically") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("Fashion-MNIST not installed; skipped");
+    return;
+  }
+  TempDir dir;
+  const std::string spec = write_tiny_space(dir);
+  // Uninterrupted: 6 steps (an epoch ends at 4).
+  Result r = run_cli(small_search(spec, dir / "whole") + " --max-steps 6");
+  REQUIRE(r.status == 0);
+  CHECK(has(r.err, "the data has [1, 28, 28] with 10 classes: using the data's"));
+  for (const char* file :
+       {"config.json", "metrics.jsonl", "checkpoint.bin", "derived.json", "genotype.txt"})
+    CHECK(fs::exists(dir / ("whole/" + std::string(file))));
+  CHECK(r.out == read_text(dir / "whole/genotype.txt"));
+  CHECK(has(r.out, "Genotype(normal=["));
+
+  // 3 steps, then a new process resumes to 6.
+  r = run_cli(small_search(spec, dir / "split") + " --max-steps 3");
+  REQUIRE(r.status == 0);
+  r = run_cli("search --resume " + dir / "split" + " --max-steps 6 --threads 1");
+  REQUIRE(r.status == 0);
+  CHECK(metric_values(dir / "split/metrics.jsonl") == metric_values(dir / "whole/metrics.jsonl"));
+  CHECK(metric_values(dir / "whole/metrics.jsonl").size() == 7);  // 6 logs, 1 epoch end
+  check_same_tensors(dir / "whole/checkpoint.bin", dir / "split/checkpoint.bin");
+  CHECK(read_text(dir / "split/derived.json") == read_text(dir / "whole/derived.json"));
+  const spec::JsonValue config = spec::parse_json_file(dir / "split/config.json");
+  CHECK(config.find("max_steps")->as_integer() == 6);
+  CHECK(config.find("algo")->as_string() == "darts");
+
+  // derive re-derives from the checkpoint.
+  r = run_cli("derive " + dir / "split" + " --out " + dir / "again.json");
+  CHECK(r.status == 0);
+  CHECK(r.out == read_text(dir / "whole/genotype.txt"));
+  CHECK(read_text(dir / "again.json") == read_text(dir / "whole/derived.json"));
+
+  // Options other than --threads, --epochs and --max-steps cannot change on resume; a new
+  // search cannot overwrite a run.
+  r = run_cli("search --resume " + dir / "split" + " --lr 0.1");
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "--lr cannot be combined with --resume"));
+  r = run_cli(small_search(spec, dir / "split"));
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "already holds a run"));
+}
+
+TEST_CASE("cli: train a derived network for a few steps, then eval it") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("Fashion-MNIST not installed; skipped");
+    return;
+  }
+  TempDir dir;
+  const std::string spec = write_tiny_space(dir);
+  REQUIRE(run_cli(small_search(spec, dir / "search") + " --max-steps 1").status == 0);
+  const std::string derived = dir / "search/derived.json";
+  Result r = run_cli("train " + derived + " --out " + dir / "train" + " --data " + kData +
+                     " --subset 64 --batch 8 --max-steps 2 --test-subset 40 --threads 1");
+  REQUIRE(r.status == 0);
+  CHECK(has(r.out, "test accuracy: "));
+  CHECK(has(read_text(dir / "train/metrics.jsonl"), "\"kind\":\"test\""));
+  r = run_cli("train --resume " + dir / "train" + " --max-steps 3 --threads 1");
+  REQUIRE(r.status == 0);
+  CHECK(io::load_checkpoint(dir / "train/checkpoint.bin").meta_int("step") == 3);
+
+  r = run_cli("eval " + dir / "train" + " --json --test-subset 40 --threads 1");
+  REQUIRE(r.status == 0);
+  const spec::JsonValue result = spec::parse_json_string(r.out, "eval --json");
+  CHECK(result.find("count")->as_integer() == 40);
+  CHECK(result.find("step")->as_integer() == 3);
+  CHECK(result.find("test_acc")->as_double() >= 0.0);
+  CHECK(result.find("weights")->as_integer() > 0);
+
+  // A spec's seeded initial weights, and refusing a search space.
+  r = run_cli("eval " + derived + " --data " + kData + " --test-subset 40 --threads 1");
+  CHECK(r.status == 0);
+  CHECK(has(r.out, "test accuracy"));
+  r = run_cli("train " + spec + " --out " + dir / "nope" + " --data " + kData);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "a search space"));
+  CHECK(has(r.err, "cellgraph derive"));
+}
+
+TEST_CASE("cli: Ctrl-C checkpoints, exits 130 and the run resumes") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("Fashion-MNIST not installed; skipped");
+    return;
+  }
+  TempDir dir;
+  const std::string spec = write_tiny_space(dir);
+  const std::string run = dir / "run";
+  const std::string err = dir / "stderr.txt";
+  std::vector<std::string> argv = {CELLGRAPH_CLI_PATH,
+                                   "search",
+                                   spec,
+                                   "--out",
+                                   run,
+                                   "--data",
+                                   kData,
+                                   "--subset",
+                                   "64",
+                                   "--batch",
+                                   "8",
+                                   "--epochs",
+                                   "1000",
+                                   "--log-every",
+                                   "1",
+                                   "--threads",
+                                   "1"};
+  std::vector<char*> c_argv;
+  for (std::string& a : argv) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  // Wait for the first metrics line: the loop is running.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (read_text(run + "/metrics.jsonl").empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 130);
+  const std::string text = read_text(err);
+  CHECK(has(text, "interrupted; resume with: cellgraph search --resume " + run));
+  const io::Checkpoint ckpt = io::load_checkpoint(run + "/checkpoint.bin");
+  const int64_t step = ckpt.meta_int("step");
+  CHECK(step >= 1);
+  const Result r = run_cli("search --resume " + run + " --max-steps " + std::to_string(step + 1));
+  CHECK(r.status == 0);
+  CHECK(io::load_checkpoint(run + "/checkpoint.bin").meta_int("step") == step + 1);
+}
+
+TEST_CASE("cli: JSON values keep key order, integers, and report positioned errors") {
+  const spec::JsonValue v = spec::parse_json_string(
+      R"({"z": 1, "a": [true, null, 0.025, "x"], "big": 9007199254740993})", "config.json");
+  REQUIRE(v.is_object());
+  CHECK(v.members()[0].first == "z");
+  CHECK(v.members()[1].first == "a");
+  CHECK(v.find("big")->as_integer() == 9007199254740993);  // not rounded through a double
+  CHECK(v.find("a")->items()[2].as_double() == 0.025);
+  CHECK(spec::dump(v) == R"({"z":1,"a":[true,null,0.025,"x"],"big":9007199254740993})");
+  spec::JsonValue copy = v;
+  copy.set("z", 2.5);
+  copy.set("new", "s");
+  CHECK(spec::dump(copy) ==
+        R"({"z":2.5,"a":[true,null,0.025,"x"],"big":9007199254740993,"new":"s"})");
+  CHECK_THROWS_WITH_AS(spec::parse_json_string("{\n  \"a\": 1,\n  \"a\": 2}", "c.json"),
+                       doctest::Contains("c.json: duplicate key 'a'"), Error);
+  CHECK_THROWS_WITH_AS(spec::parse_json_string("{\n  \"a\": }", "c.json"),
+                       doctest::Contains("c.json:line 2, column 8: "), Error);
+  CHECK_THROWS_WITH_AS(spec::parse_json_file("/no/such/config.json"),
+                       "/no/such/config.json: cannot open: No such file or directory", Error);
+  const Result r = run_cli("derive /no/such/run");
+  CHECK(r.status == 1);
+  CHECK(r.err == "cellgraph: error: /no/such/run: no such run directory\n");
+}

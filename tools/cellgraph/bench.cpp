@@ -1,0 +1,148 @@
+// cellgraph bench SPEC: seconds per search step (and per pass) and peak memory on random
+// data of the spec's input shape.
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+
+#include "algorithms/arch_state.h"
+#include "algorithms/search_step.h"
+#include "engine/backends/backend.h"
+#include "engine/error.h"
+#include "engine/optim/adam.h"
+#include "engine/tensor/random.h"
+#include "engine/threads.h"
+#include "spec/compile.h"
+#include "spec/json_value.h"
+#include "spec/parse.h"
+#include "tools/cellgraph/commands.h"
+
+namespace cellgraph::tools {
+
+namespace {
+
+using spec::JsonValue;
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// The process's peak resident set (VmHWM), in bytes; 0 when /proc is not there.
+int64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "... kB"
+  return 0;
+}
+
+Batch random_batch(const spec::Network& net, int64_t batch, Rng& rng) {
+  Batch b;
+  b.images = normal_tensor({batch, net.in_channels, net.in_height, net.in_width}, 0, 1, rng);
+  std::vector<float> labels;
+  for (int64_t i = 0; i < batch; ++i) labels.push_back(float(rng.below(uint64_t(net.classes))));
+  b.labels = Tensor::from_vector({batch}, labels);
+  return b;
+}
+
+int run_bench(const Args& args) {
+  const std::string& path = args.positional(0);
+  apply_threads(args);
+  const int64_t batch = args.get_int("batch", 64, 1, 1 << 16);
+  const int64_t steps = args.get_int("steps", 10, 1, 100000);
+  const int64_t warmup = args.get_int("warmup", 2, 0, 100000);
+  const spec::Space space = spec::parse_file(path);
+  const algorithms::Algorithm& algo = algorithms::find_algorithm(args.get("algo", "darts"));
+  const ir::Graph graph = spec::compile(space);
+  const ir::ParameterStore params(graph, 0);
+  algorithms::ArchState arch = algorithms::initial_arch_state(graph, space.arch.init_std, 1);
+  Sgd sgd(params.weights(), SgdOptions{});
+  Adam adam(arch.logits, AdamOptions{});
+  // A fixed network has no architecture to update: bench its training step.
+  const bool fixed = graph.arch_groups.empty();
+  const std::vector<algorithms::NamedPass> passes =
+      fixed ? std::vector<algorithms::NamedPass>{{"update_weights", algorithms::update_weights}}
+            : algo.step;
+  Rng rng(1);
+  const Batch train = random_batch(space.network, batch, rng);
+  const Batch val = random_batch(space.network, batch, rng);
+
+  CachingAllocator& allocator = backend_for(Device::cpu).allocator();
+  std::vector<double> step_times;
+  std::vector<std::vector<double>> pass_times(passes.size());
+  for (int64_t i = 0; i < warmup + steps; ++i) {
+    if (i == warmup) allocator.reset_peak();
+    algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val);
+    ctx.step = uint64_t(i);
+    const Clock::time_point start = Clock::now();
+    for (size_t p = 0; p < passes.size(); ++p) {
+      const Clock::time_point t0 = Clock::now();
+      passes[p].run(ctx);
+      if (i >= warmup)
+        pass_times[p].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    if (i >= warmup)
+      step_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  const MemoryStats memory = allocator.stats();
+
+  JsonValue j = JsonValue::object();
+  j.set("spec", path);
+  j.set("algo", fixed ? "train (fixed network)" : algo.name);
+  j.set("batch", batch);
+  j.set("threads", num_threads());
+  j.set("steps", steps);
+  j.set("warmup", warmup);
+  j.set("seconds_per_step", median(step_times));
+  JsonValue pass_list = JsonValue::array();
+  for (size_t p = 0; p < passes.size(); ++p) {
+    JsonValue pass = JsonValue::object();
+    pass.set("name", passes[p].name);
+    pass.set("seconds", median(pass_times[p]));
+    pass_list.push_back(pass);
+  }
+  j.set("passes", pass_list);
+  j.set("peak_bytes", uint64_t(memory.peak_bytes));
+  j.set("peak_rss_bytes", peak_rss_bytes());
+  j.set("weights", graph.weight_count());
+  j.set("macs_per_sample", graph.macs());
+  if (args.has("json")) {
+    std::cout << spec::dump(j, 2) << "\n";
+    return 0;
+  }
+  std::cout << path << ": " << (fixed ? "training" : algo.name) << " step, batch " << batch << ", "
+            << num_threads() << " threads, median of " << steps << " steps\n";
+  std::printf("  step                             %9.4f s\n", median(step_times));
+  for (size_t p = 0; p < passes.size(); ++p)
+    std::printf("  %-32s %9.4f s\n", passes[p].name, median(pass_times[p]));
+  std::printf("  peak tensor memory %.1f MiB, peak RSS %.1f MiB, %lld weights\n",
+              double(memory.peak_bytes) / (1 << 20), double(peak_rss_bytes()) / (1 << 20),
+              (long long)graph.weight_count());
+  return 0;
+}
+
+}  // namespace
+
+const Command& bench_command() {
+  static const Command command{
+      .name = "bench",
+      .summary = "time search steps (and each pass) and measure peak memory on random data",
+      .positionals = {"SPEC"},
+      .flags = {{"algo", "NAME", "darts or darts2", "darts"},
+                {"batch", "B", "batch size of the train and val batches", "64"},
+                {"steps", "N", "timed steps (the median is reported)", "10"},
+                {"warmup", "N", "untimed steps first", "2"},
+                threads_flag(),
+                {"json", "", "print one JSON object", ""}},
+      .details =
+          "Peak tensor memory is the CPU allocator's peak over the timed steps; peak RSS\n"
+          "is the process's VmHWM. A fixed network benchmarks its training step.",
+      .run = run_bench};
+  return command;
+}
+
+}  // namespace cellgraph::tools

@@ -1,0 +1,85 @@
+// cellgraph: the command-line runner. Dispatches to one subcommand; every user error is a
+// cellgraph::Error thrown anywhere below and caught here, once: "cellgraph: error: MESSAGE"
+// on stderr and exit status 1.
+#include <exception>
+#include <iostream>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/threads.h"
+#include "tools/cellgraph/commands.h"
+
+#ifndef CELLGRAPH_VERSION
+#define CELLGRAPH_VERSION "unknown"
+#endif
+
+namespace cellgraph::tools {
+
+Flag threads_flag() {
+  return {"threads", "T", "CPU threads (0: every core, or $CELLGRAPH_THREADS)", "0"};
+}
+
+void apply_threads(const Args& args) { set_num_threads(int(args.get_int("threads", 0, 0, 4096))); }
+
+namespace {
+
+std::vector<const Command*> all_commands() {
+  return {&validate_command(), &info_command(), &search_command(), &derive_command(),
+          &train_command(),    &eval_command(), &bench_command()};
+}
+
+int dispatch(const std::vector<std::string>& argv) {
+  const std::vector<const Command*> commands = all_commands();
+  if (argv.empty())
+    throw error("no command given; usage: cellgraph COMMAND [ARGS] (cellgraph --help lists them)");
+  const std::string& name = argv[0];
+  if (name == "--help" || name == "-h" || name == "help") {
+    std::cout << program_help(commands);
+    return 0;
+  }
+  if (name == "--version") {
+    std::cout << "cellgraph " << CELLGRAPH_VERSION << "\n";
+    return 0;
+  }
+  std::vector<std::string> names;
+  for (const Command* c : commands) {
+    names.push_back(c->name);
+    if (c->name != name) continue;
+    const Args args(*c, std::vector<std::string>(argv.begin() + 1, argv.end()));
+    if (args.help_requested()) {
+      std::cout << command_help(*c);
+      return 0;
+    }
+    return c->run(args);
+  }
+  std::string hint = did_you_mean(name, names);
+  if (hint.empty()) {
+    hint = "; expected one of:";
+    for (const std::string& n : names) hint.append(" ").append(n);
+  }
+  if (name.rfind("-", 0) == 0)
+    throw error("unknown option '", name, "' before the command; usage: cellgraph COMMAND ...");
+  throw error("unknown command '", name, "'", hint);
+}
+
+}  // namespace
+}  // namespace cellgraph::tools
+
+int main(int argc, char** argv) {
+  try {
+    return cellgraph::tools::dispatch(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const cellgraph::Error& e) {
+    std::cout.flush();
+    std::cerr << "cellgraph: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "cellgraph: error: out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    // Not a user error: a bug or a failing system call that no check turned into an Error.
+    std::cerr << "cellgraph: internal error: " << e.what() << "\n";
+    return 2;
+  }
+}

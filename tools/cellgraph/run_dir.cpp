@@ -1,0 +1,221 @@
+#include "tools/cellgraph/run_dir.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include "engine/error.h"
+#include "spec/parse.h"
+
+namespace cellgraph::tools {
+
+namespace fs = std::filesystem;
+using spec::JsonValue;
+
+std::string config_path(const std::string& dir) { return (fs::path(dir) / "config.json").string(); }
+std::string metrics_path(const std::string& dir) {
+  return (fs::path(dir) / "metrics.jsonl").string();
+}
+std::string checkpoint_path(const std::string& dir) {
+  return (fs::path(dir) / "checkpoint.bin").string();
+}
+
+void prepare_new_run_dir(const std::string& dir) {
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw error(dir, ": exists and is not a directory; expected a directory for the run");
+  fs::create_directories(dir, ec);
+  if (ec) throw error(dir, ": cannot create the run directory: ", ec.message());
+  if (fs::exists(checkpoint_path(dir), ec))
+    throw error(dir, ": already holds a run (checkpoint.bin); continue it with --resume ", dir,
+                " or choose another --out");
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw error(tmp, ": cannot create: ", std::strerror(errno));
+  size_t done = 0;
+  int err = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = errno;
+      break;
+    }
+    done += size_t(n);
+  }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
+    ::unlink(tmp.c_str());
+    throw error(path, ": cannot write: ", std::strerror(err));
+  }
+}
+
+ConfigReader::ConfigReader(const std::string& dir) : file_(config_path(dir)) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw error(dir, ": no such run directory");
+  if (!fs::exists(file_, ec))
+    throw error(dir,
+                ": not a run directory (no config.json); expected the --out of a search "
+                "or train");
+  root_ = spec::parse_json_file(file_);
+  if (!root_.is_object()) throw error(file_, ": expected a JSON object");
+}
+
+ConfigReader::ConfigReader(JsonValue root, std::string file)
+    : root_(std::move(root)), file_(std::move(file)) {
+  if (!root_.is_object()) throw error(file_, ": expected a JSON object");
+}
+
+void ConfigReader::fail(const std::string& key, const std::string& what) const {
+  throw error(file_, ":/", key, ": ", what);
+}
+
+const JsonValue& ConfigReader::value(const std::string& key) const {
+  const JsonValue* v = root_.find(key);
+  if (v == nullptr) fail(key, "missing; the file was not written by this version of cellgraph");
+  return *v;
+}
+
+std::string ConfigReader::string(const std::string& key) const {
+  const JsonValue& v = value(key);
+  if (!v.is_string()) fail(key, "expected a string");
+  return v.as_string();
+}
+
+int64_t ConfigReader::integer(const std::string& key) const {
+  const JsonValue& v = value(key);
+  if (!v.is_integer()) fail(key, "expected an integer");
+  return v.as_integer();
+}
+
+double ConfigReader::number(const std::string& key) const {
+  const JsonValue& v = value(key);
+  if (!v.is_number()) fail(key, "expected a number");
+  return v.as_double();
+}
+
+spec::Space ConfigReader::space() const {
+  return spec::parse_string(spec::dump(value("spec"), 2), file_ + ":/spec");
+}
+
+JsonValue space_json(const spec::Space& space) {
+  return spec::parse_json_string(spec::to_json(space), "spec");
+}
+
+MetricsLog::MetricsLog(const std::string& path, int64_t truncate_to) : path_(path) {
+  std::error_code ec;
+  if (truncate_to >= 0 && fs::exists(path, ec) && int64_t(fs::file_size(path, ec)) > truncate_to)
+    fs::resize_file(path, uintmax_t(truncate_to), ec);
+  if (ec)
+    throw error(path, ": cannot truncate to the checkpoint's ", truncate_to,
+                " bytes: ", ec.message());
+  file_ = std::fopen(path.c_str(), "ab");
+  if (file_ == nullptr) throw error(path, ": cannot open for writing: ", std::strerror(errno));
+  std::fseek(file_, 0, SEEK_END);
+  bytes_ = std::ftell(file_);
+}
+
+MetricsLog::~MetricsLog() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+void MetricsLog::write(const JsonValue& line) {
+  const std::string text = spec::dump(line) + "\n";
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size() || std::fflush(file_) != 0)
+    throw error(path_, ": cannot write: ", std::strerror(errno));
+  bytes_ += int64_t(text.size());
+}
+
+TrainingData load_training_data(const std::string& data, int64_t subset) {
+  TrainingData out;
+  out.train = load_dataset(data, Split::train);
+  if (subset > 0) {
+    if (subset > out.train.size())
+      throw error("--subset ", subset, ": the training set of '", data, "' has only ",
+                  out.train.size(), " images");
+    out.train = subset == out.train.size() ? out.train : cellgraph::subset(out.train, 0, subset);
+  }
+  out.stats = channel_stats(out.train);
+  normalize(out.train, out.stats);
+  return out;
+}
+
+Dataset load_test_data(const std::string& data, const ChannelStats& stats, int64_t limit) {
+  Dataset test = load_dataset(data, Split::test);
+  if (limit > 0 && limit < test.size()) test = cellgraph::subset(test, 0, limit);
+  normalize(test, stats);
+  return test;
+}
+
+JsonValue stats_json(const ChannelStats& stats) {
+  JsonValue mean = JsonValue::array(), std = JsonValue::array();
+  for (float m : stats.mean) mean.push_back(double(m));
+  for (float s : stats.std) std.push_back(double(s));
+  JsonValue out = JsonValue::object();
+  out.set("mean", mean);
+  out.set("std", std);
+  return out;
+}
+
+ChannelStats stats_from_json(const ConfigReader& config, const std::string& key) {
+  const JsonValue& v = config.value(key);
+  ChannelStats stats;
+  auto read = [&](const char* field, std::vector<float>& into) {
+    const JsonValue* list = v.find(field);
+    if (list == nullptr || !list->is_array() || list->size() == 0)
+      throw error(config.file(), ":/", key, "/", field, ": expected an array of numbers");
+    for (const JsonValue& x : list->items()) {
+      if (!x.is_number())
+        throw error(config.file(), ":/", key, "/", field, ": expected an array of numbers");
+      into.push_back(float(x.as_double()));
+    }
+  };
+  read("mean", stats.mean);
+  read("std", stats.std);
+  return stats;
+}
+
+algorithms::DataShape shape_from_config(const ConfigReader& config) {
+  const JsonValue& input = config.value("input");
+  bool ok = input.is_array() && input.size() == 3;
+  for (size_t i = 0; ok && i < 3; ++i)
+    ok = input.items()[i].is_integer() && input.items()[i].as_integer() > 0;
+  if (!ok) throw error(config.file(), ":/input: expected [C, H, W], positive integers");
+  return {input.items()[0].as_integer(), input.items()[1].as_integer(),
+          input.items()[2].as_integer(), config.integer("classes")};
+}
+
+JsonValue input_json(const algorithms::DataShape& shape) {
+  JsonValue out = JsonValue::array();
+  for (int64_t d : {shape.channels, shape.height, shape.width}) out.push_back(d);
+  return out;
+}
+
+void write_derived(const algorithms::Derived& derived, const std::string& json_path,
+                   const std::string& genotype_path) {
+  write_file_atomic(json_path, spec::to_json(derived.space));
+  write_file_atomic(genotype_path, derived.genotype + "\n");
+}
+
+std::string shape_text(int64_t c, int64_t h, int64_t w) {
+  // Appended piecewise: GCC 12 warns (-Wrestrict, falsely) on "[" + std::string(...).
+  std::string out(1, '[');
+  out.append(std::to_string(c)).append(", ").append(std::to_string(h)).append(", ");
+  out.append(std::to_string(w)).push_back(']');
+  return out;
+}
+
+void note(const std::string& text) {
+  if (!text.empty()) std::cerr << "cellgraph: note: " << text << "\n";
+}
+
+}  // namespace cellgraph::tools

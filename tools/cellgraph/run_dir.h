@@ -1,0 +1,105 @@
+// What the runner's commands share about run directories and data: config.json reading
+// with positioned errors, atomic file writes, the metrics.jsonl appender, and loading
+// (and normalising) the data sets a command line names.
+//
+// A run directory holds config.json (every resolved option, the spec path and the spec
+// itself), metrics.jsonl, checkpoint.bin, and for a search derived.json and genotype.txt.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "algorithms/derive.h"
+#include "algorithms/search_session.h"
+#include "engine/data/dataset.h"
+#include "spec/json_value.h"
+#include "spec/space.h"
+
+namespace cellgraph::tools {
+
+// File names inside a run directory.
+std::string config_path(const std::string& dir);
+std::string metrics_path(const std::string& dir);
+std::string checkpoint_path(const std::string& dir);
+
+// Creates `dir` (and parents) for a new run. Throws Error when it is a file, or already
+// holds a run (a checkpoint.bin): resuming is explicit (--resume).
+void prepare_new_run_dir(const std::string& dir);
+
+// Writes `text` to `path` atomically (PATH.tmp, fsync, rename). Throws Error naming the file.
+void write_file_atomic(const std::string& path, const std::string& text);
+
+// Typed reads of config.json with errors "FILE:/key: ...".
+class ConfigReader {
+ public:
+  // Reads DIR/config.json; throws Error when it is missing (naming DIR as not a run).
+  explicit ConfigReader(const std::string& dir);
+  ConfigReader(spec::JsonValue root, std::string file);
+
+  const spec::JsonValue& root() const { return root_; }
+  const std::string& file() const { return file_; }
+  bool has(const std::string& key) const { return root_.contains(key); }
+  const spec::JsonValue& value(const std::string& key) const;
+  std::string string(const std::string& key) const;
+  int64_t integer(const std::string& key) const;
+  double number(const std::string& key) const;
+  // The embedded spec ("spec"), parsed and validated; errors name FILE:/spec.
+  spec::Space space() const;
+
+ private:
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const;
+  spec::JsonValue root_;
+  std::string file_;
+};
+
+// The spec as a JSON value (spec::to_json), for embedding in config.json.
+spec::JsonValue space_json(const spec::Space& space);
+
+// Appends one JSON line per record, flushed at once, so a crash loses at most a line.
+class MetricsLog {
+ public:
+  // Opens `path` for appending; a `truncate_to` >= 0 first cuts the file to that many bytes
+  // (on resume: lines written after the checkpoint would otherwise appear twice).
+  explicit MetricsLog(const std::string& path, int64_t truncate_to = -1);
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+
+  void write(const spec::JsonValue& line);
+  int64_t bytes() const { return bytes_; }  // the file's size after the last write
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+  int64_t bytes_ = 0;
+};
+
+// A training set as the commands use it: the first `subset` images (0: all) of DATA's
+// training split, normalised per channel with its own statistics.
+struct TrainingData {
+  Dataset train;
+  ChannelStats stats;
+};
+TrainingData load_training_data(const std::string& data, int64_t subset);
+// DATA's test split normalised with `stats` (the training set's); the first `limit` images
+// when limit > 0.
+Dataset load_test_data(const std::string& data, const ChannelStats& stats, int64_t limit);
+
+spec::JsonValue stats_json(const ChannelStats& stats);
+ChannelStats stats_from_json(const ConfigReader& config, const std::string& key);
+
+// The fitted network input and classes a run recorded ("input", "classes").
+algorithms::DataShape shape_from_config(const ConfigReader& config);
+spec::JsonValue input_json(const algorithms::DataShape& shape);
+
+// Writes derived.json (spec::to_json of the fixed network) and genotype.txt atomically.
+void write_derived(const algorithms::Derived& derived, const std::string& json_path,
+                   const std::string& genotype_path);
+
+// "[1, 28, 28]"
+std::string shape_text(int64_t c, int64_t h, int64_t w);
+// Prints "cellgraph: note: TEXT" to stderr (nothing for empty text).
+void note(const std::string& text);
+
+}  // namespace cellgraph::tools

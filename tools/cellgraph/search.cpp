@@ -1,0 +1,349 @@
+// cellgraph search SPEC --out DIR | --resume DIR: architecture search with checkpoints,
+// metrics and derivation (docs/cli.md).
+#include <iostream>
+#include <limits>
+#include <memory>
+
+#include "algorithms/search_session.h"
+#include "engine/error.h"
+#include "engine/io/checkpoint.h"
+#include "engine/threads.h"
+#include "spec/parse.h"
+#include "tools/cellgraph/commands.h"
+#include "tools/cellgraph/progress.h"
+#include "tools/cellgraph/run_dir.h"
+
+namespace cellgraph::tools {
+
+namespace {
+
+using algorithms::SearchOptions;
+using algorithms::SearchRecord;
+using algorithms::SearchSession;
+using spec::JsonValue;
+
+constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
+constexpr double kMaxDouble = std::numeric_limits<double>::max();
+
+// Hyperparameters as the user wrote them (doubles, so config.json shows 0.025, not the
+// float's 0.02500000037): converted to float once, when the session is built.
+struct Hyper {
+  const char* flag;
+  double value;
+  double min, max;
+  const char* help;
+};
+
+std::vector<Hyper> default_hypers() {
+  return {{"lr", 0.025, 0, kMaxDouble, "weight learning rate (SGD), cosine-annealed per epoch"},
+          {"lr-min", 0.001, 0, kMaxDouble, "learning rate at the end of the cosine schedule"},
+          {"momentum", 0.9, 0, 1, "SGD momentum"},
+          {"weight-decay", 3e-4, 0, kMaxDouble, "SGD weight decay"},
+          {"grad-clip", 5, 0, kMaxDouble, "clip the weight gradient norm (0: off)"},
+          {"arch-lr", 3e-4, 0, kMaxDouble, "architecture learning rate (Adam)"},
+          {"arch-beta1", 0.5, 0, 0.999999, "Adam beta1 of the architecture optimizer"},
+          {"arch-beta2", 0.999, 0, 0.999999, "Adam beta2 of the architecture optimizer"},
+          {"arch-weight-decay", 1e-3, 0, kMaxDouble, "architecture weight decay"}};
+}
+
+std::string key_of(const std::string& flag) {  // "lr-min" -> "lr_min" in config.json
+  std::string k = flag;
+  for (char& c : k)
+    if (c == '-') c = '_';
+  return k;
+}
+
+// Everything that defines a run; stored in config.json and read back on --resume.
+struct SearchConfig {
+  std::string spec_path;
+  spec::Space space;  // as written, before fitting to the data
+  std::string data = "fashion-mnist";
+  int64_t subset = 0;
+  std::string algo = "darts";
+  int64_t epochs = 50, batch = 64, max_steps = 0, seed = 0, log_every = 50;
+  double train_fraction = 0.5;
+  std::vector<Hyper> hypers = default_hypers();
+
+  double hyper(const std::string& flag) const {
+    for (const Hyper& h : hypers)
+      if (flag == h.flag) return h.value;
+    CG_ASSERT(false, "no hyperparameter ", flag);
+  }
+
+  SearchOptions options() const {
+    return {.algorithm = algo,
+            .epochs = epochs,
+            .batch_size = batch,
+            .max_steps = max_steps,
+            .seed = uint64_t(seed),
+            .train_fraction = train_fraction,
+            .log_every = log_every,
+            .lr = float(hyper("lr")),
+            .lr_min = float(hyper("lr-min")),
+            .momentum = float(hyper("momentum")),
+            .weight_decay = float(hyper("weight-decay")),
+            .grad_clip = float(hyper("grad-clip")),
+            .arch_lr = float(hyper("arch-lr")),
+            .arch_beta1 = float(hyper("arch-beta1")),
+            .arch_beta2 = float(hyper("arch-beta2")),
+            .arch_weight_decay = float(hyper("arch-weight-decay"))};
+  }
+};
+
+SearchConfig config_from_flags(const Args& args) {
+  SearchConfig c;
+  if (args.positional_count() == 0)
+    throw error(
+        "cellgraph search: missing SPEC; usage: cellgraph search SPEC --out DIR, or "
+        "cellgraph search --resume DIR");
+  if (!args.has("out")) throw error("cellgraph search: missing --out DIR (where the run goes)");
+  c.spec_path = args.positional(0);
+  c.data = args.get("data", c.data);
+  c.subset = args.get_int("subset", 0, 0, kMaxInt);
+  c.algo = args.get("algo", c.algo);
+  algorithms::find_algorithm(c.algo);  // early: an unknown name before loading data
+  c.epochs = args.get_int("epochs", c.epochs, 1, 1000000);
+  c.batch = args.get_int("batch", c.batch, 1, 1 << 20);
+  c.max_steps = args.get_int("max-steps", 0, 0, kMaxInt);
+  c.seed = args.get_int("seed", 0, 0, kMaxInt);
+  c.log_every = args.get_int("log-every", c.log_every, 0, kMaxInt);
+  c.train_fraction = args.get_double("train-fraction", c.train_fraction, 0.001, 0.999);
+  for (Hyper& h : c.hypers) h.value = args.get_double(h.flag, h.value, h.min, h.max);
+  c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
+  return c;
+}
+
+JsonValue config_json(const SearchConfig& c, const algorithms::DataShape& fitted,
+                      const ChannelStats& stats) {
+  JsonValue j = JsonValue::object();
+  j.set("command", "search");
+  j.set("cellgraph_version", CELLGRAPH_VERSION);
+  j.set("spec_path", c.spec_path);
+  j.set("data", c.data);
+  j.set("subset", c.subset);
+  j.set("algo", c.algo);
+  j.set("epochs", c.epochs);
+  j.set("batch", c.batch);
+  j.set("max_steps", c.max_steps);
+  j.set("seed", c.seed);
+  j.set("log_every", c.log_every);
+  j.set("train_fraction", c.train_fraction);
+  for (const Hyper& h : c.hypers) j.set(key_of(h.flag), h.value);
+  j.set("threads", num_threads());
+  j.set("input", input_json(fitted));
+  j.set("classes", fitted.classes);
+  j.set("normalization", stats_json(stats));
+  j.set("spec", space_json(c.space));
+  return j;
+}
+
+SearchConfig config_from_file(const ConfigReader& r) {
+  if (r.string("command") != "search")
+    throw error(r.file(), ": a '", r.string("command"), "' run, not a search");
+  SearchConfig c;
+  c.spec_path = r.string("spec_path");
+  c.space = r.space();
+  c.data = r.string("data");
+  c.subset = r.integer("subset");
+  c.algo = r.string("algo");
+  c.epochs = r.integer("epochs");
+  c.batch = r.integer("batch");
+  c.max_steps = r.integer("max_steps");
+  c.seed = r.integer("seed");
+  c.log_every = r.integer("log_every");
+  c.train_fraction = r.number("train_fraction");
+  for (Hyper& h : c.hypers) h.value = r.number(key_of(h.flag));
+  return c;
+}
+
+JsonValue record_json(const SearchRecord& r) {
+  JsonValue j = JsonValue::object();
+  j.set("kind", r.kind == SearchRecord::Kind::epoch ? "epoch" : "log");
+  j.set("epoch", r.epoch + 1);
+  j.set("step", r.step);
+  j.set("train_loss", r.train_loss);
+  j.set("train_acc", r.train_accuracy);
+  j.set("val_loss", r.val_loss);
+  j.set("val_acc", r.val_accuracy);
+  j.set("lr", r.lr);
+  j.set("seconds_per_step", r.seconds_per_step);
+  j.set("elapsed", r.elapsed);
+  if (r.kind == SearchRecord::Kind::epoch) {
+    j.set("genotype", r.genotype);
+    JsonValue argmax = JsonValue::object();
+    for (const auto& [group, ops] : r.argmax) {
+      JsonValue list = JsonValue::array();
+      for (const std::string& op : ops) list.push_back(op);
+      argmax.set(group, list);
+    }
+    j.set("argmax", argmax);
+  }
+  return j;
+}
+
+std::string record_line(const SearchRecord& r, int64_t epochs) {
+  char text[256];
+  std::snprintf(text, sizeof text,
+                "%s %lld/%lld step %lld: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | "
+                "lr %.5f | %.3f s/step",
+                r.kind == SearchRecord::Kind::epoch ? "end of epoch" : "epoch",
+                (long long)(r.epoch + 1), (long long)epochs, (long long)r.step, r.train_loss,
+                100 * r.train_accuracy, r.val_loss, 100 * r.val_accuracy, r.lr, r.seconds_per_step);
+  return text;
+}
+
+void save(const SearchSession& session, const std::string& dir, const MetricsLog& log) {
+  io::Checkpoint ckpt = session.checkpoint();
+  ckpt.set_meta("metrics_bytes", std::to_string(log.bytes()));
+  io::save_checkpoint(ckpt, checkpoint_path(dir));
+}
+
+int run_search(const Args& args) {
+  const bool resume = args.has("resume");
+  const std::string dir = resume ? args.get("resume") : args.get("out");
+  if (resume) {
+    if (args.positional_count() > 0)
+      throw error("cellgraph search --resume DIR takes no SPEC: the run's spec is in ",
+                  config_path(dir));
+    for (const std::string& flag : args.given())
+      if (flag != "resume" && flag != "threads" && flag != "epochs" && flag != "max-steps")
+        throw error("--", flag,
+                    " cannot be combined with --resume: a resumed run keeps the options of ",
+                    config_path(dir), " (only --threads, --epochs and --max-steps may be given)");
+  }
+  apply_threads(args);
+  std::unique_ptr<ConfigReader> reader;
+  SearchConfig config;
+  if (resume) {
+    reader = std::make_unique<ConfigReader>(dir);
+    config = config_from_file(*reader);
+    if (reader->integer("threads") != num_threads())
+      note("the run used " + std::to_string(reader->integer("threads")) + " threads, this " +
+           "process " + std::to_string(num_threads()) + ": results can differ in the last bits " +
+           "from an uninterrupted run");
+  } else {
+    config = config_from_flags(args);
+    prepare_new_run_dir(dir);
+  }
+
+  const TrainingData data = load_training_data(config.data, config.subset);
+  const algorithms::DataShape shape = algorithms::data_shape(data.train);
+  spec::Space fitted = config.space;
+  note(algorithms::fit_space_to_data(fitted, shape));
+  SearchSession session(fitted, data.train, config.options());
+
+  JsonValue config_doc = config_json(config, shape, data.stats);
+  int64_t metrics_bytes = 0;
+  if (resume) {
+    const io::Checkpoint ckpt = io::load_checkpoint(checkpoint_path(dir));
+    session.restore(ckpt);
+    metrics_bytes = ckpt.meta_int("metrics_bytes");
+    config_doc = reader->root();
+    if (args.has("epochs")) {
+      session.set_epochs(args.get_int("epochs", 0, 1, 1000000));
+      config_doc.set("epochs", session.options().epochs);
+    }
+    if (args.has("max-steps")) {
+      session.set_max_steps(args.get_int("max-steps", 0, 0, kMaxInt));
+      config_doc.set("max_steps", session.options().max_steps);
+    }
+  }
+  write_file_atomic(config_path(dir), spec::dump(config_doc, 2) + "\n");
+  MetricsLog log(metrics_path(dir), resume ? metrics_bytes : 0);
+
+  Progress progress;
+  std::cerr << (resume ? "resuming " : "searching ") << dir << ": " << config.algo << ", "
+            << data.train.size() << " training images "
+            << shape_text(shape.channels, shape.height, shape.width) << ", "
+            << session.steps_per_epoch() << " steps per epoch, " << session.graph().weight_count()
+            << " weights" << (resume ? ", from step " + std::to_string(session.global_step()) : "")
+            << "\n";
+  SearchRecord last_epoch;  // the bar shows it after an epoch's last step (the sums restart)
+  session.set_record_callback([&](const SearchRecord& r) {
+    log.write(record_json(r));
+    if (r.kind == SearchRecord::Kind::epoch) last_epoch = r;
+    // A log record at an epoch's last step says what the epoch record will say.
+    const bool at_epoch_end = session.step_in_epoch() == session.steps_per_epoch();
+    if (r.kind == SearchRecord::Kind::epoch || (!progress.terminal() && !at_epoch_end))
+      progress.line(record_line(r, session.options().epochs));
+  });
+
+  install_interrupt_handler();
+  bool saved = resume;  // nothing new to save until a step runs
+  while (!session.finished() && !interrupted()) {
+    session.step();
+    saved = false;
+    if (session.epoch_just_ended()) {
+      save(session, dir, log);
+      saved = true;
+    }
+    const SearchRecord now = session.epoch_just_ended() ? last_epoch : session.snapshot();
+    progress.update({.epoch = session.epoch_just_ended() ? session.epoch() - 1 : session.epoch(),
+                     .epochs = session.options().epochs,
+                     .step_in_epoch = session.epoch_just_ended() ? session.steps_per_epoch()
+                                                                 : session.step_in_epoch(),
+                     .steps_per_epoch = session.steps_per_epoch(),
+                     .step = session.global_step(),
+                     .total_steps = session.planned_steps(),
+                     .loss = now.train_loss,
+                     .accuracy = now.train_accuracy});
+  }
+  if (!saved) save(session, dir, log);
+  progress.finish();
+  if (interrupted() && !session.finished()) {
+    std::cerr << "checkpoint of step " << session.global_step() << " written to "
+              << checkpoint_path(dir) << "\ninterrupted; resume with: cellgraph search --resume "
+              << dir << "\n";
+    return kInterruptedExit;
+  }
+  const algorithms::Derived derived = session.derive();
+  write_derived(derived, dir + "/derived.json", dir + "/genotype.txt");
+  std::cerr << "search done after " << session.global_step() << " steps; wrote " << dir
+            << "/derived.json and " << dir << "/genotype.txt\n";
+  std::cout << derived.genotype << "\n";
+  return 0;
+}
+
+std::vector<Flag> search_flags() {
+  std::vector<Flag> flags = {
+      {"out", "DIR", "run directory to create (config, metrics, checkpoint, results)", ""},
+      {"resume", "DIR", "continue the run in DIR from its checkpoint", ""},
+      {"algo", "NAME", "search algorithm: darts (first order) or darts2 (second order)", "darts"},
+      {"data", "DATA", "fashion-mnist[:DIR], mnist:DIR, cifar10:DIR or cifar100:DIR",
+       "fashion-mnist"},
+      {"epochs", "E", "epochs over the weight half of the training set", "50"},
+      {"batch", "B", "batch size (train and val batches each)", "64"},
+      {"max-steps", "N", "stop after N steps in total (0: no limit)", "0"},
+      {"seed", "S", "seed of weights, architecture init and batch order", "0"},
+      threads_flag(),
+      {"train-fraction", "F", "part of the training set that trains the weights", "0.5"},
+      {"subset", "N", "use only the first N training images (demos; 0: all)", "0"},
+      {"log-every", "N", "a metrics line every N steps (0: epochs only)", "50"}};
+  for (const Hyper& h : default_hypers()) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", h.value);
+    flags.push_back({h.flag, "X", h.help, text});
+  }
+  return flags;
+}
+
+}  // namespace
+
+const Command& search_command() {
+  static const Command command{
+      .name = "search",
+      .summary = "search an architecture (DARTS) with checkpoints; derive the result",
+      .positionals = {"SPEC"},
+      .positionals_optional = true,
+      .flags = search_flags(),
+      .details =
+          "Writes DIR/config.json, DIR/metrics.jsonl, DIR/checkpoint.bin (every epoch and on\n"
+          "Ctrl-C), and at the end DIR/derived.json and DIR/genotype.txt; prints the genotype.\n"
+          "Ctrl-C finishes the current step, checkpoints and exits with status 130.\n"
+          "--resume DIR continues bit-identically; only --threads, --epochs (to extend) and\n"
+          "--max-steps may be given with it.",
+      .run = run_search};
+  return command;
+}
+
+}  // namespace cellgraph::tools

@@ -1,0 +1,290 @@
+// cellgraph train FIXED_SPEC --out DIR | --resume DIR: train a fixed network on the whole
+// training set, checkpoint every epoch, evaluate on the test split at the end.
+#include <iostream>
+#include <limits>
+#include <memory>
+
+#include "algorithms/search_session.h"
+#include "engine/error.h"
+#include "engine/io/checkpoint.h"
+#include "engine/threads.h"
+#include "spec/parse.h"
+#include "tools/cellgraph/commands.h"
+#include "tools/cellgraph/progress.h"
+#include "tools/cellgraph/run_dir.h"
+#include "tools/cellgraph/train_session.h"
+
+namespace cellgraph::tools {
+
+namespace {
+
+using spec::JsonValue;
+
+constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
+constexpr double kMaxDouble = std::numeric_limits<double>::max();
+
+struct TrainConfig {
+  std::string spec_path;
+  spec::Space space;
+  std::string data = "fashion-mnist";
+  int64_t subset = 0, test_subset = 0;
+  int64_t epochs = 600, batch = 96, max_steps = 0, seed = 0, log_every = 50;
+  double lr = 0.025, lr_min = 0, momentum = 0.9, weight_decay = 3e-4, grad_clip = 5;
+
+  TrainOptions options() const {
+    return {.epochs = epochs,
+            .batch_size = batch,
+            .max_steps = max_steps,
+            .seed = uint64_t(seed),
+            .log_every = log_every,
+            .lr = float(lr),
+            .lr_min = float(lr_min),
+            .momentum = float(momentum),
+            .weight_decay = float(weight_decay),
+            .grad_clip = float(grad_clip)};
+  }
+};
+
+TrainConfig config_from_flags(const Args& args) {
+  TrainConfig c;
+  if (args.positional_count() == 0)
+    throw error(
+        "cellgraph train: missing FIXED_SPEC; usage: cellgraph train FIXED_SPEC --out "
+        "DIR, or cellgraph train --resume DIR");
+  if (!args.has("out")) throw error("cellgraph train: missing --out DIR (where the run goes)");
+  c.spec_path = args.positional(0);
+  c.data = args.get("data", c.data);
+  c.subset = args.get_int("subset", 0, 0, kMaxInt);
+  c.test_subset = args.get_int("test-subset", 0, 0, kMaxInt);
+  c.epochs = args.get_int("epochs", c.epochs, 1, 1000000);
+  c.batch = args.get_int("batch", c.batch, 1, 1 << 20);
+  c.max_steps = args.get_int("max-steps", 0, 0, kMaxInt);
+  c.seed = args.get_int("seed", 0, 0, kMaxInt);
+  c.log_every = args.get_int("log-every", c.log_every, 0, kMaxInt);
+  c.lr = args.get_double("lr", c.lr, 0, kMaxDouble);
+  c.lr_min = args.get_double("lr-min", c.lr_min, 0, kMaxDouble);
+  c.momentum = args.get_double("momentum", c.momentum, 0, 1);
+  c.weight_decay = args.get_double("weight-decay", c.weight_decay, 0, kMaxDouble);
+  c.grad_clip = args.get_double("grad-clip", c.grad_clip, 0, kMaxDouble);
+  c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
+  require_fixed(c.space);
+  return c;
+}
+
+JsonValue config_json(const TrainConfig& c, const algorithms::DataShape& fitted,
+                      const ChannelStats& stats, const spec::Space& fitted_space) {
+  JsonValue j = JsonValue::object();
+  j.set("command", "train");
+  j.set("cellgraph_version", CELLGRAPH_VERSION);
+  j.set("spec_path", c.spec_path);
+  j.set("data", c.data);
+  j.set("subset", c.subset);
+  j.set("test_subset", c.test_subset);
+  j.set("epochs", c.epochs);
+  j.set("batch", c.batch);
+  j.set("max_steps", c.max_steps);
+  j.set("seed", c.seed);
+  j.set("log_every", c.log_every);
+  j.set("lr", c.lr);
+  j.set("lr_min", c.lr_min);
+  j.set("momentum", c.momentum);
+  j.set("weight_decay", c.weight_decay);
+  j.set("grad_clip", c.grad_clip);
+  j.set("threads", num_threads());
+  j.set("input", input_json(fitted));
+  j.set("classes", fitted.classes);
+  j.set("normalization", stats_json(stats));
+  // The network as trained (fitted to the data), so eval needs nothing else.
+  j.set("spec", space_json(fitted_space));
+  return j;
+}
+
+TrainConfig config_from_file(const ConfigReader& r) {
+  if (r.string("command") != "train")
+    throw error(r.file(), ": a '", r.string("command"), "' run, not a train run");
+  TrainConfig c;
+  c.spec_path = r.string("spec_path");
+  c.space = r.space();
+  c.data = r.string("data");
+  c.subset = r.integer("subset");
+  c.test_subset = r.integer("test_subset");
+  c.epochs = r.integer("epochs");
+  c.batch = r.integer("batch");
+  c.max_steps = r.integer("max_steps");
+  c.seed = r.integer("seed");
+  c.log_every = r.integer("log_every");
+  c.lr = r.number("lr");
+  c.lr_min = r.number("lr_min");
+  c.momentum = r.number("momentum");
+  c.weight_decay = r.number("weight_decay");
+  c.grad_clip = r.number("grad_clip");
+  return c;
+}
+
+JsonValue record_json(const TrainRecord& r) {
+  JsonValue j = JsonValue::object();
+  j.set("kind", r.kind == TrainRecord::Kind::epoch ? "epoch" : "log");
+  j.set("epoch", r.epoch + 1);
+  j.set("step", r.step);
+  j.set("train_loss", r.train_loss);
+  j.set("train_acc", r.train_accuracy);
+  j.set("lr", r.lr);
+  j.set("seconds_per_step", r.seconds_per_step);
+  j.set("elapsed", r.elapsed);
+  return j;
+}
+
+void save(const TrainSession& session, const std::string& dir, const MetricsLog& log) {
+  io::Checkpoint ckpt = session.checkpoint();
+  ckpt.set_meta("metrics_bytes", std::to_string(log.bytes()));
+  io::save_checkpoint(ckpt, checkpoint_path(dir));
+}
+
+int run_train(const Args& args) {
+  const bool resume = args.has("resume");
+  const std::string dir = resume ? args.get("resume") : args.get("out");
+  if (resume) {
+    if (args.positional_count() > 0)
+      throw error("cellgraph train --resume DIR takes no FIXED_SPEC: the run's spec is in ",
+                  config_path(dir));
+    for (const std::string& flag : args.given())
+      if (flag != "resume" && flag != "threads" && flag != "epochs" && flag != "max-steps")
+        throw error("--", flag,
+                    " cannot be combined with --resume: a resumed run keeps the options of ",
+                    config_path(dir), " (only --threads, --epochs and --max-steps may be given)");
+  }
+  apply_threads(args);
+  std::unique_ptr<ConfigReader> reader;
+  TrainConfig config;
+  if (resume) {
+    reader = std::make_unique<ConfigReader>(dir);
+    config = config_from_file(*reader);
+  } else {
+    config = config_from_flags(args);
+    prepare_new_run_dir(dir);
+  }
+  const TrainingData data = load_training_data(config.data, config.subset);
+  const algorithms::DataShape shape = algorithms::data_shape(data.train);
+  spec::Space fitted = config.space;
+  note(algorithms::fit_space_to_data(fitted, shape));
+  TrainSession session(fitted, data.train, config.options());
+
+  JsonValue config_doc = config_json(config, shape, data.stats, fitted);
+  int64_t metrics_bytes = 0;
+  if (resume) {
+    const io::Checkpoint ckpt = io::load_checkpoint(checkpoint_path(dir));
+    session.restore(ckpt);
+    metrics_bytes = ckpt.meta_int("metrics_bytes");
+    config_doc = reader->root();
+    if (args.has("epochs")) {
+      session.set_epochs(args.get_int("epochs", 0, 1, 1000000));
+      config_doc.set("epochs", session.options().epochs);
+    }
+    if (args.has("max-steps")) {
+      session.set_max_steps(args.get_int("max-steps", 0, 0, kMaxInt));
+      config_doc.set("max_steps", session.options().max_steps);
+    }
+  }
+  write_file_atomic(config_path(dir), spec::dump(config_doc, 2) + "\n");
+  MetricsLog log(metrics_path(dir), resume ? metrics_bytes : 0);
+
+  Progress progress;
+  std::cerr << (resume ? "resuming " : "training ") << dir << ": " << data.train.size()
+            << " training images, " << session.steps_per_epoch() << " steps per epoch, "
+            << session.graph().weight_count() << " weights\n";
+  TrainRecord last_epoch;  // the bar shows it after an epoch's last step (the sums restart)
+  session.set_record_callback([&](const TrainRecord& r) {
+    log.write(record_json(r));
+    if (r.kind == TrainRecord::Kind::epoch) last_epoch = r;
+    const bool at_epoch_end = session.step_in_epoch() == session.steps_per_epoch();
+    if (r.kind == TrainRecord::Kind::epoch || (!progress.terminal() && !at_epoch_end)) {
+      char text[200];
+      std::snprintf(text, sizeof text,
+                    "%s %lld/%lld step %lld: loss %.4f acc %.2f%% | lr %.5f | "
+                    "%.3f s/step",
+                    r.kind == TrainRecord::Kind::epoch ? "end of epoch" : "epoch",
+                    (long long)(r.epoch + 1), (long long)session.options().epochs,
+                    (long long)r.step, r.train_loss, 100 * r.train_accuracy, r.lr,
+                    r.seconds_per_step);
+      progress.line(text);
+    }
+  });
+
+  install_interrupt_handler();
+  bool saved = resume;
+  while (!session.finished() && !interrupted()) {
+    session.step();
+    saved = false;
+    if (session.epoch_just_ended()) {
+      save(session, dir, log);
+      saved = true;
+    }
+    const TrainRecord now = session.epoch_just_ended() ? last_epoch : session.snapshot();
+    const bool ended = session.epoch_just_ended();
+    progress.update({.epoch = ended ? session.epoch() - 1 : session.epoch(),
+                     .epochs = session.options().epochs,
+                     .step_in_epoch = ended ? session.steps_per_epoch() : session.step_in_epoch(),
+                     .steps_per_epoch = session.steps_per_epoch(),
+                     .step = session.global_step(),
+                     .total_steps = session.planned_steps(),
+                     .loss = now.train_loss,
+                     .accuracy = now.train_accuracy});
+  }
+  if (!saved) save(session, dir, log);
+  progress.finish();
+  if (interrupted() && !session.finished()) {
+    std::cerr << "checkpoint of step " << session.global_step() << " written to "
+              << checkpoint_path(dir) << "\ninterrupted; resume with: cellgraph train --resume "
+              << dir << "\n";
+    return kInterruptedExit;
+  }
+  const Dataset test = load_test_data(config.data, data.stats, config.test_subset);
+  const EvalResult result = evaluate(session.graph(), session.params(), test);
+  JsonValue line = JsonValue::object();
+  line.set("kind", "test");
+  line.set("step", session.global_step());
+  line.set("test_loss", result.loss);
+  line.set("test_acc", result.accuracy);
+  line.set("test_count", result.count);
+  log.write(line);
+  std::cout << "test accuracy: " << 100 * result.accuracy << "% (" << result.correct << "/"
+            << result.count << "), loss " << result.loss << " after " << session.global_step()
+            << " steps\n";
+  return 0;
+}
+
+}  // namespace
+
+const Command& train_command() {
+  static const Command command{
+      .name = "train",
+      .summary = "train a fixed network (e.g. a search's derived.json); evaluate on the test set",
+      .positionals = {"FIXED_SPEC"},
+      .positionals_optional = true,
+      .flags = {{"out", "DIR", "run directory to create", ""},
+                {"resume", "DIR", "continue the run in DIR from its checkpoint", ""},
+                {"data", "DATA", "fashion-mnist[:DIR], mnist:DIR, cifar10:DIR or cifar100:DIR",
+                 "fashion-mnist"},
+                {"epochs", "E", "epochs over the training set", "600"},
+                {"batch", "B", "batch size", "96"},
+                {"max-steps", "N", "stop after N steps in total (0: no limit)", "0"},
+                {"seed", "S", "seed of the weights and the batch order", "0"},
+                threads_flag(),
+                {"subset", "N", "use only the first N training images (0: all)", "0"},
+                {"test-subset", "N", "evaluate on the first N test images (0: all)", "0"},
+                {"log-every", "N", "a metrics line every N steps (0: epochs only)", "50"},
+                {"lr", "X", "SGD learning rate, cosine-annealed per epoch", "0.025"},
+                {"lr-min", "X", "learning rate at the end of the schedule", "0"},
+                {"momentum", "X", "SGD momentum", "0.9"},
+                {"weight-decay", "X", "SGD weight decay", "0.0003"},
+                {"grad-clip", "X", "clip the gradient norm (0: off)", "5"}},
+      .details =
+          "Writes DIR/config.json, DIR/metrics.jsonl (a final \"test\" line) and\n"
+          "DIR/checkpoint.bin (every epoch and on Ctrl-C; exit status 130).\n"
+          "--resume DIR continues bit-identically; only --threads, --epochs and\n"
+          "--max-steps may be given with it.",
+      .run = run_train};
+  return command;
+}
+
+}  // namespace cellgraph::tools

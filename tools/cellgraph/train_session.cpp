@@ -1,0 +1,226 @@
+#include "tools/cellgraph/train_session.h"
+
+#include <algorithm>
+
+#include "algorithms/search_session.h"
+#include "algorithms/search_step.h"
+#include "engine/error.h"
+#include "engine/optim/clip.h"
+#include "engine/sched/executor.h"
+#include "ops/ops.h"
+#include "spec/compile.h"
+
+namespace cellgraph::tools {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+TrainOptions checked(TrainOptions o) {
+  if (o.epochs < 1) throw error("train: epochs must be >= 1, got ", o.epochs);
+  if (o.batch_size < 1) throw error("train: batch size must be >= 1, got ", o.batch_size);
+  if (o.max_steps < 0 || o.log_every < 0) throw error("train: negative step counts");
+  return o;
+}
+
+// The batch order stream is independent of the weight initialisation stream.
+uint64_t batch_seed(uint64_t seed) { return seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull; }
+
+Var run_network(const ir::Graph& graph, const ir::ParameterStore& params, const sched::Plan& plan,
+                const Tensor& images, bool training, uint64_t dropout_seed) {
+  sched::RunOptions options{.training = training, .dropout_seed = dropout_seed};
+  return sched::run(graph, params, plan, Var(images), options);
+}
+
+}  // namespace
+
+void require_fixed(const spec::Space& space) {
+  if (space.is_fixed()) return;
+  throw error(space.file,
+              ": a search space (some edges have several candidate ops); train and "
+              "eval take a fixed network: derive one with `cellgraph derive RUN_DIR` "
+              "or use the derived.json of a search run");
+}
+
+EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, const Dataset& data,
+                    int64_t batch_size) {
+  NoGradGuard no_grad;
+  const sched::Plan plan = sched::make_plan(graph, sched::all_active(graph));
+  BatchIterator batches(data, BatchOptions{.batch_size = batch_size, .shuffle = false});
+  EvalResult r;
+  for (int64_t b = 0; b < batches.batches_per_epoch(); ++b) {
+    const Batch batch = batches.next();
+    const Var logits = run_network(graph, params, plan, batch.images, false, 0);
+    const int64_t n = batch.labels.numel();
+    r.loss += double(ops::cross_entropy(logits, Var(batch.labels)).value().item()) * double(n);
+    r.correct += algorithms::count_correct(logits.value(), batch.labels);
+    r.count += n;
+  }
+  if (r.count > 0) {
+    r.loss /= double(r.count);
+    r.accuracy = double(r.correct) / double(r.count);
+  }
+  return r;
+}
+
+void restore_parameters(const ir::Graph& graph, const ir::ParameterStore& params,
+                        const io::Checkpoint& ckpt) {
+  size_t entries = 0;
+  for (const auto& [name, t] : ckpt.tensors()) entries += name.rfind("param/", 0) == 0;
+  for (size_t i = 0; i < graph.params.size(); ++i) {
+    const Var& v = params.all()[i];
+    v.value().copy_from(ckpt.tensor("param/" + graph.params[i].name, v.shape()));
+  }
+  if (entries != graph.params.size())
+    throw error(ckpt.source(), ": ", entries, " parameter entries, the network has ",
+                graph.params.size(), "; the checkpoint is of another network");
+}
+
+TrainSession::TrainSession(spec::Space space, const Dataset& train_set, TrainOptions options)
+    : space_(std::move(space)),
+      options_(checked(options)),
+      graph_((require_fixed(space_), spec::compile(space_))),
+      params_(graph_, options_.seed),
+      sgd_(params_.weights(), SgdOptions{.lr = options_.lr,
+                                         .momentum = options_.momentum,
+                                         .weight_decay = options_.weight_decay}),
+      schedule_(options_.lr, options_.lr_min, options_.epochs),
+      // drop_last: a last batch of one image would break batch norm's statistics.
+      batches_(train_set, BatchOptions{.batch_size = options_.batch_size,
+                                       .drop_last = true,
+                                       .seed = batch_seed(options_.seed)}),
+      plan_(sched::make_plan(graph_, sched::all_active(graph_))),
+      steps_per_epoch_(batches_.batches_per_epoch()) {
+  start_ = interval_start_ = Clock::now();
+}
+
+bool TrainSession::finished() const {
+  return epoch_ >= options_.epochs || (options_.max_steps > 0 && step_ >= options_.max_steps);
+}
+
+int64_t TrainSession::planned_steps() const {
+  const int64_t all = options_.epochs * steps_per_epoch_;
+  return options_.max_steps > 0 ? std::min(all, options_.max_steps) : all;
+}
+
+Var TrainSession::loss(const Batch& batch) {
+  const Var logits =
+      run_network(graph_, params_, plan_, batch.images, true, uint64_t(step_) * 2 + 1);
+  const Var loss = ops::cross_entropy(logits, Var(batch.labels));
+  const int64_t n = batch.labels.numel();
+  loss_sum_ += double(loss.value().item()) * double(n);
+  correct_ += algorithms::count_correct(logits.value(), batch.labels);
+  count_ += n;
+  return loss;
+}
+
+void TrainSession::step() {
+  CG_ASSERT(!finished(), "step() on a finished training run");
+  sgd_.set_lr(schedule_.lr_at(epoch_));
+  const Batch batch = batches_.next();
+  sgd_.zero_grad();
+  loss(batch).backward();
+  if (options_.grad_clip > 0) clip_grad_norm(sgd_.params(), options_.grad_clip);
+  sgd_.step();
+  ++step_;
+  ++epoch_step_;
+  ++interval_steps_;
+  epoch_ended_ = false;
+  if (options_.log_every > 0 && step_ % options_.log_every == 0 && callback_)
+    callback_(record(TrainRecord::Kind::log));
+  if (epoch_step_ == steps_per_epoch_) {
+    if (callback_) callback_(record(TrainRecord::Kind::epoch));
+    ++epoch_;
+    epoch_step_ = 0;
+    loss_sum_ = 0;
+    correct_ = count_ = 0;
+    epoch_ended_ = true;
+  }
+}
+
+TrainRecord TrainSession::snapshot() const {
+  TrainRecord r;
+  r.epoch = epoch_;
+  r.step = step_;
+  r.train_loss = count_ > 0 ? loss_sum_ / double(count_) : 0;
+  r.train_accuracy = count_ > 0 ? double(correct_) / double(count_) : 0;
+  r.lr = algorithms::decimal_of(schedule_.lr_at(epoch_));
+  return r;
+}
+
+TrainRecord TrainSession::record(TrainRecord::Kind kind) {
+  TrainRecord r = snapshot();
+  r.kind = kind;
+  const Clock::time_point now = Clock::now();
+  r.seconds_per_step =
+      std::chrono::duration<double>(now - interval_start_).count() / double(interval_steps_);
+  r.elapsed = elapsed_before_ + std::chrono::duration<double>(now - start_).count();
+  interval_start_ = now;
+  interval_steps_ = 0;
+  return r;
+}
+
+void TrainSession::set_epochs(int64_t epochs) {
+  const int64_t minimum = std::max<int64_t>(epoch_ + (epoch_step_ > 0 ? 1 : 0), 1);
+  if (epochs < minimum)
+    throw error("--epochs ", epochs, ": the run has already begun ", minimum,
+                " epochs; give at least ", minimum);
+  options_.epochs = epochs;
+  schedule_ = CosineSchedule(options_.lr, options_.lr_min, epochs);
+}
+
+void TrainSession::set_max_steps(int64_t max_steps) {
+  if (max_steps < 0) throw error("--max-steps must be >= 0, got ", max_steps);
+  options_.max_steps = max_steps;
+}
+
+io::Checkpoint TrainSession::checkpoint() const {
+  io::Checkpoint ckpt;
+  ckpt.set_meta("kind", "train");
+  ckpt.set_meta("step", std::to_string(step_));
+  ckpt.set_meta("epoch", std::to_string(epoch_));
+  ckpt.set_meta("epoch_step", std::to_string(epoch_step_));
+  ckpt.set_meta("steps_per_epoch", std::to_string(steps_per_epoch_));
+  const BatchPosition p = batches_.position();
+  ckpt.set_meta("position.epoch", std::to_string(p.epoch));
+  ckpt.set_meta("position.batch", std::to_string(p.batch));
+  ckpt.set_meta("totals.loss", io::format_double(loss_sum_));
+  ckpt.set_meta("totals.correct", std::to_string(correct_));
+  ckpt.set_meta("totals.count", std::to_string(count_));
+  const double elapsed =
+      elapsed_before_ + std::chrono::duration<double>(Clock::now() - start_).count();
+  ckpt.set_meta("elapsed", io::format_double(elapsed));
+  for (size_t i = 0; i < graph_.params.size(); ++i)
+    ckpt.add("param/" + graph_.params[i].name, params_.all()[i].value());
+  for (const auto& [key, t] : sgd_.state_tensors()) ckpt.add("sgd/" + key, t);
+  return ckpt;
+}
+
+void TrainSession::restore(const io::Checkpoint& ckpt) {
+  const std::string& src = ckpt.source();
+  if (ckpt.meta("kind") != "train")
+    throw error(src, ": a '", ckpt.meta("kind"), "' checkpoint, not a train checkpoint");
+  if (ckpt.meta_int("steps_per_epoch") != steps_per_epoch_)
+    throw error(src, ": ", ckpt.meta_int("steps_per_epoch"), " steps per epoch, this run has ",
+                steps_per_epoch_, "; the data, subset or batch size differ");
+  restore_parameters(graph_, params_, ckpt);
+  StateTensors state;
+  for (const auto& [name, t] : ckpt.tensors())
+    if (name.rfind("sgd/", 0) == 0) state.emplace_back(name.substr(4), t);
+  sgd_.load_state_tensors(state, src);
+  batches_.set_position({ckpt.meta_int("position.epoch"), ckpt.meta_int("position.batch")});
+  step_ = ckpt.meta_int("step");
+  epoch_ = ckpt.meta_int("epoch");
+  epoch_step_ = ckpt.meta_int("epoch_step");
+  if (step_ < 0 || epoch_ < 0 || epoch_step_ < 0 || epoch_step_ >= steps_per_epoch_)
+    throw error(src, ": inconsistent step counters");
+  loss_sum_ = ckpt.meta_double("totals.loss");
+  correct_ = ckpt.meta_int("totals.correct");
+  count_ = ckpt.meta_int("totals.count");
+  elapsed_before_ = ckpt.meta_double("elapsed");
+  start_ = interval_start_ = Clock::now();
+  interval_steps_ = 0;
+  epoch_ended_ = false;
+}
+
+}  // namespace cellgraph::tools

@@ -1,0 +1,126 @@
+// Training a fixed network (one op per edge) from scratch, and evaluating one: the loop
+// behind `cellgraph train` and `cellgraph eval`.
+//
+// One step: a shuffled training batch, forward in training mode, cross-entropy, backward,
+// gradient clipping, SGD with the epoch's cosine learning rate. Resuming is exact as in
+// algorithms/search_session.h: the checkpoint holds the weights, BN buffers, SGD state,
+// the batch position, the counters and the epoch's metric sums; everything else is a pure
+// function of the options.
+//
+// Extension points (DARTS evaluation adds cutout, drop-path and an auxiliary head):
+// augmentation goes into the BatchOptions built in the constructor, per-step model
+// changes into TrainSession::loss().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "engine/autodiff/var.h"
+#include "engine/data/batches.h"
+#include "engine/data/dataset.h"
+#include "engine/io/checkpoint.h"
+#include "engine/ir/graph.h"
+#include "engine/ir/parameter_store.h"
+#include "engine/optim/schedule.h"
+#include "engine/optim/sgd.h"
+#include "engine/sched/plan.h"
+#include "spec/space.h"
+
+namespace cellgraph::tools {
+
+struct TrainOptions {
+  int64_t epochs = 600;  // DARTS trains the derived CIFAR-10 network for 600 epochs
+  int64_t batch_size = 96;
+  int64_t max_steps = 0;  // 0: no limit
+  uint64_t seed = 0;
+  int64_t log_every = 50;  // 0: epoch records only
+  float lr = 0.025f;
+  float lr_min = 0.0f;
+  float momentum = 0.9f;
+  float weight_decay = 3e-4f;
+  float grad_clip = 5.0f;  // <= 0: no clipping
+};
+
+struct TrainRecord {
+  enum class Kind { log, epoch };
+  Kind kind = Kind::log;
+  int64_t epoch = 0;                          // 0-based
+  int64_t step = 0;                           // global steps done
+  double train_loss = 0, train_accuracy = 0;  // means over the epoch so far
+  double lr = 0;
+  double seconds_per_step = 0, elapsed = 0;  // timings
+};
+
+struct EvalResult {
+  double loss = 0;      // mean cross-entropy
+  double accuracy = 0;  // top-1
+  int64_t correct = 0, count = 0;
+};
+
+// Throws Error (naming the spec file) unless every edge of `space` has one op.
+void require_fixed(const spec::Space& space);
+
+// Inference-mode accuracy and loss of a network on a data set, in order, in batches.
+EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, const Dataset& data,
+                    int64_t batch_size = 256);
+
+// Copies "param/<name>" entries of a checkpoint into `params` (shapes checked).
+void restore_parameters(const ir::Graph& graph, const ir::ParameterStore& params,
+                        const io::Checkpoint& checkpoint);
+
+class TrainSession {
+ public:
+  // `space` must be fixed and fit the data; `train_set` normalised.
+  TrainSession(spec::Space space, const Dataset& train_set, TrainOptions options);
+
+  void set_record_callback(std::function<void(const TrainRecord&)> callback) {
+    callback_ = std::move(callback);
+  }
+  bool finished() const;
+  void step();
+
+  int64_t global_step() const { return step_; }
+  int64_t epoch() const { return epoch_; }
+  int64_t step_in_epoch() const { return epoch_step_; }
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  int64_t planned_steps() const;
+  bool epoch_just_ended() const { return epoch_ended_; }
+  TrainRecord snapshot() const;  // running means, no timings
+  void set_epochs(int64_t epochs);
+  void set_max_steps(int64_t max_steps);
+
+  io::Checkpoint checkpoint() const;
+  void restore(const io::Checkpoint& checkpoint);
+
+  const spec::Space& space() const { return space_; }
+  const TrainOptions& options() const { return options_; }
+  const ir::Graph& graph() const { return graph_; }
+  const ir::ParameterStore& params() const { return params_; }
+
+ private:
+  // The training loss of one batch; adds to the epoch's sums.
+  Var loss(const Batch& batch);
+  TrainRecord record(TrainRecord::Kind kind);
+
+  spec::Space space_;
+  TrainOptions options_;
+  ir::Graph graph_;
+  ir::ParameterStore params_;
+  Sgd sgd_;
+  CosineSchedule schedule_;
+  BatchIterator batches_;
+  sched::Plan plan_;
+  int64_t steps_per_epoch_ = 0;
+  int64_t epoch_ = 0, epoch_step_ = 0, step_ = 0;
+  bool epoch_ended_ = false;
+  double loss_sum_ = 0;
+  int64_t correct_ = 0, count_ = 0;
+  double elapsed_before_ = 0;
+  std::chrono::steady_clock::time_point start_, interval_start_;
+  int64_t interval_steps_ = 0;
+  std::function<void(const TrainRecord&)> callback_;
+};
+
+}  // namespace cellgraph::tools
