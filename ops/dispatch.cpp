@@ -1,3 +1,4 @@
+#include <chrono>
 #include <memory>
 
 #include "engine/backends/backend.h"
@@ -48,8 +49,11 @@ std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& 
 
   std::shared_ptr<Node> node = record ? std::make_shared<Node>() : nullptr;
   const Kernel& kernel = backend_for(device).kernel(kind);
+  const auto start = std::chrono::steady_clock::now();
   kernel.forward(ForwardCall{kind, attrs, values, outputs, node ? &node->saved : nullptr});
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   ++kernel_counts().forward[static_cast<size_t>(kind)];
+  kernel_counts().forward_seconds[static_cast<size_t>(kind)] += took.count();
 
   std::vector<Var> result;
   result.reserve(outputs.size());

@@ -1,3 +1,4 @@
+#include <chrono>
 #include <unordered_map>
 
 #include "engine/autodiff/var.h"
@@ -65,9 +66,12 @@ void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
   if (kernel.backward == nullptr)
     throw error("op '", op_name(node.kind), "' has no backward kernel on the ",
                 device_name(node.device), " backend");
+  const auto start = std::chrono::steady_clock::now();
   kernel.backward(BackwardCall{node.kind, node.attrs, node.saved_inputs, node.input_shapes,
                                node.saved_outputs, node.saved, grad_outputs, grad_inputs});
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   ++kernel_counts().backward[static_cast<size_t>(node.kind)];
+  kernel_counts().backward_seconds[static_cast<size_t>(node.kind)] += took.count();
 
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     NodeInput& in = node.inputs[i];

@@ -51,6 +51,8 @@ bool backend_available(Device device);
 struct KernelCounts {
   std::array<int64_t, kOpCount> forward{};
   std::array<int64_t, kOpCount> backward{};
+  std::array<double, kOpCount> forward_seconds{};  // wall time inside the kernels
+  std::array<double, kOpCount> backward_seconds{};
 };
 KernelCounts& kernel_counts();
 void reset_kernel_counts();

@@ -1,52 +1,26 @@
-// batch_norm on oneDNN. Training normalises with the batch statistics (oneDNN's variance is
-// the biased one) and then updates the running statistics in place with PyTorch's rule;
-// eval normalises with the running statistics (use_global_stats). The forward saves the
+// batch_norm: channel-parallel loops. oneDNN 2.6 serves plain NCHW batch norm only with
+// its generic ncsp implementation, which measured several times slower than these loops
+// in a DARTS search step (bench/profile_step). Training normalises with the batch
+// statistics (biased variance) and then updates the running statistics in place with
+// PyTorch's rule; eval normalises with the running statistics. The forward saves the
 // statistics it normalised with, [mean, variance], so the backward needs neither the
 // running tensors nor a recomputation. [N,C] input is treated as [N,C,1,1].
-#include <bit>
+#include <cmath>
 #include <cstdint>
-#include <string>
 
-#include "engine/backends/cpu/dnnl_context.h"
 #include "engine/backends/cpu/kernels.h"
+#include "engine/error.h"
 
 namespace cellgraph::cpu {
 
 namespace {
-using dnnl::memory;
-using dnnl::normalization_flags;
-using dnnl::prop_kind;
-
-memory::desc data_desc(const Shape& x) {
-  const int64_t h = x.rank() == 4 ? x[2] : 1;
-  const int64_t w = x.rank() == 4 ? x[3] : 1;
-  return memory::desc({x[0], x[1], h, w}, memory::data_type::f32, memory::format_tag::nchw);
-}
-
-normalization_flags flags_for(bool training, bool affine) {
-  normalization_flags flags = normalization_flags::none;
-  if (!training) flags = flags | normalization_flags::use_global_stats;
-  if (affine) flags = flags | normalization_flags::use_scale | normalization_flags::use_shift;
-  return flags;
-}
-
-std::string bn_key(const char* what, const Shape& x, bool training, bool affine, float eps) {
-  // eps by its bits: printing it would round.
-  return cache_key(what, '|', x.str(), "|t", training, "a", affine, "e",
-                   std::bit_cast<uint32_t>(eps));
-}
-
-dnnl::batch_normalization_forward::primitive_desc forward_pd(prop_kind prop, const Shape& x,
-                                                             float eps, normalization_flags f) {
-  const dnnl::batch_normalization_forward::desc d(prop, data_desc(x), eps, f);
-  return dnnl::batch_normalization_forward::primitive_desc(d, dnnl_engine());
-}
-
-struct ForwardEntry {
-  dnnl::batch_normalization_forward primitive;
-};
-struct BackwardEntry {
-  dnnl::batch_normalization_backward primitive;
+// Layout of x as [outer = N, channels, inner = H*W].
+struct Planes {
+  int64_t batch, channels, inner;
+  explicit Planes(const Shape& x)
+      : batch(x[0]), channels(x[1]), inner(x.rank() == 4 ? x[2] * x[3] : 1) {}
+  int64_t per_channel() const { return batch * inner; }
+  int64_t offset(int64_t n, int64_t c) const { return (n * channels + c) * inner; }
 };
 
 // running = (1 - m) * running + m * batch, with the variance made unbiased (n / (n - 1)).
@@ -65,51 +39,59 @@ void update_running(const Tensor& running_mean, const Tensor& running_var, const
   if (!rv.shares_storage_with(running_var)) running_var.copy_from(rv);
 }
 
+// Per-channel mean and biased variance, accumulated in double.
+void batch_statistics(const float* x, const Planes& p, float* mean, float* var) {
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < p.channels; ++c) {
+    double sum = 0, sq = 0;
+    for (int64_t n = 0; n < p.batch; ++n) {
+      const float* row = x + p.offset(n, c);
+      for (int64_t i = 0; i < p.inner; ++i) {
+        sum += double(row[i]);
+        sq += double(row[i]) * double(row[i]);
+      }
+    }
+    const double m = sum / double(p.per_channel());
+    mean[c] = float(m);
+    var[c] = float(std::max(sq / double(p.per_channel()) - m * m, 0.0));
+  }
+}
+
 void batch_norm_forward(const ForwardCall& call) {
   const auto& a = std::get<BatchNormAttrs>(call.attrs);
   const Tensor x = call.inputs[0].contiguous();
   const bool affine = call.inputs[1].defined();
-  const int64_t channels = x.dim(1);
-  const int64_t n = x.numel() / channels;  // values per channel
+  const Planes p(x.shape());
+  const int64_t n = p.per_channel();
   if (a.training && n < 2)
     throw error("batch_norm: training needs more than one value per channel, got input ",
                 x.shape().str());
-
-  const normalization_flags flags = flags_for(a.training, affine);
-  // Training always needs the batch statistics (for the running update), so it runs the
-  // training primitive even when no backward follows.
-  const prop_kind prop = a.training ? prop_kind::forward_training : prop_kind::forward_inference;
-  auto& entry = cached<ForwardEntry>(bn_key("bn_fwd", x.shape(), a.training, affine, a.eps), [&] {
-    return ForwardEntry{
-        CG_DNNL(dnnl::batch_normalization_forward(forward_pd(prop, x.shape(), a.eps, flags)))};
-  });
-
-  // Training: oneDNN writes the batch statistics here. Eval: the running statistics are
-  // read; copied when saved, since an optimizer or a later training step may change them
-  // before this node's backward runs.
+  // Eval reads the running statistics; copied when saved, since an optimizer or a later
+  // training step may change them before this node's backward runs.
   Tensor mean, var;
   if (a.training) {
-    mean = Tensor::empty({channels});
-    var = Tensor::empty({channels});
+    mean = Tensor::empty({p.channels});
+    var = Tensor::empty({p.channels});
+    batch_statistics(x.data(), p, mean.data(), var.data());
   } else {
     mean = call.saved ? call.inputs[3].clone() : call.inputs[3].contiguous();
     var = call.saved ? call.inputs[4].clone() : call.inputs[4].contiguous();
   }
-  const memory::desc xd = data_desc(x.shape());
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(x, xd)},
-                                       {DNNL_ARG_DST, wrap(call.outputs[0], xd)},
-                                       {DNNL_ARG_MEAN, wrap(mean)},
-                                       {DNNL_ARG_VARIANCE, wrap(var)}};
-  Tensor gamma, beta;
-  if (affine) {
-    gamma = call.inputs[1].contiguous();
-    beta = call.inputs[2].contiguous();
-    args.emplace(DNNL_ARG_SCALE, wrap(gamma));
-    args.emplace(DNNL_ARG_SHIFT, wrap(beta));
+  const Tensor gamma = affine ? call.inputs[1].contiguous() : Tensor();
+  const Tensor beta = affine ? call.inputs[2].contiguous() : Tensor();
+  const float* src = x.data();
+  float* dst = call.outputs[0].data();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < p.batch; ++b) {
+    for (int64_t c = 0; c < p.channels; ++c) {
+      const float inv = 1.0f / std::sqrt(var.data()[c] + a.eps);
+      const float scale = affine ? gamma.data()[c] * inv : inv;
+      const float shift = (affine ? beta.data()[c] : 0.0f) - mean.data()[c] * scale;
+      const float* in = src + p.offset(b, c);
+      float* out = dst + p.offset(b, c);
+      for (int64_t i = 0; i < p.inner; ++i) out[i] = in[i] * scale + shift;
+    }
   }
-  CG_DNNL(entry.primitive.execute(dnnl_stream(), args));
-  CG_DNNL(dnnl_stream().wait());
-
   if (a.training) update_running(call.inputs[3], call.inputs[4], mean, var, a.momentum, n);
   if (call.saved) {
     call.saved->push_back(mean);
@@ -117,48 +99,56 @@ void batch_norm_forward(const ForwardCall& call) {
   }
 }
 
+// With xhat = (x - mean) * inv and g = gamma (1 without affine):
+//   dbeta = sum dy, dgamma = sum dy * xhat;
+//   training: dx = g * inv / M * (M * dy - dbeta - xhat * dgamma)  (statistics depend on x)
+//   eval:     dx = g * inv * dy
 void batch_norm_backward(const BackwardCall& call) {
   const auto& a = std::get<BatchNormAttrs>(call.attrs);
-  const Shape& xs = call.input_shapes[0];
-  const bool affine = call.input_shapes[1].rank() != 0;
-  const normalization_flags flags = flags_for(a.training, affine);
-  // oneDNN 2.6 implements backward_data (dx only) without scale and shift only, so with
-  // affine on the full backward runs and unwanted parameter gradients go to scratch.
-  const prop_kind prop = affine ? prop_kind::backward : prop_kind::backward_data;
-  auto& entry = cached<BackwardEntry>(bn_key("bn_bwd", xs, a.training, affine, a.eps), [&] {
-    const memory::desc xd = data_desc(xs);
-    const dnnl::batch_normalization_backward::desc d(prop, xd, xd, a.eps, flags);
-    const auto hint = forward_pd(prop_kind::forward_training, xs, a.eps, flags);
-    return BackwardEntry{CG_DNNL(dnnl::batch_normalization_backward(
-        dnnl::batch_normalization_backward::primitive_desc(d, dnnl_engine(), hint)))};
-  });
-
   CG_ASSERT(call.saved.size() == 2, "batch_norm backward without the forward's statistics");
+  const Planes p(call.input_shapes[0]);
+  const bool affine = call.input_shapes[1].rank() != 0;
   const Tensor x = call.inputs[0].contiguous();
   const Tensor dy = call.grad_outputs[0].contiguous();
-  // oneDNN always produces dx; scratch space when it is not wanted.
-  const Tensor dx = call.grad_inputs[0].defined() ? call.grad_inputs[0] : Tensor::empty(xs);
-  const memory::desc xd = data_desc(xs);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(x, xd)},
-                                       {DNNL_ARG_DIFF_DST, wrap(dy, xd)},
-                                       {DNNL_ARG_MEAN, wrap(call.saved[0])},
-                                       {DNNL_ARG_VARIANCE, wrap(call.saved[1])},
-                                       {DNNL_ARG_DIFF_SRC, wrap(dx, xd)}};
-  Tensor gamma, beta, dgamma, dbeta;
-  if (affine) {
-    const Shape c{xs[1]};
-    gamma = call.inputs[1].contiguous();
-    // oneDNN 2.6 lists the shift as an input of the backward, though nothing depends on it.
-    beta = call.inputs[2].contiguous();
-    dgamma = call.grad_inputs[1].defined() ? call.grad_inputs[1] : Tensor::empty(c);
-    dbeta = call.grad_inputs[2].defined() ? call.grad_inputs[2] : Tensor::empty(c);
-    args.emplace(DNNL_ARG_SCALE, wrap(gamma));
-    args.emplace(DNNL_ARG_SHIFT, wrap(beta));
-    args.emplace(DNNL_ARG_DIFF_SCALE, wrap(dgamma));
-    args.emplace(DNNL_ARG_DIFF_SHIFT, wrap(dbeta));
+  const Tensor gamma = affine ? call.inputs[1].contiguous() : Tensor();
+  const float* mean = call.saved[0].data();
+  const float* var = call.saved[1].data();
+  const Tensor& dx = call.grad_inputs[0];
+  const Tensor& dgamma = affine ? call.grad_inputs[1] : Tensor();
+  const Tensor& dbeta = affine ? call.grad_inputs[2] : Tensor();
+  const double count = double(p.per_channel());
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < p.channels; ++c) {
+    const float inv = 1.0f / std::sqrt(var[c] + a.eps);
+    double sum_dy = 0, sum_dy_xhat = 0;
+    for (int64_t b = 0; b < p.batch; ++b) {
+      const float* xs = x.data() + p.offset(b, c);
+      const float* g = dy.data() + p.offset(b, c);
+      for (int64_t i = 0; i < p.inner; ++i) {
+        sum_dy += double(g[i]);
+        sum_dy_xhat += double(g[i]) * double((xs[i] - mean[c]) * inv);
+      }
+    }
+    if (dgamma.defined()) dgamma.data()[c] = float(sum_dy_xhat);
+    if (dbeta.defined()) dbeta.data()[c] = float(sum_dy);
+    if (!dx.defined()) continue;
+    const float g_inv = (affine ? gamma.data()[c] : 1.0f) * inv;
+    const float mean_dy = float(sum_dy / count);
+    const float mean_dy_xhat = float(sum_dy_xhat / count);
+    for (int64_t b = 0; b < p.batch; ++b) {
+      const float* xs = x.data() + p.offset(b, c);
+      const float* g = dy.data() + p.offset(b, c);
+      float* d = dx.data() + p.offset(b, c);
+      if (a.training) {
+        for (int64_t i = 0; i < p.inner; ++i) {
+          const float xhat = (xs[i] - mean[c]) * inv;
+          d[i] = g_inv * (g[i] - mean_dy - xhat * mean_dy_xhat);
+        }
+      } else {
+        for (int64_t i = 0; i < p.inner; ++i) d[i] = g_inv * g[i];
+      }
+    }
   }
-  CG_DNNL(entry.primitive.execute(dnnl_stream(), args));
-  CG_DNNL(dnnl_stream().wait());
 }
 }  // namespace
 
