@@ -188,6 +188,7 @@ void SearchSession::step() {
   const Batch val = val_it_.next();
   StepContext ctx(graph_, params_, arch_, sgd_, adam_, train, val);
   ctx.grad_clip = options_.grad_clip;
+  ctx.options = options_.algorithm_options;
   ctx.step = uint64_t(step_);
   run_step(*algorithm_, ctx);
 

@@ -57,6 +57,7 @@ struct SearchOptions {
   float arch_beta1 = 0.5f;
   float arch_beta2 = 0.999f;
   float arch_weight_decay = 1e-3f;
+  AlgorithmOptions algorithm_options;  // the passes' own hyperparameters (MiLeNAS lambda)
 };
 
 // What a run reports at log intervals and epoch ends. Losses and accuracies are means

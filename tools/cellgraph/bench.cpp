@@ -132,7 +132,7 @@ const Command& bench_command() {
       .name = "bench",
       .summary = "time search steps (and each pass) and measure peak memory on random data",
       .positionals = {"SPEC"},
-      .flags = {{"algo", "NAME", "darts or darts2", "darts"},
+      .flags = {{"algo", "NAME", "darts, darts2 or milenas", "darts"},
                 {"batch", "B", "batch size of the train and val batches", "64"},
                 {"steps", "N", "timed steps (the median is reported)", "10"},
                 {"warmup", "N", "untimed steps first", "2"},

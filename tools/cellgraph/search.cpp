@@ -43,7 +43,8 @@ std::vector<Hyper> default_hypers() {
           {"arch-lr", 3e-4, 0, kMaxDouble, "architecture learning rate (Adam)"},
           {"arch-beta1", 0.5, 0, 0.999999, "Adam beta1 of the architecture optimizer"},
           {"arch-beta2", 0.999, 0, 0.999999, "Adam beta2 of the architecture optimizer"},
-          {"arch-weight-decay", 1e-3, 0, kMaxDouble, "architecture weight decay"}};
+          {"arch-weight-decay", 1e-3, 0, kMaxDouble, "architecture weight decay"},
+          {"milenas-lambda", 1, 0, kMaxDouble, "MiLeNAS: weight of dL_train/dalpha"}};
 }
 
 std::string key_of(const std::string& flag) {  // "lr-min" -> "lr_min" in config.json
@@ -86,7 +87,8 @@ struct SearchConfig {
             .arch_lr = float(hyper("arch-lr")),
             .arch_beta1 = float(hyper("arch-beta1")),
             .arch_beta2 = float(hyper("arch-beta2")),
-            .arch_weight_decay = float(hyper("arch-weight-decay"))};
+            .arch_weight_decay = float(hyper("arch-weight-decay")),
+            .algorithm_options = {.milenas_lambda = float(hyper("milenas-lambda"))}};
   }
 };
 
@@ -308,7 +310,7 @@ std::vector<Flag> search_flags() {
   std::vector<Flag> flags = {
       {"out", "DIR", "run directory to create (config, metrics, checkpoint, results)", ""},
       {"resume", "DIR", "continue the run in DIR from its checkpoint", ""},
-      {"algo", "NAME", "search algorithm: darts (first order) or darts2 (second order)", "darts"},
+      {"algo", "NAME", "search algorithm: darts (first order), darts2 (second order) or milenas", "darts"},
       {"data", "DATA", "fashion-mnist[:DIR], mnist:DIR, cifar10:DIR or cifar100:DIR",
        "fashion-mnist"},
       {"epochs", "E", "epochs over the weight half of the training set", "50"},
