@@ -2,6 +2,11 @@
 // help, entry point); main.cpp dispatches and catches cellgraph::Error once.
 #pragma once
 
+#include <string>
+
+#include "engine/ir/graph.h"
+#include "engine/ir/parameter_store.h"
+#include "spec/space.h"
 #include "tools/cellgraph/cli.h"
 
 namespace cellgraph::tools {
@@ -13,10 +18,24 @@ const Command& derive_command();
 const Command& train_command();
 const Command& eval_command();
 const Command& bench_command();
+const Command& export_command();
+const Command& infer_command();
 
 // Applies --threads (0 or absent: every core / $CELLGRAPH_THREADS).
 void apply_threads(const Args& args);
 // The --threads flag, shared by the commands that compute.
 Flag threads_flag();
+
+// What export and infer run (export.cpp): the network of RUN_DIR_OR_SPEC (positional 0).
+// A train run directory: its spec fitted to the run's data shape, with the checkpoint's
+// weights. A spec: its own input and classes (or those of --data), seeded initial weights
+// (--seed). A search run is refused; a search-space spec too when `fixed_only`.
+struct FixedNetwork {
+  spec::Space space;
+  ir::Graph graph;
+  ir::ParameterStore params;
+  std::string weights_from;  // "RUN/checkpoint.bin (step S)" or "initial weights (seed S)"
+};
+FixedNetwork load_fixed_network(const Args& args, bool fixed_only);
 
 }  // namespace cellgraph::tools

@@ -26,8 +26,9 @@ void apply_threads(const Args& args) { set_num_threads(int(args.get_int("threads
 namespace {
 
 std::vector<const Command*> all_commands() {
-  return {&validate_command(), &info_command(), &search_command(), &derive_command(),
-          &train_command(),    &eval_command(), &bench_command()};
+  return {&validate_command(), &info_command(),  &search_command(),
+          &derive_command(),   &train_command(), &eval_command(),
+          &export_command(),   &infer_command(), &bench_command()};
 }
 
 int dispatch(const std::vector<std::string>& argv) {

@@ -310,7 +310,8 @@ std::vector<Flag> search_flags() {
   std::vector<Flag> flags = {
       {"out", "DIR", "run directory to create (config, metrics, checkpoint, results)", ""},
       {"resume", "DIR", "continue the run in DIR from its checkpoint", ""},
-      {"algo", "NAME", "search algorithm: darts (first order), darts2 (second order) or milenas", "darts"},
+      {"algo", "NAME", "search algorithm: darts (first order), darts2 (second order) or milenas",
+       "darts"},
       {"data", "DATA", "fashion-mnist[:DIR], mnist:DIR, cifar10:DIR or cifar100:DIR",
        "fashion-mnist"},
       {"epochs", "E", "epochs over the weight half of the training set", "50"},

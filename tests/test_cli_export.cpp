@@ -1,0 +1,292 @@
+// `cellgraph export` and `cellgraph infer` end to end: the built runner writes an ONNX model
+// and the logits of its own eval-mode forward; onnxruntime (the project venv,
+// tests/onnx/run_onnx.py) runs the model on the same images and must agree within 1e-4.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+
+#include "engine/io/npy.h"
+#include "engine/tensor/random.h"
+
+using namespace cellgraph;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char kPython[] = CELLGRAPH_TEST_PYTHON;
+constexpr const char kRunner[] = CELLGRAPH_SOURCE_DIR "/tests/onnx/run_onnx.py";
+const std::string kNats =
+    std::string(CELLGRAPH_SOURCE_DIR) + "/examples/genotypes/nats_tss_00001.json";
+const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
+constexpr double kTolerance = 1e-4;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() /
+           ("cellgraph_cli_export_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs `command` through the shell, capturing stdout and stderr.
+Result run_shell(const std::string& command, const TempDir& dir) {
+  static int counter = 0;
+  const std::string base = dir / ("cmd" + std::to_string(counter++));
+  const int rc = std::system((command + " >" + base + ".out 2>" + base + ".err").c_str());
+  Result r;
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  r.out = read_text(base + ".out");
+  r.err = read_text(base + ".err");
+  return r;
+}
+
+Result run_cli(const std::string& args, const TempDir& dir) {
+  return run_shell(std::string(CELLGRAPH_CLI_PATH) + " " + args, dir);
+}
+
+// run_onnx.py MODEL IN.npy... OUT.npy; fails the test (never skips) without the venv.
+Tensor onnxruntime(const TempDir& dir, const std::vector<std::string>& args) {
+  if (!fs::exists(kPython))
+    FAIL("no Python at ", kPython,
+         ": run scripts/setup to create the test venv (numpy and onnxruntime from "
+         "requirements-test.txt)");
+  std::string command = quote(kPython) + " " + quote(kRunner);
+  for (const std::string& a : args) command += " " + quote(a);
+  const Result r = run_shell(command, dir);
+  if (r.status != 0) FAIL("`", command, "` exited with ", r.status, ":\n", r.out, r.err);
+  return io::read_npy(args.back());
+}
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+bool have_fashion_mnist() {
+  return fs::exists(fs::path(CELLGRAPH_FASHION_MNIST_DIR) / "train-images-idx3-ubyte.gz") ||
+         fs::exists(fs::path(CELLGRAPH_FASHION_MNIST_DIR) / "train-images-idx3-ubyte");
+}
+
+void write_images(const std::string& path, const Shape& shape, uint64_t seed) {
+  Rng rng(seed);
+  io::write_npy(path, normal_tensor(shape, 0.0f, 1.0f, rng));
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  const std::vector<float> x = a.to_vector(), y = b.to_vector();
+  double m = 0;
+  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(double(x[i]) - double(y[i])));
+  return m;
+}
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (float v : t.to_vector()) m = std::max(m, double(std::fabs(v)));
+  return m;
+}
+
+// Exports TARGET (extra flags in `flags`), runs `cellgraph infer` and onnxruntime on
+// `images`, and checks that they agree; returns the max abs difference.
+double export_and_compare(const TempDir& dir, const std::string& target, const std::string& flags,
+                          const std::string& images, const std::string& name) {
+  const std::string model = dir / (name + ".onnx"), logits = dir / (name + ".cg.npy");
+  Result r = run_cli("export " + target + " --onnx " + model + " --threads 1 " + flags, dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(has(r.out, "wrote " + model));
+  CHECK(has(r.out, "ONNX opset 13"));
+  CHECK(has(r.out, " nodes"));
+  CHECK(fs::file_size(model) > 0);
+  r = run_cli("infer " + target + " --input " + images + " --output " + logits + " --threads 1 " +
+                  flags.substr(0, flags.find("--fold-bn")),
+              dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const Tensor ours = io::read_npy(logits);
+  const Tensor theirs = onnxruntime(dir, {model, images, dir / (name + ".ort.npy")});
+  CHECK(ours.dim(0) == io::read_npy(images).dim(0));
+  CHECK(max_abs(ours) > 1e-3);  // not trivially zero
+  const double diff = max_abs_diff(ours, theirs);
+  MESSAGE(name, ": cellgraph infer vs onnxruntime max abs diff ", diff);
+  CHECK(diff <= kTolerance);
+  return diff;
+}
+
+// A tiny search space (input [1, 8, 8]: the runner fits it to Fashion-MNIST's [1, 28, 28]).
+std::string write_tiny_space(const TempDir& dir) {
+  const std::string path = dir / "tiny.json";
+  std::ofstream(path) << R"({
+  "format": 1, "name": "tiny",
+  "op_sets": {"small": ["none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"]},
+  "cells": [{
+    "name": "normal", "inputs": ["c_k-2", "c_k-1"],
+    "nodes": [
+      {"name": "a", "from": ["c_k-2", "c_k-1"], "ops": "small", "keep": 2},
+      {"name": "b", "from": ["c_k-2", "c_k-1", "a"], "ops": "small", "keep": 2}
+    ],
+    "output": {"concat": ["a", "b"]}
+  }],
+  "network": {
+    "input": [1, 8, 8], "classes": 3,
+    "stem": [{"op": "conv_3x3", "channels": 6}, {"op": "batch_norm"}],
+    "body": [{"cell": "normal", "channels": 4}],
+    "head": [{"op": "global_avg_pool"}, {"op": "linear"}]
+  }
+})";
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("cli: export and infer of a spec agree with onnxruntime (seeded weights, BN folded)") {
+  TempDir dir;
+  const std::string images = dir / "x.npy";
+  write_images(images, {3, 3, 32, 32}, 11);
+  export_and_compare(dir, kNats, "--seed 3", images, "nats");
+  export_and_compare(dir, kNats, "--seed 3 --fold-bn", images, "nats_folded");
+
+  // The metadata carries the genotype and the spec.
+  const Result r = run_shell(
+      quote(kPython) + " " + quote(kRunner) + " --describe " + quote(dir / "nats.onnx"), dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(has(r.out, "\"genotype\": \"|nor_conv_3x3~0|+"));
+  CHECK(has(r.out, "\"spec\": \"{"));
+  CHECK(has(r.out, "\"graph_name\": \"nats_tss_00001\""));
+
+  // Another seed gives other weights, so other logits.
+  REQUIRE(run_cli("infer " + kNats + " --input " + images + " --output " + dir / "s4.npy" +
+                      " --seed 4 --threads 1",
+                  dir)
+              .status == 0);
+  CHECK(max_abs_diff(io::read_npy(dir / "s4.npy"), io::read_npy(dir / "nats.cg.npy")) > 1e-3);
+}
+
+TEST_CASE("cli: export --cell writes a single cell that onnxruntime runs") {
+  TempDir dir;
+  const std::string model = dir / "cell.onnx";
+  Result r = run_cli("export " + kNats + " --cell tss --seed 3 --onnx " + model, dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(has(r.out, "cell 'tss' (cells.0)"));
+  r = run_shell(quote(kPython) + " " + quote(kRunner) + " --describe " + quote(model), dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(has(r.out, "\"name\": \"c_km1\""));
+  // NATS cells have one input: c_{k-1} [N, 16, 32, 32].
+  const std::string in = dir / "c.npy";
+  write_images(in, {2, 16, 32, 32}, 5);
+  const Tensor out = onnxruntime(dir, {model, in, dir / "cell_out.npy"});
+  CHECK(out.shape() == Shape{2, 16, 32, 32});
+
+  r = run_cli("export " + kNats + " --cell nope --onnx " + dir / "nope.onnx", dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "nope"));
+  CHECK(!fs::exists(dir / "nope.onnx"));
+}
+
+TEST_CASE("cli: infer rejects a wrong-shape or malformed input, naming the file") {
+  TempDir dir;
+  const std::string wrong = dir / "wrong.npy";
+  write_images(wrong, {2, 1, 28, 28}, 1);
+  Result r = run_cli("infer " + kNats + " --input " + wrong + " --output " + dir / "y.npy", dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, wrong));
+  CHECK(has(r.err, "[2, 1, 28, 28]"));
+  CHECK(has(r.err, "[N, 3, 32, 32]"));
+  CHECK(!fs::exists(dir / "y.npy"));
+
+  const std::string junk = dir / "junk.npy";
+  std::ofstream(junk) << "not numpy";
+  r = run_cli("infer " + kNats + " --input " + junk + " --output " + dir / "y.npy", dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, junk));
+
+  r = run_cli("infer " + kNats + " --output " + dir / "y.npy", dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "--input"));
+  r = run_cli("export " + kNats, dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "--onnx"));
+}
+
+TEST_CASE("cli: export refuses a search space, naming the mixed edge") {
+  TempDir dir;
+  const std::string space = write_tiny_space(dir);
+  Result r = run_cli("export " + space + " --onnx " + dir / "s.onnx", dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "is a mixed edge over {none, skip_connect, sep_conv_3x3, max_pool_3x3}"));
+  CHECK(has(r.err, "cells.0 (cell 'normal') node"));
+  CHECK(!fs::exists(dir / "s.onnx"));
+  r = run_cli("infer " + space + " --input " + dir / "x.npy" + " --output " + dir / "y.npy", dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "a search space"));
+}
+
+TEST_CASE("cli: export and infer of a train run use its trained weights") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("Fashion-MNIST not installed; skipped");
+    return;
+  }
+  TempDir dir;
+  const std::string space = write_tiny_space(dir);
+  REQUIRE(run_cli("search " + space + " --out " + dir / "search" + " --data " + kData +
+                      " --subset 64 --batch 8 --max-steps 1 --threads 1 --seed 3",
+                  dir)
+              .status == 0);
+  // A search run directory: train its derived network first.
+  Result r = run_cli("export " + dir / "search" + " --onnx " + dir / "s.onnx", dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "train the derived network first"));
+  CHECK(has(r.err, "derived.json"));
+
+  r = run_cli("train " + dir / "search/derived.json" + " --out " + dir / "train" + " --data " +
+                  kData + " --subset 64 --batch 8 --max-steps 2 --test-subset 16 --threads 1",
+              dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string images = dir / "x.npy";
+  write_images(images, {4, 1, 28, 28}, 2);
+  export_and_compare(dir, dir / "train", "", images, "trained");
+  // Trained weights, not the seeded initial ones of the same spec fitted to the data.
+  r = run_cli("infer " + dir / "search/derived.json" + " --data " + kData + " --input " + images +
+                  " --output " + dir / "init.npy",
+              dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(max_abs_diff(io::read_npy(dir / "init.npy"), io::read_npy(dir / "trained.cg.npy")) > 0);
+  r = run_cli("export " + dir / "train" + " --data " + kData + " --onnx " + dir / "d.onnx", dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "--data applies to a spec only"));
+}

@@ -1,0 +1,204 @@
+// cellgraph export RUN_DIR_OR_SPEC --onnx OUT.onnx: a fixed network (a train run's trained
+// weights, or a spec's seeded initial weights) as an ONNX model, or one of its cells.
+// Also the network loading that `cellgraph infer` shares (load_fixed_network).
+#include "exporters/onnx/export.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <sstream>
+#include <utility>
+
+#include "algorithms/derive.h"
+#include "algorithms/search_session.h"
+#include "engine/error.h"
+#include "engine/io/checkpoint.h"
+#include "spec/compile.h"
+#include "spec/parse.h"
+#include "tools/cellgraph/commands.h"
+#include "tools/cellgraph/run_dir.h"
+#include "tools/cellgraph/train_session.h"
+
+namespace cellgraph::tools {
+
+FixedNetwork load_fixed_network(const Args& args, bool fixed_only) {
+  const std::string& target = args.positional(0);
+  const uint64_t seed = uint64_t(args.get_int("seed", 0, 0, std::numeric_limits<int64_t>::max()));
+  std::error_code ec;
+  const bool is_run = std::filesystem::is_directory(target, ec);
+  spec::Space space;
+  if (is_run) {
+    const ConfigReader config(target);
+    const std::string command = config.string("command");
+    if (command == "search")
+      throw error(target, ": a search run; ", args.command().name,
+                  " takes a fixed network: train the derived network first (`cellgraph train ",
+                  target, "/derived.json`) and give its run directory, or ", args.command().name,
+                  " ", target, "/derived.json as a spec (initial weights)");
+    if (command != "train")
+      throw error(target, ": a '", command, "' run; ", args.command().name,
+                  " takes the directory of a train run or a fixed spec");
+    if (args.has("data"))
+      throw error(
+          "--data applies to a spec only; a run's network keeps the input and "
+          "classes it was trained with (",
+          config.file(), ")");
+    // The network exactly as trained: the spec fitted to the run's data shape.
+    space = config.space();
+    algorithms::fit_space_to_data(space, shape_from_config(config));
+  } else {
+    space = spec::parse_file(target);
+    if (fixed_only && !space.is_fixed())
+      throw error(target, ": a search space (some edges have several candidate ops); ",
+                  args.command().name,
+                  " takes a fixed network: derive one with `cellgraph derive RUN_DIR` or use "
+                  "the derived.json of a search run");
+    if (args.has("data")) {
+      // Only the shape matters: the (smaller) test split tells it.
+      const Dataset data = load_dataset(args.get("data"), Split::test);
+      note(algorithms::fit_space_to_data(space, algorithms::data_shape(data)));
+    }
+  }
+  ir::Graph graph = spec::compile(space);
+  ir::ParameterStore params(graph, seed);
+  std::string weights_from = "initial weights (seed " + std::to_string(seed) + ")";
+  if (is_run) {
+    const std::string ckpt_path = checkpoint_path(target);
+    const io::Checkpoint ckpt = io::load_checkpoint(ckpt_path);
+    if (ckpt.meta("kind") != "train")
+      throw error(ckpt_path, ": a '", ckpt.meta("kind"), "' checkpoint, not a train run's");
+    restore_parameters(graph, params, ckpt);
+    weights_from = ckpt_path + " (step " + ckpt.meta("step") + ")";
+  }
+  return FixedNetwork{std::move(space), std::move(graph), std::move(params),
+                      std::move(weights_from)};
+}
+
+namespace {
+
+// Reads one protobuf varint at `pos`; false when the bytes end first.
+bool read_varint(const std::string& bytes, size_t& pos, uint64_t& value) {
+  value = 0;
+  for (int shift = 0; shift < 64 && pos < bytes.size(); shift += 7) {
+    const auto b = uint8_t(bytes[pos++]);
+    value |= uint64_t(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// Calls `visit(field, payload)` for each length-delimited field of the message in
+// bytes[begin, end); skips the others. False on malformed wire data.
+template <typename Visit>
+bool for_each_field(const std::string& bytes, size_t begin, size_t end, Visit visit) {
+  size_t pos = begin;
+  while (pos < end) {
+    uint64_t key = 0, value = 0;
+    if (!read_varint(bytes, pos, key)) return false;
+    switch (key & 7) {
+      case 0:
+        if (!read_varint(bytes, pos, value)) return false;
+        break;
+      case 1:
+        pos += 8;
+        break;
+      case 2:
+        if (!read_varint(bytes, pos, value) || value > end - pos) return false;
+        visit(key >> 3, pos, pos + value);
+        pos += value;
+        break;
+      case 5:
+        pos += 4;
+        break;
+      default:
+        return false;
+    }
+  }
+  return pos == end;
+}
+
+// The number of nodes in the written model's graph (ModelProto.graph = 7, GraphProto.node =
+// 1), read from the protobuf wire format: the runner does not link the ONNX headers.
+int64_t count_onnx_nodes(const std::string& bytes) {
+  int64_t nodes = 0;
+  const bool ok = for_each_field(bytes, 0, bytes.size(), [&](uint64_t field, size_t b, size_t e) {
+    if (field == 7)
+      for_each_field(bytes, b, e, [&](uint64_t f, size_t, size_t) { nodes += f == 1 ? 1 : 0; });
+  });
+  return ok ? nodes : -1;
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int run_export(const Args& args) {
+  const std::string& target = args.positional(0);
+  apply_threads(args);
+  if (!args.has("onnx")) throw error("--onnx OUT.onnx is required: where to write the model");
+  const std::string out = args.get("onnx");
+  onnx_export::ExportOptions options;
+  options.fold_batch_norm = args.has("fold-bn");
+  options.opset = int(args.get_int("opset", 13, 13, 1000));
+  // A search space still loads: the exporter then names its first mixed edge.
+  const FixedNetwork net = load_fixed_network(args, false);
+  if (!net.space.name.empty()) options.graph_name = net.space.name;
+  if (net.space.is_fixed()) {
+    options.metadata["genotype"] = algorithms::genotype_string(net.space);
+    options.metadata["spec"] = spec::to_json(net.space);
+  }
+  // Errors of the spec-level lookup name the spec already; the exporter's do not.
+  const int instance =
+      args.has("cell") ? onnx_export::find_cell_instance(net.space, args.get("cell")) : -1;
+  try {
+    if (instance >= 0)
+      onnx_export::export_cell_onnx(net.graph, net.params, instance, out, options);
+    else
+      onnx_export::export_onnx(net.graph, net.params, out, options);
+  } catch (const Error& e) {
+    throw error(target, ": ", e.what());
+  }
+  const std::string what =
+      instance >= 0 ? "cell '" + args.get("cell") + "' (cells." + std::to_string(instance) + ")"
+                    : std::string("network");
+  const std::string bytes = read_bytes(out);
+  const int64_t nodes = count_onnx_nodes(bytes);
+  std::cout << "wrote " << out << ": " << what << " of " << target << ", " << bytes.size()
+            << " bytes, ONNX opset " << options.opset << ", "
+            << (nodes >= 0 ? std::to_string(nodes) : std::string("?")) << " nodes"
+            << (options.fold_batch_norm ? ", BN folded" : "") << "; " << net.weights_from << "\n";
+  return 0;
+}
+
+}  // namespace
+
+const Command& export_command() {
+  static const Command command{
+      .name = "export",
+      .summary = "write a fixed network (or one of its cells) as an ONNX model",
+      .positionals = {"RUN_DIR_OR_SPEC"},
+      .flags = {{"onnx", "OUT.onnx", "where to write the model (required)", ""},
+                {"fold-bn", "", "fold each batch norm after a conv into the conv", ""},
+                {"cell", "NAME",
+                 "export only the first instance of cell type NAME (inputs c_km2, c_km1)", ""},
+                {"opset", "V", "ONNX opset version (13 up to the linked ONNX's newest)", "13"},
+                {"seed", "S", "seed of the initial weights (spec only)", "0"},
+                {"data", "DATA", "fit a spec's input and classes to DATA (spec only)",
+                 "the spec's"},
+                threads_flag()},
+      .details =
+          "A train run directory is exported with its checkpoint's weights, its network as\n"
+          "trained; a fixed spec with its seeded initial weights (the same as `cellgraph\n"
+          "infer SPEC --seed S`). BN is in eval form (running statistics). The model has\n"
+          "input \"images\" [N, C, H, W] and output \"logits\" [N, classes]; metadata\n"
+          "\"genotype\" and \"spec\". It passes the ONNX checker before it is written.",
+      .run = run_export};
+  return command;
+}
+
+}  // namespace cellgraph::tools
