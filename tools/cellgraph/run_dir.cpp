@@ -10,6 +10,7 @@
 
 #include "engine/error.h"
 #include "spec/parse.h"
+#include "tools/cellgraph/cli.h"
 
 namespace cellgraph::tools {
 
@@ -216,6 +217,18 @@ std::string shape_text(int64_t c, int64_t h, int64_t w) {
 
 void note(const std::string& text) {
   if (!text.empty()) std::cerr << "cellgraph: note: " << text << "\n";
+}
+
+void check_resume_flags(const Args& args, const std::string& command,
+                        const std::string& what_positional, const std::string& dir) {
+  if (args.positional_count() > 0)
+    throw error("cellgraph ", command, " --resume DIR takes no ", what_positional,
+                ": the run's spec is in ", config_path(dir));
+  for (const std::string& flag : args.given())
+    if (flag != "resume" && flag != "threads" && flag != "epochs" && flag != "max-steps")
+      throw error("--", flag,
+                  " cannot be combined with --resume: a resumed run keeps the options of ",
+                  config_path(dir), " (only --threads, --epochs and --max-steps may be given)");
 }
 
 }  // namespace cellgraph::tools

@@ -13,6 +13,7 @@
 #include "algorithms/derive.h"
 #include "algorithms/search_session.h"
 #include "engine/data/dataset.h"
+#include "engine/io/checkpoint.h"
 #include "spec/json_value.h"
 #include "spec/space.h"
 
@@ -101,5 +102,21 @@ void write_derived(const algorithms::Derived& derived, const std::string& json_p
 std::string shape_text(int64_t c, int64_t h, int64_t w);
 // Prints "cellgraph: note: TEXT" to stderr (nothing for empty text).
 void note(const std::string& text);
+
+class Args;
+// `cellgraph COMMAND --resume DIR` keeps the run's options: refuses a positional argument
+// (what_positional names it in the message) and any flag other than --threads, --epochs
+// and --max-steps.
+void check_resume_flags(const Args& args, const std::string& command,
+                        const std::string& what_positional, const std::string& dir);
+
+// Saves a session's checkpoint with the metrics log's size, so a resumed run can cut the
+// log back to the lines written before it.
+template <typename Session>
+void save_run_checkpoint(const Session& session, const std::string& dir, const MetricsLog& log) {
+  io::Checkpoint ckpt = session.checkpoint();
+  ckpt.set_meta("metrics_bytes", std::to_string(log.bytes()));
+  io::save_checkpoint(ckpt, checkpoint_path(dir));
+}
 
 }  // namespace cellgraph::tools

@@ -134,25 +134,10 @@ JsonValue record_json(const TrainRecord& r) {
   return j;
 }
 
-void save(const TrainSession& session, const std::string& dir, const MetricsLog& log) {
-  io::Checkpoint ckpt = session.checkpoint();
-  ckpt.set_meta("metrics_bytes", std::to_string(log.bytes()));
-  io::save_checkpoint(ckpt, checkpoint_path(dir));
-}
-
 int run_train(const Args& args) {
   const bool resume = args.has("resume");
   const std::string dir = resume ? args.get("resume") : args.get("out");
-  if (resume) {
-    if (args.positional_count() > 0)
-      throw error("cellgraph train --resume DIR takes no FIXED_SPEC: the run's spec is in ",
-                  config_path(dir));
-    for (const std::string& flag : args.given())
-      if (flag != "resume" && flag != "threads" && flag != "epochs" && flag != "max-steps")
-        throw error("--", flag,
-                    " cannot be combined with --resume: a resumed run keeps the options of ",
-                    config_path(dir), " (only --threads, --epochs and --max-steps may be given)");
-  }
+  if (resume) check_resume_flags(args, "train", "FIXED_SPEC", dir);
   apply_threads(args);
   std::unique_ptr<ConfigReader> reader;
   TrainConfig config;
@@ -216,7 +201,7 @@ int run_train(const Args& args) {
     session.step();
     saved = false;
     if (session.epoch_just_ended()) {
-      save(session, dir, log);
+      save_run_checkpoint(session, dir, log);
       saved = true;
     }
     const TrainRecord now = session.epoch_just_ended() ? last_epoch : session.snapshot();
@@ -230,7 +215,7 @@ int run_train(const Args& args) {
                      .loss = now.train_loss,
                      .accuracy = now.train_accuracy});
   }
-  if (!saved) save(session, dir, log);
+  if (!saved) save_run_checkpoint(session, dir, log);
   progress.finish();
   if (interrupted() && !session.finished()) {
     std::cerr << "checkpoint of step " << session.global_step() << " written to "
