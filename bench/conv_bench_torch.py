@@ -21,15 +21,15 @@ CASES = {
 }
 
 
-def build(case):
+def build(case, memory_format):
     n, c, o, s, k, stride, dil, depthwise, separable = case
-    x = torch.randn(n, c, s, s, requires_grad=True)
+    x = torch.randn(n, c, s, s).to(memory_format=memory_format).requires_grad_()
     groups = c if depthwise else 1
-    w = torch.randn(o, c // groups, k, k, requires_grad=True)
+    w = torch.randn(o, c // groups, k, k).to(memory_format=memory_format).requires_grad_()
     pad = dil * (k - 1) // 2
     if not separable:
         return [x, w], lambda: F.conv2d(x, w, None, stride, pad, dil, groups)
-    pw = torch.randn(o, o, 1, 1, requires_grad=True)
+    pw = torch.randn(o, o, 1, 1).to(memory_format=memory_format).requires_grad_()
     mean, var = torch.zeros(o), torch.ones(o)
 
     def forward():
@@ -53,18 +53,25 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    # channels_last by default: PyTorch's NCHW depthwise and dilated backward on CPU is far
+    # slower (see bench/README.md), and the reference should be PyTorch at its best.
+    parser.add_argument("--memory-format", choices=["channels_last", "contiguous"],
+                        default="channels_last")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cases = []
     for name, case in CASES.items():
-        leaves, forward = build(case)
+        fmt = (torch.channels_last if args.memory_format == "channels_last"
+               else torch.contiguous_format)
+        leaves, forward = build(case, fmt)
         for _ in range(3):
             time_once(leaves, forward)
         ms = sorted(time_once(leaves, forward) for _ in range(args.repeats))
         cases.append({"name": name, "median_ms": round(ms[len(ms) // 2], 4),
                       "min_ms": round(ms[0], 4)})
-    print(json.dumps({"engine": "pytorch " + torch.__version__, "threads": torch.get_num_threads(),
+    print(json.dumps({"engine": "pytorch " + torch.__version__ + " " + args.memory_format,
+                      "threads": torch.get_num_threads(),
                       "repeats": args.repeats, "cases": cases}, indent=1))
 
 
