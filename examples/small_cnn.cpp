@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ostream>
 
+#include "algorithms/search_step.h"
 #include "engine/autodiff/var.h"
 #include "engine/data/batches.h"
 #include "engine/data/dataset.h"
@@ -57,20 +58,6 @@ struct SmallCnn {
     return ops::linear(h, fc_weight, fc_bias);
   }
 };
-
-// Fraction of rows whose largest logit is at the label.
-int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  const std::vector<float> l = logits.to_vector(), y = labels.to_vector();
-  const int64_t n = logits.dim(0), c = logits.dim(1);
-  int64_t correct = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t best = 0;
-    for (int64_t j = 1; j < c; ++j)
-      if (l[size_t(i * c + j)] > l[size_t(i * c + best)]) best = j;
-    correct += best == int64_t(y[size_t(i)]);
-  }
-  return correct;
-}
 }  // namespace
 
 SmallCnnResult train_small_cnn(const SmallCnnOptions& options, std::ostream* log) {
@@ -106,7 +93,7 @@ SmallCnnResult train_small_cnn(const SmallCnnOptions& options, std::ostream* log
       clip_grad_norm(model.parameters(), 5.0f);
       sgd.step();
       loss_sum += double(loss.value().item()) * double(batch.labels.numel());
-      correct += count_correct(logits.value(), batch.labels);
+      correct += algorithms::count_correct(logits.value(), batch.labels);
       seen += batch.labels.numel();
     }
     result.final_train_loss = loss_sum / double(seen);
@@ -121,7 +108,7 @@ SmallCnnResult train_small_cnn(const SmallCnnOptions& options, std::ostream* log
   int64_t correct = 0;
   for (int64_t b = 0; b < test_batches.batches_per_epoch(); ++b) {
     const Batch batch = test_batches.next();
-    correct += count_correct(model(Var(batch.images), false).value(), batch.labels);
+    correct += algorithms::count_correct(model(Var(batch.images), false).value(), batch.labels);
   }
   result.test_accuracy = double(correct) / double(test.labels.size());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
