@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "algorithms/search_session.h"
+#include "engine/data/augment.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "engine/threads.h"
@@ -30,8 +31,16 @@ struct TrainConfig {
   int64_t subset = 0, test_subset = 0;
   int64_t epochs = 600, batch = 96, max_steps = 0, seed = 0, log_every = 50;
   double lr = 0.025, lr_min = 0, momentum = 0.9, weight_decay = 3e-4, grad_clip = 5;
+  // Training-batch augmentation and label smoothing (all off by default; DARTS CIFAR:
+  // --crop-padding 4 --flip --cutout 16).
+  int64_t cutout = 0, crop_padding = 0;
+  bool flip = false;
+  double label_smoothing = 0;
 
-  TrainOptions options() const {
+  // `stats`: the normalisation of the training set; the crop pads with raw black, as DARTS.
+  TrainOptions options(const ChannelStats& stats) const {
+    AugmentOptions augment{.crop_padding = int(crop_padding), .flip = flip, .cutout = int(cutout)};
+    if (crop_padding > 0) augment.pad_value = normalized_zero(stats);
     return {.epochs = epochs,
             .batch_size = batch,
             .max_steps = max_steps,
@@ -41,9 +50,23 @@ struct TrainConfig {
             .lr_min = float(lr_min),
             .momentum = float(momentum),
             .weight_decay = float(weight_decay),
-            .grad_clip = float(grad_clip)};
+            .grad_clip = float(grad_clip),
+            .augment = augment,
+            .label_smoothing = float(label_smoothing)};
   }
 };
+
+// --label-smoothing: a number in [0, 1) (1 would leave no signal), checked with one message.
+double label_smoothing_flag(const Args& args) {
+  double v = -1;
+  try {
+    v = args.get_double("label-smoothing", 0, 0, 1);
+  } catch (const Error&) {}
+  if (!(v >= 0 && v < 1))
+    throw error("--label-smoothing: expected a number in [0, 1), got '",
+                args.get("label-smoothing"), "'");
+  return v;
+}
 
 TrainConfig config_from_flags(const Args& args) {
   TrainConfig c;
@@ -66,6 +89,10 @@ TrainConfig config_from_flags(const Args& args) {
   c.momentum = args.get_double("momentum", c.momentum, 0, 1);
   c.weight_decay = args.get_double("weight-decay", c.weight_decay, 0, kMaxDouble);
   c.grad_clip = args.get_double("grad-clip", c.grad_clip, 0, kMaxDouble);
+  c.cutout = args.get_int("cutout", 0, 0, 1 << 16);
+  c.crop_padding = args.get_int("crop-padding", 0, 0, 1 << 16);
+  c.flip = args.has("flip");
+  c.label_smoothing = label_smoothing_flag(args);
   c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
   require_fixed(c.space);
   return c;
@@ -90,6 +117,10 @@ JsonValue config_json(const TrainConfig& c, const algorithms::DataShape& fitted,
   j.set("momentum", c.momentum);
   j.set("weight_decay", c.weight_decay);
   j.set("grad_clip", c.grad_clip);
+  j.set("cutout", c.cutout);
+  j.set("crop_padding", c.crop_padding);
+  j.set("flip", c.flip);
+  j.set("label_smoothing", c.label_smoothing);
   j.set("threads", num_threads());
   j.set("input", input_json(fitted));
   j.set("classes", fitted.classes);
@@ -118,6 +149,14 @@ TrainConfig config_from_file(const ConfigReader& r) {
   c.momentum = r.number("momentum");
   c.weight_decay = r.number("weight_decay");
   c.grad_clip = r.number("grad_clip");
+  // Runs written before these options had none of them: all off.
+  if (r.has("cutout")) c.cutout = r.integer("cutout");
+  if (r.has("crop_padding")) c.crop_padding = r.integer("crop_padding");
+  if (r.has("flip")) {
+    if (!r.value("flip").is_bool()) throw error(r.file(), ":/flip: expected true or false");
+    c.flip = r.value("flip").as_bool();
+  }
+  if (r.has("label_smoothing")) c.label_smoothing = r.number("label_smoothing");
   return c;
 }
 
@@ -152,7 +191,7 @@ int run_train(const Args& args) {
   const algorithms::DataShape shape = algorithms::data_shape(data.train);
   spec::Space fitted = config.space;
   note(algorithms::fit_space_to_data(fitted, shape));
-  TrainSession session(fitted, data.train, config.options());
+  TrainSession session(fitted, data.train, config.options(data.stats));
 
   JsonValue config_doc = config_json(config, shape, data.stats, fitted);
   int64_t metrics_bytes = 0;
@@ -262,12 +301,18 @@ const Command& train_command() {
                 {"lr-min", "X", "learning rate at the end of the schedule", "0"},
                 {"momentum", "X", "SGD momentum", "0.9"},
                 {"weight-decay", "X", "SGD weight decay", "0.0003"},
-                {"grad-clip", "X", "clip the gradient norm (0: off)", "5"}},
+                {"grad-clip", "X", "clip the gradient norm (0: off)", "5"},
+                {"cutout", "L", "cutout square side on training images (0: off; DARTS: 16)", "0"},
+                {"crop-padding", "P",
+                 "random crop of training images padded by P pixels (0: off; DARTS: 4)", "0"},
+                {"flip", "", "random horizontal flip of training images", ""},
+                {"label-smoothing", "X", "label smoothing of the training loss, in [0, 1)", "0"}},
       .details =
           "Writes DIR/config.json, DIR/metrics.jsonl (a final \"test\" line) and\n"
           "DIR/checkpoint.bin (every epoch and on Ctrl-C; exit status 130).\n"
           "--resume DIR continues bit-identically; only --threads, --epochs and\n"
-          "--max-steps may be given with it.",
+          "--max-steps may be given with it. Augmentation (--crop-padding, --flip,\n"
+          "--cutout) applies to training batches only, never to the test evaluation.",
       .run = run_train};
   return command;
 }

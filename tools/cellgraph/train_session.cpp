@@ -20,6 +20,8 @@ TrainOptions checked(TrainOptions o) {
   if (o.epochs < 1) throw error("train: epochs must be >= 1, got ", o.epochs);
   if (o.batch_size < 1) throw error("train: batch size must be >= 1, got ", o.batch_size);
   if (o.max_steps < 0 || o.log_every < 0) throw error("train: negative step counts");
+  if (!(o.label_smoothing >= 0.0f && o.label_smoothing < 1.0f))
+    throw error("train: label smoothing must be in [0, 1), got ", o.label_smoothing);
   return o;
 }
 
@@ -88,7 +90,8 @@ TrainSession::TrainSession(spec::Space space, const Dataset& train_set, TrainOpt
       // drop_last: a last batch of one image would break batch norm's statistics.
       batches_(train_set, BatchOptions{.batch_size = options_.batch_size,
                                        .drop_last = true,
-                                       .seed = batch_seed(options_.seed)}),
+                                       .seed = batch_seed(options_.seed),
+                                       .augment = options_.augment}),
       plan_(sched::make_plan(graph_, sched::all_active(graph_))),
       steps_per_epoch_(batches_.batches_per_epoch()) {
   start_ = interval_start_ = Clock::now();
@@ -106,7 +109,7 @@ int64_t TrainSession::planned_steps() const {
 Var TrainSession::loss(const Batch& batch) {
   const Var logits =
       run_network(graph_, params_, plan_, batch.images, true, uint64_t(step_) * 2 + 1);
-  const Var loss = ops::cross_entropy(logits, Var(batch.labels));
+  const Var loss = ops::cross_entropy(logits, Var(batch.labels), options_.label_smoothing);
   const int64_t n = batch.labels.numel();
   loss_sum_ += double(loss.value().item()) * double(n);
   correct_ += algorithms::count_correct(logits.value(), batch.labels);

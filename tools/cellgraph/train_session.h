@@ -18,6 +18,7 @@
 #include <string>
 
 #include "engine/autodiff/var.h"
+#include "engine/data/augment.h"
 #include "engine/data/batches.h"
 #include "engine/data/dataset.h"
 #include "engine/io/checkpoint.h"
@@ -41,6 +42,10 @@ struct TrainOptions {
   float momentum = 0.9f;
   float weight_decay = 3e-4f;
   float grad_clip = 5.0f;  // <= 0: no clipping
+  // Training batches only (never evaluation): random crop, flip, cutout. Off by default;
+  // DARTS CIFAR uses crop_padding 4, flip and cutout 16.
+  AugmentOptions augment = {};
+  float label_smoothing = 0.0f;  // in [0, 1); cross-entropy against smoothed targets
 };
 
 struct TrainRecord {
