@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <string>
 
 #include "algorithms/derive.h"
@@ -16,6 +17,7 @@
 #include "engine/io/checkpoint.h"
 #include "spec/json_value.h"
 #include "spec/space.h"
+#include "tools/cellgraph/cli.h"
 
 namespace cellgraph::tools {
 
@@ -103,12 +105,32 @@ std::string shape_text(int64_t c, int64_t h, int64_t w);
 // Prints "cellgraph: note: TEXT" to stderr (nothing for empty text).
 void note(const std::string& text);
 
-class Args;
 // `cellgraph COMMAND --resume DIR` keeps the run's options: refuses a positional argument
 // (what_positional names it in the message) and any flag other than --threads, --epochs
 // and --max-steps.
 void check_resume_flags(const Args& args, const std::string& command,
                         const std::string& what_positional, const std::string& dir);
+
+// --resume: restores the session from DIR's checkpoint, applies the options that may be
+// changed on resume (--epochs, --max-steps) to it and to the config document (which starts
+// as the run's config.json), and returns the metrics log size the checkpoint recorded (the
+// log is cut back to it, dropping lines written after the checkpoint).
+template <typename Session>
+int64_t resume_from_checkpoint(Session& session, const Args& args, const std::string& dir,
+                               const ConfigReader& reader, spec::JsonValue& config_doc) {
+  const io::Checkpoint ckpt = io::load_checkpoint(checkpoint_path(dir));
+  session.restore(ckpt);
+  config_doc = reader.root();
+  if (args.has("epochs")) {
+    session.set_epochs(args.get_int("epochs", 0, 1, 1000000));
+    config_doc.set("epochs", session.options().epochs);
+  }
+  if (args.has("max-steps")) {
+    session.set_max_steps(args.get_int("max-steps", 0, 0, std::numeric_limits<int64_t>::max()));
+    config_doc.set("max_steps", session.options().max_steps);
+  }
+  return ckpt.meta_int("metrics_bytes");
+}
 
 // Saves a session's checkpoint with the metrics log's size, so a resumed run can cut the
 // log back to the lines written before it.

@@ -220,23 +220,10 @@ int run_search(const Args& args) {
   SearchSession session(fitted, data.train, config.options());
 
   JsonValue config_doc = config_json(config, shape, data.stats);
-  int64_t metrics_bytes = 0;
-  if (resume) {
-    const io::Checkpoint ckpt = io::load_checkpoint(checkpoint_path(dir));
-    session.restore(ckpt);
-    metrics_bytes = ckpt.meta_int("metrics_bytes");
-    config_doc = reader->root();
-    if (args.has("epochs")) {
-      session.set_epochs(args.get_int("epochs", 0, 1, 1000000));
-      config_doc.set("epochs", session.options().epochs);
-    }
-    if (args.has("max-steps")) {
-      session.set_max_steps(args.get_int("max-steps", 0, 0, kMaxInt));
-      config_doc.set("max_steps", session.options().max_steps);
-    }
-  }
+  const int64_t metrics_bytes =
+      resume ? resume_from_checkpoint(session, args, dir, *reader, config_doc) : 0;
   write_file_atomic(config_path(dir), spec::dump(config_doc, 2) + "\n");
-  MetricsLog log(metrics_path(dir), resume ? metrics_bytes : 0);
+  MetricsLog log(metrics_path(dir), metrics_bytes);
 
   Progress progress;
   std::cerr << (resume ? "resuming " : "searching ") << dir << ": " << config.algo << ", "
