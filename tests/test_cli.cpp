@@ -19,6 +19,7 @@
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "spec/json_value.h"
+#include "tests/support/cli.h"
 
 using namespace cellgraph;
 
@@ -29,60 +30,16 @@ namespace fs = std::filesystem;
 const std::string kSource = CELLGRAPH_SOURCE_DIR;
 const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("cellgraph_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
+using testing::has;
+using testing::have_fashion_mnist;
+using testing::read_text;
+using testing::Result;
+using testing::TempDir;
 
 // Runs `cellgraph ARGS` (ARGS already shell-quoted where needed).
 Result run_cli(const std::string& args) {
-  static int counter = 0;
-  const std::string base =
-      (fs::temp_directory_path() /
-       ("cellgraph_cli_out_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)))
-          .string();
-  const std::string command =
-      std::string(CELLGRAPH_CLI_PATH) + " " + args + " >" + base + ".out 2>" + base + ".err";
-  const int rc = std::system(command.c_str());
-  Result r;
-  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  r.out = read_text(base + ".out");
-  r.err = read_text(base + ".err");
-  fs::remove(base + ".out");
-  fs::remove(base + ".err");
-  return r;
-}
-
-bool has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-bool have_fashion_mnist() {
-  return fs::exists(fs::path(CELLGRAPH_FASHION_MNIST_DIR) / "train-images-idx3-ubyte.gz") ||
-         fs::exists(fs::path(CELLGRAPH_FASHION_MNIST_DIR) / "train-images-idx3-ubyte");
+  static const TempDir scratch("cellgraph_cli_out");
+  return testing::run_cli(args, scratch);
 }
 
 // A tiny search space (input [1, 8, 8]: the runner fits it to Fashion-MNIST's [1, 28, 28]).

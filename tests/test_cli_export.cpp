@@ -18,6 +18,7 @@
 
 #include "engine/io/npy.h"
 #include "engine/tensor/random.h"
+#include "tests/support/cli.h"
 
 using namespace cellgraph;
 
@@ -32,54 +33,18 @@ const std::string kNats =
 const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
 constexpr double kTolerance = 1e-4;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("cellgraph_cli_export_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::has;
+using testing::have_fashion_mnist;
+using testing::read_text;
+using testing::Result;
+using testing::run_cli;
+using testing::run_shell;
+using testing::TempDir;
 
 std::string quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
-}
-
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
-
-// Runs `command` through the shell, capturing stdout and stderr.
-Result run_shell(const std::string& command, const TempDir& dir) {
-  static int counter = 0;
-  const std::string base = dir / ("cmd" + std::to_string(counter++));
-  const int rc = std::system((command + " >" + base + ".out 2>" + base + ".err").c_str());
-  Result r;
-  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  r.out = read_text(base + ".out");
-  r.err = read_text(base + ".err");
-  return r;
-}
-
-Result run_cli(const std::string& args, const TempDir& dir) {
-  return run_shell(std::string(CELLGRAPH_CLI_PATH) + " " + args, dir);
 }
 
 // run_onnx.py MODEL IN.npy... OUT.npy; fails the test (never skips) without the venv.
@@ -93,15 +58,6 @@ Tensor onnxruntime(const TempDir& dir, const std::vector<std::string>& args) {
   const Result r = run_shell(command, dir);
   if (r.status != 0) FAIL("`", command, "` exited with ", r.status, ":\n", r.out, r.err);
   return io::read_npy(args.back());
-}
-
-bool has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-bool have_fashion_mnist() {
-  return fs::exists(fs::path(CELLGRAPH_FASHION_MNIST_DIR) / "train-images-idx3-ubyte.gz") ||
-         fs::exists(fs::path(CELLGRAPH_FASHION_MNIST_DIR) / "train-images-idx3-ubyte");
 }
 
 void write_images(const std::string& path, const Shape& shape, uint64_t seed) {

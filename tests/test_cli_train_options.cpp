@@ -14,6 +14,7 @@
 
 #include "engine/io/checkpoint.h"
 #include "spec/json_value.h"
+#include "tests/support/cli.h"
 
 using namespace cellgraph;
 
@@ -23,56 +24,13 @@ namespace fs = std::filesystem;
 
 const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("cellgraph_cli_train_opts_" + std::to_string(::getpid()) +
-                                        "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using testing::has;
+using testing::have_fashion_mnist;
+using testing::read_text;
+using testing::Result;
+using testing::TempDir;
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
-
-// Runs `cellgraph ARGS`, its output captured in files under `dir`.
-Result run_cli(const TempDir& dir, const std::string& args) {
-  static int counter = 0;
-  const std::string base = dir / ("run_" + std::to_string(counter++));
-  const std::string command =
-      std::string(CELLGRAPH_CLI_PATH) + " " + args + " >" + base + ".out 2>" + base + ".err";
-  const int rc = std::system(command.c_str());
-  Result r;
-  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  r.out = read_text(base + ".out");
-  r.err = read_text(base + ".err");
-  return r;
-}
-
-bool has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-bool have_fashion_mnist() {
-  return fs::exists(fs::path(CELLGRAPH_FASHION_MNIST_DIR) / "train-images-idx3-ubyte.gz") ||
-         fs::exists(fs::path(CELLGRAPH_FASHION_MNIST_DIR) / "train-images-idx3-ubyte");
-}
+Result run_cli(const TempDir& dir, const std::string& args) { return testing::run_cli(args, dir); }
 
 // A tiny fixed network (input [1, 8, 8]: the runner fits it to Fashion-MNIST's [1, 28, 28]).
 std::string write_tiny_fixed(const TempDir& dir) {
