@@ -20,6 +20,7 @@
 #include "engine/io/checkpoint.h"
 #include "spec/json_value.h"
 #include "tests/support/cli.h"
+#include "tests/support/tiny_space.h"
 
 using namespace cellgraph;
 
@@ -45,24 +46,7 @@ Result run_cli(const std::string& args) {
 // A tiny search space (input [1, 8, 8]: the runner fits it to Fashion-MNIST's [1, 28, 28]).
 std::string write_tiny_space(const TempDir& dir) {
   const std::string path = dir / "tiny.json";
-  std::ofstream(path) << R"({
-  "format": 1, "name": "tiny",
-  "op_sets": {"small": ["none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"]},
-  "cells": [{
-    "name": "normal", "inputs": ["c_k-2", "c_k-1"],
-    "nodes": [
-      {"name": "a", "from": ["c_k-2", "c_k-1"], "ops": "small", "keep": 2},
-      {"name": "b", "from": ["c_k-2", "c_k-1", "a"], "ops": "small", "keep": 2}
-    ],
-    "output": {"concat": ["a", "b"]}
-  }],
-  "network": {
-    "input": [1, 8, 8], "classes": 3,
-    "stem": [{"op": "conv_3x3", "channels": 6}, {"op": "batch_norm"}],
-    "body": [{"cell": "normal", "channels": 4}],
-    "head": [{"op": "global_avg_pool"}, {"op": "linear"}]
-  }
-})";
+  std::ofstream(path) << testing::kTinySpace;
   return path;
 }
 

@@ -14,31 +14,14 @@
 #include "engine/io/checkpoint.h"
 #include "engine/tensor/random.h"
 #include "spec/parse.h"
+#include "tests/support/tiny_space.h"
 
 using namespace cellgraph;
 using namespace cellgraph::algorithms;
 
 namespace {
 
-// The scheduler tests' tiny space: one cell, two nodes, 4 candidates per edge.
-const char* kTinySpace = R"({
-  "format": 1, "name": "tiny",
-  "op_sets": {"small": ["none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"]},
-  "cells": [{
-    "name": "normal", "inputs": ["c_k-2", "c_k-1"],
-    "nodes": [
-      {"name": "a", "from": ["c_k-2", "c_k-1"], "ops": "small", "keep": 2},
-      {"name": "b", "from": ["c_k-2", "c_k-1", "a"], "ops": "small", "keep": 2}
-    ],
-    "output": {"concat": ["a", "b"]}
-  }],
-  "network": {
-    "input": [1, 8, 8], "classes": 3,
-    "stem": [{"op": "conv_3x3", "channels": 6}, {"op": "batch_norm"}],
-    "body": [{"cell": "normal", "channels": 4}],
-    "head": [{"op": "global_avg_pool"}, {"op": "linear"}]
-  }
-})";
+using testing::kTinySpace;
 
 Dataset tiny_data(int64_t n) {
   Rng rng(17);
