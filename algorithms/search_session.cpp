@@ -323,7 +323,11 @@ void SearchSession::restore(const io::Checkpoint& ckpt) {
   restore_logits(graph_, arch_, ckpt);
   const std::vector<float> active =
       ckpt.tensor("arch_active", {int64_t(arch_.active.size())}).to_vector();
-  for (size_t i = 0; i < active.size(); ++i) arch_.active[i] = active[i] != 0.0f;
+  for (size_t i = 0; i < active.size(); ++i) {
+    if (active[i] != 0.0f && active[i] != 1.0f && active[i] != 2.0f)
+      throw error(src, ": arch_active entry ", i, " is ", active[i], "; expected 0, 1 or 2");
+    arch_.active[i] = uint8_t(active[i]);
+  }
   sgd_.load_state_tensors(with_prefix(ckpt, "sgd/"), src);
   adam_.load_state_tensors(with_prefix(ckpt, "adam/"), src);
   train_it_.set_position(parse_position(ckpt, "train_position"));

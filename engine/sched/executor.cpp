@@ -76,7 +76,15 @@ Var run(const ir::Graph& graph, const ir::ParameterStore& params, const Plan& pl
     } else {
       for (ValueId in : n.inputs) inputs.push_back(in.valid() ? read(in) : Var());
     }
-    std::vector<Var> outs = ops::apply(n.op, attrs, inputs);
+    const bool forward_only =
+        n.candidate.valid() && plan.active[n.candidate.index()] == kForwardOnly;
+    std::vector<Var> outs;
+    if (forward_only) {
+      NoGradGuard no_grad;
+      outs = ops::apply(n.op, attrs, inputs);
+    } else {
+      outs = ops::apply(n.op, attrs, inputs);
+    }
     for (size_t o = 0; o < outs.size(); ++o) values[n.outputs[o].index()] = std::move(outs[o]);
     // Release what no later node reads; autodiff keeps what backward needs.
     for (ValueId in : n.inputs)
