@@ -1,4 +1,6 @@
 // Every search algorithm as a readable pipeline of named passes, run once per step.
+#include "algorithms/ista.h"
+#include "algorithms/nasp.h"
 #include "algorithms/search_step.h"
 #include "engine/error.h"
 
@@ -18,6 +20,19 @@ const std::vector<Algorithm>& algorithms() {
        "MiLeNAS, mixed level: alpha by Adam on dL_val/dalpha + lambda * dL_train/dalpha",
        {{"update_architecture_mixed_level", update_architecture_mixed_level},
         {"update_weights", update_weights}}},
+      {"nasp",
+       "NASP: A in [0,1] by a proximal gradient step at its one-hot projection; weights train "
+       "only the selected op of each edge",
+       {{"update_architecture_proximal", update_architecture_proximal},
+        {"update_weights", update_weights}},
+       Relaxation::box},
+      {"ista",
+       "ISTA-NAS, two-stage: per node z = LASSO(A, b) picks the top-s support; weights on the "
+       "supported ops (train), b by Adam (val)",
+       {{"recover_sparse_codes", recover_sparse_codes},
+        {"update_weights", update_weights},
+        {"update_codes", update_codes}},
+       Relaxation::sparse_code},
   };
   return kList;
 }
@@ -29,6 +44,17 @@ const Algorithm& find_algorithm(const std::string& name) {
     known += (known.empty() ? "" : ", ") + a.name;
   }
   throw error("unknown algorithm '", name, "'; expected one of: ", known);
+}
+
+ArchState prepared_arch_state(const Algorithm& algorithm, const ir::Graph& graph,
+                              const spec::Space& space, const AlgorithmOptions& options,
+                              uint64_t seed) {
+  ArchState state = initial_arch_state(graph, space.arch.init_std, seed);
+  state.relaxation = algorithm.relaxation;
+  if (algorithm.relaxation == Relaxation::box) project_box(state.logits);
+  if (algorithm.relaxation == Relaxation::sparse_code)
+    init_sparse_codes(state, graph, space, options.sparse, space.arch.init_std, seed + 1);
+  return state;
 }
 
 void run_step(const Algorithm& algorithm, StepContext& ctx) {

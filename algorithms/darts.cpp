@@ -100,7 +100,7 @@ std::vector<Tensor> arch_grad_of_train_loss(StepContext& ctx) {
 void update_weights(StepContext& ctx) {
   Sgd& sgd = ctx.weight_optimizer;
   sgd.zero_grad();
-  forward_loss(ctx, ctx.train, fixed_coefficients(ctx.arch), true).backward();
+  forward_loss(ctx, ctx.train, current_coefficients(ctx.arch), true).backward();
   if (ctx.grad_clip > 0) clip_grad_norm(sgd.params(), ctx.grad_clip);
   sgd.step();
 }

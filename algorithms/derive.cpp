@@ -87,6 +87,38 @@ void derive_node(spec::Node& node, const spec::Cell& cell, const ir::Graph& g,
   node.path_weights = false;
 }
 
+// ISTA-NAS: the node keeps exactly its support, one edge per supported (edge, op) pair, so
+// two ops on one incoming edge become two parallel edges.
+void derive_node_support(spec::Node& node, const spec::Cell& cell, const ir::Graph& g,
+                         const ArchState& arch) {
+  const SparseNode* sparse = nullptr;
+  for (const SparseNode& n : arch.nodes)
+    if (n.label == cell.name + "/" + node.name) sparse = &n;
+  if (sparse == nullptr) return;  // no mixed edge into this node
+  const ir::ArchGroup& group = g.arch_groups[size_t(sparse->group)];
+  const size_t k = sparse->columns.size();
+  std::vector<spec::Edge> kept;
+  for (size_t e = 0; e < node.edges.size(); ++e) {
+    const spec::Edge& edge = node.edges[e];
+    if (edge.ops.size() == 1) {  // a fixed edge stays
+      kept.push_back(edge);
+      continue;
+    }
+    const ir::MixedEdge* m = find_mixed_edge(g, cell.name, node.name, int32_t(e));
+    CG_ASSERT(m != nullptr, "no architecture row for ", cell.name, "/", node.name, "/e", e);
+    for (int32_t i : sparse->support) {
+      if (sparse->rows[size_t(i) / k] != m->row) continue;
+      spec::Edge one = edge;
+      one.ops = {group.columns[size_t(sparse->columns[size_t(i) % k])]};
+      one.op_set.clear();
+      one.init.clear();
+      kept.push_back(std::move(one));
+    }
+  }
+  node.edges = std::move(kept);
+  node.path_weights = false;
+}
+
 bool has_mixed_edge(const spec::Cell& cell) {
   for (const spec::Node& n : cell.nodes)
     for (const spec::Edge& e : n.edges)
@@ -101,12 +133,17 @@ Derived derive(const spec::Space& search_space, const ir::Graph& graph, const Ar
                 ":/arch/share: derivation needs architecture parameters shared "
                 "by cell type (\"share\": \"cell_type\"); per-instance cells cannot be written "
                 "back as one cell definition");
-  const std::vector<std::vector<float>> weights = softmax_values(arch);
+  const std::vector<std::vector<float>> weights = coefficient_values(arch);
   Derived d{search_space, ""};
   d.space.name = search_space.name + "-derived";
   for (spec::Cell& cell : d.space.cells) {
     if (!has_mixed_edge(cell)) continue;
-    for (spec::Node& node : cell.nodes) derive_node(node, cell, graph, weights);
+    for (spec::Node& node : cell.nodes) {
+      if (arch.relaxation == Relaxation::sparse_code)
+        derive_node_support(node, cell, graph, arch);
+      else
+        derive_node(node, cell, graph, weights);
+    }
   }
   d.genotype = genotype_string(d.space);
   return d;

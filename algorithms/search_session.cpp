@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "algorithms/ista.h"
 #include "engine/error.h"
 #include "spec/compile.h"
 
@@ -85,6 +86,56 @@ void restore_logits(const ir::Graph& graph, ArchState& arch, const io::Checkpoin
   }
 }
 
+// ISTA-NAS state beyond the codes: per node the support, the code z (exact: its doubles
+// as text) and the epoch's statistics. A_j is not stored: it is a function of the seed.
+void save_sparse_nodes(const ArchState& arch, io::Checkpoint& ckpt) {
+  for (size_t g = 0; g < arch.codes.size(); ++g)
+    ckpt.add("code/" + std::string(arch.codes[g].name()), arch.codes[g].value());
+  for (const SparseNode& n : arch.nodes) {
+    std::vector<float> support(n.support.begin(), n.support.end());
+    ckpt.add("sparse/" + n.label + "/support",
+             Tensor::from_vector({int64_t(support.size())}, support));
+    std::string z;
+    for (double v : n.z) z += (z.empty() ? "" : " ") + io::format_double(v);
+    ckpt.set_meta("sparse/" + n.label + "/z", z);
+    ckpt.set_meta("sparse/" + n.label + "/support_changes", std::to_string(n.support_changes));
+    ckpt.set_meta("sparse/" + n.label + "/z_change", io::format_double(n.z_change));
+  }
+}
+
+void restore_sparse_nodes(const ir::Graph& graph, ArchState& arch, const io::Checkpoint& ckpt,
+                          bool with_codes) {
+  const std::string& src = ckpt.source();
+  if (with_codes)
+    for (Var& code : arch.codes)
+      code.value().copy_from(ckpt.tensor("code/" + std::string(code.name()), code.shape()));
+  for (SparseNode& n : arch.nodes) {
+    const std::string key = "sparse/" + n.label;
+    const std::vector<float> support = ckpt.tensor(key + "/support", {int64_t(n.keep)}).to_vector();
+    n.support.clear();
+    for (float i : support) {
+      if (!(i >= 0 && i < float(n.n()) && i == std::floor(i)))
+        throw error(src, ": '", key, "/support' holds ", i, "; expected an index below ", n.n());
+      n.support.push_back(int32_t(i));
+    }
+    if (!with_codes) continue;
+    const std::string& text = ckpt.meta(key + "/z");
+    n.z.clear();
+    const char* p = text.c_str();
+    while (*p != 0) {
+      char* end = nullptr;
+      n.z.push_back(std::strtod(p, &end));
+      if (end == p) break;
+      p = end;
+    }
+    if (int64_t(n.z.size()) != n.n())
+      throw error(src, ": metadata '", key, "/z': expected ", n.n(), " numbers");
+    n.support_changes = ckpt.meta_int(key + "/support_changes");
+    n.z_change = ckpt.meta_double(key + "/z_change");
+  }
+  arch.active = support_active_set(graph, arch);
+}
+
 }  // namespace
 
 double decimal_of(float value) {
@@ -120,9 +171,10 @@ std::string fit_space_to_data(spec::Space& space, const DataShape& shape) {
 std::vector<std::pair<std::string, std::vector<std::string>>> argmax_ops(const ir::Graph& graph,
                                                                          const ArchState& arch) {
   std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  const std::vector<std::vector<float>> values = coefficient_values(arch);
   for (size_t g = 0; g < graph.arch_groups.size(); ++g) {
     const ir::ArchGroup& group = graph.arch_groups[g];
-    const std::vector<float> v = arch.logits[g].value().to_vector();
+    const std::vector<float>& v = values[g];
     const size_t cols = group.columns.size();
     std::vector<std::string> rows;
     for (size_t r = 0; r < size_t(group.rows); ++r) {
@@ -142,14 +194,15 @@ SearchSession::SearchSession(spec::Space space, const Dataset& train_set, Search
       algorithm_(&find_algorithm(options_.algorithm)),
       graph_(spec::compile(space_)),
       params_(graph_, options_.seed),
-      arch_(initial_arch_state(graph_, space_.arch.init_std, stream_seed(options_.seed, 1))),
+      arch_(prepared_arch_state(*algorithm_, graph_, space_, options_.algorithm_options,
+                                stream_seed(options_.seed, 1))),
       sgd_(params_.weights(), SgdOptions{.lr = options_.lr,
                                          .momentum = options_.momentum,
                                          .weight_decay = options_.weight_decay}),
-      adam_(arch_.logits, AdamOptions{.lr = options_.arch_lr,
-                                      .beta1 = options_.arch_beta1,
-                                      .beta2 = options_.arch_beta2,
-                                      .weight_decay = options_.arch_weight_decay}),
+      adam_(arch_variables(arch_), AdamOptions{.lr = options_.arch_lr,
+                                               .beta1 = options_.arch_beta1,
+                                               .beta2 = options_.arch_beta2,
+                                               .weight_decay = options_.arch_weight_decay}),
       schedule_(options_.lr, options_.lr_min, options_.epochs),
       data_(train_set),
       // DARTS takes the two parts in order (no shuffle): the iterators shuffle each epoch.
@@ -253,6 +306,16 @@ SearchRecord SearchSession::record(SearchRecord::Kind kind) {
     epoch_steps_timed_ = 0;
     r.genotype = derive().genotype;
     r.argmax = argmax_ops(graph_, arch_);
+    for (SparseNode& n : arch_.nodes) {
+      SparseNodeRecord s{n.label, {}, n.support_changes, n.z_change};
+      const size_t k = n.columns.size();
+      const ir::ArchGroup& g = graph_.arch_groups[size_t(n.group)];
+      for (int32_t i : n.support)
+        s.support.push_back(g.row_labels[size_t(n.rows[size_t(i) / k])] + ": " +
+                            g.columns[size_t(n.columns[size_t(i) % k])]);
+      r.sparse_nodes.push_back(std::move(s));
+      n.support_changes = 0;
+    }
   }
   return r;
 }
@@ -294,6 +357,7 @@ io::Checkpoint SearchSession::checkpoint() const {
     ckpt.add("param/" + graph_.params[i].name, params_.all()[i].value());
   for (size_t g = 0; g < graph_.arch_groups.size(); ++g)
     ckpt.add("arch/" + graph_.arch_groups[g].name, arch_.logits[g].value());
+  save_sparse_nodes(arch_, ckpt);
   std::vector<float> active(arch_.active.begin(), arch_.active.end());
   ckpt.add("arch_active", Tensor::from_vector({int64_t(active.size())}, active));
   for (const auto& [key, t] : sgd_.state_tensors()) ckpt.add("sgd/" + key, t);
@@ -328,6 +392,10 @@ void SearchSession::restore(const io::Checkpoint& ckpt) {
       throw error(src, ": arch_active entry ", i, " is ", active[i], "; expected 0, 1 or 2");
     arch_.active[i] = uint8_t(active[i]);
   }
+  if (arch_.relaxation == Relaxation::sparse_code) {
+    restore_sparse_nodes(graph_, arch_, ckpt, true);
+    arch_.active.assign(active.begin(), active.end());
+  }
   sgd_.load_state_tensors(with_prefix(ckpt, "sgd/"), src);
   adam_.load_state_tensors(with_prefix(ckpt, "adam/"), src);
   train_it_.set_position(parse_position(ckpt, "train_position"));
@@ -356,8 +424,10 @@ Derived derive_from_checkpoint(const spec::Space& space, const io::Checkpoint& c
     throw error(ckpt.source(), ": a '", ckpt.meta("kind"),
                 "' checkpoint; derive needs the checkpoint of a search");
   const ir::Graph graph = spec::compile(space);
-  ArchState arch = initial_arch_state(graph, space.arch.init_std, 0);
+  const Algorithm& algorithm = find_algorithm(ckpt.meta("algorithm"));
+  ArchState arch = prepared_arch_state(algorithm, graph, space, AlgorithmOptions{}, 0);
   restore_logits(graph, arch, ckpt);
+  if (arch.relaxation == Relaxation::sparse_code) restore_sparse_nodes(graph, arch, ckpt, false);
   return derive(space, graph, arch);
 }
 

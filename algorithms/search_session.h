@@ -60,6 +60,15 @@ struct SearchOptions {
   AlgorithmOptions algorithm_options;  // the passes' own hyperparameters (MiLeNAS lambda)
 };
 
+// ISTA-NAS, per node, in epoch records: the support as "edge: op" entries, how many steps
+// of the epoch changed it, and the last step's ||z_new - z_old||_2.
+struct SparseNodeRecord {
+  std::string node;
+  std::vector<std::string> support;
+  int64_t support_changes = 0;
+  double z_change = 0;
+};
+
 // What a run reports at log intervals and epoch ends. Losses and accuracies are means
 // over the steps of the current epoch so far (DARTS' running averages).
 struct SearchRecord {
@@ -75,6 +84,7 @@ struct SearchRecord {
   // column of every row (edge).
   std::string genotype;
   std::vector<std::pair<std::string, std::vector<std::string>>> argmax;
+  std::vector<SparseNodeRecord> sparse_nodes;  // ISTA-NAS only
 };
 
 // The shortest decimal that reads back as `value`, as a double: how metrics report floats.

@@ -7,12 +7,14 @@
 #include <vector>
 
 #include "algorithms/arch_state.h"
+#include "algorithms/lasso.h"
 #include "engine/data/batches.h"
 #include "engine/ir/graph.h"
 #include "engine/ir/parameter_store.h"
 #include "engine/optim/optimizer.h"
 #include "engine/optim/sgd.h"
 #include "engine/sched/plan.h"
+#include "spec/space.h"
 
 namespace cellgraph::algorithms {
 
@@ -21,9 +23,21 @@ struct StepMetrics {
   int64_t train_correct = 0, val_correct = 0, train_count = 0, val_count = 0;
 };
 
+// ISTA-NAS (Yang et al., NeurIPS 2020) sparse coding; defaults are the paper's.
+struct SparseCodeOptions {
+  int64_t measurements = 7;  // m: rows of each node's A_j and length of b_j
+  bool gaussian = false;     // A_j entries N(0, 1/m) instead of uniform [0, 1)
+  LassoOptions lasso;        // lambda 1e-5, FISTA
+  // One-stage: b freezes once every node's ||z_new - z_old||_2 <= epsilon with an
+  // unchanged support.
+  double epsilon = 1e-3;
+};
+
 // Hyperparameters of the algorithms' own passes (the optimizers carry theirs).
 struct AlgorithmOptions {
   float milenas_lambda = 1.0f;  // MiLeNAS: weight of dL_train/dalpha
+  float nasp_eta = 0.0f;        // NASP: weight of the parameter-count regulariser R(A)
+  SparseCodeOptions sparse;     // ISTA-NAS
 };
 
 struct StepContext {
@@ -46,7 +60,7 @@ struct StepContext {
   const Batch& val;
   float grad_clip = 5.0f;  // <= 0: no clipping
   AlgorithmOptions options;
-  uint64_t step = 0;       // global step, seeds dropout
+  uint64_t step = 0;  // global step, seeds dropout
   StepMetrics metrics;
 
   // The plan for the current active set, made on first use and again after the active
@@ -69,12 +83,21 @@ struct Algorithm {
   std::string name;
   std::string description;
   std::vector<NamedPass> step;  // run in order, once per search step
+  Relaxation relaxation = Relaxation::softmax;
 };
 
 const std::vector<Algorithm>& algorithms();
 // Throws Error listing the known names when `name` is not one.
 const Algorithm& find_algorithm(const std::string& name);
 void run_step(const Algorithm& algorithm, StepContext& ctx);
+
+// The algorithm's starting state: initial_arch_state's logits, then per relaxation: box
+// clips them into [0, 1] (NASP's A_0 = prox_C2(alpha_0)); sparse_code samples every node's
+// A_j and an initial code, and recovers the first support. Throws Error (naming the spec
+// place) when the space does not fit the algorithm.
+ArchState prepared_arch_state(const Algorithm& algorithm, const ir::Graph& graph,
+                              const spec::Space& space, const AlgorithmOptions& options,
+                              uint64_t seed);
 
 // Building blocks shared by the passes.
 // Forward in training mode on `batch` with the given coefficients; returns the mean loss
@@ -85,11 +108,19 @@ Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& c
 int64_t count_correct(const Tensor& logits, const Tensor& labels);
 
 // Passes.
-void update_weights(StepContext& ctx);                    // SGD on L_train at softmax(alpha)
+// SGD on L_train at the relaxation's coefficients (softmax(alpha), NASP's one-hot rows,
+// ISTA-NAS's sparse coefficients), none of which receives a gradient.
+void update_weights(StepContext& ctx);
 void update_architecture_first_order(StepContext& ctx);   // Adam on dL_val/dalpha
 void update_architecture_second_order(StepContext& ctx);  // Adam on the unrolled gradient
 // The second-order DARTS gradient alone, left in the logits' grad() (for tests).
 void second_order_gradient(StepContext& ctx);
 void update_architecture_mixed_level(StepContext& ctx);  // MiLeNAS
+// NASP: A <- clip(A - lr * dF/dA_bar) at the one-hot A_bar, then A_bar from the new A.
+void update_architecture_proximal(StepContext& ctx);
+// ISTA-NAS: z_j by ISTA/FISTA from b_j for every node, the top-s support, the active set.
+void recover_sparse_codes(StepContext& ctx);
+// ISTA-NAS: Adam on dL_val/db (two-stage).
+void update_codes(StepContext& ctx);
 
 }  // namespace cellgraph::algorithms

@@ -181,6 +181,44 @@ TEST_CASE("cli: search writes its run directory and --resume continues it bit-id
   CHECK(has(r.err, "already holds a run"));
 }
 
+TEST_CASE("cli: search --algo nasp and ista log their architecture and derive from checkpoints") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("Fashion-MNIST not installed; skipped");
+    return;
+  }
+  TempDir dir;
+  const std::string spec = write_tiny_space(dir);
+  for (const std::string algo : {"nasp", "ista"}) {
+    CAPTURE(algo);
+    const std::string out = dir / algo;
+    Result r = run_cli(small_search(spec, out) + " --max-steps 4 --algo " + algo +
+                       (algo == "ista" ? " --ista-m 5 --ista-solver ista" : " --nasp-eta 0.1"));
+    REQUIRE(r.status == 0);
+    CHECK(has(r.out, "Genotype(normal=["));
+    const std::vector<std::string> lines = metric_values(out + "/metrics.jsonl");
+    REQUIRE(lines.size() == 5);  // 4 logs, 1 epoch end
+    CHECK(has(lines.back(), "\"argmax\""));
+    CHECK(has(lines.back(), "\"sparse_codes\"") == (algo == "ista"));
+    if (algo == "ista") {
+      CHECK(has(lines.back(), "\"normal/a\":{\"support\":["));
+      CHECK(has(lines.back(), "\"z_change\""));
+    }
+    const spec::JsonValue config = spec::parse_json_file(out + "/config.json");
+    CHECK(config.find("algo")->as_string() == algo);
+    if (algo == "ista") CHECK(config.find("ista_m")->as_double() == 5);
+    if (algo == "ista") CHECK(config.find("ista_solver")->as_string() == "ista");
+    r = run_cli("derive " + out + " --out " + dir / (algo + "_again.json"));
+    CHECK(r.status == 0);
+    CHECK(read_text(dir / (algo + "_again.json")) == read_text(out + "/derived.json"));
+  }
+  Result r = run_cli(small_search(spec, dir / "bad") + " --algo ista --ista-m 2.5");
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "--ista-m: expected a whole number, got 2.5"));
+  r = run_cli(small_search(spec, dir / "bad") + " --algo ista --ista-solver newton");
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "--ista-solver: expected 'fista' or 'ista', got 'newton'"));
+}
+
 TEST_CASE("cli: train a derived network for a few steps, then eval it") {
   if (!have_fashion_mnist()) {
     MESSAGE("Fashion-MNIST not installed; skipped");

@@ -59,9 +59,10 @@ int run_bench(const Args& args) {
   const algorithms::Algorithm& algo = algorithms::find_algorithm(args.get("algo", "darts"));
   const ir::Graph graph = spec::compile(space);
   const ir::ParameterStore params(graph, 0);
-  algorithms::ArchState arch = algorithms::initial_arch_state(graph, space.arch.init_std, 1);
+  algorithms::ArchState arch =
+      algorithms::prepared_arch_state(algo, graph, space, algorithms::AlgorithmOptions{}, 1);
   Sgd sgd(params.weights(), SgdOptions{});
-  Adam adam(arch.logits, AdamOptions{});
+  Adam adam(algorithms::arch_variables(arch), AdamOptions{});
   // A fixed network has no architecture to update: bench its training step.
   const bool fixed = graph.arch_groups.empty();
   const std::vector<algorithms::NamedPass> passes =
@@ -132,7 +133,7 @@ const Command& bench_command() {
       .name = "bench",
       .summary = "time search steps (and each pass) and measure peak memory on random data",
       .positionals = {"SPEC"},
-      .flags = {{"algo", "NAME", "darts, darts2 or milenas", "darts"},
+      .flags = {{"algo", "NAME", "darts, darts2, milenas, nasp or ista", "darts"},
                 {"batch", "B", "batch size of the train and val batches", "64"},
                 {"steps", "N", "timed steps (the median is reported)", "10"},
                 {"warmup", "N", "untimed steps first", "2"},

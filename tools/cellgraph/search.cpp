@@ -1,5 +1,6 @@
 // cellgraph search SPEC --out DIR | --resume DIR: architecture search with checkpoints,
 // metrics and derivation (docs/cli.md).
+#include <cmath>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -44,7 +45,14 @@ std::vector<Hyper> default_hypers() {
           {"arch-beta1", 0.5, 0, 0.999999, "Adam beta1 of the architecture optimizer"},
           {"arch-beta2", 0.999, 0, 0.999999, "Adam beta2 of the architecture optimizer"},
           {"arch-weight-decay", 1e-3, 0, kMaxDouble, "architecture weight decay"},
-          {"milenas-lambda", 1, 0, kMaxDouble, "MiLeNAS: weight of dL_train/dalpha"}};
+          {"milenas-lambda", 1, 0, kMaxDouble, "MiLeNAS: weight of dL_train/dalpha"},
+          {"nasp-eta", 0, 0, kMaxDouble,
+           "NASP: weight eta of the parameter-count regulariser sum_k (p_k/p) ||A[:,k]||^2"},
+          {"ista-m", 7, 1, 1e6, "ISTA-NAS: measurements m per node (rows of A_j, length of b_j)"},
+          {"ista-lambda", 1e-5, 0, kMaxDouble, "ISTA-NAS: l1 weight lambda of the LASSO"},
+          {"ista-tolerance", 1e-7, 0, kMaxDouble,
+           "ISTA-NAS: the solver stops when z moves by at most this (max-norm)"},
+          {"ista-iterations", 1000, 1, 1e9, "ISTA-NAS: iteration cap of the solver per step"}};
 }
 
 std::string key_of(const std::string& flag) {  // "lr-min" -> "lr_min" in config.json
@@ -64,6 +72,8 @@ struct SearchConfig {
   int64_t epochs = 50, batch = 64, max_steps = 0, seed = 0, log_every = 50;
   double train_fraction = 0.5;
   std::vector<Hyper> hypers = default_hypers();
+  std::string ista_solver = "fista";        // or "ista"
+  std::string ista_dictionary = "uniform";  // or "gaussian"
 
   double hyper(const std::string& flag) const {
     for (const Hyper& h : hypers)
@@ -72,23 +82,31 @@ struct SearchConfig {
   }
 
   SearchOptions options() const {
-    return {.algorithm = algo,
-            .epochs = epochs,
-            .batch_size = batch,
-            .max_steps = max_steps,
-            .seed = uint64_t(seed),
-            .train_fraction = train_fraction,
-            .log_every = log_every,
-            .lr = float(hyper("lr")),
-            .lr_min = float(hyper("lr-min")),
-            .momentum = float(hyper("momentum")),
-            .weight_decay = float(hyper("weight-decay")),
-            .grad_clip = float(hyper("grad-clip")),
-            .arch_lr = float(hyper("arch-lr")),
-            .arch_beta1 = float(hyper("arch-beta1")),
-            .arch_beta2 = float(hyper("arch-beta2")),
-            .arch_weight_decay = float(hyper("arch-weight-decay")),
-            .algorithm_options = {.milenas_lambda = float(hyper("milenas-lambda"))}};
+    return {
+        .algorithm = algo,
+        .epochs = epochs,
+        .batch_size = batch,
+        .max_steps = max_steps,
+        .seed = uint64_t(seed),
+        .train_fraction = train_fraction,
+        .log_every = log_every,
+        .lr = float(hyper("lr")),
+        .lr_min = float(hyper("lr-min")),
+        .momentum = float(hyper("momentum")),
+        .weight_decay = float(hyper("weight-decay")),
+        .grad_clip = float(hyper("grad-clip")),
+        .arch_lr = float(hyper("arch-lr")),
+        .arch_beta1 = float(hyper("arch-beta1")),
+        .arch_beta2 = float(hyper("arch-beta2")),
+        .arch_weight_decay = float(hyper("arch-weight-decay")),
+        .algorithm_options = {.milenas_lambda = float(hyper("milenas-lambda")),
+                              .nasp_eta = float(hyper("nasp-eta")),
+                              .sparse = {.measurements = int64_t(hyper("ista-m")),
+                                         .gaussian = ista_dictionary == "gaussian",
+                                         .lasso = {.lambda = hyper("ista-lambda"),
+                                                   .tolerance = hyper("ista-tolerance"),
+                                                   .max_iterations = int(hyper("ista-iterations")),
+                                                   .fista = ista_solver == "fista"}}}};
   }
 };
 
@@ -111,6 +129,16 @@ SearchConfig config_from_flags(const Args& args) {
   c.log_every = args.get_int("log-every", c.log_every, 0, kMaxInt);
   c.train_fraction = args.get_double("train-fraction", c.train_fraction, 0.001, 0.999);
   for (Hyper& h : c.hypers) h.value = args.get_double(h.flag, h.value, h.min, h.max);
+  for (const char* flag : {"ista-m", "ista-iterations"})
+    if (c.hyper(flag) != std::floor(c.hyper(flag)))
+      throw error("--", flag, ": expected a whole number, got ", c.hyper(flag));
+  c.ista_solver = args.get("ista-solver", c.ista_solver);
+  if (c.ista_solver != "fista" && c.ista_solver != "ista")
+    throw error("--ista-solver: expected 'fista' or 'ista', got '", c.ista_solver, "'");
+  c.ista_dictionary = args.get("ista-dictionary", c.ista_dictionary);
+  if (c.ista_dictionary != "uniform" && c.ista_dictionary != "gaussian")
+    throw error("--ista-dictionary: expected 'uniform' or 'gaussian', got '", c.ista_dictionary,
+                "'");
   c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
   return c;
 }
@@ -131,6 +159,8 @@ JsonValue config_json(const SearchConfig& c, const algorithms::DataShape& fitted
   j.set("log_every", c.log_every);
   j.set("train_fraction", c.train_fraction);
   for (const Hyper& h : c.hypers) j.set(key_of(h.flag), h.value);
+  j.set("ista_solver", c.ista_solver);
+  j.set("ista_dictionary", c.ista_dictionary);
   j.set("threads", num_threads());
   j.set("input", input_json(fitted));
   j.set("classes", fitted.classes);
@@ -155,6 +185,8 @@ SearchConfig config_from_file(const ConfigReader& r) {
   c.log_every = r.integer("log_every");
   c.train_fraction = r.number("train_fraction");
   for (Hyper& h : c.hypers) h.value = r.number(key_of(h.flag));
+  c.ista_solver = r.string("ista_solver");
+  c.ista_dictionary = r.string("ista_dictionary");
   return c;
 }
 
@@ -179,6 +211,19 @@ JsonValue record_json(const SearchRecord& r) {
       argmax.set(group, list);
     }
     j.set("argmax", argmax);
+    if (!r.sparse_nodes.empty()) {
+      JsonValue nodes = JsonValue::object();
+      for (const algorithms::SparseNodeRecord& n : r.sparse_nodes) {
+        JsonValue node = JsonValue::object();
+        JsonValue support = JsonValue::array();
+        for (const std::string& s : n.support) support.push_back(s);
+        node.set("support", support);
+        node.set("support_changes", n.support_changes);
+        node.set("z_change", n.z_change);
+        nodes.set(n.node, node);
+      }
+      j.set("sparse_codes", nodes);
+    }
   }
   return j;
 }
@@ -282,8 +327,13 @@ std::vector<Flag> search_flags() {
   std::vector<Flag> flags = {
       {"out", "DIR", "run directory to create (config, metrics, checkpoint, results)", ""},
       {"resume", "DIR", "continue the run in DIR from its checkpoint", ""},
-      {"algo", "NAME", "search algorithm: darts (first order), darts2 (second order) or milenas",
+      {"algo", "NAME",
+       "search algorithm: darts (first order), darts2 (second order), milenas, nasp or ista "
+       "(two-stage ISTA-NAS)",
        "darts"},
+      {"ista-solver", "NAME", "ISTA-NAS: LASSO solver, fista or ista", "fista"},
+      {"ista-dictionary", "NAME", "ISTA-NAS: A_j entries, uniform [0,1) or gaussian N(0,1/m)",
+       "uniform"},
       {"data", "DATA", "fashion-mnist[:DIR], mnist:DIR, cifar10:DIR or cifar100:DIR",
        "fashion-mnist"},
       {"epochs", "E", "epochs over the weight half of the training set", "50"},

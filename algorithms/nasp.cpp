@@ -1,0 +1,93 @@
+// NASP's architecture step (DESIGN.md §4, docs/algorithms.md):
+//   A_bar = prox_C1(A)                       one-hot rows at the arg-max
+//   A     = prox_C2(A - lr * dF/dA_bar)      F = L_val(w, A_bar) + eta * R(A_bar)
+//   A_bar = prox_C1(A)                       the ops the weight step then trains
+// dL_val/dA_bar[e, k] = <dL/dx_j, o_k(x_i)> needs every candidate's output, so every
+// candidate runs forward; the unselected ones run forward-only (no autodiff, no saved
+// activations) and backward flows through the selected ops alone, forming no weight
+// gradients. The update is a plain projected gradient step with the architecture
+// learning rate, as the paper writes it.
+#include "algorithms/nasp.h"
+
+#include <algorithm>
+
+#include "algorithms/search_step.h"
+#include "engine/error.h"
+
+namespace cellgraph::algorithms {
+
+void project_box(std::vector<Var>& a) {
+  for (Var& v : a) {
+    float* p = v.value().data();
+    for (int64_t i = 0; i < v.value().numel(); ++i) p[i] = std::clamp(p[i], 0.0f, 1.0f);
+  }
+}
+
+std::vector<std::vector<double>> parameter_shares(const ir::Graph& graph) {
+  std::vector<std::vector<double>> counts;
+  for (const ir::ArchGroup& g : graph.arch_groups) counts.emplace_back(g.columns.size(), 0.0);
+  for (const ir::Parameter& p : graph.params) {
+    if (p.is_buffer || !p.candidate.valid()) continue;
+    const ir::Candidate& c = graph.candidate(p.candidate);
+    counts[c.arch.index()][size_t(c.column)] += double(p.shape.numel());
+  }
+  for (std::vector<double>& group : counts) {
+    double total = 0;
+    for (double p : group) total += p;
+    for (double& p : group) p = total > 0 ? p / total : 0.0;
+  }
+  return counts;
+}
+
+Tensor regulariser_gradient(const std::vector<double>& shares, const Tensor& a, float eta) {
+  const int64_t rows = a.dim(0), cols = a.dim(1);
+  CG_ASSERT(size_t(cols) == shares.size(), "shares for ", shares.size(), " columns, A has ", cols);
+  Tensor out = a.clone();
+  float* d = out.data();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < cols; ++k) d[r * cols + k] *= float(2.0 * eta * shares[size_t(k)]);
+  return out;
+}
+
+sched::ActiveSet selection_active_set(const ir::Graph& graph, const std::vector<Tensor>& hot,
+                                      uint8_t others) {
+  sched::ActiveSet active(graph.candidates.size(), others);
+  for (size_t i = 0; i < graph.candidates.size(); ++i) {
+    const ir::Candidate& c = graph.candidates[i];
+    const Tensor& h = hot[c.arch.index()];
+    if (h.data()[int64_t(c.row) * h.dim(1) + c.column] != 0.0f) active[i] = sched::kActive;
+  }
+  return active;
+}
+
+void update_architecture_proximal(StepContext& ctx) {
+  ArchState& arch = ctx.arch;
+  const std::vector<Tensor> hot = one_hot_rows(arch);
+  arch.active = selection_active_set(ctx.graph, hot, sched::kForwardOnly);
+  std::vector<Var> coefficients;
+  for (const Tensor& h : hot) coefficients.emplace_back(h, true);
+  {
+    FreezeGuard freeze(ctx.weight_optimizer.params());  // an architecture step: no dw
+    forward_loss(ctx, ctx.val, coefficients, false).backward();
+  }
+  const float lr = ctx.arch_optimizer.lr();
+  const float eta = ctx.options.nasp_eta;
+  const std::vector<std::vector<double>> shares =
+      eta != 0 ? parameter_shares(ctx.graph) : std::vector<std::vector<double>>();
+  for (size_t g = 0; g < arch.logits.size(); ++g) {
+    float* a = arch.logits[g].value().data();
+    const int64_t n = arch.logits[g].value().numel();
+    if (coefficients[g].has_grad()) {
+      const float* grad = coefficients[g].grad().data();
+      for (int64_t i = 0; i < n; ++i) a[i] -= lr * grad[i];
+    }
+    if (eta != 0) {
+      const Tensor reg = regulariser_gradient(shares[g], hot[g], eta);
+      for (int64_t i = 0; i < n; ++i) a[i] -= lr * reg.data()[i];
+    }
+  }
+  project_box(arch.logits);
+  arch.active = selection_active_set(ctx.graph, one_hot_rows(arch), sched::kInactive);
+}
+
+}  // namespace cellgraph::algorithms

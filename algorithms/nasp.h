@@ -1,0 +1,27 @@
+// NASP (Yao, Xu, Tu, Zhu, AAAI 2020): the pieces of its proximal architecture step, exposed
+// for tests. The step itself is update_architecture_proximal (search_step.h).
+#pragma once
+
+#include <vector>
+
+#include "algorithms/arch_state.h"
+#include "engine/ir/graph.h"
+
+namespace cellgraph::algorithms {
+
+// prox onto C2: every entry of A clipped into [0, 1].
+void project_box(std::vector<Var>& a);
+
+// Per group, per column k: p_k / p_bar, where p_k counts the trained parameters of the
+// group's candidates in column k (all cell instances) and p_bar = sum_k p_k.
+std::vector<std::vector<double>> parameter_shares(const ir::Graph& graph);
+
+// dR/dA at A for R(A) = sum_k share_k ||A[:, k]||^2: 2 share_k A[e, k], times eta.
+Tensor regulariser_gradient(const std::vector<double>& shares, const Tensor& a, float eta);
+
+// The active set for one-hot rows: each row's selected candidate `selected`, the others
+// `others` (kInactive for the weight step, kForwardOnly for the architecture step).
+sched::ActiveSet selection_active_set(const ir::Graph& graph, const std::vector<Tensor>& hot,
+                                      uint8_t others);
+
+}  // namespace cellgraph::algorithms
