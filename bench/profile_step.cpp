@@ -39,9 +39,10 @@ int main(int argc, char** argv) {
     const spec::Space space = spec::parse_file(argv[1]);
     const ir::Graph graph = spec::compile(space);
     const ir::ParameterStore params(graph, 0);
-    algorithms::ArchState arch = algorithms::initial_arch_state(graph, 1e-3, 0);
+    const algorithms::Algorithm& a = algorithms::find_algorithm(algo);
+    algorithms::ArchState arch = algorithms::prepared_arch_state(a, graph, space, {}, 0);
     Sgd sgd(params.weights());
-    Adam adam(arch.logits);
+    Adam adam(algorithms::arch_variables(arch));
     Rng rng(0);
     const Shape& in = graph.value(graph.input).shape;
     auto make_batch = [&] {
@@ -53,7 +54,6 @@ int main(int argc, char** argv) {
       return b;
     };
     const Batch train = make_batch(), val = make_batch();
-    const algorithms::Algorithm& a = algorithms::find_algorithm(algo);
     {  // warm-up: primitive creation and the allocator cache
       algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val);
       algorithms::run_step(a, ctx);
