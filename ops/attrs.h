@@ -54,6 +54,15 @@ struct DropoutAttrs {
   uint64_t seed = 0;  // the mask is a pure function of (seed, element index)
 };
 
+// Drop-path (DARTS evaluation): each sample's whole tensor is kept with probability
+// 1 - p (and scaled by 1 / (1 - p)) or zeroed. In an IR graph the executor sets p (it
+// grows with the epoch), training and seed at run time.
+struct DropPathAttrs {
+  float p = 0.0f;
+  bool training = true;
+  uint64_t seed = 0;  // sample n is kept iff hash_uniform(seed, n) >= p
+};
+
 struct ReshapeAttrs {
   Shape shape;
 };
@@ -68,6 +77,6 @@ struct WeightedSumAttrs {
 
 using Attrs =
     std::variant<NoAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, SplitAttrs, SliceAttrs, ZeroAttrs,
-                 CrossEntropyAttrs, DropoutAttrs, ReshapeAttrs, WeightedSumAttrs>;
+                 CrossEntropyAttrs, DropoutAttrs, DropPathAttrs, ReshapeAttrs, WeightedSumAttrs>;
 
 }  // namespace cellgraph

@@ -1,4 +1,4 @@
-// Element-wise ops: activations, arithmetic, scaling by a scalar tensor, dropout.
+// Element-wise ops: activations, arithmetic, scaling by a scalar tensor, dropout, drop-path.
 #include "ops/ops.h"
 #include "ops/schema.h"
 #include "ops/shape_check.h"
@@ -24,6 +24,13 @@ std::vector<Shape> infer_scale(const Attrs&, const std::vector<Shape>& in) {
 std::vector<Shape> infer_dropout(const Attrs& attrs, const std::vector<Shape>& in) {
   const auto& a = std::get<DropoutAttrs>(attrs);
   if (!(a.p >= 0.0f && a.p < 1.0f)) throw error("dropout: p must be in [0, 1), got ", a.p);
+  return {in[0]};
+}
+
+std::vector<Shape> infer_drop_path(const Attrs& attrs, const std::vector<Shape>& in) {
+  const auto& a = std::get<DropPathAttrs>(attrs);
+  if (!(a.p >= 0.0f && a.p < 1.0f)) throw error("drop_path: p must be in [0, 1), got ", a.p);
+  if (in[0].rank() < 1) throw error("drop_path: the input needs a batch dimension");
   return {in[0]};
 }
 }  // namespace
@@ -58,6 +65,8 @@ OpSchema schema_scale() {
 }
 // The mask is recomputed from (seed, index) in backward, so nothing is saved.
 OpSchema schema_dropout() { return {.name = "dropout", .infer = infer_dropout}; }
+// Likewise: the per-sample mask is recomputed from (seed, sample).
+OpSchema schema_drop_path() { return {.name = "drop_path", .infer = infer_drop_path}; }
 
 namespace ops {
 Var relu(const Var& x) { return apply(OpKind::relu, NoAttrs{}, {x})[0]; }
@@ -69,6 +78,9 @@ Var mul(const Var& a, const Var& b) { return apply(OpKind::mul, NoAttrs{}, {a, b
 Var scale(const Var& x, const Var& s) { return apply(OpKind::scale, NoAttrs{}, {x, s})[0]; }
 Var dropout(const Var& x, float p, bool training, uint64_t seed) {
   return apply(OpKind::dropout, DropoutAttrs{p, training, seed}, {x})[0];
+}
+Var drop_path(const Var& x, float p, bool training, uint64_t seed) {
+  return apply(OpKind::drop_path, DropPathAttrs{p, training, seed}, {x})[0];
 }
 }  // namespace ops
 

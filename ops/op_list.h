@@ -27,6 +27,7 @@
   X(log_softmax)     /* x[N,C] -> log softmax over C                                */  \
   X(cross_entropy)   /* logits[N,C], labels[N] -> mean NLL of log_softmax : [1]     */  \
   X(dropout)         /* x -> x * mask / (1 - p) in training, x in eval              */  \
+  X(drop_path)       /* x[N,...] -> x * mask[n] / (1 - p) per sample in training    */  \
   X(embedding)       /* weight[V,D], indices[N] -> [N,D]                            */  \
   X(reshape)         /* x -> the same data with another shape                       */  \
   X(flatten)         /* x[N, ...] -> [N, prod(...)] (batch-independent reshape)     */  \

@@ -37,6 +37,9 @@ Var softmax(const Var& x);      // over dim 1 of [N,C]
 Var log_softmax(const Var& x);  // over dim 1 of [N,C]
 Var cross_entropy(const Var& logits, const Var& labels, float label_smoothing = 0.0f);
 Var dropout(const Var& x, float p, bool training, uint64_t seed);
+// Per sample n of x[N, ...]: x[n] / (1 - p) if hash_uniform(seed, n) >= p, else 0 (training);
+// x itself in eval mode or at p = 0.
+Var drop_path(const Var& x, float p, bool training, uint64_t seed);
 Var embedding(const Var& weight, const Var& indices);
 Var reshape(const Var& x, const Shape& shape);
 Var flatten(const Var& x);  // [N, ...] -> [N, rest]

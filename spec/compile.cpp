@@ -31,7 +31,8 @@ std::string join(const std::vector<std::string>& parts, const char* sep) {
 
 class Compiler {
  public:
-  explicit Compiler(const Space& space) : space_(space), b_(graph_) {}
+  Compiler(const Space& space, const CompileOptions& options)
+      : space_(space), options_(options), b_(graph_) {}
 
   ir::Graph run() {
     const Network& net = space_.network;
@@ -48,6 +49,7 @@ class Compiler {
     for (size_t i = 0; i < net.head.size(); ++i)
       x = layer(net.head[i], x, "head." + std::to_string(i));
     graph_.logits = x;
+    if (options_.auxiliary_head) auxiliary_head();
     return std::move(graph_);
   }
 
@@ -125,6 +127,51 @@ class Compiler {
     prev_prev_ = prev_;
     prev_ = out;
     prev_reduction_ = cell->reduction;
+    if (cell->reduction && ++reductions_ == 2) aux_input_ = out;
+  }
+
+  // Built last, so that the network's parameters (and their seeded initial values) are
+  // the same with and without it; reads the output of the second reduction cell.
+  void auxiliary_head() {
+    b_.set_context(space_.file + ":" + space_.network.pointer);
+    if (!aux_input_.valid())
+      throw error(b_.context(),
+                  ": the auxiliary head reads the output of the second reduction "
+                  "cell; the network has ",
+                  reductions_, " reduction cell", reductions_ == 1 ? "" : "s");
+    const size_t first_node = graph_.nodes.size(), first_param = graph_.params.size();
+    const Shape& in = b_.shape(aux_input_);
+    PoolAttrs pool;
+    try {
+      pool = aux_pool_attrs(in[2], in[3]);
+    } catch (const Error& e) {
+      throw error(b_.context(), ": auxiliary head on the output of the second reduction cell (",
+                  in[1], " x ", in[2], " x ", in[3], "): ", e.what());
+    }
+    const std::string name = "auxiliary";
+    ValueId x = b_.op1(OpKind::relu, NoAttrs{}, {aux_input_}, name + ".relu");
+    x = b_.op1(OpKind::avg_pool, pool, {x}, name + ".pool");
+    x = ir::conv(b_, x, 128, 1, ConvAttrs{}, name + ".conv1");
+    x = ir::batch_norm(b_, x, name + ".bn1", {true});
+    x = b_.op1(OpKind::relu, NoAttrs{}, {x}, name + ".relu1");
+    x = ir::conv(b_, x, 768, 2, ConvAttrs{}, name + ".conv2");
+    x = ir::batch_norm(b_, x, name + ".bn2", {true});
+    x = b_.op1(OpKind::relu, NoAttrs{}, {x}, name + ".relu2");
+    x = b_.op1(OpKind::flatten, NoAttrs{}, {x}, name + ".flatten");
+    const int64_t features = b_.shape(x)[1];
+    const ValueId w = b_.parameter(name + ".linear.weight", {space_.network.classes, features},
+                                   ir::Init::kaiming_uniform);
+    const ValueId bias = b_.parameter(name + ".linear.bias", {space_.network.classes},
+                                      ir::Init::fan_in_uniform, features);
+    graph_.aux_logits = b_.op1(OpKind::linear, NoAttrs{}, {x, w, bias}, name + ".linear");
+    for (size_t i = first_node; i < graph_.nodes.size(); ++i) graph_.nodes[i].auxiliary = true;
+    for (size_t i = first_param; i < graph_.params.size(); ++i) graph_.params[i].auxiliary = true;
+  }
+
+  // DARTS drop-path: after every op of a fixed edge except the identity.
+  ValueId maybe_drop_path(ValueId in, ValueId out, const std::string& name) {
+    if (!options_.drop_path || out == in) return out;
+    return b_.op1(OpKind::drop_path, DropPathAttrs{}, {out}, name + ".drop_path");
   }
 
   // NATS-Bench's ResNet basic block.
@@ -174,7 +221,8 @@ class Compiler {
         const ValueId in = states.at(edge.from);
         if (edge.ops.size() == 1) {
           site.name += "." + edge.ops[0];
-          edge_outputs.push_back(build_candidate(b_, candidate_of(cell, edge.ops[0]), in, site));
+          const ValueId out = build_candidate(b_, candidate_of(cell, edge.ops[0]), in, site);
+          edge_outputs.push_back(search ? out : maybe_drop_path(in, out, site.name));
           continue;
         }
         edge_outputs.push_back(mixed_edge(cell, edge, in, site, mixed_row++, row_label(node, e)));
@@ -326,10 +374,13 @@ class Compiler {
   }
 
   const Space& space_;
+  const CompileOptions options_;
   ir::Graph graph_;
   Builder b_;
   ValueId prev_prev_, prev_;
   bool prev_reduction_ = false;
+  int reductions_ = 0;  // reduction cells built so far
+  ValueId aux_input_;   // the second reduction cell's output
   int index_ = 0;
   std::string stage_pointer_;
   int32_t row_in_group_ = 0;
@@ -339,8 +390,22 @@ class Compiler {
 };
 }  // namespace
 
-ir::Graph compile(const Space& space) {
-  ir::Graph g = Compiler(space).run();
+PoolAttrs aux_pool_attrs(int64_t height, int64_t width) {
+  auto windows = [](int64_t extent, int k, int stride) {
+    return extent < k ? 0 : (extent - k) / stride + 1;
+  };
+  if (windows(height, 5, 3) == 2 && windows(width, 5, 3) == 2)
+    return PoolAttrs{.kernel = 5, .stride = 3, .padding = 0};
+  if (height < 2 || width < 2)
+    throw error("the map is smaller than 2 x 2; the head needs a 2 x 2 pooled map");
+  if (height != width)
+    throw error("a ", height, " x ", width,
+                " map: the head pools square maps to 2 x 2 (or DARTS' 8 to 10 pixel maps)");
+  return PoolAttrs{.kernel = int(height - height / 2), .stride = int(height / 2), .padding = 0};
+}
+
+ir::Graph compile(const Space& space, const CompileOptions& options) {
+  ir::Graph g = Compiler(space, options).run();
 #ifndef NDEBUG
   g.verify();
 #endif

@@ -9,6 +9,27 @@
 
 namespace cellgraph::spec {
 
-ir::Graph compile(const Space& space);
+// Training-only additions (DARTS evaluation); the defaults build the plain network that
+// eval, export and infer use. Neither changes the network's parameters: drop_path nodes
+// have none, and the auxiliary head's come after all others (so seeded initial weights of
+// the rest are the same with or without it).
+struct CompileOptions {
+  // A drop_path node after every op of a fixed cell's edge that is not the identity
+  // (skip_connect at stride 1); its probability is set at run time (sched::RunOptions).
+  bool drop_path = false;
+  // DARTS' AuxiliaryHeadCIFAR on the output of the second reduction cell: ReLU, 2x2 average
+  // pool (see aux_pool_attrs), conv1x1 128-BN-ReLU, conv2x2 768-BN-ReLU, linear. Throws
+  // Error when the network has fewer than two reduction cells or a map too small to pool.
+  bool auxiliary_head = false;
+};
+
+ir::Graph compile(const Space& space, const CompileOptions& options = {});
+
+// The auxiliary head's pool for an H x W map: DARTS' 5x5 window at stride 3 when it gives
+// 2x2 (maps of 8 to 10 pixels: CIFAR's 8x8), otherwise the square window and stride that
+// split the map into 2x2 windows covering it (kernel ceil(H/2), stride floor(H/2), as
+// PyTorch's AdaptiveAvgPool2d(2) on a square map: Fashion-MNIST's 7x7 gives kernel 4,
+// stride 3). Throws Error for a map under 2x2, or a non-square one DARTS' pool does not fit.
+PoolAttrs aux_pool_attrs(int64_t height, int64_t width);
 
 }  // namespace cellgraph::spec

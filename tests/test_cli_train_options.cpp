@@ -1,6 +1,8 @@
-// `cellgraph train` evaluation-network options: --cutout, --crop-padding, --flip and
-// --label-smoothing. The built binary on a tiny fixed network and a 64-image Fashion-MNIST
-// subset, so each case takes seconds.
+// `cellgraph train` evaluation-network options: --cutout, --crop-padding, --flip,
+// --label-smoothing, --drop-path, --auxiliary-weight, --cells and --channels, and what eval
+// and export make of such a run. The built binary on tiny fixed networks (DARTS_V2 cells as
+// 3 cells at C = 4 for the DARTS options) and a 64-image Fashion-MNIST subset, so each case
+// takes about a second.
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,7 +15,10 @@
 #include <sys/wait.h>
 
 #include "engine/io/checkpoint.h"
+#include "spec/compile.h"
+#include "spec/evaluation_network.h"
 #include "spec/json_value.h"
+#include "spec/parse.h"
 #include "tests/support/cli.h"
 
 using namespace cellgraph;
@@ -64,6 +69,33 @@ std::string small_train(const std::string& spec, const std::string& out) {
 }
 
 const std::string kAugment = " --cutout 6 --crop-padding 2 --flip --label-smoothing 0.1";
+
+// DARTS_V2's cells as an evaluation network small enough for a test: 3 cells at C = 4
+// (reductions at cells 1 and 2: 28 -> 14 -> 7 pixels, so the auxiliary head pools 7x7).
+const std::string kDartsV2 =
+    std::string(CELLGRAPH_SOURCE_DIR) + "/examples/genotypes/darts_v2.json";
+const std::string kSmallDarts = " --cells 3 --channels 4";
+// Drop-path 0.6: 0 in the first epoch, 0.3 in the second (DARTS: P * epoch / epochs).
+const std::string kDartsEval = kSmallDarts + " --drop-path 0.6 --auxiliary-weight 0.4";
+
+// The value of `key` in each metrics line that has it.
+std::vector<double> metric(const std::string& path, const std::string& key) {
+  std::vector<double> out;
+  std::istringstream in(read_text(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    const spec::JsonValue v = spec::parse_json_string(line, path);
+    if (const spec::JsonValue* x = v.find(key)) out.push_back(x->as_double());
+  }
+  return out;
+}
+
+// "…, 95 nodes; …" of an export line: the node count.
+int exported_nodes(const std::string& out) {
+  const size_t end = out.find(" nodes");
+  const size_t start = out.rfind(' ', end - 1);
+  return std::stoi(out.substr(start + 1, end - start - 1));
+}
 
 // metrics.jsonl without the timings, line by line.
 std::vector<std::string> metric_values(const std::string& path) {
@@ -118,11 +150,18 @@ TEST_CASE("cli: train --cutout/--crop-padding/--flip/--label-smoothing go into c
   CHECK(plain.find("crop_padding")->as_integer() == 0);
   CHECK(plain.find("flip")->as_bool() == false);
   CHECK(plain.find("label_smoothing")->as_double() == 0.0);
+  CHECK(plain.find("drop_path")->as_double() == 0.0);
+  CHECK(plain.find("auxiliary_weight")->as_double() == 0.0);
+  CHECK(plain.find("cells")->as_integer() == 0);  // 0: the spec's body as written
+  CHECK(plain.find("channels")->as_integer() == 0);
+  CHECK_FALSE(has(read_text(dir / "plain/metrics.jsonl"), "drop_path"));
+  CHECK_FALSE(has(read_text(dir / "plain/metrics.jsonl"), "train_aux_loss"));
 
   // The options appear in --help.
   r = run_cli(dir, "train --help");
   CHECK(r.status == 0);
-  for (const char* flag : {"--cutout L", "--crop-padding P", "--flip", "--label-smoothing X"}) {
+  for (const char* flag : {"--cutout L", "--crop-padding P", "--flip", "--label-smoothing X",
+                           "--drop-path P", "--auxiliary-weight W", "--cells N", "--channels C"}) {
     CAPTURE(flag);
     CHECK(has(r.out, flag));
   }
@@ -174,7 +213,20 @@ TEST_CASE("cli: train rejects bad --cutout, --crop-padding and --label-smoothing
                         Case{"--cutout -1", "--cutout: expected an integer"},
                         Case{"--cutout 2.5", "--cutout: expected an integer"},
                         Case{"--crop-padding -2", "--crop-padding: expected an integer"},
-                        Case{"--flip=yes", "--flip: takes no value"}}) {
+                        Case{"--flip=yes", "--flip: takes no value"},
+                        Case{"--drop-path 1", "--drop-path: expected a number in [0, 1), got '1'"},
+                        Case{"--drop-path -0.1", "--drop-path: expected a number in [0, 1)"},
+                        Case{"--drop-path x", "--drop-path: expected a number in [0, 1)"},
+                        Case{"--auxiliary-weight -1", "--auxiliary-weight: expected a number >= 0"},
+                        Case{"--auxiliary-weight inf", "--auxiliary-weight: expected a number"},
+                        Case{"--cells 2", "--cells: expected an integer in [3, 1000], got '2'"},
+                        Case{"--cells 8.5", "--cells: expected an integer"},
+                        Case{"--channels 0", "--channels: expected an integer in [1, 65536]"},
+                        // The tiny network has no reduction cell: no evaluation body, no head.
+                        Case{"--cells 8", "--cells 8 --channels 36: "},
+                        Case{"--auxiliary-weight 0.4",
+                             "--auxiliary-weight 0.4: the auxiliary head reads the second "
+                             "reduction cell's output"}}) {
     CAPTURE(c.flags);
     const Result r = run_cli(dir, base + " " + c.flags);
     CHECK(r.status == 1);
@@ -183,18 +235,19 @@ TEST_CASE("cli: train rejects bad --cutout, --crop-padding and --label-smoothing
   }
 }
 
-TEST_CASE("cli: train --resume with augmentation and label smoothing is bit-identical") {
+TEST_CASE(
+    "cli: train --resume with augmentation, label smoothing, drop-path and aux is bit-identical") {
   if (!have_fashion_mnist()) {
     MESSAGE("Fashion-MNIST not installed; skipped");
     return;
   }
   TempDir dir;
-  const std::string spec = write_tiny_fixed(dir);
-  // Uninterrupted: 11 steps (an epoch ends at 8).
-  Result r = run_cli(dir, small_train(spec, dir / "whole") + kAugment + " --max-steps 11");
+  const std::string options = kAugment + kDartsEval;
+  // Uninterrupted: 11 steps (an epoch ends at 8; drop-path starts in the second epoch).
+  Result r = run_cli(dir, small_train(kDartsV2, dir / "whole") + options + " --max-steps 11");
   REQUIRE(r.status == 0);
   // 3 steps (mid-epoch), then a new process resumes to 11, across the epoch boundary.
-  r = run_cli(dir, small_train(spec, dir / "split") + kAugment + " --max-steps 3");
+  r = run_cli(dir, small_train(kDartsV2, dir / "split") + options + " --max-steps 3");
   REQUIRE(r.status == 0);
   r = run_cli(dir, "train --resume " + dir / "split" + " --max-steps 11 --threads 1");
   REQUIRE(r.status == 0);
@@ -212,8 +265,84 @@ TEST_CASE("cli: train --resume with augmentation and label smoothing is bit-iden
   CHECK(config.find("cutout")->as_integer() == 6);
   CHECK(config.find("flip")->as_bool() == true);
   CHECK(config.find("label_smoothing")->as_double() == 0.1);
+  CHECK(config.find("drop_path")->as_double() == 0.6);
+  CHECK(config.find("auxiliary_weight")->as_double() == 0.4);
+  CHECK(config.find("cells")->as_integer() == 3);
+  CHECK(config.find("channels")->as_integer() == 4);
+  // The drop-path probability of each step: P * epoch / epochs, epoch 0-based.
+  const std::vector<double> drop = metric(dir / "split/metrics.jsonl", "drop_path");
+  REQUIRE(drop.size() == 12);
+  CHECK(drop[0] == 0.0);
+  CHECK(drop[8] == 0.0);  // the end of epoch 1
+  CHECK(drop[9] == doctest::Approx(0.3));
+  // Both the network and the auxiliary head were trained and checkpointed.
+  bool aux_entries = false;
+  for (const auto& [name, t] : b.tensors()) aux_entries |= name.rfind("param/auxiliary.", 0) == 0;
+  CHECK(aux_entries);
   // The options cannot change on resume.
-  r = run_cli(dir, "train --resume " + dir / "split" + " --cutout 4");
-  CHECK(r.status == 1);
-  CHECK(has(r.err, "--cutout cannot be combined with --resume"));
+  for (const char* flag : {"--cutout 4", "--drop-path 0.2", "--auxiliary-weight 0", "--cells 8"}) {
+    CAPTURE(flag);
+    r = run_cli(dir, "train --resume " + dir / "split" + " " + flag);
+    CHECK(r.status == 1);
+    CHECK(has(r.err, " cannot be combined with --resume"));
+  }
+}
+
+TEST_CASE(
+    "cli: train --auxiliary-weight adds W * CE(aux), and eval and export leave the head out") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("Fashion-MNIST not installed; skipped");
+    return;
+  }
+  TempDir dir;
+  const std::string one_step = kSmallDarts + " --max-steps 1";
+  REQUIRE(run_cli(dir, small_train(kDartsV2, dir / "plain") + one_step).status == 0);
+  Result r =
+      run_cli(dir, small_train(kDartsV2, dir / "aux") + one_step + " --auxiliary-weight 0.4");
+  REQUIRE(r.status == 0);
+  CHECK(has(r.err, "in the auxiliary head, weight 0.4"));
+  // The same seed gives the same network weights (the head's are initialised after them)
+  // and the same batch, so the first step's losses differ by exactly 0.4 * CE(aux).
+  const std::vector<double> plain = metric(dir / "plain/metrics.jsonl", "train_loss");
+  const std::vector<double> aux = metric(dir / "aux/metrics.jsonl", "train_loss");
+  const std::vector<double> aux_ce = metric(dir / "aux/metrics.jsonl", "train_aux_loss");
+  REQUIRE(plain.size() == 1);
+  REQUIRE(aux.size() == 1);
+  REQUIRE(aux_ce.size() == 1);
+  CHECK(aux_ce[0] > 0.5);  // ~ln 10 for an untrained head
+  CHECK(aux[0] == doctest::Approx(plain[0] + 0.4 * aux_ce[0]).epsilon(1e-6));
+  CHECK(metric(dir / "aux/metrics.jsonl", "train_acc") ==
+        metric(dir / "plain/metrics.jsonl", "train_acc"));
+  CHECK(metric(dir / "plain/metrics.jsonl", "train_aux_loss").empty());
+
+  // eval: the parameter count and MACs of the network as compiled (the head left out),
+  // the same for both runs.
+  spec::Space space = spec::evaluation_network(spec::parse_file(kDartsV2), 3, 4);
+  space.network.in_channels = 1;
+  space.network.in_height = space.network.in_width = 28;
+  const ir::Graph graph = spec::compile(space);
+  for (const char* run : {"plain", "aux"}) {
+    CAPTURE(run);
+    r = run_cli(dir, "eval " + dir / run + " --json --test-subset 16 --threads 1");
+    REQUIRE(r.status == 0);
+    const spec::JsonValue j = spec::parse_json_string(r.out, "eval --json");
+    CHECK(j.find("params")->as_integer() == graph.weight_count());
+    CHECK(j.find("macs")->as_integer() == graph.macs());
+    CHECK(j.find("count")->as_integer() == 16);
+  }
+  r = run_cli(dir, "eval " + dir / "aux" + " --test-subset 16 --threads 1");
+  REQUIRE(r.status == 0);
+  CHECK(has(r.out, std::to_string(graph.weight_count()) + " parameters, " +
+                       std::to_string(graph.macs()) + " MACs per sample"));
+
+  // export: the same ONNX graph with or without the head.
+  r = run_cli(dir, "export " + dir / "plain" + " --onnx " + dir / "plain.onnx");
+  REQUIRE(r.status == 0);
+  const int plain_nodes = exported_nodes(r.out);
+  r = run_cli(dir, "export " + dir / "aux" + " --onnx " + dir / "aux.onnx");
+  REQUIRE(r.status == 0);
+  CHECK(exported_nodes(r.out) == plain_nodes);
+  // No tensor of the head (DARTS_V2's description, in the metadata, mentions it in words).
+  CHECK_FALSE(has(read_text(dir / "aux.onnx"), "auxiliary.conv"));
+  CHECK_FALSE(has(read_text(dir / "aux.onnx"), "auxiliary.linear"));
 }

@@ -8,13 +8,21 @@ namespace cellgraph::ir {
 int64_t Graph::weight_count() const {
   int64_t n = 0;
   for (const Parameter& p : params)
-    if (!p.is_buffer) n += p.shape.numel();
+    if (!p.is_buffer && !p.auxiliary) n += p.shape.numel();
+  return n;
+}
+
+int64_t Graph::auxiliary_weight_count() const {
+  int64_t n = 0;
+  for (const Parameter& p : params)
+    if (!p.is_buffer && p.auxiliary) n += p.shape.numel();
   return n;
 }
 
 int64_t Graph::macs() const {
   int64_t total = 0;
   for (const Node& n : nodes) {
+    if (n.auxiliary) continue;
     if (n.op == OpKind::conv2d) {
       const Shape& w = value(n.inputs[1]).shape;  // [O, C/g, kh, kw]
       total += value(n.outputs[0]).shape.numel() * w[1] * w[2] * w[3];
@@ -63,6 +71,7 @@ void Graph::verify() const {
     CG_ASSERT(c.output.valid() && defined[c.output.index()], c.label);
   }
   CG_ASSERT(input.valid() && logits.valid(), "graph without input or logits");
+  CG_ASSERT(!aux_logits.valid() || defined[aux_logits.index()], "aux_logits not produced");
 }
 
 }  // namespace cellgraph::ir

@@ -62,6 +62,8 @@ struct Node {
   // dropped even when its value exists (skip_connect's output is its input).
   std::vector<CandidateId> input_candidates;
   std::string label;  // "cell3/n1/e0/sep_conv_3x3/dw1": for errors, info and export
+  // Part of the training-only auxiliary head (DARTS): not counted by macs().
+  bool auxiliary = false;
 };
 
 enum class Init { kaiming_uniform, fan_in_uniform, ones, zeros };
@@ -74,6 +76,7 @@ struct Parameter {
   bool is_buffer = false;
   CandidateId candidate;  // owning candidate, if any (sparse algorithms count these)
   ValueId value;
+  bool auxiliary = false;  // of the training-only auxiliary head: not in weight_count()
 };
 
 // One candidate op on one mixed edge of one cell instance.
@@ -123,6 +126,10 @@ class Graph {
   std::vector<MixedEdge> mixed_edges;
   ValueId input;   // [1, C, H, W]
   ValueId logits;  // [1, classes]
+  // The auxiliary head's logits [1, classes] (spec::CompileOptions::auxiliary_head), or
+  // invalid. Its nodes and parameters come after all others and are marked `auxiliary`;
+  // a plan keeps them while this is valid (reset it on a copy to plan without them).
+  ValueId aux_logits;
 
   const Node& node(NodeId id) const { return nodes[id.index()]; }
   const Value& value(ValueId id) const { return values[id.index()]; }
@@ -130,8 +137,11 @@ class Graph {
   const Candidate& candidate(CandidateId id) const { return candidates[id.index()]; }
   const ArchGroup& arch_group(ArchGroupId id) const { return arch_groups[id.index()]; }
 
-  int64_t weight_count() const;  // trained weights (buffers and arch params excluded)
-  // Multiply-accumulates of one forward pass of one sample with every candidate active.
+  // Trained weights of the network (buffers, arch params and the auxiliary head excluded).
+  int64_t weight_count() const;
+  int64_t auxiliary_weight_count() const;  // the auxiliary head's trained weights
+  // Multiply-accumulates of one forward pass of one sample with every candidate active
+  // (convolutions and linear layers; the auxiliary head excluded).
   int64_t macs() const;
 
   // Internal consistency (ids in range, topological order, shapes agree with the op

@@ -18,7 +18,19 @@ Attrs runtime_attrs(const Node& n, const RunOptions& options, size_t position) {
     d->training = options.training;
     d->seed = options.dropout_seed * 0x9E3779B97F4A7C15ull + position;
   }
+  if (auto* d = std::get_if<DropPathAttrs>(&a)) {
+    d->p = options.drop_path_prob;
+    d->training = options.training;
+    d->seed = options.dropout_seed * 0x9E3779B97F4A7C15ull + position;
+  }
   return a;
+}
+
+// A drop_path node that keeps everything (eval mode, or p = 0 in DARTS' first epoch)
+// passes its input through, as skip_connect does: no copy, nothing recorded.
+bool passes_through(const Node& n, const Attrs& attrs) {
+  const auto* d = std::get_if<DropPathAttrs>(&attrs);
+  return n.op == OpKind::drop_path && d != nullptr && (!d->training || d->p == 0.0f);
 }
 
 // An absent value read by a node that needs it: zeros of its shape at this batch.
@@ -31,6 +43,11 @@ Var zeros_like_value(const ir::Value& v, int64_t batch) {
 
 Var run(const ir::Graph& graph, const ir::ParameterStore& params, const Plan& plan,
         const Var& images, const RunOptions& options) {
+  return run_outputs(graph, params, plan, images, options).logits;
+}
+
+RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params, const Plan& plan,
+                       const Var& images, const RunOptions& options) {
   CG_ASSERT(plan.absent.size() == graph.values.size(), "plan made for another graph");
   CG_ASSERT(options.coefficients.size() == graph.arch_groups.size(), options.coefficients.size(),
             " coefficient matrices for ", graph.arch_groups.size(), " groups");
@@ -79,7 +96,9 @@ Var run(const ir::Graph& graph, const ir::ParameterStore& params, const Plan& pl
     const bool forward_only =
         n.candidate.valid() && plan.active[n.candidate.index()] == kForwardOnly;
     std::vector<Var> outs;
-    if (forward_only) {
+    if (passes_through(n, attrs)) {
+      outs = {inputs[0]};
+    } else if (forward_only) {
       NoGradGuard no_grad;
       outs = ops::apply(n.op, attrs, inputs);
     } else {
@@ -88,10 +107,14 @@ Var run(const ir::Graph& graph, const ir::ParameterStore& params, const Plan& pl
     for (size_t o = 0; o < outs.size(); ++o) values[n.outputs[o].index()] = std::move(outs[o]);
     // Release what no later node reads; autodiff keeps what backward needs.
     for (ValueId in : n.inputs)
-      if (in.valid() && plan.last_use[in.index()] == int32_t(pos) && in != graph.logits)
+      if (in.valid() && plan.last_use[in.index()] == int32_t(pos) && in != graph.logits &&
+          in != graph.aux_logits)
         values[in.index()] = Var();
   }
-  return values[graph.logits.index()];
+  RunOutputs out{.logits = values[graph.logits.index()]};
+  if (graph.aux_logits.valid() && !plan.absent[graph.aux_logits.index()])
+    out.aux_logits = values[graph.aux_logits.index()];
+  return out;
 }
 
 }  // namespace cellgraph::sched

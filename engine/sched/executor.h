@@ -1,6 +1,6 @@
 // Runs a Plan: each planned node becomes one ops::apply call (so autodiff records exactly
-// the ops that ran), values are released after their last reader, BN and dropout follow
-// the training flag, and summing nodes sum only their present inputs.
+// the ops that ran), values are released after their last reader, BN, dropout and
+// drop-path follow the training flag, and summing nodes sum only their present inputs.
 #pragma once
 
 #include <vector>
@@ -18,10 +18,21 @@ struct RunOptions {
   // may require a gradient. Ignored for graphs without groups.
   std::vector<Var> coefficients;
   uint64_t dropout_seed = 0;
+  // Probability of the graph's drop_path nodes (training only; DARTS raises it with the
+  // epoch). Their masks are seeded like dropout's, from dropout_seed and the node.
+  float drop_path_prob = 0.0f;
+};
+
+struct RunOutputs {
+  Var logits;      // [batch, classes]
+  Var aux_logits;  // [batch, classes] when the graph has an auxiliary head, else undefined
 };
 
 // Returns the logits [batch, classes].
 Var run(const ir::Graph& graph, const ir::ParameterStore& params, const Plan& plan,
         const Var& images, const RunOptions& options);
+// The same run, also returning the auxiliary head's logits (training).
+RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params, const Plan& plan,
+                       const Var& images, const RunOptions& options);
 
 }  // namespace cellgraph::sched

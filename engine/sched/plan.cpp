@@ -44,6 +44,8 @@ Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
   // Backward: keep only nodes whose outputs reach the logits.
   std::vector<uint8_t> live(graph.values.size(), 0);
   live[graph.logits.index()] = 1;
+  // A training graph's auxiliary head is a second output (graph.h).
+  if (graph.aux_logits.valid()) live[graph.aux_logits.index()] = 1;
   std::vector<uint8_t> needed(graph.nodes.size(), 0);
   for (size_t i = graph.nodes.size(); i-- > 0;) {
     if (!runs[i]) continue;

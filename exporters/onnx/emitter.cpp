@@ -232,6 +232,7 @@ void Emitter::emit_node(const Node& n) {
     case OpKind::global_avg_pool:
       return unary("GlobalAveragePool");
     case OpKind::dropout:  // inference: the identity
+    case OpKind::drop_path:
       return unary("Identity");
     case OpKind::max_pool:
     case OpKind::avg_pool:

@@ -1,5 +1,5 @@
 // cellgraph eval RUN_DIR_OR_SPEC: test accuracy and loss of a trained run, or of a fixed
-// spec's seeded initial weights.
+// spec's seeded initial weights, beside the network's parameter count and MACs per sample.
 #include <filesystem>
 #include <iostream>
 #include <limits>
@@ -81,12 +81,15 @@ int run_eval(const Args& args) {
     j.set("test_loss", r.loss);
     j.set("correct", r.correct);
     j.set("count", r.count);
-    j.set("weights", graph.weight_count());
+    // Per DARTS' count: the network's trained weights and forward MACs of one sample; the
+    // graph has no auxiliary head or drop-path (those exist in training only).
+    j.set("params", graph.weight_count());
+    j.set("weights", graph.weight_count());  // the same number, the key's older name
     j.set("macs", graph.macs());
     std::cout << spec::dump(j, 2) << "\n";
   } else {
     std::cout << target << ": test accuracy " << 100 * r.accuracy << "% (" << r.correct << "/"
-              << r.count << "), loss " << r.loss << "; " << graph.weight_count() << " weights, "
+              << r.count << "), loss " << r.loss << "; " << graph.weight_count() << " parameters, "
               << graph.macs() << " MACs per sample\n";
   }
   return 0;

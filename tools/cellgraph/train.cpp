@@ -9,6 +9,7 @@
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "engine/threads.h"
+#include "spec/evaluation_network.h"
 #include "spec/parse.h"
 #include "tools/cellgraph/commands.h"
 #include "tools/cellgraph/progress.h"
@@ -36,6 +37,10 @@ struct TrainConfig {
   int64_t cutout = 0, crop_padding = 0;
   bool flip = false;
   double label_smoothing = 0;
+  // DARTS evaluation: drop-path, auxiliary head (both off by default; DARTS: 0.2 and 0.4)
+  // and the network's size (0: the spec's body as written; DARTS CIFAR: 20 cells, C = 36).
+  double drop_path = 0, auxiliary_weight = 0;
+  int64_t cells = 0, channels = 0;
 
   // `stats`: the normalisation of the training set; the crop pads with raw black, as DARTS.
   TrainOptions options(const ChannelStats& stats) const {
@@ -52,20 +57,44 @@ struct TrainConfig {
             .weight_decay = float(weight_decay),
             .grad_clip = float(grad_clip),
             .augment = augment,
-            .label_smoothing = float(label_smoothing)};
+            .label_smoothing = float(label_smoothing),
+            .drop_path_prob = float(drop_path),
+            .auxiliary_weight = float(auxiliary_weight)};
   }
 };
 
-// --label-smoothing: a number in [0, 1) (1 would leave no signal), checked with one message.
-double label_smoothing_flag(const Args& args) {
+// --label-smoothing, --drop-path: a number in [0, 1) (1 would leave no signal / drop every
+// path), checked with one message.
+double unit_interval_flag(const Args& args, const std::string& flag) {
   double v = -1;
   try {
-    v = args.get_double("label-smoothing", 0, 0, 1);
+    v = args.get_double(flag, 0, 0, 1);
   } catch (const Error&) {}
   if (!(v >= 0 && v < 1))
-    throw error("--label-smoothing: expected a number in [0, 1), got '",
-                args.get("label-smoothing"), "'");
+    throw error("--", flag, ": expected a number in [0, 1), got '", args.get(flag), "'");
   return v;
+}
+
+// DARTS' CIFAR-10 evaluation network; the default of --cells / --channels when only the
+// other is given.
+constexpr int64_t kDartsCells = 20, kDartsChannels = 36;
+
+// --cells / --channels: the body rebuilt as a DARTS evaluation network.
+spec::Space evaluation_body(const spec::Space& space, int64_t cells, int64_t channels) {
+  try {
+    return spec::evaluation_network(space, int(cells), channels);
+  } catch (const Error& e) {
+    throw error("--cells ", cells, " --channels ", channels, ": ", e.what());
+  }
+}
+
+int count_reduction_cells(const spec::Space& space) {
+  int n = 0;
+  for (const spec::Stage& stage : space.network.body) {
+    const spec::Cell* cell = stage.cell.empty() ? nullptr : space.find_cell(stage.cell);
+    if (cell != nullptr && cell->reduction) n += stage.repeat;
+  }
+  return n;
 }
 
 TrainConfig config_from_flags(const Args& args) {
@@ -92,9 +121,22 @@ TrainConfig config_from_flags(const Args& args) {
   c.cutout = args.get_int("cutout", 0, 0, 1 << 16);
   c.crop_padding = args.get_int("crop-padding", 0, 0, 1 << 16);
   c.flip = args.has("flip");
-  c.label_smoothing = label_smoothing_flag(args);
+  c.label_smoothing = unit_interval_flag(args, "label-smoothing");
+  c.drop_path = unit_interval_flag(args, "drop-path");
+  c.auxiliary_weight = args.get_double("auxiliary-weight", 0, 0, kMaxDouble);
+  if (args.has("cells") || args.has("channels")) {
+    c.cells = args.get_int("cells", kDartsCells, 3, 1000);
+    c.channels = args.get_int("channels", kDartsChannels, 1, 1 << 16);
+  }
   c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
   require_fixed(c.space);
+  if (c.cells > 0) c.space = evaluation_body(c.space, c.cells, c.channels);
+  if (c.auxiliary_weight > 0 && count_reduction_cells(c.space) < 2)
+    throw error("--auxiliary-weight ", c.auxiliary_weight,
+                ": the auxiliary head reads the second "
+                "reduction cell's output; ",
+                c.spec_path, " has ", count_reduction_cells(c.space),
+                " reduction cells (use --auxiliary-weight 0)");
   return c;
 }
 
@@ -121,6 +163,10 @@ JsonValue config_json(const TrainConfig& c, const algorithms::DataShape& fitted,
   j.set("crop_padding", c.crop_padding);
   j.set("flip", c.flip);
   j.set("label_smoothing", c.label_smoothing);
+  j.set("drop_path", c.drop_path);
+  j.set("auxiliary_weight", c.auxiliary_weight);
+  j.set("cells", c.cells);
+  j.set("channels", c.channels);
   j.set("threads", num_threads());
   j.set("input", input_json(fitted));
   j.set("classes", fitted.classes);
@@ -157,17 +203,25 @@ TrainConfig config_from_file(const ConfigReader& r) {
     c.flip = r.value("flip").as_bool();
   }
   if (r.has("label_smoothing")) c.label_smoothing = r.number("label_smoothing");
+  if (r.has("drop_path")) c.drop_path = r.number("drop_path");
+  if (r.has("auxiliary_weight")) c.auxiliary_weight = r.number("auxiliary_weight");
+  // Informational: `spec` above is already the rebuilt network.
+  if (r.has("cells")) c.cells = r.integer("cells");
+  if (r.has("channels")) c.channels = r.integer("channels");
   return c;
 }
 
-JsonValue record_json(const TrainRecord& r) {
+// `aux`, `drop_path`: whether the run uses them (their keys are left out otherwise).
+JsonValue record_json(const TrainRecord& r, bool aux, bool drop_path) {
   JsonValue j = JsonValue::object();
   j.set("kind", r.kind == TrainRecord::Kind::epoch ? "epoch" : "log");
   j.set("epoch", r.epoch + 1);
   j.set("step", r.step);
   j.set("train_loss", r.train_loss);
   j.set("train_acc", r.train_accuracy);
+  if (aux) j.set("train_aux_loss", r.train_aux_loss);
   j.set("lr", r.lr);
+  if (drop_path) j.set("drop_path", r.drop_path_prob);
   j.set("seconds_per_step", r.seconds_per_step);
   j.set("elapsed", r.elapsed);
   return j;
@@ -202,10 +256,15 @@ int run_train(const Args& args) {
   Progress progress;
   std::cerr << (resume ? "resuming " : "training ") << dir << ": " << data.train.size()
             << " training images, " << session.steps_per_epoch() << " steps per epoch, "
-            << session.graph().weight_count() << " weights\n";
+            << session.graph().weight_count() << " weights";
+  if (session.graph().aux_logits.valid())
+    std::cerr << " (+" << session.graph().auxiliary_weight_count()
+              << " in the auxiliary head, weight " << config.auxiliary_weight << ")";
+  if (config.drop_path > 0) std::cerr << ", drop-path up to " << config.drop_path;
+  std::cerr << "\n";
   TrainRecord last_epoch;  // the bar shows it after an epoch's last step (the sums restart)
   session.set_record_callback([&](const TrainRecord& r) {
-    log.write(record_json(r));
+    log.write(record_json(r, config.auxiliary_weight > 0, config.drop_path > 0));
     if (r.kind == TrainRecord::Kind::epoch) last_epoch = r;
     const bool at_epoch_end = session.step_in_epoch() == session.steps_per_epoch();
     if (r.kind == TrainRecord::Kind::epoch || (!progress.terminal() && !at_epoch_end)) {
@@ -272,34 +331,47 @@ const Command& train_command() {
       .summary = "train a fixed network (e.g. a search's derived.json); evaluate on the test set",
       .positionals = {"FIXED_SPEC"},
       .positionals_optional = true,
-      .flags = {{"out", "DIR", "run directory to create", ""},
-                {"resume", "DIR", "continue the run in DIR from its checkpoint", ""},
-                {"data", "DATA", "fashion-mnist[:DIR], mnist:DIR, cifar10:DIR or cifar100:DIR",
-                 "fashion-mnist"},
-                {"epochs", "E", "epochs over the training set", "600"},
-                {"batch", "B", "batch size", "96"},
-                {"max-steps", "N", "stop after N steps in total (0: no limit)", "0"},
-                {"seed", "S", "seed of the weights and the batch order", "0"},
-                threads_flag(),
-                {"subset", "N", "use only the first N training images (0: all)", "0"},
-                {"test-subset", "N", "evaluate on the first N test images (0: all)", "0"},
-                {"log-every", "N", "a metrics line every N steps (0: epochs only)", "50"},
-                {"lr", "X", "SGD learning rate, cosine-annealed per epoch", "0.025"},
-                {"lr-min", "X", "learning rate at the end of the schedule", "0"},
-                {"momentum", "X", "SGD momentum", "0.9"},
-                {"weight-decay", "X", "SGD weight decay", "0.0003"},
-                {"grad-clip", "X", "clip the gradient norm (0: off)", "5"},
-                {"cutout", "L", "cutout square side on training images (0: off; DARTS: 16)", "0"},
-                {"crop-padding", "P",
-                 "random crop of training images padded by P pixels (0: off; DARTS: 4)", "0"},
-                {"flip", "", "random horizontal flip of training images", ""},
-                {"label-smoothing", "X", "label smoothing of the training loss, in [0, 1)", "0"}},
+      .flags =
+          {{"out", "DIR", "run directory to create", ""},
+           {"resume", "DIR", "continue the run in DIR from its checkpoint", ""},
+           {"data", "DATA", "fashion-mnist[:DIR], mnist:DIR, cifar10:DIR or cifar100:DIR",
+            "fashion-mnist"},
+           {"epochs", "E", "epochs over the training set", "600"},
+           {"batch", "B", "batch size", "96"},
+           {"max-steps", "N", "stop after N steps in total (0: no limit)", "0"},
+           {"seed", "S", "seed of the weights and the batch order", "0"},
+           threads_flag(),
+           {"subset", "N", "use only the first N training images (0: all)", "0"},
+           {"test-subset", "N", "evaluate on the first N test images (0: all)", "0"},
+           {"log-every", "N", "a metrics line every N steps (0: epochs only)", "50"},
+           {"lr", "X", "SGD learning rate, cosine-annealed per epoch", "0.025"},
+           {"lr-min", "X", "learning rate at the end of the schedule", "0"},
+           {"momentum", "X", "SGD momentum", "0.9"},
+           {"weight-decay", "X", "SGD weight decay", "0.0003"},
+           {"grad-clip", "X", "clip the gradient norm (0: off)", "5"},
+           {"cutout", "L", "cutout square side on training images (0: off; DARTS: 16)", "0"},
+           {"crop-padding", "P",
+            "random crop of training images padded by P pixels (0: off; DARTS: 4)", "0"},
+           {"flip", "", "random horizontal flip of training images", ""},
+           {"label-smoothing", "X", "label smoothing of the training loss, in [0, 1)", "0"},
+           {"drop-path", "P",
+            "drop-path probability, raised linearly per epoch to P, in [0, 1) (DARTS: 0.2)", "0"},
+           {"auxiliary-weight", "W",
+            "weight of an auxiliary head after the 2nd reduction cell (0: none; DARTS: 0.4)", "0"},
+           {"cells", "N", "rebuild the body as N cells, reductions at N/3 and 2N/3 (DARTS: 20)",
+            "the spec's body; 20 with --channels"},
+           {"channels", "C", "C of the first cells of the rebuilt body (DARTS: 36)",
+            "the spec's body; 36 with --cells"}},
       .details =
           "Writes DIR/config.json, DIR/metrics.jsonl (a final \"test\" line) and\n"
           "DIR/checkpoint.bin (every epoch and on Ctrl-C; exit status 130).\n"
           "--resume DIR continues bit-identically; only --threads, --epochs and\n"
           "--max-steps may be given with it. Augmentation (--crop-padding, --flip,\n"
-          "--cutout) applies to training batches only, never to the test evaluation.",
+          "--cutout) applies to training batches only, never to the test evaluation.\n"
+          "Drop-path and the auxiliary head exist only in training: evaluation, export\n"
+          "and infer run the plain network. DARTS CIFAR-10 evaluation: --cells 20\n"
+          "--channels 36 --drop-path 0.2 --auxiliary-weight 0.4 --crop-padding 4 --flip\n"
+          "--cutout 16.",
       .run = run_train};
   return command;
 }

@@ -1,6 +1,7 @@
 #include "tools/cellgraph/train_session.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "algorithms/search_session.h"
 #include "algorithms/search_step.h"
@@ -22,17 +23,19 @@ TrainOptions checked(TrainOptions o) {
   if (o.max_steps < 0 || o.log_every < 0) throw error("train: negative step counts");
   if (!(o.label_smoothing >= 0.0f && o.label_smoothing < 1.0f))
     throw error("train: label smoothing must be in [0, 1), got ", o.label_smoothing);
+  if (!(o.drop_path_prob >= 0.0f && o.drop_path_prob < 1.0f))
+    throw error("train: drop-path probability must be in [0, 1), got ", o.drop_path_prob);
+  if (!(o.auxiliary_weight >= 0.0f && std::isfinite(o.auxiliary_weight)))
+    throw error("train: auxiliary weight must be a finite number >= 0, got ", o.auxiliary_weight);
   return o;
+}
+
+spec::CompileOptions training_graph(const TrainOptions& o) {
+  return {.drop_path = o.drop_path_prob > 0.0f, .auxiliary_head = o.auxiliary_weight > 0.0f};
 }
 
 // The batch order stream is independent of the weight initialisation stream.
 uint64_t batch_seed(uint64_t seed) { return seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull; }
-
-Var run_network(const ir::Graph& graph, const ir::ParameterStore& params, const sched::Plan& plan,
-                const Tensor& images, bool training, uint64_t dropout_seed) {
-  sched::RunOptions options{.training = training, .dropout_seed = dropout_seed};
-  return sched::run(graph, params, plan, Var(images), options);
-}
 
 }  // namespace
 
@@ -47,12 +50,16 @@ void require_fixed(const spec::Space& space) {
 EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, const Dataset& data,
                     int64_t batch_size) {
   NoGradGuard no_grad;
-  const sched::Plan plan = sched::make_plan(graph, sched::all_active(graph));
+  // A training graph's auxiliary head does not take part: plan without it.
+  ir::Graph main = graph;
+  main.aux_logits = {};
+  const sched::Plan plan = sched::make_plan(main, sched::all_active(main));
+  const sched::RunOptions eval_mode{.training = false};
   BatchIterator batches(data, BatchOptions{.batch_size = batch_size, .shuffle = false});
   EvalResult r;
   for (int64_t b = 0; b < batches.batches_per_epoch(); ++b) {
     const Batch batch = batches.next();
-    const Var logits = run_network(graph, params, plan, batch.images, false, 0);
+    const Var logits = sched::run(main, params, plan, Var(batch.images), eval_mode);
     const int64_t n = batch.labels.numel();
     r.loss += double(ops::cross_entropy(logits, Var(batch.labels)).value().item()) * double(n);
     r.correct += algorithms::count_correct(logits.value(), batch.labels);
@@ -67,8 +74,11 @@ EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, co
 
 void restore_parameters(const ir::Graph& graph, const ir::ParameterStore& params,
                         const io::Checkpoint& ckpt) {
+  const bool skip_auxiliary = !graph.aux_logits.valid();
   size_t entries = 0;
-  for (const auto& [name, t] : ckpt.tensors()) entries += name.rfind("param/", 0) == 0;
+  for (const auto& [name, t] : ckpt.tensors())
+    entries +=
+        name.rfind("param/", 0) == 0 && !(skip_auxiliary && name.rfind("param/auxiliary.", 0) == 0);
   for (size_t i = 0; i < graph.params.size(); ++i) {
     const Var& v = params.all()[i];
     v.value().copy_from(ckpt.tensor("param/" + graph.params[i].name, v.shape()));
@@ -81,7 +91,7 @@ void restore_parameters(const ir::Graph& graph, const ir::ParameterStore& params
 TrainSession::TrainSession(spec::Space space, const Dataset& train_set, TrainOptions options)
     : space_(std::move(space)),
       options_(checked(options)),
-      graph_((require_fixed(space_), spec::compile(space_))),
+      graph_((require_fixed(space_), spec::compile(space_, training_graph(options_)))),
       params_(graph_, options_.seed),
       sgd_(params_.weights(), SgdOptions{.lr = options_.lr,
                                          .momentum = options_.momentum,
@@ -106,15 +116,39 @@ int64_t TrainSession::planned_steps() const {
   return options_.max_steps > 0 ? std::min(all, options_.max_steps) : all;
 }
 
-Var TrainSession::loss(const Batch& batch) {
-  const Var logits =
-      run_network(graph_, params_, plan_, batch.images, true, uint64_t(step_) * 2 + 1);
-  const Var loss = ops::cross_entropy(logits, Var(batch.labels), options_.label_smoothing);
-  const int64_t n = batch.labels.numel();
-  loss_sum_ += double(loss.value().item()) * double(n);
-  correct_ += algorithms::count_correct(logits.value(), batch.labels);
-  count_ += n;
+float TrainSession::drop_path_prob() const {
+  return float(double(options_.drop_path_prob) * double(epoch_) / double(options_.epochs));
+}
+
+TrainSession::Loss TrainSession::compute_loss(const Batch& batch) const {
+  // Dropout and drop-path masks: a pure function of the step, so a resumed run draws the
+  // same ones.
+  const sched::RunOptions options{.training = true,
+                                  .dropout_seed = uint64_t(step_) * 2 + 1,
+                                  .drop_path_prob = drop_path_prob()};
+  const sched::RunOutputs out =
+      sched::run_outputs(graph_, params_, plan_, Var(batch.images), options);
+  const Var labels(batch.labels);
+  Loss loss{.logits = out.logits};
+  loss.cross_entropy = ops::cross_entropy(out.logits, labels, options_.label_smoothing);
+  loss.total = loss.cross_entropy;
+  if (out.aux_logits.defined()) {
+    loss.aux_cross_entropy = ops::cross_entropy(out.aux_logits, labels, options_.label_smoothing);
+    const Var weight(Tensor::from_vector({1}, {options_.auxiliary_weight}));
+    loss.total = ops::add(loss.total, ops::scale(loss.aux_cross_entropy, weight));
+  }
   return loss;
+}
+
+Var TrainSession::loss(const Batch& batch) {
+  const Loss loss = compute_loss(batch);
+  const int64_t n = batch.labels.numel();
+  loss_sum_ += double(loss.total.value().item()) * double(n);
+  if (loss.aux_cross_entropy.defined())
+    aux_loss_sum_ += double(loss.aux_cross_entropy.value().item()) * double(n);
+  correct_ += algorithms::count_correct(loss.logits.value(), batch.labels);
+  count_ += n;
+  return loss.total;
 }
 
 void TrainSession::step() {
@@ -135,7 +169,7 @@ void TrainSession::step() {
     if (callback_) callback_(record(TrainRecord::Kind::epoch));
     ++epoch_;
     epoch_step_ = 0;
-    loss_sum_ = 0;
+    loss_sum_ = aux_loss_sum_ = 0;
     correct_ = count_ = 0;
     epoch_ended_ = true;
   }
@@ -147,7 +181,9 @@ TrainRecord TrainSession::snapshot() const {
   r.step = step_;
   r.train_loss = count_ > 0 ? loss_sum_ / double(count_) : 0;
   r.train_accuracy = count_ > 0 ? double(correct_) / double(count_) : 0;
+  r.train_aux_loss = count_ > 0 ? aux_loss_sum_ / double(count_) : 0;
   r.lr = algorithms::decimal_of(schedule_.lr_at(epoch_));
+  r.drop_path_prob = algorithms::decimal_of(drop_path_prob());
   return r;
 }
 
@@ -188,6 +224,7 @@ io::Checkpoint TrainSession::checkpoint() const {
   ckpt.set_meta("position.epoch", std::to_string(p.epoch));
   ckpt.set_meta("position.batch", std::to_string(p.batch));
   ckpt.set_meta("totals.loss", io::format_double(loss_sum_));
+  if (graph_.aux_logits.valid()) ckpt.set_meta("totals.aux_loss", io::format_double(aux_loss_sum_));
   ckpt.set_meta("totals.correct", std::to_string(correct_));
   ckpt.set_meta("totals.count", std::to_string(count_));
   const double elapsed =
@@ -218,6 +255,7 @@ void TrainSession::restore(const io::Checkpoint& ckpt) {
   if (step_ < 0 || epoch_ < 0 || epoch_step_ < 0 || epoch_step_ >= steps_per_epoch_)
     throw error(src, ": inconsistent step counters");
   loss_sum_ = ckpt.meta_double("totals.loss");
+  aux_loss_sum_ = graph_.aux_logits.valid() ? ckpt.meta_double("totals.aux_loss") : 0;
   correct_ = ckpt.meta_int("totals.correct");
   count_ = ckpt.meta_int("totals.count");
   elapsed_before_ = ckpt.meta_double("elapsed");

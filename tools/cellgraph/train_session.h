@@ -7,9 +7,10 @@
 // the batch position, the counters and the epoch's metric sums; everything else is a pure
 // function of the options.
 //
-// Extension points (DARTS evaluation adds cutout, drop-path and an auxiliary head):
-// augmentation goes into the BatchOptions built in the constructor, per-step model
-// changes into TrainSession::loss().
+// DARTS evaluation additions: augmentation goes into the BatchOptions built in the
+// constructor; drop-path (drop_path nodes whose probability grows with the epoch) and the
+// auxiliary head (loss CE + w * CE(aux)) are compiled into the training graph only
+// (spec::CompileOptions), so evaluation, export and inference never see them.
 #pragma once
 
 #include <chrono>
@@ -46,6 +47,12 @@ struct TrainOptions {
   // DARTS CIFAR uses crop_padding 4, flip and cutout 16.
   AugmentOptions augment = {};
   float label_smoothing = 0.0f;  // in [0, 1); cross-entropy against smoothed targets
+  // Drop-path probability at the last epoch, in [0, 1): epoch e (0-based) uses
+  // drop_path_prob * e / epochs, as DARTS. 0: no drop_path nodes (DARTS: 0.2).
+  float drop_path_prob = 0.0f;
+  // Weight of the auxiliary head's cross-entropy in the training loss, >= 0. 0: no head
+  // (DARTS: 0.4).
+  float auxiliary_weight = 0.0f;
 };
 
 struct TrainRecord {
@@ -54,6 +61,8 @@ struct TrainRecord {
   int64_t epoch = 0;                          // 0-based
   int64_t step = 0;                           // global steps done
   double train_loss = 0, train_accuracy = 0;  // means over the epoch so far
+  double train_aux_loss = 0;                  // mean CE of the auxiliary head (0 without one)
+  double drop_path_prob = 0;                  // of this epoch
   double lr = 0;
   double seconds_per_step = 0, elapsed = 0;  // timings
 };
@@ -71,7 +80,9 @@ void require_fixed(const spec::Space& space);
 EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, const Dataset& data,
                     int64_t batch_size = 256);
 
-// Copies "param/<name>" entries of a checkpoint into `params` (shapes checked).
+// Copies "param/<name>" entries of a checkpoint into `params` (shapes checked). Entries of
+// an auxiliary head ("param/auxiliary.*") are skipped when `graph` was compiled without one
+// (evaluating, exporting a run trained with it).
 void restore_parameters(const ir::Graph& graph, const ir::ParameterStore& params,
                         const io::Checkpoint& checkpoint);
 
@@ -79,6 +90,15 @@ class TrainSession {
  public:
   // `space` must be fixed and fit the data; `train_set` normalised.
   TrainSession(spec::Space space, const Dataset& train_set, TrainOptions options);
+
+  // The training loss of one batch (CE + auxiliary_weight * CE(aux)) and its parts, in
+  // training mode with this step's drop-path masks; does not touch the epoch's sums.
+  struct Loss {
+    Var total, cross_entropy, aux_cross_entropy;  // the last undefined without a head
+    Var logits;
+  };
+  Loss compute_loss(const Batch& batch) const;
+  float drop_path_prob() const;  // of the current epoch
 
   void set_record_callback(std::function<void(const TrainRecord&)> callback) {
     callback_ = std::move(callback);
@@ -120,7 +140,7 @@ class TrainSession {
   int64_t steps_per_epoch_ = 0;
   int64_t epoch_ = 0, epoch_step_ = 0, step_ = 0;
   bool epoch_ended_ = false;
-  double loss_sum_ = 0;
+  double loss_sum_ = 0, aux_loss_sum_ = 0;
   int64_t correct_ = 0, count_ = 0;
   double elapsed_before_ = 0;
   std::chrono::steady_clock::time_point start_, interval_start_;

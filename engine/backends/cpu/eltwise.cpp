@@ -1,8 +1,10 @@
 // Element-wise kernels. The activations and add/mul run as oneDNN eltwise / binary
 // primitives on the flattened tensor (element-wise ops do not care about the shape, so
-// one primitive serves every shape of a given size); negate, scale and dropout are plain
-// loops because they are trivial or, for dropout, because the mask is our own hash.
+// one primitive serves every shape of a given size); negate, scale, dropout and drop_path
+// are plain loops because they are trivial or, for the dropouts, because the mask is our
+// own hash.
 #include <cstring>
+#include <vector>
 
 #include "engine/backends/cpu/dnnl_context.h"
 #include "engine/backends/cpu/kernels.h"
@@ -210,6 +212,39 @@ void dropout_backward(const BackwardCall& call) {
     apply_dropout(std::get<DropoutAttrs>(call.attrs), call.grad_outputs[0].contiguous(),
                   call.grad_inputs[0]);
 }
+
+// ---- drop_path --------------------------------------------------------------------------
+
+// Sample n (a slice of numel / N elements) is kept iff hash_uniform(seed, n) >= p, then
+// scaled by 1 / (1 - p); as for dropout, backward recomputes the mask from (seed, n).
+void apply_drop_path(const DropPathAttrs& a, const Tensor& src, const Tensor& dst) {
+  if (!a.training || a.p == 0.0f) {
+    copy_into(dst, src);
+    return;
+  }
+  const float keep_scale = 1.0f / (1.0f - a.p);
+  const int64_t batch = dst.shape()[0];
+  const int64_t inner = batch > 0 ? dst.numel() / batch : 0;
+  std::vector<float> factor(static_cast<size_t>(batch));
+  for (int64_t n = 0; n < batch; ++n)
+    factor[size_t(n)] = hash_uniform(a.seed, static_cast<uint64_t>(n)) >= a.p ? keep_scale : 0.0f;
+  const float* s = src.data();
+  float* d = dst.data();
+  const int64_t total = dst.numel();
+#pragma omp parallel for
+  for (int64_t i = 0; i < total; ++i) d[i] = s[i] * factor[size_t(i / inner)];
+}
+
+void drop_path_forward(const ForwardCall& call) {
+  apply_drop_path(std::get<DropPathAttrs>(call.attrs), call.inputs[0].contiguous(),
+                  call.outputs[0]);
+}
+
+void drop_path_backward(const BackwardCall& call) {
+  if (call.grad_inputs[0].defined())
+    apply_drop_path(std::get<DropPathAttrs>(call.attrs), call.grad_outputs[0].contiguous(),
+                    call.grad_inputs[0]);
+}
 }  // namespace
 
 void add_eltwise_kernels(KernelTable& table) {
@@ -221,6 +256,7 @@ void add_eltwise_kernels(KernelTable& table) {
   set(table, OpKind::mul, mul_forward, mul_backward);
   set(table, OpKind::scale, scale_forward, scale_backward);
   set(table, OpKind::dropout, dropout_forward, dropout_backward);
+  set(table, OpKind::drop_path, drop_path_forward, drop_path_backward);
 }
 
 }  // namespace cellgraph::cpu
