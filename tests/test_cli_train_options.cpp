@@ -157,11 +157,26 @@ TEST_CASE("cli: train --cutout/--crop-padding/--flip/--label-smoothing go into c
   CHECK_FALSE(has(read_text(dir / "plain/metrics.jsonl"), "drop_path"));
   CHECK_FALSE(has(read_text(dir / "plain/metrics.jsonl"), "train_aux_loss"));
 
+  // --darts-cifar: DARTS' evaluation recipe as defaults; explicit flags still win.
+  r = run_cli(dir, small_train(kDartsV2, dir / "recipe") +
+                       " --darts-cifar --cells 3 --channels 4 --cutout 5 --max-steps 1");
+  REQUIRE(r.status == 0);
+  const spec::JsonValue recipe = spec::parse_json_file(dir / "recipe/config.json");
+  CHECK(recipe.find("cutout")->as_integer() == 5);
+  CHECK(recipe.find("crop_padding")->as_integer() == 4);
+  CHECK(recipe.find("flip")->as_bool() == true);
+  CHECK(recipe.find("drop_path")->as_double() == 0.2);
+  CHECK(recipe.find("auxiliary_weight")->as_double() == 0.4);
+  CHECK(recipe.find("cells")->as_integer() == 3);
+  CHECK(recipe.find("channels")->as_integer() == 4);
+  CHECK(recipe.find("epochs")->as_integer() == 2);  // small_train's, not the recipe's 600
+
   // The options appear in --help.
   r = run_cli(dir, "train --help");
   CHECK(r.status == 0);
-  for (const char* flag : {"--cutout L", "--crop-padding P", "--flip", "--label-smoothing X",
-                           "--drop-path P", "--auxiliary-weight W", "--cells N", "--channels C"}) {
+  for (const char* flag :
+       {"--cutout L", "--crop-padding P", "--flip", "--label-smoothing X", "--drop-path P",
+        "--auxiliary-weight W", "--cells N", "--channels C", "--darts-cifar"}) {
     CAPTURE(flag);
     CHECK(has(r.out, flag));
   }
