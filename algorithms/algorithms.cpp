@@ -33,6 +33,13 @@ const std::vector<Algorithm>& algorithms() {
         {"update_weights", update_weights},
         {"update_codes", update_codes}},
        Relaxation::sparse_code},
+      {"ista-onestage",
+       "ISTA-NAS, one-stage: the evaluation network searched and trained at once; weights and b "
+       "share L_train until the codes converge, then b freezes and the edge BNs train",
+       {{"recover_sparse_codes_until_converged", recover_sparse_codes_until_converged},
+        {"update_weights_and_codes", update_weights_and_codes}},
+       Relaxation::sparse_code,
+       true},
   };
   return kList;
 }
@@ -52,6 +59,10 @@ ArchState prepared_arch_state(const Algorithm& algorithm, const ir::Graph& graph
   ArchState state = initial_arch_state(graph, space.arch.init_std, seed);
   state.relaxation = algorithm.relaxation;
   if (algorithm.relaxation == Relaxation::box) project_box(state.logits);
+  if (algorithm.one_stage && !space.network.edge_bn)
+    throw error(space.file, ":", space.network.pointer, ": ", algorithm.name,
+                " searches the evaluation network with a BN closing every edge op; set "
+                "\"edge_bn\": true in the network");
   if (algorithm.relaxation == Relaxation::sparse_code)
     init_sparse_codes(state, graph, space, options.sparse, space.arch.init_std, seed + 1);
   return state;

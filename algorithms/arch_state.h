@@ -51,6 +51,9 @@ struct ArchState {
   // sparse_code only: per group, the nodes' b_j stacked into [sum m, 1]; and the nodes.
   std::vector<Var> codes;
   std::vector<SparseNode> nodes;
+  // ISTA-NAS one-stage: set once the codes converged (termination rule); from then on b
+  // and the supports stay fixed and the edge BNs' affine parameters train.
+  bool codes_frozen = false;
 };
 
 // Logits start at init_std * N(0, 1), except entries the spec initialises (ArchGroup::init);

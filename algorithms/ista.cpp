@@ -10,10 +10,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <numeric>
 
 #include "engine/error.h"
+#include "engine/optim/clip.h"
 #include "engine/tensor/random.h"
 
 namespace cellgraph::algorithms {
@@ -166,6 +168,64 @@ void update_codes(StepContext& ctx) {
   ctx.arch_optimizer.zero_grad();
   forward_loss(ctx, ctx.val, sparse_code_coefficients(ctx.arch), false).backward();
   ctx.arch_optimizer.step();
+}
+
+}  // namespace cellgraph::algorithms
+
+// ---- One-stage (the evaluation network is searched and trained in one run) ----
+
+namespace cellgraph::algorithms {
+
+namespace {
+// gamma and beta of every candidate's closing BN (spec network.edge_bn).
+std::vector<Var> edge_bn_affine(const ir::Graph& graph, const ir::ParameterStore& params) {
+  std::vector<Var> out;
+  for (size_t i = 0; i < graph.params.size(); ++i) {
+    const std::string& name = graph.params[i].name;
+    if (!graph.params[i].candidate.valid()) continue;
+    for (const char* tail : {".out_bn.gamma", ".out_bn.beta"})
+      if (name.size() > std::strlen(tail) &&
+          name.compare(name.size() - std::strlen(tail), std::strlen(tail), tail) == 0)
+        out.push_back(params.all()[i]);
+  }
+  return out;
+}
+}  // namespace
+
+void recover_sparse_codes_until_converged(StepContext& ctx) {
+  ArchState& arch = ctx.arch;
+  if (arch.codes_frozen) return;  // b and the supports stay as they converged
+  bool support_changed = false;
+  bool z_settled = true;
+  for (SparseNode& node : arch.nodes) {
+    support_changed =
+        recover_node(node, node_code(arch, node), ctx.options.sparse.lasso) || support_changed;
+    z_settled = z_settled && node.z_change <= ctx.options.sparse.epsilon;
+  }
+  arch.active = support_active_set(ctx.graph, arch);
+  // The first step recovers from the initial b again (nothing updated it yet): no evidence
+  // of convergence, so the rule is checked from the second step on.
+  if (ctx.step > 0 && z_settled && !support_changed) arch.codes_frozen = true;
+}
+
+void update_weights_and_codes(StepContext& ctx) {
+  ArchState& arch = ctx.arch;
+  Sgd& sgd = ctx.weight_optimizer;
+  const bool searching = !arch.codes_frozen;
+  sgd.zero_grad();
+  ctx.arch_optimizer.zero_grad();
+  {
+    // While searching, the edge BNs' gamma, beta stay at 1, 0: b alone scales each op.
+    std::vector<Var> frozen;
+    if (searching) frozen = edge_bn_affine(ctx.graph, ctx.params);
+    FreezeGuard freeze(frozen);
+    const std::vector<Var> coefficients =
+        searching ? sparse_code_coefficients(arch) : current_coefficients(arch);
+    forward_loss(ctx, ctx.train, coefficients, true).backward();
+  }
+  if (ctx.grad_clip > 0) clip_grad_norm(sgd.params(), ctx.grad_clip);
+  sgd.step();
+  if (searching) ctx.arch_optimizer.step();
 }
 
 }  // namespace cellgraph::algorithms

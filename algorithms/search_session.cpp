@@ -88,9 +88,15 @@ void restore_logits(const ir::Graph& graph, ArchState& arch, const io::Checkpoin
 
 // ISTA-NAS state beyond the codes: per node the support, the code z (exact: its doubles
 // as text) and the epoch's statistics. A_j is not stored: it is a function of the seed.
-void save_sparse_nodes(const ArchState& arch, io::Checkpoint& ckpt) {
+void save_sparse_nodes(const ir::Graph& graph, const ArchState& arch, io::Checkpoint& ckpt) {
+  if (arch.relaxation != Relaxation::sparse_code) return;
   for (size_t g = 0; g < arch.codes.size(); ++g)
     ckpt.add("code/" + std::string(arch.codes[g].name()), arch.codes[g].value());
+  // The coefficients, for absorption without the run's options (one-stage export).
+  const std::vector<Var> coefficients = current_coefficients(arch);
+  for (size_t g = 0; g < coefficients.size(); ++g)
+    ckpt.add("sparse/coefficients/" + graph.arch_groups[g].name, coefficients[g].value());
+  ckpt.set_meta("sparse/frozen", arch.codes_frozen ? "1" : "0");
   for (const SparseNode& n : arch.nodes) {
     std::vector<float> support(n.support.begin(), n.support.end());
     ckpt.add("sparse/" + n.label + "/support",
@@ -103,12 +109,18 @@ void save_sparse_nodes(const ArchState& arch, io::Checkpoint& ckpt) {
   }
 }
 
+}  // namespace
+
 void restore_sparse_nodes(const ir::Graph& graph, ArchState& arch, const io::Checkpoint& ckpt,
                           bool with_codes) {
   const std::string& src = ckpt.source();
   if (with_codes)
     for (Var& code : arch.codes)
       code.value().copy_from(ckpt.tensor("code/" + std::string(code.name()), code.shape()));
+  const std::string& frozen = ckpt.meta("sparse/frozen");
+  if (frozen != "0" && frozen != "1")
+    throw error(src, ": metadata 'sparse/frozen' is '", frozen, "'; expected 0 or 1");
+  arch.codes_frozen = frozen == "1";
   for (SparseNode& n : arch.nodes) {
     const std::string key = "sparse/" + n.label;
     const std::vector<float> support = ckpt.tensor(key + "/support", {int64_t(n.keep)}).to_vector();
@@ -135,8 +147,6 @@ void restore_sparse_nodes(const ir::Graph& graph, ArchState& arch, const io::Che
   }
   arch.active = support_active_set(graph, arch);
 }
-
-}  // namespace
 
 double decimal_of(float value) {
   char buffer[32];
@@ -357,7 +367,7 @@ io::Checkpoint SearchSession::checkpoint() const {
     ckpt.add("param/" + graph_.params[i].name, params_.all()[i].value());
   for (size_t g = 0; g < graph_.arch_groups.size(); ++g)
     ckpt.add("arch/" + graph_.arch_groups[g].name, arch_.logits[g].value());
-  save_sparse_nodes(arch_, ckpt);
+  save_sparse_nodes(graph_, arch_, ckpt);
   std::vector<float> active(arch_.active.begin(), arch_.active.end());
   ckpt.add("arch_active", Tensor::from_vector({int64_t(active.size())}, active));
   for (const auto& [key, t] : sgd_.state_tensors()) ckpt.add("sgd/" + key, t);

@@ -190,6 +190,11 @@ class SearchSession {
   std::function<void(const SearchRecord&)> callback_;
 };
 
+// ISTA-NAS state from a checkpoint into a state prepared for the same space: the supports
+// (and, with_codes, the codes, the exact z and the statistics); sets the active set.
+void restore_sparse_nodes(const ir::Graph& graph, ArchState& arch, const io::Checkpoint& ckpt,
+                          bool with_codes);
+
 // Derivation from a search checkpoint without data or optimizers: compiles `space` (fitted
 // as the run fitted it) and reads the architecture logits. Throws Error as restore().
 Derived derive_from_checkpoint(const spec::Space& space, const io::Checkpoint& checkpoint);

@@ -84,6 +84,8 @@ struct Algorithm {
   std::string description;
   std::vector<NamedPass> step;  // run in order, once per search step
   Relaxation relaxation = Relaxation::softmax;
+  // ISTA-NAS one-stage: searches the evaluation network itself (spec network.edge_bn).
+  bool one_stage = false;
 };
 
 const std::vector<Algorithm>& algorithms();
@@ -122,5 +124,10 @@ void update_architecture_proximal(StepContext& ctx);
 void recover_sparse_codes(StepContext& ctx);
 // ISTA-NAS: Adam on dL_val/db (two-stage).
 void update_codes(StepContext& ctx);
+// ISTA-NAS one-stage: recover_sparse_codes until the termination rule freezes the codes.
+void recover_sparse_codes_until_converged(StepContext& ctx);
+// ISTA-NAS one-stage: one backward of L_train for the weights (SGD) and, until frozen, b
+// (Adam); the edge BNs' gamma and beta stay at 1 and 0 until then.
+void update_weights_and_codes(StepContext& ctx);
 
 }  // namespace cellgraph::algorithms

@@ -24,7 +24,7 @@ ValueId relu_dw_pw_bn(Builder& b, ValueId x, int64_t c, int kernel, int stride, 
 ValueId pool(Builder& b, OpKind kind, ValueId x, const CandidateSite& site) {
   const ValueId p = b.op1(kind, PoolAttrs{.kernel = 3, .stride = site.stride, .padding = 1}, {x},
                           site.name + ".pool");
-  return site.search ? ir::batch_norm(b, p, site.name + ".bn", {false}) : p;
+  return site.search && !site.edge_bn ? ir::batch_norm(b, p, site.name + ".bn", {false}) : p;
 }
 
 void require_stride(const CandidateSite& site, int stride, const char* op) {

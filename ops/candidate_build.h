@@ -14,7 +14,8 @@ struct CandidateSite {
   int64_t channels = 0;  // C of the cell: input and output channels of the edge
   int stride = 1;        // 2 on edges leaving the inputs of a reduction cell
   bool search = true;
-  std::string name;  // label / parameter prefix, e.g. "cells.2.n1.e0.sep_conv_3x3"
+  bool edge_bn = false;  // the edge ends in its own BN (spec network.edge_bn): no pool BN
+  std::string name;      // label / parameter prefix, e.g. "cells.2.n1.e0.sep_conv_3x3"
 };
 
 // Returns the edge's output value (for skip_connect at stride 1: x itself).

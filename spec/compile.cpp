@@ -217,11 +217,12 @@ class Compiler {
         CandidateSite site{.channels = c,
                            .stride = cell.reduction && is_input[edge.from] ? 2 : 1,
                            .search = search,
+                           .edge_bn = space_.network.edge_bn,
                            .name = name + "." + node.name + ".e" + std::to_string(e)};
         const ValueId in = states.at(edge.from);
         if (edge.ops.size() == 1) {
           site.name += "." + edge.ops[0];
-          const ValueId out = build_candidate(b_, candidate_of(cell, edge.ops[0]), in, site);
+          const ValueId out = edge_op(candidate_of(cell, edge.ops[0]), in, site);
           edge_outputs.push_back(search ? out : maybe_drop_path(in, out, site.name));
           continue;
         }
@@ -241,6 +242,14 @@ class Compiler {
     std::vector<ValueId> parts;
     for (const std::string& n : cell.output.concat) parts.push_back(states.at(n));
     return b_.op1(OpKind::concat, NoAttrs{}, parts, name + ".concat");
+  }
+
+  // One op on one edge; with network.edge_bn followed by its own affine BN ("out_bn"),
+  // which ISTA-NAS one-stage scales by the op's coefficient (none stays a zero).
+  ValueId edge_op(Candidate op, ValueId in, const CandidateSite& site) {
+    const ValueId out = build_candidate(b_, op, in, site);
+    if (!site.edge_bn || op == Candidate::none) return out;
+    return ir::batch_norm(b_, out, site.name + ".out_bn", {true});
   }
 
   Candidate candidate_of(const Cell& cell, const std::string& op) {
@@ -267,7 +276,7 @@ class Compiler {
                                                 .label = base + "." + edge.ops[k]});
       b_.set_candidate(id);
       site.name = base + "." + edge.ops[k];
-      const ValueId out = build_candidate(b_, graph_.candidates.back().op, in, site);
+      const ValueId out = edge_op(graph_.candidates.back().op, in, site);
       b_.set_candidate(CandidateId{});
       graph_.candidates[id.index()].output = out;
       outs.push_back(out);

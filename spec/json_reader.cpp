@@ -392,7 +392,7 @@ std::string Reader::op_name(const Json& v, const std::string& ptr, const Cell& c
 
 Network Reader::read_network(const Json& v, const std::string& ptr) const {
   object(v, ptr);
-  check_fields(v, ptr, {"input", "classes", "stem", "body", "head"});
+  check_fields(v, ptr, {"input", "classes", "stem", "body", "head", "edge_bn"});
   Network net;
   net.pointer = ptr;
   const Json& input = require(v, ptr, "input");
@@ -407,6 +407,7 @@ Network Reader::read_network(const Json& v, const std::string& ptr) const {
   net.in_height = integer(input[1], child(input_ptr, 1), 1, 4096);
   net.in_width = integer(input[2], child(input_ptr, 2), 1, 4096);
   net.classes = integer(classes, child(ptr, "classes"), 2, 100000);
+  if (const Json* e = find(v, "edge_bn")) net.edge_bn = boolean(*e, child(ptr, "edge_bn"));
   if (const Json* stem = find(v, "stem")) {
     const std::string stem_ptr = child(ptr, "stem");
     array(*stem, stem_ptr, "layers", "");

@@ -84,6 +84,9 @@ struct Network {
   std::vector<Layer> stem;
   std::vector<Stage> body;
   std::vector<Layer> head;
+  // Every edge op (but none) ends in its own affine BN, and search-cell pooling gets no
+  // other BN: ISTA-NAS one-stage, whose searched coefficients are absorbed into these BNs.
+  bool edge_bn = false;
   std::string pointer;
 };
 

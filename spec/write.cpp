@@ -93,6 +93,7 @@ OJson network_json(const Network& net) {
   OJson out;
   out["input"] = {net.in_channels, net.in_height, net.in_width};
   out["classes"] = net.classes;
+  if (net.edge_bn) out["edge_bn"] = true;
   if (!net.stem.empty()) {
     OJson stem = OJson::array();
     for (const Layer& layer : net.stem) stem.push_back(layer_json(layer));

@@ -212,6 +212,33 @@ TEST_CASE("cli: export refuses a search space, naming the mixed edge") {
   CHECK(has(r.err, "a search space"));
 }
 
+TEST_CASE("cli: a one-stage ISTA-NAS search exports its absorbed network directly") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("Fashion-MNIST not installed; skipped");
+    return;
+  }
+  TempDir dir;
+  std::string text = read_text(write_tiny_space(dir));
+  text.replace(text.find("\"classes\": 3,"), 13, "\"classes\": 3, \"edge_bn\": true,");
+  // Codes of order 1, so the searched coefficients (and their absorption) matter.
+  text.replace(text.find("\"op_sets\""), 0, "\"arch\": {\"init_std\": 1.0}, ");
+  const std::string space = dir / "tiny_bn.json";
+  std::ofstream(space) << text;
+  // A large epsilon: the codes freeze at step 2 and the edge BNs train afterwards.
+  Result r = run_cli("search " + space + " --out " + dir / "one" + " --data " + kData +
+                         " --subset 64 --batch 8 --max-steps 5 --threads 1 --seed 3 --algo "
+                         "ista-onestage --ista-epsilon 1e9",
+                     dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(has(read_text(dir / "one/derived.json"), "\"edge_bn\": true"));
+  const std::string images = dir / "x.npy";
+  write_images(images, {3, 1, 28, 28}, 4);
+  export_and_compare(dir, dir / "one", "", images, "onestage");
+  export_and_compare(dir, dir / "one", "--fold-bn", images, "onestage_folded");
+  r = run_cli("export " + dir / "one" + " --onnx " + dir / "o.onnx", dir);
+  CHECK(has(r.err + r.out, "coefficients absorbed"));
+}
+
 TEST_CASE("cli: export and infer of a train run use its trained weights") {
   if (!have_fashion_mnist()) {
     MESSAGE("Fashion-MNIST not installed; skipped");

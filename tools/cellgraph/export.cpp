@@ -11,6 +11,7 @@
 #include <sstream>
 #include <utility>
 
+#include "algorithms/absorb.h"
 #include "algorithms/derive.h"
 #include "algorithms/search_session.h"
 #include "engine/error.h"
@@ -32,6 +33,22 @@ FixedNetwork load_fixed_network(const Args& args, bool fixed_only) {
   if (is_run) {
     const ConfigReader config(target);
     const std::string command = config.string("command");
+    if (command == "search" && config.string("algo") == "ista-onestage") {
+      // One-stage ISTA-NAS trained the network while searching: absorb it.
+      if (args.has("data"))
+        throw error(
+            "--data applies to a spec only; a run's network keeps the input and "
+            "classes it was trained with (",
+            config.file(), ")");
+      space = config.space();
+      algorithms::fit_space_to_data(space, shape_from_config(config));
+      const std::string ckpt_path = checkpoint_path(target);
+      algorithms::Absorbed absorbed =
+          algorithms::absorb_from_checkpoint(space, io::load_checkpoint(ckpt_path));
+      return FixedNetwork{
+          std::move(absorbed.space), std::move(absorbed.graph), std::move(absorbed.params),
+          ckpt_path + " (one-stage search, coefficients absorbed into the edge BNs)"};
+    }
     if (command == "search")
       throw error(target, ": a search run; ", args.command().name,
                   " takes a fixed network: train the derived network first (`cellgraph train ",

@@ -52,7 +52,10 @@ std::vector<Hyper> default_hypers() {
           {"ista-lambda", 1e-5, 0, kMaxDouble, "ISTA-NAS: l1 weight lambda of the LASSO"},
           {"ista-tolerance", 1e-7, 0, kMaxDouble,
            "ISTA-NAS: the solver stops when z moves by at most this (max-norm)"},
-          {"ista-iterations", 1000, 1, 1e9, "ISTA-NAS: iteration cap of the solver per step"}};
+          {"ista-iterations", 1000, 1, 1e9, "ISTA-NAS: iteration cap of the solver per step"},
+          {"ista-epsilon", 1e-3, 0, kMaxDouble,
+           "ISTA-NAS one-stage: b freezes once every node's ||z_new - z_old|| <= this with "
+           "unchanged supports"}};
 }
 
 std::string key_of(const std::string& flag) {  // "lr-min" -> "lr_min" in config.json
@@ -106,7 +109,8 @@ struct SearchConfig {
                                          .lasso = {.lambda = hyper("ista-lambda"),
                                                    .tolerance = hyper("ista-tolerance"),
                                                    .max_iterations = int(hyper("ista-iterations")),
-                                                   .fista = ista_solver == "fista"}}}};
+                                                   .fista = ista_solver == "fista"},
+                                         .epsilon = hyper("ista-epsilon")}}};
   }
 };
 
@@ -328,8 +332,8 @@ std::vector<Flag> search_flags() {
       {"out", "DIR", "run directory to create (config, metrics, checkpoint, results)", ""},
       {"resume", "DIR", "continue the run in DIR from its checkpoint", ""},
       {"algo", "NAME",
-       "search algorithm: darts (first order), darts2 (second order), milenas, nasp or ista "
-       "(two-stage ISTA-NAS)",
+       "search algorithm: darts (first order), darts2 (second order), milenas, nasp, ista "
+       "(two-stage ISTA-NAS) or ista-onestage (the network trained while searched)",
        "darts"},
       {"ista-solver", "NAME", "ISTA-NAS: LASSO solver, fista or ista", "fista"},
       {"ista-dictionary", "NAME", "ISTA-NAS: A_j entries, uniform [0,1) or gaussian N(0,1/m)",
