@@ -271,6 +271,7 @@ void SearchSession::step() {
     callback_(record(SearchRecord::Kind::log));
   if (epoch_step_ == steps_per_epoch_) {
     if (callback_) callback_(record(SearchRecord::Kind::epoch));
+    for (SparseNode& n : arch_.nodes) n.support_changes = 0;  // counted per epoch
     ++epoch_;
     epoch_step_ = 0;
     totals_ = {};
@@ -316,7 +317,7 @@ SearchRecord SearchSession::record(SearchRecord::Kind kind) {
     epoch_steps_timed_ = 0;
     r.genotype = derive().genotype;
     r.argmax = argmax_ops(graph_, arch_);
-    for (SparseNode& n : arch_.nodes) {
+    for (const SparseNode& n : arch_.nodes) {
       SparseNodeRecord s{n.label, {}, n.support_changes, n.z_change};
       const size_t k = n.columns.size();
       const ir::ArchGroup& g = graph_.arch_groups[size_t(n.group)];
@@ -324,7 +325,6 @@ SearchRecord SearchSession::record(SearchRecord::Kind kind) {
         s.support.push_back(g.row_labels[size_t(n.rows[size_t(i) / k])] + ": " +
                             g.columns[size_t(n.columns[size_t(i) % k])]);
       r.sparse_nodes.push_back(std::move(s));
-      n.support_changes = 0;
     }
   }
   return r;

@@ -237,6 +237,10 @@ TEST_CASE("cli: a one-stage ISTA-NAS search exports its absorbed network directl
   export_and_compare(dir, dir / "one", "--fold-bn", images, "onestage_folded");
   r = run_cli("export " + dir / "one" + " --onnx " + dir / "o.onnx", dir);
   CHECK(has(r.err + r.out, "coefficients absorbed"));
+  // eval takes the run directory too, and scores the absorbed network.
+  r = run_cli("eval " + dir / "one" + " --test-subset 32 --threads 1", dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(has(r.out, ": test accuracy "));
 }
 
 TEST_CASE("cli: export and infer of a train run use its trained weights") {

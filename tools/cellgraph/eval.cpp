@@ -3,7 +3,9 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+#include <optional>
 
+#include "algorithms/absorb.h"
 #include "algorithms/search_session.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
@@ -30,17 +32,24 @@ int run_eval(const Args& args) {
   ChannelStats stats;
   std::string data;
   std::string weights_from;
+  std::optional<algorithms::Absorbed> absorbed;  // a one-stage ISTA-NAS search run
   if (is_run) {
     const ConfigReader config(target);
-    if (config.string("command") != "train")
+    const bool one_stage =
+        config.string("command") == "search" && config.string("algo") == "ista-onestage";
+    if (config.string("command") != "train" && !one_stage)
       throw error(target, ": a '", config.string("command"),
-                  "' run; eval takes the directory "
-                  "of a train run (for a search: derive, then train the derived.json)");
+                  "' run; eval takes the directory of a train run or of an ista-onestage "
+                  "search (for another search: derive, then train the derived.json)");
     space = config.space();
     algorithms::fit_space_to_data(space, shape_from_config(config));
     stats = stats_from_json(config, "normalization");
     data = args.get("data", config.string("data"));
     weights_from = checkpoint_path(target);
+    if (one_stage) {
+      absorbed = algorithms::absorb_from_checkpoint(space, io::load_checkpoint(weights_from));
+      space = absorbed->space;
+    }
   } else {
     space = spec::parse_file(target);
     require_fixed(space);
@@ -59,11 +68,19 @@ int run_eval(const Args& args) {
                 shape_text(net.in_channels, net.in_height, net.in_width), " with ", net.classes,
                 " classes; ", data, " has ", shape_text(shape.channels, shape.height, shape.width),
                 " with ", shape.classes);
-  const ir::Graph graph = spec::compile(space);
   const uint64_t seed = uint64_t(args.get_int("seed", 0, 0, std::numeric_limits<int64_t>::max()));
-  const ir::ParameterStore params(graph, seed);
+  std::optional<ir::Graph> compiled;
+  std::optional<ir::ParameterStore> seeded;
+  if (!absorbed) {
+    compiled.emplace(spec::compile(space));
+    seeded.emplace(*compiled, seed);
+  }
+  const ir::Graph& graph = absorbed ? absorbed->graph : *compiled;
+  const ir::ParameterStore& params = absorbed ? absorbed->params : *seeded;
   int64_t step = 0;
-  if (is_run) {
+  if (absorbed) {
+    step = io::load_checkpoint(weights_from).meta_int("step");
+  } else if (is_run) {
     const io::Checkpoint ckpt = io::load_checkpoint(weights_from);
     if (ckpt.meta("kind") != "train")
       throw error(weights_from, ": a '", ckpt.meta("kind"), "' checkpoint, not a train run's");

@@ -323,6 +323,10 @@ int run_search(const Args& args) {
   write_derived(derived, dir + "/derived.json", dir + "/genotype.txt");
   std::cerr << "search done after " << session.global_step() << " steps; wrote " << dir
             << "/derived.json and " << dir << "/genotype.txt\n";
+  if (config.algo == "ista-onestage")
+    std::cerr << "the network is trained, with the coefficients absorbed into its edge BNs: "
+                 "cellgraph eval "
+              << dir << ", cellgraph export " << dir << " --onnx OUT.onnx\n";
   std::cout << derived.genotype << "\n";
   return 0;
 }
