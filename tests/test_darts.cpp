@@ -10,6 +10,7 @@
 #include "ops/ops.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
+#include "tests/support/random_batch.h"
 
 using namespace cellgraph;
 using namespace cellgraph::algorithms;
@@ -37,15 +38,7 @@ const char* kSpace = R"({
   }
 })";
 
-Batch make_batch(uint64_t seed) {
-  Rng rng(seed);
-  Batch b;
-  b.images = normal_tensor({6, 1, 6, 6}, 0, 1, rng);
-  std::vector<float> labels;
-  for (int i = 0; i < 6; ++i) labels.push_back(float(rng.below(3)));
-  b.labels = Tensor::from_vector({6}, labels);
-  return b;
-}
+Batch make_batch(uint64_t seed) { return testing::random_batch(6, 1, 6, 3, seed); }
 
 struct Setup {
   ir::Graph graph = spec::compile(spec::parse_string(kSpace, "darts_tiny.json"));

@@ -17,6 +17,7 @@
 #include "ops/ops.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
+#include "tests/support/tiny_search.h"
 #include "tests/support/tiny_space.h"
 
 using namespace cellgraph;
@@ -25,25 +26,8 @@ using namespace cellgraph::algorithms;
 namespace {
 using testing::kTinySpace;
 
-Batch make_batch(uint64_t seed) {
-  Rng rng(seed);
-  Batch b;
-  b.images = normal_tensor({4, 1, 8, 8}, 0, 1, rng);
-  std::vector<float> labels;
-  for (int i = 0; i < 4; ++i) labels.push_back(float(rng.below(3)));
-  b.labels = Tensor::from_vector({4}, labels);
-  return b;
-}
-
-struct Setup {
-  spec::Space space = spec::parse_string(kTinySpace, "tiny.json");
-  ir::Graph graph = spec::compile(space);
-  ir::ParameterStore params{graph, 3};
-  ArchState arch = prepared_arch_state(find_algorithm("ista"), graph, space, {}, 1);
-  Sgd sgd{params.weights(), SgdOptions{.lr = 0.1f}};
-  Adam adam{arch.codes, AdamOptions{.lr = 0.01f}};
-  Batch train = make_batch(1), val = make_batch(2);
-  StepContext context() { return StepContext(graph, params, arch, sgd, adam, train, val); }
+struct Setup : testing::TinySearch {
+  Setup() : TinySearch("ista") {}
 };
 
 // Puts a chosen sparse code z (given per dictionary index) on every node, b_j = A_j z.

@@ -16,6 +16,7 @@
 #include "engine/tensor/random.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
+#include "tests/support/random_batch.h"
 #include "tests/support/tiny_space.h"
 
 using namespace cellgraph;
@@ -30,15 +31,7 @@ std::string edge_bn_space() {
   return s;
 }
 
-Batch make_batch(uint64_t seed) {
-  Rng rng(seed);
-  Batch b;
-  b.images = normal_tensor({6, 1, 8, 8}, 0, 1, rng);
-  std::vector<float> labels;
-  for (int i = 0; i < 6; ++i) labels.push_back(float(rng.below(3)));
-  b.labels = Tensor::from_vector({6}, labels);
-  return b;
-}
+Batch make_batch(uint64_t seed) { return testing::random_batch(6, 1, 8, 3, seed); }
 
 struct Setup {
   spec::Space space = spec::parse_string(edge_bn_space(), "tiny_bn.json");

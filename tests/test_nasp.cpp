@@ -15,6 +15,7 @@
 #include "ops/ops.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
+#include "tests/support/tiny_search.h"
 #include "tests/support/tiny_space.h"
 
 using namespace cellgraph;
@@ -23,31 +24,12 @@ using namespace cellgraph::algorithms;
 namespace {
 using testing::kTinySpace;
 
-Batch make_batch(uint64_t seed) {
-  Rng rng(seed);
-  Batch b;
-  b.images = normal_tensor({4, 1, 8, 8}, 0, 1, rng);
-  std::vector<float> labels;
-  for (int i = 0; i < 4; ++i) labels.push_back(float(rng.below(3)));
-  b.labels = Tensor::from_vector({4}, labels);
-  return b;
-}
-
-struct Setup {
-  spec::Space space = spec::parse_string(kTinySpace, "tiny.json");
-  ir::Graph graph = spec::compile(space);
-  ir::ParameterStore params{graph, 3};
-  ArchState arch = prepared_arch_state(find_algorithm("nasp"), graph, space, {}, 1);
-  Sgd sgd{params.weights(), SgdOptions{.lr = 0.1f}};
-  Adam adam{arch.logits, AdamOptions{.lr = 0.01f}};
-  Batch train = make_batch(1), val = make_batch(2);
-
-  Setup() {
+struct Setup : testing::TinySearch {
+  Setup() : TinySearch("nasp") {
     // A inside the box with distinct rows, so no step below is clipped.
     Rng rng(4);
     for (Var& a : arch.logits) a.value().copy_from(uniform_tensor(a.shape(), 0.3f, 0.7f, rng));
   }
-  StepContext context() { return StepContext(graph, params, arch, sgd, adam, train, val); }
 };
 
 int64_t forward_count(OpKind k) { return kernel_counts().forward[size_t(k)]; }

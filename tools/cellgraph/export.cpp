@@ -33,28 +33,13 @@ FixedNetwork load_fixed_network(const Args& args, bool fixed_only) {
   if (is_run) {
     const ConfigReader config(target);
     const std::string command = config.string("command");
-    if (command == "search" && config.string("algo") == "ista-onestage") {
-      // One-stage ISTA-NAS trained the network while searching: absorb it.
-      if (args.has("data"))
-        throw error(
-            "--data applies to a spec only; a run's network keeps the input and "
-            "classes it was trained with (",
-            config.file(), ")");
-      space = config.space();
-      algorithms::fit_space_to_data(space, shape_from_config(config));
-      const std::string ckpt_path = checkpoint_path(target);
-      algorithms::Absorbed absorbed =
-          algorithms::absorb_from_checkpoint(space, io::load_checkpoint(ckpt_path));
-      return FixedNetwork{
-          std::move(absorbed.space), std::move(absorbed.graph), std::move(absorbed.params),
-          ckpt_path + " (one-stage search, coefficients absorbed into the edge BNs)"};
-    }
-    if (command == "search")
+    const bool one_stage = command == "search" && config.string("algo") == "ista-onestage";
+    if (command == "search" && !one_stage)
       throw error(target, ": a search run; ", args.command().name,
                   " takes a fixed network: train the derived network first (`cellgraph train ",
                   target, "/derived.json`) and give its run directory, or ", args.command().name,
                   " ", target, "/derived.json as a spec (initial weights)");
-    if (command != "train")
+    if (command != "train" && !one_stage)
       throw error(target, ": a '", command, "' run; ", args.command().name,
                   " takes the directory of a train run or a fixed spec");
     if (args.has("data"))
@@ -65,6 +50,14 @@ FixedNetwork load_fixed_network(const Args& args, bool fixed_only) {
     // The network exactly as trained: the spec fitted to the run's data shape.
     space = config.space();
     algorithms::fit_space_to_data(space, shape_from_config(config));
+    if (one_stage) {  // ISTA-NAS one-stage trained the network while searching: absorb it
+      const std::string ckpt_path = checkpoint_path(target);
+      algorithms::Absorbed absorbed =
+          algorithms::absorb_from_checkpoint(space, io::load_checkpoint(ckpt_path));
+      return FixedNetwork{
+          std::move(absorbed.space), std::move(absorbed.graph), std::move(absorbed.params),
+          ckpt_path + " (one-stage search, coefficients absorbed into the edge BNs)"};
+    }
   } else {
     space = spec::parse_file(target);
     if (fixed_only && !space.is_fixed())

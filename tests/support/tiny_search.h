@@ -1,0 +1,35 @@
+// One search step's worth of state on the tiny space (tests/support/tiny_space.h) for an
+// algorithm's unit tests: the compiled graph, seeded weights, the algorithm's prepared
+// architecture state, both optimizers and a train and a val batch of four 1x8x8 images.
+#pragma once
+
+#include <string>
+
+#include "algorithms/search_step.h"
+#include "engine/optim/adam.h"
+#include "spec/compile.h"
+#include "spec/parse.h"
+#include "tests/support/random_batch.h"
+#include "tests/support/tiny_space.h"
+
+namespace cellgraph::testing {
+
+struct TinySearch {
+  explicit TinySearch(const std::string& algorithm)
+      : arch(algorithms::prepared_arch_state(algorithms::find_algorithm(algorithm), graph, space,
+                                             {}, 1)) {}
+
+  spec::Space space = spec::parse_string(kTinySpace, "tiny.json");
+  ir::Graph graph = spec::compile(space);
+  ir::ParameterStore params{graph, 3};
+  algorithms::ArchState arch;
+  Sgd sgd{params.weights(), SgdOptions{.lr = 0.1f}};
+  Adam adam{algorithms::arch_variables(arch), AdamOptions{.lr = 0.01f}};
+  Batch train = random_batch(4, 1, 8, 3, 1), val = random_batch(4, 1, 8, 3, 2);
+
+  algorithms::StepContext context() {
+    return algorithms::StepContext(graph, params, arch, sgd, adam, train, val);
+  }
+};
+
+}  // namespace cellgraph::testing
