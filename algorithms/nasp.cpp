@@ -6,7 +6,7 @@
 // candidate runs forward; the unselected ones run forward-only (no autodiff, no saved
 // activations) and backward flows through the selected ops alone, forming no weight
 // gradients. The update is a plain projected gradient step with the architecture
-// learning rate, as the paper writes it.
+// learning rate, as the paper writes it, or (nasp_adam) an Adam step as in the authors' code.
 #include "algorithms/nasp.h"
 
 #include <algorithm>
@@ -75,17 +75,21 @@ void update_architecture_proximal(StepContext& ctx) {
   const std::vector<std::vector<double>> shares =
       eta != 0 ? parameter_shares(ctx.graph) : std::vector<std::vector<double>>();
   for (size_t g = 0; g < arch.logits.size(); ++g) {
-    float* a = arch.logits[g].value().data();
-    const int64_t n = arch.logits[g].value().numel();
-    if (coefficients[g].has_grad()) {
-      const float* grad = coefficients[g].grad().data();
-      for (int64_t i = 0; i < n; ++i) a[i] -= lr * grad[i];
-    }
+    // dF/dA_bar = dL_val/dA_bar + eta * dR/dA_bar
+    Tensor grad = coefficients[g].has_grad() ? coefficients[g].grad().clone()
+                                             : Tensor::zeros(arch.logits[g].shape());
     if (eta != 0) {
       const Tensor reg = regulariser_gradient(shares[g], hot[g], eta);
-      for (int64_t i = 0; i < n; ++i) a[i] -= lr * reg.data()[i];
+      for (int64_t i = 0; i < grad.numel(); ++i) grad.data()[i] += reg.data()[i];
     }
+    if (ctx.options.nasp_adam) {
+      arch.logits[g].set_grad(grad);
+      continue;
+    }
+    float* a = arch.logits[g].value().data();
+    for (int64_t i = 0; i < grad.numel(); ++i) a[i] -= lr * grad.data()[i];
   }
+  if (ctx.options.nasp_adam) ctx.arch_optimizer.step();
   project_box(arch.logits);
   arch.active = selection_active_set(ctx.graph, one_hot_rows(arch), sched::kInactive);
 }

@@ -37,7 +37,10 @@ struct SparseCodeOptions {
 struct AlgorithmOptions {
   float milenas_lambda = 1.0f;  // MiLeNAS: weight of dL_train/dalpha
   float nasp_eta = 0.0f;        // NASP: weight of the parameter-count regulariser R(A)
-  SparseCodeOptions sparse;     // ISTA-NAS
+  // NASP: step A with the architecture Adam (as the authors' code does) instead of the
+  // paper's plain gradient step; prox_C2 follows either way.
+  bool nasp_adam = false;
+  SparseCodeOptions sparse;  // ISTA-NAS
 };
 
 struct StepContext {

@@ -192,7 +192,8 @@ TEST_CASE("cli: search --algo nasp and ista log their architecture and derive fr
     CAPTURE(algo);
     const std::string out = dir / algo;
     Result r = run_cli(small_search(spec, out) + " --max-steps 4 --algo " + algo +
-                       (algo == "ista" ? " --ista-m 5 --ista-solver ista" : " --nasp-eta 0.1"));
+                       (algo == "ista" ? " --ista-m 5 --ista-solver ista"
+                                       : " --nasp-eta 0.1 --nasp-optimizer adam"));
     REQUIRE(r.status == 0);
     CHECK(has(r.out, "Genotype(normal=["));
     const std::vector<std::string> lines = metric_values(out + "/metrics.jsonl");
@@ -207,9 +208,13 @@ TEST_CASE("cli: search --algo nasp and ista log their architecture and derive fr
     CHECK(config.find("algo")->as_string() == algo);
     if (algo == "ista") CHECK(config.find("ista_m")->as_double() == 5);
     if (algo == "ista") CHECK(config.find("ista_solver")->as_string() == "ista");
+    if (algo == "nasp") CHECK(config.find("nasp_optimizer")->as_string() == "adam");
     r = run_cli("derive " + out + " --out " + dir / (algo + "_again.json"));
     CHECK(r.status == 0);
     CHECK(read_text(dir / (algo + "_again.json")) == read_text(out + "/derived.json"));
+    // The derived network (ISTA-NAS: possibly parallel edges) exports.
+    r = run_cli("export " + out + "/derived.json --onnx " + dir / (algo + ".onnx"));
+    CHECK_MESSAGE(r.status == 0, r.err);
   }
   Result r = run_cli(small_search(spec, dir / "bad") + " --algo ista --ista-m 2.5");
   CHECK(r.status == 1);

@@ -148,6 +148,32 @@ TEST_CASE("nasp: the architecture step is A - lr * dL_val/dA_bar of the dense ne
   }
 }
 
+TEST_CASE("nasp: with nasp_adam the same gradient goes through Adam, then the box") {
+  Setup s;
+  const Tensor hot = one_hot_rows(s.arch)[0];
+  Var coef(hot, true);
+  {
+    StepContext ctx = s.context();
+    s.arch.active = sched::all_active(s.graph);
+    FreezeGuard freeze(s.sgd.params());
+    forward_loss(ctx, s.val, {coef}, false).backward();
+  }
+  // The reference: a fresh Adam with the session's settings on a copy of A.
+  Var copy(s.arch.logits[0].value().clone(), true);
+  Adam reference({copy}, AdamOptions{.lr = 0.01f});
+  copy.set_grad(coef.grad().clone());
+  reference.step();
+  std::vector<float> expect = copy.value().to_vector();
+  for (float& v : expect) v = std::clamp(v, 0.0f, 1.0f);
+
+  StepContext ctx = s.context();
+  ctx.options.nasp_adam = true;
+  update_architecture_proximal(ctx);
+  const std::vector<float> got = s.arch.logits[0].value().to_vector();
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(expect[i]).epsilon(1e-5));
+  CHECK(s.adam.step_count(0) == 1);
+}
+
 TEST_CASE("nasp: the weight step runs and trains only the selected op of each edge") {
   Setup s;
   StepContext ctx = s.context();

@@ -75,6 +75,7 @@ struct SearchConfig {
   int64_t epochs = 50, batch = 64, max_steps = 0, seed = 0, log_every = 50;
   double train_fraction = 0.5;
   std::vector<Hyper> hypers = default_hypers();
+  std::string nasp_optimizer = "sgd";       // or "adam"
   std::string ista_solver = "fista";        // or "ista"
   std::string ista_dictionary = "uniform";  // or "gaussian"
 
@@ -104,6 +105,7 @@ struct SearchConfig {
         .arch_weight_decay = float(hyper("arch-weight-decay")),
         .algorithm_options = {.milenas_lambda = float(hyper("milenas-lambda")),
                               .nasp_eta = float(hyper("nasp-eta")),
+                              .nasp_adam = nasp_optimizer == "adam",
                               .sparse = {.measurements = int64_t(hyper("ista-m")),
                                          .gaussian = ista_dictionary == "gaussian",
                                          .lasso = {.lambda = hyper("ista-lambda"),
@@ -136,6 +138,9 @@ SearchConfig config_from_flags(const Args& args) {
   for (const char* flag : {"ista-m", "ista-iterations"})
     if (c.hyper(flag) != std::floor(c.hyper(flag)))
       throw error("--", flag, ": expected a whole number, got ", c.hyper(flag));
+  c.nasp_optimizer = args.get("nasp-optimizer", c.nasp_optimizer);
+  if (c.nasp_optimizer != "sgd" && c.nasp_optimizer != "adam")
+    throw error("--nasp-optimizer: expected 'sgd' or 'adam', got '", c.nasp_optimizer, "'");
   c.ista_solver = args.get("ista-solver", c.ista_solver);
   if (c.ista_solver != "fista" && c.ista_solver != "ista")
     throw error("--ista-solver: expected 'fista' or 'ista', got '", c.ista_solver, "'");
@@ -163,6 +168,7 @@ JsonValue config_json(const SearchConfig& c, const algorithms::DataShape& fitted
   j.set("log_every", c.log_every);
   j.set("train_fraction", c.train_fraction);
   for (const Hyper& h : c.hypers) j.set(key_of(h.flag), h.value);
+  j.set("nasp_optimizer", c.nasp_optimizer);
   j.set("ista_solver", c.ista_solver);
   j.set("ista_dictionary", c.ista_dictionary);
   j.set("threads", num_threads());
@@ -189,6 +195,7 @@ SearchConfig config_from_file(const ConfigReader& r) {
   c.log_every = r.integer("log_every");
   c.train_fraction = r.number("train_fraction");
   for (Hyper& h : c.hypers) h.value = r.number(key_of(h.flag));
+  c.nasp_optimizer = r.string("nasp_optimizer");
   c.ista_solver = r.string("ista_solver");
   c.ista_dictionary = r.string("ista_dictionary");
   return c;
@@ -339,6 +346,8 @@ std::vector<Flag> search_flags() {
        "search algorithm: darts (first order), darts2 (second order), milenas, nasp, ista "
        "(two-stage ISTA-NAS) or ista-onestage (the network trained while searched)",
        "darts"},
+      {"nasp-optimizer", "NAME",
+       "NASP: sgd (the paper's A - arch-lr * grad) or adam (the authors' code), then clip", "sgd"},
       {"ista-solver", "NAME", "ISTA-NAS: LASSO solver, fista or ista", "fista"},
       {"ista-dictionary", "NAME", "ISTA-NAS: A_j entries, uniform [0,1) or gaussian N(0,1/m)",
        "uniform"},
