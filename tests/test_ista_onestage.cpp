@@ -156,3 +156,15 @@ TEST_CASE("ista-onestage: absorbing c into the edge BNs leaves the eval outputs 
   CHECK(largest > 1e-3);
   CHECK(diff <= 1e-5);
 }
+
+TEST_CASE("ista-onestage: the shipped one-stage space is the DARTS evaluation network") {
+  const spec::Space space =
+      spec::parse_file(CELLGRAPH_SOURCE_DIR "/examples/spaces/darts_cnn_onestage.json");
+  CHECK(space.network.edge_bn);
+  const ir::Graph graph = spec::compile(space);
+  const ArchState arch = prepared_arch_state(find_algorithm("ista-onestage"), graph, space, {}, 1);
+  CHECK(arch.nodes.size() == 8);  // 4 nodes in each of the two cell types
+  int64_t active = 0;
+  for (uint8_t a : arch.active) active += a == sched::kActive;
+  CHECK(active == 20 * 4 * 2);  // s = 2 ops per node, 4 nodes, 20 cells
+}
