@@ -1,6 +1,9 @@
 // add_n, weighted_sum and flatten, the ops the IR adds to join branches. Hand loops:
 // oneDNN's sum primitive takes constant scales only, and these coefficients are tensors
 // that receive gradients.
+#include <omp.h>
+
+#include <algorithm>
 #include <vector>
 
 #include "engine/backends/cpu/kernels.h"
@@ -9,16 +12,42 @@
 namespace cellgraph::cpu {
 
 namespace {
+// The long unit-stride loops of the sums, with AVX-512 / AVX2 clones chosen at load time
+// (the project builds without -march) and omp-simd reductions (see batch_norm.cpp).
+[[gnu::target_clones("avx512f", "avx2", "default")]] void scaled_copy(float* y, const float* x,
+                                                                      float c, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = c * x[i];
+}
+
+[[gnu::target_clones("avx512f", "avx2", "default")]] void scaled_add(float* y, const float* x,
+                                                                     float c, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] += c * x[i];
+}
+
+[[gnu::target_clones("avx512f", "avx2", "default")]] double dot(const float* a, const float* b,
+                                                                int64_t n) {
+  double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t i = 0; i < n; ++i) acc += double(a[i]) * double(b[i]);
+  return acc;
+}
+
+// Blocks small enough that an output block stays in cache while every input is added.
+constexpr int64_t kBlock = 8192;
+
 void add_n_forward(const ForwardCall& call) {
   float* y = call.outputs[0].data();
   const int64_t n = call.outputs[0].numel();
   std::vector<const float*> xs;
   for (const Tensor& t : call.inputs) xs.push_back(t.data());
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    float acc = 0.0f;
-    for (const float* x : xs) acc += x[i];
-    y[i] = acc;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
+    scaled_copy(y + lo, xs[0] + lo, 1.0f, len);
+    for (size_t i = 1; i < xs.size(); ++i) scaled_add(y + lo, xs[i] + lo, 1.0f, len);
   }
 }
 
@@ -44,14 +73,18 @@ void weighted_sum_forward(const ForwardCall& call) {
   const int64_t n = call.outputs[0].numel();
   std::vector<const float*> xs;
   for (size_t i = 0; i < k; ++i) xs.push_back(call.inputs[i].data());
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static)
-  for (int64_t e = 0; e < n; ++e) {
-    float acc = 0.0f;
-    for (size_t i = 0; i < k; ++i) acc += c[i] * xs[i][e];
-    y[e] = acc;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
+    scaled_copy(y + lo, xs[0] + lo, c[0], len);
+    for (size_t i = 1; i < k; ++i) scaled_add(y + lo, xs[i] + lo, c[i], len);
   }
 }
 
+// One pass over dy in blocks: per block every input's gradient (c_i * dy) and every
+// coefficient's <dy, x_i>. The dot products are summed per thread, then in thread order:
+// deterministic for a given thread count.
 void weighted_sum_backward(const BackwardCall& call) {
   const auto& a = std::get<WeightedSumAttrs>(call.attrs);
   const size_t k = call.inputs.size() - 1;
@@ -59,24 +92,36 @@ void weighted_sum_backward(const BackwardCall& call) {
   const std::vector<float> c = coefficients_of(a, coef);
   const float* dy = call.grad_outputs[0].data();
   const int64_t n = call.grad_outputs[0].numel();
+  std::vector<float*> dxs(k, nullptr);
+  std::vector<const float*> xs(k, nullptr);
   for (size_t i = 0; i < k; ++i) {
-    const Tensor& dx = call.grad_inputs[i];
-    if (!dx.defined()) continue;
-    float* d = dx.data();
-    const float ci = c[i];
-#pragma omp parallel for schedule(static)
-    for (int64_t e = 0; e < n; ++e) d[e] = ci * dy[e];
+    if (call.grad_inputs[i].defined()) dxs[i] = call.grad_inputs[i].data();
+    xs[i] = call.inputs[i].data();
   }
   const Tensor& dcoef = call.grad_inputs[k];
-  if (!dcoef.defined()) return;
+  const bool dots = dcoef.defined();
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const int threads = omp_get_max_threads();
+  std::vector<double> partial(size_t(threads) * k, 0.0);
+#pragma omp parallel
+  {
+    double* mine = partial.data() + size_t(omp_get_thread_num()) * k;
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
+      for (size_t i = 0; i < k; ++i) {
+        if (dxs[i] != nullptr) scaled_copy(dxs[i] + lo, dy + lo, c[i], len);
+        if (dots) mine[i] += dot(dy + lo, xs[i] + lo, len);
+      }
+    }
+  }
+  if (!dots) return;
   dcoef.fill(0.0f);
   float* dc = dcoef.data();
   for (size_t i = 0; i < k; ++i) {
-    const float* x = call.inputs[i].data();
-    double dot = 0.0;
-#pragma omp parallel for reduction(+ : dot) schedule(static)
-    for (int64_t e = 0; e < n; ++e) dot += double(dy[e]) * double(x[e]);
-    dc[a.row * coef.dim(1) + a.columns[i]] += static_cast<float>(dot);
+    double sum = 0.0;
+    for (int t = 0; t < threads; ++t) sum += partial[size_t(t) * k + i];
+    dc[a.row * coef.dim(1) + a.columns[i]] += static_cast<float>(sum);
   }
 }
 
