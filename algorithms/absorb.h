@@ -32,6 +32,6 @@ Absorbed absorb(const spec::Space& space, const ir::Graph& graph, const ir::Para
 // The same from an ista-onestage search checkpoint (weights, supports and coefficients are
 // stored there); `space` is the run's space fitted to its data. Throws Error naming the
 // checkpoint for another kind of run.
-Absorbed absorb_from_checkpoint(const spec::Space& space, const io::Checkpoint& checkpoint);
+Absorbed absorb_from_checkpoint(const spec::Space& space, const io::Checkpoint& ckpt);
 
 }  // namespace cellgraph::algorithms

@@ -39,7 +39,7 @@ Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& c
                             .coefficients = coefficients,
                             .dropout_seed = ctx.step * 2 + (is_train ? 1 : 0)};
   const Var logits = sched::run(ctx.graph, ctx.params, ctx.plan(), Var(batch.images), options);
-  const Var loss = ops::cross_entropy(logits, Var(batch.labels));
+  Var loss = ops::cross_entropy(logits, Var(batch.labels));
   const double n = double(batch.labels.numel());
   (is_train ? ctx.metrics.train_loss : ctx.metrics.val_loss) += double(loss.value().item()) * n;
   (is_train ? ctx.metrics.train_correct : ctx.metrics.val_correct) +=
@@ -76,12 +76,14 @@ void set_axpy(const std::vector<Var>& dst, const std::vector<Tensor>& a, float s
 
 std::vector<Tensor> clone_values(const std::vector<Var>& vars) {
   std::vector<Tensor> out;
+  out.reserve(vars.size());
   for (const Var& v : vars) out.push_back(v.value().clone());
   return out;
 }
 
 std::vector<Tensor> grads_of(const std::vector<Var>& vars) {
   std::vector<Tensor> out;
+  out.reserve(vars.size());
   for (const Var& v : vars) out.push_back(v.has_grad() ? v.grad().clone() : Tensor());
   return out;
 }

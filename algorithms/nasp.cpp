@@ -65,6 +65,7 @@ void update_architecture_proximal(StepContext& ctx) {
   const std::vector<Tensor> hot = one_hot_rows(arch);
   arch.active = selection_active_set(ctx.graph, hot, sched::kForwardOnly);
   std::vector<Var> coefficients;
+  coefficients.reserve(hot.size());
   for (const Tensor& h : hot) coefficients.emplace_back(h, true);
   {
     FreezeGuard freeze(ctx.weight_optimizer.params());  // an architecture step: no dw

@@ -90,8 +90,7 @@ void restore_logits(const ir::Graph& graph, ArchState& arch, const io::Checkpoin
 // as text) and the epoch's statistics. A_j is not stored: it is a function of the seed.
 void save_sparse_nodes(const ir::Graph& graph, const ArchState& arch, io::Checkpoint& ckpt) {
   if (arch.relaxation != Relaxation::sparse_code) return;
-  for (size_t g = 0; g < arch.codes.size(); ++g)
-    ckpt.add("code/" + std::string(arch.codes[g].name()), arch.codes[g].value());
+  for (const Var& code : arch.codes) ckpt.add("code/" + std::string(code.name()), code.value());
   // The coefficients, for absorption without the run's options (one-stage export).
   const std::vector<Var> coefficients = current_coefficients(arch);
   for (size_t g = 0; g < coefficients.size(); ++g)
@@ -167,7 +166,7 @@ std::string fit_space_to_data(spec::Space& space, const DataShape& shape) {
   if (net.in_channels == shape.channels && net.in_height == shape.height &&
       net.in_width == shape.width && net.classes == shape.classes)
     return "";
-  const std::string note = detail::concat(
+  std::string note = detail::concat(
       "the spec's network takes [", net.in_channels, ", ", net.in_height, ", ", net.in_width,
       "] with ", net.classes, " classes; the data has [", shape.channels, ", ", shape.height, ", ",
       shape.width, "] with ", shape.classes, " classes: using the data's");

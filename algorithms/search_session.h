@@ -146,7 +146,7 @@ class SearchSession {
   io::Checkpoint checkpoint() const;
   // Loads a checkpoint() of a session with the same space, data and options. Throws Error
   // naming the checkpoint's source and the entry at fault; the session is then unusable.
-  void restore(const io::Checkpoint& checkpoint);
+  void restore(const io::Checkpoint& ckpt);
 
   Derived derive() const { return algorithms::derive(space_, graph_, arch_); }
 
@@ -197,6 +197,6 @@ void restore_sparse_nodes(const ir::Graph& graph, ArchState& arch, const io::Che
 
 // Derivation from a search checkpoint without data or optimizers: compiles `space` (fitted
 // as the run fitted it) and reads the architecture logits. Throws Error as restore().
-Derived derive_from_checkpoint(const spec::Space& space, const io::Checkpoint& checkpoint);
+Derived derive_from_checkpoint(const spec::Space& space, const io::Checkpoint& ckpt);
 
 }  // namespace cellgraph::algorithms
