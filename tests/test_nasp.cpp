@@ -32,6 +32,17 @@ struct Setup : testing::TinySearch {
   }
 };
 
+// dL_val/dA_bar of the dense network: every candidate active and recorded, the one-hot
+// coefficients a leaf, the weights frozen.
+Tensor dense_gradient(Setup& s, const Tensor& hot) {
+  Var coef(hot, true);
+  StepContext ctx = s.context();
+  s.arch.active = sched::all_active(s.graph);
+  FreezeGuard freeze(s.sgd.params());
+  forward_loss(ctx, s.val, {coef}, false).backward();
+  return coef.grad().clone();
+}
+
 int64_t forward_count(OpKind k) { return kernel_counts().forward[size_t(k)]; }
 int64_t backward_count(OpKind k) { return kernel_counts().backward[size_t(k)]; }
 
@@ -100,15 +111,7 @@ TEST_CASE("nasp: the architecture step is A - lr * dL_val/dA_bar of the dense ne
   const std::vector<float> before = s.arch.logits[0].value().to_vector();
   const Tensor hot = one_hot_rows(s.arch)[0];
 
-  // Reference: every candidate active and recorded, coefficients A_bar as a leaf.
-  Var coef(hot, true);
-  {
-    StepContext ctx = s.context();
-    s.arch.active = sched::all_active(s.graph);
-    FreezeGuard freeze(s.sgd.params());
-    forward_loss(ctx, s.val, {coef}, false).backward();
-  }
-  const std::vector<float> dense = coef.grad().to_vector();
+  const std::vector<float> dense = dense_gradient(s, hot).to_vector();
 
   s.sgd.zero_grad();
   reset_kernel_counts();
@@ -150,18 +153,11 @@ TEST_CASE("nasp: the architecture step is A - lr * dL_val/dA_bar of the dense ne
 
 TEST_CASE("nasp: with nasp_adam the same gradient goes through Adam, then the box") {
   Setup s;
-  const Tensor hot = one_hot_rows(s.arch)[0];
-  Var coef(hot, true);
-  {
-    StepContext ctx = s.context();
-    s.arch.active = sched::all_active(s.graph);
-    FreezeGuard freeze(s.sgd.params());
-    forward_loss(ctx, s.val, {coef}, false).backward();
-  }
+  const Tensor gradient = dense_gradient(s, one_hot_rows(s.arch)[0]);
   // The reference: a fresh Adam with the session's settings on a copy of A.
   Var copy(s.arch.logits[0].value().clone(), true);
   Adam reference({copy}, AdamOptions{.lr = 0.01f});
-  copy.set_grad(coef.grad().clone());
+  copy.set_grad(gradient);
   reference.step();
   std::vector<float> expect = copy.value().to_vector();
   for (float& v : expect) v = std::clamp(v, 0.0f, 1.0f);
