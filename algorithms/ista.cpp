@@ -170,11 +170,7 @@ void update_codes(StepContext& ctx) {
   ctx.arch_optimizer.step();
 }
 
-}  // namespace cellgraph::algorithms
-
-// ---- One-stage (the evaluation network is searched and trained in one run) ----
-
-namespace cellgraph::algorithms {
+// ---- One-stage: the evaluation network is searched and trained in one run ----
 
 namespace {
 // gamma and beta of every candidate's closing BN (spec network.edge_bn).
