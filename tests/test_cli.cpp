@@ -152,9 +152,22 @@ TEST_CASE("cli: search writes its run directory and --resume continues it bit-id
   CHECK(r.out == read_text(dir / "whole/genotype.txt"));
   CHECK(has(r.out, "Genotype(normal=["));
 
-  // 3 steps, then a new process resumes to 6.
+  // 3 steps, then a new process resumes to 6. The run's config.json is made to look like
+  // one written before NASP and ISTA-NAS existed (without their keys): it still resumes.
   r = run_cli(small_search(spec, dir / "split") + " --max-steps 3");
   REQUIRE(r.status == 0);
+  {
+    const spec::JsonValue full = spec::parse_json_file(dir / "split/config.json");
+    spec::JsonValue older = spec::JsonValue::object();
+    int dropped = 0;
+    for (const auto& [key, value] : full.members()) {
+      const bool newer = key.rfind("nasp_", 0) == 0 || key.rfind("ista_", 0) == 0;
+      dropped += newer;
+      if (!newer) older.set(key, value);
+    }
+    CHECK(dropped == 9);  // nasp_eta, nasp_optimizer and the seven ista_ options
+    std::ofstream(dir / "split/config.json") << spec::dump(older, 2);
+  }
   r = run_cli("search --resume " + dir / "split" + " --max-steps 6 --threads 1");
   REQUIRE(r.status == 0);
   CHECK(metric_values(dir / "split/metrics.jsonl") == metric_values(dir / "whole/metrics.jsonl"));

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 
 #include "engine/error.h"
 #include "spec/parse.h"
@@ -106,6 +107,40 @@ double ConfigReader::number(const std::string& key) const {
 
 spec::Space ConfigReader::space() const {
   return spec::parse_string(spec::dump(value("spec"), 2), file_ + ":/spec");
+}
+
+void read_basics_flags(const Args& args, RunBasics& run) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  run.data = args.get("data", run.data);
+  run.subset = args.get_int("subset", run.subset, 0, kMax);
+  run.epochs = args.get_int("epochs", run.epochs, 1, 1000000);
+  run.batch = args.get_int("batch", run.batch, 1, 1 << 20);
+  run.max_steps = args.get_int("max-steps", run.max_steps, 0, kMax);
+  run.seed = args.get_int("seed", run.seed, 0, kMax);
+  run.log_every = args.get_int("log-every", run.log_every, 0, kMax);
+}
+
+void write_basics(JsonValue& config, const RunBasics& run) {
+  config.set("spec_path", run.spec_path);
+  config.set("data", run.data);
+  config.set("subset", run.subset);
+  config.set("epochs", run.epochs);
+  config.set("batch", run.batch);
+  config.set("max_steps", run.max_steps);
+  config.set("seed", run.seed);
+  config.set("log_every", run.log_every);
+}
+
+void read_basics(const ConfigReader& config, RunBasics& run) {
+  run.spec_path = config.string("spec_path");
+  run.space = config.space();
+  run.data = config.string("data");
+  run.subset = config.integer("subset");
+  run.epochs = config.integer("epochs");
+  run.batch = config.integer("batch");
+  run.max_steps = config.integer("max_steps");
+  run.seed = config.integer("seed");
+  run.log_every = config.integer("log_every");
 }
 
 JsonValue space_json(const spec::Space& space) {

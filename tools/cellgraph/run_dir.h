@@ -56,6 +56,21 @@ class ConfigReader {
   std::string file_;
 };
 
+// What every run (search and train) records beside its own options: the spec, the data
+// and the loop's counts. The command configs derive from it and set their own defaults.
+struct RunBasics {
+  std::string spec_path;
+  spec::Space space;
+  std::string data = "fashion-mnist";
+  int64_t subset = 0, epochs = 1, batch = 1, max_steps = 0, seed = 0, log_every = 50;
+};
+// --data, --subset, --epochs, --batch, --max-steps, --seed, --log-every over the defaults
+// already in `run` (the spec path and the spec are the command's to read).
+void read_basics_flags(const Args& args, RunBasics& run);
+// The same keys in config.json, and back.
+void write_basics(spec::JsonValue& config, const RunBasics& run);
+void read_basics(const ConfigReader& config, RunBasics& run);
+
 // The spec as a JSON value (spec::to_json), for embedding in config.json.
 spec::JsonValue space_json(const spec::Space& space);
 

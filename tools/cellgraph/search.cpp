@@ -23,7 +23,6 @@ using algorithms::SearchRecord;
 using algorithms::SearchSession;
 using spec::JsonValue;
 
-constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 constexpr double kMaxDouble = std::numeric_limits<double>::max();
 
 // Hyperparameters as the user wrote them (doubles, so config.json shows 0.025, not the
@@ -33,29 +32,34 @@ struct Hyper {
   double value;
   double min, max;
   const char* help;
+  // Added with NASP and ISTA-NAS: a config.json written before them lacks the key, and
+  // resuming such a run keeps the default (which is what that run ran with).
+  bool newer_than_first_runs = false;
 };
 
 std::vector<Hyper> default_hypers() {
-  return {{"lr", 0.025, 0, kMaxDouble, "weight learning rate (SGD), cosine-annealed per epoch"},
-          {"lr-min", 0.001, 0, kMaxDouble, "learning rate at the end of the cosine schedule"},
-          {"momentum", 0.9, 0, 1, "SGD momentum"},
-          {"weight-decay", 3e-4, 0, kMaxDouble, "SGD weight decay"},
-          {"grad-clip", 5, 0, kMaxDouble, "clip the weight gradient norm (0: off)"},
-          {"arch-lr", 3e-4, 0, kMaxDouble, "architecture learning rate (Adam)"},
-          {"arch-beta1", 0.5, 0, 0.999999, "Adam beta1 of the architecture optimizer"},
-          {"arch-beta2", 0.999, 0, 0.999999, "Adam beta2 of the architecture optimizer"},
-          {"arch-weight-decay", 1e-3, 0, kMaxDouble, "architecture weight decay"},
-          {"milenas-lambda", 1, 0, kMaxDouble, "MiLeNAS: weight of dL_train/dalpha"},
-          {"nasp-eta", 0, 0, kMaxDouble,
-           "NASP: weight eta of the parameter-count regulariser sum_k (p_k/p) ||A[:,k]||^2"},
-          {"ista-m", 7, 1, 1e6, "ISTA-NAS: measurements m per node (rows of A_j, length of b_j)"},
-          {"ista-lambda", 1e-5, 0, kMaxDouble, "ISTA-NAS: l1 weight lambda of the LASSO"},
-          {"ista-tolerance", 1e-7, 0, kMaxDouble,
-           "ISTA-NAS: the solver stops when z moves by at most this (max-norm)"},
-          {"ista-iterations", 1000, 1, 1e9, "ISTA-NAS: iteration cap of the solver per step"},
-          {"ista-epsilon", 1e-3, 0, kMaxDouble,
-           "ISTA-NAS one-stage: b freezes once every node's ||z_new - z_old|| <= this with "
-           "unchanged supports"}};
+  return {
+      {"lr", 0.025, 0, kMaxDouble, "weight learning rate (SGD), cosine-annealed per epoch"},
+      {"lr-min", 0.001, 0, kMaxDouble, "learning rate at the end of the cosine schedule"},
+      {"momentum", 0.9, 0, 1, "SGD momentum"},
+      {"weight-decay", 3e-4, 0, kMaxDouble, "SGD weight decay"},
+      {"grad-clip", 5, 0, kMaxDouble, "clip the weight gradient norm (0: off)"},
+      {"arch-lr", 3e-4, 0, kMaxDouble, "architecture learning rate (Adam)"},
+      {"arch-beta1", 0.5, 0, 0.999999, "Adam beta1 of the architecture optimizer"},
+      {"arch-beta2", 0.999, 0, 0.999999, "Adam beta2 of the architecture optimizer"},
+      {"arch-weight-decay", 1e-3, 0, kMaxDouble, "architecture weight decay"},
+      {"milenas-lambda", 1, 0, kMaxDouble, "MiLeNAS: weight of dL_train/dalpha"},
+      {"nasp-eta", 0, 0, kMaxDouble,
+       "NASP: weight eta of the parameter-count regulariser sum_k (p_k/p) ||A[:,k]||^2", true},
+      {"ista-m", 7, 1, 1e6, "ISTA-NAS: measurements m per node (rows of A_j, length of b_j)", true},
+      {"ista-lambda", 1e-5, 0, kMaxDouble, "ISTA-NAS: l1 weight lambda of the LASSO", true},
+      {"ista-tolerance", 1e-7, 0, kMaxDouble,
+       "ISTA-NAS: the solver stops when z moves by at most this (max-norm)", true},
+      {"ista-iterations", 1000, 1, 1e9, "ISTA-NAS: iteration cap of the solver per step", true},
+      {"ista-epsilon", 1e-3, 0, kMaxDouble,
+       "ISTA-NAS one-stage: b freezes once every node's ||z_new - z_old|| <= this with "
+       "unchanged supports",
+       true}};
 }
 
 std::string key_of(const std::string& flag) {  // "lr-min" -> "lr_min" in config.json
@@ -66,13 +70,13 @@ std::string key_of(const std::string& flag) {  // "lr-min" -> "lr_min" in config
 }
 
 // Everything that defines a run; stored in config.json and read back on --resume.
-struct SearchConfig {
-  std::string spec_path;
-  spec::Space space;  // as written, before fitting to the data
-  std::string data = "fashion-mnist";
-  int64_t subset = 0;
+// The space in RunBasics is as written, before fitting to the data.
+struct SearchConfig : RunBasics {
+  SearchConfig() {
+    epochs = 50;
+    batch = 64;
+  }
   std::string algo = "darts";
-  int64_t epochs = 50, batch = 64, max_steps = 0, seed = 0, log_every = 50;
   double train_fraction = 0.5;
   std::vector<Hyper> hypers = default_hypers();
   std::string nasp_optimizer = "sgd";       // or "adam"
@@ -124,15 +128,9 @@ SearchConfig config_from_flags(const Args& args) {
         "cellgraph search --resume DIR");
   if (!args.has("out")) throw error("cellgraph search: missing --out DIR (where the run goes)");
   c.spec_path = args.positional(0);
-  c.data = args.get("data", c.data);
-  c.subset = args.get_int("subset", 0, 0, kMaxInt);
   c.algo = args.get("algo", c.algo);
   algorithms::find_algorithm(c.algo);  // early: an unknown name before loading data
-  c.epochs = args.get_int("epochs", c.epochs, 1, 1000000);
-  c.batch = args.get_int("batch", c.batch, 1, 1 << 20);
-  c.max_steps = args.get_int("max-steps", 0, 0, kMaxInt);
-  c.seed = args.get_int("seed", 0, 0, kMaxInt);
-  c.log_every = args.get_int("log-every", c.log_every, 0, kMaxInt);
+  read_basics_flags(args, c);
   c.train_fraction = args.get_double("train-fraction", c.train_fraction, 0.001, 0.999);
   for (Hyper& h : c.hypers) h.value = args.get_double(h.flag, h.value, h.min, h.max);
   for (const char* flag : {"ista-m", "ista-iterations"})
@@ -157,15 +155,8 @@ JsonValue config_json(const SearchConfig& c, const algorithms::DataShape& fitted
   JsonValue j = JsonValue::object();
   j.set("command", "search");
   j.set("cellgraph_version", CELLGRAPH_VERSION);
-  j.set("spec_path", c.spec_path);
-  j.set("data", c.data);
-  j.set("subset", c.subset);
+  write_basics(j, c);
   j.set("algo", c.algo);
-  j.set("epochs", c.epochs);
-  j.set("batch", c.batch);
-  j.set("max_steps", c.max_steps);
-  j.set("seed", c.seed);
-  j.set("log_every", c.log_every);
   j.set("train_fraction", c.train_fraction);
   for (const Hyper& h : c.hypers) j.set(key_of(h.flag), h.value);
   j.set("nasp_optimizer", c.nasp_optimizer);
@@ -183,21 +174,15 @@ SearchConfig config_from_file(const ConfigReader& r) {
   if (r.string("command") != "search")
     throw error(r.file(), ": a '", r.string("command"), "' run, not a search");
   SearchConfig c;
-  c.spec_path = r.string("spec_path");
-  c.space = r.space();
-  c.data = r.string("data");
-  c.subset = r.integer("subset");
+  read_basics(r, c);
   c.algo = r.string("algo");
-  c.epochs = r.integer("epochs");
-  c.batch = r.integer("batch");
-  c.max_steps = r.integer("max_steps");
-  c.seed = r.integer("seed");
-  c.log_every = r.integer("log_every");
   c.train_fraction = r.number("train_fraction");
-  for (Hyper& h : c.hypers) h.value = r.number(key_of(h.flag));
-  c.nasp_optimizer = r.string("nasp_optimizer");
-  c.ista_solver = r.string("ista_solver");
-  c.ista_dictionary = r.string("ista_dictionary");
+  for (Hyper& h : c.hypers)
+    if (!h.newer_than_first_runs || r.has(key_of(h.flag))) h.value = r.number(key_of(h.flag));
+  // Likewise added with NASP and ISTA-NAS.
+  if (r.has("nasp_optimizer")) c.nasp_optimizer = r.string("nasp_optimizer");
+  if (r.has("ista_solver")) c.ista_solver = r.string("ista_solver");
+  if (r.has("ista_dictionary")) c.ista_dictionary = r.string("ista_dictionary");
   return c;
 }
 

@@ -25,12 +25,12 @@ using spec::JsonValue;
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 constexpr double kMaxDouble = std::numeric_limits<double>::max();
 
-struct TrainConfig {
-  std::string spec_path;
-  spec::Space space;
-  std::string data = "fashion-mnist";
-  int64_t subset = 0, test_subset = 0;
-  int64_t epochs = 600, batch = 96, max_steps = 0, seed = 0, log_every = 50;
+struct TrainConfig : RunBasics {
+  TrainConfig() {
+    epochs = 600;  // DARTS' CIFAR-10 evaluation
+    batch = 96;
+  }
+  int64_t test_subset = 0;
   double lr = 0.025, lr_min = 0, momentum = 0.9, weight_decay = 3e-4, grad_clip = 5;
   // Training-batch augmentation and label smoothing (all off by default; DARTS CIFAR:
   // --crop-padding 4 --flip --cutout 16).
@@ -105,14 +105,8 @@ TrainConfig config_from_flags(const Args& args) {
         "DIR, or cellgraph train --resume DIR");
   if (!args.has("out")) throw error("cellgraph train: missing --out DIR (where the run goes)");
   c.spec_path = args.positional(0);
-  c.data = args.get("data", c.data);
-  c.subset = args.get_int("subset", 0, 0, kMaxInt);
+  read_basics_flags(args, c);
   c.test_subset = args.get_int("test-subset", 0, 0, kMaxInt);
-  c.epochs = args.get_int("epochs", c.epochs, 1, 1000000);
-  c.batch = args.get_int("batch", c.batch, 1, 1 << 20);
-  c.max_steps = args.get_int("max-steps", 0, 0, kMaxInt);
-  c.seed = args.get_int("seed", 0, 0, kMaxInt);
-  c.log_every = args.get_int("log-every", c.log_every, 0, kMaxInt);
   c.lr = args.get_double("lr", c.lr, 0, kMaxDouble);
   c.lr_min = args.get_double("lr-min", c.lr_min, 0, kMaxDouble);
   c.momentum = args.get_double("momentum", c.momentum, 0, 1);
@@ -148,15 +142,8 @@ JsonValue config_json(const TrainConfig& c, const algorithms::DataShape& fitted,
   JsonValue j = JsonValue::object();
   j.set("command", "train");
   j.set("cellgraph_version", CELLGRAPH_VERSION);
-  j.set("spec_path", c.spec_path);
-  j.set("data", c.data);
-  j.set("subset", c.subset);
+  write_basics(j, c);
   j.set("test_subset", c.test_subset);
-  j.set("epochs", c.epochs);
-  j.set("batch", c.batch);
-  j.set("max_steps", c.max_steps);
-  j.set("seed", c.seed);
-  j.set("log_every", c.log_every);
   j.set("lr", c.lr);
   j.set("lr_min", c.lr_min);
   j.set("momentum", c.momentum);
@@ -183,16 +170,8 @@ TrainConfig config_from_file(const ConfigReader& r) {
   if (r.string("command") != "train")
     throw error(r.file(), ": a '", r.string("command"), "' run, not a train run");
   TrainConfig c;
-  c.spec_path = r.string("spec_path");
-  c.space = r.space();
-  c.data = r.string("data");
-  c.subset = r.integer("subset");
+  read_basics(r, c);
   c.test_subset = r.integer("test_subset");
-  c.epochs = r.integer("epochs");
-  c.batch = r.integer("batch");
-  c.max_steps = r.integer("max_steps");
-  c.seed = r.integer("seed");
-  c.log_every = r.integer("log_every");
   c.lr = r.number("lr");
   c.lr_min = r.number("lr_min");
   c.momentum = r.number("momentum");
