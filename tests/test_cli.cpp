@@ -20,6 +20,7 @@
 #include "engine/io/checkpoint.h"
 #include "spec/json_value.h"
 #include "tests/support/cli.h"
+#include "tests/support/run_files.h"
 #include "tests/support/tiny_space.h"
 
 using namespace cellgraph;
@@ -31,11 +32,14 @@ namespace fs = std::filesystem;
 const std::string kSource = CELLGRAPH_SOURCE_DIR;
 const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
 
+using testing::check_same_tensors;
 using testing::has;
 using testing::have_fashion_mnist;
+using testing::metric_values;
 using testing::read_text;
 using testing::Result;
 using testing::TempDir;
+using testing::write_tiny_space;
 
 // Runs `cellgraph ARGS` (ARGS already shell-quoted where needed).
 Result run_cli(const std::string& args) {
@@ -43,45 +47,10 @@ Result run_cli(const std::string& args) {
   return testing::run_cli(args, scratch);
 }
 
-// A tiny search space (input [1, 8, 8]: the runner fits it to Fashion-MNIST's [1, 28, 28]).
-std::string write_tiny_space(const TempDir& dir) {
-  const std::string path = dir / "tiny.json";
-  std::ofstream(path) << testing::kTinySpace;
-  return path;
-}
-
 // 64 images, batch 8: 4 steps per epoch.
 std::string small_search(const std::string& spec, const std::string& out) {
   return "search " + spec + " --out " + out + " --data " + kData +
          " --subset 64 --batch 8 --epochs 2 --log-every 1 --threads 1 --seed 3";
-}
-
-// metrics.jsonl without the timings, line by line.
-std::vector<std::string> metric_values(const std::string& path) {
-  std::vector<std::string> lines;
-  std::istringstream in(read_text(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    const spec::JsonValue v = spec::parse_json_string(line, path);
-    spec::JsonValue kept = spec::JsonValue::object();
-    for (const auto& [key, value] : v.members())
-      if (key != "seconds_per_step" && key != "elapsed") kept.set(key, value);
-    lines.push_back(spec::dump(kept));
-  }
-  return lines;
-}
-
-void check_same_tensors(const std::string& a_path, const std::string& b_path) {
-  const io::Checkpoint a = io::load_checkpoint(a_path), b = io::load_checkpoint(b_path);
-  REQUIRE(a.tensors().size() == b.tensors().size());
-  for (size_t i = 0; i < a.tensors().size(); ++i) {
-    CAPTURE(a.tensors()[i].first);
-    CHECK(a.tensors()[i].first == b.tensors()[i].first);
-    const std::vector<float> x = a.tensors()[i].second.to_vector();
-    const std::vector<float> y = b.tensors()[i].second.to_vector();
-    REQUIRE(x.size() == y.size());
-    CHECK(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
-  }
 }
 
 }  // namespace

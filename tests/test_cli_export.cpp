@@ -19,6 +19,7 @@
 #include "engine/io/npy.h"
 #include "engine/tensor/random.h"
 #include "tests/support/cli.h"
+#include "tests/support/run_files.h"
 
 using namespace cellgraph;
 
@@ -40,6 +41,7 @@ using testing::Result;
 using testing::run_cli;
 using testing::run_shell;
 using testing::TempDir;
+using testing::write_tiny_space;
 
 std::string quote(const std::string& s) {
   std::string out = "'";
@@ -102,30 +104,6 @@ double export_and_compare(const TempDir& dir, const std::string& target, const s
   MESSAGE(name, ": cellgraph infer vs onnxruntime max abs diff ", diff);
   CHECK(diff <= kTolerance);
   return diff;
-}
-
-// A tiny search space (input [1, 8, 8]: the runner fits it to Fashion-MNIST's [1, 28, 28]).
-std::string write_tiny_space(const TempDir& dir) {
-  const std::string path = dir / "tiny.json";
-  std::ofstream(path) << R"({
-  "format": 1, "name": "tiny",
-  "op_sets": {"small": ["none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"]},
-  "cells": [{
-    "name": "normal", "inputs": ["c_k-2", "c_k-1"],
-    "nodes": [
-      {"name": "a", "from": ["c_k-2", "c_k-1"], "ops": "small", "keep": 2},
-      {"name": "b", "from": ["c_k-2", "c_k-1", "a"], "ops": "small", "keep": 2}
-    ],
-    "output": {"concat": ["a", "b"]}
-  }],
-  "network": {
-    "input": [1, 8, 8], "classes": 3,
-    "stem": [{"op": "conv_3x3", "channels": 6}, {"op": "batch_norm"}],
-    "body": [{"cell": "normal", "channels": 4}],
-    "head": [{"op": "global_avg_pool"}, {"op": "linear"}]
-  }
-})";
-  return path;
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "spec/json_value.h"
 #include "spec/parse.h"
 #include "tests/support/cli.h"
+#include "tests/support/run_files.h"
 
 using namespace cellgraph;
 
@@ -31,6 +32,7 @@ const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIS
 
 using testing::has;
 using testing::have_fashion_mnist;
+using testing::metric_values;
 using testing::read_text;
 using testing::Result;
 using testing::TempDir;
@@ -95,21 +97,6 @@ int exported_nodes(const std::string& out) {
   const size_t end = out.find(" nodes");
   const size_t start = out.rfind(' ', end - 1);
   return std::stoi(out.substr(start + 1, end - start - 1));
-}
-
-// metrics.jsonl without the timings, line by line.
-std::vector<std::string> metric_values(const std::string& path) {
-  std::vector<std::string> lines;
-  std::istringstream in(read_text(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    const spec::JsonValue v = spec::parse_json_string(line, path);
-    spec::JsonValue kept = spec::JsonValue::object();
-    for (const auto& [key, value] : v.members())
-      if (key != "seconds_per_step" && key != "elapsed") kept.set(key, value);
-    lines.push_back(spec::dump(kept));
-  }
-  return lines;
 }
 
 // The train_loss of each metrics line.
@@ -269,13 +256,7 @@ TEST_CASE(
   const std::vector<std::string> whole = metric_values(dir / "whole/metrics.jsonl");
   CHECK(whole.size() == 13);  // 11 logs, 1 epoch end, 1 test line
   CHECK(metric_values(dir / "split/metrics.jsonl") == whole);
-  const io::Checkpoint a = io::load_checkpoint(dir / "whole/checkpoint.bin");
-  const io::Checkpoint b = io::load_checkpoint(dir / "split/checkpoint.bin");
-  REQUIRE(a.tensors().size() == b.tensors().size());
-  for (size_t i = 0; i < a.tensors().size(); ++i) {
-    CAPTURE(a.tensors()[i].first);
-    CHECK(a.tensors()[i].second.to_vector() == b.tensors()[i].second.to_vector());
-  }
+  testing::check_same_tensors(dir / "whole/checkpoint.bin", dir / "split/checkpoint.bin");
   const spec::JsonValue config = spec::parse_json_file(dir / "split/config.json");
   CHECK(config.find("cutout")->as_integer() == 6);
   CHECK(config.find("flip")->as_bool() == true);
@@ -292,7 +273,9 @@ TEST_CASE(
   CHECK(drop[9] == doctest::Approx(0.3));
   // Both the network and the auxiliary head were trained and checkpointed.
   bool aux_entries = false;
-  for (const auto& [name, t] : b.tensors()) aux_entries |= name.rfind("param/auxiliary.", 0) == 0;
+  const io::Checkpoint split = io::load_checkpoint(dir / "split/checkpoint.bin");
+  for (const auto& [name, t] : split.tensors())
+    aux_entries |= name.rfind("param/auxiliary.", 0) == 0;
   CHECK(aux_entries);
   // The options cannot change on resume.
   for (const char* flag : {"--cutout 4", "--drop-path 0.2", "--auxiliary-weight 0", "--cells 8"}) {
