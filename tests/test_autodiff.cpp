@@ -11,14 +11,12 @@
 #include "engine/error.h"
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
+#include "tests/support/op_tests.h"
 
 using namespace cellgraph;
 
 namespace {
-Tensor random(const Shape& shape, uint64_t seed) {
-  Rng rng(seed);
-  return uniform_tensor(shape, -1.0f, 1.0f, rng);
-}
+using testing::random;
 
 // Central differences of a scalar function of one tensor, in double.
 std::vector<double> numeric_gradient(const Tensor& x, const std::function<float(const Var&)>& f,

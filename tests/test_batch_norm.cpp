@@ -11,30 +11,16 @@
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/op_tests.h"
 
 using namespace cellgraph;
 
 namespace {
+using testing::check_close;
+using testing::random;
+constexpr double kTolerance = 1e-4;  // check_close against the reference loops
 
 constexpr double kEps = 1e-5;
-
-void check_close(const char* what, const std::vector<float>& got, const std::vector<double>& want,
-                 double atol = 1e-4, double rtol = 1e-4) {
-  REQUIRE(got.size() == want.size());
-  std::ostringstream msg;
-  int bad = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (std::fabs(double(got[i]) - want[i]) <= atol + rtol * std::fabs(want[i])) continue;
-    if (bad++ < 5) msg << what << "[" << i << "]: got " << got[i] << " want " << want[i] << "\n";
-  }
-  INFO(msg.str());
-  CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", got.size(), " elements differ");
-}
-
-Tensor random(const Shape& shape, uint64_t seed, float low = -1.0f, float high = 1.0f) {
-  Rng rng(seed);
-  return uniform_tensor(shape, low, high, rng);
-}
 
 struct BnReference {
   std::vector<double> y, dx, dgamma, dbeta, mean, var;  // var: biased, as used to normalise
@@ -112,11 +98,11 @@ void check_case(const Shape& shape, bool training, bool affine) {
   const std::vector<float> bv = affine ? beta.value().to_vector() : std::vector<float>{};
   const BnReference r =
       reference(shape, xt.to_vector(), gv, bv, rm0, rv0, dy.to_vector(), training);
-  check_close("y", y.value().to_vector(), r.y);
-  check_close("dx", x.grad().to_vector(), r.dx);
+  check_close("y", y.value().to_vector(), r.y, kTolerance);
+  check_close("dx", x.grad().to_vector(), r.dx, kTolerance);
   if (affine) {
-    check_close("dgamma", gamma.grad().to_vector(), r.dgamma);
-    check_close("dbeta", beta.grad().to_vector(), r.dbeta);
+    check_close("dgamma", gamma.grad().to_vector(), r.dgamma, kTolerance);
+    check_close("dbeta", beta.grad().to_vector(), r.dbeta, kTolerance);
   }
   // Running statistics move only in training, by PyTorch's rule (unbiased variance).
   std::vector<double> want_rm(rm0.begin(), rm0.end()), want_rv(rv0.begin(), rv0.end());
@@ -127,8 +113,8 @@ void check_case(const Shape& shape, bool training, bool affine) {
       want_rv[i] = 0.9 * rv0[i] + 0.1 * r.var[i] * n / (n - 1);
     }
   }
-  check_close("running_mean", rm.to_vector(), want_rm);
-  check_close("running_var", rv.to_vector(), want_rv);
+  check_close("running_mean", rm.to_vector(), want_rm, kTolerance);
+  check_close("running_var", rv.to_vector(), want_rv, kTolerance);
 }
 
 testing::GradCheck bn_spec(const Shape& shape, bool training, bool affine) {
@@ -219,9 +205,9 @@ TEST_CASE("batch_norm: only the wanted gradients are produced") {
     CHECK(x.has_grad() == wx);
     CHECK(g.has_grad() == wg);
     CHECK(b.has_grad() == wb);
-    if (wx) check_close("dx", x.grad().to_vector(), r.dx);
-    if (wg) check_close("dgamma", g.grad().to_vector(), r.dgamma);
-    if (wb) check_close("dbeta", b.grad().to_vector(), r.dbeta);
+    if (wx) check_close("dx", x.grad().to_vector(), r.dx, kTolerance);
+    if (wg) check_close("dgamma", g.grad().to_vector(), r.dgamma, kTolerance);
+    if (wb) check_close("dbeta", b.grad().to_vector(), r.dbeta, kTolerance);
   };
   SUBCASE("dx only, affine (backward_data)") { run(true, false, false); }
   SUBCASE("dgamma only") { run(false, true, false); }

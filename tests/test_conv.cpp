@@ -10,10 +10,14 @@
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/op_tests.h"
 
 using namespace cellgraph;
 
 namespace {
+using testing::check_close;
+using testing::random;
+constexpr double kTolerance = 1e-4;  // check_close against the reference loops
 
 struct ConvCase {
   Shape x, w;
@@ -69,25 +73,6 @@ ConvReference reference(const ConvCase& c, const std::vector<float>& x, const st
   return r;
 }
 
-// One CHECK per tensor: |got - want| <= atol + rtol * |want| everywhere.
-void check_close(const char* what, const std::vector<float>& got, const std::vector<double>& want,
-                 double atol = 1e-4, double rtol = 1e-4) {
-  REQUIRE(got.size() == want.size());
-  std::ostringstream msg;
-  int bad = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (std::fabs(double(got[i]) - want[i]) <= atol + rtol * std::fabs(want[i])) continue;
-    if (bad++ < 5) msg << what << "[" << i << "]: got " << got[i] << " want " << want[i] << "\n";
-  }
-  INFO(msg.str());
-  CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", got.size(), " elements differ");
-}
-
-Tensor random(const Shape& shape, uint64_t seed) {
-  Rng rng(seed);
-  return uniform_tensor(shape, -1.0f, 1.0f, rng);
-}
-
 // Forward, then backward with a random dy and every gradient wanted, against the reference.
 void check_case(const ConvCase& c) {
   Var x(random(c.x, 1), true), w(random(c.w, 2), true);
@@ -100,14 +85,14 @@ void check_case(const ConvCase& c) {
       reference(c, x.value().to_vector(), w.value().to_vector(), bv, dy.to_vector());
   CHECK(y.shape() == Shape{c.x[0], c.w[0], out_extent(c.x[2], c.w[2], c.attrs),
                            out_extent(c.x[3], c.w[3], c.attrs)});
-  check_close("y", y.value().to_vector(), r.y);
-  check_close("dx", x.grad().to_vector(), r.dx);
-  check_close("dw", w.grad().to_vector(), r.dw);
-  if (c.bias) check_close("db", b.grad().to_vector(), r.db);
+  check_close("y", y.value().to_vector(), r.y, kTolerance);
+  check_close("dx", x.grad().to_vector(), r.dx, kTolerance);
+  check_close("dw", w.grad().to_vector(), r.dw, kTolerance);
+  if (c.bias) check_close("db", b.grad().to_vector(), r.db, kTolerance);
 
   // The inference primitive (nothing recorded) gives the same forward.
   Var y_infer = ops::conv2d(x.detach(), w.detach(), c.bias ? b.detach() : Var(), c.attrs);
-  check_close("y (inference)", y_infer.value().to_vector(), r.y);
+  check_close("y (inference)", y_infer.value().to_vector(), r.y, kTolerance);
 }
 
 // conv2d is bilinear, so central differences are exact up to float rounding of the
@@ -191,20 +176,20 @@ TEST_CASE("conv2d: only the wanted gradients are produced") {
   SUBCASE("dx only") {
     Var x(xt, true), w(wt, false), b(bt, false);
     ops::conv2d(x, w, b, c.attrs).backward(dy);
-    check_close("dx", x.grad().to_vector(), r.dx);
+    check_close("dx", x.grad().to_vector(), r.dx, kTolerance);
     CHECK_FALSE(w.has_grad());
     CHECK_FALSE(b.has_grad());
   }
   SUBCASE("dw only") {
     Var x(xt, false), w(wt, true), b(bt, false);
     ops::conv2d(x, w, b, c.attrs).backward(dy);
-    check_close("dw", w.grad().to_vector(), r.dw);
+    check_close("dw", w.grad().to_vector(), r.dw, kTolerance);
     CHECK_FALSE(x.has_grad());
   }
   SUBCASE("db only (no weight-gradient primitive)") {
     Var x(xt, false), w(wt, false), b(bt, true);
     ops::conv2d(x, w, b, c.attrs).backward(dy);
-    check_close("db", b.grad().to_vector(), r.db);
+    check_close("db", b.grad().to_vector(), r.db, kTolerance);
   }
 }
 

@@ -16,20 +16,14 @@
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/op_tests.h"
 
 using namespace cellgraph;
 using cellgraph::testing::GradCheck;
 
 namespace {
-// A gradcheck spec with the default tolerances (designated initializers would trip
-// -Wmissing-field-initializers for the members left at their defaults).
-GradCheck spec_of(OpKind kind, std::vector<Tensor> inputs, Attrs attrs = NoAttrs{}) {
-  GradCheck spec;
-  spec.kind = kind;
-  spec.attrs = std::move(attrs);
-  spec.inputs = std::move(inputs);
-  return spec;
-}
+using testing::random;
+using testing::spec_of;
 
 // Uniform values in +-[0.1, 1.1): never within a gradcheck step of relu's kink at 0.
 Tensor away_from_zero(const Shape& shape, uint64_t seed) {
@@ -37,11 +31,6 @@ Tensor away_from_zero(const Shape& shape, uint64_t seed) {
   std::vector<float> v(size_t(shape.numel()));
   for (float& x : v) x = (rng.uniform() < 0.5f ? -1.0f : 1.0f) * rng.uniform(0.1f, 1.1f);
   return Tensor::from_vector(shape, v);
-}
-
-Tensor random(const Shape& shape, uint64_t seed, float low = -1.0f, float high = 1.0f) {
-  Rng rng(seed);
-  return uniform_tensor(shape, low, high, rng);
 }
 
 std::vector<float> values(const Var& v) { return v.value().to_vector(); }

@@ -12,28 +12,14 @@
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/op_tests.h"
 
 using namespace cellgraph;
 
 namespace {
-
-void check_close(const char* what, const std::vector<float>& got, const std::vector<double>& want,
-                 double atol = 1e-5, double rtol = 1e-5) {
-  REQUIRE(got.size() == want.size());
-  std::ostringstream msg;
-  int bad = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (std::fabs(double(got[i]) - want[i]) <= atol + rtol * std::fabs(want[i])) continue;
-    if (bad++ < 5) msg << what << "[" << i << "]: got " << got[i] << " want " << want[i] << "\n";
-  }
-  INFO(msg.str());
-  CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", got.size(), " elements differ");
-}
-
-Tensor random(const Shape& shape, uint64_t seed) {
-  Rng rng(seed);
-  return uniform_tensor(shape, -1.0f, 1.0f, rng);
-}
+using testing::check_close;
+using testing::random;
+constexpr double kTolerance = 1e-5;  // check_close against the reference loops
 
 // A shuffled ramp: every value distinct and 0.05 from its neighbours, so a finite-difference
 // step of 1e-2 never changes which element of a window is the maximum.
@@ -96,11 +82,11 @@ void check_case(bool is_max, const PoolAttrs& a, const Shape& shape) {
   const Tensor dy = random(y.shape(), 2);
   y.backward(dy);
   const PoolReference r = reference(is_max, a, shape, x.value().to_vector(), dy.to_vector());
-  check_close("y", y.value().to_vector(), r.y);
-  check_close("dx", x.grad().to_vector(), r.dx);
+  check_close("y", y.value().to_vector(), r.y, kTolerance);
+  check_close("dx", x.grad().to_vector(), r.dx, kTolerance);
   // Nothing recorded: the inference primitive (no workspace) gives the same forward.
   Var y_infer = is_max ? ops::max_pool(x.detach(), a) : ops::avg_pool(x.detach(), a);
-  check_close("y (inference)", y_infer.value().to_vector(), r.y);
+  check_close("y (inference)", y_infer.value().to_vector(), r.y, kTolerance);
 }
 
 // Pooling is piecewise linear (max) or linear (average) in x, so central differences are
@@ -168,8 +154,8 @@ TEST_CASE("global_avg_pool: forward and backward match the reference") {
     want_y[i / 20] += xv[i] / 20.0;
     want_dx[i] = g[i / 20] / 20.0;
   }
-  check_close("y", y.value().to_vector(), want_y);
-  check_close("dx", x.grad().to_vector(), want_dx);
+  check_close("y", y.value().to_vector(), want_y, kTolerance);
+  check_close("dx", x.grad().to_vector(), want_dx, kTolerance);
 }
 
 TEST_CASE("max_pool: finite differences agree (well-separated inputs)") {

@@ -11,25 +11,14 @@
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/op_tests.h"
 
 using namespace cellgraph;
 using cellgraph::testing::GradCheck;
 
 namespace {
-// A gradcheck spec with the default tolerances (designated initializers would trip
-// -Wmissing-field-initializers for the members left at their defaults).
-GradCheck spec_of(OpKind kind, std::vector<Tensor> inputs, Attrs attrs = NoAttrs{}) {
-  GradCheck spec;
-  spec.kind = kind;
-  spec.attrs = std::move(attrs);
-  spec.inputs = std::move(inputs);
-  return spec;
-}
-
-Tensor random(const Shape& shape, uint64_t seed) {
-  Rng rng(seed);
-  return uniform_tensor(shape, -1.0f, 1.0f, rng);
-}
+using testing::random;
+using testing::spec_of;
 
 // 0, 1, 2, ... in row-major order: every element names its own position.
 Tensor iota(const Shape& shape) {

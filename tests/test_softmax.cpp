@@ -15,24 +15,16 @@
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/op_tests.h"
 
 using namespace cellgraph;
 using cellgraph::testing::GradCheck;
 
 namespace {
-// A gradcheck spec with the default tolerances (designated initializers would trip
-// -Wmissing-field-initializers for the members left at their defaults).
-GradCheck spec_of(OpKind kind, std::vector<Tensor> inputs, Attrs attrs = NoAttrs{}) {
-  GradCheck spec;
-  spec.kind = kind;
-  spec.attrs = std::move(attrs);
-  spec.inputs = std::move(inputs);
-  return spec;
-}
-
-Tensor random(const Shape& shape, uint64_t seed, float low = -2.0f, float high = 2.0f) {
-  Rng rng(seed);
-  return uniform_tensor(shape, low, high, rng);
+using testing::spec_of;
+// Logits in [-2, 2).
+Tensor random(const Shape& shape, uint64_t seed) {
+  return testing::random(shape, seed, -2.0f, 2.0f);
 }
 
 template <typename F>

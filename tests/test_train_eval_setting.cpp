@@ -18,20 +18,17 @@
 #include "spec/evaluation_network.h"
 #include "spec/parse.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/op_tests.h"
 
 using namespace cellgraph;
 
 namespace {
+using testing::random;
 
 const std::string kDartsV2 =
     std::string(CELLGRAPH_SOURCE_DIR) + "/examples/genotypes/darts_v2.json";
 const std::string kNats =
     std::string(CELLGRAPH_SOURCE_DIR) + "/examples/genotypes/nats_tss_00001.json";
-
-Tensor random(const Shape& shape, uint64_t seed) {
-  Rng rng(seed);
-  return uniform_tensor(shape, -1.0f, 1.0f, rng);
-}
 
 // Uniform values in +-[0.1, 1.1): drop_path is linear, but keep away from 0 anyway so the
 // finite differences of L are well above rounding.
