@@ -14,32 +14,14 @@
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "engine/tensor/random.h"
+#include "tests/support/cli.h"
 
 using namespace cellgraph;
 
 namespace {
+using testing::TempDir;
 
 namespace fs = std::filesystem;
-
-// A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("cellgraph_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -85,9 +67,9 @@ bool contains(const std::string& text, const std::string& part) {
 TEST_CASE("checkpoint: a round trip is bit-exact, metadata and tensor order included") {
   TempDir dir;
   const io::Checkpoint original = sample();
-  io::save_checkpoint(original, dir.file("a.bin"));
-  const io::Checkpoint back = io::load_checkpoint(dir.file("a.bin"));
-  CHECK(back.source() == dir.file("a.bin"));
+  io::save_checkpoint(original, (dir / "a.bin"));
+  const io::Checkpoint back = io::load_checkpoint((dir / "a.bin"));
+  CHECK(back.source() == (dir / "a.bin"));
   CHECK(back.metadata() == original.metadata());
   CHECK(back.meta_double("loss") == 0.1 + 0.2);  // exactly, not approximately
   CHECK(back.meta_int("step") == 42);
@@ -101,13 +83,13 @@ TEST_CASE("checkpoint: a round trip is bit-exact, metadata and tensor order incl
   }
   CHECK(std::signbit(back.find("scalar")->to_vector()[0]));
   // Saving what was loaded gives the same bytes.
-  io::save_checkpoint(back, dir.file("b.bin"));
-  CHECK(read_bytes(dir.file("a.bin")) == read_bytes(dir.file("b.bin")));
+  io::save_checkpoint(back, (dir / "b.bin"));
+  CHECK(read_bytes((dir / "a.bin")) == read_bytes((dir / "b.bin")));
 }
 
 TEST_CASE("checkpoint: a failed write leaves the old file intact and no temporary behind") {
   TempDir dir;
-  const std::string path = dir.file("ckpt.bin");
+  const std::string path = (dir / "ckpt.bin");
   io::save_checkpoint(sample(), path);
   const std::string before = read_bytes(path);
   // PATH.tmp cannot be created when a directory has its name (works as root too).
@@ -123,13 +105,13 @@ TEST_CASE("checkpoint: a failed write leaves the old file intact and no temporar
   CHECK_FALSE(fs::exists(path + ".tmp"));
   CHECK(io::load_checkpoint(path).find("x") != nullptr);
   // Writing into a missing directory fails cleanly too.
-  CHECK(contains(error_of([&] { io::save_checkpoint(other, dir.file("no/such/dir.bin")); }),
+  CHECK(contains(error_of([&] { io::save_checkpoint(other, (dir / "no/such/dir.bin")); }),
                  "cannot create"));
 }
 
 TEST_CASE("checkpoint: a truncated file names the entry where the data ends") {
   TempDir dir;
-  const std::string path = dir.file("t.bin");
+  const std::string path = (dir / "t.bin");
   io::save_checkpoint(sample(), path);
   const std::string full = read_bytes(path);
   // Cut in the header, the metadata, each tensor, and the checksum.
@@ -153,7 +135,7 @@ TEST_CASE("checkpoint: a truncated file names the entry where the data ends") {
 
 TEST_CASE("checkpoint: a flipped byte is a checksum mismatch; wrong magic and version are named") {
   TempDir dir;
-  const std::string path = dir.file("c.bin");
+  const std::string path = (dir / "c.bin");
   io::save_checkpoint(sample(), path);
   const std::string good = read_bytes(path);
   for (size_t at : {size_t(30), good.size() / 2, good.size() - 10}) {
@@ -175,7 +157,7 @@ TEST_CASE("checkpoint: a flipped byte is a checksum mismatch; wrong magic and ve
                  "unsupported checkpoint version 7 (this build reads 1)"));
   write_bytes(path, good + "extra");
   CHECK(contains(error_of([&] { io::load_checkpoint(path); }), "trailing data"));
-  CHECK(contains(error_of([&] { io::load_checkpoint(dir.file("missing.bin")); }),
+  CHECK(contains(error_of([&] { io::load_checkpoint((dir / "missing.bin")); }),
                  "missing.bin: cannot open: No such file or directory"));
 }
 

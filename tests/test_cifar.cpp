@@ -16,27 +16,13 @@
 #include "engine/data/idx.h"
 #include "engine/data/split.h"
 #include "engine/error.h"
+#include "tests/support/cli.h"
 
 using namespace cellgraph;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh directory per test case, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("cellgraph_test_cifar_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using testing::TempDir;
 
 void spit(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -168,9 +154,8 @@ TEST_CASE("cifar: malformed folders and files are errors that name the file") {
   write_cifar10(c10);
   auto load10 = [&](Split split = Split::train) { load_cifar10(c10.string(), split); };
 
-  const std::string missing_dir =
-      error_of([&] { load_cifar10(dir.file("nowhere"), Split::train); });
-  CHECK(contains(missing_dir, dir.file("nowhere") + ": no such folder"));
+  const std::string missing_dir = error_of([&] { load_cifar10((dir / "nowhere"), Split::train); });
+  CHECK(contains(missing_dir, (dir / "nowhere") + ": no such folder"));
   CHECK(contains(missing_dir, "expected the CIFAR-10 binary version"));
 
   fs::remove(c10 / "data_batch_3.bin");
@@ -189,7 +174,7 @@ TEST_CASE("cifar: malformed folders and files are errors that name the file") {
 
   // The parent of the extracted folder: the message points at the folder inside.
   const std::string parent = error_of([&] { load_cifar10(dir.path.string(), Split::test); });
-  CHECK(contains(parent, dir.file("test_batch.bin")));
+  CHECK(contains(parent, (dir / "test_batch.bin")));
   write_cifar10(dir.path / "cifar-10-batches-bin");
   CHECK(contains(error_of([&] { load_cifar10(dir.path.string(), Split::test); }),
                  "try " + (dir.path / "cifar-10-batches-bin").string()));
@@ -256,27 +241,27 @@ TEST_CASE("cifar: load_dataset parses NAME[:DIR] and names the accepted forms") 
   TempDir dir;
   write_cifar10(dir.path / "c10");
   write_cifar100(dir.path / "c100");
-  const Dataset c10 = load_dataset("cifar10:" + dir.file("c10"), Split::train);
+  const Dataset c10 = load_dataset("cifar10:" + (dir / "c10"), Split::train);
   CHECK(c10.name == "cifar10/train");
-  CHECK(c10.images.to_vector() == load_cifar10(dir.file("c10"), Split::train).images.to_vector());
-  const Dataset c100 = load_dataset("cifar100:" + dir.file("c100"), Split::test);
+  CHECK(c10.images.to_vector() == load_cifar10((dir / "c10"), Split::train).images.to_vector());
+  const Dataset c100 = load_dataset("cifar100:" + (dir / "c100"), Split::test);
   CHECK(c100.num_classes == 100);
   CHECK(c100.labels == std::vector<int32_t>{17});
   // Only the first ':' separates: the folder may contain more.
   write_cifar10(dir.path / "a:b");
-  CHECK(load_dataset("cifar10:" + dir.file("a:b"), Split::test).size() == 2);
+  CHECK(load_dataset("cifar10:" + (dir / "a:b"), Split::test).size() == 2);
 
   write_mnist(dir.path / "mnist", "train", 12);
   write_mnist(dir.path / "mnist", "t10k", 5);
-  const Dataset mnist = load_dataset("mnist:" + dir.file("mnist"), Split::train);
+  const Dataset mnist = load_dataset("mnist:" + (dir / "mnist"), Split::train);
   CHECK(mnist.name == "mnist/train");
   CHECK(mnist.images.shape() == Shape{12, 1, 2, 3});
   CHECK(mnist.num_classes == 10);
-  CHECK(load_mnist(dir.file("mnist"), Split::test).size() == 5);
-  const Dataset fashion = load_dataset("fashion-mnist:" + dir.file("mnist"), Split::test);
+  CHECK(load_mnist((dir / "mnist"), Split::test).size() == 5);
+  const Dataset fashion = load_dataset("fashion-mnist:" + (dir / "mnist"), Split::test);
   CHECK(fashion.name == "fashion-mnist/test");
   CHECK(fashion.size() == 5);
-  CHECK(contains(error_of([&] { load_dataset("mnist:" + dir.file("c10"), Split::train); }),
+  CHECK(contains(error_of([&] { load_dataset("mnist:" + (dir / "c10"), Split::train); }),
                  "expected the MNIST files"));
   if (fs::exists(kFashionMnistDir))
     CHECK(load_dataset("fashion-mnist", Split::test).images.shape() == Shape{10000, 1, 28, 28});
@@ -292,8 +277,8 @@ TEST_CASE("cifar: load_dataset parses NAME[:DIR] and names the accepted forms") 
   CHECK(contains(error_of([&] { load_dataset("mnist", Split::train); }), "write mnist:DIR"));
   CHECK(contains(error_of([&] { load_dataset("cifar100:", Split::train); }),
                  "the folder after ':' is empty"));
-  CHECK(contains(error_of([&] { load_dataset("cifar10:" + dir.file("none"), Split::train); }),
-                 dir.file("none") + ": no such folder"));
+  CHECK(contains(error_of([&] { load_dataset("cifar10:" + (dir / "none"), Split::train); }),
+                 (dir / "none") + ": no such folder"));
 }
 
 TEST_CASE("split: DARTS' unshuffled halves and floor of the fraction") {

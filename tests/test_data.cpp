@@ -14,27 +14,13 @@
 #include "engine/data/dataset.h"
 #include "engine/data/idx.h"
 #include "engine/error.h"
+#include "tests/support/cli.h"
 
 using namespace cellgraph;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh directory per test case, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("cellgraph_test_data_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using testing::TempDir;
 
 std::vector<uint8_t> slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -95,24 +81,24 @@ Dataset make_dataset(int64_t n, int64_t c, int64_t h, int64_t w, int k) {
 TEST_CASE("idx: raw and gzipped files read back identically") {
   TempDir dir;
   const std::vector<uint8_t> data = ramp(5 * 3 * 4);
-  write_idx(dir.file("raw.idx"), {5, 3, 4}, data, false);
-  write_idx(dir.file("packed.idx.gz"), {5, 3, 4}, data, true);
-  const std::vector<uint8_t> packed = slurp(dir.file("packed.idx.gz"));
+  write_idx((dir / "raw.idx"), {5, 3, 4}, data, false);
+  write_idx((dir / "packed.idx.gz"), {5, 3, 4}, data, true);
+  const std::vector<uint8_t> packed = slurp((dir / "packed.idx.gz"));
   REQUIRE(packed.size() > 2);
   CHECK((packed[0] == 0x1f && packed[1] == 0x8b));
-  const std::vector<uint8_t> raw = slurp(dir.file("raw.idx"));
+  const std::vector<uint8_t> raw = slurp((dir / "raw.idx"));
   CHECK(raw.size() == 4 + 12 + data.size());
   CHECK(std::vector<uint8_t>(raw.begin(), raw.begin() + 8) ==
         std::vector<uint8_t>{0, 0, 0x08, 3, 0, 0, 0, 5});
   for (const char* name : {"raw.idx", "packed.idx.gz"}) {
     CAPTURE(name);
-    const IdxArray a = read_idx(dir.file(name), 3, "image");
+    const IdxArray a = read_idx((dir / name), 3, "image");
     CHECK(a.dims == std::vector<int64_t>{5, 3, 4});
     CHECK(a.data == data);
   }
   // A rank-1 label file.
-  write_idx(dir.file("labels.gz"), {3}, {9, 0, 255}, true);
-  CHECK(read_idx(dir.file("labels.gz"), 1).data == std::vector<uint8_t>{9, 0, 255});
+  write_idx((dir / "labels.gz"), {3}, {9, 0, 255}, true);
+  CHECK(read_idx((dir / "labels.gz"), 1).data == std::vector<uint8_t>{9, 0, 255});
 }
 
 TEST_CASE("idx: malformed files are errors that name the file") {
@@ -120,85 +106,83 @@ TEST_CASE("idx: malformed files are errors that name the file") {
   auto check = [&](const std::string& name, const std::string& part, int rank = 3) {
     CAPTURE(name);
     const std::string msg =
-        error_of([&] { read_idx(dir.file(name), rank, rank == 1 ? "label" : "image"); });
+        error_of([&] { read_idx((dir / name), rank, rank == 1 ? "label" : "image"); });
     CAPTURE(msg);
-    CHECK(contains(msg, dir.file(name)));
+    CHECK(contains(msg, (dir / name)));
     CHECK(contains(msg, part));
     CHECK(contains(msg, "expected"));
   };
   check("missing.gz", "cannot open");
   fs::create_directories(dir.path / "adir");
   check("adir", "directory");
-  spit(dir.file("empty"), {});
+  spit((dir / "empty"), {});
   check("empty", "4-byte IDX header");
-  spit(dir.file("magic"), {0x12, 0x34, 0x08, 0x03, 0, 0, 0, 1});
+  spit((dir / "magic"), {0x12, 0x34, 0x08, 0x03, 0, 0, 0, 1});
   check("magic", "bad magic");
-  spit(dir.file("float"), {0, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0});
+  spit((dir / "float"), {0, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0});
   check("float", "0x0d (float32)");
-  write_idx(dir.file("rank2"), {4, 4}, ramp(16), false);
+  write_idx((dir / "rank2"), {4, 4}, ramp(16), false);
   check("rank2", "expected rank 3 for image data");
-  spit(dir.file("short_header"), {0, 0, 0x08, 3, 0, 0, 0, 10, 0, 0});
+  spit((dir / "short_header"), {0, 0, 0x08, 3, 0, 0, 0, 10, 0, 0});
   check("short_header", "header ends after 10 bytes");
 
   // Truncated data, raw: the header promises 10 x 4 x 4 = 160 bytes, the file holds 50.
   std::vector<uint8_t> bytes = {0, 0, 0x08, 3, 0, 0, 0, 10, 0, 0, 0, 4, 0, 0, 0, 4};
   const std::vector<uint8_t> fifty = ramp(50);
   bytes.insert(bytes.end(), fifty.begin(), fifty.end());
-  spit(dir.file("truncated"), bytes);
+  spit((dir / "truncated"), bytes);
   check("truncated", "expected 160 bytes of image data, found 50");
   // Extents are big-endian uint32: 01 02 03 04 is 16909060.
-  spit(dir.file("big_endian"), {0, 0, 0x08, 1, 1, 2, 3, 4, 9});
+  spit((dir / "big_endian"), {0, 0, 0x08, 1, 1, 2, 3, 4, 9});
   check("big_endian", "expected 16909060 bytes of label data, found 1", 1);
   // The same short payload inside a complete, valid gzip stream.
-  gzip_file(dir.file("truncated.gz"), bytes);
+  gzip_file((dir / "truncated.gz"), bytes);
   check("truncated.gz", "expected 160 bytes of image data, found 50");
   // Trailing bytes after the data, raw and gzipped.
-  std::vector<uint8_t> trailing = slurp(dir.file("rank2"));
+  std::vector<uint8_t> trailing = slurp((dir / "rank2"));
   trailing.push_back(0xAB);
   trailing.push_back(0xCD);
-  spit(dir.file("trailing"), trailing);
+  spit((dir / "trailing"), trailing);
   check("trailing", "2 bytes of trailing data", 2);
-  gzip_file(dir.file("trailing.gz"), trailing);
+  gzip_file((dir / "trailing.gz"), trailing);
   check("trailing.gz", "2 bytes of trailing data", 2);
 
   // A gzip stream cut short and one with corrupted bytes.
   const std::vector<uint8_t> big = ramp(64 * 64 * 8, 13);
-  write_idx(dir.file("full.gz"), {8, 64, 64}, big, true);
-  const std::vector<uint8_t> packed = slurp(dir.file("full.gz"));
-  spit(dir.file("cut.gz"),
-       std::vector<uint8_t>(packed.begin(), packed.begin() + packed.size() / 2));
+  write_idx((dir / "full.gz"), {8, 64, 64}, big, true);
+  const std::vector<uint8_t> packed = slurp((dir / "full.gz"));
+  spit((dir / "cut.gz"), std::vector<uint8_t>(packed.begin(), packed.begin() + packed.size() / 2));
   check("cut.gz", "the gzip stream is cut short");
   std::vector<uint8_t> corrupt = packed;
   for (size_t i = 20; i < 40 && i < corrupt.size(); ++i) corrupt[i] ^= 0x5A;
-  spit(dir.file("corrupt.gz"), corrupt);
+  spit((dir / "corrupt.gz"), corrupt);
   check("corrupt.gz", "gzip");
 }
 
 TEST_CASE("dataset: IDX images and labels load as [N,1,H,W] in [0,1] and errors name files") {
   TempDir dir;
   std::vector<uint8_t> px = {0, 255, 51, 102, 0, 0, 255, 255};
-  write_idx(dir.file("img.gz"), {2, 2, 2}, px, true);
-  write_idx(dir.file("lbl"), {2}, {1, 2}, false);
-  const Dataset d = load_idx_dataset(dir.file("img.gz"), dir.file("lbl"), 3, "tiny");
+  write_idx((dir / "img.gz"), {2, 2, 2}, px, true);
+  write_idx((dir / "lbl"), {2}, {1, 2}, false);
+  const Dataset d = load_idx_dataset((dir / "img.gz"), (dir / "lbl"), 3, "tiny");
   CHECK(d.images.shape() == Shape{2, 1, 2, 2});
   CHECK(d.images.to_vector() == std::vector<float>{0.0f, 1.0f, 0.2f, 0.4f, 0.0f, 0.0f, 1.0f, 1.0f});
   CHECK(d.labels == std::vector<int32_t>{1, 2});
   CHECK(d.num_classes == 3);
   CHECK(d.name == "tiny");
 
-  const std::string range =
-      error_of([&] { load_idx_dataset(dir.file("img.gz"), dir.file("lbl"), 2); });
-  CHECK(contains(range, dir.file("lbl")));
+  const std::string range = error_of([&] { load_idx_dataset((dir / "img.gz"), (dir / "lbl"), 2); });
+  CHECK(contains(range, (dir / "lbl")));
   CHECK(contains(range, "label 2 at index 1"));
-  write_idx(dir.file("lbl3"), {3}, {0, 1, 0}, true);
+  write_idx((dir / "lbl3"), {3}, {0, 1, 0}, true);
   const std::string count =
-      error_of([&] { load_idx_dataset(dir.file("img.gz"), dir.file("lbl3"), 3); });
-  CHECK(contains(count, dir.file("lbl3")));
+      error_of([&] { load_idx_dataset((dir / "img.gz"), (dir / "lbl3"), 3); });
+  CHECK(contains(count, (dir / "lbl3")));
   CHECK(contains(count, "3 labels"));
   CHECK(contains(count, "2 images"));
-  CHECK(contains(error_of([&] { load_idx_dataset(dir.file("lbl"), dir.file("lbl"), 3); }),
+  CHECK(contains(error_of([&] { load_idx_dataset((dir / "lbl"), (dir / "lbl"), 3); }),
                  "expected rank 3 for image data"));
-  CHECK(contains(error_of([&] { load_idx_dataset(dir.file("img.gz"), dir.file("img.gz"), 3); }),
+  CHECK(contains(error_of([&] { load_idx_dataset((dir / "img.gz"), (dir / "img.gz"), 3); }),
                  "expected rank 1 for label data"));
   CHECK(contains(error_of([&] { load_fashion_mnist(dir.path.string(), Split::train); }),
                  "train-images-idx3-ubyte"));

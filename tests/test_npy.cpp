@@ -13,28 +13,14 @@
 #include "engine/error.h"
 #include "engine/io/npy.h"
 #include "engine/tensor/random.h"
+#include "tests/support/cli.h"
 
 using namespace cellgraph;
 
 namespace {
+using testing::TempDir;
 
 namespace fs = std::filesystem;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("cellgraph_npy_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
@@ -84,7 +70,7 @@ TEST_CASE("npy: round trips are exact for every rank and keep NumPy's header lay
   Rng rng(11);
   for (const Shape& shape : {Shape{7, 3, 5, 4}, Shape{7}, Shape{2, 3}, Shape{1, 10}}) {
     const Tensor t = normal_tensor(shape, 0.0f, 3.0f, rng);
-    const std::string path = dir.file("a.npy");
+    const std::string path = (dir / "a.npy");
     io::write_npy(path, t);
     const std::string bytes = read_bytes(path);
     // The data starts at a multiple of 64 bytes, the header ends in a newline.
@@ -98,7 +84,7 @@ TEST_CASE("npy: round trips are exact for every rank and keep NumPy's header lay
   }
   // The tuple syntax of one extent is (7,); a 0-d array reads as one element.
   CHECK(io::encode_npy(Shape{7}, std::vector<float>(7)).find("'shape': (7,)") != std::string::npos);
-  const std::string scalar = dir.file("scalar.npy");
+  const std::string scalar = (dir / "scalar.npy");
   write_bytes(scalar, io::encode_npy(Shape{}, {2.5f}));
   CHECK(io::read_npy(scalar).shape() == Shape{1});
   CHECK(io::read_npy(scalar).to_vector() == std::vector<float>{2.5f});
@@ -110,11 +96,11 @@ TEST_CASE("npy: round trips are exact for every rank and keep NumPy's header lay
 
 TEST_CASE("npy: version 2.0 headers and NumPy's spacing variants are read") {
   TempDir dir;
-  const std::string v2 = dir.file("v2.npy");
+  const std::string v2 = (dir / "v2.npy");
   write_bytes(
       v2, npy_file(2, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", {1, 2, 3, 4}));
   CHECK(io::read_npy(v2).to_vector() == std::vector<float>{1, 2, 3, 4});
-  const std::string terse = dir.file("terse.npy");
+  const std::string terse = (dir / "terse.npy");
   write_bytes(terse,
               npy_file(1, "{\"shape\":(3,),\"fortran_order\":False,\"descr\":\"<f4\"}", {5, 6, 7}));
   CHECK(io::read_npy(terse).shape() == Shape{3});
@@ -122,7 +108,7 @@ TEST_CASE("npy: version 2.0 headers and NumPy's spacing variants are read") {
 
 TEST_CASE("npy: an expected shape accepts wildcards and names a mismatch") {
   TempDir dir;
-  const std::string path = dir.file("x.npy");
+  const std::string path = (dir / "x.npy");
   io::write_npy(path, Tensor::zeros({5, 3, 8, 8}));
   CHECK(io::read_npy(path, {-1, 3, 8, 8}, "input images").shape() == Shape{5, 3, 8, 8});
   check_error(
@@ -199,17 +185,16 @@ TEST_CASE("npy: malformed files are named errors") {
   for (const Case& c : cases) {
     const std::string name = c.name;
     CAPTURE(name);
-    const std::string path = dir.file(std::string(c.name) + ".npy");
+    const std::string path = (dir / std::string(c.name) + ".npy");
     write_bytes(path, c.bytes);
     check_error([&] { io::read_npy(path); }, path, c.parts);
   }
-  check_error([&] { io::read_npy(dir.file("missing.npy")); }, dir.file("missing.npy"),
-              {"cannot open"});
+  check_error([&] { io::read_npy((dir / "missing.npy")); }, (dir / "missing.npy"), {"cannot open"});
 }
 
 TEST_CASE("npy: a write that cannot happen names the file and leaves nothing behind") {
   TempDir dir;
-  const std::string path = dir.file("no/such/dir/out.npy");
+  const std::string path = (dir / "no/such/dir/out.npy");
   check_error([&] { io::write_npy(path, Tensor::zeros({2})); }, path, {"cannot create"});
   CHECK_FALSE(fs::exists(path));
 }

@@ -26,33 +26,19 @@
 #include "exporters/onnx/export.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
+#include "tests/support/cli.h"
 
 using namespace cellgraph;
 namespace oe = cellgraph::onnx_export;
 
 namespace {
+using testing::TempDir;
 
 namespace fs = std::filesystem;
 constexpr const char kPython[] = CELLGRAPH_TEST_PYTHON;
 constexpr const char kRunner[] = CELLGRAPH_SOURCE_DIR "/tests/onnx/run_onnx.py";
 constexpr const char kGenotypes[] = CELLGRAPH_SOURCE_DIR "/examples/genotypes/";
 constexpr double kTolerance = 1e-4;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("cellgraph_onnx_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::string quote(const std::string& s) {
   std::string out = "'";
@@ -84,10 +70,10 @@ Tensor onnxruntime_forward(const TempDir& dir, const std::string& model,
                            const std::vector<Tensor>& inputs) {
   std::vector<std::string> args{kRunner, model};
   for (size_t i = 0; i < inputs.size(); ++i) {
-    args.push_back(dir.file("in" + std::to_string(i) + ".npy"));
+    args.push_back((dir / "in" + std::to_string(i) + ".npy"));
     io::write_npy(args.back(), inputs[i]);
   }
-  args.push_back(dir.file("out.npy"));
+  args.push_back((dir / "out.npy"));
   run_python(args);
   return io::read_npy(args.back());
 }
@@ -161,7 +147,7 @@ void report(const std::string& what, bool folded, double diff, double magnitude)
 double check_network(const Net& net, const std::string& what, int64_t batch,
                      const oe::ExportOptions& options = {}) {
   TempDir dir;
-  const std::string model = dir.file("model.onnx");
+  const std::string model = (dir / "model.onnx");
   oe::export_onnx(net.graph, *net.params, model, options);
   const Tensor images = random_images(net.graph, batch, 100 + uint64_t(batch));
   const Tensor expected = forward(net.graph, *net.params, images);
@@ -233,10 +219,10 @@ TEST_CASE("onnx: DARTS_V2 with BN folded into the convs matches, with fewer BN n
   REQUIRE(after_conv > 0);
   REQUIRE(after_conv < bns);
   TempDir dir;
-  oe::export_onnx(net.graph, *net.params, dir.file("plain.onnx"), {});
-  oe::export_onnx(net.graph, *net.params, dir.file("folded.onnx"), {.fold_batch_norm = true});
-  CHECK(count_occurrences(dir.file("plain.onnx"), "BatchNormalization") == bns);
-  CHECK(count_occurrences(dir.file("folded.onnx"), "BatchNormalization") == bns - after_conv);
+  oe::export_onnx(net.graph, *net.params, (dir / "plain.onnx"), {});
+  oe::export_onnx(net.graph, *net.params, (dir / "folded.onnx"), {.fold_batch_norm = true});
+  CHECK(count_occurrences((dir / "plain.onnx"), "BatchNormalization") == bns);
+  CHECK(count_occurrences((dir / "folded.onnx"), "BatchNormalization") == bns - after_conv);
 }
 
 TEST_CASE("onnx: the DARTS_V2 evaluation network as shipped (20 cells x 36) exports and runs") {
@@ -248,7 +234,7 @@ TEST_CASE("onnx: the DARTS_V2 evaluation network as shipped (20 cells x 36) expo
   const Tensor images = random_images(net.graph, 2, 102);
   const Tensor expected = forward(net.graph, *net.params, images);
   TempDir dir;
-  const std::string model = dir.file("darts_v2.onnx");
+  const std::string model = (dir / "darts_v2.onnx");
   oe::export_onnx(net.graph, *net.params, model, {.fold_batch_norm = true});
   const Tensor got = onnxruntime_forward(dir, model, {images});
   REQUIRE(got.shape() == expected.shape());
@@ -360,7 +346,7 @@ TEST_CASE("onnx: single exported cells match cellgraph's values at the cell boun
     const Tensor expected = value_at(b.output);
     for (bool fold : {false, true}) {
       TempDir dir;
-      const std::string model = dir.file("cell.onnx");
+      const std::string model = (dir / "cell.onnx");
       oe::export_cell_onnx(graph, *c.net->params, c.instance, model, {.fold_batch_norm = fold});
       const double diff = max_abs_diff(expected, onnxruntime_forward(dir, model, inputs));
       report(std::string(c.what) + ", batch 7", fold, diff, max_abs(expected));
@@ -369,8 +355,8 @@ TEST_CASE("onnx: single exported cells match cellgraph's values at the cell boun
   }
   // By type name, as `cellgraph export --cell normal|reduce` asks for it.
   TempDir dir;
-  oe::export_cell_onnx(net.graph, *net.params, "reduce", dir.file("reduce.onnx"), {});
-  const std::string described = run_python({kRunner, "--describe", dir.file("reduce.onnx")});
+  oe::export_cell_onnx(net.graph, *net.params, "reduce", (dir / "reduce.onnx"), {});
+  const std::string described = run_python({kRunner, "--describe", (dir / "reduce.onnx")});
   CHECK(described.find(R"({"name": "c_km2", "shape": ["N", 64, 32, 32])") != std::string::npos);
   CHECK(described.find(R"({"name": "c_km1", "shape": ["N", 64, 32, 32])") != std::string::npos);
   CHECK(described.find(R"({"name": "cell_output", "shape": ["N", 128, 16, 16])") !=
@@ -385,7 +371,7 @@ TEST_CASE("onnx: named input and output, dynamic batch axis, metadata, checker-c
   std::ostringstream spec_text;
   spec_text << in.rdbuf();
   TempDir dir;
-  const std::string model = dir.file("nats.onnx");
+  const std::string model = (dir / "nats.onnx");
   const std::string genotype =
       "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_"
       "connect~2|";
@@ -411,7 +397,7 @@ TEST_CASE("onnx: a search space is refused, naming a mixed edge") {
       spec::compile(spec::parse_file(CELLGRAPH_SOURCE_DIR "/examples/spaces/darts_cnn_small.json"));
   const ir::ParameterStore params(graph, 1);
   TempDir dir;
-  const std::string model = dir.file("space.onnx");
+  const std::string model = (dir / "space.onnx");
   check_error([&] { oe::export_onnx(graph, params, model, {}); },
               {"cells.0 (cell 'normal') node n0 edge e0 is a mixed edge over {none, ",
                "fixed network", "derive"});
@@ -422,7 +408,7 @@ TEST_CASE("onnx: a search space is refused, naming a mixed edge") {
 
 TEST_CASE("onnx: ops the exporter cannot express are errors naming the node and op") {
   TempDir dir;
-  const std::string model = dir.file("bad.onnx");
+  const std::string model = (dir / "bad.onnx");
   {  // A hand-built graph ending in an op with no ONNX form here.
     ir::Graph g;
     ir::Builder b(g);
@@ -451,7 +437,7 @@ TEST_CASE("onnx: ops the exporter cannot express are errors naming the node and 
   CHECK_FALSE(fs::exists(model));
   check_error([&] { oe::export_onnx(net.graph, *net.params, model, {.opset = 12}); },
               {"opset 12 is not supported; expected 13 to"});
-  const std::string nowhere = dir.file("no/such/dir/model.onnx");
+  const std::string nowhere = (dir / "no/such/dir/model.onnx");
   check_error([&] { oe::export_onnx(net.graph, *net.params, nowhere, {}); },
               {nowhere, "cannot create"});
 }
@@ -460,7 +446,7 @@ TEST_CASE("npy: NumPy reads cellgraph's files and cellgraph reads NumPy's (v1.0 
   TempDir dir;
   std::vector<float> values(24);
   for (size_t i = 0; i < values.size(); ++i) values[i] = float(i) * 0.5f - 3.0f;
-  io::write_npy(dir.file("ours.npy"), Tensor::from_vector({2, 3, 4}, values));
+  io::write_npy((dir / "ours.npy"), Tensor::from_vector({2, 3, 4}, values));
   const std::string script =
       "import numpy as np, sys\n"
       "d = sys.argv[1]\n"
@@ -473,12 +459,12 @@ TEST_CASE("npy: NumPy reads cellgraph's files and cellgraph reads NumPy's (v1.0 
       "np.save(d + '/fortran.npy', np.asfortranarray(a))\n"
       "np.save(d + '/double.npy', a.astype(np.float64))\n";
   run_python({"-c", script, dir.path.string()});
-  const Tensor v1 = io::read_npy(dir.file("v1.npy"), {2, 3, 4});
-  const Tensor v2 = io::read_npy(dir.file("v2.npy"), {2, 3, 4});
+  const Tensor v1 = io::read_npy((dir / "v1.npy"), {2, 3, 4});
+  const Tensor v2 = io::read_npy((dir / "v2.npy"), {2, 3, 4});
   for (size_t i = 0; i < values.size(); ++i) {
     CHECK(v1.to_vector()[i] == values[i] * 2);
     CHECK(v2.to_vector()[i] == values[i] * 3);
   }
-  check_error([&] { io::read_npy(dir.file("fortran.npy")); }, {"Fortran-order"});
-  check_error([&] { io::read_npy(dir.file("double.npy")); }, {"unsupported dtype '<f8'"});
+  check_error([&] { io::read_npy((dir / "fortran.npy")); }, {"Fortran-order"});
+  check_error([&] { io::read_npy((dir / "double.npy")); }, {"unsupported dtype '<f8'"});
 }
