@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <iostream>
 #include <limits>
 #include <string>
 
@@ -18,6 +19,7 @@
 #include "spec/json_value.h"
 #include "spec/space.h"
 #include "tools/cellgraph/cli.h"
+#include "tools/cellgraph/progress.h"
 
 namespace cellgraph::tools {
 
@@ -154,6 +156,43 @@ void save_run_checkpoint(const Session& session, const std::string& dir, const M
   io::Checkpoint ckpt = session.checkpoint();
   ckpt.set_meta("metrics_bytes", std::to_string(log.bytes()));
   io::save_checkpoint(ckpt, checkpoint_path(dir));
+}
+
+// The step loop search and train share: steps `session` until it is finished or Ctrl-C
+// arrives, checkpointing at every epoch end and at the stop and redrawing `progress` after
+// each step. `last_epoch` is the epoch record the session's callback last kept (after an
+// epoch's last step the bar shows it: the running sums have restarted). Returns false when
+// interrupted before the end, after saying how to resume (`cellgraph COMMAND --resume DIR`).
+template <typename Session, typename Record>
+bool run_steps(Session& session, const std::string& command, const std::string& dir,
+               const MetricsLog& log, Progress& progress, const Record& last_epoch, bool resumed) {
+  install_interrupt_handler();
+  bool saved = resumed;  // nothing new to save until a step runs
+  while (!session.finished() && !interrupted()) {
+    session.step();
+    saved = false;
+    const bool ended = session.epoch_just_ended();
+    if (ended) {
+      save_run_checkpoint(session, dir, log);
+      saved = true;
+    }
+    const Record now = ended ? last_epoch : session.snapshot();
+    progress.update({.epoch = ended ? session.epoch() - 1 : session.epoch(),
+                     .epochs = session.options().epochs,
+                     .step_in_epoch = ended ? session.steps_per_epoch() : session.step_in_epoch(),
+                     .steps_per_epoch = session.steps_per_epoch(),
+                     .step = session.global_step(),
+                     .total_steps = session.planned_steps(),
+                     .loss = now.train_loss,
+                     .accuracy = now.train_accuracy});
+  }
+  if (!saved) save_run_checkpoint(session, dir, log);
+  progress.finish();
+  if (!interrupted() || session.finished()) return true;
+  std::cerr << "checkpoint of step " << session.global_step() << " written to "
+            << checkpoint_path(dir) << "\ninterrupted; resume with: cellgraph " << command
+            << " --resume " << dir << "\n";
+  return false;
 }
 
 }  // namespace cellgraph::tools

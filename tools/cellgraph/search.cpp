@@ -283,34 +283,8 @@ int run_search(const Args& args) {
       progress.line(record_line(r, session.options().epochs));
   });
 
-  install_interrupt_handler();
-  bool saved = resume;  // nothing new to save until a step runs
-  while (!session.finished() && !interrupted()) {
-    session.step();
-    saved = false;
-    if (session.epoch_just_ended()) {
-      save_run_checkpoint(session, dir, log);
-      saved = true;
-    }
-    const SearchRecord now = session.epoch_just_ended() ? last_epoch : session.snapshot();
-    progress.update({.epoch = session.epoch_just_ended() ? session.epoch() - 1 : session.epoch(),
-                     .epochs = session.options().epochs,
-                     .step_in_epoch = session.epoch_just_ended() ? session.steps_per_epoch()
-                                                                 : session.step_in_epoch(),
-                     .steps_per_epoch = session.steps_per_epoch(),
-                     .step = session.global_step(),
-                     .total_steps = session.planned_steps(),
-                     .loss = now.train_loss,
-                     .accuracy = now.train_accuracy});
-  }
-  if (!saved) save_run_checkpoint(session, dir, log);
-  progress.finish();
-  if (interrupted() && !session.finished()) {
-    std::cerr << "checkpoint of step " << session.global_step() << " written to "
-              << checkpoint_path(dir) << "\ninterrupted; resume with: cellgraph search --resume "
-              << dir << "\n";
+  if (!run_steps(session, "search", dir, log, progress, last_epoch, resume))
     return kInterruptedExit;
-  }
   const algorithms::Derived derived = session.derive();
   write_derived(derived, dir + "/derived.json", dir + "/genotype.txt");
   std::cerr << "search done after " << session.global_step() << " steps; wrote " << dir

@@ -262,34 +262,7 @@ int run_train(const Args& args) {
     }
   });
 
-  install_interrupt_handler();
-  bool saved = resume;
-  while (!session.finished() && !interrupted()) {
-    session.step();
-    saved = false;
-    if (session.epoch_just_ended()) {
-      save_run_checkpoint(session, dir, log);
-      saved = true;
-    }
-    const TrainRecord now = session.epoch_just_ended() ? last_epoch : session.snapshot();
-    const bool ended = session.epoch_just_ended();
-    progress.update({.epoch = ended ? session.epoch() - 1 : session.epoch(),
-                     .epochs = session.options().epochs,
-                     .step_in_epoch = ended ? session.steps_per_epoch() : session.step_in_epoch(),
-                     .steps_per_epoch = session.steps_per_epoch(),
-                     .step = session.global_step(),
-                     .total_steps = session.planned_steps(),
-                     .loss = now.train_loss,
-                     .accuracy = now.train_accuracy});
-  }
-  if (!saved) save_run_checkpoint(session, dir, log);
-  progress.finish();
-  if (interrupted() && !session.finished()) {
-    std::cerr << "checkpoint of step " << session.global_step() << " written to "
-              << checkpoint_path(dir) << "\ninterrupted; resume with: cellgraph train --resume "
-              << dir << "\n";
-    return kInterruptedExit;
-  }
+  if (!run_steps(session, "train", dir, log, progress, last_epoch, resume)) return kInterruptedExit;
   const Dataset test = load_test_data(config.data, data.stats, config.test_subset);
   const EvalResult result = evaluate(session.graph(), session.params(), test);
   JsonValue line = JsonValue::object();
