@@ -10,25 +10,14 @@
 #include "engine/data/dataset.h"
 #include "engine/error.h"
 #include "engine/threads.h"
+#include "tests/support/cli.h"
+#include "tests/support/errors.h"
 
 using namespace cellgraph;
 
 namespace {
-
-// The message of the Error f throws; fails the test when it throws none.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected a cellgraph::Error");
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+using testing::error_of;
+using testing::has;
 
 // n images of c x h x w whose pixels are all distinct and non-zero (1, 2, 3, ...), so a
 // zero can only come from padding or cutout and a value identifies its source pixel.
@@ -212,19 +201,19 @@ TEST_CASE("augment: the result depends only on the Rng state, not on threads") {
 TEST_CASE("augment: invalid options are errors") {
   Tensor images = Tensor::zeros({2, 3, 4, 4});
   Rng rng(0);
-  CHECK(contains(error_of([&] { augment(images, AugmentOptions{.crop_padding = -1}, rng); }),
-                 "crop padding -1"));
-  CHECK(contains(error_of([&] { augment(images, AugmentOptions{.cutout = -2}, rng); }),
-                 "cutout side -2"));
-  CHECK(contains(error_of([&] {
-                   augment(images, AugmentOptions{.crop_padding = 1, .pad_value = {0, 0}}, rng);
-                 }),
-                 "2 padding values for images of 3 channels"));
+  CHECK(has(error_of([&] { augment(images, AugmentOptions{.crop_padding = -1}, rng); }),
+            "crop padding -1"));
+  CHECK(
+      has(error_of([&] { augment(images, AugmentOptions{.cutout = -2}, rng); }), "cutout side -2"));
+  CHECK(has(error_of([&] {
+              augment(images, AugmentOptions{.crop_padding = 1, .pad_value = {0, 0}}, rng);
+            }),
+            "2 padding values for images of 3 channels"));
   const Dataset d = make_dataset(4, 1, 2, 2);
   const std::string msg =
       error_of([&] { BatchIterator(d, BatchOptions{.batch_size = 2, .augment = {.cutout = -1}}); });
-  CHECK(contains(msg, "dataset 'toy'"));
-  CHECK(contains(msg, "cutout side -1"));
+  CHECK(has(msg, "dataset 'toy'"));
+  CHECK(has(msg, "cutout side -1"));
 }
 
 TEST_CASE("augment: BatchIterator augments each batch from (seed, epoch, batch) and resumes") {

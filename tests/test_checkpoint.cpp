@@ -15,10 +15,13 @@
 #include "engine/io/checkpoint.h"
 #include "engine/tensor/random.h"
 #include "tests/support/cli.h"
+#include "tests/support/errors.h"
 
 using namespace cellgraph;
 
 namespace {
+using testing::error_of;
+using testing::has;
 using testing::TempDir;
 
 namespace fs = std::filesystem;
@@ -45,21 +48,6 @@ io::Checkpoint sample() {
   c.add("scalar", Tensor::from_vector({1}, {-0.0f}));
   c.add("empty", Tensor::zeros({0, 5}));
   return c;
-}
-
-// The message of the Error `f` throws ("" when it does not throw).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 }  // namespace
@@ -97,7 +85,7 @@ TEST_CASE("checkpoint: a failed write leaves the old file intact and no temporar
   io::Checkpoint other;
   other.add("x", Tensor::full({3}, 1.0f));
   const std::string message = error_of([&] { io::save_checkpoint(other, path); });
-  CHECK(contains(message, path + ".tmp: cannot create"));
+  CHECK(has(message, path + ".tmp: cannot create"));
   CHECK(read_bytes(path) == before);
   fs::remove(path + ".tmp");
   // A successful write replaces the file and removes the temporary.
@@ -105,8 +93,8 @@ TEST_CASE("checkpoint: a failed write leaves the old file intact and no temporar
   CHECK_FALSE(fs::exists(path + ".tmp"));
   CHECK(io::load_checkpoint(path).find("x") != nullptr);
   // Writing into a missing directory fails cleanly too.
-  CHECK(contains(error_of([&] { io::save_checkpoint(other, (dir / "no/such/dir.bin")); }),
-                 "cannot create"));
+  CHECK(has(error_of([&] { io::save_checkpoint(other, (dir / "no/such/dir.bin")); }),
+            "cannot create"));
 }
 
 TEST_CASE("checkpoint: a truncated file names the entry where the data ends") {
@@ -124,13 +112,13 @@ TEST_CASE("checkpoint: a truncated file names the entry where the data ends") {
   for (const auto& [size, expected] : cuts) {
     CAPTURE(size);
     write_bytes(path, full.substr(0, size));
-    CHECK(contains(error_of([&] { io::load_checkpoint(path); }), path + ": " + expected));
+    CHECK(has(error_of([&] { io::load_checkpoint(path); }), path + ": " + expected));
   }
   write_bytes(path, full.substr(0, full.size() - 4 - 20));
   const std::string message = error_of([&] { io::load_checkpoint(path); });
-  CHECK(contains(message, "tensor entry 4 of 4 ('empty')"));
+  CHECK(has(message, "tensor entry 4 of 4 ('empty')"));
   write_bytes(path, "");
-  CHECK(contains(error_of([&] { io::load_checkpoint(path); }), "bad magic"));
+  CHECK(has(error_of([&] { io::load_checkpoint(path); }), "bad magic"));
 }
 
 TEST_CASE("checkpoint: a flipped byte is a checksum mismatch; wrong magic and version are named") {
@@ -149,16 +137,16 @@ TEST_CASE("checkpoint: a flipped byte is a checksum mismatch; wrong magic and ve
   std::string magic = good;
   magic[0] = 'X';
   write_bytes(path, magic);
-  CHECK(contains(error_of([&] { io::load_checkpoint(path); }), "not a cellgraph checkpoint"));
+  CHECK(has(error_of([&] { io::load_checkpoint(path); }), "not a cellgraph checkpoint"));
   std::string version = good;
   version[6] = 7;
   write_bytes(path, version);
-  CHECK(contains(error_of([&] { io::load_checkpoint(path); }),
-                 "unsupported checkpoint version 7 (this build reads 1)"));
+  CHECK(has(error_of([&] { io::load_checkpoint(path); }),
+            "unsupported checkpoint version 7 (this build reads 1)"));
   write_bytes(path, good + "extra");
-  CHECK(contains(error_of([&] { io::load_checkpoint(path); }), "trailing data"));
-  CHECK(contains(error_of([&] { io::load_checkpoint((dir / "missing.bin")); }),
-                 "missing.bin: cannot open: No such file or directory"));
+  CHECK(has(error_of([&] { io::load_checkpoint(path); }), "trailing data"));
+  CHECK(has(error_of([&] { io::load_checkpoint((dir / "missing.bin")); }),
+            "missing.bin: cannot open: No such file or directory"));
 }
 
 TEST_CASE("checkpoint: missing and mismatched entries are named on lookup") {
@@ -170,5 +158,5 @@ TEST_CASE("checkpoint: missing and mismatched entries are named on lookup") {
   CHECK(error_of([&] { c.tensor("cells.0.bias", {5}); }) ==
         "checkpoint: entry 'cells.0.bias': shape mismatch: expected [5], got [4]");
   CHECK(error_of([&] { c.meta("epoch"); }) == "checkpoint: missing metadata 'epoch'");
-  CHECK(contains(error_of([&] { c.meta_int("kind"); }), "expected an integer, got 'test'"));
+  CHECK(has(error_of([&] { c.meta_int("kind"); }), "expected an integer, got 'test'"));
 }

@@ -17,32 +17,20 @@
 #include "engine/data/split.h"
 #include "engine/error.h"
 #include "tests/support/cli.h"
+#include "tests/support/errors.h"
 
 using namespace cellgraph;
 namespace fs = std::filesystem;
 
 namespace {
+using testing::error_of;
+using testing::has;
 using testing::TempDir;
 
 void spit(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(reinterpret_cast<const char*>(bytes.data()),
             static_cast<std::streamsize>(bytes.size()));
-}
-
-// The message of the Error f throws; fails the test when it throws none.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected a cellgraph::Error");
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 // Pixel byte k (0..3071, i.e. channel k / 1024, row k % 1024 / 32, column k % 32) of image
@@ -155,65 +143,65 @@ TEST_CASE("cifar: malformed folders and files are errors that name the file") {
   auto load10 = [&](Split split = Split::train) { load_cifar10(c10.string(), split); };
 
   const std::string missing_dir = error_of([&] { load_cifar10((dir / "nowhere"), Split::train); });
-  CHECK(contains(missing_dir, (dir / "nowhere") + ": no such folder"));
-  CHECK(contains(missing_dir, "expected the CIFAR-10 binary version"));
+  CHECK(has(missing_dir, (dir / "nowhere") + ": no such folder"));
+  CHECK(has(missing_dir, "expected the CIFAR-10 binary version"));
 
   fs::remove(c10 / "data_batch_3.bin");
   const std::string missing = error_of([&] { load10(); });
-  CHECK(contains(missing, (c10 / "data_batch_3.bin").string() +
-                              ": cannot open: No such file or directory; expected the CIFAR-10 "
-                              "binary version (data_batch_1.bin ... data_batch_5.bin, "
-                              "test_batch.bin)"));
+  CHECK(has(missing, (c10 / "data_batch_3.bin").string() +
+                         ": cannot open: No such file or directory; expected the CIFAR-10 "
+                         "binary version (data_batch_1.bin ... data_batch_5.bin, "
+                         "test_batch.bin)"));
   // The Python version has the same names without ".bin".
   spit((c10 / "data_batch_3").string(), {1, 2, 3});
-  CHECK(contains(error_of([&] { load10(); }), "Python version"));
+  CHECK(has(error_of([&] { load10(); }), "Python version"));
   fs::create_directories(c10 / "data_batch_3.bin");
-  CHECK(contains(error_of([&] { load10(); }), "data_batch_3.bin: is a directory"));
+  CHECK(has(error_of([&] { load10(); }), "data_batch_3.bin: is a directory"));
   fs::remove_all(c10 / "data_batch_3.bin");
   write_cifar10(c10);
 
   // The parent of the extracted folder: the message points at the folder inside.
   const std::string parent = error_of([&] { load_cifar10(dir.path.string(), Split::test); });
-  CHECK(contains(parent, (dir / "test_batch.bin")));
+  CHECK(has(parent, (dir / "test_batch.bin")));
   write_cifar10(dir.path / "cifar-10-batches-bin");
-  CHECK(contains(error_of([&] { load_cifar10(dir.path.string(), Split::test); }),
-                 "try " + (dir.path / "cifar-10-batches-bin").string()));
+  CHECK(has(error_of([&] { load_cifar10(dir.path.string(), Split::test); }),
+            "try " + (dir.path / "cifar-10-batches-bin").string()));
 
   // A partial record: 2 records and one byte.
   std::vector<uint8_t> partial = records(0, {{1}, {2}});
   partial.push_back(7);
   spit((c10 / "data_batch_2.bin").string(), partial);
   const std::string size = error_of([&] { load10(); });
-  CHECK(contains(size, (c10 / "data_batch_2.bin").string() +
-                           ": 6147 bytes is not a whole number of 3073-byte records; expected the "
-                           "CIFAR-10 binary version"));
+  CHECK(has(size, (c10 / "data_batch_2.bin").string() +
+                      ": 6147 bytes is not a whole number of 3073-byte records; expected the "
+                      "CIFAR-10 binary version"));
   spit((c10 / "data_batch_2.bin").string(), {});
-  CHECK(contains(error_of([&] { load10(); }), "data_batch_2.bin: the file is empty"));
+  CHECK(has(error_of([&] { load10(); }), "data_batch_2.bin: the file is empty"));
   write_cifar10(c10);
 
   // Label out of range, in the second record of a file.
   spit((c10 / "test_batch.bin").string(), records(0, {{3}, {10}}));
   const std::string label = error_of([&] { load10(Split::test); });
-  CHECK(contains(label, (c10 / "test_batch.bin").string() + ": record 1 has label 10"));
-  CHECK(contains(label, "expected labels in [0, 10)"));
+  CHECK(has(label, (c10 / "test_batch.bin").string() + ": record 1 has label 10"));
+  CHECK(has(label, "expected labels in [0, 10)"));
 
   const fs::path c100 = dir.path / "c100";
   write_cifar100(c100);
   spit((c100 / "train.bin").string(), records(0, {{1, 2}, {3, 4}, {5, 100}}));
   const std::string fine = error_of([&] { load_cifar100(c100.string(), Split::train); });
-  CHECK(contains(fine, (c100 / "train.bin").string() + ": record 2 has label 100"));
-  CHECK(contains(fine, "[0, 100)"));
+  CHECK(has(fine, (c100 / "train.bin").string() + ": record 2 has label 100"));
+  CHECK(has(fine, "[0, 100)"));
   spit((c100 / "test.bin").string(), records(0, {{20, 2}}));
   const std::string coarse = error_of([&] { load_cifar100(c100.string(), Split::test); });
-  CHECK(contains(coarse, (c100 / "test.bin").string() + ": record 0 has coarse label 20"));
+  CHECK(has(coarse, (c100 / "test.bin").string() + ": record 0 has coarse label 20"));
   // CIFAR-10 records in a CIFAR-100 file: 3 x 3073 bytes is no whole number of 3074.
   spit((c100 / "test.bin").string(), records(0, {{1}, {2}, {3}}));
-  CHECK(contains(error_of([&] { load_cifar100(c100.string(), Split::test); }),
-                 "test.bin: 9219 bytes is not a whole number of 3074-byte records; expected the "
-                 "CIFAR-100 binary version (train.bin, test.bin)"));
+  CHECK(has(error_of([&] { load_cifar100(c100.string(), Split::test); }),
+            "test.bin: 9219 bytes is not a whole number of 3074-byte records; expected the "
+            "CIFAR-100 binary version (train.bin, test.bin)"));
   fs::remove(c100 / "train.bin");
-  CHECK(contains(error_of([&] { load_cifar100(c100.string(), Split::train); }),
-                 (c100 / "train.bin").string() + ": cannot open"));
+  CHECK(has(error_of([&] { load_cifar100(c100.string(), Split::train); }),
+            (c100 / "train.bin").string() + ": cannot open"));
 }
 
 TEST_CASE("cifar: the real CIFAR-10 files load when $CELLGRAPH_CIFAR10_DIR names them") {
@@ -261,24 +249,24 @@ TEST_CASE("cifar: load_dataset parses NAME[:DIR] and names the accepted forms") 
   const Dataset fashion = load_dataset("fashion-mnist:" + (dir / "mnist"), Split::test);
   CHECK(fashion.name == "fashion-mnist/test");
   CHECK(fashion.size() == 5);
-  CHECK(contains(error_of([&] { load_dataset("mnist:" + (dir / "c10"), Split::train); }),
-                 "expected the MNIST files"));
+  CHECK(has(error_of([&] { load_dataset("mnist:" + (dir / "c10"), Split::train); }),
+            "expected the MNIST files"));
   if (fs::exists(kFashionMnistDir))
     CHECK(load_dataset("fashion-mnist", Split::test).images.shape() == Shape{10000, 1, 28, 28});
 
   const std::string unknown = error_of([&] { load_dataset("imagenet:/data", Split::train); });
-  CHECK(contains(unknown, "unknown dataset 'imagenet'"));
+  CHECK(has(unknown, "unknown dataset 'imagenet'"));
   for (const char* form : {"fashion-mnist", "fashion-mnist:DIR", "mnist:DIR", "cifar10:DIR",
                            "cifar100:DIR", kFashionMnistDir})
-    CHECK(contains(unknown, form));
-  CHECK(contains(error_of([&] { load_dataset("", Split::train); }), "unknown dataset ''"));
-  CHECK(contains(error_of([&] { load_dataset("CIFAR10:x", Split::train); }), "cifar10:DIR"));
-  CHECK(contains(error_of([&] { load_dataset("cifar10", Split::train); }), "write cifar10:DIR"));
-  CHECK(contains(error_of([&] { load_dataset("mnist", Split::train); }), "write mnist:DIR"));
-  CHECK(contains(error_of([&] { load_dataset("cifar100:", Split::train); }),
-                 "the folder after ':' is empty"));
-  CHECK(contains(error_of([&] { load_dataset("cifar10:" + (dir / "none"), Split::train); }),
-                 (dir / "none") + ": no such folder"));
+    CHECK(has(unknown, form));
+  CHECK(has(error_of([&] { load_dataset("", Split::train); }), "unknown dataset ''"));
+  CHECK(has(error_of([&] { load_dataset("CIFAR10:x", Split::train); }), "cifar10:DIR"));
+  CHECK(has(error_of([&] { load_dataset("cifar10", Split::train); }), "write cifar10:DIR"));
+  CHECK(has(error_of([&] { load_dataset("mnist", Split::train); }), "write mnist:DIR"));
+  CHECK(has(error_of([&] { load_dataset("cifar100:", Split::train); }),
+            "the folder after ':' is empty"));
+  CHECK(has(error_of([&] { load_dataset("cifar10:" + (dir / "none"), Split::train); }),
+            (dir / "none") + ": no such folder"));
 }
 
 TEST_CASE("split: DARTS' unshuffled halves and floor of the fraction") {
@@ -324,13 +312,13 @@ TEST_CASE("split: fractions outside (0, 1) and empty sides are errors") {
   for (double f : {0.0, 1.0, -0.5, 1.5, std::numeric_limits<double>::quiet_NaN()}) {
     CAPTURE(f);
     const std::string msg = error_of([&] { split_train_val(10, f, 0, false); });
-    CHECK(contains(msg, "train fraction"));
-    CHECK(contains(msg, "expected a value in (0, 1)"));
+    CHECK(has(msg, "train fraction"));
+    CHECK(has(msg, "expected a value in (0, 1)"));
   }
   const std::string small = error_of([&] { split_train_val(3, 0.1, 0, true); });
-  CHECK(contains(small, "give 0 training and 3 validation items"));
-  CHECK(contains(small, "at least one on each side"));
-  CHECK(contains(error_of([&] { split_train_val(1, 0.5); }), "at least one on each side"));
-  CHECK(contains(error_of([&] { split_train_val(0, 0.5); }), "at least one on each side"));
-  CHECK(contains(error_of([&] { split_train_val(-4, 0.5); }), "-4 items"));
+  CHECK(has(small, "give 0 training and 3 validation items"));
+  CHECK(has(small, "at least one on each side"));
+  CHECK(has(error_of([&] { split_train_val(1, 0.5); }), "at least one on each side"));
+  CHECK(has(error_of([&] { split_train_val(0, 0.5); }), "at least one on each side"));
+  CHECK(has(error_of([&] { split_train_val(-4, 0.5); }), "-4 items"));
 }

@@ -15,11 +15,14 @@
 #include "engine/data/idx.h"
 #include "engine/error.h"
 #include "tests/support/cli.h"
+#include "tests/support/errors.h"
 
 using namespace cellgraph;
 namespace fs = std::filesystem;
 
 namespace {
+using testing::error_of;
+using testing::has;
 using testing::TempDir;
 
 std::vector<uint8_t> slurp(const std::string& path) {
@@ -47,21 +50,6 @@ std::vector<uint8_t> ramp(size_t n, int mul = 7) {
   std::vector<uint8_t> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>((i * static_cast<size_t>(mul)) % 256);
   return v;
-}
-
-// The message of the Error f throws; fails the test when it throws none.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected a cellgraph::Error");
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 // A small labelled dataset: n images of c x h x w, pixel values from a ramp, label i % k.
@@ -108,9 +96,9 @@ TEST_CASE("idx: malformed files are errors that name the file") {
     const std::string msg =
         error_of([&] { read_idx((dir / name), rank, rank == 1 ? "label" : "image"); });
     CAPTURE(msg);
-    CHECK(contains(msg, (dir / name)));
-    CHECK(contains(msg, part));
-    CHECK(contains(msg, "expected"));
+    CHECK(has(msg, (dir / name)));
+    CHECK(has(msg, part));
+    CHECK(has(msg, "expected"));
   };
   check("missing.gz", "cannot open");
   fs::create_directories(dir.path / "adir");
@@ -172,20 +160,20 @@ TEST_CASE("dataset: IDX images and labels load as [N,1,H,W] in [0,1] and errors 
   CHECK(d.name == "tiny");
 
   const std::string range = error_of([&] { load_idx_dataset((dir / "img.gz"), (dir / "lbl"), 2); });
-  CHECK(contains(range, (dir / "lbl")));
-  CHECK(contains(range, "label 2 at index 1"));
+  CHECK(has(range, (dir / "lbl")));
+  CHECK(has(range, "label 2 at index 1"));
   write_idx((dir / "lbl3"), {3}, {0, 1, 0}, true);
   const std::string count =
       error_of([&] { load_idx_dataset((dir / "img.gz"), (dir / "lbl3"), 3); });
-  CHECK(contains(count, (dir / "lbl3")));
-  CHECK(contains(count, "3 labels"));
-  CHECK(contains(count, "2 images"));
-  CHECK(contains(error_of([&] { load_idx_dataset((dir / "lbl"), (dir / "lbl"), 3); }),
-                 "expected rank 3 for image data"));
-  CHECK(contains(error_of([&] { load_idx_dataset((dir / "img.gz"), (dir / "img.gz"), 3); }),
-                 "expected rank 1 for label data"));
-  CHECK(contains(error_of([&] { load_fashion_mnist(dir.path.string(), Split::train); }),
-                 "train-images-idx3-ubyte"));
+  CHECK(has(count, (dir / "lbl3")));
+  CHECK(has(count, "3 labels"));
+  CHECK(has(count, "2 images"));
+  CHECK(has(error_of([&] { load_idx_dataset((dir / "lbl"), (dir / "lbl"), 3); }),
+            "expected rank 3 for image data"));
+  CHECK(has(error_of([&] { load_idx_dataset((dir / "img.gz"), (dir / "img.gz"), 3); }),
+            "expected rank 1 for label data"));
+  CHECK(has(error_of([&] { load_fashion_mnist(dir.path.string(), Split::train); }),
+            "train-images-idx3-ubyte"));
 }
 
 TEST_CASE("dataset: the real Fashion-MNIST files load with their known shape and statistics") {
@@ -232,8 +220,8 @@ TEST_CASE("dataset: normalisation by channel gives mean 0 and std 1") {
   // Hand check on one channel of one pixel.
   const float x = original.to_vector()[0];
   CHECK(d.images.to_vector()[0] == doctest::Approx((x - stats.mean[0]) / stats.std[0]));
-  CHECK(contains(error_of([&] { normalize(d, ChannelStats{{0.f}, {1.f}}); }), "toy"));
-  CHECK(contains(error_of([&] { normalize(d, ChannelStats{{0, 0, 0}, {1, 0, 1}}); }), "channel 1"));
+  CHECK(has(error_of([&] { normalize(d, ChannelStats{{0.f}, {1.f}}); }), "toy"));
+  CHECK(has(error_of([&] { normalize(d, ChannelStats{{0, 0, 0}, {1, 0, 1}}); }), "channel 1"));
 }
 
 TEST_CASE("dataset: subset is a view, select and random_subset copy the chosen items") {
@@ -250,8 +238,8 @@ TEST_CASE("dataset: subset is a view, select and random_subset copy the chosen i
   CHECK(picked.images.narrow(0, 1, 1).to_vector() == d.images.narrow(0, 2, 1).to_vector());
   const Dataset r1 = random_subset(d, 4, 11), r2 = random_subset(d, 4, 11);
   CHECK(r1.images.to_vector() == r2.images.to_vector());
-  CHECK(contains(error_of([&] { subset(d, 8, 5); }), "toy"));
-  CHECK(contains(error_of([&] { select(d, {3, 10}); }), "index 10"));
+  CHECK(has(error_of([&] { subset(d, 8, 5); }), "toy"));
+  CHECK(has(error_of([&] { select(d, {3, 10}); }), "index 10"));
   CHECK_THROWS_AS(random_subset(d, 11, 0), Error);
 }
 
@@ -351,10 +339,9 @@ TEST_CASE("batches: a restored position continues the exact stream") {
 
 TEST_CASE("batches: bad options are errors that name the dataset") {
   const Dataset d = make_dataset(3, 1, 1, 1, 2);
-  CHECK(contains(error_of([&] { BatchIterator(d, BatchOptions{.batch_size = 0}); }), "toy"));
-  CHECK(contains(
-      error_of([&] { BatchIterator(d, BatchOptions{.batch_size = 4, .drop_last = true}); }),
-      "drop_last"));
-  CHECK(contains(error_of([&] { BatchIterator(d, {0, 3}, BatchOptions{}); }), "index 3"));
+  CHECK(has(error_of([&] { BatchIterator(d, BatchOptions{.batch_size = 0}); }), "toy"));
+  CHECK(has(error_of([&] { BatchIterator(d, BatchOptions{.batch_size = 4, .drop_last = true}); }),
+            "drop_last"));
+  CHECK(has(error_of([&] { BatchIterator(d, {0, 3}, BatchOptions{}); }), "index 3"));
   CHECK(BatchIterator(d, BatchOptions{.batch_size = 4}).batches_per_epoch() == 1);
 }
