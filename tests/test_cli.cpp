@@ -34,7 +34,6 @@ const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIS
 
 using testing::check_same_tensors;
 using testing::has;
-using testing::have_fashion_mnist;
 using testing::metric_values;
 using testing::read_text;
 using testing::Result;
@@ -105,10 +104,7 @@ TEST_CASE("cli: validate, info, help and flag errors") {
 }
 
 TEST_CASE("cli: search writes its run directory and --resume continues it bit-identically") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("Fashion-MNIST not installed; skipped");
-    return;
-  }
+  SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string spec = write_tiny_space(dir);
   // Uninterrupted: 6 steps (an epoch ends at 4).
@@ -164,10 +160,7 @@ TEST_CASE("cli: search writes its run directory and --resume continues it bit-id
 }
 
 TEST_CASE("cli: search --algo nasp and ista log their architecture and derive from checkpoints") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("Fashion-MNIST not installed; skipped");
-    return;
-  }
+  SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string spec = write_tiny_space(dir);
   for (const std::string algo : {"nasp", "ista"}) {
@@ -207,10 +200,7 @@ TEST_CASE("cli: search --algo nasp and ista log their architecture and derive fr
 }
 
 TEST_CASE("cli: train a derived network for a few steps, then eval it") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("Fashion-MNIST not installed; skipped");
-    return;
-  }
+  SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string spec = write_tiny_space(dir);
   REQUIRE(run_cli(small_search(spec, dir / "search") + " --max-steps 1").status == 0);
@@ -243,10 +233,7 @@ TEST_CASE("cli: train a derived network for a few steps, then eval it") {
 }
 
 TEST_CASE("cli: Ctrl-C checkpoints, exits 130 and the run resumes") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("Fashion-MNIST not installed; skipped");
-    return;
-  }
+  SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string spec = write_tiny_space(dir);
   const std::string run = dir / "run";

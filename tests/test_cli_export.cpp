@@ -35,7 +35,6 @@ const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIS
 constexpr double kTolerance = 1e-4;
 
 using testing::has;
-using testing::have_fashion_mnist;
 using testing::read_text;
 using testing::Result;
 using testing::run_cli;
@@ -191,10 +190,7 @@ TEST_CASE("cli: export refuses a search space, naming the mixed edge") {
 }
 
 TEST_CASE("cli: a one-stage ISTA-NAS search exports its absorbed network directly") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("Fashion-MNIST not installed; skipped");
-    return;
-  }
+  SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   std::string text = read_text(write_tiny_space(dir));
   text.replace(text.find("\"classes\": 3,"), 13, "\"classes\": 3, \"edge_bn\": true,");
@@ -222,10 +218,7 @@ TEST_CASE("cli: a one-stage ISTA-NAS search exports its absorbed network directl
 }
 
 TEST_CASE("cli: export and infer of a train run use its trained weights") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("Fashion-MNIST not installed; skipped");
-    return;
-  }
+  SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string space = write_tiny_space(dir);
   REQUIRE(run_cli("search " + space + " --out " + dir / "search" + " --data " + kData +

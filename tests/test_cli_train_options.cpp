@@ -31,7 +31,6 @@ namespace fs = std::filesystem;
 const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
 
 using testing::has;
-using testing::have_fashion_mnist;
 using testing::metric_values;
 using testing::read_text;
 using testing::Result;
@@ -114,10 +113,7 @@ std::vector<double> train_losses(const std::string& path) {
 }  // namespace
 
 TEST_CASE("cli: train --cutout/--crop-padding/--flip/--label-smoothing go into config.json") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("Fashion-MNIST not installed; skipped");
-    return;
-  }
+  SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string spec = write_tiny_fixed(dir);
   Result r = run_cli(dir, small_train(spec, dir / "aug") + kAugment + " --max-steps 3");
@@ -170,10 +166,7 @@ TEST_CASE("cli: train --cutout/--crop-padding/--flip/--label-smoothing go into c
 }
 
 TEST_CASE("cli: train --label-smoothing and augmentation change the training loss") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("Fashion-MNIST not installed; skipped");
-    return;
-  }
+  SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string spec = write_tiny_fixed(dir);
   const std::string steps = " --max-steps 2";
@@ -239,10 +232,7 @@ TEST_CASE("cli: train rejects bad --cutout, --crop-padding and --label-smoothing
 
 TEST_CASE(
     "cli: train --resume with augmentation, label smoothing, drop-path and aux is bit-identical") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("Fashion-MNIST not installed; skipped");
-    return;
-  }
+  SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string options = kAugment + kDartsEval;
   // Uninterrupted: 11 steps (an epoch ends at 8; drop-path starts in the second epoch).
@@ -288,10 +278,7 @@ TEST_CASE(
 
 TEST_CASE(
     "cli: train --auxiliary-weight adds W * CE(aux), and eval and export leave the head out") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("Fashion-MNIST not installed; skipped");
-    return;
-  }
+  SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string one_step = kSmallDarts + " --max-steps 1";
   REQUIRE(run_cli(dir, small_train(kDartsV2, dir / "plain") + one_step).status == 0);

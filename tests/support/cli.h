@@ -72,4 +72,13 @@ inline bool have_fashion_mnist() {
          std::filesystem::exists(dir / "train-images-idx3-ubyte");
 }
 
+// Returns from the test case, with a message, when the data package is not installed.
+#define SKIP_WITHOUT_FASHION_MNIST()                   \
+  do {                                                 \
+    if (!::cellgraph::testing::have_fashion_mnist()) { \
+      MESSAGE("Fashion-MNIST not installed; skipped"); \
+      return;                                          \
+    }                                                  \
+  } while (0)
+
 }  // namespace cellgraph::testing
