@@ -35,7 +35,12 @@ struct FixedNetwork {
   ir::Graph graph;
   ir::ParameterStore params;
   std::string weights_from;  // "RUN/checkpoint.bin (step S)" or "initial weights (seed S)"
+  int64_t step = 0;          // the checkpoint's step (0: initial weights)
 };
 FixedNetwork load_fixed_network(const Args& args, bool fixed_only);
+// The trained network of a run directory, fitted to the run's data: a train run's network
+// with its checkpoint's weights, or an ista-onestage search's absorbed network. Any other
+// run is an Error that tells `command` users what to give instead.
+FixedNetwork load_run_network(const std::string& dir, const std::string& command);
 
 }  // namespace cellgraph::tools

@@ -5,10 +5,8 @@
 #include <limits>
 #include <optional>
 
-#include "algorithms/absorb.h"
 #include "algorithms/search_session.h"
 #include "engine/error.h"
-#include "engine/io/checkpoint.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
 #include "tools/cellgraph/commands.h"
@@ -28,70 +26,45 @@ int run_eval(const Args& args) {
   const int64_t batch = args.get_int("batch", 256, 1, 1 << 20);
   std::error_code ec;
   const bool is_run = std::filesystem::is_directory(target, ec);
-  spec::Space space;
   ChannelStats stats;
   std::string data;
-  std::string weights_from;
-  std::optional<algorithms::Absorbed> absorbed;  // a one-stage ISTA-NAS search run
+  std::optional<FixedNetwork> net;
   if (is_run) {
     const ConfigReader config(target);
-    const bool one_stage =
-        config.string("command") == "search" && config.string("algo") == "ista-onestage";
-    if (config.string("command") != "train" && !one_stage)
-      throw error(target, ": a '", config.string("command"),
-                  "' run; eval takes the directory of a train run or of an ista-onestage "
-                  "search (for another search: derive, then train the derived.json)");
-    space = config.space();
-    algorithms::fit_space_to_data(space, shape_from_config(config));
     stats = stats_from_json(config, "normalization");
     data = args.get("data", config.string("data"));
-    weights_from = checkpoint_path(target);
-    if (one_stage) {
-      absorbed = algorithms::absorb_from_checkpoint(space, io::load_checkpoint(weights_from));
-      space = absorbed->space;
-    }
+    net.emplace(load_run_network(target, "eval"));
   } else {
-    space = spec::parse_file(target);
+    spec::Space space = spec::parse_file(target);
     require_fixed(space);
     data = args.get("data", "fashion-mnist");
     // Normalised as train would: with the training split's statistics.
     const TrainingData train = load_training_data(data, 0);
     stats = train.stats;
     note(algorithms::fit_space_to_data(space, algorithms::data_shape(train.train)));
+    const uint64_t seed = uint64_t(args.get_int("seed", 0, 0, std::numeric_limits<int64_t>::max()));
+    ir::Graph graph = spec::compile(space);
+    ir::ParameterStore params(graph, seed);
+    net.emplace(FixedNetwork{std::move(space), std::move(graph), std::move(params),
+                             "initial weights (seed " + std::to_string(seed) + ")", 0});
   }
   const Dataset test = load_test_data(data, stats, limit);
   const algorithms::DataShape shape = algorithms::data_shape(test);
-  const spec::Network& net = space.network;
-  if (shape.channels != net.in_channels || shape.height != net.in_height ||
-      shape.width != net.in_width || shape.classes != net.classes)
+  const spec::Network& network = net->space.network;
+  if (shape.channels != network.in_channels || shape.height != network.in_height ||
+      shape.width != network.in_width || shape.classes != network.classes)
     throw error(target, ": the network takes ",
-                shape_text(net.in_channels, net.in_height, net.in_width), " with ", net.classes,
-                " classes; ", data, " has ", shape_text(shape.channels, shape.height, shape.width),
-                " with ", shape.classes);
-  const uint64_t seed = uint64_t(args.get_int("seed", 0, 0, std::numeric_limits<int64_t>::max()));
-  std::optional<ir::Graph> compiled;
-  std::optional<ir::ParameterStore> seeded;
-  if (!absorbed) {
-    compiled.emplace(spec::compile(space));
-    seeded.emplace(*compiled, seed);
-  }
-  const ir::Graph& graph = absorbed ? absorbed->graph : *compiled;
-  const ir::ParameterStore& params = absorbed ? absorbed->params : *seeded;
-  int64_t step = 0;
-  if (absorbed) {
-    step = io::load_checkpoint(weights_from).meta_int("step");
-  } else if (is_run) {
-    const io::Checkpoint ckpt = io::load_checkpoint(weights_from);
-    if (ckpt.meta("kind") != "train")
-      throw error(weights_from, ": a '", ckpt.meta("kind"), "' checkpoint, not a train run's");
-    restore_parameters(graph, params, ckpt);
-    step = ckpt.meta_int("step");
-  }
+                shape_text(network.in_channels, network.in_height, network.in_width), " with ",
+                network.classes, " classes; ", data, " has ",
+                shape_text(shape.channels, shape.height, shape.width), " with ", shape.classes);
+  const ir::Graph& graph = net->graph;
+  const ir::ParameterStore& params = net->params;
+  const int64_t step = net->step;
   const EvalResult r = evaluate(graph, params, test, batch);
   if (args.has("json")) {
     JsonValue j = JsonValue::object();
     j.set("source", target);
-    j.set("weights_from", is_run ? weights_from : "initial (seed " + std::to_string(seed) + ")");
+    j.set("weights_from", is_run ? checkpoint_path(target) : net->weights_from);
     j.set("step", step);
     j.set("data", data);
     j.set("test_acc", r.accuracy);

@@ -24,66 +24,68 @@
 
 namespace cellgraph::tools {
 
+FixedNetwork load_run_network(const std::string& dir, const std::string& command) {
+  const ConfigReader config(dir);
+  const std::string kind = config.string("command");
+  const bool one_stage = kind == "search" && config.string("algo") == "ista-onestage";
+  if (kind == "search" && !one_stage)
+    throw error(dir, ": a search run; ", command,
+                " takes a fixed network: train the derived network first (`cellgraph train ", dir,
+                "/derived.json`) and give its run directory, or ", command, " ", dir,
+                "/derived.json as a spec (initial weights)");
+  if (kind != "train" && !one_stage)
+    throw error(dir, ": a '", kind, "' run; ", command,
+                " takes the directory of a train run, of an ista-onestage search, or a fixed spec");
+  // The network exactly as trained: the spec fitted to the run's data shape.
+  spec::Space space = config.space();
+  algorithms::fit_space_to_data(space, shape_from_config(config));
+  const std::string ckpt_path = checkpoint_path(dir);
+  const io::Checkpoint ckpt = io::load_checkpoint(ckpt_path);
+  const int64_t step = ckpt.meta_int("step");
+  if (one_stage) {  // ISTA-NAS one-stage trained the network while searching: absorb it
+    algorithms::Absorbed absorbed = algorithms::absorb_from_checkpoint(space, ckpt);
+    return FixedNetwork{std::move(absorbed.space), std::move(absorbed.graph),
+                        std::move(absorbed.params),
+                        ckpt_path + " (one-stage search at step " + std::to_string(step) +
+                            ", coefficients absorbed into the edge BNs)",
+                        step};
+  }
+  if (ckpt.meta("kind") != "train")
+    throw error(ckpt_path, ": a '", ckpt.meta("kind"), "' checkpoint, not a train run's");
+  ir::Graph graph = spec::compile(space);
+  ir::ParameterStore params(graph, 0);
+  restore_parameters(graph, params, ckpt);
+  return FixedNetwork{std::move(space), std::move(graph), std::move(params),
+                      ckpt_path + " (step " + std::to_string(step) + ")", step};
+}
+
 FixedNetwork load_fixed_network(const Args& args, bool fixed_only) {
   const std::string& target = args.positional(0);
   const uint64_t seed = uint64_t(args.get_int("seed", 0, 0, std::numeric_limits<int64_t>::max()));
   std::error_code ec;
-  const bool is_run = std::filesystem::is_directory(target, ec);
-  spec::Space space;
-  if (is_run) {
-    const ConfigReader config(target);
-    const std::string command = config.string("command");
-    const bool one_stage = command == "search" && config.string("algo") == "ista-onestage";
-    if (command == "search" && !one_stage)
-      throw error(target, ": a search run; ", args.command().name,
-                  " takes a fixed network: train the derived network first (`cellgraph train ",
-                  target, "/derived.json`) and give its run directory, or ", args.command().name,
-                  " ", target, "/derived.json as a spec (initial weights)");
-    if (command != "train" && !one_stage)
-      throw error(target, ": a '", command, "' run; ", args.command().name,
-                  " takes the directory of a train run or a fixed spec");
+  if (std::filesystem::is_directory(target, ec)) {
     if (args.has("data"))
       throw error(
           "--data applies to a spec only; a run's network keeps the input and "
           "classes it was trained with (",
-          config.file(), ")");
-    // The network exactly as trained: the spec fitted to the run's data shape.
-    space = config.space();
-    algorithms::fit_space_to_data(space, shape_from_config(config));
-    if (one_stage) {  // ISTA-NAS one-stage trained the network while searching: absorb it
-      const std::string ckpt_path = checkpoint_path(target);
-      algorithms::Absorbed absorbed =
-          algorithms::absorb_from_checkpoint(space, io::load_checkpoint(ckpt_path));
-      return FixedNetwork{
-          std::move(absorbed.space), std::move(absorbed.graph), std::move(absorbed.params),
-          ckpt_path + " (one-stage search, coefficients absorbed into the edge BNs)"};
-    }
-  } else {
-    space = spec::parse_file(target);
-    if (fixed_only && !space.is_fixed())
-      throw error(target, ": a search space (some edges have several candidate ops); ",
-                  args.command().name,
-                  " takes a fixed network: derive one with `cellgraph derive RUN_DIR` or use "
-                  "the derived.json of a search run");
-    if (args.has("data")) {
-      // Only the shape matters: the (smaller) test split tells it.
-      const Dataset data = load_dataset(args.get("data"), Split::test);
-      note(algorithms::fit_space_to_data(space, algorithms::data_shape(data)));
-    }
+          config_path(target), ")");
+    return load_run_network(target, args.command().name);
+  }
+  spec::Space space = spec::parse_file(target);
+  if (fixed_only && !space.is_fixed())
+    throw error(target, ": a search space (some edges have several candidate ops); ",
+                args.command().name,
+                " takes a fixed network: derive one with `cellgraph derive RUN_DIR` or use "
+                "the derived.json of a search run");
+  if (args.has("data")) {
+    // Only the shape matters: the (smaller) test split tells it.
+    const Dataset data = load_dataset(args.get("data"), Split::test);
+    note(algorithms::fit_space_to_data(space, algorithms::data_shape(data)));
   }
   ir::Graph graph = spec::compile(space);
   ir::ParameterStore params(graph, seed);
-  std::string weights_from = "initial weights (seed " + std::to_string(seed) + ")";
-  if (is_run) {
-    const std::string ckpt_path = checkpoint_path(target);
-    const io::Checkpoint ckpt = io::load_checkpoint(ckpt_path);
-    if (ckpt.meta("kind") != "train")
-      throw error(ckpt_path, ": a '", ckpt.meta("kind"), "' checkpoint, not a train run's");
-    restore_parameters(graph, params, ckpt);
-    weights_from = ckpt_path + " (step " + ckpt.meta("step") + ")";
-  }
   return FixedNetwork{std::move(space), std::move(graph), std::move(params),
-                      std::move(weights_from)};
+                      "initial weights (seed " + std::to_string(seed) + ")", 0};
 }
 
 namespace {
