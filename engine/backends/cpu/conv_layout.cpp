@@ -6,6 +6,8 @@
 #include <string_view>
 #include <utility>
 
+#include "engine/backends/cpu/vector_loops.h"
+
 namespace cellgraph::cpu {
 
 bool is_generic_impl(const dnnl::primitive_desc_base& pd) {
@@ -78,23 +80,6 @@ void for_tap_rows(const DepthwiseShape& d, TapRow&& tap_row) {
         tap_row(ky * d.kw + kx, (oy * d.stride + y_off) * d.w, oy, x0, x1, x_off);
     }
   }
-}
-
-// The project builds without -march, so the two loops that carry the stride-1 work get
-// AVX-512 and AVX2 clones, chosen when the library loads (target_clones): about 2x over
-// the SSE2 build on these long, unit-stride loops.
-[[gnu::target_clones("avx512f", "avx2", "default")]] float dot(const float* a, const float* b,
-                                                               int64_t n) {
-  float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
-  return acc;
-}
-
-[[gnu::target_clones("avx512f", "avx2", "default")]] void axpy(float a, const float* x, float* y,
-                                                               int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
 // Stride 1: lay a plane out at the padded input's pitch pw = w + 2 pad, with dy's rows zero

@@ -7,33 +7,12 @@
 #include <vector>
 
 #include "engine/backends/cpu/kernels.h"
+#include "engine/backends/cpu/vector_loops.h"
 #include "engine/error.h"
 
 namespace cellgraph::cpu {
 
 namespace {
-// The long unit-stride loops of the sums, with AVX-512 / AVX2 clones chosen at load time
-// (the project builds without -march) and omp-simd reductions (see batch_norm.cpp).
-[[gnu::target_clones("avx512f", "avx2", "default")]] void scaled_copy(float* y, const float* x,
-                                                                      float c, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] = c * x[i];
-}
-
-[[gnu::target_clones("avx512f", "avx2", "default")]] void scaled_add(float* y, const float* x,
-                                                                     float c, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] += c * x[i];
-}
-
-[[gnu::target_clones("avx512f", "avx2", "default")]] double dot(const float* a, const float* b,
-                                                                int64_t n) {
-  double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t i = 0; i < n; ++i) acc += double(a[i]) * double(b[i]);
-  return acc;
-}
-
 // Blocks small enough that an output block stays in cache while every input is added.
 constexpr int64_t kBlock = 8192;
 
@@ -46,8 +25,8 @@ void add_n_forward(const ForwardCall& call) {
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
-    scaled_copy(y + lo, xs[0] + lo, 1.0f, len);
-    for (size_t i = 1; i < xs.size(); ++i) scaled_add(y + lo, xs[i] + lo, 1.0f, len);
+    scale_into(1.0f, xs[0] + lo, y + lo, len);
+    for (size_t i = 1; i < xs.size(); ++i) axpy(1.0f, xs[i] + lo, y + lo, len);
   }
 }
 
@@ -77,8 +56,8 @@ void weighted_sum_forward(const ForwardCall& call) {
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
-    scaled_copy(y + lo, xs[0] + lo, c[0], len);
-    for (size_t i = 1; i < k; ++i) scaled_add(y + lo, xs[i] + lo, c[i], len);
+    scale_into(c[0], xs[0] + lo, y + lo, len);
+    for (size_t i = 1; i < k; ++i) axpy(c[i], xs[i] + lo, y + lo, len);
   }
 }
 
@@ -110,8 +89,8 @@ void weighted_sum_backward(const BackwardCall& call) {
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
       for (size_t i = 0; i < k; ++i) {
-        if (dxs[i] != nullptr) scaled_copy(dxs[i] + lo, dy + lo, c[i], len);
-        if (dots) mine[i] += dot(dy + lo, xs[i] + lo, len);
+        if (dxs[i] != nullptr) scale_into(c[i], dy + lo, dxs[i] + lo, len);
+        if (dots) mine[i] += dot_double(dy + lo, xs[i] + lo, len);
       }
     }
   }
