@@ -19,11 +19,13 @@
 #include "engine/io/npy.h"
 #include "engine/tensor/random.h"
 #include "tests/support/cli.h"
+#include "tests/support/op_tests.h"
 #include "tests/support/run_files.h"
 
 using namespace cellgraph;
 
 namespace {
+using testing::max_abs_diff;
 
 namespace fs = std::filesystem;
 
@@ -64,14 +66,6 @@ Tensor onnxruntime(const TempDir& dir, const std::vector<std::string>& args) {
 void write_images(const std::string& path, const Shape& shape, uint64_t seed) {
   Rng rng(seed);
   io::write_npy(path, normal_tensor(shape, 0.0f, 1.0f, rng));
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const std::vector<float> x = a.to_vector(), y = b.to_vector();
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(double(x[i]) - double(y[i])));
-  return m;
 }
 
 double max_abs(const Tensor& t) {

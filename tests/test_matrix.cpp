@@ -13,6 +13,7 @@
 #include "engine/error.h"
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
+#include "tests/support/errors.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/op_tests.h"
 
@@ -20,19 +21,9 @@ using namespace cellgraph;
 using cellgraph::testing::GradCheck;
 
 namespace {
+using testing::error_of;
 using testing::random;
 using testing::spec_of;
-
-// The message of the Error `f` throws, or "" when it throws none.
-template <typename F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // c[i,j] = sum_k a(i,k) b(k,j) in double, with accessors choosing the layouts.
 template <typename A, typename B>
@@ -118,13 +109,13 @@ TEST_CASE("embedding: weight gradient scatter-adds, repeated rows summed") {
 
 TEST_CASE("embedding: an index that is not an integer row is a user error naming it and V") {
   const Var weight(Tensor::zeros({4, 2}));
-  const std::string fractional = error_message([&] {
+  const std::string fractional = error_of([&] {
     ops::embedding(weight, Var(Tensor::from_vector({2}, {1, 1.5f})));
   });
   CHECK(fractional.find("1.5") != std::string::npos);
   CHECK(fractional.find('4') != std::string::npos);
   const std::string too_big =
-      error_message([&] { ops::embedding(weight, Var(Tensor::from_vector({1}, {7}))); });
+      error_of([&] { ops::embedding(weight, Var(Tensor::from_vector({1}, {7}))); });
   CHECK(too_big.find('7') != std::string::npos);
   CHECK(too_big.find("V = 4") != std::string::npos);
   CHECK_THROWS_AS(ops::embedding(weight, Var(Tensor::from_vector({1}, {-1}))), Error);

@@ -27,11 +27,13 @@
 #include "spec/compile.h"
 #include "spec/parse.h"
 #include "tests/support/cli.h"
+#include "tests/support/op_tests.h"
 
 using namespace cellgraph;
 namespace oe = cellgraph::onnx_export;
 
 namespace {
+using testing::max_abs_diff;
 using testing::TempDir;
 
 namespace fs = std::filesystem;
@@ -81,14 +83,6 @@ Tensor onnxruntime_forward(const TempDir& dir, const std::string& model,
 double max_abs(const Tensor& t) {
   double m = 0;
   for (float v : t.to_vector()) m = std::max(m, double(std::fabs(v)));
-  return m;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const std::vector<float> x = a.to_vector(), y = b.to_vector();
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(double(x[i]) - double(y[i])));
   return m;
 }
 

@@ -14,6 +14,7 @@
 #include "engine/error.h"
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
+#include "tests/support/errors.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/op_tests.h"
 
@@ -21,20 +22,11 @@ using namespace cellgraph;
 using cellgraph::testing::GradCheck;
 
 namespace {
+using testing::error_of;
 using testing::spec_of;
 // Logits in [-2, 2).
 Tensor random(const Shape& shape, uint64_t seed) {
   return testing::random(shape, seed, -2.0f, 2.0f);
-}
-
-template <typename F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // log softmax of each row of a row-major [rows, classes] buffer, in double.
@@ -133,12 +125,12 @@ TEST_CASE("cross_entropy: backward is (p - onehot) g / N and labels get no gradi
 
 TEST_CASE("cross_entropy: a label that is not a class id is a user error naming row and value") {
   const Var logits(Tensor::zeros({3, 4}));
-  const std::string out_of_range = error_message([&] {
+  const std::string out_of_range = error_of([&] {
     ops::cross_entropy(logits, Var(Tensor::from_vector({3}, {0, 1, 4})));
   });
   CHECK(out_of_range.find("row 2") != std::string::npos);
   CHECK(out_of_range.find('4') != std::string::npos);
-  const std::string fractional = error_message([&] {
+  const std::string fractional = error_of([&] {
     ops::cross_entropy(logits, Var(Tensor::from_vector({3}, {0, 2.5f, 1})));
   });
   CHECK(fractional.find("row 1") != std::string::npos);

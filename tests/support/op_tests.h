@@ -2,6 +2,7 @@
 // tolerances, and an element-wise closeness check against a reference.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <sstream>
@@ -44,6 +45,15 @@ inline void check_close(const char* what, const std::vector<float>& got,
   }
   INFO(msg.str());
   CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", got.size(), " elements differ");
+}
+
+// max |a - b| over two tensors of one shape.
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  const std::vector<float> x = a.to_vector(), y = b.to_vector();
+  double m = 0;
+  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(double(x[i]) - double(y[i])));
+  return m;
 }
 
 }  // namespace cellgraph::testing
