@@ -37,7 +37,10 @@ std::vector<Shape> infer_drop_path(const Attrs& attrs, const std::vector<Shape>&
 
 // Activations read their output in backward (relu: y > 0; tanh: 1 - y^2; sigmoid: y(1-y)).
 OpSchema schema_relu() {
-  return {.name = "relu", .infer = same_as_input, .backward_reads_outputs = true};
+  return {.name = "relu",
+          .infer = same_as_input,
+          .backward_reads_outputs = true,
+          .shared_per_input = true};
 }
 OpSchema schema_tanh() {
   return {.name = "tanh", .infer = same_as_input, .backward_reads_outputs = true};

@@ -25,6 +25,10 @@ struct OpSchema {
   uint32_t differentiable_inputs = ~0u;  // input i can receive a gradient
   uint32_t backward_reads_inputs = 0;    // the backward kernel reads input i's value
   bool backward_reads_outputs = false;   // the backward kernel reads the outputs' values
+  // A parameterless, attribute-free unary op whose output depends on its input alone: the
+  // IR builder makes one node per input value and shares it between all its readers
+  // (DARTS applies ReLU to one edge input in four candidates and two preprocessings).
+  bool shared_per_input = false;
 };
 
 const OpSchema& schema(OpKind kind);

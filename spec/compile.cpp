@@ -39,6 +39,7 @@ class Compiler {
     graph_.input = b_.input({1, net.in_channels, net.in_height, net.in_width});
     declare_arch_groups();
     ValueId x = graph_.input;
+    b_.set_share_scope("stem");
     for (size_t i = 0; i < net.stem.size(); ++i)
       x = layer(net.stem[i], x, "stem." + std::to_string(i));
     prev_prev_ = prev_ = x;
@@ -46,6 +47,7 @@ class Compiler {
       for (int r = 0; r < stage.repeat; ++r) this->stage(stage);
     x = prev_;
     stage_pointer_.clear();
+    b_.set_share_scope("head");
     for (size_t i = 0; i < net.head.size(); ++i)
       x = layer(net.head[i], x, "head." + std::to_string(i));
     graph_.logits = x;
@@ -114,6 +116,7 @@ class Compiler {
 
   void stage(const Stage& s) {
     const std::string name = "cells." + std::to_string(index_++);
+    b_.set_share_scope(name);
     stage_pointer_ = s.pointer;
     at(s.pointer);
     if (!s.block.empty()) {
@@ -134,6 +137,7 @@ class Compiler {
   // the same with and without it; reads the output of the second reduction cell.
   void auxiliary_head() {
     b_.set_context(space_.file + ":" + space_.network.pointer);
+    b_.set_share_scope("auxiliary");
     if (!aux_input_.valid())
       throw error(b_.context(),
                   ": the auxiliary head reads the output of the second reduction "
@@ -200,6 +204,7 @@ class Compiler {
     for (size_t i = 0; i < cell.inputs.size(); ++i) {
       ValueId v = sources[i];
       const std::string pre = name + ".pre" + std::to_string(i);
+      b_.set_share_scope(pre);  // the ONNX cell export tells the two inputs apart by it
       if (cell.preprocess == "auto") {
         const bool older = cell.inputs.size() == 2 && i == 0;
         v = older && prev_reduction_ ? ir::factorized_reduce(b_, v, c, !search, pre)
@@ -208,6 +213,7 @@ class Compiler {
       states[cell.inputs[i]] = v;
       is_input[cell.inputs[i]] = true;
     }
+    b_.set_share_scope(name);
     int mixed_row = 0;
     for (const Node& node : cell.nodes) {
       std::vector<ValueId> edge_outputs;

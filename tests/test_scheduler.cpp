@@ -19,6 +19,7 @@ using namespace cellgraph;
 
 namespace {
 using testing::kTinySpace;
+const std::string kDarts = std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/darts_cnn.json";
 
 struct Fixture {
   ir::Graph graph = spec::compile(spec::parse_string(kTinySpace, "tiny.json"));
@@ -133,4 +134,55 @@ TEST_CASE("scheduler: nodes that do not reach the logits are not computed") {
   CHECK(plan.skipped_nodes > 0);
   const Var logits = f.run(active, f.coef);
   CHECK(logits.shape() == Shape{2, 3});
+}
+
+TEST_CASE("scheduler: a ReLU read by several candidates is one node, run once, skipped unread") {
+  Fixture f;
+  // The first ReLU of every sep_conv reads its edge's input: c_k-2 and c_k-1 feed two edges
+  // each, so their ReLUs are shared nodes owned by no candidate; a feeds one. The two
+  // preprocessings read the same stem output but are separate scopes (the ONNX cell
+  // export tells the inputs apart by them), so they keep a ReLU each.
+  std::vector<std::string> shared;
+  int64_t relus = 0;
+  for (const ir::Node& n : f.graph.nodes) {
+    if (n.op != OpKind::relu) continue;
+    ++relus;
+    if (!n.absent_with_input) continue;
+    CHECK_FALSE(n.candidate.valid());
+    shared.push_back(n.label);
+  }
+  CHECK(relus == 2 + 3 + 5);  // preprocessing, first ReLUs per edge input, second ReLUs
+  CHECK(shared == std::vector<std::string>{"cells.0.relu_of.pre0.bn", "cells.0.relu_of.pre1.bn"});
+
+  reset_kernel_counts();
+  ops::sum(f.run(sched::all_active(f.graph), f.coef)).backward();
+  CHECK(forward_count(OpKind::relu) == 10);
+  CHECK(backward_count(OpKind::relu) == 10);
+
+  // No sep_conv active: no reader runs, so the shared ReLUs are not computed.
+  reset_kernel_counts();
+  ops::sum(f.run(without(f.graph, Candidate::sep_conv_3x3), f.coef)).backward();
+  CHECK(forward_count(OpKind::relu) == 2);
+  CHECK(backward_count(OpKind::relu) == 2);
+}
+
+TEST_CASE("scheduler: a shared ReLU whose input is absent is skipped like a candidate") {
+  // In the DARTS cell n0 feeds three edges, so the four conv candidates of each read one
+  // shared ReLU of n0. With every candidate into n0 of cell 0 inactive, n0 is absent: its
+  // ReLU must not run on zeros (nor the candidates after it).
+  const ir::Graph graph = spec::compile(spec::parse_file(kDarts));
+  sched::ActiveSet active = sched::all_active(graph);
+  for (size_t i = 0; i < graph.candidates.size(); ++i) {
+    const ir::Candidate& c = graph.candidates[i];
+    if (c.cell == 0 && c.label.rfind("cells.0.n0.", 0) == 0) active[i] = 0;
+  }
+  int64_t shared_of_n0 = 0;
+  for (const ir::Node& n : graph.nodes) shared_of_n0 += n.label == "cells.0.relu_of.n0.sum";
+  REQUIRE(shared_of_n0 == 1);
+  const sched::Plan plan = sched::make_plan(graph, active);
+  for (ir::NodeId id : plan.order) {
+    const std::string& label = graph.node(id).label;
+    CHECK(label != "cells.0.relu_of.n0.sum");
+    if (label.rfind("cells.0.n1.e2.", 0) == 0) FAIL("ran ", label, " on the absent n0");
+  }
 }

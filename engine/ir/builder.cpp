@@ -48,12 +48,33 @@ std::vector<ValueId> Builder::op(OpKind kind, const Attrs& attrs,
     throw error(context_.empty() ? "" : context_ + ": ", label, ": ", e.what());
   }
   const NodeId node{static_cast<int32_t>(graph_.nodes.size())};
+  if (schema(kind).shared_per_input) {
+    CG_ASSERT(inputs.size() == 1 && inputs[0].valid(), label, ": a shared op has one input");
+    const auto [it, fresh] =
+        shared_.try_emplace({static_cast<int>(kind), inputs[0].value, share_scope_}, node);
+    if (!fresh) return share(graph_.nodes[it->second.index()]);
+  }
   Node n{.op = kind, .attrs = attrs, .inputs = inputs, .candidate = candidate_, .label = label};
   for (const Shape& s : out_shapes)
     n.outputs.push_back(
         add_value(Value{.shape = s, .kind = ValueKind::activation, .producer = node}));
   graph_.nodes.push_back(std::move(n));
   return graph_.nodes.back().outputs;
+}
+
+std::vector<ValueId> Builder::share(Node& n) {
+  if (n.candidate != candidate_) {
+    n.candidate = CandidateId{};
+    n.absent_with_input = true;
+  }
+  // The first reader's label would misname it; one node per input and scope makes this
+  // one unique.
+  const Value& in = graph_.value(n.inputs[0]);
+  std::string source = in.producer.valid() ? graph_.node(in.producer).label : "input";
+  const std::string prefix = share_scope_.empty() ? "" : share_scope_ + ".";
+  if (source.rfind(prefix, 0) == 0) source.erase(0, prefix.size());
+  n.label = prefix + op_name(n.op) + "_of." + source;
+  return n.outputs;
 }
 
 ValueId batch_norm(Builder& b, ValueId x, const std::string& name, BnOptions options) {

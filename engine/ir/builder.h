@@ -3,7 +3,9 @@
 // shape error is reported as a user Error naming the node.
 #pragma once
 
+#include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/ir/graph.h"
@@ -21,6 +23,10 @@ class Builder {
 
   // Adds one op node; outputs get the shapes the schema infers. Throws Error
   // "<context>: <label>: <schema message>" when the shapes do not fit.
+  // An op whose schema is shared_per_input is built once per input value and share scope:
+  // a second call returns the first node's output, relabelled "<scope>.<op>_of.<input>".
+  // When readers of different candidates share it, the node leaves its candidate (it must
+  // run while any reader's candidate is active; the plan skips it when no reader runs).
   std::vector<ValueId> op(OpKind kind, const Attrs& attrs, const std::vector<ValueId>& inputs,
                           const std::string& label);
   ValueId op1(OpKind kind, const Attrs& attrs, const std::vector<ValueId>& inputs,
@@ -32,6 +38,9 @@ class Builder {
   // active, its weights count as that candidate's).
   void set_candidate(CandidateId id) { candidate_ = id; }
   CandidateId candidate() const { return candidate_; }
+  // Nodes are shared only within one scope (a label prefix such as "cells.3"), so a
+  // shared node stays inside the cell or block the exporter cuts out.
+  void set_share_scope(std::string scope) { share_scope_ = std::move(scope); }
   // Prefixed to error messages: the spec location being compiled (file:pointer).
   void set_context(std::string context) { context_ = std::move(context); }
   const std::string& context() const { return context_; }
@@ -41,8 +50,11 @@ class Builder {
 
  private:
   ValueId add_value(Value v);
+  std::vector<ValueId> share(Node& n);
   Graph& graph_;
   CandidateId candidate_;
+  std::string share_scope_;
+  std::map<std::tuple<int, int32_t, std::string>, NodeId> shared_;  // (op, input, scope)
   std::string context_;
 };
 

@@ -32,6 +32,9 @@ Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
       run = active[n.candidate.index()] != 0;
       for (ValueId in : n.inputs)
         if (in.valid() && plan.absent[in.index()]) run = false;
+    } else if (n.absent_with_input) {
+      for (ValueId in : n.inputs)
+        if (in.valid() && plan.absent[in.index()]) run = false;
     } else if (n.drops_absent_inputs) {
       run = false;
       for (size_t k = 0; k < n.input_candidates.size(); ++k) run = run || input_summed(plan, n, k);

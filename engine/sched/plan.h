@@ -8,6 +8,7 @@
 //  - a candidate node with an absent input is skipped too: in a search cell every
 //    candidate op maps a zero input to zero (BNs there have no affine), so its output is
 //    zero without computing it;
+//  - so is a node shared between candidates (absent_with_input) with an absent input;
 //  - a summing node (drops_absent_inputs) sums only inputs that are present and whose
 //    candidate is active; with none left its output is absent;
 //  - any other node with an absent input receives zeros for it;
