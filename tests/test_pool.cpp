@@ -111,6 +111,8 @@ TEST_CASE("max_pool: 3x3 stride 1 and 2, padding 1, matches the reference") {
   check_case(true, {3, 2, 1}, {2, 3, 6, 6});
   check_case(true, {3, 2, 1}, {2, 3, 7, 7});
   check_case(true, {2, 2, 0}, {1, 2, 6, 6});
+  check_case(true, {5, 2, 2}, {1, 2, 11, 13});  // non-square, wide borders
+  check_case(true, {3, 1, 1}, {1, 1, 1, 9});    // a single row: every window at the border
 }
 
 TEST_CASE("avg_pool: 3x3 stride 1 and 2, padding 1, matches the reference") {
@@ -118,6 +120,9 @@ TEST_CASE("avg_pool: 3x3 stride 1 and 2, padding 1, matches the reference") {
   check_case(false, {3, 2, 1}, {2, 3, 6, 6});
   check_case(false, {3, 2, 1}, {2, 3, 7, 7});
   check_case(false, {2, 2, 0}, {1, 2, 6, 6});  // the NATS-Bench residual shortcut
+  check_case(false, {5, 2, 2}, {1, 2, 11, 13});
+  check_case(false, {5, 3, 0}, {2, 3, 8, 8});  // DARTS' auxiliary head
+  check_case(false, {3, 1, 1}, {1, 1, 1, 9});
 }
 
 TEST_CASE("avg_pool: padding is excluded from the average") {
