@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include "engine/error.h"
+#include "spec/compile.h"
 #include "spec/parse.h"
 
 using namespace cellgraph;
@@ -114,6 +115,20 @@ TEST_CASE("spec: every good spec parses and round-trips through to_json") {
     spec::Space s;
     REQUIRE_NOTHROW(s = spec::parse_file(file.string()));
     check_round_trip(s);
+  }
+}
+
+TEST_CASE("spec: the example and benchmark spaces parse and compile") {
+  std::vector<fs::path> files = files_with(source_dir() / "examples/spaces", ".json");
+  for (const fs::path& f : files_with(source_dir() / "bench/spaces", ".json")) files.push_back(f);
+  CHECK(files.size() >= 4);
+  for (const fs::path& file : files) {
+    INFO("spec: ", file.string());
+    spec::Space s;
+    REQUIRE_NOTHROW(s = spec::parse_file(file.string()));
+    ir::Graph g;
+    REQUIRE_NOTHROW(g = spec::compile(s));
+    CHECK(g.weight_count() > 0);
   }
 }
 
