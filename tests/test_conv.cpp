@@ -149,6 +149,9 @@ TEST_CASE("conv2d: depthwise backward loops (dilated, strided, 5x5) match the re
   check_case({{2, 5, 9, 7}, {5, 1, 3, 3}, true, {1, 2, 2, 5}});    // dilated, non-square
   check_case({{1, 2, 6, 7}, {2, 1, 3, 5}, false, {1, 2, 1, 2}});   // non-square kernel
   check_case({{2, 3, 8, 8}, {3, 1, 5, 5}, false, {2, 4, 2, 3}});   // 5x5 dilated and strided
+  // Rows of 7 taps take the per-tap loops instead of the 3- and 5-tap ones.
+  check_case({{1, 2, 9, 9}, {2, 1, 7, 7}, false, {1, 3, 1, 2}});
+  check_case({{1, 2, 13, 11}, {2, 1, 7, 7}, true, {1, 6, 2, 2}});
 }
 
 // Channel counts of 16 and more pick oneDNN's blocked kernels (jit, jit_dw, jit_1x1) with

@@ -17,4 +17,12 @@ float dot(const float* a, const float* b, int64_t n);
 // sum a[i] * b[i], in double lanes (reductions to gradients of scalars)
 double dot_double(const float* a, const float* b, int64_t n);
 
+// A row of a kernel's taps at once (depthwise conv gradients on pitched planes):
+// out[t] = sum over i < n of g[i] * src[i + t * step], for t < taps.
+void dot_taps(const float* g, const float* src, int64_t n, int64_t step, int taps, float* out);
+// out[i] += sum over t < taps of w[t] * g[i - t * step], for i < n; g is read from
+// g[-(taps - 1) * step] on. One pass over out instead of one per tap: 3 and 5 taps have
+// their own loops, about 2x faster than per-tap axpys and dots on DARTS' planes.
+void correlate_taps(const float* g, const float* w, int64_t n, int64_t step, int taps, float* out);
+
 }  // namespace cellgraph::cpu
