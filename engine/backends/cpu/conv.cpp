@@ -14,7 +14,11 @@
 //      costs about what jit_1x1 saves (forward and data gradient: plain is faster). Its
 //      weight gradient is 0.2 ms faster blocked on one idle core, but jit_1x1's spin
 //      barriers lose whole scheduler ticks when a thread is preempted: 8-12 ms instead of
-//      0.3-4.6 ms plain with two threads on a loaded machine, so plain there too.
+//      0.3-4.6 ms plain with two threads on a loaded machine, so plain there too. On planes
+//      of 256 pixels and more the weight gradient runs our own loops (conv_layout.h); per
+//      DARTS search step (bench/profile_step) 0.038 s instead of 0.131 at 16 channels on
+//      32x32 and 0.060 instead of 0.073 at 32 on 16x16, while at 64 on 8x8 oneDNN's 0.050
+//      beats their 0.118.
 //   3. If oneDNN has only GEMM even with any (depthwise backward with dilation, or with
 //      kernels other than 3x3 for weights), a depthwise conv runs our own loops
 //      (conv_layout.h), many times faster than GEMM there; other convs run GEMM plain.
@@ -116,8 +120,14 @@ struct BackwardDataEntry {
   dnnl::convolution_backward_data primitive;
   LayoutArg diff_dst, weights, diff_src;
 };
+// Rule 2's weight gradient on planes of at least this many pixels: our 4 x 4 blocked
+// loops beat oneDNN's per-image GEMM there, not on shorter reductions (rule 2 above).
+constexpr int64_t kPointwiseLoopsMinPlane = 256;
+
+// Which of our own loops replace the primitive (rules 2 and 3).
+enum class WeightLoops { none, depthwise, pointwise };
 struct BackwardWeightsEntry {
-  bool loops = false;
+  WeightLoops loops = WeightLoops::none;
   dnnl::convolution_backward_weights primitive;
   LayoutArg src, diff_dst, diff_weights;
 };
@@ -143,12 +153,14 @@ BackwardDataEntry make_backward_data(const ConvAttrs& a, const Shape& x, const S
 
 BackwardWeightsEntry make_backward_weights(const ConvAttrs& a, const Shape& x, const Shape& w,
                                            const ConvGeometry& g) {
+  if (im2col_free(a, w) && x[2] * x[3] >= kPointwiseLoopsMinPlane)
+    return {WeightLoops::pointwise, {}, {}, {}, {}};
   auto pd = backward_weights_pd(any_layout(g));
   const bool generic = is_generic_impl(pd);
-  if (generic && is_depthwise(a, x, w)) return {true, {}, {}, {}, {}};
+  if (generic && is_depthwise(a, x, w)) return {WeightLoops::depthwise, {}, {}, {}, {}};
   if (generic || im2col_free(a, w)) pd = backward_weights_pd(g);
-  return {false, dnnl::convolution_backward_weights(pd), LayoutArg(g.src, pd.src_desc(), false),
-          LayoutArg(g.dst, pd.diff_dst_desc(), false),
+  return {WeightLoops::none, dnnl::convolution_backward_weights(pd),
+          LayoutArg(g.src, pd.src_desc(), false), LayoutArg(g.dst, pd.diff_dst_desc(), false),
           LayoutArg(g.weights, pd.diff_weights_desc(), true)};
 }
 
@@ -237,10 +249,14 @@ void conv2d_backward(const BackwardCall& call) {
         cached<BackwardWeightsEntry>(conv_key("conv_bwd_weights", a, xs, ws, with_db),
                                      [&] { return CG_DNNL(make_backward_weights(a, xs, ws, g)); });
     const Tensor x = call.inputs[0].contiguous();
-    if (entry.loops) {
+    if (entry.loops != WeightLoops::none) {
       CG_ASSERT(dw.is_contiguous(), "conv2d: dw must be contiguous");
-      depthwise_backward_weights(depthwise_shape(a, xs, ws, dy.shape()), x.data(), dy.data(),
-                                 dw.data());
+      if (entry.loops == WeightLoops::depthwise)
+        depthwise_backward_weights(depthwise_shape(a, xs, ws, dy.shape()), x.data(), dy.data(),
+                                   dw.data());
+      else
+        pointwise_backward_weights(xs[0], xs[1], ws[0], xs[2] * xs[3], x.data(), dy.data(),
+                                   dw.data());
     } else {
       std::unordered_map<int, memory> args{
           {DNNL_ARG_SRC, staging.input(entry.src, x)},

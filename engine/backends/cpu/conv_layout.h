@@ -79,4 +79,10 @@ void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const flo
 void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const float* dy,
                                 float* dw);
 
+// dw [O, C] of a 1x1, stride 1, unpadded conv: dw[o, c] = sum over n, p of dy[n, o, p] *
+// x[n, c, p] for `plane` pixels p; overwrites dw. Each thread sums its images into its own
+// copy, 4 x 4 weights per pass over the pixels.
+void pointwise_backward_weights(int64_t batch, int64_t in, int64_t out, int64_t plane,
+                                const float* x, const float* dy, float* dw);
+
 }  // namespace cellgraph::cpu
