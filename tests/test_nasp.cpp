@@ -188,6 +188,10 @@ TEST_CASE("nasp: the weight step runs and trains only the selected op of each ed
   update_weights(ctx);
   CHECK(forward_count(OpKind::conv2d) == conv_nodes(s.graph, selected));
   CHECK(backward_count(OpKind::conv2d) <= conv_nodes(s.graph, selected));
+  // Each edge's sum is left with its selected op at coefficient 1 and no architecture
+  // gradient wanted: it passes that output through instead of copying it.
+  CHECK(forward_count(OpKind::weighted_sum) == 0);
+  CHECK(backward_count(OpKind::weighted_sum) == 0);
   int64_t trained = 0;
   for (size_t i = 0; i < s.graph.params.size(); ++i) {
     const ir::Parameter& p = s.graph.params[i];

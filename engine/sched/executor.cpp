@@ -26,11 +26,20 @@ Attrs runtime_attrs(const Node& n, const RunOptions& options, size_t position) {
   return a;
 }
 
-// A drop_path node that keeps everything (eval mode, or p = 0 in DARTS' first epoch)
-// passes its input through, as skip_connect does: no copy, nothing recorded.
-bool passes_through(const Node& n, const Attrs& attrs) {
-  const auto* d = std::get_if<DropPathAttrs>(&attrs);
-  return n.op == OpKind::drop_path && d != nullptr && (!d->training || d->p == 0.0f);
+// Nodes that pass their first input through, as skip_connect does: no copy, nothing
+// recorded. A drop_path that keeps everything (eval mode, or p = 0 in DARTS' first epoch),
+// and a weighted sum left with one input whose coefficient is exactly 1 and wants no
+// gradient: NASP's weight step, where the one-hot A selects one op per edge (the sum
+// would copy every edge's output once forward and once backward: 5% of that step).
+bool passes_through(const Attrs& attrs, const std::vector<Var>& inputs) {
+  if (const auto* d = std::get_if<DropPathAttrs>(&attrs)) return !d->training || d->p == 0.0f;
+  const auto* ws = std::get_if<WeightedSumAttrs>(&attrs);
+  if (ws == nullptr || inputs.size() != 2) return false;
+  const Var& coefficients = inputs.back();
+  if ((coefficients.requires_grad() && grad_enabled()) || coefficients.device() != Device::cpu)
+    return false;
+  const Tensor c = coefficients.value().contiguous();
+  return c.data()[ws->row * c.dim(1) + ws->columns[0]] == 1.0f;
 }
 
 // An absent value read by a node that needs it: zeros of its shape at this batch.
@@ -96,7 +105,7 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
     const bool forward_only =
         n.candidate.valid() && plan.active[n.candidate.index()] == kForwardOnly;
     std::vector<Var> outs;
-    if (passes_through(n, attrs)) {
+    if (passes_through(attrs, inputs)) {
       outs = {inputs[0]};
     } else if (forward_only) {
       NoGradGuard no_grad;
