@@ -22,7 +22,6 @@ using namespace cellgraph;
 using namespace cellgraph::algorithms;
 
 namespace {
-using testing::kTinySpace;
 
 struct Setup : testing::TinySearch {
   Setup() : TinySearch("nasp") {

@@ -19,7 +19,9 @@ using namespace cellgraph;
 
 namespace {
 using testing::kTinySpace;
-const std::string kDarts = std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/darts_cnn.json";
+std::string darts_spec() {
+  return std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/darts_cnn.json";
+}
 
 struct Fixture {
   ir::Graph graph = spec::compile(spec::parse_string(kTinySpace, "tiny.json"));
@@ -36,10 +38,10 @@ struct Fixture {
     std::vector<float> c = coef.value().to_vector();
     for (const ir::Candidate& cand : graph.candidates)
       if (!active[size_t(&cand - graph.candidates.data())])
-        c[size_t(cand.row * 4 + cand.column)] = 0;
+        c[size_t(cand.row) * 4 + size_t(cand.column)] = 0;
     return Var(Tensor::from_vector({5, 4}, c), true);
   }
-  Var run(const sched::ActiveSet& active, const Var& coefficients) {
+  Var run(const sched::ActiveSet& active, const Var& coefficients) const {
     sched::RunOptions options{.training = true, .coefficients = {coefficients}};
     return sched::run(graph, params, sched::make_plan(graph, active), images, options);
   }
@@ -111,7 +113,7 @@ TEST_CASE("scheduler: the sparse result equals the dense one with inactive coeff
   const std::vector<float> gd = dense_coef.grad().to_vector(), gs = sparse_coef.grad().to_vector();
   for (const ir::Candidate& c : f.graph.candidates) {
     if (c.op == Candidate::sep_conv_3x3) continue;
-    const size_t at = size_t(c.row * 4 + c.column);
+    const size_t at = size_t(c.row) * 4 + size_t(c.column);
     CHECK(gs[at] == doctest::Approx(gd[at]).epsilon(1e-4));
   }
 }
@@ -170,7 +172,7 @@ TEST_CASE("scheduler: a shared ReLU whose input is absent is skipped like a cand
   // In the DARTS cell n0 feeds three edges, so the four conv candidates of each read one
   // shared ReLU of n0. With every candidate into n0 of cell 0 inactive, n0 is absent: its
   // ReLU must not run on zeros (nor the candidates after it).
-  const ir::Graph graph = spec::compile(spec::parse_file(kDarts));
+  const ir::Graph graph = spec::compile(spec::parse_file(darts_spec()));
   sched::ActiveSet active = sched::all_active(graph);
   for (size_t i = 0; i < graph.candidates.size(); ++i) {
     const ir::Candidate& c = graph.candidates[i];

@@ -40,6 +40,7 @@ ValueId Builder::coefficients(ArchGroupId group) {
 std::vector<ValueId> Builder::op(OpKind kind, const Attrs& attrs,
                                  const std::vector<ValueId>& inputs, const std::string& label) {
   std::vector<Shape> shapes;
+  shapes.reserve(inputs.size());
   for (ValueId v : inputs) shapes.push_back(v.valid() ? shape(v) : Shape{});
   std::vector<Shape> out_shapes;
   try {
