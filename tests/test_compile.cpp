@@ -4,8 +4,14 @@
 #include <doctest/doctest.h>
 
 #include "engine/error.h"
+#include "engine/ir/builder.h"
+#include "engine/ir/parameter_store.h"
+#include "engine/sched/executor.h"
+#include "engine/tensor/random.h"
+#include "ops/ops.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
+#include "tests/support/op_tests.h"
 
 using namespace cellgraph;
 
@@ -47,6 +53,47 @@ TEST_CASE("compile: DARTS structure — 8 cells x 14 edges x 8 candidates, two s
   CHECK(normal == 6 * 14 * 8);
   CHECK(g.value(g.logits).shape == Shape{1, 10});
   CHECK(g.macs() > 0);
+}
+
+TEST_CASE("compile: the factorized reduce is DARTS' stride-2 convs of x and of x[:, :, 1:, 1:]") {
+  // Built as stride-1 convs on the even and the odd pixels; checked here against the
+  // definition, with the same weights, forward and backward, on two even sizes.
+  for (int64_t size : {6, 8}) {
+    CAPTURE(size);
+    ir::Graph g;
+    ir::Builder b(g);
+    g.input = b.input({1, 4, size, size});
+    g.logits = ir::factorized_reduce(b, g.input, 6, true, "fr");
+    const ir::ParameterStore params(g, 3);
+    auto param = [&](const std::string& name) {
+      for (size_t i = 0; i < g.params.size(); ++i)
+        if (g.params[i].name == name) return params.all()[i];
+      FAIL("no parameter ", name);
+      return Var();
+    };
+    Rng rng(size);
+    const Var x(normal_tensor({2, 4, size, size}, 0, 1, rng), true);
+    const Tensor dy = normal_tensor({2, 6, size / 2, size / 2}, 0, 1, rng);
+    const sched::RunOptions options{.training = true};
+    const Var y = sched::run(g, params, sched::make_plan(g, {}), x, options);
+    y.backward(dy);
+    const std::vector<float> dx = x.grad().to_vector();
+
+    const Var x2(x.value().clone(), true);
+    constexpr int64_t kOpen = INT64_MAX;
+    const Var r = ops::relu(x2);
+    const Var shifted = ops::slice(r, {{0, 0, 1, 1}, {kOpen, kOpen, kOpen, kOpen}, {1, 1, 1, 1}});
+    const Var cat =
+        ops::concat({ops::conv2d(r, param("fr.conv1.weight"), Var(), {.stride = 2}),
+                     ops::conv2d(shifted, param("fr.conv2.weight"), Var(), {.stride = 2})});
+    const Var want =
+        ops::batch_norm(cat, param("fr.bn.gamma"), param("fr.bn.beta"), Var(Tensor::zeros({6})),
+                        Var(Tensor::full({6}, 1.0f)), BatchNormAttrs{});
+    want.backward(dy);
+    auto wide = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+    testing::check_close("y", y.value().to_vector(), wide(want.value().to_vector()), 1e-5);
+    testing::check_close("dx", dx, wide(x2.grad().to_vector()), 1e-5);
+  }
 }
 
 TEST_CASE("compile: a spatial size too small for a factorized reduce is a named error") {

@@ -289,7 +289,7 @@ TEST_CASE("onnx: reduction cells right after reductions (factorized reduce, stri
   const Net net = build(spec::parse_string(json, "double_reduction.json"), 5);
   int factorized = 0, strided_zero = 0;
   for (const ir::Node& n : net.graph.nodes) {
-    factorized += n.op == OpKind::slice;
+    factorized += n.op == OpKind::slice && n.label.ends_with(".shift");  // its odd pixels
     strided_zero += n.op == OpKind::zero && std::get<ZeroAttrs>(n.attrs).stride == 2;
   }
   CHECK(factorized == 3);  // pre0 of cells 2 and 3, the skip edge of cell 2

@@ -112,15 +112,22 @@ ValueId factorized_reduce(Builder& b, ValueId x, int64_t out_channels, bool affi
     throw error(b.context(), ": ", name, ": factorized reduce needs an even channel count, got ",
                 out_channels);
   const ValueId r = b.op1(OpKind::relu, NoAttrs{}, {x}, name + ".relu");
-  const ConvAttrs stride2{.stride = 2};
-  const ValueId a = conv(b, r, out_channels / 2, 1, stride2, name + ".conv1");
-  // The second path sees the input shifted by one pixel: x[:, :, 1:, 1:].
+  // DARTS writes the two paths as 1x1 stride-2 convs of x and of x shifted by one pixel
+  // (x[:, :, 1:, 1:]). A 1x1 conv reads only the pixels it is centred on, so each path is
+  // the same conv at stride 1 on every second pixel: x[:, :, 0::2, 0::2] and
+  // x[:, :, 1::2, 1::2]. Same values and weights; a quarter of the data reaches the convs,
+  // which then run as plain GEMMs without im2col or layout reorders.
   // Ends are open (clamped to the extent): IR attributes must not depend on the batch.
   constexpr int64_t kOpen = INT64_MAX;
-  const ValueId shifted =
-      b.op1(OpKind::slice, SliceAttrs{{0, 0, 1, 1}, {kOpen, kOpen, kOpen, kOpen}, {1, 1, 1, 1}},
-            {r}, name + ".shift");
-  const ValueId c = conv(b, shifted, out_channels / 2, 1, stride2, name + ".conv2");
+  auto every_second = [&](int64_t offset, const std::string& label) {
+    return b.op1(OpKind::slice,
+                 SliceAttrs{{0, 0, offset, offset}, {kOpen, kOpen, kOpen, kOpen}, {1, 1, 2, 2}},
+                 {r}, label);
+  };
+  const ValueId a =
+      conv(b, every_second(0, name + ".even"), out_channels / 2, 1, ConvAttrs{}, name + ".conv1");
+  const ValueId c =
+      conv(b, every_second(1, name + ".shift"), out_channels / 2, 1, ConvAttrs{}, name + ".conv2");
   const ValueId cat = b.op1(OpKind::concat, NoAttrs{}, {a, c}, name + ".concat");
   return batch_norm(b, cat, name + ".bn", {affine});
 }

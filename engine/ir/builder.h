@@ -69,7 +69,8 @@ ValueId conv(Builder& b, ValueId x, int64_t out_channels, int kernel, ConvAttrs 
 // ReLU -> conv -> BN, the DARTS/NATS "ReLUConvBN".
 ValueId relu_conv_bn(Builder& b, ValueId x, int64_t out_channels, int kernel, int stride,
                      int padding, bool affine, const std::string& name);
-// ReLU, two 1x1 stride-2 convs of C/2 on x and on x shifted by one pixel, concat, BN.
+// ReLU, two 1x1 stride-2 convs of C/2 on x and on x shifted by one pixel, concat, BN
+// (built as stride-1 convs on the even and the odd pixels: builder.cpp).
 ValueId factorized_reduce(Builder& b, ValueId x, int64_t out_channels, bool affine,
                           const std::string& name);
 
