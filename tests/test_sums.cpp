@@ -1,3 +1,5 @@
+#include <limits>
+
 #include <doctest/doctest.h>
 
 #include "engine/error.h"
@@ -26,6 +28,27 @@ TEST_CASE("weighted_sum: coefficient gradient lands only at the row and columns 
   CHECK(coef.grad().to_vector() == std::vector<float>{0, 0, 0, 21, 0, 43});
   CHECK(x0.grad().to_vector() == std::vector<float>{0.5f, 5});
   CHECK(x1.grad().to_vector() == std::vector<float>{2, 20});
+}
+
+TEST_CASE(
+    "weighted_sum: a term at coefficient 0 is left out, yet its coefficient gets a gradient") {
+  // NASP's one-hot row: the sum is the selected output alone (a NaN elsewhere does not
+  // reach it), while every coefficient still gets <dy, x_i> for the architecture step.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Var x0(Tensor::from_vector({1, 2}, {nan, 1}), false);
+  const Var x1(Tensor::from_vector({1, 2}, {3, 4}), true);
+  const Var x2(Tensor::from_vector({1, 2}, {5, 6}), false);
+  const Var coef(Tensor::from_vector({1, 3}, {0, 1, 0}), true);
+  const Var y = ops::weighted_sum({x0, x1, x2}, coef, 0, {0, 1, 2});
+  CHECK(y.value().to_vector() == std::vector<float>{3, 4});
+  y.backward(Tensor::from_vector({1, 2}, {1, 10}));
+  const std::vector<float> g = coef.grad().to_vector();
+  CHECK(g[1] == 43.0f);
+  CHECK(g[2] == 65.0f);
+  CHECK(x1.grad().to_vector() == std::vector<float>{1, 10});
+  // Every coefficient 0: zeros.
+  const Var none = ops::weighted_sum({x1, x2}, Var(Tensor::zeros({1, 3})), 0, {1, 2});
+  CHECK(none.value().to_vector() == std::vector<float>{0, 0});
 }
 
 TEST_CASE("weighted_sum: finite differences for the inputs and the coefficients") {

@@ -44,20 +44,32 @@ std::vector<float> coefficients_of(const WeightedSumAttrs& a, const Tensor& coef
   return c;
 }
 
+// Terms whose coefficient is 0 are left out: NASP's architecture step weighs eight
+// outputs with a one-hot row and reads one of them. As in the ISTA-NAS authors' mixed op,
+// an inf or NaN in a left-out output does not reach the sum.
 void weighted_sum_forward(const ForwardCall& call) {
   const auto& a = std::get<WeightedSumAttrs>(call.attrs);
   const size_t k = call.inputs.size() - 1;
-  const std::vector<float> c = coefficients_of(a, call.inputs[k]);
+  const std::vector<float> all = coefficients_of(a, call.inputs[k]);
+  std::vector<float> c;
+  std::vector<const float*> xs;
+  for (size_t i = 0; i < k; ++i) {
+    if (all[i] == 0.0f) continue;
+    c.push_back(all[i]);
+    xs.push_back(call.inputs[i].data());
+  }
   float* y = call.outputs[0].data();
   const int64_t n = call.outputs[0].numel();
-  std::vector<const float*> xs;
-  for (size_t i = 0; i < k; ++i) xs.push_back(call.inputs[i].data());
+  if (xs.empty()) {
+    call.outputs[0].fill(0.0f);
+    return;
+  }
   const int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
     scale_into(c[0], xs[0] + lo, y + lo, len);
-    for (size_t i = 1; i < k; ++i) axpy(c[i], xs[i] + lo, y + lo, len);
+    for (size_t i = 1; i < xs.size(); ++i) axpy(c[i], xs[i] + lo, y + lo, len);
   }
 }
 
