@@ -68,6 +68,11 @@ TEST_CASE("scheduler: inactive candidates run no kernels, forward or backward") 
   CHECK(forward_count(OpKind::conv2d) == 23);
   CHECK(forward_count(OpKind::max_pool) == 5);
   CHECK(backward_count(OpKind::conv2d) == 23);
+  // `none` is never computed, active or not; its coefficients' gradient <dy, 0> is 0.
+  CHECK(forward_count(OpKind::zero) == 0);
+  for (const ir::Candidate& c : f.graph.candidates)
+    if (c.op == Candidate::none)
+      CHECK(f.coef.grad().to_vector()[size_t(c.row) * 4 + size_t(c.column)] == 0.0f);
 
   reset_kernel_counts();
   Var sparse = ops::sum(f.run(without(f.graph, Candidate::sep_conv_3x3), f.coef));

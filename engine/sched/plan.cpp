@@ -29,7 +29,8 @@ Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
     const Node& n = graph.nodes[i];
     bool run = true;
     if (n.candidate.valid()) {
-      run = active[n.candidate.index()] != 0;
+      run = active[n.candidate.index()] != 0 &&
+            graph.candidate(n.candidate).op != cellgraph::Candidate::none;
       for (ValueId in : n.inputs)
         if (in.valid() && plan.absent[in.index()]) run = false;
     } else if (n.absent_with_input) {

@@ -5,6 +5,9 @@
 // Rules, in graph order:
 //  - a node of an inactive candidate is skipped; its outputs are absent (a forward-only
 //    candidate runs like an active one; the executor just records no autodiff for it);
+//  - so is `none`, active or not: its output is zero, and a sum without the term, with
+//    the term's coefficient gradient <dy, 0> = 0 left unwritten, is the same sum (DARTS
+//    would otherwise fill and keep a zero tensor per edge);
 //  - a candidate node with an absent input is skipped too: in a search cell every
 //    candidate op maps a zero input to zero (BNs there have no affine), so its output is
 //    zero without computing it;
@@ -24,8 +27,8 @@ namespace cellgraph::sched {
 
 // Per graph candidate: how it runs this step.
 using ActiveSet = std::vector<uint8_t>;
-inline constexpr uint8_t kInactive = 0;     // not computed; its output reads as absent
-inline constexpr uint8_t kActive = 1;       // computed, recorded for backward
+inline constexpr uint8_t kInactive = 0;  // not computed; its output reads as absent
+inline constexpr uint8_t kActive = 1;    // computed, recorded for backward
 // Computed without recording autodiff (NASP's architecture step): its output feeds the
 // gradient of its coefficient, but no gradient flows into it and it keeps no activations.
 inline constexpr uint8_t kForwardOnly = 2;
