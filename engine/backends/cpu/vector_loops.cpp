@@ -68,63 +68,65 @@ namespace cellgraph::cpu {
 
 namespace {
 
+// Rows of T taps, inlined into each clone so that every clone vectorises them for its
+// target; T accumulators (or T shifted reads) per element, one pass over g. The dot keeps
+// its accumulators as explicit lanes: an `omp simd` array-section reduction measured about
+// 3x slower in a DARTS step's depthwise weight gradients.
+template <int T>
+[[gnu::always_inline]] inline void dot_taps_row(const float* g, const float* s, int64_t n,
+                                                int64_t step, float* out) {
+  constexpr int kLanes = 16;  // one AVX-512 register per tap (two AVX2 ones)
+  float acc[T][kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int t = 0; t < T; ++t)
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) acc[t][l] += g[i + l] * s[t * step + i + l];
+  for (int t = 0; t < T; ++t) {
+    float sum = 0.0f;
+    for (int l = 0; l < kLanes; ++l) sum += acc[t][l];
+    for (int64_t k = i; k < n; ++k) sum += g[k] * s[t * step + k];
+    out[t] = sum;
+  }
+}
+
+template <int T>
+[[gnu::always_inline]] inline void correlate_taps_row(const float* g, const float* w, int64_t n,
+                                                      int64_t step, float* out) {
+  float taps[T];
+  for (int t = 0; t < T; ++t) taps[t] = w[t];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float sum = 0.0f;
+    for (int t = 0; t < T; ++t) sum += taps[t] * g[i - t * step];
+    out[i] += sum;
+  }
+}
+
 [[gnu::target_clones("avx512f", "avx2", "default")]] void dot_taps3(const float* g, const float* s,
                                                                     int64_t n, int64_t step,
                                                                     float* out) {
-  const float *s0 = s, *s1 = s + step, *s2 = s + 2 * step;
-  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;
-#pragma omp simd reduction(+ : a0, a1, a2)
-  for (int64_t i = 0; i < n; ++i) {
-    const float x = g[i];
-    a0 += x * s0[i];
-    a1 += x * s1[i];
-    a2 += x * s2[i];
-  }
-  out[0] = a0;
-  out[1] = a1;
-  out[2] = a2;
+  dot_taps_row<3>(g, s, n, step, out);
 }
 
 [[gnu::target_clones("avx512f", "avx2", "default")]] void dot_taps5(const float* g, const float* s,
                                                                     int64_t n, int64_t step,
                                                                     float* out) {
-  const float *s0 = s, *s1 = s + step, *s2 = s + 2 * step, *s3 = s + 3 * step, *s4 = s + 4 * step;
-  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f;
-#pragma omp simd reduction(+ : a0, a1, a2, a3, a4)
-  for (int64_t i = 0; i < n; ++i) {
-    const float x = g[i];
-    a0 += x * s0[i];
-    a1 += x * s1[i];
-    a2 += x * s2[i];
-    a3 += x * s3[i];
-    a4 += x * s4[i];
-  }
-  out[0] = a0;
-  out[1] = a1;
-  out[2] = a2;
-  out[3] = a3;
-  out[4] = a4;
+  dot_taps_row<5>(g, s, n, step, out);
 }
 
 [[gnu::target_clones("avx512f", "avx2", "default")]] void correlate_taps3(const float* g,
                                                                           const float* w, int64_t n,
                                                                           int64_t step,
                                                                           float* out) {
-  const float w0 = w[0], w1 = w[1], w2 = w[2];
-  const float *g1 = g - step, *g2 = g - 2 * step;
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) out[i] += w0 * g[i] + w1 * g1[i] + w2 * g2[i];
+  correlate_taps_row<3>(g, w, n, step, out);
 }
 
 [[gnu::target_clones("avx512f", "avx2", "default")]] void correlate_taps5(const float* g,
                                                                           const float* w, int64_t n,
                                                                           int64_t step,
                                                                           float* out) {
-  const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
-  const float *g1 = g - step, *g2 = g - 2 * step, *g3 = g - 3 * step, *g4 = g - 4 * step;
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i)
-    out[i] += w0 * g[i] + w1 * g1[i] + w2 * g2[i] + w3 * g3[i] + w4 * g4[i];
+  correlate_taps_row<5>(g, w, n, step, out);
 }
 
 }  // namespace
