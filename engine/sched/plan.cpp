@@ -28,12 +28,10 @@ Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
     bool run = true;
-    if (n.candidate.valid()) {
-      run = active[n.candidate.index()] != 0 &&
-            graph.candidate(n.candidate).op != cellgraph::Candidate::none;
-      for (ValueId in : n.inputs)
-        if (in.valid() && plan.absent[in.index()]) run = false;
-    } else if (n.absent_with_input) {
+    if (n.candidate.valid() || n.absent_with_input) {
+      if (n.candidate.valid())
+        run = active[n.candidate.index()] != 0 &&
+              graph.candidate(n.candidate).op != cellgraph::Candidate::none;
       for (ValueId in : n.inputs)
         if (in.valid() && plan.absent[in.index()]) run = false;
     } else if (n.drops_absent_inputs) {
