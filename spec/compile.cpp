@@ -267,6 +267,9 @@ class Compiler {
   ValueId mixed_edge(const Cell& cell, const Edge& edge, ValueId in, CandidateSite site, int row,
                      const std::string& row_label) {
     const ArchGroupId group = edge_group(cell, edge, row, row_label);
+    // `row` numbers the cell's mixed edges; the candidates and the weighted sum read the
+    // edge's row in its own group, which differs once a cell mixes several op sets.
+    const int32_t group_row = row_in_group_;
     const ValueId coef = coefficients(group);
     std::vector<CandidateId> ids;
     std::vector<ValueId> outs;
@@ -276,7 +279,7 @@ class Compiler {
       const CandidateId id{int32_t(graph_.candidates.size())};
       graph_.candidates.push_back(ir::Candidate{.op = candidate_of(cell, edge.ops[k]),
                                                 .arch = group,
-                                                .row = row,
+                                                .row = group_row,
                                                 .column = int32_t(k),
                                                 .cell = index_ - 1,
                                                 .label = base + "." + edge.ops[k]});
@@ -291,7 +294,7 @@ class Compiler {
     }
     std::vector<ValueId> inputs = outs;
     inputs.push_back(coef);
-    b_.op1(OpKind::weighted_sum, WeightedSumAttrs{row_in_group_, columns}, inputs, base + ".mix");
+    b_.op1(OpKind::weighted_sum, WeightedSumAttrs{group_row, columns}, inputs, base + ".mix");
     ir::Node& n = graph_.nodes.back();
     n.drops_absent_inputs = true;
     n.input_candidates = std::move(ids);

@@ -93,3 +93,50 @@ TEST_CASE("derive: without keep every edge stays with its arg-max op, none inclu
   CHECK(d.genotype ==
         "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|");
 }
+
+// Two op sets in one cell type make two architecture groups; each edge reads its row of its
+// own group. (Numbering the rows per cell instead of per group once read past the second
+// group's matrix and derived a different cell on every run.)
+TEST_CASE("derive: a cell mixing two op sets reads each edge's row of its own group") {
+  const char* two_sets = R"({
+    "format": 1, "name": "two_sets",
+    "op_sets": {"wide": ["none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"],
+                "narrow": ["skip_connect", "sep_conv_3x3"]},
+    "cells": [{
+      "name": "c", "inputs": ["a", "b"],
+      "nodes": [
+        {"name": "n1", "edges": [{"from": "a", "ops": "wide"}, {"from": "b", "ops": "wide"},
+                                 {"from": "b", "ops": "narrow"}], "keep": 3},
+        {"name": "n2", "edges": [{"from": "n1", "ops": "narrow"}, {"from": "a", "ops": "wide"},
+                                 {"from": "b", "ops": "narrow"}], "keep": 2}
+      ],
+      "output": {"concat": ["n1", "n2"]}
+    }],
+    "network": {
+      "input": [1, 8, 8], "classes": 10,
+      "stem": [{"op": "conv_3x3", "channels": 4}, {"op": "batch_norm"}],
+      "body": [{"cell": "c", "channels": 4, "repeat": 2}],
+      "head": [{"op": "global_avg_pool"}, {"op": "linear"}]
+    }
+  })";
+  const spec::Space space = spec::parse_string(two_sets, "two_sets.json");
+  const ir::Graph graph = spec::compile(space);
+  graph.verify();  // every candidate's row lies inside its group
+  REQUIRE(graph.arch_groups.size() == 2);
+  REQUIRE(graph.arch_groups[0].rows == 3);  // wide: n1/e0, n1/e1, n2/e1
+  REQUIRE(graph.arch_groups[1].rows == 3);  // narrow: n1/e2, n2/e0, n2/e2
+  for (const ir::Candidate& c : graph.candidates) {
+    const ir::ArchGroup& g = graph.arch_group(c.arch);
+    CHECK(c.row < g.rows);
+    CHECK(g.columns[size_t(c.column)] == c.label.substr(c.label.rfind('.') + 1));
+  }
+  ArchState arch = initial_arch_state(graph, 1e-3, 3);
+  // wide columns: 0 none, 1 skip, 2 sep3, 3 max_pool; narrow: 0 skip, 1 sep3.
+  set_logits(arch, 0, {{0, 3, 2.0f}, {1, 2, 1.0f}, {2, 1, 0.5f}});
+  set_logits(arch, 1, {{0, 1, 3.0f}, {1, 0, 4.0f}, {2, 1, 0.1f}});
+  const Derived d = derive(space, graph, arch);
+  CHECK(d.genotype ==
+        "Genotype(c=[('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), "
+        "('skip_connect', 2), ('sep_conv_3x3', 1)], c_concat=[2, 3])");
+  CHECK(d.genotype == derive(space, graph, arch).genotype);
+}
