@@ -103,7 +103,7 @@ void update_weights(StepContext& ctx) {
   Sgd& sgd = ctx.weight_optimizer;
   sgd.zero_grad();
   forward_loss(ctx, ctx.train, current_coefficients(ctx.arch), true).backward();
-  if (ctx.grad_clip > 0) clip_grad_norm(sgd.params(), ctx.grad_clip);
+  ctx.metrics.grad_norm = clip_or_measure_grad_norm(sgd.params(), ctx.grad_clip);
   sgd.step();
 }
 

@@ -1,6 +1,7 @@
 #include "algorithms/derive.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "engine/error.h"
@@ -134,6 +135,11 @@ Derived derive(const spec::Space& search_space, const ir::Graph& graph, const Ar
                 "by cell type (\"share\": \"cell_type\"); per-instance cells cannot be written "
                 "back as one cell definition");
   const std::vector<std::vector<float>> weights = coefficient_values(arch);
+  for (size_t g = 0; g < weights.size(); ++g)
+    for (float w : weights[g])
+      if (!std::isfinite(w))
+        throw error("architecture weights '", graph.arch_groups[g].name,
+                    "' hold inf or NaN (the search diverged); refusing to derive from them");
   Derived d{search_space, ""};
   d.space.name = search_space.name + "-derived";
   for (spec::Cell& cell : d.space.cells) {

@@ -219,7 +219,7 @@ void update_weights_and_codes(StepContext& ctx) {
         searching ? sparse_code_coefficients(arch) : current_coefficients(arch);
     forward_loss(ctx, ctx.train, coefficients, true).backward();
   }
-  if (ctx.grad_clip > 0) clip_grad_norm(sgd.params(), ctx.grad_clip);
+  ctx.metrics.grad_norm = clip_or_measure_grad_norm(sgd.params(), ctx.grad_clip);
   sgd.step();
   if (searching) ctx.arch_optimizer.step();
 }

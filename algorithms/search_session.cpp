@@ -7,6 +7,8 @@
 
 #include "algorithms/ista.h"
 #include "engine/error.h"
+#include "engine/optim/divergence.h"
+#include "engine/sched/memory_estimate.h"
 #include "spec/compile.h"
 
 namespace cellgraph::algorithms {
@@ -147,6 +149,28 @@ void restore_sparse_nodes(const ir::Graph& graph, ArchState& arch, const io::Che
   arch.active = support_active_set(graph, arch);
 }
 
+StepCounters read_step_counters(const io::Checkpoint& ckpt, int64_t steps_per_epoch) {
+  const std::string& src = ckpt.source();
+  for (const auto& [name, t] : ckpt.tensors())
+    if (!all_finite(t))
+      throw error(src, ": entry '", name,
+                  "' holds inf or NaN; the checkpoint is damaged or its run had diverged");
+  StepCounters c{ckpt.meta_int("step"), ckpt.meta_int("epoch"), ckpt.meta_int("epoch_step")};
+  int64_t done = 0;
+  const bool consistent = c.step >= 0 && c.epoch >= 0 && c.epoch_step >= 0 &&
+                          c.epoch_step < steps_per_epoch &&
+                          !__builtin_mul_overflow(c.epoch, steps_per_epoch, &done) &&
+                          !__builtin_add_overflow(done, c.epoch_step, &done) && done == c.step;
+  if (!consistent)
+    throw error(src, ": inconsistent step counters (step ", c.step, ", epoch ", c.epoch,
+                ", step in epoch ", c.epoch_step, ", ", steps_per_epoch,
+                " steps per epoch); expected step = epoch * steps per epoch + step in epoch");
+  for (const char* key : {"elapsed"})
+    if (const double v = ckpt.meta_double(key); !(std::isfinite(v) && v >= 0))
+      throw error(src, ": metadata '", key, "' is ", v, "; expected a finite number >= 0");
+  return c;
+}
+
 double decimal_of(float value) {
   char buffer[32];
   const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
@@ -226,6 +250,8 @@ SearchSession::SearchSession(spec::Space space, const Dataset& train_set, Search
                            .seed = stream_seed(options_.seed, 3)}),
       rng_(stream_seed(options_.seed, 4)),
       steps_per_epoch_(train_it_.batches_per_epoch()) {
+  sched::require_batch_fits(graph_, sched::make_plan(graph_, arch_.active), options_.batch_size,
+                            "--batch " + std::to_string(options_.batch_size));
   start_ = interval_start_ = epoch_start_ = Clock::now();
 }
 
@@ -255,6 +281,7 @@ void SearchSession::step() {
   run_step(*algorithm_, ctx);
 
   const StepMetrics& m = ctx.metrics;
+  check_finite(m);
   totals_.train_loss += m.train_loss;
   totals_.val_loss += m.val_loss;
   totals_.train_correct += m.train_correct;
@@ -276,6 +303,18 @@ void SearchSession::step() {
     totals_ = {};
     epoch_ended_ = true;
   }
+}
+
+void SearchSession::check_finite(const StepMetrics& m) const {
+  const int64_t step = step_ + 1;
+  const std::string hint =
+      detail::concat("lower the learning rates (--lr ", decimal_of(options_.lr), ", --arch-lr ",
+                     decimal_of(options_.arch_lr), ") or restart from the last checkpoint");
+  if (m.train_count > 0) require_finite(step, "training loss", m.train_loss, hint);
+  if (m.val_count > 0) require_finite(step, "validation loss", m.val_loss, hint);
+  require_finite(step, "weight gradient norm", m.grad_norm, hint);
+  require_finite(step, "architecture parameter", arch_.logits, hint);
+  require_finite(step, "architecture code", arch_.codes, hint);
 }
 
 void SearchSession::run(const std::function<bool()>& stop) {
@@ -384,6 +423,7 @@ void SearchSession::restore(const io::Checkpoint& ckpt) {
   if (ckpt.meta_int("steps_per_epoch") != steps_per_epoch_)
     throw error(src, ": ", ckpt.meta_int("steps_per_epoch"), " steps per epoch, this run has ",
                 steps_per_epoch_, "; the data, subset, batch size or train fraction differ");
+  const StepCounters counters = read_step_counters(ckpt, steps_per_epoch_);  // checks first
   size_t param_entries = 0;
   for (const auto& [name, t] : ckpt.tensors()) param_entries += name.rfind("param/", 0) == 0;
   for (size_t i = 0; i < graph_.params.size(); ++i) {
@@ -410,12 +450,9 @@ void SearchSession::restore(const io::Checkpoint& ckpt) {
   train_it_.set_position(parse_position(ckpt, "train_position"));
   val_it_.set_position(parse_position(ckpt, "val_position"));
   rng_.set_state(parse_rng(ckpt, "rng"));
-  step_ = ckpt.meta_int("step");
-  epoch_ = ckpt.meta_int("epoch");
-  epoch_step_ = ckpt.meta_int("epoch_step");
-  if (step_ < 0 || epoch_ < 0 || epoch_step_ < 0 || epoch_step_ >= steps_per_epoch_)
-    throw error(src, ": inconsistent step counters (step ", step_, ", epoch ", epoch_,
-                ", step in epoch ", epoch_step_, ")");
+  step_ = counters.step;
+  epoch_ = counters.epoch;
+  epoch_step_ = counters.epoch_step;
   totals_.train_loss = ckpt.meta_double("totals.train_loss");
   totals_.val_loss = ckpt.meta_double("totals.val_loss");
   totals_.train_correct = ckpt.meta_int("totals.train_correct");

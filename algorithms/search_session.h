@@ -164,6 +164,9 @@ class SearchSession {
     int64_t train_correct = 0, val_correct = 0, train_count = 0, val_count = 0;
   };
   SearchRecord record(SearchRecord::Kind kind);
+  // Throws Error (engine/optim/divergence.h) when the step just run produced a non-finite
+  // loss, gradient norm or architecture parameter; called before anything is recorded.
+  void check_finite(const StepMetrics& m) const;
 
   spec::Space space_;
   SearchOptions options_;
@@ -189,6 +192,16 @@ class SearchSession {
   int64_t interval_steps_ = 0, epoch_steps_timed_ = 0;
   std::function<void(const SearchRecord&)> callback_;
 };
+
+// The step counters of a search or train checkpoint, checked against each other (a checksum
+// only proves the file is as written, not that a hand-edited or foreign file makes sense):
+// step = epoch * steps_per_epoch + epoch_step, every count >= 0, epoch_step below
+// steps_per_epoch. Also refuses any tensor entry holding inf or NaN. Throws Error naming the
+// checkpoint and the entry.
+struct StepCounters {
+  int64_t step = 0, epoch = 0, epoch_step = 0;
+};
+StepCounters read_step_counters(const io::Checkpoint& ckpt, int64_t steps_per_epoch);
 
 // ISTA-NAS state from a checkpoint into a state prepared for the same space: the supports
 // (and, with_codes, the codes, the exact z and the statistics); sets the active set.

@@ -21,6 +21,7 @@ namespace cellgraph::algorithms {
 struct StepMetrics {
   double train_loss = 0, val_loss = 0;  // summed over samples
   int64_t train_correct = 0, val_correct = 0, train_count = 0, val_count = 0;
+  double grad_norm = 0;  // of the weight gradient, before clipping (0: no weight step)
 };
 
 // ISTA-NAS (Yang et al., NeurIPS 2020) sparse coding; defaults are the paper's.

@@ -2,8 +2,10 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
-#include <thread>
+
+#include "engine/machine.h"
 
 namespace cellgraph {
 
@@ -11,15 +13,14 @@ namespace {
 int default_threads() {
   if (const char* env = std::getenv("CELLGRAPH_THREADS")) {
     const int n = std::atoi(env);
-    if (n > 0) return n;
+    if (n > 0) return std::min(n, thread_cap());
   }
-  const unsigned cores = std::thread::hardware_concurrency();
-  return cores ? static_cast<int>(cores) : 1;
+  return core_count();
 }
 }  // namespace
 
 void set_num_threads(int threads) {
-  omp_set_num_threads(threads > 0 ? threads : default_threads());
+  omp_set_num_threads(threads > 0 ? std::min(threads, thread_cap()) : default_threads());
 }
 
 int num_threads() { return omp_get_max_threads(); }

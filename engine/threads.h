@@ -4,7 +4,8 @@
 
 namespace cellgraph {
 
-void set_num_threads(int threads);  // <= 0 restores the default
+// <= 0 restores the default; more than thread_cap() (engine/machine.h) is capped to it.
+void set_num_threads(int threads);
 int num_threads();
 
 }  // namespace cellgraph

@@ -232,56 +232,39 @@ TEST_CASE("cli: train a derived network for a few steps, then eval it") {
   CHECK(has(r.err, "cellgraph derive"));
 }
 
-TEST_CASE("cli: Ctrl-C checkpoints, exits 130 and the run resumes") {
+// Ctrl-C and SIGTERM (kill, a scheduler's time limit) alike: the step finishes, the
+// checkpoint is written, the exit status is 128 + the signal, and the run resumes.
+TEST_CASE("cli: Ctrl-C and SIGTERM checkpoint, exit 128 + the signal, and the run resumes") {
   SKIP_WITHOUT_FASHION_MNIST();
-  TempDir dir;
-  const std::string spec = write_tiny_space(dir);
-  const std::string run = dir / "run";
-  const std::string err = dir / "stderr.txt";
-  std::vector<std::string> argv = {CELLGRAPH_CLI_PATH,
-                                   "search",
-                                   spec,
-                                   "--out",
-                                   run,
-                                   "--data",
-                                   kData,
-                                   "--subset",
-                                   "64",
-                                   "--batch",
-                                   "8",
-                                   "--epochs",
-                                   "1000",
-                                   "--log-every",
-                                   "1",
-                                   "--threads",
-                                   "1"};
-  std::vector<char*> c_argv;
-  for (std::string& a : argv) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
-  // Wait for the first metrics line: the loop is running.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (read_text(run + "/metrics.jsonl").empty() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ::kill(pid, SIGINT);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 130);
-  const std::string text = read_text(err);
-  CHECK(has(text, "interrupted; resume with: cellgraph search --resume " + run));
-  const io::Checkpoint ckpt = io::load_checkpoint(run + "/checkpoint.bin");
-  const int64_t step = ckpt.meta_int("step");
-  CHECK(step >= 1);
-  const Result r = run_cli("search --resume " + run + " --max-steps " + std::to_string(step + 1));
-  CHECK(r.status == 0);
-  CHECK(io::load_checkpoint(run + "/checkpoint.bin").meta_int("step") == step + 1);
+  for (const int signal : {SIGINT, SIGTERM}) {
+    CAPTURE(signal);
+    TempDir dir;
+    const std::string spec = write_tiny_space(dir);
+    const std::string run = dir / "run";
+    const std::string err = dir / "stderr.txt";
+    const pid_t pid = testing::spawn_cli(
+        {"search", spec, "--out", run, "--data", kData, "--subset", "64", "--batch", "8",
+         "--epochs", "1000", "--log-every", "1", "--threads", "1"},
+        err);
+    REQUIRE(pid > 0);
+    // Wait for the first metrics line: the loop is running.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (read_text(run + "/metrics.jsonl").empty() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ::kill(pid, signal);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 128 + signal);
+    const std::string text = read_text(err);
+    CHECK(has(text, "interrupted; resume with: cellgraph search --resume " + run));
+    const io::Checkpoint ckpt = io::load_checkpoint(run + "/checkpoint.bin");
+    const int64_t step = ckpt.meta_int("step");
+    CHECK(step >= 1);
+    const Result r = run_cli("search --resume " + run + " --max-steps " + std::to_string(step + 1));
+    CHECK(r.status == 0);
+    CHECK(io::load_checkpoint(run + "/checkpoint.bin").meta_int("step") == step + 1);
+  }
 }
 
 TEST_CASE("cli: JSON values keep key order, integers, and report positioned errors") {

@@ -19,6 +19,13 @@ int64_t Graph::auxiliary_weight_count() const {
   return n;
 }
 
+int64_t Graph::activation_bytes_per_sample() const {
+  int64_t n = 0;
+  for (const Value& v : values)
+    if (v.kind == ValueKind::activation) n += v.shape.numel();
+  return n * int64_t(sizeof(float));
+}
+
 int64_t Graph::macs() const {
   int64_t total = 0;
   for (const Node& n : nodes) {

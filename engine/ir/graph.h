@@ -146,6 +146,9 @@ class Graph {
   // Multiply-accumulates of one forward pass of one sample with every candidate active
   // (convolutions and linear layers; the auxiliary head excluded).
   int64_t macs() const;
+  // Bytes of every activation value for one sample (float32): what a training step would
+  // hold if nothing were freed before backward. Memory estimates scale it by the batch.
+  int64_t activation_bytes_per_sample() const;
 
   // Internal consistency (ids in range, topological order, shapes agree with the op
   // schemas); CG_ASSERTs on failure. Called after compilation in debug builds and tests.

@@ -16,4 +16,12 @@ namespace cellgraph {
 // Throws cellgraph::Error unless max_norm > 0, or for a gradient not on the CPU.
 float clip_grad_norm(const std::vector<Var>& params, float max_norm);
 
+// The L2 norm over all defined gradients together, as clip_grad_norm computes it (NaN or
+// inf when a gradient holds one). Throws Error for a gradient not on the CPU.
+double grad_norm(const std::vector<Var>& params);
+
+// clip_grad_norm when max_norm > 0, else grad_norm: the norm every weight step reports and
+// checks for divergence.
+double clip_or_measure_grad_norm(const std::vector<Var>& params, float max_norm);
+
 }  // namespace cellgraph

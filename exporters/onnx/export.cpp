@@ -10,6 +10,7 @@
 
 #include "engine/error.h"
 #include "engine/io/npy.h"
+#include "engine/optim/divergence.h"
 #include "engine/sched/plan.h"
 #include "exporters/onnx/emitter.h"
 
@@ -60,6 +61,10 @@ int max_opset() {
 void write_model(const ir::Graph& graph, const ir::ParameterStore& params, const Region& region,
                  const std::string& path, const ExportOptions& options,
                  const std::map<std::string, std::string>& extra_metadata) {
+  for (size_t i = 0; i < graph.params.size(); ++i)
+    if (!all_finite(params.all()[i].value()))
+      throw error(path, ": parameter '", graph.params[i].name,
+                  "' holds inf or NaN (the run that trained it diverged); refusing to export it");
   if (options.opset < 13 || options.opset > max_opset())
     throw error(path, ": ONNX opset ", options.opset, " is not supported; expected 13 to ",
                 max_opset());

@@ -2,6 +2,8 @@
 // command's output and exit status, reading files back.
 #pragma once
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -9,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <sys/wait.h>
 
@@ -60,6 +63,24 @@ inline Result run_shell(const std::string& command, const TempDir& dir) {
 // Runs `cellgraph ARGS` (ARGS already shell-quoted where needed).
 inline Result run_cli(const std::string& args, const TempDir& dir) {
   return run_shell(std::string(CELLGRAPH_CLI_PATH) + " " + args, dir);
+}
+
+// Starts `cellgraph ARGS...` in the background, stdout to /dev/null and stderr to
+// `stderr_path`; returns its pid (-1 when it cannot start). The caller waits for it.
+inline pid_t spawn_cli(std::vector<std::string> args, const std::string& stderr_path) {
+  args.insert(args.begin(), CELLGRAPH_CLI_PATH);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
 }
 
 inline bool has(const std::string& text, const std::string& part) {

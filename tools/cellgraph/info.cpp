@@ -103,6 +103,7 @@ JsonValue describe(const std::string& path, const spec::Space& space, const ir::
   out.set("arch_parameters", arch_params);
   out.set("arch_groups", groups);
   out.set("macs", graph.macs());
+  out.set("activation_bytes", graph.activation_bytes_per_sample());
   std::map<std::string, int64_t> by_op;
   for (const ir::Parameter& p : graph.params)
     if (!p.is_buffer) by_op[op_type_of(graph, p)] += p.shape.numel();
@@ -167,6 +168,8 @@ void print_text(const JsonValue& d) {
               std::to_string(g.find("columns")->as_integer());
   if (!groups.empty()) o << " (" << groups << ")";
   o << "\nMACs per sample:          " << grouped(d.find("macs")->as_integer()) << "\n"
+    << "activations per sample:   "
+    << grouped((d.find("activation_bytes")->as_integer() + 1023) / 1024) << " KiB\n"
     << "\nweights per op type:\n";
   for (const auto& [op, n] : d.find("weights_by_op")->members()) {
     char line[200];

@@ -1,6 +1,7 @@
 // cellgraph: the command-line runner. Dispatches to one subcommand; every user error is a
 // cellgraph::Error thrown anywhere below and caught here, once: "cellgraph: error: MESSAGE"
 // on stderr and exit status 1.
+#include <algorithm>
 #include <exception>
 #include <iostream>
 #include <new>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "engine/machine.h"
 #include "engine/threads.h"
 #include "tools/cellgraph/commands.h"
 
@@ -21,7 +23,13 @@ Flag threads_flag() {
   return {"threads", "T", "CPU threads (0: every core, or $CELLGRAPH_THREADS)", "0"};
 }
 
-void apply_threads(const Args& args) { set_num_threads(int(args.get_int("threads", 0, 0, 4096))); }
+void apply_threads(const Args& args) {
+  const int64_t asked = args.get_int("threads", 0, 0, 1 << 20);
+  if (asked > thread_cap())
+    std::cerr << "cellgraph: note: --threads " << asked << " is more than 4 per core ("
+              << core_count() << " cores): using " << thread_cap() << "\n";
+  set_num_threads(int(std::min<int64_t>(asked, thread_cap())));
+}
 
 namespace {
 

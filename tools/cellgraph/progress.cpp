@@ -9,21 +9,26 @@
 namespace cellgraph::tools {
 
 namespace {
-volatile std::sig_atomic_t g_interrupted = 0;
+volatile std::sig_atomic_t g_signal = 0;  // the first signal received, 0: none
 
-extern "C" void on_interrupt(int) { g_interrupted = 1; }
+extern "C" void on_interrupt(int signal) {
+  if (g_signal == 0) g_signal = signal;
+}
 }  // namespace
 
 void install_interrupt_handler() {
   struct sigaction action {};
   action.sa_handler = on_interrupt;
   sigemptyset(&action.sa_mask);
-  // One-shot: a second Ctrl-C while we finish the step and checkpoint kills at once.
+  // One-shot: a second signal while we finish the step and checkpoint kills at once.
   action.sa_flags = SA_RESETHAND;
   sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
 }
 
-bool interrupted() { return g_interrupted != 0; }
+bool interrupted() { return g_signal != 0; }
+
+int interrupted_exit_status() { return 128 + (g_signal != 0 ? int(g_signal) : SIGINT); }
 
 std::string format_duration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e8) return "?";

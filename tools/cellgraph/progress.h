@@ -4,9 +4,10 @@
 // output (epoch summaries, notes) is printed above it. Elsewhere (a log file, a pipe) the
 // commands print plain lines at their log interval instead, and update() does nothing.
 //
-// Ctrl-C: the handler only sets a flag (async-signal-safe); the loop polls interrupted()
-// after each step, checkpoints and exits with status 130. The handler is one-shot: a
-// second Ctrl-C kills the process the default way.
+// Ctrl-C (SIGINT) and SIGTERM (kill, a batch scheduler's time limit): the handler only
+// records the signal (async-signal-safe); the loop polls interrupted() after each step,
+// checkpoints and exits with status 128 + the signal (130, 143), the shell convention. The
+// handler is one-shot: a second signal kills the process the default way.
 #pragma once
 
 #include <chrono>
@@ -17,7 +18,8 @@ namespace cellgraph::tools {
 
 void install_interrupt_handler();
 bool interrupted();
-inline constexpr int kInterruptedExit = 130;  // 128 + SIGINT, the shell convention
+// 128 + the signal that interrupted the run (130 for Ctrl-C, 143 for SIGTERM).
+int interrupted_exit_status();
 
 struct ProgressState {
   int64_t epoch = 0, epochs = 0;                   // 0-based epoch of the last step

@@ -26,15 +26,19 @@ std::string checkpoint_path(const std::string& dir) {
   return (fs::path(dir) / "checkpoint.bin").string();
 }
 
-void prepare_new_run_dir(const std::string& dir) {
+void check_new_run_dir(const std::string& dir) {
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
     throw error(dir, ": exists and is not a directory; expected a directory for the run");
-  fs::create_directories(dir, ec);
-  if (ec) throw error(dir, ": cannot create the run directory: ", ec.message());
   if (fs::exists(checkpoint_path(dir), ec))
     throw error(dir, ": already holds a run (checkpoint.bin); continue it with --resume ", dir,
                 " or choose another --out");
+}
+
+void create_run_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw error(dir, ": cannot create the run directory: ", ec.message());
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {
@@ -147,10 +151,20 @@ JsonValue space_json(const spec::Space& space) {
   return spec::parse_json_string(spec::to_json(space), "spec");
 }
 
-MetricsLog::MetricsLog(const std::string& path, int64_t truncate_to) : path_(path) {
+MetricsLog::MetricsLog(const std::string& path, std::optional<int64_t> resume_at) : path_(path) {
   std::error_code ec;
-  if (truncate_to >= 0 && fs::exists(path, ec) && int64_t(fs::file_size(path, ec)) > truncate_to)
-    fs::resize_file(path, uintmax_t(truncate_to), ec);
+  const int64_t truncate_to = resume_at.value_or(0);
+  if (!resume_at) {
+    if (fs::exists(path, ec)) fs::resize_file(path, 0, ec);
+  } else {
+    const int64_t size = fs::exists(path, ec) ? int64_t(fs::file_size(path, ec)) : -1;
+    if (size < truncate_to)
+      throw error(path, ": ", size < 0 ? std::string("missing") : std::to_string(size) + " bytes",
+                  ", but the checkpoint was written after ", truncate_to,
+                  " bytes of it: the log was truncated or deleted, and resuming would leave "
+                  "a gap; restore the file, or start a new run");
+    if (size > truncate_to) fs::resize_file(path, uintmax_t(truncate_to), ec);
+  }
   if (ec)
     throw error(path, ": cannot truncate to the checkpoint's ", truncate_to,
                 " bytes: ", ec.message());
@@ -162,6 +176,11 @@ MetricsLog::MetricsLog(const std::string& path, int64_t truncate_to) : path_(pat
 
 MetricsLog::~MetricsLog() {
   if (file_ != nullptr) std::fclose(file_);
+}
+
+void MetricsLog::sync() const {
+  if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0)
+    throw error(path_, ": cannot flush to disk: ", std::strerror(errno));
 }
 
 void MetricsLog::write(const JsonValue& line) {

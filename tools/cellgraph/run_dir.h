@@ -10,11 +10,13 @@
 #include <cstdio>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "algorithms/derive.h"
 #include "algorithms/search_session.h"
 #include "engine/data/dataset.h"
+#include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "spec/json_value.h"
 #include "spec/space.h"
@@ -28,9 +30,11 @@ std::string config_path(const std::string& dir);
 std::string metrics_path(const std::string& dir);
 std::string checkpoint_path(const std::string& dir);
 
-// Creates `dir` (and parents) for a new run. Throws Error when it is a file, or already
-// holds a run (a checkpoint.bin): resuming is explicit (--resume).
-void prepare_new_run_dir(const std::string& dir);
+// Checks that `dir` can take a new run: throws Error when it is a file, or already holds a
+// run (a checkpoint.bin): resuming is explicit (--resume). Creates nothing.
+void check_new_run_dir(const std::string& dir);
+// Creates `dir` (and parents) once the run has started; throws Error naming it.
+void create_run_dir(const std::string& dir);
 
 // Writes `text` to `path` atomically (PATH.tmp, fsync, rename). Throws Error naming the file.
 void write_file_atomic(const std::string& path, const std::string& text);
@@ -79,15 +83,19 @@ spec::JsonValue space_json(const spec::Space& space);
 // Appends one JSON line per record, flushed at once, so a crash loses at most a line.
 class MetricsLog {
  public:
-  // Opens `path` for appending; a `truncate_to` >= 0 first cuts the file to that many bytes
-  // (on resume: lines written after the checkpoint would otherwise appear twice).
-  explicit MetricsLog(const std::string& path, int64_t truncate_to = -1);
+  // A new run (no `resume_at`) starts the file empty. On resume, `resume_at` is the size the
+  // checkpoint recorded: a longer file is cut back to it (lines written after the
+  // checkpoint would otherwise appear twice) and a shorter or missing one refused (lines the
+  // checkpoint counts are gone: appending would leave a gap or a broken line).
+  explicit MetricsLog(const std::string& path, std::optional<int64_t> resume_at = std::nullopt);
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
 
   void write(const spec::JsonValue& line);
   int64_t bytes() const { return bytes_; }  // the file's size after the last write
+  // fsync: called before a checkpoint records bytes(), so the lines it counts are on disk.
+  void sync() const;
 
  private:
   std::string path_;
@@ -146,7 +154,11 @@ int64_t resume_from_checkpoint(Session& session, const Args& args, const std::st
     session.set_max_steps(args.get_int("max-steps", 0, 0, std::numeric_limits<int64_t>::max()));
     config_doc.set("max_steps", session.options().max_steps);
   }
-  return ckpt.meta_int("metrics_bytes");
+  const int64_t metrics_bytes = ckpt.meta_int("metrics_bytes");
+  if (metrics_bytes < 0)
+    throw error(ckpt.source(), ": metadata 'metrics_bytes' is ", metrics_bytes,
+                "; expected a size >= 0");
+  return metrics_bytes;
 }
 
 // Saves a session's checkpoint with the metrics log's size, so a resumed run can cut the
@@ -154,27 +166,39 @@ int64_t resume_from_checkpoint(Session& session, const Args& args, const std::st
 template <typename Session>
 void save_run_checkpoint(const Session& session, const std::string& dir, const MetricsLog& log) {
   io::Checkpoint ckpt = session.checkpoint();
+  log.sync();
   ckpt.set_meta("metrics_bytes", std::to_string(log.bytes()));
   io::save_checkpoint(ckpt, checkpoint_path(dir));
 }
 
-// The step loop search and train share: steps `session` until it is finished or Ctrl-C
-// arrives, checkpointing at every epoch end and at the stop and redrawing `progress` after
-// each step. `last_epoch` is the epoch record the session's callback last kept (after an
-// epoch's last step the bar shows it: the running sums have restarted). Returns false when
-// interrupted before the end, after saying how to resume (`cellgraph COMMAND --resume DIR`).
+// The step loop search and train share: steps `session` until it is finished or Ctrl-C /
+// SIGTERM arrives, checkpointing at every epoch end and at the stop and redrawing
+// `progress` after each step. `last_epoch` is the epoch record the session's callback last
+// kept (after an epoch's last step the bar shows it: the running sums have restarted).
+// Returns false when interrupted before the end, after saying how to resume (`cellgraph
+// COMMAND --resume DIR`). An Error from a step (a diverged run) is rethrown with what it
+// leaves behind: the last checkpoint, untouched, or none.
 template <typename Session, typename Record>
 bool run_steps(Session& session, const std::string& command, const std::string& dir,
                const MetricsLog& log, Progress& progress, const Record& last_epoch, bool resumed) {
   install_interrupt_handler();
   bool saved = resumed;  // nothing new to save until a step runs
+  int64_t saved_step = resumed ? session.global_step() : -1;
   while (!session.finished() && !interrupted()) {
-    session.step();
+    try {
+      session.step();
+    } catch (const Error& e) {
+      progress.finish();
+      if (saved_step < 0) throw error(e.what(), "; no checkpoint was written");
+      throw error(e.what(), "; ", checkpoint_path(dir), " (step ", saved_step,
+                  ") is the last good state, kept as it was");
+    }
     saved = false;
     const bool ended = session.epoch_just_ended();
     if (ended) {
       save_run_checkpoint(session, dir, log);
       saved = true;
+      saved_step = session.global_step();
     }
     const Record now = ended ? last_epoch : session.snapshot();
     progress.update({.epoch = ended ? session.epoch() - 1 : session.epoch(),

@@ -251,7 +251,7 @@ int run_search(const Args& args) {
            "from an uninterrupted run");
   } else {
     config = config_from_flags(args);
-    prepare_new_run_dir(dir);
+    check_new_run_dir(dir);
   }
 
   const TrainingData data = load_training_data(config.data, config.subset);
@@ -261,10 +261,13 @@ int run_search(const Args& args) {
   SearchSession session(fitted, data.train, config.options());
 
   JsonValue config_doc = config_json(config, shape, data.stats);
-  const int64_t metrics_bytes =
-      resume ? resume_from_checkpoint(session, args, dir, *reader, config_doc) : 0;
-  write_file_atomic(config_path(dir), spec::dump(config_doc, 2) + "\n");
+  std::optional<int64_t> metrics_bytes;
+  if (resume)
+    metrics_bytes = resume_from_checkpoint(session, args, dir, *reader, config_doc);
+  else
+    create_run_dir(dir);  // only now: a failed start leaves no empty run directory behind
   MetricsLog log(metrics_path(dir), metrics_bytes);
+  write_file_atomic(config_path(dir), spec::dump(config_doc, 2) + "\n");
 
   Progress progress;
   std::cerr << (resume ? "resuming " : "searching ") << dir << ": " << config.algo << ", "
@@ -284,7 +287,7 @@ int run_search(const Args& args) {
   });
 
   if (!run_steps(session, "search", dir, log, progress, last_epoch, resume))
-    return kInterruptedExit;
+    return interrupted_exit_status();
   const algorithms::Derived derived = session.derive();
   write_derived(derived, dir + "/derived.json", dir + "/genotype.txt");
   std::cerr << "search done after " << session.global_step() << " steps; wrote " << dir

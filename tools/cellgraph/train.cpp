@@ -221,19 +221,24 @@ int run_train(const Args& args) {
     config = config_from_file(*reader);
   } else {
     config = config_from_flags(args);
-    prepare_new_run_dir(dir);
+    check_new_run_dir(dir);
   }
   const TrainingData data = load_training_data(config.data, config.subset);
+  // Read before the first step: a damaged test split is reported now, not after training.
+  const Dataset test = load_test_data(config.data, data.stats, config.test_subset);
   const algorithms::DataShape shape = algorithms::data_shape(data.train);
   spec::Space fitted = config.space;
   note(algorithms::fit_space_to_data(fitted, shape));
   TrainSession session(fitted, data.train, config.options(data.stats));
 
   JsonValue config_doc = config_json(config, shape, data.stats, fitted);
-  const int64_t metrics_bytes =
-      resume ? resume_from_checkpoint(session, args, dir, *reader, config_doc) : 0;
-  write_file_atomic(config_path(dir), spec::dump(config_doc, 2) + "\n");
+  std::optional<int64_t> metrics_bytes;
+  if (resume)
+    metrics_bytes = resume_from_checkpoint(session, args, dir, *reader, config_doc);
+  else
+    create_run_dir(dir);  // only now: a failed start leaves no empty run directory behind
   MetricsLog log(metrics_path(dir), metrics_bytes);
+  write_file_atomic(config_path(dir), spec::dump(config_doc, 2) + "\n");
 
   Progress progress;
   std::cerr << (resume ? "resuming " : "training ") << dir << ": " << data.train.size()
@@ -262,8 +267,8 @@ int run_train(const Args& args) {
     }
   });
 
-  if (!run_steps(session, "train", dir, log, progress, last_epoch, resume)) return kInterruptedExit;
-  const Dataset test = load_test_data(config.data, data.stats, config.test_subset);
+  if (!run_steps(session, "train", dir, log, progress, last_epoch, resume))
+    return interrupted_exit_status();
   const EvalResult result = evaluate(session.graph(), session.params(), test);
   JsonValue line = JsonValue::object();
   line.set("kind", "test");

@@ -7,7 +7,9 @@
 #include "algorithms/search_step.h"
 #include "engine/error.h"
 #include "engine/optim/clip.h"
+#include "engine/optim/divergence.h"
 #include "engine/sched/executor.h"
+#include "engine/sched/memory_estimate.h"
 #include "ops/ops.h"
 #include "spec/compile.h"
 
@@ -81,7 +83,12 @@ void restore_parameters(const ir::Graph& graph, const ir::ParameterStore& params
         name.rfind("param/", 0) == 0 && !(skip_auxiliary && name.rfind("param/auxiliary.", 0) == 0);
   for (size_t i = 0; i < graph.params.size(); ++i) {
     const Var& v = params.all()[i];
-    v.value().copy_from(ckpt.tensor("param/" + graph.params[i].name, v.shape()));
+    const std::string name = "param/" + graph.params[i].name;
+    const Tensor& t = ckpt.tensor(name, v.shape());
+    if (!all_finite(t))
+      throw error(ckpt.source(), ": entry '", name,
+                  "' holds inf or NaN; the checkpoint is damaged or its run had diverged");
+    v.value().copy_from(t);
   }
   if (entries != graph.params.size())
     throw error(ckpt.source(), ": ", entries, " parameter entries, the network has ",
@@ -104,6 +111,8 @@ TrainSession::TrainSession(spec::Space space, const Dataset& train_set, TrainOpt
                                        .augment = options_.augment}),
       plan_(sched::make_plan(graph_, sched::all_active(graph_))),
       steps_per_epoch_(batches_.batches_per_epoch()) {
+  sched::require_batch_fits(graph_, plan_, options_.batch_size,
+                            "--batch " + std::to_string(options_.batch_size));
   start_ = interval_start_ = Clock::now();
 }
 
@@ -156,8 +165,13 @@ void TrainSession::step() {
   sgd_.set_lr(schedule_.lr_at(epoch_));
   const Batch batch = batches_.next();
   sgd_.zero_grad();
-  loss(batch).backward();
-  if (options_.grad_clip > 0) clip_grad_norm(sgd_.params(), options_.grad_clip);
+  const Var total = loss(batch);
+  total.backward();
+  const double norm = clip_or_measure_grad_norm(sgd_.params(), options_.grad_clip);
+  const std::string hint =
+      detail::concat("lower the learning rate (--lr ", algorithms::decimal_of(options_.lr), ")");
+  require_finite(step_ + 1, "training loss", double(total.value().item()), hint);
+  require_finite(step_ + 1, "weight gradient norm", norm, hint);
   sgd_.step();
   ++step_;
   ++epoch_step_;
@@ -243,17 +257,17 @@ void TrainSession::restore(const io::Checkpoint& ckpt) {
   if (ckpt.meta_int("steps_per_epoch") != steps_per_epoch_)
     throw error(src, ": ", ckpt.meta_int("steps_per_epoch"), " steps per epoch, this run has ",
                 steps_per_epoch_, "; the data, subset or batch size differ");
+  const algorithms::StepCounters counters =
+      algorithms::read_step_counters(ckpt, steps_per_epoch_);  // checks first
   restore_parameters(graph_, params_, ckpt);
   StateTensors state;
   for (const auto& [name, t] : ckpt.tensors())
     if (name.rfind("sgd/", 0) == 0) state.emplace_back(name.substr(4), t);
   sgd_.load_state_tensors(state, src);
   batches_.set_position({ckpt.meta_int("position.epoch"), ckpt.meta_int("position.batch")});
-  step_ = ckpt.meta_int("step");
-  epoch_ = ckpt.meta_int("epoch");
-  epoch_step_ = ckpt.meta_int("epoch_step");
-  if (step_ < 0 || epoch_ < 0 || epoch_step_ < 0 || epoch_step_ >= steps_per_epoch_)
-    throw error(src, ": inconsistent step counters");
+  step_ = counters.step;
+  epoch_ = counters.epoch;
+  epoch_step_ = counters.epoch_step;
   loss_sum_ = ckpt.meta_double("totals.loss");
   aux_loss_sum_ = graph_.aux_logits.valid() ? ckpt.meta_double("totals.aux_loss") : 0;
   correct_ = ckpt.meta_int("totals.correct");
