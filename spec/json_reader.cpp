@@ -11,6 +11,7 @@
 
 #include "engine/error.h"
 #include "spec/detail.h"
+#include "spec/json_value.h"
 
 namespace cellgraph::spec::detail {
 
@@ -147,7 +148,9 @@ Space Reader::read(const Json& root) const {
     fail("/format", "expected the integer 1, got " + describe(format));
   if (!format.is_number_unsigned() || format.get<uint64_t>() != 1)
     fail("/format", "unsupported format " + describe(format) + "; this cellgraph reads format 1");
-  check_fields(root, "", {"format", "name", "description", "op_sets", "cells", "network", "arch"});
+  check_fields(
+      root, "",
+      {"format", "name", "description", "metadata", "op_sets", "cells", "network", "arch"});
   const Json& cells = require(root, "", "cells");
   const Json& network = require(root, "", "network");
   Space space;
@@ -155,6 +158,10 @@ Space Reader::read(const Json& root) const {
   space.name = string(require(root, "", "name"), "/name");
   if (space.name.empty()) fail("/name", "empty name; expected the space's name");
   if (const Json* d = find(root, "description")) space.description = string(*d, "/description");
+  if (const Json* m = find(root, "metadata"))  // its content is read in read_space
+    if (!m->is_object())
+      fail("/metadata",
+           "expected an object (free-form facts about the space), got " + describe(*m));
   if (const Json* sets = find(root, "op_sets")) read_op_sets(*sets, space);
   array(cells, "/cells", "cells", "");
   for (std::size_t i = 0; i < cells.size(); ++i)
@@ -506,7 +513,10 @@ ArchOptions Reader::read_arch(const Json& v, const std::string& ptr) const {
 Space read_space(const std::string& text, const std::string& file) {
   const Json root = parse_json(text, file);
   try {
-    return Reader(file).read(root);
+    Space space = Reader(file).read(root);
+    // The metadata as written: `root` does not keep key order, the JsonValue parse does.
+    if (root.contains("metadata")) space.metadata = *parse_json_string(text, file).find("metadata");
+    return space;
   } catch (const Json::exception& ex) {  // a missed type check: still the user's input
     throw error(file, ": invalid spec (", ex.what(), ")");
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ops/candidates.h"
+#include "spec/json_value.h"
 
 namespace cellgraph::spec {
 
@@ -100,6 +101,10 @@ struct Space {
   std::string name;
   std::string description;
   std::string file;  // where it was read from
+  // "metadata": facts about the space that do not change the network it builds (derive
+  // records the NATS-Bench entry and the skip-connection ratio here). A JSON object, carried
+  // through to_json as given; null when the spec has none.
+  JsonValue metadata;
   std::map<std::string, std::vector<std::string>> op_sets;
   std::vector<Cell> cells;
   Network network;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "spec/detail.h"
+#include "spec/json_value.h"
 #include "spec/parse.h"
 
 namespace cellgraph::spec {
@@ -188,6 +189,7 @@ std::string to_json(const Space& space) {
   root["format"] = 1;
   root["name"] = space.name;
   if (!space.description.empty()) root["description"] = space.description;
+  if (space.metadata.is_object()) root["metadata"] = OJson::parse(dump(space.metadata));
   if (!space.op_sets.empty()) {
     OJson sets = OJson::object();
     for (const auto& [name, ops] : space.op_sets) sets[name] = ops;
