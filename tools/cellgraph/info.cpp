@@ -1,12 +1,15 @@
-// cellgraph info SPEC [--json]: what a spec compiles to (shapes, counts, MACs).
+// cellgraph info SPEC [--json]: what a spec compiles to (shapes, counts, MACs), and for a
+// fixed network its skip-connection ratio and, for a NATS-Bench cell, its NATS-Bench entry.
 #include <iostream>
 #include <map>
 #include <sstream>
 
+#include "algorithms/nats_bench.h"
 #include "ops/candidates.h"
 #include "spec/compile.h"
 #include "spec/json_value.h"
 #include "spec/parse.h"
+#include "tools/cellgraph/cell_report.h"
 #include "tools/cellgraph/commands.h"
 #include "tools/cellgraph/run_dir.h"
 
@@ -113,6 +116,12 @@ JsonValue describe(const std::string& path, const spec::Space& space, const ir::
       weights_by_op.set(std::string(info.name), by_op[std::string(info.name)]);
   if (by_op.count("other")) weights_by_op.set("other", by_op["other"]);
   out.set("weights_by_op", weights_by_op);
+  if (space.is_fixed()) {  // what is known about the cells themselves
+    if (const std::optional<algorithms::NatsEntry> nats = algorithms::nats_lookup(space))
+      out.set("nats_bench", nats_json(*nats));
+    const algorithms::SkipRatio skips = algorithms::skip_ratio(space);
+    if (skips.edges > 0) out.set("skip_ratio", skip_ratio_json(skips));
+  }
   return out;
 }
 
@@ -189,6 +198,9 @@ int run_info(const Args& args) {
     std::cout << spec::dump(d, 2) << "\n";
   else
     print_text(d);
+  if (!args.has("json") && space.is_fixed())
+    if (const std::string facts = cell_facts_text(space); !facts.empty())
+      std::cout << "\n" << facts;
   return 0;
 }
 
@@ -200,7 +212,10 @@ const Command& info_command() {
       .summary = "show what a spec compiles to: shapes, cells, weights, MACs",
       .positionals = {"SPEC"},
       .flags = {{"json", "", "print one JSON object instead of text", ""}},
-      .details = "Counts are per network; MACs are for one sample with every candidate active.",
+      .details =
+          "Counts are per network; MACs are for one sample with every candidate active. "
+          "A fixed network also gets its skip-connection ratio, and a NATS-Bench "
+          "topology cell its NATS-Bench index and test accuracies.",
       .run = run_info};
   return command;
 }

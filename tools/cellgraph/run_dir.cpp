@@ -11,6 +11,7 @@
 
 #include "engine/error.h"
 #include "spec/parse.h"
+#include "tools/cellgraph/cell_report.h"
 #include "tools/cellgraph/cli.h"
 
 namespace cellgraph::tools {
@@ -257,7 +258,9 @@ JsonValue input_json(const algorithms::DataShape& shape) {
 
 void write_derived(const algorithms::Derived& derived, const std::string& json_path,
                    const std::string& genotype_path) {
-  write_file_atomic(json_path, spec::to_json(derived.space));
+  spec::Space fixed = derived.space;
+  record_cell_facts(fixed);
+  write_file_atomic(json_path, spec::to_json(fixed));
   write_file_atomic(genotype_path, derived.genotype + "\n");
 }
 

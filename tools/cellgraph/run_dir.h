@@ -121,7 +121,8 @@ ChannelStats stats_from_json(const ConfigReader& config, const std::string& key)
 algorithms::DataShape shape_from_config(const ConfigReader& config);
 spec::JsonValue input_json(const algorithms::DataShape& shape);
 
-// Writes derived.json (spec::to_json of the fixed network) and genotype.txt atomically.
+// Writes derived.json (spec::to_json of the fixed network, with its NATS-Bench entry and
+// skip-connection ratio in "metadata": cell_report.h) and genotype.txt atomically.
 void write_derived(const algorithms::Derived& derived, const std::string& json_path,
                    const std::string& genotype_path);
 
