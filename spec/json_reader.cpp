@@ -502,9 +502,19 @@ ArchOptions Reader::read_arch(const Json& v, const std::string& ptr) const {
     if (arch.init_std < 0)
       fail(child(ptr, "init_std"), "expected a number >= 0, got " + describe(*s));
   }
-  if (const Json* s = find(v, "share"))
-    arch.share_by_cell =
-        choice(*s, child(ptr, "share"), {"cell_type", "none"}, "share") == "cell_type";
+  if (const Json* s = find(v, "share")) {
+    // "none" (an architecture per cell instance) compiles and searches, but derivation
+    // writes one cell definition per cell type: refused here, before a search loses an
+    // epoch to it.
+    const std::string share_ptr = child(ptr, "share");
+    if (s->is_string() && s->get<std::string>() == "none")
+      fail(share_ptr,
+           "\"share\": \"none\" (one architecture per cell instance) is not supported: "
+           "derivation needs one architecture per cell type, written back as that cell's "
+           "definition; expected \"cell_type\" (the default), or a separate cell for each "
+           "instance that should get its own architecture");
+    choice(*s, share_ptr, {"cell_type"}, "share");
+  }
   return arch;
 }
 

@@ -92,8 +92,12 @@ struct Network {
 };
 
 struct ArchOptions {
-  double init_std = 1e-3;     // architecture logits ~ init_std * N(0, 1)
-  bool share_by_cell = true;  // one parameter set per cell type, shared by its instances
+  double init_std = 1e-3;  // architecture logits ~ init_std * N(0, 1)
+  // One parameter set per cell type, shared by its instances. The reader refuses
+  // "share": "none" (derivation writes one architecture per cell type), so only a Space
+  // built in code has false here: the compiler then makes one group per instance, which
+  // derive refuses.
+  bool share_by_cell = true;
 };
 
 struct Space {

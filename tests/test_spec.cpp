@@ -167,7 +167,7 @@ TEST_CASE("spec: the HB cell keeps parallel edges and their one-hot init") {
   CHECK(y.edges[0].init.at("sep_conv_3x3") == -0.5);
   CHECK(y.edges[2].ops == std::vector<std::string>{"skip_connect"});
   CHECK(s.arch.init_std == 0.0);
-  CHECK_FALSE(s.arch.share_by_cell);
+  CHECK(s.arch.share_by_cell);
   const std::string written = spec::to_json(s);
   CHECK(written.find("\"init\": {\"skip_connect\": 1.0}") != std::string::npos);
 }
