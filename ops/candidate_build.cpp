@@ -27,11 +27,30 @@ ValueId pool(Builder& b, OpKind kind, ValueId x, const CandidateSite& site) {
   return site.search && !site.edge_bn ? ir::batch_norm(b, p, site.name + ".bn", {false}) : p;
 }
 
-void require_stride(const CandidateSite& site, int stride, const char* op) {
-  if (site.stride != stride)
-    throw error(site.name, ": op '", op, "' cannot be used with stride ", site.stride);
+// "FILE:POINTER: " while the spec compiler builds (it sets the builder's context).
+std::string context_of(const Builder& b) { return b.context().empty() ? "" : b.context() + ": "; }
+
+void require_stride(const Builder& b, const CandidateSite& site, int stride, const char* op) {
+  if (site.stride == stride) return;
+  throw error(context_of(b), site.name, ": op '", op, "' cannot be used with stride ", site.stride,
+              stride == 1 ? "; expected it only on stride-1 edges (the edges leaving a reduction "
+                            "cell's inputs have stride 2)"
+                          : "; expected it only on the edges leaving a reduction cell's inputs "
+                            "(stride 2)");
 }
 }  // namespace
+
+void require_even_map(const Builder& b, ValueId x, const std::string& name,
+                      const std::string& what) {
+  const Shape& s = b.shape(x);
+  const int64_t h = s[2], w = s[3];
+  if (h % 2 == 0 && w % 2 == 0) return;
+  throw error(context_of(b), name, ": ", what, " cannot halve a ", h, "x", w,
+              " map: its even and its odd pixels give ", (h + 1) / 2, "x", (w + 1) / 2, " and ",
+              h / 2, "x", w / 2,
+              " halves; expected even sides here (change network.input or the stride-2 steps "
+              "before this cell)");
+}
 
 ValueId build_candidate(Builder& b, Candidate op, ValueId x, const CandidateSite& site) {
   const bool affine = !site.search;
@@ -41,7 +60,9 @@ ValueId build_candidate(Builder& b, Candidate op, ValueId x, const CandidateSite
     case Candidate::none:
       return b.op1(OpKind::zero, ZeroAttrs{site.stride}, {x}, n);
     case Candidate::skip_connect:
-      return site.stride == 1 ? x : ir::factorized_reduce(b, x, c, affine, n);
+      if (site.stride == 1) return x;
+      require_even_map(b, x, n, "skip_connect at stride 2 (a factorized reduce)");
+      return ir::factorized_reduce(b, x, c, affine, n);
     case Candidate::max_pool_3x3:
       return pool(b, OpKind::max_pool, x, site);
     case Candidate::avg_pool_3x3:
@@ -63,10 +84,11 @@ ValueId build_candidate(Builder& b, Candidate op, ValueId x, const CandidateSite
     case Candidate::nor_conv_3x3:
       return ir::relu_conv_bn(b, x, c, 3, site.stride, 1, affine, n);
     case Candidate::neg_identity:
-      require_stride(site, 1, "neg_identity");
+      require_stride(b, site, 1, "neg_identity");
       return b.op1(OpKind::negate, NoAttrs{}, {x}, n);
     case Candidate::factorized_reduce:
-      require_stride(site, 2, "factorized_reduce");
+      require_stride(b, site, 2, "factorized_reduce");
+      require_even_map(b, x, n, "factorized_reduce");
       return ir::factorized_reduce(b, x, c, affine, n);
     case Candidate::rnn_none:
     case Candidate::rnn_tanh:
@@ -75,7 +97,8 @@ ValueId build_candidate(Builder& b, Candidate op, ValueId x, const CandidateSite
     case Candidate::rnn_identity:
       break;
   }
-  throw error(n, ": recurrent op in a convolutional cell");
+  throw error(context_of(b), n, ": recurrent op '", candidate_ops()[size_t(op)].name,
+              "' in a convolutional cell; expected a convolutional op");
 }
 
 }  // namespace cellgraph

@@ -21,4 +21,11 @@ struct CandidateSite {
 // Returns the edge's output value (for skip_connect at stride 1: x itself).
 ir::ValueId build_candidate(ir::Builder& b, Candidate op, ir::ValueId x, const CandidateSite& site);
 
+// A factorized reduce of `x` (the one `what` names, at label `name`): throws Error naming
+// the builder's context when a side of x is odd, where the even and the odd pixels give
+// halves of different sizes that cannot be concatenated. Stride-2 convs and pools take
+// any size, so this is the one halving that needs even sides.
+void require_even_map(const ir::Builder& b, ir::ValueId x, const std::string& name,
+                      const std::string& what);
+
 }  // namespace cellgraph

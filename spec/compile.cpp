@@ -35,6 +35,8 @@ class Compiler {
       : space_(space), options_(options), b_(graph_) {}
 
   ir::Graph run() {
+    if (const std::optional<Unsupported> u = unsupported_by_compile(space_))
+      throw error(space_.file, ":", u->pointer, ": ", u->what);
     const Network& net = space_.network;
     graph_.input = b_.input({1, net.in_channels, net.in_height, net.in_width});
     declare_arch_groups();
@@ -44,9 +46,8 @@ class Compiler {
       x = layer(net.stem[i], x, "stem." + std::to_string(i));
     prev_prev_ = prev_ = x;
     for (const Stage& stage : net.body)
-      for (int r = 0; r < stage.repeat; ++r) this->stage(stage);
+      for (int r = 0; r < stage.repeat; ++r) this->stage(stage, r);
     x = prev_;
-    stage_pointer_.clear();
     b_.set_share_scope("head");
     for (size_t i = 0; i < net.head.size(); ++i)
       x = layer(net.head[i], x, "head." + std::to_string(i));
@@ -56,13 +57,10 @@ class Compiler {
   }
 
  private:
-  // Errors name the spec element being built and, inside a cell, the stage using it.
-  void at(const std::string& pointer) {
-    std::string context = space_.file + ":" + pointer;
-    if (!stage_pointer_.empty() && pointer != stage_pointer_)
-      context += " (cell " + std::to_string(index_ - 1) + " at " + stage_pointer_ + ")";
-    b_.set_context(std::move(context));
-  }
+  // Errors start with "FILE:POINTER: " naming the spec element being built (a layer, a
+  // stage, a cell's edge or node), as the validator's do; errors inside a cell instance
+  // add which instance at the end (stage()).
+  void at(const std::string& pointer) { b_.set_context(space_.file + ":" + pointer); }
 
   // Creates every architecture group and row before any node is built, so that each
   // coefficient matrix has its final shape when the first mixed edge reads it.
@@ -114,10 +112,9 @@ class Compiler {
     throw error(b_.context(), ": unknown layer op '", l.op, "'");
   }
 
-  void stage(const Stage& s) {
+  void stage(const Stage& s, int repeat) {
     const std::string name = "cells." + std::to_string(index_++);
     b_.set_share_scope(name);
-    stage_pointer_ = s.pointer;
     at(s.pointer);
     if (!s.block.empty()) {
       prev_prev_ = prev_ = residual_block(prev_, s.channels, s.stride, name);
@@ -126,7 +123,17 @@ class Compiler {
     }
     const Cell* cell = space_.find_cell(s.cell);
     if (cell == nullptr) throw error(b_.context(), ": unknown cell '", s.cell, "'");
-    const ValueId out = cell_instance(*cell, s.channels, name);
+    ValueId out;
+    try {
+      out = cell_instance(*cell, s.channels, name);
+    } catch (const Error& e) {
+      // The pointer names the cell definition, shared by every instance: say which one.
+      throw error(e.what(), " (in ", name, ", ",
+                  s.repeat == 1
+                      ? "the cell"
+                      : "repeat " + std::to_string(repeat + 1) + " of " + std::to_string(s.repeat),
+                  " at ", s.pointer, ")");
+    }
     prev_prev_ = prev_;
     prev_ = out;
     prev_reduction_ = cell->reduction;
@@ -183,6 +190,13 @@ class Compiler {
     const ValueId a = ir::relu_conv_bn(b_, x, c, 3, stride, 1, true, name + ".conv_a");
     const ValueId bb = ir::relu_conv_bn(b_, a, c, 3, 1, 1, true, name + ".conv_b");
     ValueId shortcut = x;
+    if (stride == 2 && (b_.shape(x)[2] % 2 != 0 || b_.shape(x)[3] % 2 != 0))
+      throw error(b_.context(), ": ", name, ": a stride-2 residual block cannot halve a ",
+                  b_.shape(x)[2], "x", b_.shape(x)[3], " map: its convs (padding 1) give ",
+                  b_.shape(a)[2], "x", b_.shape(a)[3], " and its shortcut's 2x2 pooling ",
+                  b_.shape(x)[2] / 2, "x", b_.shape(x)[3] / 2,
+                  "; expected even sides here (change network.input or the stride-2 steps "
+                  "before this block)");
     if (stride == 2) {
       const ValueId p = b_.op1(OpKind::avg_pool, PoolAttrs{.kernel = 2, .stride = 2, .padding = 0},
                                {x}, name + ".down.pool");
@@ -207,8 +221,14 @@ class Compiler {
       b_.set_share_scope(pre);  // the ONNX cell export tells the two inputs apart by it
       if (cell.preprocess == "auto") {
         const bool older = cell.inputs.size() == 2 && i == 0;
-        v = older && prev_reduction_ ? ir::factorized_reduce(b_, v, c, !search, pre)
-                                     : ir::relu_conv_bn(b_, v, c, 1, 1, 0, !search, pre);
+        if (older && prev_reduction_) {
+          require_even_map(b_, v, pre,
+                           "the preprocessing of input '" + cell.inputs[i] +
+                               "' after a reduction cell (a factorized reduce)");
+          v = ir::factorized_reduce(b_, v, c, !search, pre);
+        } else {
+          v = ir::relu_conv_bn(b_, v, c, 1, 1, 0, !search, pre);
+        }
       }
       states[cell.inputs[i]] = v;
       is_input[cell.inputs[i]] = true;
@@ -400,7 +420,6 @@ class Compiler {
   int reductions_ = 0;  // reduction cells built so far
   ValueId aux_input_;   // the second reduction cell's output
   int index_ = 0;
-  std::string stage_pointer_;
   int32_t row_in_group_ = 0;
   std::map<std::string, ArchGroupId> group_of_key_;
   std::map<int32_t, std::map<int, int32_t>> rows_of_group_;
@@ -420,6 +439,18 @@ PoolAttrs aux_pool_attrs(int64_t height, int64_t width) {
     throw error("a ", height, " x ", width,
                 " map: the head pools square maps to 2 x 2 (or DARTS' 8 to 10 pixel maps)");
   return PoolAttrs{.kernel = int(height - height / 2), .stride = int(height / 2), .padding = 0};
+}
+
+std::optional<Unsupported> unsupported_by_compile(const Space& space) {
+  for (const Stage& stage : space.network.body) {
+    const Cell* cell = stage.cell.empty() ? nullptr : space.find_cell(stage.cell);
+    if (cell != nullptr && cell->kind == CellKind::recurrent)
+      return Unsupported{.pointer = cell->pointer,
+                         .what = "recurrent cells are not supported yet: cell '" + cell->name +
+                                 "' (used at " + stage.pointer +
+                                 ") is recurrent; the compiler builds convolutional cells only"};
+  }
+  return std::nullopt;
 }
 
 ir::Graph compile(const Space& space, const CompileOptions& options) {

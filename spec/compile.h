@@ -1,8 +1,13 @@
 // spec::Space -> ir::Graph: builds the network the spec describes with one batch-1 shape
 // per value, creates its parameters and its architecture-parameter groups. Errors
-// (shapes that do not fit, ops that cannot take a stride) name the spec file and the
-// JSON pointer of the stage / edge being built.
+// (shapes that do not fit, ops that cannot take a stride) read like the validator's,
+// "FILE:POINTER: what", POINTER naming the spec's layer, stage, or the cell's edge or node
+// being built; inside a cell they end with the instance, "(in cells.3, repeat 2 of 4 at
+// /network/body/0)", since one cell definition serves every instance.
 #pragma once
+
+#include <optional>
+#include <string>
 
 #include "engine/ir/graph.h"
 #include "spec/space.h"
@@ -24,6 +29,16 @@ struct CompileOptions {
 };
 
 ir::Graph compile(const Space& space, const CompileOptions& options = {});
+
+// Something a valid spec may say that compile cannot build yet: recurrent cells.
+struct Unsupported {
+  std::string pointer;  // JSON pointer of the spec element (the cell)
+  std::string what;     // "recurrent cells are not supported yet: ..."
+};
+// What compile would refuse as not supported yet (it throws "FILE:POINTER: what"), or
+// nullopt. Lets `cellgraph validate` and the tests tell a valid spec the compiler cannot
+// build yet from a broken one.
+std::optional<Unsupported> unsupported_by_compile(const Space& space);
 
 // The auxiliary head's pool for an H x W map: DARTS' 5x5 window at stride 3 when it gives
 // 2x2 (maps of 8 to 10 pixels: CIFAR's 8x8), otherwise the square window and stride that
