@@ -117,7 +117,8 @@ class Compiler {
     b_.set_share_scope(name);
     at(s.pointer);
     if (!s.block.empty()) {
-      prev_prev_ = prev_ = residual_block(prev_, s.channels, s.stride, name);
+      // Only the first block of a stage strides (docs/spec.md, Stage).
+      prev_prev_ = prev_ = residual_block(prev_, s.channels, repeat == 0 ? s.stride : 1, name);
       prev_reduction_ = false;
       return;
     }

@@ -110,3 +110,33 @@ TEST_CASE("compile: an odd map at a factorized reduce is a named error at the sp
           .c_str(),
       Error);
 }
+
+TEST_CASE("compile: a block stage strides in its first block only, as validate walks it") {
+  // NATS-Bench's layout with the middle block repeated: 32x32 -> 16x16 once, not 8x8.
+  spec::Space s =
+      spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/tests/specs/good/nats_bench_tss.json");
+  spec::Stage* block = nullptr;
+  int first = 0;  // the instance index of the block stage's first block
+  for (spec::Stage& stage : s.network.body) {
+    if (!stage.block.empty()) {
+      block = &stage;
+      break;
+    }
+    first += stage.repeat;
+  }
+  REQUIRE(block != nullptr);
+  REQUIRE(block->stride == 2);
+  block->repeat = 3;
+  const ir::Graph g = spec::compile(s);
+  const auto map_after = [&](const std::string& label) {
+    for (const ir::Node& n : g.nodes)
+      if (n.label == label) return g.value(n.outputs[0]).shape;
+    FAIL("no node ", label);
+    return Shape{};
+  };
+  CHECK(map_after("cells." + std::to_string(first) + ".add") == Shape{1, block->channels, 16, 16});
+  CHECK(map_after("cells." + std::to_string(first + 1) + ".add") ==
+        Shape{1, block->channels, 16, 16});
+  CHECK(map_after("cells." + std::to_string(first + 2) + ".add") ==
+        Shape{1, block->channels, 16, 16});
+}
