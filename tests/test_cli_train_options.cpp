@@ -331,3 +331,36 @@ TEST_CASE(
   CHECK_FALSE(has(read_text(dir / "aux.onnx"), "auxiliary.conv"));
   CHECK_FALSE(has(read_text(dir / "aux.onnx"), "auxiliary.linear"));
 }
+
+// The epoch record's s/step is the epoch's mean, also when a log record falls on the epoch's
+// last step (it used to cover only the steps since that log record: none, so inf / null).
+TEST_CASE("train: the epoch line's seconds per step is the mean over the epoch") {
+  SKIP_WITHOUT_FASHION_MNIST();
+  TempDir dir;
+  // 8 steps per epoch, a log record every 4: one lands on each epoch's last step.
+  const Result r = run_cli(dir, "train " + write_tiny_fixed(dir) + " --out " + (dir / "run") +
+                                    " --data " + kData +
+                                    " --subset 64 --test-subset 16 --batch 8 --epochs 2 "
+                                    "--log-every 4 --threads 1");
+  REQUIRE(r.status == 0);
+  std::istringstream lines(read_text(dir / "run/metrics.jsonl"));
+  std::string line;
+  std::vector<double> logs;
+  int epochs = 0;
+  while (std::getline(lines, line)) {
+    const spec::JsonValue v = spec::parse_json_string(line, "metrics.jsonl");
+    if (v.find("kind")->as_string() == "log")
+      logs.push_back(v.find("seconds_per_step")->as_double());
+    if (v.find("kind")->as_string() != "epoch") continue;
+    ++epochs;
+    REQUIRE(v.find("seconds_per_step")->is_number());
+    const double epoch = v.find("seconds_per_step")->as_double();
+    REQUIRE(logs.size() == 2);  // the epoch's two intervals of 4 steps
+    // The mean of two equal-length intervals lies between them (clock overhead aside).
+    CHECK(epoch > 0);
+    CHECK(epoch >= 0.9 * std::min(logs[0], logs[1]));
+    CHECK(epoch <= 1.1 * std::max(logs[0], logs[1]));
+    logs.clear();
+  }
+  CHECK(epochs == 2);
+}

@@ -113,7 +113,7 @@ TrainSession::TrainSession(spec::Space space, const Dataset& train_set, TrainOpt
       steps_per_epoch_(batches_.batches_per_epoch()) {
   sched::require_batch_fits(graph_, plan_, options_.batch_size,
                             "--batch " + std::to_string(options_.batch_size));
-  start_ = interval_start_ = Clock::now();
+  start_ = interval_start_ = epoch_start_ = Clock::now();
 }
 
 bool TrainSession::finished() const {
@@ -176,6 +176,7 @@ void TrainSession::step() {
   ++step_;
   ++epoch_step_;
   ++interval_steps_;
+  ++epoch_steps_timed_;
   epoch_ended_ = false;
   if (options_.log_every > 0 && step_ % options_.log_every == 0 && callback_)
     callback_(record(TrainRecord::Kind::log));
@@ -205,11 +206,15 @@ TrainRecord TrainSession::record(TrainRecord::Kind kind) {
   TrainRecord r = snapshot();
   r.kind = kind;
   const Clock::time_point now = Clock::now();
+  // A log record covers the steps since the last log record, an epoch record the whole
+  // epoch (a log record at the epoch's last step must not leave it an empty interval).
+  Clock::time_point& since = kind == TrainRecord::Kind::log ? interval_start_ : epoch_start_;
+  int64_t& steps = kind == TrainRecord::Kind::log ? interval_steps_ : epoch_steps_timed_;
   r.seconds_per_step =
-      std::chrono::duration<double>(now - interval_start_).count() / double(interval_steps_);
+      steps > 0 ? std::chrono::duration<double>(now - since).count() / double(steps) : 0.0;
   r.elapsed = elapsed_before_ + std::chrono::duration<double>(now - start_).count();
-  interval_start_ = now;
-  interval_steps_ = 0;
+  since = now;
+  steps = 0;
   return r;
 }
 
@@ -273,8 +278,8 @@ void TrainSession::restore(const io::Checkpoint& ckpt) {
   correct_ = ckpt.meta_int("totals.correct");
   count_ = ckpt.meta_int("totals.count");
   elapsed_before_ = ckpt.meta_double("elapsed");
-  start_ = interval_start_ = Clock::now();
-  interval_steps_ = 0;
+  start_ = interval_start_ = epoch_start_ = Clock::now();
+  interval_steps_ = epoch_steps_timed_ = 0;
   epoch_ended_ = false;
 }
 

@@ -143,8 +143,8 @@ class TrainSession {
   double loss_sum_ = 0, aux_loss_sum_ = 0;
   int64_t correct_ = 0, count_ = 0;
   double elapsed_before_ = 0;
-  std::chrono::steady_clock::time_point start_, interval_start_;
-  int64_t interval_steps_ = 0;
+  std::chrono::steady_clock::time_point start_, interval_start_, epoch_start_;
+  int64_t interval_steps_ = 0, epoch_steps_timed_ = 0;
   std::function<void(const TrainRecord&)> callback_;
 };
 
