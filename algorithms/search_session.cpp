@@ -333,6 +333,7 @@ SearchRecord SearchSession::snapshot() const {
   r.val_loss = mean(totals_.val_loss, totals_.val_count);
   r.train_accuracy = mean(double(totals_.train_correct), totals_.train_count);
   r.val_accuracy = mean(double(totals_.val_correct), totals_.val_count);
+  r.has_validation = !algorithm_->one_stage;
   r.lr = decimal_of(schedule_.lr_at(epoch_));
   return r;
 }

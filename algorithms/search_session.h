@@ -77,6 +77,7 @@ struct SearchRecord {
   int64_t epoch = 0;  // 0-based epoch the reported steps belong to
   int64_t step = 0;   // global steps done
   double train_loss = 0, train_accuracy = 0, val_loss = 0, val_accuracy = 0;
+  bool has_validation = true;  // false: the algorithm has no validation split (ista-onestage)
   double lr = 0;  // the float learning rate as its shortest decimal (0.025, not 0.0250000004)
   double seconds_per_step = 0;  // timing: mean over the interval (log) or the epoch (epoch)
   double elapsed = 0;           // timing: seconds of search so far, across resumes

@@ -199,6 +199,12 @@ TEST_CASE("cli: a one-stage ISTA-NAS search exports its absorbed network directl
                      dir);
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(has(read_text(dir / "one/derived.json"), "\"edge_bn\": true"));
+  // No validation split: the metrics have no val fields (not zeros), the lines no val part.
+  const std::string metrics = read_text(dir / "one/metrics.jsonl");
+  CHECK(has(metrics, "\"kind\":\"epoch\""));
+  CHECK(has(metrics, "\"train_loss\""));
+  CHECK(!has(metrics, "val_"));
+  CHECK(!has(r.err, "val loss"));
   const std::string images = dir / "x.npy";
   write_images(images, {3, 1, 28, 28}, 4);
   export_and_compare(dir, dir / "one", "", images, "onestage");

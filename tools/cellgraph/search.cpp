@@ -193,8 +193,10 @@ JsonValue record_json(const SearchRecord& r) {
   j.set("step", r.step);
   j.set("train_loss", r.train_loss);
   j.set("train_acc", r.train_accuracy);
-  j.set("val_loss", r.val_loss);
-  j.set("val_acc", r.val_accuracy);
+  if (r.has_validation) {
+    j.set("val_loss", r.val_loss);
+    j.set("val_acc", r.val_accuracy);
+  }
   j.set("lr", r.lr);
   j.set("seconds_per_step", r.seconds_per_step);
   j.set("elapsed", r.elapsed);
@@ -226,13 +228,18 @@ JsonValue record_json(const SearchRecord& r) {
 
 std::string record_line(const SearchRecord& r, int64_t epochs) {
   char text[256];
-  std::snprintf(text, sizeof text,
-                "%s %lld/%lld step %lld: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | "
-                "lr %.5f | %.3f s/step",
+  std::snprintf(text, sizeof text, "%s %lld/%lld step %lld: train loss %.4f acc %.2f%% | ",
                 r.kind == SearchRecord::Kind::epoch ? "end of epoch" : "epoch",
                 (long long)(r.epoch + 1), (long long)epochs, (long long)r.step, r.train_loss,
-                100 * r.train_accuracy, r.val_loss, 100 * r.val_accuracy, r.lr, r.seconds_per_step);
-  return text;
+                100 * r.train_accuracy);
+  std::string line = text;
+  if (r.has_validation) {
+    std::snprintf(text, sizeof text, "val loss %.4f acc %.2f%% | ", r.val_loss,
+                  100 * r.val_accuracy);
+    line += text;
+  }
+  std::snprintf(text, sizeof text, "lr %.5f | %.3f s/step", r.lr, r.seconds_per_step);
+  return line + text;
 }
 
 int run_search(const Args& args) {
