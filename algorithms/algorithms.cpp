@@ -44,6 +44,14 @@ const std::vector<Algorithm>& algorithms() {
   return kList;
 }
 
+std::string algorithm_names() {
+  std::string out;
+  const std::vector<Algorithm>& all = algorithms();
+  for (size_t i = 0; i < all.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == all.size() ? " or " : ", ") + all[i].name;
+  return out;
+}
+
 const Algorithm& find_algorithm(const std::string& name) {
   std::string known;
   for (const Algorithm& a : algorithms()) {

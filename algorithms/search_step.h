@@ -93,6 +93,8 @@ struct Algorithm {
 };
 
 const std::vector<Algorithm>& algorithms();
+// The algorithm names for help texts: "darts, darts2, ... or ista-onestage".
+std::string algorithm_names();
 // Throws Error listing the known names when `name` is not one.
 const Algorithm& find_algorithm(const std::string& name);
 void run_step(const Algorithm& algorithm, StepContext& ctx);

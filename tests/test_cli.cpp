@@ -16,6 +16,7 @@
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 
+#include "algorithms/search_step.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "spec/json_value.h"
@@ -101,6 +102,26 @@ TEST_CASE("cli: validate, info, help and flag errors") {
     CHECK(r.status == 0);
     CHECK(has(r.out, std::string("usage: cellgraph ") + command));
   }
+  // Help names every algorithm, from the registry (search once said "(DARTS)").
+  const std::string search_help = run_cli("search --help").out;
+  const std::string bench_help = run_cli("bench --help").out;
+  CHECK(!has(search_help, "(DARTS)"));
+  for (const algorithms::Algorithm& a : algorithms::algorithms()) {
+    CAPTURE(a.name);
+    CHECK(has(search_help, a.name));
+    CHECK(has(bench_help, a.name));
+  }
+  // An option of another algorithm is refused, naming its owner, not silently ignored.
+  r = run_cli("search " + darts + " --out x --nasp-eta 0.1");
+  CHECK(r.status == 1);
+  CHECK(r.err ==
+        "cellgraph: error: --nasp-eta is an option of --algo nasp; this search runs --algo "
+        "darts, which would ignore it\n");
+  r = run_cli("search " + darts + " --out x --algo ista --ista-epsilon 0.1");
+  CHECK(has(r.err, "--ista-epsilon is an option of --algo ista-onestage;"));
+  r = run_cli("search " + darts + " --out x --algo milenas --ista-solver ista");
+  CHECK(has(r.err, "--ista-solver is an option of --algo ista or ista-onestage;"));
+  CHECK(!std::filesystem::exists("x"));
 }
 
 TEST_CASE("cli: validate reports what only compiling shows, with the spec's file and pointer") {

@@ -133,7 +133,7 @@ const Command& bench_command() {
       .name = "bench",
       .summary = "time search steps (and each pass) and measure peak memory on random data",
       .positionals = {"SPEC"},
-      .flags = {{"algo", "NAME", "darts, darts2, milenas, nasp or ista", "darts"},
+      .flags = {{"algo", "NAME", algorithms::algorithm_names(), "darts"},
                 {"batch", "B", "batch size of the train and val batches", "64"},
                 {"steps", "N", "timed steps (the median is reported)", "10"},
                 {"warmup", "N", "untimed steps first", "2"},

@@ -1,5 +1,6 @@
 // cellgraph search SPEC --out DIR | --resume DIR: architecture search with checkpoints,
 // metrics and derivation (docs/cli.md).
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <limits>
@@ -120,6 +121,37 @@ struct SearchConfig : RunBasics {
   }
 };
 
+// The flags that only one algorithm (or family) reads, and their owners.
+struct OwnedFlag {
+  const char* flag;
+  std::vector<std::string> algorithms;
+};
+const std::vector<OwnedFlag>& owned_flags() {
+  static const std::vector<OwnedFlag> kOwned = {{"milenas-lambda", {"milenas"}},
+                                                {"nasp-eta", {"nasp"}},
+                                                {"nasp-optimizer", {"nasp"}},
+                                                {"ista-m", {"ista", "ista-onestage"}},
+                                                {"ista-lambda", {"ista", "ista-onestage"}},
+                                                {"ista-tolerance", {"ista", "ista-onestage"}},
+                                                {"ista-iterations", {"ista", "ista-onestage"}},
+                                                {"ista-solver", {"ista", "ista-onestage"}},
+                                                {"ista-dictionary", {"ista", "ista-onestage"}},
+                                                {"ista-epsilon", {"ista-onestage"}}};
+  return kOwned;
+}
+
+// An option of another algorithm would be silently ignored: refuse it by name.
+void refuse_foreign_flags(const Args& args, const std::string& algo) {
+  for (const OwnedFlag& o : owned_flags()) {
+    if (!args.has(o.flag)) continue;
+    if (std::find(o.algorithms.begin(), o.algorithms.end(), algo) != o.algorithms.end()) continue;
+    std::string owners;
+    for (const std::string& a : o.algorithms) owners += (owners.empty() ? "" : " or ") + a;
+    throw error("--", o.flag, " is an option of --algo ", owners, "; this search runs --algo ",
+                algo, ", which would ignore it");
+  }
+}
+
 SearchConfig config_from_flags(const Args& args) {
   SearchConfig c;
   if (args.positional_count() == 0)
@@ -146,6 +178,7 @@ SearchConfig config_from_flags(const Args& args) {
   if (c.ista_dictionary != "uniform" && c.ista_dictionary != "gaussian")
     throw error("--ista-dictionary: expected 'uniform' or 'gaussian', got '", c.ista_dictionary,
                 "'");
+  refuse_foreign_flags(args, c.algo);
   c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
   return c;
 }
@@ -343,7 +376,8 @@ std::vector<Flag> search_flags() {
 const Command& search_command() {
   static const Command command{
       .name = "search",
-      .summary = "search an architecture (DARTS) with checkpoints; derive the result",
+      .summary = "search an architecture (--algo " + algorithms::algorithm_names() +
+                 ") with checkpoints; derive the result",
       .positionals = {"SPEC"},
       .positionals_optional = true,
       .flags = search_flags(),
