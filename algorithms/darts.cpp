@@ -1,7 +1,7 @@
 // DARTS (Liu et al., ICLR 2019): softmax relaxation of each mixed edge; architecture
 // updated by Adam on the validation loss, first order (w treated as constant) or second
 // order (one unrolled SGD step, Hessian-vector product by finite differences). The
-// equations are in DESIGN.md §4 and docs/algorithms.md.
+// equations are in docs/algorithms.md.
 #include <cmath>
 
 #include "algorithms/search_step.h"

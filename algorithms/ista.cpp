@@ -1,4 +1,4 @@
-// ISTA-NAS, two-stage (DESIGN.md §4, docs/algorithms.md). Per intermediate node j with
+// ISTA-NAS, two-stage (docs/algorithms.md). Per intermediate node j with
 // n_j = (incoming edges) x (candidate ops, none excluded) dictionary entries:
 //   z_j = argmin_z 1/2 ||A_j z - b_j||^2 + lambda ||z||_1     (ISTA / FISTA, warm start)
 //   S   = the s largest |z_j| (s = the node's keep)

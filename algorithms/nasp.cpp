@@ -1,4 +1,4 @@
-// NASP's architecture step (DESIGN.md §4, docs/algorithms.md):
+// NASP's architecture step (docs/algorithms.md):
 //   A_bar = prox_C1(A)                       one-hot rows at the arg-max
 //   A     = prox_C2(A - lr * dF/dA_bar)      F = L_val(w, A_bar) + eta * R(A_bar)
 //   A_bar = prox_C1(A)                       the ops the weight step then trains

@@ -39,7 +39,7 @@
 
 namespace cellgraph::algorithms {
 
-// Defaults are DARTS' (DESIGN.md §4).
+// Defaults are DARTS' (docs/algorithms.md).
 struct SearchOptions {
   std::string algorithm = "darts";
   int64_t epochs = 50;

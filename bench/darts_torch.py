@@ -1,7 +1,7 @@
 """The DARTS CNN search network (Liu et al., ICLR 2019) in PyTorch: the reference that
 cellgraph's examples/spaces/darts_cnn.json is benchmarked against (bench/darts_step_torch.py).
 
-Built from the design brief (shared/DESIGN.md section 4), so that its weight count equals
+Built from the DARTS paper's description of the search network, so that its weight count equals
 cellgraph's: 1,930,618 for C=16, 8 cells, 10 classes, 3 input channels and 1,929,754 for
 one input channel (the input's height and width do not change the count).
 

@@ -171,6 +171,67 @@ TEST_CASE("darts: the first-order step moves alpha by Adam's first step against 
   }
 }
 
+// An independent reference for the first-order step: the central finite difference of
+// L(w, alpha) on a batch, weights fixed. The pass must match the validation batch's
+// derivative; the train batch's differs by far more than the tolerance, so a pass that used
+// the wrong split fails.
+std::vector<double> numeric_arch_grad(Setup& s, const Batch& batch, bool is_train) {
+  const float eps = 1e-2f;
+  std::vector<double> out;
+  auto loss = [&] {
+    NoGradGuard none;
+    StepContext ctx = s.context();
+    return double(forward_loss(ctx, batch, softmax_coefficients(s.arch), is_train).value().item());
+  };
+  for (Var& l : s.arch.logits)
+    for (int64_t e = 0; e < l.value().numel(); ++e) {
+      float* p = l.value().data() + e;
+      const float saved = *p;
+      *p = saved + eps;
+      const double up = loss();
+      *p = saved - eps;
+      const double down = loss();
+      *p = saved;
+      out.push_back((up - down) / (2.0 * eps));
+    }
+  return out;
+}
+
+TEST_CASE("darts: the first-order gradient is dL_val/dalpha on the validation batch") {
+  Setup s;
+  const std::vector<double> on_val = numeric_arch_grad(s, s.val, false);
+  const std::vector<double> on_train = numeric_arch_grad(s, s.train, true);
+  // A plain SGD step of lr 1 on alpha exposes the gradient the pass formed.
+  Sgd plain(s.arch.logits, SgdOptions{.lr = 1.0f, .momentum = 0.0f, .weight_decay = 0.0f});
+  StepContext ctx(s.graph, s.params, s.arch, s.sgd, plain, s.train, s.val);
+  std::vector<float> before;
+  for (const Var& l : s.arch.logits) {
+    const std::vector<float> v = l.value().to_vector();
+    before.insert(before.end(), v.begin(), v.end());
+  }
+  update_architecture_first_order(ctx);
+  double max_err = 0, max_split_gap = 0, max_grad = 0;
+  size_t at = 0;
+  for (const Var& l : s.arch.logits)
+    for (float after : l.value().to_vector()) {
+      const double pass = double(before[at]) - double(after);
+      max_err = std::max(max_err, std::fabs(pass - on_val[at]));
+      max_split_gap = std::max(max_split_gap, std::fabs(on_train[at] - on_val[at]));
+      max_grad = std::max(max_grad, std::fabs(on_val[at]));
+      ++at;
+    }
+  INFO("max |grad| " << max_grad << ", error " << max_err << ", train/val gap " << max_split_gap);
+  // Measured: error 4.4e-6 (float32 rounding of the differences at eps 1e-2) on gradients up
+  // to 8e-3, the two splits' gradients 1.4e-2 apart: the bound is 7x the error and 1/480 of
+  // the gap, so the train batch's gradient cannot pass it.
+  const double bound = 3e-5;
+  CHECK(max_grad > 1e-3);
+  CHECK(max_err < bound);
+  CHECK(max_split_gap > 100 * bound);
+  CHECK(ctx.metrics.val_count == 6);
+  CHECK(ctx.metrics.train_count == 0);
+}
+
 TEST_CASE("darts: unknown algorithm names list the known ones") {
   CHECK_THROWS_WITH_AS(find_algorithm("dartz"), doctest::Contains("darts, darts2"), Error);
 }

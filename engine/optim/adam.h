@@ -12,7 +12,7 @@
 
 namespace cellgraph {
 
-// Defaults are the DARTS architecture optimizer's (DESIGN.md §4).
+// Defaults are the DARTS architecture optimizer's (docs/algorithms.md).
 struct AdamOptions {
   float lr = 3e-4f;
   float beta1 = 0.5f;

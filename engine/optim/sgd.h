@@ -11,7 +11,7 @@
 
 namespace cellgraph {
 
-// Defaults are the DARTS weight optimizer's (DESIGN.md §4; the cosine schedule takes lr
+// Defaults are the DARTS weight optimizer's (docs/algorithms.md; the cosine schedule takes lr
 // from 0.025 to 0.001 and gradients are clipped at 5).
 struct SgdOptions {
   float lr = 0.025f;
