@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "algorithms/derive.h"
-#include "algorithms/search_session.h"
+#include "algorithms/ista.h"
 #include "engine/error.h"
 #include "spec/compile.h"
 
@@ -38,7 +38,7 @@ std::map<std::string, EdgeSource> edge_sources(const spec::Space& space, const i
   for (const spec::Cell& cell : space.cells)
     for (const spec::Node& node : cell.nodes) {
       const SparseNode* sparse = nullptr;
-      for (const SparseNode& n : arch.nodes)
+      for (const SparseNode& n : sparse_codes(arch).nodes)
         if (n.label == cell.name + "/" + node.name) sparse = &n;
       int32_t k = 0;
       for (size_t e = 0; e < node.edges.size(); ++e) {
@@ -68,7 +68,7 @@ std::map<std::string, EdgeSource> edge_sources(const spec::Space& space, const i
 
 Absorbed absorb(const spec::Space& space, const ir::Graph& graph, const ir::ParameterStore& params,
                 const ArchState& arch, const std::vector<std::vector<float>>& coefficients) {
-  CG_ASSERT(arch.relaxation == Relaxation::sparse_code, "absorption needs sparse codes");
+  sparse_codes(arch);  // asserts the state has sparse codes
   Derived derived = derive(space, graph, arch);
   ir::Graph fixed = spec::compile(derived.space);
   ir::ParameterStore fixed_params(fixed, 0);
@@ -126,9 +126,9 @@ Absorbed absorb_from_checkpoint(const spec::Space& space, const io::Checkpoint& 
     Var v = params.all()[i];
     v.value().copy_from(ckpt.tensor("param/" + graph.params[i].name, v.shape()));
   }
-  ArchState arch =
-      prepared_arch_state(find_algorithm("ista-onestage"), graph, space, AlgorithmOptions{}, 0);
-  restore_sparse_nodes(graph, arch, ckpt, false);
+  const Algorithm& one_stage = find_algorithm("ista-onestage");
+  ArchState arch = one_stage.initial_state(graph, space, one_stage.default_hyperparameters(), 0);
+  one_stage.restore(graph, arch, ckpt, false);
   std::vector<std::vector<float>> coefficients;
   for (size_t g = 0; g < graph.arch_groups.size(); ++g)
     coefficients.push_back(

@@ -2,51 +2,14 @@
 // updated by Adam on the validation loss, first order (w treated as constant) or second
 // order (one unrolled SGD step, Hessian-vector product by finite differences). The
 // equations are in docs/algorithms.md.
+#include "algorithms/darts.h"
+
 #include <cmath>
 
-#include "algorithms/search_step.h"
+#include "algorithms/algorithm.h"
 #include "engine/error.h"
-#include "engine/optim/clip.h"
-#include "engine/sched/executor.h"
-#include "ops/ops.h"
 
 namespace cellgraph::algorithms {
-
-const sched::Plan& StepContext::plan() {
-  if (!planned_ || plan_.active != arch.active) {
-    plan_ = sched::make_plan(graph, arch.active);
-    planned_ = true;
-  }
-  return plan_;
-}
-
-int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  const std::vector<float> l = logits.to_vector(), y = labels.to_vector();
-  const int64_t n = logits.dim(0), c = logits.dim(1);
-  int64_t correct = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t best = 0;
-    for (int64_t j = 1; j < c; ++j)
-      if (l[size_t(i * c + j)] > l[size_t(i * c + best)]) best = j;
-    correct += best == int64_t(y[size_t(i)]);
-  }
-  return correct;
-}
-
-Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& coefficients,
-                 bool is_train) {
-  sched::RunOptions options{.training = true,
-                            .coefficients = coefficients,
-                            .dropout_seed = ctx.step * 2 + (is_train ? 1 : 0)};
-  const Var logits = sched::run(ctx.graph, ctx.params, ctx.plan(), Var(batch.images), options);
-  Var loss = ops::cross_entropy(logits, Var(batch.labels));
-  const double n = double(batch.labels.numel());
-  (is_train ? ctx.metrics.train_loss : ctx.metrics.val_loss) += double(loss.value().item()) * n;
-  (is_train ? ctx.metrics.train_correct : ctx.metrics.val_correct) +=
-      count_correct(logits.value(), batch.labels);
-  (is_train ? ctx.metrics.train_count : ctx.metrics.val_count) += batch.labels.numel();
-  return loss;
-}
 
 namespace {
 std::vector<Var> fixed_coefficients(const ArchState& arch) {
@@ -98,14 +61,6 @@ std::vector<Tensor> arch_grad_of_train_loss(StepContext& ctx) {
   return grads_of(ctx.arch.logits);
 }
 }  // namespace
-
-void update_weights(StepContext& ctx) {
-  Sgd& sgd = ctx.weight_optimizer;
-  sgd.zero_grad();
-  forward_loss(ctx, ctx.train, current_coefficients(ctx.arch), true).backward();
-  ctx.metrics.grad_norm = clip_or_measure_grad_norm(sgd.params(), ctx.grad_clip);
-  sgd.step();
-}
 
 void update_architecture_first_order(StepContext& ctx) {
   FreezeGuard freeze(ctx.weight_optimizer.params());
@@ -177,6 +132,41 @@ void second_order_gradient(StepContext& ctx) {
 void update_architecture_second_order(StepContext& ctx) {
   second_order_gradient(ctx);
   ctx.arch_optimizer.step();
+}
+
+namespace {
+class Darts final : public Algorithm {
+ public:
+  Darts()
+      : Algorithm("darts", "DARTS, first order: alpha by Adam on dL_val/dalpha with w held fixed") {
+  }
+  std::vector<NamedPass> passes() const override {
+    return {{"update_architecture_first_order", update_architecture_first_order},
+            {"update_weights", update_weights}};
+  }
+};
+
+class Darts2 final : public Algorithm {
+ public:
+  Darts2()
+      : Algorithm("darts2",
+                  "DARTS, second order: alpha by Adam on the gradient through one unrolled SGD "
+                  "step") {}
+  std::vector<NamedPass> passes() const override {
+    return {{"update_architecture_second_order", update_architecture_second_order},
+            {"update_weights", update_weights}};
+  }
+};
+}  // namespace
+
+const Algorithm& darts_algorithm() {
+  static const Darts kDarts;
+  return kDarts;
+}
+
+const Algorithm& darts2_algorithm() {
+  static const Darts2 kDarts2;
+  return kDarts2;
 }
 
 }  // namespace cellgraph::algorithms

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "algorithms/algorithm.h"
 #include "engine/error.h"
 
 namespace cellgraph::algorithms {
@@ -13,13 +14,6 @@ struct EdgeChoice {
   double strength = 0;  // for ranking edges
   std::string op;       // the op it keeps
 };
-
-const ir::MixedEdge* find_mixed_edge(const ir::Graph& g, const std::string& cell,
-                                     const std::string& node, int32_t edge) {
-  for (const ir::MixedEdge& m : g.mixed_edges)
-    if (m.cell == cell && m.node == node && m.edge == edge) return &m;
-  return nullptr;
-}
 
 const ir::ArchGroup* find_group(const ir::Graph& g, const std::string& name, size_t* index) {
   for (size_t i = 0; i < g.arch_groups.size(); ++i)
@@ -88,38 +82,6 @@ void derive_node(spec::Node& node, const spec::Cell& cell, const ir::Graph& g,
   node.path_weights = false;
 }
 
-// ISTA-NAS: the node keeps exactly its support, one edge per supported (edge, op) pair, so
-// two ops on one incoming edge become two parallel edges.
-void derive_node_support(spec::Node& node, const spec::Cell& cell, const ir::Graph& g,
-                         const ArchState& arch) {
-  const SparseNode* sparse = nullptr;
-  for (const SparseNode& n : arch.nodes)
-    if (n.label == cell.name + "/" + node.name) sparse = &n;
-  if (sparse == nullptr) return;  // no mixed edge into this node
-  const ir::ArchGroup& group = g.arch_groups[size_t(sparse->group)];
-  const size_t k = sparse->columns.size();
-  std::vector<spec::Edge> kept;
-  for (size_t e = 0; e < node.edges.size(); ++e) {
-    const spec::Edge& edge = node.edges[e];
-    if (edge.ops.size() == 1) {  // a fixed edge stays
-      kept.push_back(edge);
-      continue;
-    }
-    const ir::MixedEdge* m = find_mixed_edge(g, cell.name, node.name, int32_t(e));
-    CG_ASSERT(m != nullptr, "no architecture row for ", cell.name, "/", node.name, "/e", e);
-    for (int32_t i : sparse->support) {
-      if (sparse->rows[size_t(i) / k] != m->row) continue;
-      spec::Edge one = edge;
-      one.ops = {group.columns[size_t(sparse->columns[size_t(i) % k])]};
-      one.op_set.clear();
-      one.init.clear();
-      kept.push_back(std::move(one));
-    }
-  }
-  node.edges = std::move(kept);
-  node.path_weights = false;
-}
-
 bool has_mixed_edge(const spec::Cell& cell) {
   for (const spec::Node& n : cell.nodes)
     for (const spec::Edge& e : n.edges)
@@ -128,31 +90,44 @@ bool has_mixed_edge(const spec::Cell& cell) {
 }
 }  // namespace
 
-Derived derive(const spec::Space& search_space, const ir::Graph& graph, const ArchState& arch) {
+const ir::MixedEdge* find_mixed_edge(const ir::Graph& graph, const std::string& cell,
+                                     const std::string& node, int32_t edge) {
+  for (const ir::MixedEdge& m : graph.mixed_edges)
+    if (m.cell == cell && m.node == node && m.edge == edge) return &m;
+  return nullptr;
+}
+
+Derived derive_per_node(const spec::Space& search_space, const NodeRule& node_rule) {
   if (!search_space.arch.share_by_cell)
     throw error(search_space.file,
                 ":/arch/share: derivation needs architecture parameters shared "
                 "by cell type (\"share\": \"cell_type\"); per-instance cells cannot be written "
                 "back as one cell definition");
-  const std::vector<std::vector<float>> weights = coefficient_values(arch);
+  Derived d{search_space, ""};
+  d.space.name = search_space.name + "-derived";
+  for (spec::Cell& cell : d.space.cells) {
+    if (!has_mixed_edge(cell)) continue;
+    for (spec::Node& node : cell.nodes) node_rule(node, cell);
+  }
+  d.genotype = genotype_string(d.space);
+  return d;
+}
+
+Derived derive_by_ranking(const spec::Space& search_space, const ir::Graph& graph,
+                          const std::vector<std::vector<float>>& weights) {
   for (size_t g = 0; g < weights.size(); ++g)
     for (float w : weights[g])
       if (!std::isfinite(w))
         throw error("architecture weights '", graph.arch_groups[g].name,
                     "' hold inf or NaN (the search diverged); refusing to derive from them");
-  Derived d{search_space, ""};
-  d.space.name = search_space.name + "-derived";
-  for (spec::Cell& cell : d.space.cells) {
-    if (!has_mixed_edge(cell)) continue;
-    for (spec::Node& node : cell.nodes) {
-      if (arch.relaxation == Relaxation::sparse_code)
-        derive_node_support(node, cell, graph, arch);
-      else
-        derive_node(node, cell, graph, weights);
-    }
-  }
-  d.genotype = genotype_string(d.space);
-  return d;
+  return derive_per_node(search_space, [&](spec::Node& node, const spec::Cell& cell) {
+    derive_node(node, cell, graph, weights);
+  });
+}
+
+Derived derive(const spec::Space& search_space, const ir::Graph& graph, const ArchState& arch) {
+  if (arch.algorithm != nullptr) return arch.algorithm->derive(search_space, graph, arch);
+  return derive_by_ranking(search_space, graph, coefficient_values(arch));
 }
 
 std::string genotype_string(const spec::Space& fixed) {

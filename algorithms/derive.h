@@ -13,6 +13,7 @@
 //    strength is its path weight times its best op weight.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,24 @@ struct Derived {
   std::string genotype;  // DARTS Genotype(...) for two-input cells, NATS "|op~j|+..." for one
 };
 
+// The state's algorithm's derivation (Algorithm::derive); for a state without one, the
+// ranking rule on its softmax weights. Throws Error for non-finite weights.
 Derived derive(const spec::Space& search_space, const ir::Graph& graph, const ArchState& arch);
+
+// The ranking rule above (keep-k, or every edge with its arg-max op) on `weights`: per
+// group, the row-major values to rank.
+Derived derive_by_ranking(const spec::Space& search_space, const ir::Graph& graph,
+                          const std::vector<std::vector<float>>& weights);
+
+// The skeleton every rule shares: copies the space, calls `node_rule` on every node of every
+// cell with a mixed edge, names the result "<space>-derived" and writes its genotype. A rule
+// replaces the node's edges by fixed ones.
+using NodeRule = std::function<void(spec::Node& node, const spec::Cell& cell)>;
+Derived derive_per_node(const spec::Space& search_space, const NodeRule& node_rule);
+
+// Where a mixed edge of the spec landed in the graph (null when the edge is fixed).
+const ir::MixedEdge* find_mixed_edge(const ir::Graph& graph, const std::string& cell,
+                                     const std::string& node, int32_t edge);
 
 // The genotype string of a fixed spec's cells.
 std::string genotype_string(const spec::Space& fixed);

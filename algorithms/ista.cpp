@@ -15,8 +15,8 @@
 #include <numeric>
 
 #include "engine/error.h"
-#include "engine/optim/clip.h"
 #include "engine/tensor/random.h"
+#include "ops/ops.h"
 
 namespace cellgraph::algorithms {
 
@@ -44,8 +44,20 @@ std::vector<int32_t> top_support(const std::vector<double>& z, int keep) {
 }
 }  // namespace
 
+SparseCodes& sparse_codes(ArchState& state) {
+  auto* codes = dynamic_cast<SparseCodes*>(state.extra.get());
+  CG_ASSERT(codes != nullptr, "the architecture state has no sparse codes");
+  return *codes;
+}
+
+const SparseCodes& sparse_codes(const ArchState& state) {
+  const auto* codes = dynamic_cast<const SparseCodes*>(state.extra.get());
+  CG_ASSERT(codes != nullptr, "the architecture state has no sparse codes");
+  return *codes;
+}
+
 std::vector<double> node_code(const ArchState& state, const SparseNode& node) {
-  const float* b = state.codes[size_t(node.group)].value().data() + node.offset;
+  const float* b = sparse_codes(state).codes[size_t(node.group)].value().data() + node.offset;
   return std::vector<double>(b, b + node.m);
 }
 
@@ -65,7 +77,7 @@ bool recover_node(SparseNode& node, const std::vector<double>& b, const LassoOpt
 sched::ActiveSet support_active_set(const ir::Graph& graph, const ArchState& state) {
   // Per group, per (row, column): on a support?
   std::map<std::pair<int32_t, int64_t>, bool> on;
-  for (const SparseNode& node : state.nodes) {
+  for (const SparseNode& node : sparse_codes(state).nodes) {
     const int64_t cols = state.logits[size_t(node.group)].shape()[1];
     const size_t k = node.columns.size();
     for (int32_t i : node.support)
@@ -82,7 +94,8 @@ sched::ActiveSet support_active_set(const ir::Graph& graph, const ArchState& sta
 }
 
 void recover_all(const ir::Graph& graph, ArchState& state, const LassoOptions& options) {
-  for (SparseNode& node : state.nodes) recover_node(node, node_code(state, node), options);
+  for (SparseNode& node : sparse_codes(state).nodes)
+    recover_node(node, node_code(state, node), options);
   state.active = support_active_set(graph, state);
 }
 
@@ -95,8 +108,8 @@ void init_sparse_codes(ArchState& state, const ir::Graph& graph, const spec::Spa
       throw error(space.file, ": architecture group '", g.name,
                   "' weighs paths (path_weights); ISTA-NAS codes only edge ops");
   Rng rng(seed);
-  state.relaxation = Relaxation::sparse_code;
-  state.nodes.clear();
+  state.extra = ExtraState(std::make_unique<SparseCodes>());
+  SparseCodes& sparse = sparse_codes(state);
   std::vector<int64_t> group_codes(graph.arch_groups.size(), 0);
   std::vector<std::vector<double>> group_b(graph.arch_groups.size());
   for (const spec::Cell& cell : space.cells) {
@@ -142,25 +155,24 @@ void init_sparse_codes(ArchState& state, const ir::Graph& graph, const spec::Spa
       n.offset = group_codes[size_t(n.group)];
       group_codes[size_t(n.group)] += n.m;
       n.z.assign(size_t(n.n()), 0.0);
-      state.nodes.push_back(std::move(n));
+      sparse.nodes.push_back(std::move(n));
     }
   }
-  state.codes.clear();
   for (size_t g = 0; g < graph.arch_groups.size(); ++g) {
     std::vector<float> b(group_b[g].begin(), group_b[g].end());
     if (b.empty()) b.push_back(0.0f);  // a group no node codes (cannot happen for edge ops)
-    state.codes.emplace_back(Tensor::from_vector({int64_t(b.size()), 1}, b), true,
-                             "code." + graph.arch_groups[g].name);
+    sparse.codes.emplace_back(Tensor::from_vector({int64_t(b.size()), 1}, b), true,
+                              "code." + graph.arch_groups[g].name);
   }
   recover_all(graph, state, options.lasso);
-  for (SparseNode& n : state.nodes) {
+  for (SparseNode& n : sparse.nodes) {
     n.support_changes = 0;
     n.z_change = 0;
   }
 }
 
 void recover_sparse_codes(StepContext& ctx) {
-  recover_all(ctx.graph, ctx.arch, ctx.options.sparse.lasso);
+  recover_all(ctx.graph, ctx.arch, sparse_code_options(ctx.hyper).lasso);
 }
 
 void update_codes(StepContext& ctx) {
@@ -170,58 +182,237 @@ void update_codes(StepContext& ctx) {
   ctx.arch_optimizer.step();
 }
 
-// ---- One-stage: the evaluation network is searched and trained in one run ----
+std::vector<Var> sparse_code_coefficients(const ArchState& state) {
+  const SparseCodes& sparse = sparse_codes(state);
+  std::vector<Var> out;
+  for (size_t g = 0; g < state.logits.size(); ++g) {
+    const int64_t rows = state.logits[g].shape()[0], cols = state.logits[g].shape()[1];
+    const int64_t codes = sparse.codes[g].shape()[0];
+    // c = M b + d with M [rows * cols, sum m] holding A_{j,S}^T in the supported rows and
+    // d = -E_SS z_S: a constant map, so the gradient reaches b through A_S only.
+    std::vector<float> map(size_t(rows * cols * codes), 0.0f), shift(size_t(rows * cols), 0.0f);
+    for (const SparseNode& node : sparse.nodes) {
+      if (node.group != int32_t(g)) continue;
+      const int64_t n = node.n(), k = int64_t(node.columns.size());
+      for (int32_t i : node.support) {
+        const int64_t flat = int64_t(node.rows[size_t(i / k)]) * cols + node.columns[size_t(i % k)];
+        for (int64_t t = 0; t < node.m; ++t)
+          map[size_t(flat * codes + node.offset + t)] = float(node.a[size_t(t * n + i)]);
+        double e_z = 0;  // (E_SS z_S)_i
+        for (int32_t j : node.support) {
+          double dot = 0;
+          for (int64_t t = 0; t < node.m; ++t)
+            dot += node.a[size_t(t * n + i)] * node.a[size_t(t * n + j)];
+          e_z += (dot - (i == j ? 1.0 : 0.0)) * node.z[size_t(j)];
+        }
+        shift[size_t(flat)] = float(-e_z);
+      }
+    }
+    const Var product =
+        ops::matmul(Var(Tensor::from_vector({rows * cols, codes}, map)), sparse.codes[g]);
+    const Var c = ops::add(product, Var(Tensor::from_vector({rows * cols, 1}, shift)));
+    out.push_back(ops::reshape(c, {rows, cols}));
+  }
+  return out;
+}
+
+std::vector<Hyperparameter> sparse_code_hyperparameters() {
+  std::vector<Hyperparameter> table = {
+      integer("ista-m", 7, 1, 1000000, "measurements m per node (rows of A_j, length of b_j)",
+              "ISTA-NAS: m = 7 for the DARTS cell"),
+      choice("ista-dictionary", {"uniform", "gaussian"},
+             "A_j entries uniform [0,1) or gaussian N(0,1/m)", "the authors' code: uniform"),
+      number("ista-lambda", 1e-5, 0, 1e30, "l1 weight lambda of the LASSO", "ISTA-NAS"),
+      choice("ista-solver", {"fista", "ista"}, "LASSO solver"),
+      number("ista-tolerance", 1e-7, 0, 1e30,
+             "the solver stops when z moves by at most this (max-norm)"),
+      integer("ista-iterations", 1000, 1, 1000000000, "iteration cap of the solver per step")};
+  for (Hyperparameter& h : table) h.optional_in_config = true;  // added after the first runs
+  return table;
+}
+
+SparseCodeOptions sparse_code_options(const HyperValues& hyper) {
+  SparseCodeOptions o;
+  o.measurements = hyper.integer("ista-m");
+  o.gaussian = hyper.choice("ista-dictionary") == "gaussian";
+  o.lasso = {.lambda = hyper.number("ista-lambda"),
+             .tolerance = hyper.number("ista-tolerance"),
+             .max_iterations = int(hyper.integer("ista-iterations")),
+             .fista = hyper.choice("ista-solver") == "fista"};
+  if (hyper.has("ista-epsilon")) o.epsilon = hyper.number("ista-epsilon");
+  return o;
+}
 
 namespace {
-// gamma and beta of every candidate's closing BN (spec network.edge_bn).
-std::vector<Var> edge_bn_affine(const ir::Graph& graph, const ir::ParameterStore& params) {
-  std::vector<Var> out;
-  for (size_t i = 0; i < graph.params.size(); ++i) {
-    const std::string& name = graph.params[i].name;
-    if (!graph.params[i].candidate.valid()) continue;
-    for (const char* tail : {".out_bn.gamma", ".out_bn.beta"})
-      if (name.size() > std::strlen(tail) &&
-          name.compare(name.size() - std::strlen(tail), std::strlen(tail), tail) == 0)
-        out.push_back(params.all()[i]);
+// ISTA-NAS: the node keeps exactly its support, one edge per supported (edge, op) pair, so
+// two ops on one incoming edge become two parallel edges.
+void derive_node_support(spec::Node& node, const spec::Cell& cell, const ir::Graph& g,
+                         const ArchState& arch) {
+  const SparseNode* sparse = nullptr;
+  for (const SparseNode& n : sparse_codes(arch).nodes)
+    if (n.label == cell.name + "/" + node.name) sparse = &n;
+  if (sparse == nullptr) return;  // no mixed edge into this node
+  const ir::ArchGroup& group = g.arch_groups[size_t(sparse->group)];
+  const size_t k = sparse->columns.size();
+  std::vector<spec::Edge> kept;
+  for (size_t e = 0; e < node.edges.size(); ++e) {
+    const spec::Edge& edge = node.edges[e];
+    if (edge.ops.size() == 1) {  // a fixed edge stays
+      kept.push_back(edge);
+      continue;
+    }
+    const ir::MixedEdge* m = find_mixed_edge(g, cell.name, node.name, int32_t(e));
+    CG_ASSERT(m != nullptr, "no architecture row for ", cell.name, "/", node.name, "/e", e);
+    for (int32_t i : sparse->support) {
+      if (sparse->rows[size_t(i) / k] != m->row) continue;
+      spec::Edge one = edge;
+      one.ops = {group.columns[size_t(sparse->columns[size_t(i) % k])]};
+      one.op_set.clear();
+      one.init.clear();
+      kept.push_back(std::move(one));
+    }
   }
+  node.edges = std::move(kept);
+  node.path_weights = false;
+}
+
+// The supports as "edge: op" entries, for records.
+std::vector<std::string> support_labels(const ir::Graph& graph, const SparseNode& n) {
+  std::vector<std::string> out;
+  const size_t k = n.columns.size();
+  const ir::ArchGroup& g = graph.arch_groups[size_t(n.group)];
+  for (int32_t i : n.support)
+    out.push_back(g.row_labels[size_t(n.rows[size_t(i) / k])] + ": " +
+                  g.columns[size_t(n.columns[size_t(i) % k])]);
   return out;
 }
 }  // namespace
 
-void recover_sparse_codes_until_converged(StepContext& ctx) {
-  ArchState& arch = ctx.arch;
-  if (arch.codes_frozen) return;  // b and the supports stay as they converged
-  bool support_changed = false;
-  bool z_settled = true;
-  for (SparseNode& node : arch.nodes) {
-    support_changed =
-        recover_node(node, node_code(arch, node), ctx.options.sparse.lasso) || support_changed;
-    z_settled = z_settled && node.z_change <= ctx.options.sparse.epsilon;
-  }
-  arch.active = support_active_set(ctx.graph, arch);
-  // The first step recovers from the initial b again (nothing updated it yet): no evidence
-  // of convergence, so the rule is checked from the second step on.
-  if (ctx.step > 0 && z_settled && !support_changed) arch.codes_frozen = true;
+std::vector<Hyperparameter> SparseCodingAlgorithm::hyperparameters() const {
+  return sparse_code_hyperparameters();
 }
 
-void update_weights_and_codes(StepContext& ctx) {
-  ArchState& arch = ctx.arch;
-  Sgd& sgd = ctx.weight_optimizer;
-  const bool searching = !arch.codes_frozen;
-  sgd.zero_grad();
-  ctx.arch_optimizer.zero_grad();
-  {
-    // While searching, the edge BNs' gamma, beta stay at 1, 0: b alone scales each op.
-    std::vector<Var> frozen;
-    if (searching) frozen = edge_bn_affine(ctx.graph, ctx.params);
-    FreezeGuard freeze(frozen);
-    const std::vector<Var> coefficients =
-        searching ? sparse_code_coefficients(arch) : current_coefficients(arch);
-    forward_loss(ctx, ctx.train, coefficients, true).backward();
+ArchState SparseCodingAlgorithm::initial_state(const ir::Graph& graph, const spec::Space& space,
+                                               const HyperValues& hyper, uint64_t seed) const {
+  ArchState state = Algorithm::initial_state(graph, space, hyper, seed);
+  init_sparse_codes(state, graph, space, sparse_code_options(hyper), space.arch.init_std, seed + 1);
+  return state;
+}
+
+std::vector<Var> SparseCodingAlgorithm::coefficients(const ArchState& arch) const {
+  NoGradGuard no_grad;
+  return sparse_code_coefficients(arch);
+}
+
+std::vector<Var>& SparseCodingAlgorithm::variables(ArchState& arch) const {
+  return sparse_codes(arch).codes;
+}
+
+Derived SparseCodingAlgorithm::derive(const spec::Space& space, const ir::Graph& graph,
+                                      const ArchState& arch) const {
+  return derive_per_node(space, [&](spec::Node& node, const spec::Cell& cell) {
+    derive_node_support(node, cell, graph, arch);
+  });
+}
+
+// Beyond the codes: per node the support, the code z (exact: its doubles as text) and the
+// epoch's statistics. A_j is not stored: it is a function of the seed.
+void SparseCodingAlgorithm::save(const ir::Graph& graph, const ArchState& arch,
+                                 io::Checkpoint& ckpt) const {
+  const SparseCodes& sparse = sparse_codes(arch);
+  for (const Var& code : sparse.codes) ckpt.add("code/" + std::string(code.name()), code.value());
+  // The coefficients, for absorption without the run's options (one-stage export).
+  const std::vector<Var> c = coefficients(arch);
+  for (size_t g = 0; g < c.size(); ++g)
+    ckpt.add("sparse/coefficients/" + graph.arch_groups[g].name, c[g].value());
+  ckpt.set_meta("sparse/frozen", sparse.codes_frozen ? "1" : "0");
+  for (const SparseNode& n : sparse.nodes) {
+    std::vector<float> support(n.support.begin(), n.support.end());
+    ckpt.add("sparse/" + n.label + "/support",
+             Tensor::from_vector({int64_t(support.size())}, support));
+    std::string z;
+    for (double v : n.z) z += (z.empty() ? "" : " ") + io::format_double(v);
+    ckpt.set_meta("sparse/" + n.label + "/z", z);
+    ckpt.set_meta("sparse/" + n.label + "/support_changes", std::to_string(n.support_changes));
+    ckpt.set_meta("sparse/" + n.label + "/z_change", io::format_double(n.z_change));
   }
-  ctx.metrics.grad_norm = clip_or_measure_grad_norm(sgd.params(), ctx.grad_clip);
-  sgd.step();
-  if (searching) ctx.arch_optimizer.step();
+}
+
+void SparseCodingAlgorithm::restore(const ir::Graph& graph, ArchState& arch,
+                                    const io::Checkpoint& ckpt, bool full) const {
+  const std::string& src = ckpt.source();
+  SparseCodes& sparse = sparse_codes(arch);
+  if (full)
+    for (Var& code : sparse.codes)
+      code.value().copy_from(ckpt.tensor("code/" + std::string(code.name()), code.shape()));
+  const std::string& frozen = ckpt.meta("sparse/frozen");
+  if (frozen != "0" && frozen != "1")
+    throw error(src, ": metadata 'sparse/frozen' is '", frozen, "'; expected 0 or 1");
+  sparse.codes_frozen = frozen == "1";
+  for (SparseNode& n : sparse.nodes) {
+    const std::string key = "sparse/" + n.label;
+    const std::vector<float> support = ckpt.tensor(key + "/support", {int64_t(n.keep)}).to_vector();
+    n.support.clear();
+    for (float i : support) {
+      if (!(i >= 0 && i < float(n.n()) && i == std::floor(i)))
+        throw error(src, ": '", key, "/support' holds ", i, "; expected an index below ", n.n());
+      n.support.push_back(int32_t(i));
+    }
+    if (!full) continue;
+    const std::string& text = ckpt.meta(key + "/z");
+    n.z.clear();
+    const char* p = text.c_str();
+    while (*p != 0) {
+      char* end = nullptr;
+      n.z.push_back(std::strtod(p, &end));
+      if (end == p) break;
+      p = end;
+    }
+    if (int64_t(n.z.size()) != n.n())
+      throw error(src, ": metadata '", key, "/z': expected ", n.n(), " numbers");
+    n.support_changes = ckpt.meta_int(key + "/support_changes");
+    n.z_change = ckpt.meta_double(key + "/z_change");
+  }
+  arch.active = support_active_set(graph, arch);
+}
+
+void SparseCodingAlgorithm::describe_epoch(const ir::Graph& graph, const ArchState& arch,
+                                           spec::JsonValue& record) const {
+  spec::JsonValue nodes = spec::JsonValue::object();
+  for (const SparseNode& n : sparse_codes(arch).nodes) {
+    spec::JsonValue node = spec::JsonValue::object();
+    spec::JsonValue support = spec::JsonValue::array();
+    for (const std::string& s : support_labels(graph, n)) support.push_back(s);
+    node.set("support", support);
+    node.set("support_changes", n.support_changes);
+    node.set("z_change", n.z_change);
+    nodes.set(n.label, node);
+  }
+  if (nodes.size() > 0) record.set("sparse_codes", nodes);
+}
+
+void SparseCodingAlgorithm::end_epoch(ArchState& arch) const {
+  for (SparseNode& n : sparse_codes(arch).nodes) n.support_changes = 0;  // counted per epoch
+}
+
+namespace {
+class Ista final : public SparseCodingAlgorithm {
+ public:
+  Ista()
+      : SparseCodingAlgorithm("ista",
+                              "ISTA-NAS, two-stage: per node z = LASSO(A, b) picks the top-s "
+                              "support; weights on the supported ops (train), b by Adam (val)") {}
+  std::vector<NamedPass> passes() const override {
+    return {{"recover_sparse_codes", recover_sparse_codes},
+            {"update_weights", update_weights},
+            {"update_codes", update_codes}};
+  }
+};
+}  // namespace
+
+const Algorithm& ista_algorithm() {
+  static const Ista kIsta;
+  return kIsta;
 }
 
 }  // namespace cellgraph::algorithms

@@ -11,10 +11,27 @@
 
 #include <algorithm>
 
-#include "algorithms/search_step.h"
+#include "algorithms/algorithm.h"
 #include "engine/error.h"
 
 namespace cellgraph::algorithms {
+
+std::vector<Tensor> one_hot_rows(const ArchState& state) {
+  std::vector<Tensor> out;
+  for (const Var& a : state.logits) {
+    const int64_t rows = a.shape()[0], cols = a.shape()[1];
+    const std::vector<float> v = a.value().to_vector();
+    std::vector<float> hot(v.size(), 0.0f);
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t best = 0;
+      for (int64_t c = 1; c < cols; ++c)
+        if (v[size_t(r * cols + c)] > v[size_t(r * cols + best)]) best = c;
+      hot[size_t(r * cols + best)] = 1.0f;
+    }
+    out.push_back(Tensor::from_vector({rows, cols}, hot));
+  }
+  return out;
+}
 
 void project_box(std::vector<Var>& a) {
   for (Var& v : a) {
@@ -72,7 +89,8 @@ void update_architecture_proximal(StepContext& ctx) {
     forward_loss(ctx, ctx.val, coefficients, false).backward();
   }
   const float lr = ctx.arch_optimizer.lr();
-  const float eta = ctx.options.nasp_eta;
+  const float eta = float(ctx.hyper.number("nasp-eta"));
+  const bool adam = ctx.hyper.choice("nasp-optimizer") == "adam";
   const std::vector<std::vector<double>> shares =
       eta != 0 ? parameter_shares(ctx.graph) : std::vector<std::vector<double>>();
   for (size_t g = 0; g < arch.logits.size(); ++g) {
@@ -83,16 +101,66 @@ void update_architecture_proximal(StepContext& ctx) {
       const Tensor reg = regulariser_gradient(shares[g], hot[g], eta);
       for (int64_t i = 0; i < grad.numel(); ++i) grad.data()[i] += reg.data()[i];
     }
-    if (ctx.options.nasp_adam) {
+    if (adam) {
       arch.logits[g].set_grad(grad);
       continue;
     }
     float* a = arch.logits[g].value().data();
     for (int64_t i = 0; i < grad.numel(); ++i) a[i] -= lr * grad.data()[i];
   }
-  if (ctx.options.nasp_adam) ctx.arch_optimizer.step();
+  if (adam) ctx.arch_optimizer.step();
   project_box(arch.logits);
   arch.active = selection_active_set(ctx.graph, one_hot_rows(arch), sched::kInactive);
+}
+
+namespace {
+// The relaxation: A in [0, 1] itself is the architecture (derivation ranks it); the network
+// sees its one-hot rows.
+class Nasp final : public Algorithm {
+ public:
+  Nasp()
+      : Algorithm("nasp",
+                  "NASP: A in [0,1] by a proximal gradient step at its one-hot projection; "
+                  "weights train only the selected op of each edge") {}
+  std::vector<Hyperparameter> hyperparameters() const override {
+    Hyperparameter eta = number("nasp-eta", 0, 0, 1e30,
+                                "weight eta of the parameter-count regulariser sum_k (p_k/p) "
+                                "||A[:,k]||^2",
+                                "NASP Eq. 8");
+    eta.optional_in_config = true;
+    Hyperparameter optimizer =
+        choice("nasp-optimizer", {"sgd", "adam"},
+               "sgd: A - arch-lr * grad (the paper); adam: the architecture Adam (the authors' "
+               "code); then clip to [0, 1]");
+    optimizer.optional_in_config = true;
+    return {eta, optimizer};
+  }
+  std::vector<NamedPass> passes() const override {
+    return {{"update_architecture_proximal", update_architecture_proximal},
+            {"update_weights", update_weights}};
+  }
+  ArchState initial_state(const ir::Graph& graph, const spec::Space& space,
+                          const HyperValues& hyper, uint64_t seed) const override {
+    ArchState state = Algorithm::initial_state(graph, space, hyper, seed);
+    project_box(state.logits);  // A_0 = prox_C2(alpha_0)
+    return state;
+  }
+  std::vector<Var> coefficients(const ArchState& arch) const override {
+    std::vector<Var> out;
+    for (const Tensor& t : one_hot_rows(arch)) out.emplace_back(t);
+    return out;
+  }
+  std::vector<std::vector<float>> ranking_values(const ArchState& arch) const override {
+    std::vector<std::vector<float>> out;
+    for (const Var& a : arch.logits) out.push_back(a.value().to_vector());
+    return out;
+  }
+};
+}  // namespace
+
+const Algorithm& nasp_algorithm() {
+  static const Nasp kNasp;
+  return kNasp;
 }
 
 }  // namespace cellgraph::algorithms

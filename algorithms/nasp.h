@@ -1,13 +1,21 @@
 // NASP (Yao, Xu, Tu, Zhu, AAAI 2020): the pieces of its proximal architecture step, exposed
-// for tests. The step itself is update_architecture_proximal (search_step.h).
+// for tests.
 #pragma once
 
 #include <vector>
 
 #include "algorithms/arch_state.h"
+#include "algorithms/step_context.h"
 #include "engine/ir/graph.h"
 
 namespace cellgraph::algorithms {
+
+// NASP's architecture pass: A <- clip(A - lr * dF/dA_bar) at the one-hot A_bar, then A_bar
+// from the new A (the active set the weight step trains).
+void update_architecture_proximal(StepContext& ctx);
+
+// Per group, the one-hot projection of A (prox onto C1; ties to the lower column).
+std::vector<Tensor> one_hot_rows(const ArchState& state);
 
 // prox onto C2: every entry of A clipped into [0, 1].
 void project_box(std::vector<Var>& a);

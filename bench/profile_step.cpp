@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "algorithms/search_step.h"
+#include "algorithms/algorithm.h"
 #include "engine/backends/backend.h"
 #include "engine/error.h"
 #include "engine/optim/adam.h"
@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
     const ir::Graph graph = spec::compile(space);
     const ir::ParameterStore params(graph, 0);
     const algorithms::Algorithm& a = algorithms::find_algorithm(algo);
-    algorithms::ArchState arch = algorithms::prepared_arch_state(a, graph, space, {}, 0);
+    algorithms::ArchState arch = algorithms::prepared_arch_state(a, graph, space, 0);
+    const algorithms::HyperValues hyper = a.default_hyperparameters();
     Sgd sgd(params.weights());
     Adam adam(algorithms::arch_variables(arch));
     Rng rng(0);
@@ -55,14 +56,14 @@ int main(int argc, char** argv) {
     };
     const Batch train = make_batch(), val = make_batch();
     {  // warm-up: primitive creation and the allocator cache
-      algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val);
+      algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
       algorithms::run_step(a, ctx);
     }
     reset_kernel_counts();
     backend_for(Device::cpu).allocator().reset_peak();
     const auto start = std::chrono::steady_clock::now();
     for (int s = 0; s < steps; ++s) {
-      algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val);
+      algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
       algorithms::run_step(a, ctx);
     }
     const double total =

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <ostream>
 
-#include "algorithms/search_step.h"
+#include "algorithms/step_context.h"
 #include "engine/autodiff/var.h"
 #include "engine/data/batches.h"
 #include "engine/data/dataset.h"

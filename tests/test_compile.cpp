@@ -28,8 +28,8 @@ spec::Space darts_with_input(int64_t c, int64_t h, int64_t w) {
 }  // namespace
 
 TEST_CASE("compile: the DARTS search network has the reference weight counts") {
-  // The DARTS search network's reference counts: 1,930,618 weights for C=16, 8 cells, 10 classes, 3x32x32 input;
-  // 1,929,754 for 1x28x28 (only the stem conv's input channels differ).
+  // The DARTS search network's reference counts: 1,930,618 weights for C=16, 8 cells, 10 classes,
+  // 3x32x32 input; 1,929,754 for 1x28x28 (only the stem conv's input channels differ).
   const ir::Graph g32 = spec::compile(darts_with_input(3, 32, 32));
   CHECK(g32.weight_count() == 1930618);
   const ir::Graph g28 = spec::compile(darts_with_input(1, 28, 28));

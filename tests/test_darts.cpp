@@ -3,7 +3,9 @@
 
 #include <doctest/doctest.h>
 
-#include "algorithms/search_step.h"
+#include "algorithms/algorithm.h"
+#include "algorithms/darts.h"
+#include "algorithms/milenas.h"
 #include "engine/error.h"
 #include "engine/optim/adam.h"
 #include "engine/tensor/random.h"
@@ -48,7 +50,8 @@ struct Setup {
   Adam adam{arch.logits, AdamOptions{}};
   Batch train = make_batch(1), val = make_batch(2);
 
-  StepContext context() { return StepContext(graph, params, arch, sgd, adam, train, val); }
+  HyperValues hyper;  // DARTS has no hyperparameters of its own
+  StepContext context() { return StepContext(graph, params, arch, sgd, adam, train, val, hyper); }
 };
 
 // f(alpha) = L_val(w - xi * (momentum * buf + dL_train/dw(w, alpha) + wd * w), alpha).
@@ -203,7 +206,7 @@ TEST_CASE("darts: the first-order gradient is dL_val/dalpha on the validation ba
   const std::vector<double> on_train = numeric_arch_grad(s, s.train, true);
   // A plain SGD step of lr 1 on alpha exposes the gradient the pass formed.
   Sgd plain(s.arch.logits, SgdOptions{.lr = 1.0f, .momentum = 0.0f, .weight_decay = 0.0f});
-  StepContext ctx(s.graph, s.params, s.arch, s.sgd, plain, s.train, s.val);
+  StepContext ctx(s.graph, s.params, s.arch, s.sgd, plain, s.train, s.val, s.hyper);
   std::vector<float> before;
   for (const Var& l : s.arch.logits) {
     const std::vector<float> v = l.value().to_vector();
@@ -256,8 +259,9 @@ TEST_CASE("milenas: alpha moves by dL_val/dalpha + lambda * dL_train/dalpha") {
 
   // A plain SGD step of lr 1 on alpha exposes the gradient the pass formed.
   Sgd plain(s.arch.logits, SgdOptions{.lr = 1.0f, .momentum = 0.0f, .weight_decay = 0.0f});
-  StepContext ctx(s.graph, s.params, s.arch, s.sgd, plain, s.train, s.val);
-  ctx.options.milenas_lambda = 0.5f;
+  HyperValues hyper = find_algorithm("milenas").default_hyperparameters();
+  hyper.set_number("milenas-lambda", 0.5);
+  StepContext ctx(s.graph, s.params, s.arch, s.sgd, plain, s.train, s.val, hyper);
   std::vector<float> before;
   for (const Var& l : s.arch.logits) {
     const std::vector<float> v = l.value().to_vector();
@@ -274,5 +278,5 @@ TEST_CASE("milenas: alpha moves by dL_val/dalpha + lambda * dL_train/dalpha") {
   for (const Var& w : s.params.weights()) CHECK_FALSE(w.has_grad());
   CHECK(ctx.metrics.val_count == 6);
   CHECK(ctx.metrics.train_count == 0);  // the weight pass reports the train loss
-  CHECK(find_algorithm("milenas").step.size() == 2);
+  CHECK(find_algorithm("milenas").passes().size() == 2);
 }

@@ -6,9 +6,9 @@
 
 #include <doctest/doctest.h>
 
+#include "algorithms/algorithm.h"
 #include "algorithms/derive.h"
 #include "algorithms/ista.h"
-#include "algorithms/search_step.h"
 #include "engine/backends/backend.h"
 #include "engine/error.h"
 #include "engine/optim/adam.h"
@@ -32,8 +32,8 @@ struct Setup : testing::TinySearch {
 
 // Puts a chosen sparse code z (given per dictionary index) on every node, b_j = A_j z.
 void set_code(ArchState& arch, const std::vector<std::vector<std::pair<int32_t, double>>>& z) {
-  for (size_t j = 0; j < arch.nodes.size(); ++j) {
-    SparseNode& n = arch.nodes[j];
+  for (size_t j = 0; j < sparse_codes(arch).nodes.size(); ++j) {
+    SparseNode& n = sparse_codes(arch).nodes[j];
     n.z.assign(size_t(n.n()), 0.0);
     n.support.clear();
     for (const auto& [i, v] : z[j]) {
@@ -41,7 +41,7 @@ void set_code(ArchState& arch, const std::vector<std::vector<std::pair<int32_t, 
       n.support.push_back(i);
     }
     std::sort(n.support.begin(), n.support.end());
-    float* b = arch.codes[size_t(n.group)].value().data() + n.offset;
+    float* b = sparse_codes(arch).codes[size_t(n.group)].value().data() + n.offset;
     for (int64_t t = 0; t < n.m; ++t) {
       double sum = 0;
       for (int64_t i = 0; i < n.n(); ++i) sum += n.a[size_t(t * n.n() + i)] * n.z[size_t(i)];
@@ -53,7 +53,7 @@ void set_code(ArchState& arch, const std::vector<std::vector<std::pair<int32_t, 
 // The group's [rows, cols] matrix holding z at the dictionary entries.
 Tensor code_matrix(const ArchState& arch, int64_t rows, int64_t cols) {
   std::vector<float> m(size_t(rows * cols), 0.0f);
-  for (const SparseNode& n : arch.nodes) {
+  for (const SparseNode& n : sparse_codes(arch).nodes) {
     const size_t k = n.columns.size();
     for (int32_t i : n.support)
       m[size_t(n.rows[size_t(i) / k] * cols + n.columns[size_t(i) % k])] = float(n.z[size_t(i)]);
@@ -64,9 +64,9 @@ Tensor code_matrix(const ArchState& arch, int64_t rows, int64_t cols) {
 
 TEST_CASE("ista: nodes, dictionaries and the first support are built from the spec") {
   Setup s;
-  REQUIRE(s.arch.nodes.size() == 2);
-  const SparseNode& a = s.arch.nodes[0];
-  const SparseNode& b = s.arch.nodes[1];
+  REQUIRE(sparse_codes(s.arch).nodes.size() == 2);
+  const SparseNode& a = sparse_codes(s.arch).nodes[0];
+  const SparseNode& b = sparse_codes(s.arch).nodes[1];
   CHECK(a.label == "normal/a");
   CHECK(b.label == "normal/b");
   CHECK(a.columns == std::vector<int32_t>{1, 2, 3});  // none is not in the dictionary
@@ -74,7 +74,7 @@ TEST_CASE("ista: nodes, dictionaries and the first support are built from the sp
   CHECK(b.n() == 3 * 3);
   CHECK(a.m == 7);
   CHECK(b.offset == 7);
-  CHECK(s.arch.codes[0].shape() == Shape{14, 1});
+  CHECK(sparse_codes(s.arch).codes[0].shape() == Shape{14, 1});
   for (double v : a.a) CHECK((v >= 0 && v < 1));  // uniform [0, 1), as the authors sample
   CHECK(a.support.size() == 2);
   CHECK(b.support.size() == 2);
@@ -87,7 +87,7 @@ TEST_CASE("ista: nodes, dictionaries and the first support are built from the sp
   no_keep.replace(no_keep.find(", \"keep\": 2"), 11, "");
   const spec::Space bad = spec::parse_string(no_keep, "nokeep.json");
   const ir::Graph g = spec::compile(bad);
-  CHECK_THROWS_WITH_AS(prepared_arch_state(find_algorithm("ista"), g, bad, {}, 1),
+  CHECK_THROWS_WITH_AS(prepared_arch_state(find_algorithm("ista"), g, bad, 1),
                        doctest::Contains("nokeep.json:/cells/0/nodes/0: ISTA-NAS needs"), Error);
 }
 
@@ -120,12 +120,12 @@ TEST_CASE("ista: with b = A z for z on S, each node computes sum_S z_i o_i; db =
     FreezeGuard freeze(s.sgd.params());
     dense_loss.backward();
     s.arch.active = sparse_active;
-    for (Var& code : s.arch.codes) code.zero_grad();
+    for (Var& code : sparse_codes(s.arch).codes) code.zero_grad();
     sparse_loss.backward();
   }
   const std::vector<float> dc = z_coef.grad().to_vector();
-  const std::vector<float> db = s.arch.codes[0].grad().to_vector();
-  for (const SparseNode& n : s.arch.nodes) {
+  const std::vector<float> db = sparse_codes(s.arch).codes[0].grad().to_vector();
+  for (const SparseNode& n : sparse_codes(s.arch).nodes) {
     const size_t k = n.columns.size();
     for (int64_t t = 0; t < n.m; ++t) {
       double want = 0;
@@ -141,7 +141,7 @@ TEST_CASE("ista: a step runs s ops per node, recovers the support and trains onl
   Setup s;
   // Node codes whose LASSO solution is known: b = A z with one large entry per chosen op.
   set_code(s.arch, {{{1, 1.0}, {3, 0.8}}, {{2, 0.9}, {6, 1.1}}});
-  for (SparseNode& n : s.arch.nodes) {
+  for (SparseNode& n : sparse_codes(s.arch).nodes) {
     const std::vector<int32_t> planted = n.support;
     n.support.clear();
     n.z.assign(size_t(n.n()), 0.0);
@@ -169,9 +169,9 @@ TEST_CASE("ista: a step runs s ops per node, recovers the support and trains onl
   }
   // The code step moves b (Adam) and forms no weight gradients.
   s.sgd.zero_grad();
-  const std::vector<float> before = s.arch.codes[0].value().to_vector();
+  const std::vector<float> before = sparse_codes(s.arch).codes[0].value().to_vector();
   update_codes(ctx);
-  CHECK(s.arch.codes[0].value().to_vector() != before);
+  CHECK(sparse_codes(s.arch).codes[0].value().to_vector() != before);
   for (const Var& w : s.sgd.params()) CHECK_FALSE(w.has_grad());
 }
 

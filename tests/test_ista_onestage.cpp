@@ -8,8 +8,8 @@
 #include <doctest/doctest.h>
 
 #include "algorithms/absorb.h"
+#include "algorithms/algorithm.h"
 #include "algorithms/ista.h"
-#include "algorithms/search_step.h"
 #include "engine/error.h"
 #include "engine/optim/adam.h"
 #include "engine/sched/executor.h"
@@ -37,15 +37,14 @@ struct Setup {
   spec::Space space = spec::parse_string(edge_bn_space(), "tiny_bn.json");
   ir::Graph graph = spec::compile(space);
   ir::ParameterStore params{graph, 3};
-  ArchState arch = prepared_arch_state(find_algorithm("ista-onestage"), graph, space, {}, 1);
+  ArchState arch = prepared_arch_state(find_algorithm("ista-onestage"), graph, space, 1);
   Sgd sgd{params.weights(), SgdOptions{.lr = 0.05f, .momentum = 0.9f}};
-  Adam adam{arch.codes, AdamOptions{.lr = 0.05f}};
+  Adam adam{sparse_codes(arch).codes, AdamOptions{.lr = 0.05f}};
   Batch train = make_batch(1), val = make_batch(2);
-  AlgorithmOptions options;
+  HyperValues hyper = find_algorithm("ista-onestage").default_hyperparameters();
 
   void step(uint64_t index) {
-    StepContext ctx(graph, params, arch, sgd, adam, train, val);
-    ctx.options = options;
+    StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
     ctx.step = index;
     run_step(find_algorithm("ista-onestage"), ctx);
   }
@@ -79,7 +78,7 @@ TEST_CASE("ista-onestage: every edge op closes with an affine BN; a space withou
 
   const spec::Space plain = spec::parse_string(testing::kTinySpace, "tiny.json");
   CHECK_THROWS_WITH_AS(
-      prepared_arch_state(find_algorithm("ista-onestage"), spec::compile(plain), plain, {}, 1),
+      prepared_arch_state(find_algorithm("ista-onestage"), spec::compile(plain), plain, 1),
       doctest::Contains("tiny.json:/network: ista-onestage searches the evaluation network"),
       Error);
 }
@@ -87,41 +86,41 @@ TEST_CASE("ista-onestage: every edge op closes with an affine BN; a space withou
 TEST_CASE("ista-onestage: the termination rule freezes b, then the edge BNs train") {
   SUBCASE("epsilon 0: never settles; gamma and beta stay exactly 1 and 0") {
     Setup s;
-    s.options.sparse.epsilon = 0;
+    s.hyper.set_number("ista-epsilon", 0);
     for (uint64_t i = 0; i < 4; ++i) s.step(i);
-    CHECK_FALSE(s.arch.codes_frozen);
+    CHECK_FALSE(sparse_codes(s.arch).codes_frozen);
     CHECK(all_at_init(s.edge_affine()));
   }
   SUBCASE("a large epsilon: frozen at the second step, not the first") {
     Setup s;
-    s.options.sparse.epsilon = 1e9;
+    s.hyper.set_number("ista-epsilon", 1e9);
     s.adam.set_lr(1e-7f);  // b barely moves: the supports stay
     s.step(0);
-    CHECK_FALSE(s.arch.codes_frozen);  // nothing has moved b yet: no evidence
+    CHECK_FALSE(sparse_codes(s.arch).codes_frozen);  // nothing has moved b yet: no evidence
     s.step(1);
-    CHECK(s.arch.codes_frozen);
-    const std::vector<float> b = s.arch.codes[0].value().to_vector();
-    const std::vector<std::vector<int32_t>> supports = {s.arch.nodes[0].support,
-                                                        s.arch.nodes[1].support};
+    CHECK(sparse_codes(s.arch).codes_frozen);
+    const std::vector<float> b = sparse_codes(s.arch).codes[0].value().to_vector();
+    const std::vector<std::vector<int32_t>> supports = {sparse_codes(s.arch).nodes[0].support,
+                                                        sparse_codes(s.arch).nodes[1].support};
     s.step(2);
     s.step(3);
-    CHECK(s.arch.codes[0].value().to_vector() == b);  // b no longer moves
-    CHECK(s.arch.nodes[0].support == supports[0]);
-    CHECK(s.arch.nodes[1].support == supports[1]);
+    CHECK(sparse_codes(s.arch).codes[0].value().to_vector() == b);  // b no longer moves
+    CHECK(sparse_codes(s.arch).nodes[0].support == supports[0]);
+    CHECK(sparse_codes(s.arch).nodes[1].support == supports[1]);
     CHECK_FALSE(all_at_init(s.edge_affine()));  // the supported ops' BNs now train
   }
 }
 
 TEST_CASE("ista-onestage: absorbing c into the edge BNs leaves the eval outputs unchanged") {
   Setup s;
-  s.options.sparse.epsilon = 1e9;
+  s.hyper.set_number("ista-epsilon", 1e9);
   s.adam.set_lr(1e-7f);
   // Codes of order 1 (the init draws them ~1e-3), so c matters: b = 1000 b0 gives z ~ 1000 z0.
-  for (Var& b : s.arch.codes)
+  for (Var& b : sparse_codes(s.arch).codes)
     for (int64_t i = 0; i < b.value().numel(); ++i) b.value().data()[i] *= 1000.0f;
-  recover_all(s.graph, s.arch, s.options.sparse.lasso);
+  recover_all(s.graph, s.arch, sparse_code_options(s.hyper).lasso);
   for (uint64_t i = 0; i < 6; ++i) s.step(i);  // search, freeze, then train the BNs
-  REQUIRE(s.arch.codes_frozen);
+  REQUIRE(sparse_codes(s.arch).codes_frozen);
   const std::vector<std::vector<float>> c = coefficient_values(s.arch);
   int nontrivial = 0;
   for (float v : c[0]) nontrivial += v != 0.0f && std::abs(v - 1.0f) > 1e-3f;
@@ -162,8 +161,8 @@ TEST_CASE("ista-onestage: the shipped one-stage space is the DARTS evaluation ne
       spec::parse_file(CELLGRAPH_SOURCE_DIR "/examples/spaces/darts_cnn_onestage.json");
   CHECK(space.network.edge_bn);
   const ir::Graph graph = spec::compile(space);
-  const ArchState arch = prepared_arch_state(find_algorithm("ista-onestage"), graph, space, {}, 1);
-  CHECK(arch.nodes.size() == 8);  // 4 nodes in each of the two cell types
+  const ArchState arch = prepared_arch_state(find_algorithm("ista-onestage"), graph, space, 1);
+  CHECK(sparse_codes(arch).nodes.size() == 8);  // 4 nodes in each of the two cell types
   int64_t active = 0;
   for (uint8_t a : arch.active) active += a == sched::kActive;
   CHECK(active == 20 * 4 * 2);  // s = 2 ops per node, 4 nodes, 20 cells

@@ -6,8 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include "algorithms/algorithm.h"
 #include "algorithms/nasp.h"
-#include "algorithms/search_step.h"
 #include "engine/backends/backend.h"
 #include "engine/optim/adam.h"
 #include "engine/sched/executor.h"
@@ -68,8 +68,7 @@ TEST_CASE("nasp: prox onto C1 is the one-hot arg-max row, prox onto C2 clips int
         std::vector<float>{0.2f, 0.9f, 0.1f, 0.0f, 1.0f, 1.0f, 0.3f, 0.3f, 0.31f});
   // The NASP start is the DARTS draw projected onto the box.
   Setup setup;
-  const ArchState fresh =
-      prepared_arch_state(find_algorithm("nasp"), setup.graph, setup.space, {}, 1);
+  const ArchState fresh = prepared_arch_state(find_algorithm("nasp"), setup.graph, setup.space, 1);
   const ArchState darts = initial_arch_state(setup.graph, setup.space.arch.init_std, 1);
   const std::vector<float> a = fresh.logits[0].value().to_vector();
   const std::vector<float> alpha = darts.logits[0].value().to_vector();
@@ -137,8 +136,8 @@ TEST_CASE("nasp: the architecture step is A - lr * dL_val/dA_bar of the dense ne
 
   // With eta > 0 the step also subtracts lr * 2 eta share_k A_bar.
   Setup t;
+  t.hyper.set_number("nasp-eta", 0.25);
   StepContext ctx2 = t.context();
-  ctx2.options.nasp_eta = 0.25f;
   const std::vector<float> start = t.arch.logits[0].value().to_vector();
   update_architecture_proximal(ctx2);
   const std::vector<float> end = t.arch.logits[0].value().to_vector();
@@ -150,7 +149,7 @@ TEST_CASE("nasp: the architecture step is A - lr * dL_val/dA_bar of the dense ne
   }
 }
 
-TEST_CASE("nasp: with nasp_adam the same gradient goes through Adam, then the box") {
+TEST_CASE("nasp: with --nasp-optimizer adam the same gradient goes through Adam, then the box") {
   Setup s;
   const Tensor gradient = dense_gradient(s, one_hot_rows(s.arch)[0]);
   // The reference: a fresh Adam with the session's settings on a copy of A.
@@ -161,8 +160,8 @@ TEST_CASE("nasp: with nasp_adam the same gradient goes through Adam, then the bo
   std::vector<float> expect = copy.value().to_vector();
   for (float& v : expect) v = std::clamp(v, 0.0f, 1.0f);
 
+  s.hyper.set_choice("nasp-optimizer", "adam");
   StepContext ctx = s.context();
-  ctx.options.nasp_adam = true;
   update_architecture_proximal(ctx);
   const std::vector<float> got = s.arch.logits[0].value().to_vector();
   for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(expect[i]).epsilon(1e-5));

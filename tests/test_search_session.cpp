@@ -9,6 +9,7 @@
 
 #include <doctest/doctest.h>
 
+#include "algorithms/data_shape.h"
 #include "algorithms/search_session.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
@@ -52,12 +53,12 @@ std::string space_for(const std::string& algo) {
   return s;
 }
 
-struct Run {
+struct TinyRun {
   SearchSession session;
-  std::vector<SearchRecord> records;
-  explicit Run(const std::string& algo)
+  std::vector<RunRecord> records;
+  explicit TinyRun(const std::string& algo)
       : session(spec::parse_string(space_for(algo), "tiny.json"), tiny_data(24), options(algo)) {
-    session.set_record_callback([this](const SearchRecord& r) { records.push_back(r); });
+    session.set_record_callback([this](const RunRecord& r) { records.push_back(r); });
   }
   void steps(int n) {
     for (int i = 0; i < n; ++i) session.step();
@@ -85,7 +86,7 @@ void check_identical(const io::Checkpoint& a, const io::Checkpoint& b) {
   }
 }
 
-void check_same_metrics(const SearchRecord& a, const SearchRecord& b) {
+void check_same_metrics(const RunRecord& a, const RunRecord& b) {
   CHECK(a.kind == b.kind);
   CHECK(a.epoch == b.epoch);
   CHECK(a.step == b.step);
@@ -95,8 +96,7 @@ void check_same_metrics(const SearchRecord& a, const SearchRecord& b) {
   CHECK(a.train_accuracy == b.train_accuracy);
   CHECK(a.val_accuracy == b.val_accuracy);
   CHECK(a.lr == b.lr);
-  CHECK(a.genotype == b.genotype);
-  CHECK(a.argmax == b.argmax);
+  CHECK(spec::dump(a.details) == spec::dump(b.details));  // genotype, argmax, supports
 }
 
 std::string temp_file(const std::string& name) {
@@ -112,21 +112,21 @@ TEST_CASE("search: a resumed session is bit-identical to an uninterrupted one") 
     for (int split : {2, 3}) {  // inside an epoch, and at an epoch's end
       CAPTURE(algo);
       CAPTURE(split);
-      Run whole(algo);
+      TinyRun whole(algo);
       whole.steps(6);
 
-      Run first(algo);
+      TinyRun first(algo);
       first.steps(split);
       const std::string path = temp_file(algo + std::to_string(split) + ".bin");
       io::save_checkpoint(first.session.checkpoint(), path);
-      Run second(algo);  // a new session, as a new process would build it
+      TinyRun second(algo);  // a new session, as a new process would build it
       second.session.restore(io::load_checkpoint(path));
       std::filesystem::remove(path);
       CHECK(second.session.global_step() == split);
       second.steps(6 - split);
 
       check_identical(whole.session.checkpoint(), second.session.checkpoint());
-      std::vector<SearchRecord> resumed = first.records;
+      std::vector<RunRecord> resumed = first.records;
       resumed.insert(resumed.end(), second.records.begin(), second.records.end());
       REQUIRE(resumed.size() == whole.records.size());
       REQUIRE(whole.records.size() == 5);  // logs at 2, 4, 6; epoch ends at 3, 6
@@ -141,7 +141,7 @@ TEST_CASE("search: a resumed session is bit-identical to an uninterrupted one") 
 }
 
 TEST_CASE("search: epochs, max-steps, the schedule and derivation from a checkpoint") {
-  Run run("darts");
+  TinyRun run("darts");
   CHECK(run.session.steps_per_epoch() == 3);
   CHECK(run.session.planned_steps() == 9);
   run.session.set_max_steps(4);
@@ -159,16 +159,16 @@ TEST_CASE("search: epochs, max-steps, the schedule and derivation from a checkpo
   CHECK(run.session.planned_steps() == 15);
   const Derived from_ckpt = derive_from_checkpoint(run.session.space(), run.session.checkpoint());
   CHECK(from_ckpt.genotype == run.session.derive().genotype);
-  CHECK(run.records.back().kind == SearchRecord::Kind::log);
+  CHECK(run.records.back().kind == RunRecord::Kind::log);
   CHECK(run.records.back().step == 4);
 }
 
 TEST_CASE("search: restoring a checkpoint of another run is a named error") {
-  Run darts("darts");
+  TinyRun darts("darts");
   darts.steps(1);
   io::Checkpoint ckpt = darts.session.checkpoint();
   ckpt.set_source("run/checkpoint.bin");
-  Run other("darts2");
+  TinyRun other("darts2");
   CHECK_THROWS_WITH_AS(other.session.restore(ckpt),
                        "run/checkpoint.bin: checkpoint of algorithm 'darts', the run uses 'darts2'",
                        Error);
@@ -177,7 +177,7 @@ TEST_CASE("search: restoring a checkpoint of another run is a named error") {
   for (const auto& [key, value] : ckpt.metadata()) missing.set_meta(key, value);
   for (const auto& [name, t] : ckpt.tensors())
     if (name != "param/cells.0.a.e1.sep_conv_3x3.0.dw.weight") missing.add(name, t);
-  Run again("darts");
+  TinyRun again("darts");
   CHECK_THROWS_WITH_AS(
       again.session.restore(missing),
       "run/checkpoint.bin: missing entry 'param/cells.0.a.e1.sep_conv_3x3.0.dw.weight'", Error);

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "engine/error.h"
+#include "engine/tensor/random.h"
 
 namespace cellgraph {
 
@@ -14,13 +15,6 @@ std::vector<int64_t> all_items(const Dataset& dataset) {
   std::vector<int64_t> out(static_cast<size_t>(dataset.size()));
   for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<int64_t>(i);
   return out;
-}
-
-// The splitmix64 finaliser: a bijection that spreads every input bit over the output.
-uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
 }
 
 // Decorrelates (seed, epoch) pairs so that seed s, epoch e+1 and seed s+1, epoch e differ.

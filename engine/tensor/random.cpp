@@ -53,6 +53,20 @@ uint64_t Rng::below(uint64_t n) {
   return x % n;
 }
 
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t stream_seed(uint64_t seed, uint64_t stream) {
+  return mix64(seed + stream * 0x9E3779B97F4A7C15ull);
+}
+
+uint64_t train_batch_seed(uint64_t seed) {
+  return seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+}
+
 float hash_uniform(uint64_t seed, uint64_t index) {
   uint64_t x = seed ^ (index * 0xD1B54A32D192ED03ull);
   return static_cast<float>(splitmix64(x) >> 40) * 0x1.0p-24f;

@@ -28,6 +28,19 @@ class Rng {
   State state_;
 };
 
+// The splitmix64 finaliser: a bijection that spreads every input bit over the output.
+uint64_t mix64(uint64_t z);
+
+// Seed streams: independent seeds derived from a run's seed, so that each use (architecture
+// init, batch order, ...) draws its own stream. In one place so that no two uses collide.
+// A search's stream k: mix64(seed + k * golden ratio); 1 architecture init, 2 train batches,
+// 3 val batches, 4 the session's Rng. (Its weights use the seed itself, so a ParameterStore
+// built with the run's seed matches the run's initial weights.)
+uint64_t stream_seed(uint64_t seed, uint64_t stream);
+// Fixed-network training's batch order: a separate formula, kept as first written so that
+// runs trained before keep their batch order on resume.
+uint64_t train_batch_seed(uint64_t seed);
+
 // Stateless hash of (seed, index) to [0, 1): dropout masks that backward can recompute.
 float hash_uniform(uint64_t seed, uint64_t index);
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "algorithms/search_step.h"
+#include "algorithms/algorithm.h"
 #include "engine/optim/adam.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
@@ -16,19 +16,20 @@ namespace cellgraph::testing {
 
 struct TinySearch {
   explicit TinySearch(const std::string& algorithm)
-      : arch(algorithms::prepared_arch_state(algorithms::find_algorithm(algorithm), graph, space,
-                                             {}, 1)) {}
+      : hyper(algorithms::find_algorithm(algorithm).default_hyperparameters()),
+        arch(algorithms::find_algorithm(algorithm).initial_state(graph, space, hyper, 1)) {}
 
   spec::Space space = spec::parse_string(kTinySpace, "tiny.json");
   ir::Graph graph = spec::compile(space);
   ir::ParameterStore params{graph, 3};
+  algorithms::HyperValues hyper;  // the algorithm's defaults; tests may change them
   algorithms::ArchState arch;
   Sgd sgd{params.weights(), SgdOptions{.lr = 0.1f}};
   Adam adam{algorithms::arch_variables(arch), AdamOptions{.lr = 0.01f}};
   Batch train = random_batch(4, 1, 8, 3, 1), val = random_batch(4, 1, 8, 3, 2);
 
   algorithms::StepContext context() {
-    return algorithms::StepContext(graph, params, arch, sgd, adam, train, val);
+    return algorithms::StepContext(graph, params, arch, sgd, adam, train, val, hyper);
   }
 };
 

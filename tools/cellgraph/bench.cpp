@@ -5,8 +5,8 @@
 #include <fstream>
 #include <iostream>
 
+#include "algorithms/algorithm.h"
 #include "algorithms/arch_state.h"
-#include "algorithms/search_step.h"
 #include "engine/backends/backend.h"
 #include "engine/error.h"
 #include "engine/optim/adam.h"
@@ -59,15 +59,15 @@ int run_bench(const Args& args) {
   const algorithms::Algorithm& algo = algorithms::find_algorithm(args.get("algo", "darts"));
   const ir::Graph graph = spec::compile(space);
   const ir::ParameterStore params(graph, 0);
-  algorithms::ArchState arch =
-      algorithms::prepared_arch_state(algo, graph, space, algorithms::AlgorithmOptions{}, 1);
+  algorithms::ArchState arch = algorithms::prepared_arch_state(algo, graph, space, 1);
+  const algorithms::HyperValues hyper = algo.default_hyperparameters();
   Sgd sgd(params.weights(), SgdOptions{});
   Adam adam(algorithms::arch_variables(arch), AdamOptions{});
   // A fixed network has no architecture to update: bench its training step.
   const bool fixed = graph.arch_groups.empty();
   const std::vector<algorithms::NamedPass> passes =
       fixed ? std::vector<algorithms::NamedPass>{{"update_weights", algorithms::update_weights}}
-            : algo.step;
+            : algo.passes();
   Rng rng(1);
   const Batch train = random_batch(space.network, batch, rng);
   const Batch val = random_batch(space.network, batch, rng);
@@ -77,7 +77,7 @@ int run_bench(const Args& args) {
   std::vector<std::vector<double>> pass_times(passes.size());
   for (int64_t i = 0; i < warmup + steps; ++i) {
     if (i == warmup) allocator.reset_peak();
-    algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val);
+    algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
     ctx.step = uint64_t(i);
     const Clock::time_point start = Clock::now();
     for (size_t p = 0; p < passes.size(); ++p) {
@@ -93,7 +93,7 @@ int run_bench(const Args& args) {
 
   JsonValue j = JsonValue::object();
   j.set("spec", path);
-  j.set("algo", fixed ? "train (fixed network)" : algo.name);
+  j.set("algo", fixed ? "train (fixed network)" : algo.name());
   j.set("batch", batch);
   j.set("threads", num_threads());
   j.set("steps", steps);
@@ -115,8 +115,8 @@ int run_bench(const Args& args) {
     std::cout << spec::dump(j, 2) << "\n";
     return 0;
   }
-  std::cout << path << ": " << (fixed ? "training" : algo.name) << " step, batch " << batch << ", "
-            << num_threads() << " threads, median of " << steps << " steps\n";
+  std::cout << path << ": " << (fixed ? "training" : algo.name()) << " step, batch " << batch
+            << ", " << num_threads() << " threads, median of " << steps << " steps\n";
   std::printf("  step                             %9.4f s\n", median(step_times));
   for (size_t p = 0; p < passes.size(); ++p)
     std::printf("  %-32s %9.4f s\n", passes[p].name, median(pass_times[p]));

@@ -39,7 +39,8 @@ struct FixedNetwork {
 };
 FixedNetwork load_fixed_network(const Args& args, bool fixed_only);
 // The trained network of a run directory, fitted to the run's data: a train run's network
-// with its checkpoint's weights, or an ista-onestage search's absorbed network. Any other
+// with its checkpoint's weights, or the network of a search that trains it (the algorithm's
+// trains_network(): ISTA-NAS one-stage's absorbed network). Any other
 // run is an Error that tells `command` users what to give instead.
 FixedNetwork load_run_network(const std::string& dir, const std::string& command);
 

@@ -6,12 +6,12 @@
 #include <optional>
 
 #include "algorithms/search_session.h"
+#include "algorithms/train_session.h"
 #include "engine/error.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
 #include "tools/cellgraph/commands.h"
 #include "tools/cellgraph/run_dir.h"
-#include "tools/cellgraph/train_session.h"
 
 namespace cellgraph::tools {
 
@@ -36,7 +36,7 @@ int run_eval(const Args& args) {
     net.emplace(load_run_network(target, "eval"));
   } else {
     spec::Space space = spec::parse_file(target);
-    require_fixed(space);
+    algorithms::require_fixed(space);
     data = args.get("data", "fashion-mnist");
     // Normalised as train would: with the training split's statistics.
     const TrainingData train = load_training_data(data, 0);
@@ -60,7 +60,7 @@ int run_eval(const Args& args) {
   const ir::Graph& graph = net->graph;
   const ir::ParameterStore& params = net->params;
   const int64_t step = net->step;
-  const EvalResult r = evaluate(graph, params, test, batch);
+  const algorithms::EvalResult r = algorithms::evaluate(graph, params, test, batch);
   if (args.has("json")) {
     JsonValue j = JsonValue::object();
     j.set("source", target);

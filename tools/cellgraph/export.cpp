@@ -11,50 +11,58 @@
 #include <sstream>
 #include <utility>
 
-#include "algorithms/absorb.h"
+#include "algorithms/algorithm.h"
+#include "algorithms/data_shape.h"
 #include "algorithms/derive.h"
-#include "algorithms/search_session.h"
+#include "algorithms/train_session.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
 #include "tools/cellgraph/commands.h"
 #include "tools/cellgraph/run_dir.h"
-#include "tools/cellgraph/train_session.h"
 
 namespace cellgraph::tools {
 
 FixedNetwork load_run_network(const std::string& dir, const std::string& command) {
   const ConfigReader config(dir);
   const std::string kind = config.string("command");
-  const bool one_stage = kind == "search" && config.string("algo") == "ista-onestage";
-  if (kind == "search" && !one_stage)
+  // A search whose algorithm trains the network while searching leaves it in its
+  // checkpoint; any other search leaves only an architecture.
+  const algorithms::Algorithm* searched =
+      kind == "search" ? &algorithms::find_algorithm(config.string("algo")) : nullptr;
+  const bool trained_search = searched != nullptr && searched->trains_network();
+  if (searched != nullptr && !trained_search)
     throw error(dir, ": a search run; ", command,
                 " takes a fixed network: train the derived network first (`cellgraph train ", dir,
                 "/derived.json`) and give its run directory, or ", command, " ", dir,
                 "/derived.json as a spec (initial weights)");
-  if (kind != "train" && !one_stage)
+  if (kind != "train" && !trained_search) {
+    std::string training;  // the algorithms whose searches train their network
+    for (const algorithms::Algorithm* a : algorithms::algorithms())
+      if (a->trains_network()) training += (training.empty() ? "" : ", ") + a->name();
     throw error(dir, ": a '", kind, "' run; ", command,
-                " takes the directory of a train run, of an ista-onestage search, or a fixed spec");
+                " takes the directory of a train run, of a search that trains its network (",
+                training, "), or a fixed spec");
+  }
   // The network exactly as trained: the spec fitted to the run's data shape.
   spec::Space space = config.space();
   algorithms::fit_space_to_data(space, shape_from_config(config));
   const std::string ckpt_path = checkpoint_path(dir);
   const io::Checkpoint ckpt = io::load_checkpoint(ckpt_path);
   const int64_t step = ckpt.meta_int("step");
-  if (one_stage) {  // ISTA-NAS one-stage trained the network while searching: absorb it
-    algorithms::Absorbed absorbed = algorithms::absorb_from_checkpoint(space, ckpt);
-    return FixedNetwork{std::move(absorbed.space), std::move(absorbed.graph),
-                        std::move(absorbed.params),
-                        ckpt_path + " (one-stage search at step " + std::to_string(step) +
-                            ", coefficients absorbed into the edge BNs)",
+  if (trained_search) {
+    algorithms::TrainedNetwork net = searched->trained_network(space, ckpt);
+    return FixedNetwork{std::move(net.space), std::move(net.graph), std::move(net.params),
+                        ckpt_path + " (" + searched->name() + " search at step " +
+                            std::to_string(step) + ", " + net.how + ")",
                         step};
   }
   if (ckpt.meta("kind") != "train")
     throw error(ckpt_path, ": a '", ckpt.meta("kind"), "' checkpoint, not a train run's");
   ir::Graph graph = spec::compile(space);
   ir::ParameterStore params(graph, 0);
-  restore_parameters(graph, params, ckpt);
+  algorithms::restore_parameters(graph, params, ckpt);
   return FixedNetwork{std::move(space), std::move(graph), std::move(params),
                       ckpt_path + " (step " + std::to_string(step) + ")", step};
 }

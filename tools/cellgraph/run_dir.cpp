@@ -288,4 +288,81 @@ void check_resume_flags(const Args& args, const std::string& command,
                   config_path(dir), " (only --threads, --epochs and --max-steps may be given)");
 }
 
+void save_run_checkpoint(io::Checkpoint ckpt, const std::string& dir, const MetricsLog& log) {
+  log.sync();
+  ckpt.set_meta("metrics_bytes", std::to_string(log.bytes()));
+  io::save_checkpoint(ckpt, checkpoint_path(dir));
+}
+
+JsonValue record_json(const algorithms::RunRecord& r) {
+  JsonValue j = JsonValue::object();
+  j.set("kind", r.kind == algorithms::RunRecord::Kind::epoch ? "epoch" : "log");
+  j.set("epoch", r.epoch + 1);
+  j.set("step", r.step);
+  j.set("train_loss", r.train_loss);
+  j.set("train_acc", r.train_accuracy);
+  if (r.aux_loss) j.set("train_aux_loss", *r.aux_loss);
+  if (r.has_validation) {
+    j.set("val_loss", r.val_loss);
+    j.set("val_acc", r.val_accuracy);
+  }
+  j.set("lr", r.lr);
+  if (r.drop_path) j.set("drop_path", *r.drop_path);
+  j.set("seconds_per_step", r.seconds_per_step);
+  j.set("elapsed", r.elapsed);
+  for (const auto& [key, value] : r.details.members()) j.set(key, value);
+  return j;
+}
+
+std::string record_line(const algorithms::RunRecord& r, int64_t epochs) {
+  char text[256];
+  std::snprintf(text, sizeof text, "%s %lld/%lld step %lld: train loss %.4f acc %.2f%% | ",
+                r.kind == algorithms::RunRecord::Kind::epoch ? "end of epoch" : "epoch",
+                (long long)(r.epoch + 1), (long long)epochs, (long long)r.step, r.train_loss,
+                100 * r.train_accuracy);
+  std::string line = text;
+  if (r.has_validation) {
+    std::snprintf(text, sizeof text, "val loss %.4f acc %.2f%% | ", r.val_loss,
+                  100 * r.val_accuracy);
+    line += text;
+  }
+  std::snprintf(text, sizeof text, "lr %.5f | %.3f s/step", r.lr, r.seconds_per_step);
+  return line + text;
+}
+
+bool run_steps(algorithms::Run& run, const std::string& command, const std::string& dir,
+               const MetricsLog& log, Progress& progress, const algorithms::RunRecord& last_epoch,
+               bool resumed) {
+  install_interrupt_handler();
+  algorithms::RunLoop& loop = run.loop();
+  algorithms::RunHooks hooks;
+  hooks.stop = interrupted;
+  hooks.save = [&](const io::Checkpoint& ckpt) { save_run_checkpoint(ckpt, dir, log); };
+  hooks.checkpoint_name = checkpoint_path(dir);
+  hooks.after_step = [&] {
+    const bool ended = loop.epoch_just_ended();
+    const algorithms::RunRecord now = ended ? last_epoch : loop.snapshot();
+    progress.update({.epoch = ended ? loop.epoch() - 1 : loop.epoch(),
+                     .epochs = loop.options().epochs,
+                     .step_in_epoch = ended ? loop.steps_per_epoch() : loop.step_in_epoch(),
+                     .steps_per_epoch = loop.steps_per_epoch(),
+                     .step = loop.global_step(),
+                     .total_steps = loop.planned_steps(),
+                     .loss = now.train_loss,
+                     .accuracy = now.train_accuracy});
+  };
+  bool finished = false;
+  try {
+    finished = algorithms::run(run, hooks, resumed);
+  } catch (const Error&) {
+    progress.finish();
+    throw;
+  }
+  progress.finish();
+  if (finished) return true;
+  std::cerr << "checkpoint of step " << loop.global_step() << " written to " << checkpoint_path(dir)
+            << "\ninterrupted; resume with: cellgraph " << command << " --resume " << dir << "\n";
+  return false;
+}
+
 }  // namespace cellgraph::tools

@@ -13,8 +13,9 @@
 #include <optional>
 #include <string>
 
+#include "algorithms/data_shape.h"
 #include "algorithms/derive.h"
-#include "algorithms/search_session.h"
+#include "algorithms/run_loop.h"
 #include "engine/data/dataset.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
@@ -162,62 +163,23 @@ int64_t resume_from_checkpoint(Session& session, const Args& args, const std::st
   return metrics_bytes;
 }
 
-// Saves a session's checkpoint with the metrics log's size, so a resumed run can cut the
-// log back to the lines written before it.
-template <typename Session>
-void save_run_checkpoint(const Session& session, const std::string& dir, const MetricsLog& log) {
-  io::Checkpoint ckpt = session.checkpoint();
-  log.sync();
-  ckpt.set_meta("metrics_bytes", std::to_string(log.bytes()));
-  io::save_checkpoint(ckpt, checkpoint_path(dir));
-}
+// Saves a run's checkpoint with the metrics log's size (synced first), so a resumed run
+// can cut the log back to the lines written before it.
+void save_run_checkpoint(io::Checkpoint ckpt, const std::string& dir, const MetricsLog& log);
 
-// The step loop search and train share: steps `session` until it is finished or Ctrl-C /
-// SIGTERM arrives, checkpointing at every epoch end and at the stop and redrawing
-// `progress` after each step. `last_epoch` is the epoch record the session's callback last
-// kept (after an epoch's last step the bar shows it: the running sums have restarted).
-// Returns false when interrupted before the end, after saying how to resume (`cellgraph
-// COMMAND --resume DIR`). An Error from a step (a diverged run) is rethrown with what it
-// leaves behind: the last checkpoint, untouched, or none.
-template <typename Session, typename Record>
-bool run_steps(Session& session, const std::string& command, const std::string& dir,
-               const MetricsLog& log, Progress& progress, const Record& last_epoch, bool resumed) {
-  install_interrupt_handler();
-  bool saved = resumed;  // nothing new to save until a step runs
-  int64_t saved_step = resumed ? session.global_step() : -1;
-  while (!session.finished() && !interrupted()) {
-    try {
-      session.step();
-    } catch (const Error& e) {
-      progress.finish();
-      if (saved_step < 0) throw error(e.what(), "; no checkpoint was written");
-      throw error(e.what(), "; ", checkpoint_path(dir), " (step ", saved_step,
-                  ") is the last good state, kept as it was");
-    }
-    saved = false;
-    const bool ended = session.epoch_just_ended();
-    if (ended) {
-      save_run_checkpoint(session, dir, log);
-      saved = true;
-      saved_step = session.global_step();
-    }
-    const Record now = ended ? last_epoch : session.snapshot();
-    progress.update({.epoch = ended ? session.epoch() - 1 : session.epoch(),
-                     .epochs = session.options().epochs,
-                     .step_in_epoch = ended ? session.steps_per_epoch() : session.step_in_epoch(),
-                     .steps_per_epoch = session.steps_per_epoch(),
-                     .step = session.global_step(),
-                     .total_steps = session.planned_steps(),
-                     .loss = now.train_loss,
-                     .accuracy = now.train_accuracy});
-  }
-  if (!saved) save_run_checkpoint(session, dir, log);
-  progress.finish();
-  if (!interrupted() || session.finished()) return true;
-  std::cerr << "checkpoint of step " << session.global_step() << " written to "
-            << checkpoint_path(dir) << "\ninterrupted; resume with: cellgraph " << command
-            << " --resume " << dir << "\n";
-  return false;
-}
+// A record as one metrics.jsonl line: the common fields, then the record's details.
+spec::JsonValue record_json(const algorithms::RunRecord& r);
+// A record as one progress line ("end of epoch 2/50 step 780: train loss ...").
+std::string record_line(const algorithms::RunRecord& r, int64_t epochs);
+
+// The step loop search and train share (algorithms::run), with the run directory's part:
+// checkpoints saved with the metrics log's size at every epoch end and at the stop, the
+// progress bar after each step, Ctrl-C / SIGTERM as the stop. `last_epoch` is the epoch
+// record the run's callback last kept (after an epoch's last step the bar shows it: the
+// running sums have restarted). Returns false when interrupted before the end, after saying
+// how to resume (`cellgraph COMMAND --resume DIR`).
+bool run_steps(algorithms::Run& run, const std::string& command, const std::string& dir,
+               const MetricsLog& log, Progress& progress, const algorithms::RunRecord& last_epoch,
+               bool resumed);
 
 }  // namespace cellgraph::tools

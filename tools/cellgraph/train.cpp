@@ -4,7 +4,8 @@
 #include <limits>
 #include <memory>
 
-#include "algorithms/search_session.h"
+#include "algorithms/data_shape.h"
+#include "algorithms/train_session.h"
 #include "engine/data/augment.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
@@ -14,12 +15,15 @@
 #include "tools/cellgraph/commands.h"
 #include "tools/cellgraph/progress.h"
 #include "tools/cellgraph/run_dir.h"
-#include "tools/cellgraph/train_session.h"
 
 namespace cellgraph::tools {
 
 namespace {
 
+using algorithms::EvalResult;
+using algorithms::RunRecord;
+using algorithms::TrainOptions;
+using algorithms::TrainSession;
 using spec::JsonValue;
 
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
@@ -126,7 +130,7 @@ TrainConfig config_from_flags(const Args& args) {
     c.channels = args.get_int("channels", kDartsChannels, 1, 1 << 16);
   }
   c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
-  require_fixed(c.space);
+  algorithms::require_fixed(c.space);
   if (c.cells > 0) c.space = evaluation_body(c.space, c.cells, c.channels);
   if (c.auxiliary_weight > 0 && count_reduction_cells(c.space) < 2)
     throw error("--auxiliary-weight ", c.auxiliary_weight,
@@ -193,22 +197,6 @@ TrainConfig config_from_file(const ConfigReader& r) {
   return c;
 }
 
-// `aux`, `drop_path`: whether the run uses them (their keys are left out otherwise).
-JsonValue record_json(const TrainRecord& r, bool aux, bool drop_path) {
-  JsonValue j = JsonValue::object();
-  j.set("kind", r.kind == TrainRecord::Kind::epoch ? "epoch" : "log");
-  j.set("epoch", r.epoch + 1);
-  j.set("step", r.step);
-  j.set("train_loss", r.train_loss);
-  j.set("train_acc", r.train_accuracy);
-  if (aux) j.set("train_aux_loss", r.train_aux_loss);
-  j.set("lr", r.lr);
-  if (drop_path) j.set("drop_path", r.drop_path_prob);
-  j.set("seconds_per_step", r.seconds_per_step);
-  j.set("elapsed", r.elapsed);
-  return j;
-}
-
 int run_train(const Args& args) {
   const bool resume = args.has("resume");
   const std::string dir = resume ? args.get("resume") : args.get("out");
@@ -249,27 +237,18 @@ int run_train(const Args& args) {
               << " in the auxiliary head, weight " << config.auxiliary_weight << ")";
   if (config.drop_path > 0) std::cerr << ", drop-path up to " << config.drop_path;
   std::cerr << "\n";
-  TrainRecord last_epoch;  // the bar shows it after an epoch's last step (the sums restart)
-  session.set_record_callback([&](const TrainRecord& r) {
-    log.write(record_json(r, config.auxiliary_weight > 0, config.drop_path > 0));
-    if (r.kind == TrainRecord::Kind::epoch) last_epoch = r;
+  RunRecord last_epoch;  // the bar shows it after an epoch's last step (the sums restart)
+  session.set_record_callback([&](const RunRecord& r) {
+    log.write(record_json(r));
+    if (r.kind == RunRecord::Kind::epoch) last_epoch = r;
     const bool at_epoch_end = session.step_in_epoch() == session.steps_per_epoch();
-    if (r.kind == TrainRecord::Kind::epoch || (!progress.terminal() && !at_epoch_end)) {
-      char text[200];
-      std::snprintf(text, sizeof text,
-                    "%s %lld/%lld step %lld: loss %.4f acc %.2f%% | lr %.5f | "
-                    "%.3f s/step",
-                    r.kind == TrainRecord::Kind::epoch ? "end of epoch" : "epoch",
-                    (long long)(r.epoch + 1), (long long)session.options().epochs,
-                    (long long)r.step, r.train_loss, 100 * r.train_accuracy, r.lr,
-                    r.seconds_per_step);
-      progress.line(text);
-    }
+    if (r.kind == RunRecord::Kind::epoch || (!progress.terminal() && !at_epoch_end))
+      progress.line(record_line(r, session.options().epochs));
   });
 
   if (!run_steps(session, "train", dir, log, progress, last_epoch, resume))
     return interrupted_exit_status();
-  const EvalResult result = evaluate(session.graph(), session.params(), test);
+  const EvalResult result = algorithms::evaluate(session.graph(), session.params(), test);
   JsonValue line = JsonValue::object();
   line.set("kind", "test");
   line.set("step", session.global_step());

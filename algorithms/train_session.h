@@ -2,8 +2,9 @@
 // behind `cellgraph train` and `cellgraph eval`.
 //
 // One step: a shuffled training batch, forward in training mode, cross-entropy, backward,
-// gradient clipping, SGD with the epoch's cosine learning rate. Resuming is exact as in
-// algorithms/search_session.h: the checkpoint holds the weights, BN buffers, SGD state,
+// gradient clipping, SGD with the epoch's cosine learning rate; the run loop (run_loop.h)
+// owns the counters, schedule, records and checkpoint cadence, as for a search. Resuming is
+// exact as in search_session.h: the checkpoint holds the weights, BN buffers, SGD state,
 // the batch position, the counters and the epoch's metric sums; everything else is a pure
 // function of the options.
 //
@@ -13,11 +14,11 @@
 // (spec::CompileOptions), so evaluation, export and inference never see them.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
 
+#include "algorithms/run_loop.h"
 #include "engine/autodiff/var.h"
 #include "engine/data/augment.h"
 #include "engine/data/batches.h"
@@ -25,12 +26,11 @@
 #include "engine/io/checkpoint.h"
 #include "engine/ir/graph.h"
 #include "engine/ir/parameter_store.h"
-#include "engine/optim/schedule.h"
 #include "engine/optim/sgd.h"
 #include "engine/sched/plan.h"
 #include "spec/space.h"
 
-namespace cellgraph::tools {
+namespace cellgraph::algorithms {
 
 struct TrainOptions {
   int64_t epochs = 600;  // DARTS trains the derived CIFAR-10 network for 600 epochs
@@ -55,18 +55,6 @@ struct TrainOptions {
   float auxiliary_weight = 0.0f;
 };
 
-struct TrainRecord {
-  enum class Kind { log, epoch };
-  Kind kind = Kind::log;
-  int64_t epoch = 0;                          // 0-based
-  int64_t step = 0;                           // global steps done
-  double train_loss = 0, train_accuracy = 0;  // means over the epoch so far
-  double train_aux_loss = 0;                  // mean CE of the auxiliary head (0 without one)
-  double drop_path_prob = 0;                  // of this epoch
-  double lr = 0;
-  double seconds_per_step = 0, elapsed = 0;  // timings
-};
-
 struct EvalResult {
   double loss = 0;      // mean cross-entropy
   double accuracy = 0;  // top-1
@@ -86,7 +74,7 @@ EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, co
 void restore_parameters(const ir::Graph& graph, const ir::ParameterStore& params,
                         const io::Checkpoint& checkpoint);
 
-class TrainSession {
+class TrainSession final : public Run {
  public:
   // `space` must be fixed and fit the data; `train_set` normalised.
   TrainSession(spec::Space space, const Dataset& train_set, TrainOptions options);
@@ -100,23 +88,27 @@ class TrainSession {
   Loss compute_loss(const Batch& batch) const;
   float drop_path_prob() const;  // of the current epoch
 
-  void set_record_callback(std::function<void(const TrainRecord&)> callback) {
-    callback_ = std::move(callback);
+  void set_record_callback(RunLoop::RecordCallback callback) {
+    loop_.set_record_callback(std::move(callback));
   }
-  bool finished() const;
-  void step();
+  // One training step (asserts !finished()); throws Error (nothing recorded) when the loss
+  // or the gradient norm is not finite.
+  void step() override;
 
-  int64_t global_step() const { return step_; }
-  int64_t epoch() const { return epoch_; }
-  int64_t step_in_epoch() const { return epoch_step_; }
-  int64_t steps_per_epoch() const { return steps_per_epoch_; }
-  int64_t planned_steps() const;
-  bool epoch_just_ended() const { return epoch_ended_; }
-  TrainRecord snapshot() const;  // running means, no timings
+  RunLoop& loop() override { return loop_; }
+  const RunLoop& loop() const { return loop_; }
+  bool finished() const { return loop_.finished(); }
+  int64_t global_step() const { return loop_.global_step(); }
+  int64_t epoch() const { return loop_.epoch(); }
+  int64_t step_in_epoch() const { return loop_.step_in_epoch(); }
+  int64_t steps_per_epoch() const { return loop_.steps_per_epoch(); }
+  int64_t planned_steps() const { return loop_.planned_steps(); }
+  bool epoch_just_ended() const { return loop_.epoch_just_ended(); }
+  RunRecord snapshot() const;  // running means, no timings
   void set_epochs(int64_t epochs);
   void set_max_steps(int64_t max_steps);
 
-  io::Checkpoint checkpoint() const;
+  io::Checkpoint checkpoint() const override;
   void restore(const io::Checkpoint& checkpoint);
 
   const spec::Space& space() const { return space_; }
@@ -125,27 +117,17 @@ class TrainSession {
   const ir::ParameterStore& params() const { return params_; }
 
  private:
-  // The training loss of one batch; adds to the epoch's sums.
-  Var loss(const Batch& batch);
-  TrainRecord record(TrainRecord::Kind kind);
+  // What training adds to every record: the auxiliary head's loss, the drop-path rate.
+  void decorate(RunRecord& r, const StepMetrics& totals) const;
 
   spec::Space space_;
   TrainOptions options_;
   ir::Graph graph_;
   ir::ParameterStore params_;
   Sgd sgd_;
-  CosineSchedule schedule_;
   BatchIterator batches_;
   sched::Plan plan_;
-  int64_t steps_per_epoch_ = 0;
-  int64_t epoch_ = 0, epoch_step_ = 0, step_ = 0;
-  bool epoch_ended_ = false;
-  double loss_sum_ = 0, aux_loss_sum_ = 0;
-  int64_t correct_ = 0, count_ = 0;
-  double elapsed_before_ = 0;
-  std::chrono::steady_clock::time_point start_, interval_start_, epoch_start_;
-  int64_t interval_steps_ = 0, epoch_steps_timed_ = 0;
-  std::function<void(const TrainRecord&)> callback_;
+  RunLoop loop_;
 };
 
-}  // namespace cellgraph::tools
+}  // namespace cellgraph::algorithms

@@ -1,10 +1,9 @@
-#include "tools/cellgraph/train_session.h"
+#include "algorithms/train_session.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "algorithms/search_session.h"
-#include "algorithms/search_step.h"
+#include "algorithms/step_context.h"
 #include "engine/error.h"
 #include "engine/optim/clip.h"
 #include "engine/optim/divergence.h"
@@ -13,11 +12,9 @@
 #include "ops/ops.h"
 #include "spec/compile.h"
 
-namespace cellgraph::tools {
+namespace cellgraph::algorithms {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 TrainOptions checked(TrainOptions o) {
   if (o.epochs < 1) throw error("train: epochs must be >= 1, got ", o.epochs);
@@ -36,8 +33,15 @@ spec::CompileOptions training_graph(const TrainOptions& o) {
   return {.drop_path = o.drop_path_prob > 0.0f, .auxiliary_head = o.auxiliary_weight > 0.0f};
 }
 
-// The batch order stream is independent of the weight initialisation stream.
-uint64_t batch_seed(uint64_t seed) { return seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull; }
+// A fixed network's epoch totals in checkpoints, under the keys its first version wrote
+// (the auxiliary loss only when the network has the head).
+constexpr TotalsKeys kTrainTotals{
+    .train_loss = "totals.loss", .train_correct = "totals.correct", .train_count = "totals.count"};
+TotalsKeys train_totals(bool auxiliary) {
+  TotalsKeys keys = kTrainTotals;
+  if (auxiliary) keys.aux_loss = "totals.aux_loss";
+  return keys;
+}
 
 }  // namespace
 
@@ -64,7 +68,7 @@ EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, co
     const Var logits = sched::run(main, params, plan, Var(batch.images), eval_mode);
     const int64_t n = batch.labels.numel();
     r.loss += double(ops::cross_entropy(logits, Var(batch.labels)).value().item()) * double(n);
-    r.correct += algorithms::count_correct(logits.value(), batch.labels);
+    r.correct += count_correct(logits.value(), batch.labels);
     r.count += n;
   }
   if (r.count > 0) {
@@ -103,37 +107,32 @@ TrainSession::TrainSession(spec::Space space, const Dataset& train_set, TrainOpt
       sgd_(params_.weights(), SgdOptions{.lr = options_.lr,
                                          .momentum = options_.momentum,
                                          .weight_decay = options_.weight_decay}),
-      schedule_(options_.lr, options_.lr_min, options_.epochs),
       // drop_last: a last batch of one image would break batch norm's statistics.
       batches_(train_set, BatchOptions{.batch_size = options_.batch_size,
                                        .drop_last = true,
-                                       .seed = batch_seed(options_.seed),
+                                       .seed = train_batch_seed(options_.seed),
                                        .augment = options_.augment}),
       plan_(sched::make_plan(graph_, sched::all_active(graph_))),
-      steps_per_epoch_(batches_.batches_per_epoch()) {
+      loop_(LoopOptions{.epochs = options_.epochs,
+                        .max_steps = options_.max_steps,
+                        .log_every = options_.log_every,
+                        .lr = options_.lr,
+                        .lr_min = options_.lr_min},
+            batches_.batches_per_epoch(), train_totals(graph_.aux_logits.valid())) {
   sched::require_batch_fits(graph_, plan_, options_.batch_size,
                             "--batch " + std::to_string(options_.batch_size));
-  start_ = interval_start_ = epoch_start_ = Clock::now();
-}
-
-bool TrainSession::finished() const {
-  return epoch_ >= options_.epochs || (options_.max_steps > 0 && step_ >= options_.max_steps);
-}
-
-int64_t TrainSession::planned_steps() const {
-  const int64_t all = options_.epochs * steps_per_epoch_;
-  return options_.max_steps > 0 ? std::min(all, options_.max_steps) : all;
+  loop_.set_decorate([this](RunRecord& r, const StepMetrics& totals) { decorate(r, totals); });
 }
 
 float TrainSession::drop_path_prob() const {
-  return float(double(options_.drop_path_prob) * double(epoch_) / double(options_.epochs));
+  return float(double(options_.drop_path_prob) * double(loop_.epoch()) / double(options_.epochs));
 }
 
 TrainSession::Loss TrainSession::compute_loss(const Batch& batch) const {
   // Dropout and drop-path masks: a pure function of the step, so a resumed run draws the
   // same ones.
   const sched::RunOptions options{.training = true,
-                                  .dropout_seed = uint64_t(step_) * 2 + 1,
+                                  .dropout_seed = uint64_t(loop_.global_step()) * 2 + 1,
                                   .drop_path_prob = drop_path_prob()};
   const sched::RunOutputs out =
       sched::run_outputs(graph_, params_, plan_, Var(batch.images), options);
@@ -149,106 +148,60 @@ TrainSession::Loss TrainSession::compute_loss(const Batch& batch) const {
   return loss;
 }
 
-Var TrainSession::loss(const Batch& batch) {
-  const Loss loss = compute_loss(batch);
-  const int64_t n = batch.labels.numel();
-  loss_sum_ += double(loss.total.value().item()) * double(n);
-  if (loss.aux_cross_entropy.defined())
-    aux_loss_sum_ += double(loss.aux_cross_entropy.value().item()) * double(n);
-  correct_ += algorithms::count_correct(loss.logits.value(), batch.labels);
-  count_ += n;
-  return loss.total;
-}
-
 void TrainSession::step() {
   CG_ASSERT(!finished(), "step() on a finished training run");
-  sgd_.set_lr(schedule_.lr_at(epoch_));
+  sgd_.set_lr(loop_.lr());
   const Batch batch = batches_.next();
   sgd_.zero_grad();
-  const Var total = loss(batch);
-  total.backward();
+  const Loss loss = compute_loss(batch);
+  loss.total.backward();
   const double norm = clip_or_measure_grad_norm(sgd_.params(), options_.grad_clip);
+  const int64_t step = loop_.global_step() + 1;
   const std::string hint =
-      detail::concat("lower the learning rate (--lr ", algorithms::decimal_of(options_.lr), ")");
-  require_finite(step_ + 1, "training loss", double(total.value().item()), hint);
-  require_finite(step_ + 1, "weight gradient norm", norm, hint);
+      detail::concat("lower the learning rate (--lr ", decimal_of(options_.lr), ")");
+  require_finite(step, "training loss", double(loss.total.value().item()), hint);
+  require_finite(step, "weight gradient norm", norm, hint);
   sgd_.step();
-  ++step_;
-  ++epoch_step_;
-  ++interval_steps_;
-  ++epoch_steps_timed_;
-  epoch_ended_ = false;
-  if (options_.log_every > 0 && step_ % options_.log_every == 0 && callback_)
-    callback_(record(TrainRecord::Kind::log));
-  if (epoch_step_ == steps_per_epoch_) {
-    if (callback_) callback_(record(TrainRecord::Kind::epoch));
-    ++epoch_;
-    epoch_step_ = 0;
-    loss_sum_ = aux_loss_sum_ = 0;
-    correct_ = count_ = 0;
-    epoch_ended_ = true;
-  }
+  const int64_t n = batch.labels.numel();
+  StepMetrics m;
+  m.train_loss = double(loss.total.value().item()) * double(n);
+  if (loss.aux_cross_entropy.defined())
+    m.aux_loss = double(loss.aux_cross_entropy.value().item()) * double(n);
+  m.train_correct = count_correct(loss.logits.value(), batch.labels);
+  m.train_count = n;
+  m.grad_norm = norm;
+  loop_.finish_step(m);
 }
 
-TrainRecord TrainSession::snapshot() const {
-  TrainRecord r;
-  r.epoch = epoch_;
-  r.step = step_;
-  r.train_loss = count_ > 0 ? loss_sum_ / double(count_) : 0;
-  r.train_accuracy = count_ > 0 ? double(correct_) / double(count_) : 0;
-  r.train_aux_loss = count_ > 0 ? aux_loss_sum_ / double(count_) : 0;
-  r.lr = algorithms::decimal_of(schedule_.lr_at(epoch_));
-  r.drop_path_prob = algorithms::decimal_of(drop_path_prob());
+RunRecord TrainSession::snapshot() const {
+  RunRecord r = loop_.snapshot();
+  decorate(r, {});
   return r;
 }
 
-TrainRecord TrainSession::record(TrainRecord::Kind kind) {
-  TrainRecord r = snapshot();
-  r.kind = kind;
-  const Clock::time_point now = Clock::now();
-  // A log record covers the steps since the last log record, an epoch record the whole
-  // epoch (a log record at the epoch's last step must not leave it an empty interval).
-  Clock::time_point& since = kind == TrainRecord::Kind::log ? interval_start_ : epoch_start_;
-  int64_t& steps = kind == TrainRecord::Kind::log ? interval_steps_ : epoch_steps_timed_;
-  r.seconds_per_step =
-      steps > 0 ? std::chrono::duration<double>(now - since).count() / double(steps) : 0.0;
-  r.elapsed = elapsed_before_ + std::chrono::duration<double>(now - start_).count();
-  since = now;
-  steps = 0;
-  return r;
+void TrainSession::decorate(RunRecord& r, const StepMetrics& totals) const {
+  if (graph_.aux_logits.valid())
+    r.aux_loss = totals.train_count > 0 ? totals.aux_loss / double(totals.train_count) : 0.0;
+  if (options_.drop_path_prob > 0) r.drop_path = decimal_of(drop_path_prob());
 }
 
 void TrainSession::set_epochs(int64_t epochs) {
-  const int64_t minimum = std::max<int64_t>(epoch_ + (epoch_step_ > 0 ? 1 : 0), 1);
-  if (epochs < minimum)
-    throw error("--epochs ", epochs, ": the run has already begun ", minimum,
-                " epochs; give at least ", minimum);
+  loop_.set_epochs(epochs);
   options_.epochs = epochs;
-  schedule_ = CosineSchedule(options_.lr, options_.lr_min, epochs);
 }
 
 void TrainSession::set_max_steps(int64_t max_steps) {
-  if (max_steps < 0) throw error("--max-steps must be >= 0, got ", max_steps);
+  loop_.set_max_steps(max_steps);
   options_.max_steps = max_steps;
 }
 
 io::Checkpoint TrainSession::checkpoint() const {
   io::Checkpoint ckpt;
   ckpt.set_meta("kind", "train");
-  ckpt.set_meta("step", std::to_string(step_));
-  ckpt.set_meta("epoch", std::to_string(epoch_));
-  ckpt.set_meta("epoch_step", std::to_string(epoch_step_));
-  ckpt.set_meta("steps_per_epoch", std::to_string(steps_per_epoch_));
+  loop_.save(ckpt);
   const BatchPosition p = batches_.position();
   ckpt.set_meta("position.epoch", std::to_string(p.epoch));
   ckpt.set_meta("position.batch", std::to_string(p.batch));
-  ckpt.set_meta("totals.loss", io::format_double(loss_sum_));
-  if (graph_.aux_logits.valid()) ckpt.set_meta("totals.aux_loss", io::format_double(aux_loss_sum_));
-  ckpt.set_meta("totals.correct", std::to_string(correct_));
-  ckpt.set_meta("totals.count", std::to_string(count_));
-  const double elapsed =
-      elapsed_before_ + std::chrono::duration<double>(Clock::now() - start_).count();
-  ckpt.set_meta("elapsed", io::format_double(elapsed));
   for (size_t i = 0; i < graph_.params.size(); ++i)
     ckpt.add("param/" + graph_.params[i].name, params_.all()[i].value());
   for (const auto& [key, t] : sgd_.state_tensors()) ckpt.add("sgd/" + key, t);
@@ -259,28 +212,13 @@ void TrainSession::restore(const io::Checkpoint& ckpt) {
   const std::string& src = ckpt.source();
   if (ckpt.meta("kind") != "train")
     throw error(src, ": a '", ckpt.meta("kind"), "' checkpoint, not a train checkpoint");
-  if (ckpt.meta_int("steps_per_epoch") != steps_per_epoch_)
-    throw error(src, ": ", ckpt.meta_int("steps_per_epoch"), " steps per epoch, this run has ",
-                steps_per_epoch_, "; the data, subset or batch size differ");
-  const algorithms::StepCounters counters =
-      algorithms::read_step_counters(ckpt, steps_per_epoch_);  // checks first
+  loop_.restore(ckpt, "the data, subset or batch size differ");  // checks first
   restore_parameters(graph_, params_, ckpt);
   StateTensors state;
   for (const auto& [name, t] : ckpt.tensors())
     if (name.rfind("sgd/", 0) == 0) state.emplace_back(name.substr(4), t);
   sgd_.load_state_tensors(state, src);
   batches_.set_position({ckpt.meta_int("position.epoch"), ckpt.meta_int("position.batch")});
-  step_ = counters.step;
-  epoch_ = counters.epoch;
-  epoch_step_ = counters.epoch_step;
-  loss_sum_ = ckpt.meta_double("totals.loss");
-  aux_loss_sum_ = graph_.aux_logits.valid() ? ckpt.meta_double("totals.aux_loss") : 0;
-  correct_ = ckpt.meta_int("totals.correct");
-  count_ = ckpt.meta_int("totals.count");
-  elapsed_before_ = ckpt.meta_double("elapsed");
-  start_ = interval_start_ = epoch_start_ = Clock::now();
-  interval_steps_ = epoch_steps_timed_ = 0;
-  epoch_ended_ = false;
 }
 
-}  // namespace cellgraph::tools
+}  // namespace cellgraph::algorithms

@@ -1,0 +1,86 @@
+// One step of a run as a pipeline of named passes over a StepContext, and the building
+// blocks the passes share: the forward pass with its loss and metrics, and the weight step
+// every search algorithm (and the fixed-network trainer) ends with.
+//
+// A pass is a free function that reads the step's batches and updates the architecture
+// state or the weights; an algorithm's step is a readable list of them (algorithm.h).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "algorithms/arch_state.h"
+#include "algorithms/hyperparameters.h"
+#include "engine/data/batches.h"
+#include "engine/ir/graph.h"
+#include "engine/ir/parameter_store.h"
+#include "engine/optim/optimizer.h"
+#include "engine/optim/sgd.h"
+#include "engine/sched/plan.h"
+
+namespace cellgraph::algorithms {
+
+// What steps report, summed over samples; the run loop sums steps into epoch totals with +=.
+struct StepMetrics {
+  double train_loss = 0, val_loss = 0;
+  int64_t train_correct = 0, val_correct = 0, train_count = 0, val_count = 0;
+  double aux_loss = 0;   // the auxiliary head's cross-entropy (training a fixed network)
+  double grad_norm = 0;  // of the weight gradient, before clipping (0: no weight step)
+
+  // Sums the counts and losses; grad_norm is per step and not summed.
+  StepMetrics& operator+=(const StepMetrics& o);
+};
+
+struct StepContext {
+  StepContext(const ir::Graph& g, const ir::ParameterStore& p, ArchState& a, Sgd& w, Optimizer& ao,
+              const Batch& train_batch, const Batch& val_batch, const HyperValues& h)
+      : graph(g),
+        params(p),
+        arch(a),
+        weight_optimizer(w),
+        arch_optimizer(ao),
+        train(train_batch),
+        val(val_batch),
+        hyper(h) {}
+
+  const ir::Graph& graph;
+  const ir::ParameterStore& params;
+  ArchState& arch;
+  Sgd& weight_optimizer;
+  Optimizer& arch_optimizer;
+  const Batch& train;
+  const Batch& val;
+  const HyperValues& hyper;  // the algorithm's own hyperparameters
+  float grad_clip = 5.0f;    // <= 0: no clipping
+  uint64_t step = 0;         // global step, seeds dropout
+  StepMetrics metrics;
+
+  // The plan for the current active set, made on first use and again after the active
+  // set changes.
+  const sched::Plan& plan();
+
+ private:
+  sched::Plan plan_;
+  bool planned_ = false;
+};
+
+using Pass = void (*)(StepContext&);
+
+struct NamedPass {
+  const char* name;
+  Pass run;
+};
+
+// Forward in training mode on `batch` with the given coefficients; returns the mean loss
+// and adds the batch's loss and accuracy to the metrics (train or val side).
+Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& coefficients,
+                 bool is_train);
+// Number of rows of `logits` whose arg-max equals the label.
+int64_t count_correct(const Tensor& logits, const Tensor& labels);
+
+// The weight pass: SGD on L_train at the relaxation's coefficients (softmax(alpha), NASP's
+// one-hot rows, ISTA-NAS's sparse coefficients), none of which receives a gradient; the
+// gradient norm is clipped (grad_clip > 0) and reported.
+void update_weights(StepContext& ctx);
+
+}  // namespace cellgraph::algorithms
