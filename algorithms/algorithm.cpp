@@ -18,6 +18,10 @@ std::vector<Var> Algorithm::coefficients(const ArchState& arch) const {
   return softmax_coefficients(arch);
 }
 
+std::vector<Var> Algorithm::relaxed_coefficients(const ArchState& arch) const {
+  return softmax_coefficients(arch);
+}
+
 std::vector<std::vector<float>> Algorithm::ranking_values(const ArchState& arch) const {
   std::vector<std::vector<float>> out;
   for (const Var& c : coefficients(arch)) out.push_back(c.value().to_vector());

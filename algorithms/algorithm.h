@@ -63,6 +63,11 @@ class Algorithm {
                                   const HyperValues& hyper, uint64_t seed) const;
   // The coefficient matrices, without gradient (weight steps, evaluation, records).
   virtual std::vector<Var> coefficients(const ArchState& arch) const;
+  // The same as a differentiable function of the architecture variables (recorded for
+  // autodiff in grad mode): what an architecture pass backpropagates into. Shared passes
+  // (DARTS' first- and second-order gradients) reach the variables through it, so they
+  // serve any relaxation.
+  virtual std::vector<Var> relaxed_coefficients(const ArchState& arch) const;
   // What the architecture optimizer (Adam) trains.
   virtual std::vector<Var>& variables(ArchState& arch) const { return arch.logits; }
   // Per group, row-major: what derivation ranks and records report (default: coefficients).

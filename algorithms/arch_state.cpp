@@ -38,6 +38,11 @@ std::vector<Var> softmax_coefficients(const ArchState& state) {
   return out;
 }
 
+std::vector<Var> relaxed_coefficients(const ArchState& state) {
+  return state.algorithm != nullptr ? state.algorithm->relaxed_coefficients(state)
+                                    : softmax_coefficients(state);
+}
+
 std::vector<Var> current_coefficients(const ArchState& state) {
   if (state.algorithm != nullptr) return state.algorithm->coefficients(state);
   NoGradGuard no_grad;

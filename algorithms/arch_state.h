@@ -65,6 +65,10 @@ std::vector<Var>& arch_variables(ArchState& state);
 // when the logits require a gradient and grad mode is on.
 std::vector<Var> softmax_coefficients(const ArchState& state);
 
+// The state's relaxation as a differentiable function of its variables (the algorithm's
+// relaxed_coefficients(); softmax without an algorithm).
+std::vector<Var> relaxed_coefficients(const ArchState& state);
+
 // The coefficient matrices the state's relaxation gives, without a gradient (for weight
 // steps and evaluation).
 std::vector<Var> current_coefficients(const ArchState& state);

@@ -14,11 +14,11 @@ namespace cellgraph::algorithms {
 namespace {
 std::vector<Var> fixed_coefficients(const ArchState& arch) {
   NoGradGuard no_grad;
-  return softmax_coefficients(arch);
+  return relaxed_coefficients(arch);
 }
 
 void zero_arch_grads(ArchState& arch) {
-  for (Var& l : arch.logits) l.zero_grad();
+  for (Var& l : arch_variables(arch)) l.zero_grad();
 }
 
 // dst = a + s * b, element-wise over matching parameter lists (CPU tensors).
@@ -56,16 +56,16 @@ std::vector<Tensor> arch_grad_of_train_loss(StepContext& ctx) {
   FreezeGuard freeze(ctx.weight_optimizer.params());
   zero_arch_grads(ctx.arch);
   StepMetrics keep = ctx.metrics;  // extra passes are not part of the step's metrics
-  forward_loss(ctx, ctx.train, softmax_coefficients(ctx.arch), true).backward();
+  forward_loss(ctx, ctx.train, relaxed_coefficients(ctx.arch), true).backward();
   ctx.metrics = keep;
-  return grads_of(ctx.arch.logits);
+  return grads_of(arch_variables(ctx.arch));
 }
 }  // namespace
 
 void update_architecture_first_order(StepContext& ctx) {
   FreezeGuard freeze(ctx.weight_optimizer.params());
   ctx.arch_optimizer.zero_grad();
-  forward_loss(ctx, ctx.val, softmax_coefficients(ctx.arch), false).backward();
+  forward_loss(ctx, ctx.val, relaxed_coefficients(ctx.arch), false).backward();
   ctx.arch_optimizer.step();
 }
 
@@ -97,8 +97,8 @@ void second_order_gradient(StepContext& ctx) {
   // L_val(w', alpha): dalpha and dw'.
   sgd.zero_grad();
   zero_arch_grads(ctx.arch);
-  forward_loss(ctx, ctx.val, softmax_coefficients(ctx.arch), false).backward();
-  const std::vector<Tensor> dalpha = grads_of(ctx.arch.logits);
+  forward_loss(ctx, ctx.val, relaxed_coefficients(ctx.arch), false).backward();
+  const std::vector<Tensor> dalpha = grads_of(arch_variables(ctx.arch));
   const std::vector<Tensor> dw = grads_of(w);
   sgd.zero_grad();
 
@@ -117,15 +117,15 @@ void second_order_gradient(StepContext& ctx) {
   set_axpy(w, backup, 0.0f, std::vector<Tensor>(w.size()));
 
   // dalpha - xi * (plus - minus) / 2r
-  for (size_t g = 0; g < ctx.arch.logits.size(); ++g) {
-    Tensor out =
-        dalpha[g].defined() ? dalpha[g].clone() : Tensor::zeros(ctx.arch.logits[g].shape());
+  std::vector<Var>& alpha = arch_variables(ctx.arch);
+  for (size_t g = 0; g < alpha.size(); ++g) {
+    Tensor out = dalpha[g].defined() ? dalpha[g].clone() : Tensor::zeros(alpha[g].shape());
     float* d = out.data();
     const float* p = plus[g].defined() ? plus[g].data() : nullptr;
     const float* m = minus[g].defined() ? minus[g].data() : nullptr;
     for (int64_t e = 0; e < out.numel(); ++e)
       d[e] -= xi * ((p ? p[e] : 0.0f) - (m ? m[e] : 0.0f)) / (2.0f * r);
-    ctx.arch.logits[g].set_grad(out);
+    alpha[g].set_grad(out);
   }
 }
 

@@ -304,6 +304,10 @@ std::vector<Var> SparseCodingAlgorithm::coefficients(const ArchState& arch) cons
   return sparse_code_coefficients(arch);
 }
 
+std::vector<Var> SparseCodingAlgorithm::relaxed_coefficients(const ArchState& arch) const {
+  return sparse_code_coefficients(arch);
+}
+
 std::vector<Var>& SparseCodingAlgorithm::variables(ArchState& arch) const {
   return sparse_codes(arch).codes;
 }

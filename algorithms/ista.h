@@ -81,6 +81,7 @@ class SparseCodingAlgorithm : public Algorithm {
   ArchState initial_state(const ir::Graph& graph, const spec::Space& space,
                           const HyperValues& hyper, uint64_t seed) const override;
   std::vector<Var> coefficients(const ArchState& arch) const override;
+  std::vector<Var> relaxed_coefficients(const ArchState& arch) const override;
   std::vector<Var>& variables(ArchState& arch) const override;
   Derived derive(const spec::Space& space, const ir::Graph& graph,
                  const ArchState& arch) const override;

@@ -11,11 +11,11 @@ namespace cellgraph::algorithms {
 void update_architecture_mixed_level(StepContext& ctx) {
   FreezeGuard freeze(ctx.weight_optimizer.params());  // an architecture step: no dw
   ctx.arch_optimizer.zero_grad();
-  forward_loss(ctx, ctx.val, softmax_coefficients(ctx.arch), false).backward();
+  forward_loss(ctx, ctx.val, relaxed_coefficients(ctx.arch), false).backward();
   // The second backward adds lambda * dL_train/dalpha to the gradients already there; the
   // train loss is not counted in the step's metrics (the weight pass reports it).
   const StepMetrics keep = ctx.metrics;
-  const Var train_loss = forward_loss(ctx, ctx.train, softmax_coefficients(ctx.arch), true);
+  const Var train_loss = forward_loss(ctx, ctx.train, relaxed_coefficients(ctx.arch), true);
   ctx.metrics = keep;
   train_loss.backward(Tensor::full({1}, float(ctx.hyper.number("milenas-lambda"))));
   ctx.arch_optimizer.step();

@@ -34,10 +34,10 @@ TEST_CASE("hyperparameters: defaults, text as users write it, and named errors")
   CHECK(v.number("rate") == 0.1);
   CHECK(v.integer("count") == 12);
   CHECK(v.choice("solver") == "ista");
-  CHECK_THROWS_WITH_AS(v.set_text("count", "2.5"), "--count: expected an integer in [1, 100], got '2.5'",
-                       Error);
-  CHECK_THROWS_WITH_AS(v.set_text("count", "0"), "--count: expected an integer in [1, 100], got '0'",
-                       Error);
+  CHECK_THROWS_WITH_AS(v.set_text("count", "2.5"),
+                       "--count: expected an integer in [1, 100], got '2.5'", Error);
+  CHECK_THROWS_WITH_AS(v.set_text("count", "0"),
+                       "--count: expected an integer in [1, 100], got '0'", Error);
   CHECK_THROWS_WITH_AS(v.set_text("rate", "fast"), "--rate: expected a number >= 0, got 'fast'",
                        Error);
   CHECK_THROWS_WITH_AS(v.set_text("rate", "nan"), "--rate: expected a number >= 0, got 'nan'",
