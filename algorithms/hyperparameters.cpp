@@ -175,6 +175,7 @@ void HyperValues::read_json(const spec::JsonValue& object, const std::string& fi
     const std::string key = h.config_key();
     const spec::JsonValue* v = object.find(key);
     if (v == nullptr) {
+      if (h.optional_in_config && !h.absent_value.empty()) set_text(h.flag, h.absent_value);
       if (h.optional_in_config) continue;
       throw error(file, ":/", key,
                   ": missing; the file was not written by this version of cellgraph");

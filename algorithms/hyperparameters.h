@@ -28,8 +28,10 @@ struct Hyperparameter {
   std::string help;                  // one line
   std::string reference;             // where the default comes from ("DARTS", "paper Eq. 7")
   // Added after the first runs were written: a config.json without the key resumes with
-  // the default (what that run ran with). Keys present from the start must be there.
+  // `absent_value` when given (what runs before the option ran with, when a later default
+  // differs), else the default. Keys present from the start must be there.
   bool optional_in_config = false;
+  std::string absent_value;  // as set_text reads it; empty: the default
 
   std::string config_key() const;    // "nasp_eta"
   std::string default_text() const;  // "0.025", "sgd"

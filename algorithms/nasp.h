@@ -14,8 +14,17 @@ namespace cellgraph::algorithms {
 // from the new A (the active set the weight step trains).
 void update_architecture_proximal(StepContext& ctx);
 
-// Per group, the one-hot projection of A (prox onto C1; ties to the lower column).
+// Per group, the one-hot projection of A (prox onto C1; ties to the lower column): one op
+// on every edge (`--nasp-projection edge`).
 std::vector<Tensor> one_hot_rows(const ArchState& state);
+
+// The projection the authors' code uses (`--nasp-projection node`, the default): per node,
+// the edges derivation would keep — with a `keep: k`, each edge's best op other than none,
+// the k edges whose A at that op is largest (ties: lower edge); without keep, every edge
+// with its arg-max op — one-hot there, and zero on the node's other edges. The network
+// searched is then the cell that will be derived. Falls back to one_hot_rows for a state
+// that was not built by NASP's initial_state.
+std::vector<Tensor> projected_rows(const ArchState& state);
 
 // prox onto C2: every entry of A clipped into [0, 1].
 void project_box(std::vector<Var>& a);

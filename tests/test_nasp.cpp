@@ -9,6 +9,7 @@
 #include "algorithms/algorithm.h"
 #include "algorithms/nasp.h"
 #include "engine/backends/backend.h"
+#include "engine/error.h"
 #include "engine/optim/adam.h"
 #include "engine/sched/executor.h"
 #include "engine/tensor/random.h"
@@ -23,8 +24,14 @@ using namespace cellgraph::algorithms;
 
 namespace {
 
+// `projection`: --nasp-projection (edge: one op on every edge; node: the kept edges only);
+// `optimizer`: --nasp-optimizer.
 struct Setup : testing::TinySearch {
-  Setup() : TinySearch("nasp") {
+  explicit Setup(const std::string& projection = "edge", const std::string& optimizer = "sgd")
+      : TinySearch("nasp", [&](HyperValues& h) {
+          h.set_choice("nasp-projection", projection);
+          h.set_choice("nasp-optimizer", optimizer);
+        }) {
     // A inside the box with distinct rows, so no step below is clipped.
     Rng rng(4);
     for (Var& a : arch.logits) a.value().copy_from(uniform_tensor(a.shape(), 0.3f, 0.7f, rng));
@@ -137,6 +144,7 @@ TEST_CASE("nasp: the architecture step is A - lr * dL_val/dA_bar of the dense ne
   // With eta > 0 the step also subtracts lr * 2 eta share_k A_bar.
   Setup t;
   t.hyper.set_number("nasp-eta", 0.25);
+
   StepContext ctx2 = t.context();
   const std::vector<float> start = t.arch.logits[0].value().to_vector();
   update_architecture_proximal(ctx2);
@@ -150,7 +158,7 @@ TEST_CASE("nasp: the architecture step is A - lr * dL_val/dA_bar of the dense ne
 }
 
 TEST_CASE("nasp: with --nasp-optimizer adam the same gradient goes through Adam, then the box") {
-  Setup s;
+  Setup s("edge", "adam");
   const Tensor gradient = dense_gradient(s, one_hot_rows(s.arch)[0]);
   // The reference: a fresh Adam with the session's settings on a copy of A.
   Var copy(s.arch.logits[0].value().clone(), true);
@@ -160,7 +168,6 @@ TEST_CASE("nasp: with --nasp-optimizer adam the same gradient goes through Adam,
   std::vector<float> expect = copy.value().to_vector();
   for (float& v : expect) v = std::clamp(v, 0.0f, 1.0f);
 
-  s.hyper.set_choice("nasp-optimizer", "adam");
   StepContext ctx = s.context();
   update_architecture_proximal(ctx);
   const std::vector<float> got = s.arch.logits[0].value().to_vector();
@@ -199,4 +206,80 @@ TEST_CASE("nasp: the weight step runs and trains only the selected op of each ed
     trained += s.params.all()[i].has_grad();
   }
   MESSAGE(trained, " candidate weight tensors trained this step");
+}
+
+// The authors' projection (the default): per node only the edges derivation keeps are
+// one-hot, the others zero, so the network searched is the cell derived.
+TEST_CASE("nasp: the node projection keeps each node's top-k edges, as derivation would") {
+  Setup s("node");
+  // Rows: a <- c_k-2 (0), a <- c_k-1 (1) | b <- c_k-2 (2), b <- c_k-1 (3), b <- a (4).
+  // Columns: 0 none, 1 skip_connect, 2 sep_conv_3x3, 3 max_pool_3x3.
+  s.arch.logits[0].value().copy_from(Tensor::from_vector(
+      {5, 4}, {0.9f,  0.2f, 0.3f, 0.1f,   // a/e0: none strongest, best real op sep (0.3)
+               0.1f,  0.6f, 0.2f, 0.1f,   // a/e1: skip (0.6)
+               0.1f,  0.2f, 0.3f, 0.35f,  // b/e0: max_pool (0.35)
+               0.95f, 0.3f, 0.1f, 0.2f,   // b/e1: none strongest, best real op skip (0.3): dropped
+               0.1f,  0.1f, 0.8f, 0.1f}));  // b/e2: sep (0.8)
+  const std::vector<float> hot = projected_rows(s.arch)[0].to_vector();
+  CHECK(hot == std::vector<float>{0, 0, 1, 0,  //
+                                  0, 1, 0, 0,  //
+                                  0, 0, 0, 1,  //
+                                  0, 0, 0, 0,  //
+                                  0, 0, 1, 0});
+  // The edge projection would select none on a/e0 and b/e1 and keep all five edges.
+  CHECK(one_hot_rows(s.arch)[0].to_vector()[0] == 1.0f);
+  // The same edges and ops as derivation from A.
+  const Derived d = derive(s.space, s.graph, s.arch);
+  CHECK(d.genotype ==
+        "Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('max_pool_3x3', 0), "
+        "('sep_conv_3x3', 2)], normal_concat=[2, 3])");
+
+  // The weight step runs exactly the kept ops: 4 candidates (the edge projection would run
+  // one on each of the 5 edges).
+  StepContext ctx = s.context();
+  s.arch.active = selection_active_set(s.graph, {projected_rows(s.arch)[0]}, sched::kInactive);
+  int active = 0;
+  for (uint8_t a : s.arch.active) active += a == sched::kActive;
+  CHECK(active == 4);
+  reset_kernel_counts();
+  update_weights(ctx);
+  CHECK(forward_count(OpKind::conv2d) == conv_nodes(s.graph, s.arch.active));
+  CHECK(forward_count(OpKind::max_pool) == 1);  // b/e0's; b/e1's ops do not run
+}
+
+TEST_CASE("nasp: the step at the node projection is A - lr * dL_val/dA_bar there") {
+  Setup s("node");
+  const std::vector<float> before = s.arch.logits[0].value().to_vector();
+  const Tensor hot = projected_rows(s.arch)[0];
+  const std::vector<float> dense = dense_gradient(s, hot).to_vector();
+  StepContext ctx = s.context();
+  update_architecture_proximal(ctx);
+  const std::vector<float> after = s.arch.logits[0].value().to_vector();
+  const float lr = s.adam.lr();
+  for (size_t i = 0; i < before.size(); ++i) {
+    CAPTURE(i);
+    CHECK(after[i] ==
+          doctest::Approx(std::clamp(before[i] - lr * dense[i], 0.0f, 1.0f)).epsilon(1e-5));
+  }
+  CHECK(s.arch.active == selection_active_set(s.graph, projected_rows(s.arch), sched::kInactive));
+}
+
+TEST_CASE("nasp: the defaults follow the authors' code; path weights are refused by name") {
+  const HyperValues defaults = find_algorithm("nasp").default_hyperparameters();
+  CHECK(defaults.choice("nasp-optimizer") == "adam");
+  CHECK(defaults.choice("nasp-projection") == "node");
+  // A run written before --nasp-projection existed projected every edge: it resumes so.
+  spec::JsonValue old_config = spec::JsonValue::object();
+  old_config.set("nasp_eta", 0.0);
+  old_config.set("nasp_optimizer", "sgd");
+  HyperValues old = find_algorithm("nasp").default_hyperparameters();
+  old.read_json(old_config, "config.json");
+  CHECK(old.choice("nasp-projection") == "edge");
+
+  std::string agd = testing::kTinySpace;
+  agd.replace(agd.find(", \"keep\": 2}"), 12, ", \"path_weights\": true}");
+  const spec::Space space = spec::parse_string(agd, "agd.json");
+  CHECK_THROWS_WITH_AS(
+      prepared_arch_state(find_algorithm("nasp"), spec::compile(space), space, 1),
+      doctest::Contains("agd.json:/cells/0/nodes/0: NASP projects every edge onto one op"), Error);
 }

@@ -3,6 +3,7 @@
 // architecture state, both optimizers and a train and a val batch of four 1x8x8 images.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "algorithms/algorithm.h"
@@ -15,8 +16,10 @@
 namespace cellgraph::testing {
 
 struct TinySearch {
-  explicit TinySearch(const std::string& algorithm)
-      : hyper(algorithms::find_algorithm(algorithm).default_hyperparameters()),
+  // `configure` may change the algorithm's hyperparameters before its state is built.
+  explicit TinySearch(const std::string& algorithm,
+                      const std::function<void(algorithms::HyperValues&)>& configure = {})
+      : hyper(configured(algorithm, configure)),
         arch(algorithms::find_algorithm(algorithm).initial_state(graph, space, hyper, 1)) {}
 
   spec::Space space = spec::parse_string(kTinySpace, "tiny.json");
@@ -27,6 +30,14 @@ struct TinySearch {
   Sgd sgd{params.weights(), SgdOptions{.lr = 0.1f}};
   Adam adam{algorithms::arch_variables(arch), AdamOptions{.lr = 0.01f}};
   Batch train = random_batch(4, 1, 8, 3, 1), val = random_batch(4, 1, 8, 3, 2);
+
+  static algorithms::HyperValues configured(
+      const std::string& algorithm,
+      const std::function<void(algorithms::HyperValues&)>& configure) {
+    algorithms::HyperValues h = algorithms::find_algorithm(algorithm).default_hyperparameters();
+    if (configure) configure(h);
+    return h;
+  }
 
   algorithms::StepContext context() {
     return algorithms::StepContext(graph, params, arch, sgd, adam, train, val, hyper);
