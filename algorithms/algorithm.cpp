@@ -3,6 +3,7 @@
 #include "algorithms/algorithm.h"
 
 #include "engine/error.h"
+#include "engine/optim/schedule.h"
 
 namespace cellgraph::algorithms {
 
@@ -38,6 +39,14 @@ void Algorithm::save(const ir::Graph& /*graph*/, const ArchState& /*arch*/,
 
 void Algorithm::restore(const ir::Graph& /*graph*/, ArchState& /*arch*/,
                         const io::Checkpoint& /*ckpt*/, bool /*full*/) const {}
+
+void Algorithm::end_epoch(const ir::Graph& /*graph*/, ArchState& /*arch*/,
+                          const HyperValues& /*hyper*/, int64_t /*epoch*/) const {}
+
+float Algorithm::weight_lr(const ArchState& /*arch*/, const HyperValues& /*hyper*/,
+                           const LoopOptions& loop, int64_t epoch) const {
+  return CosineSchedule(loop.lr, loop.lr_min, loop.epochs).lr_at(epoch);
+}
 
 void Algorithm::describe_epoch(const ir::Graph& /*graph*/, const ArchState& /*arch*/,
                                spec::JsonValue& /*record*/) const {}

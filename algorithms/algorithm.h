@@ -20,6 +20,7 @@
 #include "algorithms/arch_state.h"
 #include "algorithms/derive.h"
 #include "algorithms/hyperparameters.h"
+#include "algorithms/run_loop.h"
 #include "algorithms/step_context.h"
 #include "engine/io/checkpoint.h"
 #include "engine/ir/graph.h"
@@ -86,8 +87,16 @@ class Algorithm {
   // Adds the algorithm's own fields to an epoch record (metrics.jsonl), after the common ones.
   virtual void describe_epoch(const ir::Graph& graph, const ArchState& arch,
                               spec::JsonValue& record) const;
-  // Called after each epoch record: per-epoch statistics restart.
-  virtual void end_epoch(ArchState& /*arch*/) const {}
+  // Called after each epoch record (`epoch`: the 0-based epoch that ended): per-epoch
+  // statistics restart, per-epoch rules (a termination check) run.
+  virtual void end_epoch(const ir::Graph& graph, ArchState& arch, const HyperValues& hyper,
+                         int64_t epoch) const;
+
+  // ---- Schedule ----
+  // The weights' learning rate in `epoch` (0-based). Default: cosine from lr to lr_min over
+  // the run's epochs (DARTS).
+  virtual float weight_lr(const ArchState& arch, const HyperValues& hyper, const LoopOptions& loop,
+                          int64_t epoch) const;
 
   // ---- Data and products ----
   // False: the step evaluates no validation batch, and records carry no validation fields.

@@ -395,7 +395,8 @@ void SparseCodingAlgorithm::describe_epoch(const ir::Graph& graph, const ArchSta
   if (nodes.size() > 0) record.set("sparse_codes", nodes);
 }
 
-void SparseCodingAlgorithm::end_epoch(ArchState& arch) const {
+void SparseCodingAlgorithm::end_epoch(const ir::Graph& /*graph*/, ArchState& arch,
+                                      const HyperValues& /*hyper*/, int64_t /*epoch*/) const {
   for (SparseNode& n : sparse_codes(arch).nodes) n.support_changes = 0;  // counted per epoch
 }
 

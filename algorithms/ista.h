@@ -36,6 +36,11 @@ struct SparseNode {
   // ||z_new - z_old||_2.
   int64_t support_changes = 0;
   double z_change = 0;
+  // One-stage, checked per epoch: the code and support at the last check, and whether the
+  // node's b froze (its support and b stay, its ops' closing BNs train).
+  std::vector<double> z_checked;
+  std::vector<int32_t> support_checked;
+  bool frozen = false;
 
   int64_t n() const { return int64_t(rows.size() * columns.size()); }
 };
@@ -46,9 +51,11 @@ struct SparseNode {
 struct SparseCodes final : AlgorithmState {
   std::vector<Var> codes;
   std::vector<SparseNode> nodes;
-  // ISTA-NAS one-stage: set once the codes converged (termination rule); from then on b
-  // and the supports stay fixed and the edge BNs' affine parameters train.
+  // ISTA-NAS one-stage: set once the codes converged (termination rule; checked per epoch,
+  // every node's frozen); from then on b and the supports stay fixed and the edge BNs'
+  // affine parameters train. `frozen_epoch`: the first epoch run with every code frozen.
   bool codes_frozen = false;
+  int64_t frozen_epoch = -1;
   std::unique_ptr<AlgorithmState> clone() const override {
     return std::make_unique<SparseCodes>(*this);
   }
@@ -90,7 +97,8 @@ class SparseCodingAlgorithm : public Algorithm {
                bool full) const override;
   void describe_epoch(const ir::Graph& graph, const ArchState& arch,
                       spec::JsonValue& record) const override;
-  void end_epoch(ArchState& arch) const override;
+  void end_epoch(const ir::Graph& graph, ArchState& arch, const HyperValues& hyper,
+                 int64_t epoch) const override;
 };
 
 // Per group, the coefficient matrix c = A_S^T b - E_SS z_S on each node's support and 0

@@ -91,7 +91,7 @@ RunRecord RunLoop::snapshot() const {
   r.train_accuracy = mean(double(totals_.train_correct), totals_.train_count);
   r.val_loss = mean(totals_.val_loss, totals_.val_count);
   r.val_accuracy = mean(double(totals_.val_correct), totals_.val_count);
-  r.lr = decimal_of(schedule_.lr_at(epoch_));
+  r.lr = decimal_of(lr());
   return r;
 }
 

@@ -86,7 +86,12 @@ class RunLoop {
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   bool epoch_just_ended() const { return epoch_ended_; }  // by the last finish_step()
   const LoopOptions& options() const { return options_; }
-  float lr() const { return schedule_.lr_at(epoch_); }  // of the current epoch
+  // The weights' learning rate of the current epoch: cosine from lr to lr_min over the
+  // epochs unless the run set its own schedule.
+  float lr() const { return lr_of_epoch_ ? lr_of_epoch_(epoch_) : schedule_.lr_at(epoch_); }
+  void set_lr_schedule(std::function<float(int64_t epoch)> lr_of_epoch) {
+    lr_of_epoch_ = std::move(lr_of_epoch);
+  }
   double elapsed_seconds() const;
 
   // After a step: adds its metrics to the epoch's totals, advances the counters, emits a log
@@ -126,6 +131,7 @@ class RunLoop {
   int64_t interval_steps_ = 0, epoch_steps_timed_ = 0;
   RecordCallback callback_;
   Decorate decorate_;
+  std::function<float(int64_t)> lr_of_epoch_;
 };
 
 // What run() drives.

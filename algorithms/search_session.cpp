@@ -13,6 +13,13 @@ namespace cellgraph::algorithms {
 
 namespace {
 
+// Every item in order for the weights, none for validation.
+TrainValSplit whole_set(int64_t n) {
+  TrainValSplit s;
+  for (int64_t i = 0; i < n; ++i) s.train.push_back(i);
+  return s;
+}
+
 constexpr double kUnbounded = 1e30;
 
 SearchOptions checked(SearchOptions o) {
@@ -21,8 +28,12 @@ SearchOptions checked(SearchOptions o) {
   if (o.batch_size < 1) throw error("search: batch size must be >= 1, got ", o.batch_size);
   if (o.max_steps < 0) throw error("search: max steps must be >= 0, got ", o.max_steps);
   if (o.log_every < 0) throw error("search: log interval must be >= 0, got ", o.log_every);
-  if (!(o.train_fraction > 0 && o.train_fraction < 1))
-    throw error("search: train fraction must be in (0, 1), got ", o.train_fraction);
+  // An algorithm without a validation step may train on the whole set (fraction 1).
+  const bool whole = !algorithm.has_validation_step() && o.train_fraction == 1.0;
+  if (!(o.train_fraction > 0 && (o.train_fraction < 1 || whole)))
+    throw error("search: train fraction must be in (0, 1)",
+                algorithm.has_validation_step() ? "" : " or 1", " for ", o.algorithm, ", got ",
+                o.train_fraction);
   if (!(o.lr > 0) || !(o.lr_min >= 0) || !(o.arch_lr > 0))
     throw error("search: learning rates must be > 0 (lr-min >= 0)");
   if (o.hyper.table().empty()) o.hyper = algorithm.default_hyperparameters();
@@ -152,15 +163,19 @@ SearchSession::SearchSession(spec::Space space, const Dataset& train_set, Search
                                                .weight_decay = options_.arch_weight_decay}),
       data_(train_set),
       // DARTS takes the two parts in order (no shuffle): the iterators shuffle each epoch.
-      split_(split_train_val(train_set.size(), options_.train_fraction)),
+      split_(options_.train_fraction < 1.0
+                 ? split_train_val(train_set.size(), options_.train_fraction)
+                 : whole_set(train_set.size())),
       train_it_(data_, split_.train,
                 BatchOptions{.batch_size = options_.batch_size,
                              .drop_last = true,
                              .seed = stream_seed(options_.seed, 2)}),
-      val_it_(data_, split_.val,
-              BatchOptions{.batch_size = options_.batch_size,
-                           .drop_last = true,
-                           .seed = stream_seed(options_.seed, 3)}),
+      val_it_(split_.val.empty() ? std::nullopt
+                                 : std::make_optional<BatchIterator>(
+                                       data_, split_.val,
+                                       BatchOptions{.batch_size = options_.batch_size,
+                                                    .drop_last = true,
+                                                    .seed = stream_seed(options_.seed, 3)})),
       rng_(stream_seed(options_.seed, 4)),
       loop_(LoopOptions{.epochs = options_.epochs,
                         .max_steps = options_.max_steps,
@@ -171,6 +186,9 @@ SearchSession::SearchSession(spec::Space space, const Dataset& train_set, Search
   sched::require_batch_fits(graph_, sched::make_plan(graph_, arch_.active), options_.batch_size,
                             "--batch " + std::to_string(options_.batch_size));
   loop_.set_decorate([this](RunRecord& r, const StepMetrics&) { decorate(r); });
+  loop_.set_lr_schedule([this](int64_t epoch) {
+    return algorithm_->weight_lr(arch_, options_.hyper, loop_.options(), epoch);
+  });
 }
 
 void SearchSession::step() {
@@ -178,14 +196,16 @@ void SearchSession::step() {
   // DARTS steps the scheduler per epoch; setting it every step makes resuming trivial.
   sgd_.set_lr(loop_.lr());
   const Batch train = train_it_.next();
-  const Batch val = val_it_.next();
+  // No validation split (fraction 1): an empty batch no pass reads.
+  const Batch val = val_it_ ? val_it_->next() : Batch{};
   StepContext ctx(graph_, params_, arch_, sgd_, adam_, train, val, options_.hyper);
   ctx.grad_clip = options_.grad_clip;
   ctx.step = uint64_t(loop_.global_step());
   run_step(*algorithm_, ctx);
   check_finite(ctx.metrics);
   loop_.finish_step(ctx.metrics);
-  if (loop_.epoch_just_ended()) algorithm_->end_epoch(arch_);
+  if (loop_.epoch_just_ended())
+    algorithm_->end_epoch(graph_, arch_, options_.hyper, loop_.epoch() - 1);
 }
 
 void SearchSession::check_finite(const StepMetrics& m) {
@@ -243,7 +263,7 @@ io::Checkpoint SearchSession::checkpoint() const {
   ckpt.set_meta("algorithm", options_.algorithm);
   loop_.save(ckpt);
   ckpt.set_meta("train_position", position_text(train_it_.position()));
-  ckpt.set_meta("val_position", position_text(val_it_.position()));
+  if (val_it_) ckpt.set_meta("val_position", position_text(val_it_->position()));
   ckpt.set_meta("rng", rng_text(rng_.state()));
   for (size_t i = 0; i < graph_.params.size(); ++i)
     ckpt.add("param/" + graph_.params[i].name, params_.all()[i].value());
@@ -286,7 +306,7 @@ void SearchSession::restore(const io::Checkpoint& ckpt) {
   sgd_.load_state_tensors(with_prefix(ckpt, "sgd/"), src);
   adam_.load_state_tensors(with_prefix(ckpt, "adam/"), src);
   train_it_.set_position(parse_position(ckpt, "train_position"));
-  val_it_.set_position(parse_position(ckpt, "val_position"));
+  if (val_it_) val_it_->set_position(parse_position(ckpt, "val_position"));
   rng_.set_state(parse_rng(ckpt, "rng"));
 }
 

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,11 +47,13 @@ struct SearchOptions {
   std::string algorithm = "darts";
   int64_t epochs = 50;
   int64_t batch_size = 64;
-  int64_t max_steps = 0;        // stop after this many steps in total; 0: no limit
-  uint64_t seed = 0;            // weights, architecture init and batch order all derive from it
-  double train_fraction = 0.5;  // of the training set for the weights; the rest is val
-  int64_t log_every = 50;       // a log record every this many global steps; 0: none
-  float lr = 0.025f;            // weights: SGD, cosine from lr to lr_min over the epochs
+  int64_t max_steps = 0;  // stop after this many steps in total; 0: no limit
+  uint64_t seed = 0;      // weights, architecture init and batch order all derive from it
+  // Of the training set for the weights; the rest is val. 1 (all, no validation split) only
+  // for algorithms without a validation step (ista-onestage).
+  double train_fraction = 0.5;
+  int64_t log_every = 50;  // a log record every this many global steps; 0: none
+  float lr = 0.025f;       // weights: SGD, cosine from lr to lr_min over the epochs
   float lr_min = 0.001f;
   float momentum = 0.9f;
   float weight_decay = 3e-4f;
@@ -143,7 +146,7 @@ class SearchSession final : public Run {
   Dataset data_;
   TrainValSplit split_;
   BatchIterator train_it_;
-  BatchIterator val_it_;
+  std::optional<BatchIterator> val_it_;  // none without a validation split
   Rng rng_;  // session stream for algorithms that sample (checkpointed; DARTS draws none)
   RunLoop loop_;
 };

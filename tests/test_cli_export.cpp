@@ -192,9 +192,10 @@ TEST_CASE("cli: a one-stage ISTA-NAS search exports its absorbed network directl
   text.replace(text.find("\"op_sets\""), 0, "\"arch\": {\"init_std\": 1.0}, ");
   const std::string space = dir / "tiny_bn.json";
   std::ofstream(space) << text;
-  // A large epsilon: the codes freeze at step 2 and the edge BNs train afterwards.
+  // No validation split: 64 images, batch 8, 8 steps per epoch. A large epsilon: the codes
+  // freeze at the first epoch end (unless a support moved) and the edge BNs train after.
   Result r = run_cli("search " + space + " --out " + dir / "one" + " --data " + kData +
-                         " --subset 64 --batch 8 --max-steps 5 --threads 1 --seed 3 --algo "
+                         " --subset 64 --batch 8 --max-steps 9 --threads 1 --seed 3 --algo "
                          "ista-onestage --ista-epsilon 1e9",
                      dir);
   REQUIRE_MESSAGE(r.status == 0, r.err);
@@ -202,6 +203,7 @@ TEST_CASE("cli: a one-stage ISTA-NAS search exports its absorbed network directl
   // No validation split: the metrics have no val fields (not zeros), the lines no val part.
   const std::string metrics = read_text(dir / "one/metrics.jsonl");
   CHECK(has(metrics, "\"kind\":\"epoch\""));
+  CHECK(has(r.err, "64 training images [1, 28, 28], 8 steps per epoch"));
   CHECK(has(metrics, "\"train_loss\""));
   CHECK(!has(metrics, "val_"));
   CHECK(!has(r.err, "val loss"));

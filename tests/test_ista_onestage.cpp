@@ -48,6 +48,23 @@ struct Setup {
     ctx.step = index;
     run_step(find_algorithm("ista-onestage"), ctx);
   }
+  void end_epoch(int64_t epoch) {
+    find_algorithm("ista-onestage").end_epoch(graph, arch, hyper, epoch);
+  }
+  // gamma and beta of the closing BNs of one node's candidates.
+  std::vector<float> node_affine(const SparseNode& n) const {
+    std::vector<float> out;
+    for (size_t i = 0; i < graph.params.size(); ++i) {
+      const ir::Parameter& p = graph.params[i];
+      if (p.name.find(".out_bn.") == std::string::npos || p.is_buffer || !p.candidate.valid())
+        continue;
+      const ir::Candidate& c = graph.candidate(p.candidate);
+      if (c.arch.value != n.group || std::find(n.rows.begin(), n.rows.end(), c.row) == n.rows.end())
+        continue;
+      for (float v : params.all()[i].value().to_vector()) out.push_back(v);
+    }
+    return out;
+  }
   // gamma and beta of the candidates' closing BNs.
   std::vector<float> edge_affine() const {
     std::vector<float> out;
@@ -83,9 +100,10 @@ TEST_CASE("ista-onestage: every edge op closes with an affine BN; a space withou
       Error);
 }
 
-TEST_CASE("ista-onestage: the termination rule freezes b, then the edge BNs train") {
+TEST_CASE("ista-onestage: the per-step rule (earlier runs) freezes b, then the edge BNs train") {
   SUBCASE("epsilon 0: never settles; gamma and beta stay exactly 1 and 0") {
     Setup s;
+    s.hyper.set_choice("ista-termination", "step");
     s.hyper.set_number("ista-epsilon", 0);
     for (uint64_t i = 0; i < 4; ++i) s.step(i);
     CHECK_FALSE(sparse_codes(s.arch).codes_frozen);
@@ -93,6 +111,7 @@ TEST_CASE("ista-onestage: the termination rule freezes b, then the edge BNs trai
   }
   SUBCASE("a large epsilon: frozen at the second step, not the first") {
     Setup s;
+    s.hyper.set_choice("ista-termination", "step");
     s.hyper.set_number("ista-epsilon", 1e9);
     s.adam.set_lr(1e-7f);  // b barely moves: the supports stay
     s.step(0);
@@ -113,6 +132,7 @@ TEST_CASE("ista-onestage: the termination rule freezes b, then the edge BNs trai
 
 TEST_CASE("ista-onestage: absorbing c into the edge BNs leaves the eval outputs unchanged") {
   Setup s;
+  s.hyper.set_choice("ista-termination", "step");
   s.hyper.set_number("ista-epsilon", 1e9);
   s.adam.set_lr(1e-7f);
   // Codes of order 1 (the init draws them ~1e-3), so c matters: b = 1000 b0 gives z ~ 1000 z0.
@@ -166,4 +186,114 @@ TEST_CASE("ista-onestage: the shipped one-stage space is the DARTS evaluation ne
   int64_t active = 0;
   for (uint8_t a : arch.active) active += a == sched::kActive;
   CHECK(active == 20 * 4 * 2);  // s = 2 ops per node, 4 nodes, 20 cells
+}
+
+// The paper's rule: checked once per epoch, per node. Adam steps of a small rate move z by
+// less than epsilon per step, so a rule checked every step freezes after two steps; over an
+// epoch the codes move by more, and the per-epoch rule must not fire.
+TEST_CASE("ista-onestage: the per-epoch rule does not fire where the per-step rule would") {
+  // Probe the step and epoch movements at this rate.
+  Setup probe;
+  probe.adam.set_lr(2e-4f);
+  std::vector<double> start;
+  for (const SparseNode& n : sparse_codes(probe.arch).nodes)
+    for (double z : n.z) start.push_back(z);
+  double largest_step = 0;
+  for (uint64_t i = 0; i < 4; ++i) {
+    probe.step(i);
+    for (const SparseNode& n : sparse_codes(probe.arch).nodes)
+      largest_step = std::max(largest_step, n.z_change);
+  }
+  double smallest_epoch = 1e30;
+  size_t at = 0;
+  for (const SparseNode& n : sparse_codes(probe.arch).nodes) {
+    double change = 0;
+    for (double z : n.z) change += (z - start[at]) * (z - start[at]), ++at;
+    smallest_epoch = std::min(smallest_epoch, std::sqrt(change));
+  }
+  INFO("largest step change " << largest_step << ", smallest epoch change " << smallest_epoch);
+  REQUIRE(largest_step * 2 < smallest_epoch);
+  const double epsilon = std::sqrt(largest_step * smallest_epoch);  // between the two
+
+  Setup per_step;
+  per_step.adam.set_lr(2e-4f);
+  per_step.hyper.set_choice("ista-termination", "step");
+  per_step.hyper.set_number("ista-epsilon", epsilon);
+  Setup per_epoch;
+  per_epoch.adam.set_lr(2e-4f);
+  per_epoch.hyper.set_number("ista-epsilon", epsilon);
+  for (uint64_t i = 0; i < 4; ++i) {
+    per_step.step(i);
+    per_epoch.step(i);
+  }
+  per_epoch.end_epoch(0);
+  // Only if no support changed does the per-step rule fire: it did here.
+  CHECK(sparse_codes(per_step.arch).codes_frozen);
+  CHECK_FALSE(sparse_codes(per_epoch.arch).codes_frozen);
+  for (const SparseNode& n : sparse_codes(per_epoch.arch).nodes) CHECK_FALSE(n.frozen);
+}
+
+TEST_CASE("ista-onestage: each node freezes on its own; its b stays, its ops' BNs train") {
+  Setup s;
+  s.adam.set_lr(2e-4f);
+  // Codes of order 1 (the init draws them ~1e-3): supports that small steps do not change.
+  for (Var& b : sparse_codes(s.arch).codes)
+    for (int64_t i = 0; i < b.value().numel(); ++i) b.value().data()[i] *= 1000.0f;
+  recover_all(s.graph, s.arch, sparse_code_options(s.hyper).lasso);
+  for (SparseNode& n : sparse_codes(s.arch).nodes) {
+    n.z_checked = n.z;
+    n.support_checked = n.support;
+  }
+  for (uint64_t i = 0; i < 4; ++i) s.step(i);
+  // The two nodes' movements over the epoch; freeze exactly the one that moved less.
+  const SparseCodes& sparse = sparse_codes(s.arch);
+  std::vector<double> moved;
+  for (const SparseNode& n : sparse.nodes) {
+    double change = 0;
+    for (size_t i = 0; i < n.z.size(); ++i)
+      change += (n.z[i] - n.z_checked[i]) * (n.z[i] - n.z_checked[i]);
+    moved.push_back(std::sqrt(change));
+  }
+  REQUIRE(moved.size() == 2);
+  REQUIRE(moved[0] != moved[1]);
+  const size_t still = moved[0] < moved[1] ? 0 : 1, moving = 1 - still;
+  s.hyper.set_number("ista-epsilon", std::sqrt(moved[0] * moved[1]));
+  const std::vector<int32_t> support = sparse.nodes[still].support;
+  INFO("moved " << moved[0] << ", " << moved[1]);
+  REQUIRE(support == sparse.nodes[still].support_checked);  // no support change this epoch
+  s.end_epoch(0);
+  REQUIRE(sparse.nodes[still].frozen);
+  REQUIRE_FALSE(sparse.nodes[moving].frozen);
+  CHECK_FALSE(sparse.codes_frozen);
+  auto code = [&](size_t j) {
+    const SparseNode& n = sparse.nodes[j];
+    const float* b = sparse.codes[size_t(n.group)].value().data() + n.offset;
+    return std::vector<float>(b, b + n.m);
+  };
+  const std::vector<float> frozen_b = code(still), moving_b = code(moving);
+  CHECK(all_at_init(s.node_affine(sparse.nodes[still])));
+  for (uint64_t i = 4; i < 8; ++i) s.step(i);
+  CHECK(code(still) == frozen_b);                                // exactly as it froze
+  CHECK(code(moving) != moving_b);                               // still searching
+  CHECK(sparse.nodes[still].support == support);                 // not re-recovered
+  CHECK_FALSE(all_at_init(s.node_affine(sparse.nodes[still])));  // its ops' BNs train
+  CHECK(all_at_init(s.node_affine(sparse.nodes[moving])));       // b alone scales these
+}
+
+TEST_CASE("ista-onestage: lr constant while searching, then cosine over the remaining epochs") {
+  Setup s;
+  const Algorithm& a = find_algorithm("ista-onestage");
+  const LoopOptions loop{.epochs = 10, .lr = 0.1f, .lr_min = 0.0f};
+  for (int64_t e : {0, 3, 9}) CHECK(a.weight_lr(s.arch, s.hyper, loop, e) == 0.1f);
+  SparseCodes& sparse = sparse_codes(s.arch);
+  sparse.codes_frozen = true;
+  sparse.frozen_epoch = 4;  // epochs 4..9 train: cosine over 6 epochs
+  CHECK(a.weight_lr(s.arch, s.hyper, loop, 3) == 0.1f);
+  CHECK(a.weight_lr(s.arch, s.hyper, loop, 4) == doctest::Approx(0.1));
+  CHECK(a.weight_lr(s.arch, s.hyper, loop, 7) == doctest::Approx(0.05));  // half-way
+  CHECK(a.weight_lr(s.arch, s.hyper, loop, 9) ==
+        doctest::Approx(0.05 * (1 + std::cos(M_PI * 5 / 6))));
+  // The earlier rule: cosine over the whole run.
+  s.hyper.set_choice("ista-termination", "step");
+  CHECK(a.weight_lr(s.arch, s.hyper, loop, 5) == doctest::Approx(0.05));
 }

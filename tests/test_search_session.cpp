@@ -196,3 +196,23 @@ TEST_CASE("search: a space is fitted to the data's input and classes") {
   CHECK(space.network.in_channels == 3);
   CHECK(space.network.classes == 10);
 }
+
+TEST_CASE("search: without a validation step the weights may train on the whole set") {
+  SearchOptions one = options("ista-onestage");
+  one.train_fraction = 1.0;
+  SearchSession whole(spec::parse_string(space_for("ista-onestage"), "tiny.json"), tiny_data(24),
+                      one);
+  CHECK(whole.steps_per_epoch() == 6);  // 24 images, batch 4: no half held out
+  whole.step();
+  CHECK(whole.snapshot().train_loss > 0);
+  CHECK(!whole.checkpoint().has_meta("val_position"));
+  // An older one-stage run's split (fraction 0.5) still builds: 3 steps per epoch.
+  TinyRun older("ista-onestage");
+  CHECK(older.session.steps_per_epoch() == 3);
+  // An algorithm with a validation step needs one.
+  SearchOptions darts = options("darts");
+  darts.train_fraction = 1.0;
+  CHECK_THROWS_WITH_AS(
+      SearchSession(spec::parse_string(kTinySpace, "tiny.json"), tiny_data(24), darts),
+      "search: train fraction must be in (0, 1) for darts, got 1", Error);
+}

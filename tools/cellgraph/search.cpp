@@ -73,7 +73,9 @@ SearchConfig config_from_flags(const Args& args) {
   const Algorithm& algorithm = algorithms::find_algorithm(c.algo);  // before loading data
   c.own = algorithm.default_hyperparameters();
   read_basics_flags(args, c);
-  c.train_fraction = args.get_double("train-fraction", c.train_fraction, 0.001, 0.999);
+  // Without a validation step the weights train on the whole training set.
+  if (!algorithm.has_validation_step()) c.train_fraction = 1.0;
+  c.train_fraction = args.get_double("train-fraction", c.train_fraction, 0.001, 1.0);
   for (const std::string& flag : args.given()) {
     if (c.common.has(flag)) {
       c.common.set_text(flag, args.get(flag));
@@ -201,7 +203,10 @@ std::vector<Flag> search_flags() {
       {"max-steps", "N", "stop after N steps in total (0: no limit)", "0"},
       {"seed", "S", "seed of weights, architecture init and batch order", "0"},
       threads_flag(),
-      {"train-fraction", "F", "part of the training set that trains the weights", "0.5"},
+      {"train-fraction", "F",
+       "part of the training set that trains the weights (1 for an algorithm without a "
+       "validation step)",
+       "0.5"},
       {"subset", "N", "use only the first N training images (demos; 0: all)", "0"},
       {"log-every", "N", "a metrics line every N steps (0: epochs only)", "50"}};
   for (const algorithms::Hyperparameter& h : algorithms::search_hyperparameters())
