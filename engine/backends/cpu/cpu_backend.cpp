@@ -22,11 +22,11 @@ class CpuBackend final : public Backend {
     cpu::add_conv_kernels(table);
     cpu::add_batch_norm_kernels(table);
     cpu::add_pool_kernels(table);
-    cpu::add_eltwise_kernels(table);
+    cpu::add_elementwise_kernels(table);
     cpu::add_matrix_kernels(table);
-    cpu::add_shape_kernels(table);
+    cpu::add_shape_ops_kernels(table);
     cpu::add_softmax_kernels(table);
-    cpu::add_sum_kernels(table);
+    cpu::add_sums_kernels(table);
     for (int k = 0; k < kOpCount; ++k) set_kernel(static_cast<OpKind>(k), table[size_t(k)]);
   }
 

@@ -1,5 +1,6 @@
-// The CPU kernel families. Each family file (conv.cpp, batch_norm.cpp, ...) defines its
-// forward/backward kernels and one add_*_kernels() that enters them in the table.
+// The CPU kernel families. Each family file is named as the op family's file in ops/
+// (conv.cpp, batch_norm.cpp, ...), defines the family's forward/backward kernels and one
+// add_<family>_kernels() that enters them in the table; cpu_backend.cpp calls those.
 #pragma once
 
 #include <array>
@@ -14,14 +15,14 @@ inline void set(KernelTable& table, OpKind kind, ForwardKernel forward, Backward
   table[static_cast<size_t>(kind)] = Kernel{forward, backward};
 }
 
-void add_conv_kernels(KernelTable& table);        // conv2d
-void add_batch_norm_kernels(KernelTable& table);  // batch_norm
-void add_pool_kernels(KernelTable& table);        // max_pool, avg_pool, global_avg_pool
-void add_eltwise_kernels(
-    KernelTable& table);  // relu, tanh, sigmoid, negate, add, mul, scale, dropout
-void add_matrix_kernels(KernelTable& table);   // linear, matmul, embedding
-void add_shape_kernels(KernelTable& table);    // concat, split, slice, zero, reshape, sum
-void add_softmax_kernels(KernelTable& table);  // softmax, log_softmax, cross_entropy
-void add_sum_kernels(KernelTable& table);      // add_n, weighted_sum, flatten
+void add_conv_kernels(KernelTable& table);         // conv2d
+void add_batch_norm_kernels(KernelTable& table);   // batch_norm
+void add_pool_kernels(KernelTable& table);         // max_pool, avg_pool, global_avg_pool
+void add_elementwise_kernels(KernelTable& table);  // relu, tanh, sigmoid, negate, add, mul,
+                                                   // scale, dropout, drop_path
+void add_matrix_kernels(KernelTable& table);       // linear, matmul, embedding
+void add_shape_ops_kernels(KernelTable& table);    // concat, split, slice, zero, reshape, sum
+void add_softmax_kernels(KernelTable& table);      // softmax, log_softmax, cross_entropy
+void add_sums_kernels(KernelTable& table);         // add_n, weighted_sum, flatten
 
 }  // namespace cellgraph::cpu

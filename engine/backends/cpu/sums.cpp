@@ -125,7 +125,7 @@ void flatten_backward(const BackwardCall& call) {
 }
 }  // namespace
 
-void add_sum_kernels(KernelTable& table) {
+void add_sums_kernels(KernelTable& table) {
   set(table, OpKind::add_n, add_n_forward, add_n_backward);
   set(table, OpKind::weighted_sum, weighted_sum_forward, weighted_sum_backward);
   set(table, OpKind::flatten, flatten_forward, flatten_backward);

@@ -215,7 +215,7 @@ void sum_backward(const BackwardCall& call) {
 }
 }  // namespace
 
-void add_shape_kernels(KernelTable& table) {
+void add_shape_ops_kernels(KernelTable& table) {
   set(table, OpKind::concat, concat_forward, concat_backward);
   set(table, OpKind::split, split_forward, split_backward);
   set(table, OpKind::slice, slice_forward, slice_backward);

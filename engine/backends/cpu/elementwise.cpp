@@ -247,7 +247,7 @@ void drop_path_backward(const BackwardCall& call) {
 }
 }  // namespace
 
-void add_eltwise_kernels(KernelTable& table) {
+void add_elementwise_kernels(KernelTable& table) {
   set(table, OpKind::relu, activation_forward, activation_backward);
   set(table, OpKind::tanh, activation_forward, activation_backward);
   set(table, OpKind::sigmoid, activation_forward, activation_backward);
