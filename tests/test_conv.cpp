@@ -141,7 +141,7 @@ TEST_CASE("conv2d: depthwise (groups == C == O) matches the reference") {
 }
 
 // oneDNN has only im2col + GEMM for these depthwise backward passes, so they run our own
-// loops (engine/backends/cpu/conv_layout.cpp): the strided row loops, and for stride 1 the
+// loops (engine/backends/cpu/conv_backward_loops.cpp): the strided row loops, and for stride 1 the
 // pitched weight-gradient loop, with odd and non-square extents and a bias.
 TEST_CASE("conv2d: depthwise backward loops (dilated, strided, 5x5) match the reference") {
   check_case({{2, 4, 9, 9}, {4, 1, 3, 3}, false, {2, 2, 2, 4}});   // dilated and strided

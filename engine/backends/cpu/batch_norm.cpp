@@ -41,7 +41,7 @@ void update_running(const Tensor& running_mean, const Tensor& running_var, const
 
 // The per-plane loops (one image's H*W values of one channel). `omp simd` lets the
 // reductions use vector lanes (the compiler may not reorder the sums otherwise), and, as
-// in conv_layout.cpp, AVX-512 / AVX2 clones are chosen when the library loads since the
+// in vector_loops.cpp, AVX-512 / AVX2 clones are chosen when the library loads since the
 // project builds without -march: together ~4x on forwards and ~2x on backwards (min of 30
 // runs at batch 64, 2 threads, against the scalar loops).
 [[gnu::target_clones("avx512f", "avx2", "default")]] void plane_moments(const float* row, int64_t n,

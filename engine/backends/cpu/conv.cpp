@@ -15,16 +15,17 @@
 //      weight gradient is 0.2 ms faster blocked on one idle core, but jit_1x1's spin
 //      barriers lose whole scheduler ticks when a thread is preempted: 8-12 ms instead of
 //      0.3-4.6 ms plain with two threads on a loaded machine, so plain there too. On planes
-//      of 256 pixels and more the weight gradient runs our own loops (conv_layout.h); per
+//      of 256 pixels and more the weight gradient runs our own loops (conv_backward_loops.h); per
 //      DARTS search step (bench/profile_step) 0.038 s instead of 0.131 at 16 channels on
 //      32x32 and 0.060 instead of 0.073 at 32 on 16x16, while at 64 on 8x8 oneDNN's 0.050
 //      beats their 0.118.
 //   3. If oneDNN has only GEMM even with any (depthwise backward with dilation, or with
 //      kernels other than 3x3 for weights), a depthwise conv runs our own loops
-//      (conv_layout.h), many times faster than GEMM there; other convs run GEMM plain.
+//      (conv_backward_loops.h), many times faster than GEMM there; other convs run GEMM plain.
 // Measured with bench/conv_layout_probe.cpp; its header has the numbers.
 #include <string>
 
+#include "engine/backends/cpu/conv_backward_loops.h"
 #include "engine/backends/cpu/conv_layout.h"
 #include "engine/backends/cpu/dnnl_context.h"
 #include "engine/backends/cpu/kernels.h"

@@ -2,9 +2,8 @@
 // layouts oneDNN's fast convolution kernels ask for when created with format_tag::any.
 // A LayoutArg lives in a cached primitive entry and holds its reorder primitive; a Staging
 // lives for one kernel call and owns the scratch buffers the reordered copies sit in.
-// Where oneDNN has no direct kernel in any layout (depthwise backward with dilation, or
-// the weights gradient of a depthwise kernel other than 3x3) the plain layout gets our
-// own loops instead of oneDNN's im2col + GEMM.
+// Where no layout has a direct kernel, conv.cpp runs our own gradient loops on the plain
+// layout instead (conv_backward_loops.h).
 #pragma once
 
 #include <vector>
@@ -66,23 +65,5 @@ class Staging {
   std::vector<Staged> inputs_;
   std::vector<Pending> outputs_;
 };
-
-// A depthwise conv (groups == C == O) on plain layouts. One plane is one (image, channel)
-// pair; planes are independent, so the loops run in parallel over the N x C planes.
-struct DepthwiseShape {
-  int64_t planes, channels, h, w, oh, ow, kh, kw, stride, pad, dilation;
-};
-
-// dx from dy and the weights [C, 1, kh, kw]; overwrites dx.
-void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const float* w, float* dx);
-// dw [C, 1, kh, kw] from x and dy; overwrites dw (no bias gradient).
-void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const float* dy,
-                                float* dw);
-
-// dw [O, C] of a 1x1, stride 1, unpadded conv: dw[o, c] = sum over n, p of dy[n, o, p] *
-// x[n, c, p] for `plane` pixels p; overwrites dw. Each thread sums its images into its own
-// copy, 4 x 4 weights per pass over the pixels.
-void pointwise_backward_weights(int64_t batch, int64_t in, int64_t out, int64_t plane,
-                                const float* x, const float* dy, float* dw);
 
 }  // namespace cellgraph::cpu

@@ -1,0 +1,29 @@
+// Our own conv2d gradient loops on plain layouts: the depthwise backward passes oneDNN has
+// only as im2col + GEMM (data with dilation, weights of kernels other than 3x3), and the
+// weight gradient of unpadded 1x1 stride-1 convs on planes of 256 pixels and more. conv.cpp
+// decides per shape which passes run here; its header has the rule and the measurements.
+#pragma once
+
+#include <cstdint>
+
+namespace cellgraph::cpu {
+
+// A depthwise conv (groups == C == O) on plain layouts. One plane is one (image, channel)
+// pair; planes are independent, so the loops run in parallel over the N x C planes.
+struct DepthwiseShape {
+  int64_t planes, channels, h, w, oh, ow, kh, kw, stride, pad, dilation;
+};
+
+// dx from dy and the weights [C, 1, kh, kw]; overwrites dx.
+void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const float* w, float* dx);
+// dw [C, 1, kh, kw] from x and dy; overwrites dw (no bias gradient).
+void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const float* dy,
+                                float* dw);
+
+// dw [O, C] of a 1x1, stride 1, unpadded conv: dw[o, c] = sum over n, p of dy[n, o, p] *
+// x[n, c, p] for `plane` pixels p; overwrites dw. Each thread sums its images into its own
+// copy, 4 x 4 weights per pass over the pixels.
+void pointwise_backward_weights(int64_t batch, int64_t in, int64_t out, int64_t plane,
+                                const float* x, const float* dy, float* dw);
+
+}  // namespace cellgraph::cpu
