@@ -5,8 +5,8 @@
 #include <map>
 
 #include "engine/error.h"
-#include "engine/ir/builder.h"
-#include "ops/candidate_build.h"
+#include "spec/builder.h"
+#include "spec/candidate_build.h"
 
 namespace cellgraph::spec {
 

@@ -19,11 +19,11 @@
 
 #include "engine/error.h"
 #include "engine/io/npy.h"
-#include "engine/ir/builder.h"
 #include "engine/sched/executor.h"
 #include "engine/sched/plan.h"
 #include "engine/tensor/random.h"
 #include "exporters/onnx/export.h"
+#include "spec/builder.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
 #include "tests/support/cli.h"

@@ -9,11 +9,11 @@
 #include <doctest/doctest.h>
 
 #include "engine/error.h"
-#include "engine/ir/builder.h"
 #include "engine/ir/parameter_store.h"
 #include "engine/sched/executor.h"
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
+#include "spec/builder.h"
 #include "spec/compile.h"
 #include "spec/evaluation_network.h"
 #include "spec/parse.h"

@@ -61,7 +61,7 @@ struct Node {
   // matrix, weighted_sum's last input, has none). An inactive candidate's input is
   // dropped even when its value exists (skip_connect's output is its input).
   std::vector<CandidateId> input_candidates;
-  // A node shared by readers of different candidates (builder.h) belongs to none; like a
+  // A node shared by readers of different candidates (spec/builder.h) belongs to none; like a
   // candidate node it is skipped, its output absent, when its input is absent.
   bool absent_with_input = false;
   std::string label;  // "cell3/n1/e0/sep_conv_3x3/dw1": for errors, info and export

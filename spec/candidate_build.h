@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "engine/ir/builder.h"
 #include "ops/candidates.h"
+#include "spec/builder.h"
 
 namespace cellgraph {
 

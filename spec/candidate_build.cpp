@@ -1,4 +1,4 @@
-#include "ops/candidate_build.h"
+#include "spec/candidate_build.h"
 
 #include "engine/error.h"
 

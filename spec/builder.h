@@ -1,6 +1,7 @@
 // Appends nodes, values and parameters to a Graph while keeping its invariants: shapes
 // come from the op schemas, labels form a path ("cells.3/n1/e0/sep_conv_3x3"), and a
 // shape error is reported as a user Error naming the node.
+// It lives beside the compiler, its one user; what it builds is an ir::Graph, hence ir::.
 #pragma once
 
 #include <map>

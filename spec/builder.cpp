@@ -1,4 +1,4 @@
-#include "engine/ir/builder.h"
+#include "spec/builder.h"
 
 #include <cstdint>
 
