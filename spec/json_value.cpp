@@ -1,18 +1,14 @@
 // spec::JsonValue <-> JSON text through nlohmann_json, which must not leave spec/.
 #include "spec/json_value.h"
 
-#include <cerrno>
 #include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <limits>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/error.h"
+#include "engine/io/file.h"
 
 namespace cellgraph::spec {
 
@@ -149,15 +145,7 @@ JsonValue parse_json_string(const std::string& text, const std::string& label) {
 }
 
 JsonValue parse_json_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw error(path, ": cannot open: ", std::strerror(EISDIR));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw error(path, ": cannot open: ", std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw error(path, ": cannot read: ", std::strerror(errno));
-  return parse_json_string(text.str(), path);
+  return parse_json_string(io::read_file(path), path);
 }
 
 std::string dump(const JsonValue& value, int indent) {

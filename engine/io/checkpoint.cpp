@@ -1,19 +1,14 @@
 #include "engine/io/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <bit>
-#include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "engine/error.h"
+#include "engine/io/file.h"
 
 namespace cellgraph::io {
 
@@ -153,30 +148,6 @@ class Parser {
   std::string where_;
 };
 
-std::string read_all(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw error(path, ": cannot open: ", std::strerror(EISDIR));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw error(path, ": cannot open: ", std::strerror(errno));
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (in.bad()) throw error(path, ": cannot read: ", std::strerror(errno));
-  return bytes.str();
-}
-
-// Writes all of `data` to `fd`, retrying short writes; false with errno set on failure.
-bool write_all(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += size_t(n);
-  }
-  return true;
-}
-
 }  // namespace
 
 void Checkpoint::add(const std::string& name, const Tensor& tensor) {
@@ -235,39 +206,11 @@ std::string format_double(double value) {
 }
 
 void save_checkpoint(const Checkpoint& checkpoint, const std::string& path) {
-  const std::string bytes = serialize(checkpoint);
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw error(tmp, ": cannot create: ", std::strerror(errno));
-  // fsync before rename: otherwise a crash can leave the new name pointing at empty blocks.
-  if (!write_all(fd, bytes) || ::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw error(tmp, ": cannot write: ", std::strerror(err));
-  }
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw error(tmp, ": cannot write: ", std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw error(path, ": cannot replace with ", tmp, ": ", std::strerror(err));
-  }
-  // Make the rename itself durable; best effort (some filesystems refuse fsync on a dir).
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  write_file_atomic(path, serialize(checkpoint));
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
-  const std::string data = read_all(path);
+  const std::string data = read_file(path);
   const size_t magic_seen = std::min(data.size(), kMagicSize);
   if (std::memcmp(data.data(), kMagic, magic_seen) != 0 || data.empty())
     throw error(path,

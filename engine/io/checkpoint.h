@@ -64,8 +64,8 @@ class Checkpoint {
 // The shortest decimal text that parses back to exactly `value` (std::to_chars).
 std::string format_double(double value);
 
-// Writes `path` atomically: the bytes go to PATH.tmp, which is flushed, fsync'ed and renamed
-// over PATH, so a crash or failure leaves either the old file or the new one. Throws Error
+// Writes `path` atomically (io::write_file_atomic: PATH.tmp, fsync, rename, fsync of the
+// directory), so a crash or failure leaves either the old file or the new one. Throws Error
 // naming the file when any step fails (PATH.tmp is removed then, PATH left as it was).
 void save_checkpoint(const Checkpoint& checkpoint, const std::string& path);
 

@@ -1,17 +1,11 @@
 #include "engine/io/npy.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <bit>
-#include <cerrno>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "engine/error.h"
+#include "engine/io/file.h"
 
 namespace cellgraph::io {
 
@@ -22,15 +16,6 @@ namespace {
 
 constexpr char kMagic[] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 constexpr size_t kMagicSize = sizeof kMagic;
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw error(path, ": cannot open: ", std::strerror(errno));
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) throw error(path, ": cannot read: ", std::strerror(errno));
-  return s.str();
-}
 
 std::string shape_text(const std::vector<int64_t>& dims, bool with_wildcards) {
   std::string out = "[";
@@ -177,7 +162,7 @@ class HeaderParser {
 }  // namespace
 
 Tensor read_npy(const std::string& path) {
-  const std::string data = read_all(path);
+  const std::string data = read_file(path);
   if (data.size() < kMagicSize || std::memcmp(data.data(), kMagic, kMagicSize) != 0)
     throw error(path, ": not a .npy file (expected it to start with the magic '\\x93NUMPY')");
   if (data.size() < kMagicSize + 2)
@@ -268,32 +253,6 @@ std::string encode_npy(const Shape& shape, const std::vector<float>& values) {
 
 void write_npy(const std::string& path, const Tensor& tensor) {
   write_file_atomic(path, encode_npy(tensor.shape(), tensor.to_vector()));
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw error(tmp, ": cannot create: ", std::strerror(errno));
-  size_t done = 0;
-  bool ok = true;
-  while (ok && done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += size_t(n);
-  }
-  // fsync before rename: otherwise a crash can leave the new name pointing at empty blocks.
-  ok = ok && ::fsync(fd) == 0;
-  const int err = errno;
-  if (::close(fd) != 0 || !ok) {
-    ::unlink(tmp.c_str());
-    throw error(tmp, ": cannot write: ", std::strerror(ok ? errno : err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int rename_err = errno;
-    ::unlink(tmp.c_str());
-    throw error(path, ": cannot replace with ", tmp, ": ", std::strerror(rename_err));
-  }
 }
 
 }  // namespace cellgraph::io

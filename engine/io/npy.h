@@ -28,15 +28,11 @@ Tensor read_npy(const std::string& path);
 Tensor read_npy(const std::string& path, const std::vector<int64_t>& expected,
                 const std::string& what = "array");
 
-// Writes `tensor` (any device, any strides) as a '<f4' C-order v1.0 file, atomically.
+// Writes `tensor` (any device, any strides) as a '<f4' C-order v1.0 file, atomically
+// (io::write_file_atomic).
 void write_npy(const std::string& path, const Tensor& tensor);
 
 // The bytes of a .npy file holding `values` with `shape`; write_npy writes exactly these.
 std::string encode_npy(const Shape& shape, const std::vector<float>& values);
-
-// Writes `bytes` to `path` atomically: PATH.tmp.<pid> is written, fsync'ed and renamed
-// over PATH, so readers see the old file or the new one, never a partial one. Throws
-// Error naming the file on failure (the temporary is removed then).
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace cellgraph::io

@@ -9,7 +9,7 @@
 #include <onnx/shape_inference/implementation.h>
 
 #include "engine/error.h"
-#include "engine/io/npy.h"
+#include "engine/io/file.h"
 #include "engine/optim/divergence.h"
 #include "engine/sched/plan.h"
 #include "exporters/onnx/emitter.h"

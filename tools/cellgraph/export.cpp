@@ -5,10 +5,8 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <limits>
-#include <sstream>
 #include <utility>
 
 #include "algorithms/algorithm.h"
@@ -17,6 +15,7 @@
 #include "algorithms/train_session.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
+#include "engine/io/file.h"
 #include "spec/compile.h"
 #include "spec/parse.h"
 #include "tools/cellgraph/commands.h"
@@ -150,13 +149,6 @@ int64_t count_onnx_nodes(const std::string& bytes) {
   return ok ? nodes : -1;
 }
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 int run_export(const Args& args) {
   const std::string& target = args.positional(0);
   apply_threads(args);
@@ -186,7 +178,7 @@ int run_export(const Args& args) {
   const std::string what =
       instance >= 0 ? "cell '" + args.get("cell") + "' (cells." + std::to_string(instance) + ")"
                     : std::string("network");
-  const std::string bytes = read_bytes(out);
+  const std::string bytes = io::read_file(out);
   const int64_t nodes = count_onnx_nodes(bytes);
   std::cout << "wrote " << out << ": " << what << " of " << target << ", " << bytes.size()
             << " bytes, ONNX opset " << options.opset << ", "

@@ -19,6 +19,7 @@
 #include "engine/data/dataset.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
+#include "engine/io/file.h"
 #include "spec/json_value.h"
 #include "spec/space.h"
 #include "tools/cellgraph/cli.h"
@@ -37,8 +38,8 @@ void check_new_run_dir(const std::string& dir);
 // Creates `dir` (and parents) once the run has started; throws Error naming it.
 void create_run_dir(const std::string& dir);
 
-// Writes `text` to `path` atomically (PATH.tmp, fsync, rename). Throws Error naming the file.
-void write_file_atomic(const std::string& path, const std::string& text);
+// The run directory's files are written atomically, as every whole file is (engine/io/file.h).
+using io::write_file_atomic;
 
 // Typed reads of config.json with errors "FILE:/key: ...".
 class ConfigReader {
