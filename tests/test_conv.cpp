@@ -1,5 +1,7 @@
-// conv2d on the CPU backend: forward and all three gradients against a naive reference
-// (double accumulation), finite differences, and input validation.
+// conv2d: the op cases (tests/support/op_harness.h: every backend against the CPU, the CPU's
+// gradients against finite differences), and on the CPU forward and all three gradients
+// against a naive reference (double accumulation) for the shapes each kernel path of
+// engine/backends/cpu/conv.cpp takes, and input validation.
 #include <cmath>
 #include <sstream>
 #include <vector>
@@ -9,7 +11,7 @@
 #include "engine/error.h"
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/op_harness.h"
 #include "tests/support/op_tests.h"
 
 using namespace cellgraph;
@@ -99,7 +101,7 @@ void check_case(const ConvCase& c) {
 // outputs: with a few hundred outputs of magnitude ~2 that noise is ~1e-6 in L, ~1e-4 after
 // dividing by 2 eps = 0.02. atol 2e-3 / rtol 1e-2 leaves a margin of 10x while still
 // catching any indexing error (those are O(0.1) and up).
-void gradcheck(const ConvCase& c) {
+testing::OpCase op_case(const char* name, const ConvCase& c) {
   testing::GradCheck spec;
   spec.kind = OpKind::conv2d;
   spec.attrs = c.attrs;
@@ -107,10 +109,25 @@ void gradcheck(const ConvCase& c) {
   spec.eps = 1e-2f;
   spec.atol = 2e-3f;
   spec.rtol = 1e-2f;
-  CHECK_GRADIENTS(spec);
+  return {name, spec};
+}
+
+// x, w and b (when present) against finite differences.
+std::vector<testing::OpCase> conv_cases() {
+  return {
+      op_case("3x3 pad 1, bias", {{1, 2, 5, 5}, {3, 2, 3, 3}, true, {1, 1, 1, 1}}),
+      op_case("1x1 stride 2, bias", {{2, 2, 5, 5}, {2, 2, 1, 1}, true, {2, 0, 1, 1}}),
+      op_case("depthwise 3x3, dilated and strided",
+              {{1, 3, 6, 6}, {3, 1, 3, 3}, true, {2, 2, 2, 3}}),
+      op_case("depthwise 3x3, dilated", {{1, 3, 7, 7}, {3, 1, 3, 3}, true, {1, 2, 2, 3}}),
+      op_case("depthwise 5x5 pad 2", {{1, 2, 6, 6}, {2, 1, 5, 5}, false, {1, 2, 1, 2}}),
+      op_case("grouped, 2 groups", {{1, 4, 4, 4}, {2, 2, 3, 3}, true, {1, 1, 1, 2}}),
+  };
 }
 
 }  // namespace
+
+CELLGRAPH_OP_CASES("conv", conv_cases)
 
 TEST_CASE("conv2d: 3x3 padding 1, with and without bias, matches the reference") {
   check_case({{2, 3, 6, 6}, {4, 3, 3, 3}, true, {1, 1, 1, 1}});
@@ -198,15 +215,6 @@ TEST_CASE("conv2d: only the wanted gradients are produced") {
     ops::conv2d(x, w, b, c.attrs).backward(dy);
     check_close("db", b.grad().to_vector(), r.db, kTolerance);
   }
-}
-
-TEST_CASE("conv2d: finite differences agree for x, w and b") {
-  gradcheck({{1, 2, 5, 5}, {3, 2, 3, 3}, true, {1, 1, 1, 1}});
-  gradcheck({{2, 2, 5, 5}, {2, 2, 1, 1}, true, {2, 0, 1, 1}});
-  gradcheck({{1, 3, 6, 6}, {3, 1, 3, 3}, true, {2, 2, 2, 3}});  // depthwise, dilated, strided
-  gradcheck({{1, 3, 7, 7}, {3, 1, 3, 3}, true, {1, 2, 2, 3}});  // depthwise, dilated
-  gradcheck({{1, 2, 6, 6}, {2, 1, 5, 5}, false, {1, 2, 1, 2}});
-  gradcheck({{1, 4, 4, 4}, {2, 2, 3, 3}, true, {1, 1, 1, 2}});  // grouped
 }
 
 TEST_CASE("conv2d: invalid calls throw cellgraph::Error") {

@@ -1,5 +1,6 @@
-// Element-wise ops on the CPU backend: forward values against hand-computed references,
-// gradients against finite differences, in-place add, scale's scalar gradient, dropout.
+// Element-wise ops: the op cases (tests/support/op_harness.h: every backend against the
+// CPU, the CPU's gradients against finite differences), and on the CPU forward values
+// against hand-computed references, in-place add, scale's scalar gradient, dropout's mask.
 //
 // Tolerances: the gradcheck defaults (eps 1e-2, atol 1e-3, rtol 1e-2) unless stated. For
 // these smooth ops the central-difference truncation error is ~eps^2 |f'''| <= 1e-4 and
@@ -16,6 +17,7 @@
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/op_harness.h"
 #include "tests/support/op_tests.h"
 
 using namespace cellgraph;
@@ -34,25 +36,49 @@ Tensor away_from_zero(const Shape& shape, uint64_t seed) {
 }
 
 std::vector<float> values(const Var& v) { return v.value().to_vector(); }
+
+std::vector<testing::OpCase> elementwise_cases() {
+  // scale: L is linear in each of x and s, so central differences are exact up to
+  // rounding; the second case wants only the coefficient's gradient (x wants none).
+  GradCheck only_s =
+      spec_of(OpKind::scale, {random({2, 3, 4, 4}, 13), Tensor::from_vector({1}, {0.7f})});
+  only_s.check = {1};
+  return {
+      {"4-d, away from the kink", spec_of(OpKind::relu, {away_from_zero({2, 3, 4, 4}, 1)})},
+      {"4-d in [-2, 2)", spec_of(OpKind::tanh, {random({2, 3, 3, 3}, 3, -2, 2)})},
+      {"4-d in [-3, 3)", spec_of(OpKind::sigmoid, {random({2, 3, 3, 3}, 5, -3, 3)})},
+      {"2-d", spec_of(OpKind::negate, {random({2, 5}, 6)})},
+      {"both operands", spec_of(OpKind::add, {random({2, 3, 2, 2}, 7), random({2, 3, 2, 2}, 8)})},
+      {"both operands", spec_of(OpKind::mul, {random({3, 4, 2}, 11), random({3, 4, 2}, 12)})},
+      {"input and coefficient",
+       spec_of(OpKind::scale, {random({2, 3, 4, 4}, 13), Tensor::from_vector({1}, {0.7f})})},
+      {"coefficient only", only_s},
+      // The gradient uses the same mask as the forward.
+      {"training, p 0.4",
+       spec_of(OpKind::dropout, {away_from_zero({2, 3, 4, 4}, 18)}, DropoutAttrs{0.4f, true, 99})},
+      {"eval",
+       spec_of(OpKind::dropout, {away_from_zero({2, 8}, 19)}, DropoutAttrs{0.4f, false, 99})},
+      // The gradient uses the forward's per-sample mask; drop_path is linear, the inputs
+      // stay away from 0 anyway so the differences of L are well above rounding.
+      {"training, p 0.5", spec_of(OpKind::drop_path, {away_from_zero({6, 3, 4, 4}, 3)},
+                                  DropPathAttrs{0.5f, true, 11})},
+      {"eval",
+       spec_of(OpKind::drop_path, {away_from_zero({4, 8}, 4)}, DropPathAttrs{0.5f, false, 11})},
+  };
+}
 }  // namespace
+
+CELLGRAPH_OP_CASES("elementwise", elementwise_cases)
 
 TEST_CASE("relu: forward clamps negatives to zero") {
   const Var x(Tensor::from_vector({2, 3}, {-2, -0.5f, 0, 0.5f, 1, 3}));
   CHECK(values(ops::relu(x)) == std::vector<float>{0, 0, 0, 0.5f, 1, 3});
 }
 
-TEST_CASE("relu: gradient matches finite differences") {
-  CHECK_GRADIENTS(spec_of(OpKind::relu, {away_from_zero({2, 3, 4, 4}, 1)}));
-}
-
 TEST_CASE("tanh: forward matches std::tanh") {
   const Tensor x = random({3, 5}, 2, -3.0f, 3.0f);
   const std::vector<float> in = x.to_vector(), out = values(ops::tanh(Var(x)));
   for (size_t i = 0; i < in.size(); ++i) CHECK(out[i] == doctest::Approx(std::tanh(in[i])));
-}
-
-TEST_CASE("tanh: gradient matches finite differences") {
-  CHECK_GRADIENTS(spec_of(OpKind::tanh, {random({2, 3, 3, 3}, 3, -2, 2)}));
 }
 
 TEST_CASE("sigmoid: forward matches 1 / (1 + exp(-x))") {
@@ -62,24 +88,15 @@ TEST_CASE("sigmoid: forward matches 1 / (1 + exp(-x))") {
     CHECK(out[i] == doctest::Approx(1.0 / (1.0 + std::exp(-double(in[i])))));
 }
 
-TEST_CASE("sigmoid: gradient matches finite differences") {
-  CHECK_GRADIENTS(spec_of(OpKind::sigmoid, {random({2, 3, 3, 3}, 5, -3, 3)}));
-}
-
-TEST_CASE("negate: forward and gradient") {
+TEST_CASE("negate: forward flips the sign") {
   CHECK(values(ops::negate(Var(Tensor::from_vector({3}, {1, -2, 0.5f})))) ==
         std::vector<float>{-1, 2, -0.5f});
-  CHECK_GRADIENTS(spec_of(OpKind::negate, {random({2, 5}, 6)}));
 }
 
 TEST_CASE("add: forward sums element by element") {
   const Var a(Tensor::from_vector({2, 2}, {1, 2, 3, 4}));
   const Var b(Tensor::from_vector({2, 2}, {10, 20, 30, 40}));
   CHECK(values(ops::add(a, b)) == std::vector<float>{11, 22, 33, 44});
-}
-
-TEST_CASE("add: gradient reaches both operands") {
-  CHECK_GRADIENTS(spec_of(OpKind::add, {random({2, 3, 2, 2}, 7), random({2, 3, 2, 2}, 8)}));
 }
 
 TEST_CASE("add: works in place with the output aliasing the first input") {
@@ -109,25 +126,11 @@ TEST_CASE("mul: forward multiplies element by element") {
   CHECK(values(ops::mul(a, b)) == std::vector<float>{4, -10, -18});
 }
 
-TEST_CASE("mul: gradient reaches both operands") {
-  CHECK_GRADIENTS(spec_of(OpKind::mul, {random({3, 4, 2}, 11), random({3, 4, 2}, 12)}));
-}
-
 TEST_CASE("scale: forward multiplies by the one-element factor") {
   const Var x(Tensor::from_vector({2, 2}, {1, 2, -3, 4}));
   const Var s(Tensor::from_vector({1}, {0.5f}));
   CHECK(values(ops::scale(x, s)) == std::vector<float>{0.5f, 1, -1.5f, 2});
   CHECK_THROWS_AS(ops::scale(x, Var(Tensor::zeros({2}))), Error);
-}
-
-TEST_CASE("scale: gradient of the input and of the scalar coefficient") {
-  // L is linear in each of x and s, so central differences are exact up to rounding.
-  const GradCheck spec =
-      spec_of(OpKind::scale, {random({2, 3, 4, 4}, 13), Tensor::from_vector({1}, {0.7f})});
-  CHECK_GRADIENTS(spec);
-  GradCheck only_s = spec;
-  only_s.check = {1};
-  CHECK_GRADIENTS(only_s);
 }
 
 TEST_CASE("scale: the coefficient's gradient is sum(dy * x), accumulated in double") {
@@ -167,9 +170,10 @@ TEST_CASE("dropout: keeps element i iff hash_uniform(seed, i) >= p, scaled by 1 
   CHECK(values(ops::dropout(Var(x), p, true, seed + 1)) != out);
 }
 
-TEST_CASE("dropout: gradient uses the same mask as the forward") {
-  CHECK_GRADIENTS(
-      spec_of(OpKind::dropout, {away_from_zero({2, 3, 4, 4}, 18)}, DropoutAttrs{0.4f, true, 99}));
-  CHECK_GRADIENTS(
-      spec_of(OpKind::dropout, {away_from_zero({2, 8}, 19)}, DropoutAttrs{0.4f, false, 99}));
+TEST_CASE("drop_path: the op cases' seed drops some samples and keeps others") {
+  // So that the drop_path cases above check both branches of the gradient.
+  int kept = 0;
+  for (uint64_t n = 0; n < 6; ++n) kept += hash_uniform(11, n) >= 0.5f;
+  CHECK(kept > 0);
+  CHECK(kept < 6);
 }

@@ -1,5 +1,6 @@
-// Matrix ops on the CPU backend: linear and matmul against naive triple loops, their
-// gradients (which read operands transposed) against finite differences, and embedding.
+// Matrix ops: the op cases (tests/support/op_harness.h: every backend against the CPU, the
+// CPU's gradients, which read operands transposed, against finite differences), and on the
+// CPU linear and matmul against naive triple loops, and embedding.
 //
 // Tolerances: gradcheck defaults (eps 1e-2, atol 1e-3, rtol 1e-2). linear and matmul are
 // bilinear, so central differences are exact but for float32 rounding of L (~1e-7 |L| /
@@ -14,11 +15,10 @@
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
 #include "tests/support/errors.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/op_harness.h"
 #include "tests/support/op_tests.h"
 
 using namespace cellgraph;
-using cellgraph::testing::GradCheck;
 
 namespace {
 using testing::error_of;
@@ -34,7 +34,21 @@ std::vector<double> naive_product(int64_t m, int64_t n, int64_t k, A a, B b) {
       for (int64_t q = 0; q < k; ++q) c[size_t(i * n + j)] += double(a(i, q)) * double(b(q, j));
   return c;
 }
+
+std::vector<testing::OpCase> matrix_cases() {
+  return {
+      {"input, weight and bias",
+       spec_of(OpKind::linear, {random({4, 6}, 4), random({3, 6}, 5), random({3}, 6)})},
+      {"no bias", spec_of(OpKind::linear, {random({3, 5}, 7), random({2, 5}, 8), {}})},
+      {"both operands", spec_of(OpKind::matmul, {random({3, 5}, 11), random({5, 4}, 12)})},
+      // The weight gradient scatter-adds; row 1 is read twice, rows 2 and 4 never.
+      {"repeated rows",
+       spec_of(OpKind::embedding, {random({5, 3}, 13), Tensor::from_vector({4}, {1, 3, 1, 0})})},
+  };
+}
 }  // namespace
+
+CELLGRAPH_OP_CASES("matrix", matrix_cases)
 
 TEST_CASE("linear: forward is x w^T + b") {
   const int64_t n = 5, k = 7, m = 3;
@@ -59,11 +73,6 @@ TEST_CASE("linear: exact small case by hand") {
   CHECK(ops::linear(x, w, b).value().to_vector() == std::vector<float>{1.5f, 10});
 }
 
-TEST_CASE("linear: gradients of input, weight and bias") {
-  CHECK_GRADIENTS(spec_of(OpKind::linear, {random({4, 6}, 4), random({3, 6}, 5), random({3}, 6)}));
-  CHECK_GRADIENTS(spec_of(OpKind::linear, {random({3, 5}, 7), random({2, 5}, 8), {}}));
-}
-
 TEST_CASE("linear: feature mismatch is a user error") {
   CHECK_THROWS_AS(ops::linear(Var(Tensor::zeros({2, 3})), Var(Tensor::zeros({4, 5}))), Error);
 }
@@ -80,10 +89,6 @@ TEST_CASE("matmul: forward matches the naive product") {
   for (size_t i = 0; i < ref.size(); ++i) CHECK(out[i] == doctest::Approx(ref[i]).epsilon(1e-5));
 }
 
-TEST_CASE("matmul: gradients of both operands") {
-  CHECK_GRADIENTS(spec_of(OpKind::matmul, {random({3, 5}, 11), random({5, 4}, 12)}));
-}
-
 TEST_CASE("matmul: inner extent mismatch is a user error") {
   CHECK_THROWS_AS(ops::matmul(Var(Tensor::zeros({2, 3})), Var(Tensor::zeros({2, 3}))), Error);
 }
@@ -96,8 +101,6 @@ TEST_CASE("embedding: forward gathers the indexed rows") {
 }
 
 TEST_CASE("embedding: weight gradient scatter-adds, repeated rows summed") {
-  const Tensor rows = Tensor::from_vector({4}, {1, 3, 1, 0});
-  CHECK_GRADIENTS(spec_of(OpKind::embedding, {random({5, 3}, 13), rows}));
   // Row 1 is used twice, rows 2 and 4 never: exact values by hand.
   const Var weight(Tensor::zeros({5, 2}), true);
   const Var indices(Tensor::from_vector({3}, {1, 3, 1}), true);

@@ -1,6 +1,7 @@
-// max_pool, avg_pool (padding excluded) and global_avg_pool on the CPU backend: forward and
-// backward against naive loops, the corner average worked by hand, finite differences,
-// input validation.
+// max_pool, avg_pool (padding excluded) and global_avg_pool: the op cases
+// (tests/support/op_harness.h: every backend against the CPU, the CPU's gradients against
+// finite differences), and on the CPU forward and backward against naive loops, the
+// corner average worked by hand, input validation.
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -11,7 +12,7 @@
 #include "engine/error.h"
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/op_harness.h"
 #include "tests/support/op_tests.h"
 
 using namespace cellgraph;
@@ -104,7 +105,20 @@ testing::GradCheck pool_spec(OpKind kind, const PoolAttrs& a, const Tensor& x) {
   return spec;
 }
 
+std::vector<testing::OpCase> pool_cases() {
+  return {
+      // Well-separated inputs: no step changes which element of a window is the maximum.
+      {"3x3 stride 1 pad 1", pool_spec(OpKind::max_pool, {3, 1, 1}, separated({1, 2, 5, 5}, 3))},
+      {"3x3 stride 2 pad 1", pool_spec(OpKind::max_pool, {3, 2, 1}, separated({2, 2, 5, 5}, 4))},
+      {"3x3 stride 1 pad 1", pool_spec(OpKind::avg_pool, {3, 1, 1}, random({1, 2, 5, 5}, 3))},
+      {"3x3 stride 2 pad 1", pool_spec(OpKind::avg_pool, {3, 2, 1}, random({2, 2, 5, 5}, 4))},
+      {"2 x 3 x 4 x 4", pool_spec(OpKind::global_avg_pool, {}, random({2, 3, 4, 4}, 5))},
+  };
+}
+
 }  // namespace
+
+CELLGRAPH_OP_CASES("pool", pool_cases)
 
 TEST_CASE("max_pool: 3x3 stride 1 and 2, padding 1, matches the reference") {
   check_case(true, {3, 1, 1}, {2, 3, 6, 6});
@@ -161,20 +175,6 @@ TEST_CASE("global_avg_pool: forward and backward match the reference") {
   }
   check_close("y", y.value().to_vector(), want_y, kTolerance);
   check_close("dx", x.grad().to_vector(), want_dx, kTolerance);
-}
-
-TEST_CASE("max_pool: finite differences agree (well-separated inputs)") {
-  CHECK_GRADIENTS(pool_spec(OpKind::max_pool, {3, 1, 1}, separated({1, 2, 5, 5}, 3)));
-  CHECK_GRADIENTS(pool_spec(OpKind::max_pool, {3, 2, 1}, separated({2, 2, 5, 5}, 4)));
-}
-
-TEST_CASE("avg_pool: finite differences agree") {
-  CHECK_GRADIENTS(pool_spec(OpKind::avg_pool, {3, 1, 1}, random({1, 2, 5, 5}, 3)));
-  CHECK_GRADIENTS(pool_spec(OpKind::avg_pool, {3, 2, 1}, random({2, 2, 5, 5}, 4)));
-}
-
-TEST_CASE("global_avg_pool: finite differences agree") {
-  CHECK_GRADIENTS(pool_spec(OpKind::global_avg_pool, {}, random({2, 3, 4, 4}, 5)));
 }
 
 TEST_CASE("pool: invalid calls throw cellgraph::Error") {

@@ -1,5 +1,6 @@
-// softmax, log_softmax and cross_entropy on the CPU backend, against double-precision
-// references and finite differences.
+// softmax, log_softmax and cross_entropy: the op cases (tests/support/op_harness.h: every
+// backend against the CPU, the CPU's gradients against finite differences), and on the CPU
+// against double-precision references.
 //
 // Tolerances: gradcheck defaults (eps 1e-2, atol 1e-3, rtol 1e-2). Logits lie in [-2, 2],
 // where the third derivatives of softmax / log-softmax / the loss are O(1), so the
@@ -15,11 +16,10 @@
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
 #include "tests/support/errors.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/op_harness.h"
 #include "tests/support/op_tests.h"
 
 using namespace cellgraph;
-using cellgraph::testing::GradCheck;
 
 namespace {
 using testing::error_of;
@@ -55,7 +55,22 @@ double reference_cross_entropy(const std::vector<float>& x, const std::vector<fl
   }
   return total / double(labels.size());
 }
+
+std::vector<testing::OpCase> softmax_cases() {
+  const Tensor labels = Tensor::from_vector({4}, {2, 0, 4, 2});
+  return {
+      {"3 x 6", spec_of(OpKind::softmax, {random({3, 6}, 2)})},
+      {"3 x 6", spec_of(OpKind::log_softmax, {random({3, 6}, 4)})},
+      // The logits' gradient (labels are not differentiable), with and without smoothing.
+      {"no smoothing",
+       spec_of(OpKind::cross_entropy, {random({4, 5}, 6), labels}, CrossEntropyAttrs{0.0f})},
+      {"smoothing 0.2",
+       spec_of(OpKind::cross_entropy, {random({4, 5}, 7), labels}, CrossEntropyAttrs{0.2f})},
+  };
+}
 }  // namespace
+
+CELLGRAPH_OP_CASES("softmax", softmax_cases)
 
 TEST_CASE("softmax: rows are normalised exponentials") {
   const Tensor x = random({4, 5}, 1);
@@ -68,19 +83,11 @@ TEST_CASE("softmax: rows are normalised exponentials") {
   CHECK(big[0] + big[1] + big[2] == doctest::Approx(1.0));
 }
 
-TEST_CASE("softmax: gradient matches finite differences") {
-  CHECK_GRADIENTS(spec_of(OpKind::softmax, {random({3, 6}, 2)}));
-}
-
 TEST_CASE("log_softmax: forward matches the double reference") {
   const Tensor x = random({3, 7}, 3);
   const std::vector<double> ref = reference_log_softmax(x.to_vector(), 7);
   const std::vector<float> out = ops::log_softmax(Var(x)).value().to_vector();
   for (size_t i = 0; i < out.size(); ++i) CHECK(out[i] == doctest::Approx(ref[i]).epsilon(1e-5));
-}
-
-TEST_CASE("log_softmax: gradient matches finite differences") {
-  CHECK_GRADIENTS(spec_of(OpKind::log_softmax, {random({3, 6}, 4)}));
 }
 
 TEST_CASE("cross_entropy: mean negative log-likelihood, with and without smoothing") {
@@ -99,14 +106,6 @@ TEST_CASE("cross_entropy: mean negative log-likelihood, with and without smoothi
           .value()
           .item();
   CHECK(flat == doctest::Approx(std::log(8.0)));
-}
-
-TEST_CASE("cross_entropy: gradient of the logits, with and without smoothing") {
-  const Tensor labels = Tensor::from_vector({4}, {2, 0, 4, 2});
-  CHECK_GRADIENTS(
-      spec_of(OpKind::cross_entropy, {random({4, 5}, 6), labels}, CrossEntropyAttrs{0.0f}));
-  CHECK_GRADIENTS(
-      spec_of(OpKind::cross_entropy, {random({4, 5}, 7), labels}, CrossEntropyAttrs{0.2f}));
 }
 
 TEST_CASE("cross_entropy: backward is (p - onehot) g / N and labels get no gradient") {

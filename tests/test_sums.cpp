@@ -1,3 +1,6 @@
+// Sums that join branches (add_n, weighted_sum) and flatten: the op cases
+// (tests/support/op_harness.h: every backend against the CPU, the CPU's gradients against
+// finite differences), and on the CPU values and coefficient gradients by hand.
 #include <limits>
 
 #include <doctest/doctest.h>
@@ -5,9 +8,42 @@
 #include "engine/error.h"
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/op_harness.h"
+#include "tests/support/op_tests.h"
 
 using namespace cellgraph;
+
+namespace {
+std::vector<testing::OpCase> sums_cases() {
+  Rng rng(3);
+  testing::GradCheck weighted;
+  weighted.kind = OpKind::weighted_sum;
+  weighted.attrs = WeightedSumAttrs{1, {1, 3, 0}};
+  for (int i = 0; i < 3; ++i) weighted.inputs.push_back(normal_tensor({2, 3, 2, 2}, 0, 1, rng));
+  weighted.inputs.push_back(normal_tensor({2, 4}, 0, 1, rng));
+  // Linear in each argument: central differences are exact up to float rounding of sums
+  // of ~24 terms, so a tight tolerance holds.
+  weighted.atol = 2e-3f;
+  weighted.rtol = 2e-3f;
+
+  Rng rng4(4);
+  testing::GradCheck add_n;
+  add_n.kind = OpKind::add_n;
+  for (int i = 0; i < 3; ++i) add_n.inputs.push_back(normal_tensor({2, 5}, 0, 1, rng4));
+  add_n.atol = 1e-3f;
+  add_n.rtol = 1e-3f;
+
+  return {
+      {"row 1, columns 1, 3, 0 of 4; inputs and coefficients", weighted},
+      {"three inputs, gradient to each", add_n},
+      // A copy with a new shape: linear, exact up to rounding.
+      {"[2, 3, 2, 2] to [2, 12]",
+       testing::spec_of(OpKind::flatten, {testing::random({2, 3, 2, 2}, 5)})},
+  };
+}
+}  // namespace
+
+CELLGRAPH_OP_CASES("sums", sums_cases)
 
 TEST_CASE("weighted_sum: forward is the coefficient-weighted sum of the listed columns") {
   const Tensor x0 = Tensor::from_vector({1, 1, 1, 2}, {1, 2});
@@ -51,28 +87,7 @@ TEST_CASE(
   CHECK(none.value().to_vector() == std::vector<float>{0, 0});
 }
 
-TEST_CASE("weighted_sum: finite differences for the inputs and the coefficients") {
-  Rng rng(3);
-  testing::GradCheck g;
-  g.kind = OpKind::weighted_sum;
-  g.attrs = WeightedSumAttrs{1, {1, 3, 0}};
-  for (int i = 0; i < 3; ++i) g.inputs.push_back(normal_tensor({2, 3, 2, 2}, 0, 1, rng));
-  g.inputs.push_back(normal_tensor({2, 4}, 0, 1, rng));
-  // Linear in each argument: central differences are exact up to float rounding of sums
-  // of ~24 terms, so a tight tolerance holds.
-  g.atol = 2e-3f;
-  g.rtol = 2e-3f;
-  CHECK_GRADIENTS(g);
-}
-
-TEST_CASE("add_n: sums any number of inputs, gradient flows to each") {
-  Rng rng(4);
-  testing::GradCheck g;
-  g.kind = OpKind::add_n;
-  for (int i = 0; i < 3; ++i) g.inputs.push_back(normal_tensor({2, 5}, 0, 1, rng));
-  g.atol = 1e-3f;
-  g.rtol = 1e-3f;
-  CHECK_GRADIENTS(g);
+TEST_CASE("add_n: sums any number of inputs") {
   const Var y = ops::add_n({Var(Tensor::full({3}, 1.0f)), Var(Tensor::full({3}, 2.0f))});
   CHECK(y.value().to_vector() == std::vector<float>{3, 3, 3});
 }

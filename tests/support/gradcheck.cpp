@@ -34,14 +34,18 @@ std::vector<Var> as_vars(const std::vector<Tensor>& tensors, const std::vector<i
 }
 }  // namespace
 
+std::vector<int> checked_inputs(const GradCheck& spec) {
+  if (!spec.check.empty()) return spec.check;
+  std::vector<int> check;
+  const uint32_t diff = schema(spec.kind).differentiable_inputs;
+  for (size_t i = 0; i < spec.inputs.size(); ++i)
+    if (spec.inputs[i].defined() && has_bit(diff, i)) check.push_back(int(i));
+  return check;
+}
+
 GradCheckResult run_gradcheck(const GradCheck& spec) {
   GradCheckResult result;
-  std::vector<int> check = spec.check;
-  if (check.empty()) {
-    const uint32_t diff = schema(spec.kind).differentiable_inputs;
-    for (size_t i = 0; i < spec.inputs.size(); ++i)
-      if (spec.inputs[i].defined() && has_bit(diff, i)) check.push_back(int(i));
-  }
+  const std::vector<int> check = checked_inputs(spec);
   // Work on private copies: the numeric pass perturbs them in place.
   std::vector<Tensor> inputs;
   for (const Tensor& t : spec.inputs) inputs.push_back(t.defined() ? t.clone() : Tensor());

@@ -1,4 +1,4 @@
-// Finite-difference gradient check for one op, the harness every op test uses.
+// Finite-difference gradient check for one op: step 1 of the op harness (op_harness.h).
 // The check compares the autodiff gradient of L = sum_o <out_o, R_o> (R_o fixed random
 // weights) against central differences (L(x + eps) - L(x - eps)) / 2 eps, element by
 // element, for every checked input: |analytic - numeric| <= atol + rtol * |numeric|.
@@ -32,6 +32,9 @@ struct GradCheckResult {
 };
 
 GradCheckResult run_gradcheck(const GradCheck& spec);
+
+// spec.check, or when it is empty every defined input the op's schema differentiates.
+std::vector<int> checked_inputs(const GradCheck& spec);
 
 }  // namespace cellgraph::testing
 
