@@ -1,8 +1,10 @@
-// The CUDA kernel families, named as in engine/backends/cpu/ (conv.cu beside conv.cpp,
-// ...). Each family file will define its forward/backward kernels and one
-// add_*_kernels() that enters them in the table; cuda_backend.cpp calls those. None exist
-// yet, so every op is a named error on this backend ("the cuda backend has no kernel for
-// op 'conv2d'") and the op tests skip it.
+// The CUDA kernel families. A family's kernels go in engine/backends/cuda/<family>.cu,
+// named as the family's file in ops/ and its CPU kernels in engine/backends/cpu/ (conv.cu
+// for ops/conv.cpp and cpu/conv.cpp), with one add_<family>_kernels(KernelTable&) declared
+// here and called from cuda_backend.cpp. None exist yet, so every op is a named error on
+// this backend ("the cuda backend has no kernel for op 'conv2d'"); the op harness
+// (tests/support/op_harness.h) skips each op with that message until its kernels are
+// registered, and from then on compares them with the CPU's.
 #pragma once
 
 #include <array>
