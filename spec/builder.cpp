@@ -99,15 +99,16 @@ ValueId conv(Builder& b, ValueId x, int64_t out_channels, int kernel, ConvAttrs 
 }
 
 ValueId relu_conv_bn(Builder& b, ValueId x, int64_t out_channels, int kernel, int stride,
-                     int padding, bool affine, const std::string& name) {
+                     int padding, bool affine, const std::string& name,
+                     const std::string& bn_name) {
   const ValueId r = b.op1(OpKind::relu, NoAttrs{}, {x}, name + ".relu");
   const ValueId c = conv(b, r, out_channels, kernel,
                          ConvAttrs{.stride = stride, .padding = padding}, name + ".conv");
-  return batch_norm(b, c, name + ".bn", {affine});
+  return batch_norm(b, c, bn_name.empty() ? name + ".bn" : bn_name, {affine});
 }
 
 ValueId factorized_reduce(Builder& b, ValueId x, int64_t out_channels, bool affine,
-                          const std::string& name) {
+                          const std::string& name, const std::string& bn_name) {
   if (out_channels % 2 != 0)
     throw error(b.context(), ": ", name, ": factorized reduce needs an even channel count, got ",
                 out_channels);
@@ -129,7 +130,7 @@ ValueId factorized_reduce(Builder& b, ValueId x, int64_t out_channels, bool affi
   const ValueId c =
       conv(b, every_second(1, name + ".shift"), out_channels / 2, 1, ConvAttrs{}, name + ".conv2");
   const ValueId cat = b.op1(OpKind::concat, NoAttrs{}, {a, c}, name + ".concat");
-  return batch_norm(b, cat, name + ".bn", {affine});
+  return batch_norm(b, cat, bn_name.empty() ? name + ".bn" : bn_name, {affine});
 }
 
 }  // namespace cellgraph::ir

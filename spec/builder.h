@@ -68,11 +68,13 @@ ValueId batch_norm(Builder& b, ValueId x, const std::string& name, BnOptions opt
 ValueId conv(Builder& b, ValueId x, int64_t out_channels, int kernel, ConvAttrs attrs,
              const std::string& name);
 // ReLU -> conv -> BN, the DARTS/NATS "ReLUConvBN".
+// `bn_name`: the closing BN's label and parameter prefix ("" : name + ".bn").
 ValueId relu_conv_bn(Builder& b, ValueId x, int64_t out_channels, int kernel, int stride,
-                     int padding, bool affine, const std::string& name);
+                     int padding, bool affine, const std::string& name,
+                     const std::string& bn_name = "");
 // ReLU, two 1x1 stride-2 convs of C/2 on x and on x shifted by one pixel, concat, BN
 // (built as stride-1 convs on the even and the odd pixels: builder.cpp).
 ValueId factorized_reduce(Builder& b, ValueId x, int64_t out_channels, bool affine,
-                          const std::string& name);
+                          const std::string& name, const std::string& bn_name = "");
 
 }  // namespace cellgraph::ir

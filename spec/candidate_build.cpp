@@ -8,9 +8,23 @@ namespace {
 using ir::Builder;
 using ir::ValueId;
 
+// The BN an op ends with. In a search cell it has no affine parameters (DARTS); with
+// network.edge_bn (ISTA-NAS one-stage, as its paper builds it) it is the op's closing BN,
+// affine and named "<op>.out_bn", the one the op's coefficient is absorbed into. Ops that
+// end without a BN (identity, pooling, negation) get one there, so every op has one.
+struct ClosingBn {
+  bool affine = false;
+  std::string name;  // "" : the op's own name for it ("<op>.bn")
+};
+
+ClosingBn closing_bn(const CandidateSite& site) {
+  if (site.edge_bn) return {true, site.name + ".out_bn"};
+  return {!site.search, ""};
+}
+
 // ReLU -> depthwise kxk (stride, dilation) -> pointwise 1x1 -> BN.
 ValueId relu_dw_pw_bn(Builder& b, ValueId x, int64_t c, int kernel, int stride, int dilation,
-                      bool affine, const std::string& name) {
+                      bool affine, const std::string& name, const std::string& bn_name = "") {
   const ValueId r = b.op1(OpKind::relu, NoAttrs{}, {x}, name + ".relu");
   const int padding = dilation * (kernel - 1) / 2;
   const ValueId dw = ir::conv(
@@ -18,13 +32,19 @@ ValueId relu_dw_pw_bn(Builder& b, ValueId x, int64_t c, int kernel, int stride, 
       ConvAttrs{.stride = stride, .padding = padding, .dilation = dilation, .groups = int(c)},
       name + ".dw");
   const ValueId pw = ir::conv(b, dw, c, 1, ConvAttrs{}, name + ".pw");
-  return ir::batch_norm(b, pw, name + ".bn", {affine});
+  return ir::batch_norm(b, pw, bn_name.empty() ? name + ".bn" : bn_name, {affine});
 }
 
 ValueId pool(Builder& b, OpKind kind, ValueId x, const CandidateSite& site) {
   const ValueId p = b.op1(kind, PoolAttrs{.kernel = 3, .stride = site.stride, .padding = 1}, {x},
                           site.name + ".pool");
-  return site.search && !site.edge_bn ? ir::batch_norm(b, p, site.name + ".bn", {false}) : p;
+  if (site.edge_bn) return ir::batch_norm(b, p, site.name + ".out_bn", {true});
+  return site.search ? ir::batch_norm(b, p, site.name + ".bn", {false}) : p;
+}
+
+// An op that ends without a BN gets the closing BN under edge_bn.
+ValueId closed(Builder& b, ValueId x, const CandidateSite& site) {
+  return site.edge_bn ? ir::batch_norm(b, x, site.name + ".out_bn", {true}) : x;
 }
 
 // "FILE:POINTER: " while the spec compiler builds (it sets the builder's context).
@@ -53,16 +73,17 @@ void require_even_map(const Builder& b, ValueId x, const std::string& name,
 }
 
 ValueId build_candidate(Builder& b, Candidate op, ValueId x, const CandidateSite& site) {
-  const bool affine = !site.search;
+  const bool affine = !site.search;  // the BNs before the closing one
+  const ClosingBn last = closing_bn(site);
   const int64_t c = site.channels;
   const std::string& n = site.name;
   switch (op) {
     case Candidate::none:
       return b.op1(OpKind::zero, ZeroAttrs{site.stride}, {x}, n);
     case Candidate::skip_connect:
-      if (site.stride == 1) return x;
+      if (site.stride == 1) return closed(b, x, site);
       require_even_map(b, x, n, "skip_connect at stride 2 (a factorized reduce)");
-      return ir::factorized_reduce(b, x, c, affine, n);
+      return ir::factorized_reduce(b, x, c, last.affine, n, last.name);
     case Candidate::max_pool_3x3:
       return pool(b, OpKind::max_pool, x, site);
     case Candidate::avg_pool_3x3:
@@ -71,25 +92,25 @@ ValueId build_candidate(Builder& b, Candidate op, ValueId x, const CandidateSite
     case Candidate::sep_conv_5x5: {
       const int k = op == Candidate::sep_conv_3x3 ? 3 : 5;
       const ValueId h = relu_dw_pw_bn(b, x, c, k, site.stride, 1, affine, n + ".0");
-      return relu_dw_pw_bn(b, h, c, k, 1, 1, affine, n + ".1");
+      return relu_dw_pw_bn(b, h, c, k, 1, 1, last.affine, n + ".1", last.name);
     }
     case Candidate::dil_conv_3x3:
     case Candidate::dil_conv_5x5:
-      return relu_dw_pw_bn(b, x, c, op == Candidate::dil_conv_3x3 ? 3 : 5, site.stride, 2, affine,
-                           n);
+      return relu_dw_pw_bn(b, x, c, op == Candidate::dil_conv_3x3 ? 3 : 5, site.stride, 2,
+                           last.affine, n, last.name);
     case Candidate::conv_1x1:
     case Candidate::nor_conv_1x1:
-      return ir::relu_conv_bn(b, x, c, 1, site.stride, 0, affine, n);
+      return ir::relu_conv_bn(b, x, c, 1, site.stride, 0, last.affine, n, last.name);
     case Candidate::conv_3x3:
     case Candidate::nor_conv_3x3:
-      return ir::relu_conv_bn(b, x, c, 3, site.stride, 1, affine, n);
+      return ir::relu_conv_bn(b, x, c, 3, site.stride, 1, last.affine, n, last.name);
     case Candidate::neg_identity:
       require_stride(b, site, 1, "neg_identity");
-      return b.op1(OpKind::negate, NoAttrs{}, {x}, n);
+      return closed(b, b.op1(OpKind::negate, NoAttrs{}, {x}, n), site);
     case Candidate::factorized_reduce:
       require_stride(b, site, 2, "factorized_reduce");
       require_even_map(b, x, n, "factorized_reduce");
-      return ir::factorized_reduce(b, x, c, affine, n);
+      return ir::factorized_reduce(b, x, c, last.affine, n, last.name);
     case Candidate::rnn_none:
     case Candidate::rnn_tanh:
     case Candidate::rnn_relu:

@@ -14,7 +14,9 @@ struct CandidateSite {
   int64_t channels = 0;  // C of the cell: input and output channels of the edge
   int stride = 1;        // 2 on edges leaving the inputs of a reduction cell
   bool search = true;
-  bool edge_bn = false;  // the edge ends in its own BN (spec network.edge_bn): no pool BN
+  // spec network.edge_bn (ISTA-NAS one-stage): the op's closing BN is affine and named
+  // "<name>.out_bn"; ops without one (identity, pooling, negation) get it.
+  bool edge_bn = false;
   std::string name;      // label / parameter prefix, e.g. "cells.2.n1.e0.sep_conv_3x3"
 };
 

@@ -271,12 +271,10 @@ class Compiler {
     return b_.op1(OpKind::concat, NoAttrs{}, parts, name + ".concat");
   }
 
-  // One op on one edge; with network.edge_bn followed by its own affine BN ("out_bn"),
-  // which ISTA-NAS one-stage scales by the op's coefficient (none stays a zero).
+  // One op on one edge; with network.edge_bn its closing BN is affine ("out_bn"), the one
+  // ISTA-NAS one-stage scales by the op's coefficient (none stays a zero).
   ValueId edge_op(Candidate op, ValueId in, const CandidateSite& site) {
-    const ValueId out = build_candidate(b_, op, in, site);
-    if (!site.edge_bn || op == Candidate::none) return out;
-    return ir::batch_norm(b_, out, site.name + ".out_bn", {true});
+    return build_candidate(b_, op, in, site);
   }
 
   Candidate candidate_of(const Cell& cell, const std::string& op) {

@@ -3,6 +3,7 @@
 // train and b does not), and the absorption gamma' = c gamma, beta' = c beta that turns the
 // searched network into a fixed one computing the same thing.
 #include <cmath>
+#include <map>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -98,6 +99,48 @@ TEST_CASE("ista-onestage: every edge op closes with an affine BN; a space withou
       prepared_arch_state(find_algorithm("ista-onestage"), spec::compile(plain), plain, 1),
       doctest::Contains("tiny.json:/network: ista-onestage searches the evaluation network"),
       Error);
+}
+
+TEST_CASE("ista-onestage: the closing BN is the op's own last BN, not one more after it") {
+  // The paper's candidate ops end in their own BN, and that one becomes affine: a
+  // sep_conv keeps exactly the BNs it has in DARTS, identity and pooling gain the one
+  // they lack. An extra BN after the op's own would be a layer the paper's network has not.
+  Setup s;
+  std::map<int32_t, int> gammas, bns;  // per candidate id: affine BNs, all BNs
+  for (const ir::Parameter& p : s.graph.params) {
+    if (!p.candidate.valid()) continue;
+    const bool gamma = p.name.ends_with(".gamma");
+    const bool mean = p.name.ends_with(".running_mean");
+    if (gamma) {
+      ++gammas[int(p.candidate.index())];
+      CHECK_MESSAGE(p.name.ends_with(".out_bn.gamma"), p.name);
+    }
+    if (mean) ++bns[int(p.candidate.index())];
+  }
+  int checked = 0;
+  for (size_t i = 0; i < s.graph.candidates.size(); ++i) {
+    const ir::Candidate& c = s.graph.candidates[i];
+    const int id = int(i);
+    switch (c.op) {
+      case Candidate::none:
+        CHECK(gammas[id] == 0);
+        break;
+      case Candidate::sep_conv_3x3:
+        CHECK(gammas[id] == 1);  // the second half's BN, affine
+        CHECK(bns[id] == 2);     // as in DARTS: two BNs, none added
+        ++checked;
+        break;
+      case Candidate::skip_connect:
+      case Candidate::max_pool_3x3:
+        CHECK(gammas[id] == 1);
+        CHECK(bns[id] == 1);
+        ++checked;
+        break;
+      default:
+        FAIL("unexpected op in the tiny space");
+    }
+  }
+  CHECK(checked == 15);
 }
 
 TEST_CASE("ista-onestage: the per-step rule (earlier runs) freezes b, then the edge BNs train") {
