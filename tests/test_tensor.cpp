@@ -6,6 +6,10 @@
 #include "engine/tensor/random.h"
 #include "engine/tensor/tensor.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 using namespace cellgraph;
 
 TEST_CASE("tensor: views share storage and copies do not") {
@@ -38,6 +42,24 @@ TEST_CASE("allocator: freed blocks are reused and the peak is tracked") {
   CHECK(alloc.stats().in_use_bytes == before.in_use_bytes);
   CHECK(CachingAllocator::rounded_size(1) == 512);
   CHECK(CachingAllocator::rounded_size(3u << 20) == (3u << 20));
+}
+
+TEST_CASE("allocator: under ASan, cached blocks and the slack past a request are poisoned") {
+#if defined(__SANITIZE_ADDRESS__)
+  CachingAllocator& alloc = backend_for(Device::cpu).allocator();
+  float* p = static_cast<float*>(alloc.allocate(3 * sizeof(float)));
+  CHECK_FALSE(__asan_address_is_poisoned(p + 2));
+  CHECK(__asan_address_is_poisoned(p + 3));  // in the 512-byte size class, past the request
+  alloc.deallocate(p, 3 * sizeof(float));
+  CHECK(__asan_address_is_poisoned(p));  // cached: a use after free is reported
+  float* q = static_cast<float*>(alloc.allocate(5 * sizeof(float)));
+  REQUIRE(q == p);  // the same cached block, handed out again
+  CHECK_FALSE(__asan_address_is_poisoned(q + 4));
+  CHECK(__asan_address_is_poisoned(q + 5));
+  alloc.deallocate(q, 5 * sizeof(float));
+#else
+  MESSAGE("not an AddressSanitizer build (scripts/sanitize); nothing to check");
+#endif
 }
 
 TEST_CASE("rng: seeded streams repeat and uniforms stay in range") {
