@@ -14,6 +14,7 @@
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "engine/tensor/random.h"
+#include "tests/support/bits.h"
 #include "tests/support/cli.h"
 #include "tests/support/errors.h"
 
@@ -67,7 +68,7 @@ TEST_CASE("checkpoint: a round trip is bit-exact, metadata and tensor order incl
     CHECK(name == original.tensors()[i].first);
     CHECK(t.shape() == original.tensors()[i].second.shape());
     const std::vector<float> a = t.to_vector(), b = original.tensors()[i].second.to_vector();
-    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+    CHECK(testing::same_bits(a, b));
   }
   CHECK(std::signbit(back.find("scalar")->to_vector()[0]));
   // Saving what was loaded gives the same bytes.

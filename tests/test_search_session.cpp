@@ -3,7 +3,6 @@
 // state, metrics), for every algorithm.
 #include <unistd.h>
 
-#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -15,6 +14,7 @@
 #include "engine/io/checkpoint.h"
 #include "engine/tensor/random.h"
 #include "spec/parse.h"
+#include "tests/support/bits.h"
 #include "tests/support/tiny_space.h"
 
 using namespace cellgraph;
@@ -68,7 +68,7 @@ struct TinyRun {
 bool same_bits(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape()) return false;
   const std::vector<float> x = a.to_vector(), y = b.to_vector();
-  return std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+  return testing::same_bits(x, y);
 }
 
 // Every tensor and every metadata value but the wall-clock time.

@@ -2,7 +2,6 @@
 // file, metrics.jsonl without its timings, and a bit-for-bit comparison of two checkpoints.
 #pragma once
 
-#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -12,6 +11,7 @@
 
 #include "engine/io/checkpoint.h"
 #include "spec/json_value.h"
+#include "tests/support/bits.h"
 #include "tests/support/cli.h"
 #include "tests/support/tiny_space.h"
 
@@ -49,7 +49,7 @@ inline void check_same_tensors(const std::string& a_path, const std::string& b_p
     const std::vector<float> x = a.tensors()[i].second.to_vector();
     const std::vector<float> y = b.tensors()[i].second.to_vector();
     REQUIRE(x.size() == y.size());
-    CHECK(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
+    CHECK(same_bits(x, y));
   }
 }
 
