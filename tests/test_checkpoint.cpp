@@ -38,6 +38,25 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
 }
 
+// CRC-32 as zlib computes it (reflected polynomial 0xEDB88320), bit by bit: tests that
+// change a checkpoint's fields on purpose put a valid checksum back, so the reader gets past
+// it to the check under test.
+uint32_t crc32_of(const std::string& bytes) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (const char c : bytes) {
+    crc ^= uint8_t(c);
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+// `bytes` (a whole checkpoint file) with its trailing checksum recomputed.
+std::string with_checksum(std::string bytes) {
+  const uint32_t crc = crc32_of(bytes.substr(0, bytes.size() - 4));
+  std::memcpy(bytes.data() + bytes.size() - 4, &crc, 4);
+  return bytes;
+}
+
 io::Checkpoint sample() {
   Rng rng(3);
   io::Checkpoint c;
@@ -160,4 +179,48 @@ TEST_CASE("checkpoint: missing and mismatched entries are named on lookup") {
         "checkpoint: entry 'cells.0.bias': shape mismatch: expected [5], got [4]");
   CHECK(error_of([&] { c.meta("epoch"); }) == "checkpoint: missing metadata 'epoch'");
   CHECK(has(error_of([&] { c.meta_int("kind"); }), "expected an integer, got 'test'"));
+}
+
+TEST_CASE("checkpoint: the checksum the tests recompute is the one the writer stores") {
+  TempDir dir;
+  io::save_checkpoint(sample(), (dir / "k.bin"));
+  const std::string bytes = read_bytes((dir / "k.bin"));
+  std::string zeroed = bytes;
+  std::memset(zeroed.data() + zeroed.size() - 4, 0, 4);
+  CHECK(with_checksum(zeroed) == bytes);
+}
+
+TEST_CASE("checkpoint: extents whose strides overflow are refused, even with no elements") {
+  // Written as [0, 1, 1], then the two 1s replaced. The element count of [0, 2^62, 2^62] is
+  // 0, but its first stride is 2^124: the reader once checked only the count, and building
+  // the tensor overflowed (undefined behaviour; UBSan stops there).
+  TempDir dir;
+  const std::string path = (dir / "s.bin");
+  io::Checkpoint c;
+  c.add("huge", Tensor::zeros({0, 1, 1}));
+  io::save_checkpoint(c, path);
+  const std::string good = read_bytes(path);
+  // The only entry ends with its three i64 extents, right before the 4-byte checksum.
+  const auto with_extents = [&](int64_t d1, int64_t d2) {
+    std::string bytes = good;
+    std::memcpy(bytes.data() + bytes.size() - 4 - 16, &d1, 8);
+    std::memcpy(bytes.data() + bytes.size() - 4 - 8, &d2, 8);
+    write_bytes(path, with_checksum(bytes));
+  };
+  const std::string at = path + ": malformed checkpoint at tensor entry 1 of 1 ('huge'): ";
+  const int64_t big = int64_t(1) << 62;
+  with_extents(big, big);
+  CHECK(error_of([&] { io::load_checkpoint(path); }) ==
+        at + "shape [0, 4611686018427387904, 4611686018427387904] is too large: its nonzero " +
+            "extents multiply past 2^61 float32 elements");
+  // Fits int64_t as an element count, not as a byte count.
+  with_extents(int64_t(1) << 60, 4);
+  CHECK(has(error_of([&] { io::load_checkpoint(path); }), "is too large"));
+  with_extents(-1, 1);
+  CHECK(error_of([&] { io::load_checkpoint(path); }) == at + "negative extent -1 in dimension 1");
+  // Large extents after a 0 that fit are a valid empty tensor.
+  with_extents(int64_t(1) << 30, int64_t(1) << 30);
+  const io::Checkpoint back = io::load_checkpoint(path);
+  CHECK(back.find("huge")->shape() == Shape{0, int64_t(1) << 30, int64_t(1) << 30});
+  CHECK(back.find("huge")->numel() == 0);
 }

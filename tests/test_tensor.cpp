@@ -29,6 +29,23 @@ TEST_CASE("tensor: views share storage and copies do not") {
   CHECK(t.to_vector()[0] == 1.0f);
 }
 
+TEST_CASE("shape: products of extents are checked even when an extent is 0") {
+  // A 0 makes the element count 0 wherever it stands; a product that reached it through
+  // huge extents used to overflow first.
+  const int64_t big = int64_t(1) << 62;
+  CHECK(Shape{big, 4, 0}.numel() == 0);
+  CHECK(Shape{2, 3, 4}.numel() == 24);
+  CHECK(Shape{}.numel() == 1);
+  // The span bounds the strides, which the count cannot: [0, 2^62, 2^62] has none.
+  CHECK_FALSE(Shape{0, big, big}.span().has_value());
+  CHECK_FALSE(Shape{big, 4, 0}.span().has_value());
+  CHECK(Shape{0, 3, 4}.span() == 12);
+  CHECK(Shape{big, 1, 0}.span() == big);
+  CHECK(Shape{0, 3, 4}.contiguous_strides() == std::vector<int64_t>{12, 4, 1});
+  // Only the strides are formed, not the count past the first extent.
+  CHECK(Shape{big, 2}.contiguous_strides() == std::vector<int64_t>{2, 1});
+}
+
 TEST_CASE("allocator: freed blocks are reused and the peak is tracked") {
   CachingAllocator& alloc = backend_for(Device::cpu).allocator();
   alloc.release_cached();

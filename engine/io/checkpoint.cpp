@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "engine/error.h"
 #include "engine/io/file.h"
@@ -87,17 +88,21 @@ class Parser {
       const uint32_t rank = get<uint32_t>();
       if (rank > kMaxRank) fail(detail::concat("rank ", rank, " (at most ", kMaxRank, ")"));
       std::vector<int64_t> dims;
-      int64_t numel = 1;
       for (uint32_t d = 0; d < rank; ++d) {
         const int64_t extent = get<int64_t>();
-        if (extent < 0 || (extent > 0 && numel > std::numeric_limits<int64_t>::max() / 4 / extent))
-          fail(detail::concat("bad extent ", extent, " in dimension ", d));
+        if (extent < 0) fail(detail::concat("negative extent ", extent, " in dimension ", d));
         dims.push_back(extent);
-        numel *= extent;
       }
-      const size_t bytes = size_t(numel) * sizeof(float);
+      // The span, not the element count: [0, 2^62, 2^62] has no elements but strides that
+      // overflow. Bounded so that its byte count fits in int64_t too.
+      const Shape shape(dims);
+      const std::optional<int64_t> span = shape.span();
+      if (!span || *span > std::numeric_limits<int64_t>::max() / int64_t(sizeof(float)))
+        fail(detail::concat("shape ", shape.str(), " is too large: its nonzero extents multiply ",
+                            "past 2^61 float32 elements"));
+      const size_t bytes = size_t(shape.numel()) * sizeof(float);
       need(bytes, "data");
-      Tensor t = Tensor::empty(Shape(dims));
+      Tensor t = Tensor::empty(shape);
       if (bytes > 0) std::memcpy(t.data(), data_.data() + pos_, bytes);
       pos_ += bytes;
       ckpt.add(name, t);

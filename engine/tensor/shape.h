@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,13 @@ class Shape {
   int64_t& operator[](int i) { return dims_[static_cast<size_t>(i)]; }
   int64_t numel() const;
   const std::vector<int64_t>& dims() const { return dims_; }
-  // Row-major (contiguous) strides for these extents, in elements.
+  // The product of the nonzero extents, or nullopt when it overflows int64_t. It bounds the
+  // element count and every contiguous stride, so a shape with a span can be given to a
+  // tensor; the element count alone cannot tell (a 0 before huge extents makes it 0 while
+  // the strides overflow). Readers of shapes from files check it before making a tensor.
+  std::optional<int64_t> span() const;
+  // Row-major (contiguous) strides for these extents, in elements. A stride that overflows
+  // int64_t is an internal error (asserted): shapes from user input are checked first.
   std::vector<int64_t> contiguous_strides() const;
   std::string str() const;  // "[64, 16, 32, 32]"
 
