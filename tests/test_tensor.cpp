@@ -29,6 +29,18 @@ TEST_CASE("tensor: views share storage and copies do not") {
   CHECK(t.to_vector()[0] == 1.0f);
 }
 
+TEST_CASE("tensor: zero-element tensors from an empty vector copy nothing") {
+  // An empty std::vector's data() is null; copying 0 floats from it through memcpy was
+  // undefined behaviour (UBSan stops there), so the backends skip empty copies.
+  const std::vector<float> none;
+  const Tensor t = Tensor::from_vector({0, 5}, none);
+  CHECK(t.shape() == Shape{0, 5});
+  CHECK(t.to_vector().empty());
+  Tensor u = Tensor::zeros({0, 5});
+  u.copy_from(t);
+  CHECK(u.numel() == 0);
+}
+
 TEST_CASE("shape: products of extents are checked even when an extent is 0") {
   // A 0 makes the element count 0 wherever it stands; a product that reached it through
   // huge extents used to overflow first.

@@ -28,7 +28,8 @@ class Backend {
   CachingAllocator& allocator() { return *allocator_; }
 
   virtual void fill(float* dst, int64_t count, float value) = 0;
-  // Copies count floats; one side may be the host.
+  // Copies count floats; one side may be the host. count may be 0, and either pointer is
+  // then allowed to be null (an empty std::vector's data()).
   virtual void copy_between(float* dst, Device dst_device, const float* src, Device src_device,
                             size_t count) = 0;
   virtual void synchronize() {}

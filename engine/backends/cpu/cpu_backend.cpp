@@ -44,6 +44,9 @@ class CpuBackend final : public Backend {
                     size_t count) override {
     CG_ASSERT(dst_device == Device::cpu && src_device == Device::cpu,
               "the CPU backend copies host memory only");
+    // A zero-element tensor's host vector may have no buffer at all: memcpy from a null
+    // pointer is undefined even for 0 bytes.
+    if (count == 0) return;
     std::memcpy(dst, src, count * sizeof(float));
   }
 };
