@@ -2,7 +2,6 @@
 // a resumed session is bit-identical to an uninterrupted one, the records carry what the
 // training graph has (auxiliary loss, drop-path), and the loop's totals and timing follow
 // the epoch.
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -14,6 +13,7 @@
 #include "engine/tensor/random.h"
 #include "spec/evaluation_network.h"
 #include "spec/parse.h"
+#include "tests/support/bits.h"
 
 using namespace cellgraph;
 using namespace cellgraph::algorithms;
@@ -65,7 +65,7 @@ struct Trainer {
 
 bool same_bits(const Tensor& a, const Tensor& b) {
   const std::vector<float> x = a.to_vector(), y = b.to_vector();
-  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+  return testing::same_bits(x, y);
 }
 
 }  // namespace
