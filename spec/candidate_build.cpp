@@ -104,9 +104,16 @@ ValueId build_candidate(Builder& b, Candidate op, ValueId x, const CandidateSite
     case Candidate::conv_3x3:
     case Candidate::nor_conv_3x3:
       return ir::relu_conv_bn(b, x, c, 3, site.stride, 1, last.affine, n, last.name);
-    case Candidate::neg_identity:
-      require_stride(b, site, 1, "neg_identity");
-      return closed(b, b.op1(OpKind::negate, NoAttrs{}, {x}, n), site);
+    case Candidate::neg_identity: {
+      // -1 x identity; at stride 2, -1 x identity's stride-2 form (the factorized reduce),
+      // so that the HB cell's x_t - x_{t-1} also spans a reduction cell's inputs. Under
+      // edge_bn the reduce's own BN is the closing one (negation after it stays linear, so
+      // absorbing a coefficient into that BN is still exact).
+      if (site.stride == 1) return closed(b, b.op1(OpKind::negate, NoAttrs{}, {x}, n), site);
+      require_even_map(b, x, n, "neg_identity at stride 2 (a negated factorized reduce)");
+      const ValueId reduced = ir::factorized_reduce(b, x, c, last.affine, n, last.name);
+      return b.op1(OpKind::negate, NoAttrs{}, {reduced}, n + ".negate");
+    }
     case Candidate::factorized_reduce:
       require_stride(b, site, 2, "factorized_reduce");
       require_even_map(b, x, n, "factorized_reduce");

@@ -7,6 +7,7 @@
 #include "engine/ir/parameter_store.h"
 #include "engine/sched/executor.h"
 #include "engine/tensor/random.h"
+#include "ops/candidate_build.h"
 #include "ops/ops.h"
 #include "spec/builder.h"
 #include "spec/compile.h"
@@ -93,6 +94,35 @@ TEST_CASE("compile: the factorized reduce is DARTS' stride-2 convs of x and of x
     auto wide = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
     testing::check_close("y", y.value().to_vector(), wide(want.value().to_vector()), 1e-5);
     testing::check_close("dx", dx, wide(x2.grad().to_vector()), 1e-5);
+  }
+}
+
+TEST_CASE("compile: neg_identity at stride 2 is -1 x the factorized reduce") {
+  // The same factorized reduce (same parameter names, so the same seeded weights) built
+  // once as skip_connect's stride-2 form and once under neg_identity: outputs and input
+  // gradients are exact negatives, in a search cell (no affine BN) and a fixed one.
+  for (bool search : {true, false}) {
+    CAPTURE(search);
+    Rng rng(11);
+    const Tensor images = normal_tensor({2, 4, 8, 8}, 0, 1, rng);
+    const Tensor dy = normal_tensor({2, 4, 4, 4}, 0, 1, rng);
+    std::vector<std::vector<float>> outputs, grads;
+    for (Candidate op : {Candidate::skip_connect, Candidate::neg_identity}) {
+      ir::Graph g;
+      ir::Builder b(g);
+      g.input = b.input({1, 4, 8, 8});
+      g.logits = build_candidate(
+          b, op, g.input, CandidateSite{.channels = 4, .stride = 2, .search = search, .name = "e"});
+      const ir::ParameterStore params(g, 3);
+      const Var x(images.clone(), true);
+      const Var y = sched::run(g, params, sched::make_plan(g, {}), x, {.training = true});
+      y.backward(dy);
+      outputs.push_back(y.value().to_vector());
+      grads.push_back(x.grad().to_vector());
+    }
+    REQUIRE(outputs[0].size() == outputs[1].size());
+    for (size_t i = 0; i < outputs[0].size(); ++i) REQUIRE(outputs[1][i] == -outputs[0][i]);
+    for (size_t i = 0; i < grads[0].size(); ++i) REQUIRE(grads[1][i] == -grads[0][i]);
   }
 }
 

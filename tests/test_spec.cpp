@@ -311,13 +311,13 @@ TEST_CASE("spec: the good-spec check reads its directory, so a bad file dropped 
     fs::copy_file(file, dir.path / file.filename());
   CHECK(problems_of_good_specs(dir.path).empty());
   // One that fails to read, one that fails to compile.
-  for (const char* name : {"arch_share_none.json", "compile_neg_identity_stride_2.json"})
+  for (const char* name : {"arch_share_none.json", "compile_factorized_reduce_stride_1.json"})
     fs::copy_file(bad_dir / name, dir.path / name);
   const std::vector<std::string> problems = problems_of_good_specs(dir.path);
   REQUIRE(problems.size() == 2);
   CHECK(problems[0].rfind(dir / "arch_share_none.json:/arch/share: ", 0) == 0);
-  CHECK(problems[1].rfind(dir / "compile_neg_identity_stride_2.json:/cells/1/nodes/1/from/0: ",
-                          0) == 0);
+  CHECK(problems[1].rfind(
+            dir / "compile_factorized_reduce_stride_1.json:/cells/0/nodes/0/edges/1: ", 0) == 0);
 }
 
 TEST_CASE("spec: a recurrent cell reads, and compile refuses it by name at the cell") {
