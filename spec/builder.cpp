@@ -30,6 +30,13 @@ ValueId Builder::buffer(const std::string& name, const Shape& shape, Init init) 
   return v;
 }
 
+ValueId Builder::scalar(const std::string& name, double value, bool trainable) {
+  const ValueId v =
+      trainable ? parameter(name, {1}, Init::constant) : buffer(name, {1}, Init::constant);
+  graph_.params.back().init_value = value;
+  return v;
+}
+
 ValueId Builder::coefficients(ArchGroupId group) {
   const ArchGroup& g = graph_.arch_group(group);
   return add_value(Value{.shape = Shape{g.rows, int64_t(g.columns.size())},

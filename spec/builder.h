@@ -20,6 +20,9 @@ class Builder {
   ValueId input(const Shape& per_sample_shape);
   ValueId parameter(const std::string& name, const Shape& shape, Init init, int64_t fan_in = 1);
   ValueId buffer(const std::string& name, const Shape& shape, Init init);
+  // A [1] scalar starting at `value`: a parameter when trainable, else a buffer (a constant
+  // that no optimizer touches).
+  ValueId scalar(const std::string& name, double value, bool trainable);
   ValueId coefficients(ArchGroupId group);
 
   // Adds one op node; outputs get the shapes the schema infers. Throws Error

@@ -247,13 +247,16 @@ class Compiler {
                            .edge_bn = space_.network.edge_bn,
                            .name = name + "." + node.name + ".e" + std::to_string(e)};
         const ValueId in = states.at(edge.from);
+        const std::string edge_name = site.name;
         if (edge.ops.size() == 1) {
           site.name += "." + edge.ops[0];
           const ValueId out = edge_op(candidate_of(cell, edge.ops[0]), in, site);
-          edge_outputs.push_back(search ? out : maybe_drop_path(in, out, site.name));
+          edge_outputs.push_back(
+              scaled(edge, search ? out : maybe_drop_path(in, out, site.name), edge_name));
           continue;
         }
-        edge_outputs.push_back(mixed_edge(cell, edge, in, site, mixed_row++, row_label(node, e)));
+        edge_outputs.push_back(scaled(
+            edge, mixed_edge(cell, edge, in, site, mixed_row++, row_label(node, e)), edge_name));
         graph_.mixed_edges.push_back(ir::MixedEdge{.instance = index_ - 1,
                                                    .cell = cell.name,
                                                    .node = node.name,
@@ -269,6 +272,14 @@ class Compiler {
     std::vector<ValueId> parts;
     for (const std::string& n : cell.output.concat) parts.push_back(states.at(n));
     return b_.op1(OpKind::concat, NoAttrs{}, parts, name + ".concat");
+  }
+
+  // The edge's output times its coefficient (a [1] weight, or a buffer when fixed), if any.
+  ValueId scaled(const Edge& edge, ValueId out, const std::string& edge_name) {
+    if (!edge.coefficient) return out;
+    const ValueId s =
+        b_.scalar(edge_name + ".coefficient", edge.coefficient->value, edge.coefficient->trainable);
+    return b_.op1(OpKind::scale, NoAttrs{}, {out, s}, edge_name + ".scale");
   }
 
   // One op on one edge; with network.edge_bn its closing BN is affine ("out_bn"), the one

@@ -124,6 +124,7 @@ class Reader {
   Cell read_cell(const Json& v, const std::string& ptr, const Space& space) const;
   Node read_node(const Json& v, const std::string& ptr, const Cell& cell, const Space& space) const;
   Edge read_edge(const Json& v, const std::string& ptr, const Cell& cell, const Space& space) const;
+  EdgeCoefficient read_coefficient(const Json& v, const std::string& ptr) const;
   void read_output(const Json& v, const std::string& ptr, Cell& cell) const;
   void read_ops(const Json& holder, const std::string& ptr, const Cell& cell, const Space& space,
                 Edge& edge) const;
@@ -320,7 +321,7 @@ Node Reader::read_node(const Json& v, const std::string& ptr, const Cell& cell,
 Edge Reader::read_edge(const Json& v, const std::string& ptr, const Cell& cell,
                        const Space& space) const {
   object(v, ptr);
-  check_fields(v, ptr, {"from", "ops", "op", "init"});
+  check_fields(v, ptr, {"from", "ops", "op", "init", "coefficient"});
   Edge edge;
   edge.pointer = ptr;
   edge.from_pointer = child(ptr, "from");
@@ -343,7 +344,25 @@ Edge Reader::read_edge(const Json& v, const std::string& ptr, const Cell& cell,
       edge.init[item.key()] = number(item.value(), p);
     }
   }
+  if (const Json* c = find(v, "coefficient"))
+    edge.coefficient = read_coefficient(*c, child(ptr, "coefficient"));
   return edge;
+}
+
+// A number (fixed), or {"init": number, "trainable": boolean}.
+EdgeCoefficient Reader::read_coefficient(const Json& v, const std::string& ptr) const {
+  if (v.is_number()) return {.value = number(v, ptr), .trainable = false};
+  if (!v.is_object())
+    fail(ptr,
+         "expected a number (a fixed coefficient) or {\"init\": number, \"trainable\": "
+         "true}, got " +
+             describe(v));
+  check_fields(v, ptr, {"init", "trainable"});
+  const std::string why = "; a coefficient object gives its initial value and whether it trains";
+  EdgeCoefficient c;
+  c.value = number(require(v, ptr, "init", why), child(ptr, "init"));
+  c.trainable = boolean(require(v, ptr, "trainable", why), child(ptr, "trainable"));
+  return c;
 }
 
 // The candidates of the edges made by `holder` (a node with `from`, or an edge).

@@ -15,6 +15,14 @@
 
 namespace cellgraph::spec {
 
+// A scalar that multiplies an edge's output (the heavy-ball momentum, AGDNet's h): fixed, or
+// a network weight trained with the others from `value`.
+struct EdgeCoefficient {
+  double value = 1;
+  bool trainable = false;
+  auto operator<=>(const EdgeCoefficient&) const = default;
+};
+
 // One incoming edge of a node: a set of candidate ops (search) or one op (fixed).
 struct Edge {
   std::string from;              // a cell input or an earlier node
@@ -23,6 +31,8 @@ struct Edge {
   // Initial architecture logits by op name (e.g. one-hot on skip_connect); missing ops use
   // the space's random init.
   std::map<std::string, double> init;
+  // The edge's output times this scalar (after its op, or its candidates' weighted sum).
+  std::optional<EdgeCoefficient> coefficient;
   std::string pointer;       // JSON pointer of this edge
   std::string from_pointer;  // JSON pointer of its `from` name
 };

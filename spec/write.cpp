@@ -32,7 +32,7 @@ OJson node_json(const Node& node) {
   const Edge* first = node.edges.empty() ? nullptr : &node.edges.front();
   const bool compact =
       first && std::all_of(node.edges.begin(), node.edges.end(), [&](const Edge& e) {
-        return e.ops == first->ops && e.op_set == first->op_set && e.init.empty();
+        return e.ops == first->ops && e.op_set == first->op_set && e.init.empty() && !e.coefficient;
       });
   if (compact) {
     OJson from = OJson::array();
@@ -50,6 +50,10 @@ OJson node_json(const Node& node) {
         for (const auto& [op, value] : e.init) init[op] = value;
         edge["init"] = std::move(init);
       }
+      if (e.coefficient && !e.coefficient->trainable)
+        edge["coefficient"] = e.coefficient->value;
+      else if (e.coefficient)
+        edge["coefficient"] = {{"init", e.coefficient->value}, {"trainable", true}};
       edges.push_back(std::move(edge));
     }
     out["edges"] = std::move(edges);

@@ -170,3 +170,50 @@ TEST_CASE("compile: a block stage strides in its first block only, as validate w
   CHECK(map_after("cells." + std::to_string(first + 2) + ".add") ==
         Shape{1, block->channels, 16, 16});
 }
+
+TEST_CASE("compile: an edge coefficient scales the edge; a trainable one is a weight") {
+  // y = 0.5 * x + c * (-x) with c trainable from -0.25: y = 0.75 x, and dL/dc = <dy, -x>.
+  const spec::Space s = spec::parse_string(R"({
+    "format": 1, "name": "scaled",
+    "cells": [{"name": "c", "inputs": ["x"], "preprocess": "none",
+               "nodes": [{"name": "y", "edges": [
+                 {"from": "x", "op": "skip_connect", "coefficient": 0.5},
+                 {"from": "x", "op": "neg_identity",
+                  "coefficient": {"init": -0.25, "trainable": true}}]}],
+               "output": {"node": "y"}}],
+    "network": {"input": [2, 4, 4], "classes": 3, "body": [{"cell": "c", "channels": 2}],
+                "head": [{"op": "global_avg_pool"}, {"op": "linear"}]}})",
+                                           "scaled.json");
+  ir::Graph g = spec::compile(s);
+  const ir::ParameterStore params(g, 1);
+  Var fixed, trainable;
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    if (g.params[i].name == "cells.0.y.e0.coefficient") fixed = params.all()[i];
+    if (g.params[i].name == "cells.0.y.e1.coefficient") trainable = params.all()[i];
+  }
+  REQUIRE(fixed.defined());
+  REQUIRE(trainable.defined());
+  CHECK(fixed.value().to_vector() == std::vector<float>{0.5f});
+  CHECK(trainable.value().to_vector() == std::vector<float>{-0.25f});
+  CHECK_FALSE(fixed.requires_grad());  // a buffer: no optimizer touches it
+  CHECK(trainable.requires_grad());
+  CHECK(g.weight_count() == 1 + 3 * 2 + 3);  // the trainable coefficient and the linear layer
+
+  for (const ir::Node& n : g.nodes)
+    if (n.label == "cells.0.y.sum") g.logits = n.outputs[0];
+  Rng rng(4);
+  const Var x(normal_tensor({2, 2, 4, 4}, 0, 1, rng));
+  const Tensor dy = normal_tensor({2, 2, 4, 4}, 0, 1, rng);
+  const Var y = sched::run(g, params, sched::make_plan(g, {}), x, {.training = true});
+  y.backward(dy);
+  const std::vector<float> xs = x.value().to_vector(), ys = y.value().to_vector(),
+                           dys = dy.to_vector();
+  double dc = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    CHECK(ys[i] == 0.75f * xs[i]);
+    dc -= double(dys[i]) * double(xs[i]);
+  }
+  REQUIRE(trainable.has_grad());
+  CHECK(trainable.grad().to_vector()[0] == doctest::Approx(dc).epsilon(1e-5));
+  CHECK_FALSE(fixed.has_grad());
+}

@@ -69,7 +69,7 @@ struct Node {
   bool auxiliary = false;
 };
 
-enum class Init { kaiming_uniform, fan_in_uniform, ones, zeros };
+enum class Init { kaiming_uniform, fan_in_uniform, ones, zeros, constant };
 
 struct Parameter {
   std::string name;  // unique, '.'-separated path: "cells.3.n1.e0.sep_conv_3x3.dw1.weight"
@@ -80,6 +80,7 @@ struct Parameter {
   CandidateId candidate;  // owning candidate, if any (sparse algorithms count these)
   ValueId value;
   bool auxiliary = false;  // of the training-only auxiliary head: not in weight_count()
+  double init_value = 0;   // Init::constant: every element starts here (an edge coefficient)
 };
 
 // One candidate op on one mixed edge of one cell instance.

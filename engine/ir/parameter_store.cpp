@@ -26,6 +26,9 @@ ParameterStore::ParameterStore(const Graph& graph, uint64_t seed) {
       case Init::zeros:
         t = Tensor::zeros(p.shape);
         break;
+      case Init::constant:
+        t = Tensor::full(p.shape, float(p.init_value));
+        break;
     }
     vars_.emplace_back(std::move(t), !p.is_buffer, p.name);
   }
