@@ -107,7 +107,11 @@ Derived derive_per_node(const spec::Space& search_space, const NodeRule& node_ru
   d.space.name = search_space.name + "-derived";
   for (spec::Cell& cell : d.space.cells) {
     if (!has_mixed_edge(cell)) continue;
-    for (spec::Node& node : cell.nodes) node_rule(node, cell);
+    for (spec::Node& node : cell.nodes) {
+      node_rule(node, cell);
+      for (spec::Edge& edge : node.edges)  // a fixed edge has no architecture weights to start
+        if (edge.ops.size() == 1) edge.init_one_hot.clear();
+    }
   }
   d.genotype = genotype_string(d.space);
   return d;

@@ -147,6 +147,15 @@ void init_sparse_codes(ArchState& state, const ir::Graph& graph, const spec::Spa
                                        : double(rng.uniform()));
       std::vector<double> z0(size_t(n.n()));
       for (double& z : z0) z = init_std * double(rng.normal());
+      // A one-hot row (spec init_one_hot) codes e_k, and the LASSO starts from z_0 itself:
+      // b = A z_0 makes z_0 a point of zero residual, so the warm start keeps it (from 0,
+      // the solver would drift to another of the many codes with that b when m < n).
+      bool one_hot = false;
+      for (size_t i = 0; i < z0.size(); ++i) {
+        const int32_t hot = group.one_hot[size_t(n.rows[i / n.columns.size()])];
+        if (hot >= 0) z0[i] = n.columns[i % n.columns.size()] == hot ? 1.0 : 0.0;
+        one_hot |= hot >= 0;
+      }
       for (int64_t t = 0; t < n.m; ++t) {
         double b = 0;
         for (int64_t i = 0; i < n.n(); ++i) b += n.a[size_t(t * n.n() + i)] * z0[size_t(i)];
@@ -154,7 +163,7 @@ void init_sparse_codes(ArchState& state, const ir::Graph& graph, const spec::Spa
       }
       n.offset = group_codes[size_t(n.group)];
       group_codes[size_t(n.group)] += n.m;
-      n.z.assign(size_t(n.n()), 0.0);
+      n.z = one_hot ? z0 : std::vector<double>(size_t(n.n()), 0.0);
       sparse.nodes.push_back(std::move(n));
     }
   }

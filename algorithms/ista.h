@@ -111,10 +111,10 @@ void recover_sparse_codes(StepContext& ctx);
 void update_codes(StepContext& ctx);
 
 // Builds the nodes of every searchable cell type (its first instance; instances share the
-// rows), samples each A_j (seeded) and an initial code z_0 ~ init_std * N(0, 1) with
-// b_j = A_j z_0, then recovers the first support. Sets the state's SparseCodes and active set.
-// Throws Error naming the spec place for a node without `keep`, edges of one node in
-// different groups, or path weights.
+// rows), samples each A_j (seeded) and an initial code z_0 ~ init_std * N(0, 1) (a one-hot
+// row's entries: 1 at its op, 0 elsewhere) with b_j = A_j z_0, then recovers the first support.
+// Sets the state's SparseCodes and active set. Throws Error naming the spec place for a node
+// without `keep`, edges of one node in different groups, or path weights.
 void init_sparse_codes(ArchState& state, const ir::Graph& graph, const spec::Space& space,
                        const SparseCodeOptions& options, double init_std, uint64_t seed);
 

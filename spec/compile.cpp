@@ -1,5 +1,6 @@
 #include "spec/compile.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -360,6 +361,7 @@ class Compiler {
     for (size_t e = 0; e < node.edges.size(); ++e) g.columns.push_back(row_label(node, e));
     g.row_labels.push_back(node.name);
     g.init.emplace_back(node.edges.size(), std::numeric_limits<double>::quiet_NaN());
+    g.one_hot.push_back(-1);
     return add_group(std::move(g));
   }
 
@@ -404,11 +406,18 @@ class Compiler {
       row = rows.emplace(cell_row, g.rows++).first;
       g.row_labels.push_back(row_label);
       std::vector<double> init(edge.ops.size(), std::numeric_limits<double>::quiet_NaN());
+      int32_t hot = -1;
       for (size_t k = 0; k < edge.ops.size(); ++k) {
         auto v = edge.init.find(edge.ops[k]);
         if (v != edge.init.end()) init[k] = v->second;
+        if (edge.ops[k] == edge.init_one_hot) hot = int32_t(k);
+      }
+      if (hot >= 0) {  // the logits that give softmax weight ir::kOneHotWeight
+        std::fill(init.begin(), init.end(), 0.0);
+        init[size_t(hot)] = ir::one_hot_logit(edge.ops.size());
       }
       g.init.push_back(std::move(init));
+      g.one_hot.push_back(hot);
     }
     row_in_group_ = row->second;
     return it->second;

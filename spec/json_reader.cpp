@@ -321,7 +321,7 @@ Node Reader::read_node(const Json& v, const std::string& ptr, const Cell& cell,
 Edge Reader::read_edge(const Json& v, const std::string& ptr, const Cell& cell,
                        const Space& space) const {
   object(v, ptr);
-  check_fields(v, ptr, {"from", "ops", "op", "init", "coefficient"});
+  check_fields(v, ptr, {"from", "ops", "op", "init", "init_one_hot", "coefficient"});
   Edge edge;
   edge.pointer = ptr;
   edge.from_pointer = child(ptr, "from");
@@ -343,6 +343,19 @@ Edge Reader::read_edge(const Json& v, const std::string& ptr, const Cell& cell,
                     unknown_hint(item.key(), edge.ops));
       edge.init[item.key()] = number(item.value(), p);
     }
+  }
+  if (const Json* hot = find(v, "init_one_hot")) {
+    const std::string hot_ptr = child(ptr, "init_one_hot");
+    if (op)
+      fail(hot_ptr,
+           "'init_one_hot' needs candidate 'ops'; a fixed 'op' edge has no architecture weights");
+    if (find(v, "init"))
+      fail(hot_ptr, "give one of 'init' (logits) and 'init_one_hot' (a one-hot start), not both");
+    edge.init_one_hot = string(*hot, hot_ptr);
+    if (std::find(edge.ops.begin(), edge.ops.end(), edge.init_one_hot) == edge.ops.end())
+      fail(hot_ptr, "init_one_hot names " + in_quotes(edge.init_one_hot) +
+                        ", which is not a candidate of this edge" +
+                        unknown_hint(edge.init_one_hot, edge.ops));
   }
   if (const Json* c = find(v, "coefficient"))
     edge.coefficient = read_coefficient(*c, child(ptr, "coefficient"));

@@ -31,6 +31,9 @@ struct Edge {
   // Initial architecture logits by op name (e.g. one-hot on skip_connect); missing ops use
   // the space's random init.
   std::map<std::string, double> init;
+  // The op whose coefficient starts one-hot ("" for none): every relaxation starts the
+  // edge's row there (ir::ArchGroup::one_hot). Excludes `init`.
+  std::string init_one_hot;
   // The edge's output times this scalar (after its op, or its candidates' weighted sum).
   std::optional<EdgeCoefficient> coefficient;
   std::string pointer;       // JSON pointer of this edge

@@ -20,7 +20,7 @@ constexpr std::size_t kMaxColumns = 100;
 void put_ops(const Edge& edge, OJson& out) {
   if (!edge.op_set.empty()) out["ops"] = edge.op_set;
   // A one-candidate edge with init keeps its list: init on a fixed 'op' edge is refused.
-  else if (edge.ops.size() == 1 && edge.init.empty())
+  else if (edge.ops.size() == 1 && edge.init.empty() && edge.init_one_hot.empty())
     out["op"] = edge.ops.front();
   else
     out["ops"] = edge.ops;
@@ -50,6 +50,7 @@ OJson node_json(const Node& node) {
         for (const auto& [op, value] : e.init) init[op] = value;
         edge["init"] = std::move(init);
       }
+      if (!e.init_one_hot.empty()) edge["init_one_hot"] = e.init_one_hot;
       if (e.coefficient && !e.coefficient->trainable)
         edge["coefficient"] = e.coefficient->value;
       else if (e.coefficient)

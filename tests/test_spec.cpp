@@ -188,14 +188,16 @@ TEST_CASE("spec: the NATS-Bench topology cell and its residual blocks") {
   CHECK(s.network.head[0].op == "batch_norm");
 }
 
-TEST_CASE("spec: the HB cell keeps parallel edges and their one-hot init") {
+TEST_CASE("spec: the HB cell keeps parallel edges, their one-hot starts and logits") {
   const spec::Space s = good("hb_cell.json");
   const spec::Node& node = s.cells.at(0).nodes.at(0);
   REQUIRE(node.edges.size() == 3);
   CHECK(node.edges[0].from == "x_t");
   CHECK(node.edges[1].from == "x_t");  // a parallel edge, not a duplicate
-  CHECK(node.edges[0].init == std::map<std::string, double>{{"skip_connect", 1.0}});
+  CHECK(node.edges[0].init_one_hot == "skip_connect");
+  CHECK(node.edges[0].init.empty());
   CHECK(node.edges[1].init == std::map<std::string, double>{{"sep_conv_3x3", 1.0}});
+  CHECK(node.edges[2].init_one_hot == "neg_identity");
   CHECK(node.edges[2].pointer == "/cells/0/nodes/0/edges/2");
   CHECK(node.edges[2].from_pointer == "/cells/0/nodes/0/edges/2/from");
   const spec::Node& y = s.cells.at(0).nodes.at(1);
@@ -204,7 +206,9 @@ TEST_CASE("spec: the HB cell keeps parallel edges and their one-hot init") {
   CHECK(s.arch.init_std == 0.0);
   CHECK(s.arch.share_by_cell);
   const std::string written = spec::to_json(s);
-  CHECK(written.find("\"init\": {\"skip_connect\": 1.0}") != std::string::npos);
+  CHECK(written.find("\"init\": {\"sep_conv_3x3\": 1.0}") != std::string::npos);
+  CHECK(written.find(R"({"from": "x_t", "ops": "hb", "init_one_hot": "skip_connect"})") !=
+        std::string::npos);
 }
 
 TEST_CASE("spec: the AGD cell has per-edge path weights") {

@@ -1,9 +1,16 @@
 #include "engine/ir/graph.h"
 
+#include <cmath>
+
 #include "engine/error.h"
 #include "ops/schema.h"
 
 namespace cellgraph::ir {
+
+double one_hot_logit(size_t columns) {
+  CG_ASSERT(columns >= 2, "a one-hot start needs two or more columns, got ", columns);
+  return std::log(kOneHotWeight * double(columns - 1) / (1.0 - kOneHotWeight));
+}
 
 int64_t Graph::weight_count() const {
   int64_t n = 0;

@@ -107,7 +107,19 @@ struct ArchGroup {
   std::vector<std::string> columns;       // op names (edge_ops) or edge labels (edge_paths)
   std::vector<std::string> row_labels;    // "n1/e0 <- c_k-1"
   std::vector<std::vector<double>> init;  // per row: logit initial values, NaN = random
+  // Per row: the column whose coefficient starts one-hot (spec edge `init_one_hot`), or -1.
+  // Such a row's logits are one_hot_logit(columns) there and 0 elsewhere, which softmax
+  // turns into kOneHotWeight (NASP's box clips them to exactly 1 and 0); relaxations that
+  // do not read logits (ISTA-NAS' codes) start from this column instead.
+  std::vector<int32_t> one_hot;
 };
+
+// The softmax weight a one-hot row starts with: not exactly 1, since a row at an exact
+// one-hot softmax has zero gradient and the search could never move it.
+inline constexpr double kOneHotWeight = 0.99;
+// ln(kOneHotWeight (n - 1) / (1 - kOneHotWeight)): the logit that, with the row's n - 1
+// other logits at 0, gives softmax weight kOneHotWeight (6.677 for DARTS' 8 ops + 1).
+double one_hot_logit(size_t columns);
 
 // Where a mixed edge of the spec landed: derivation reads the architecture weights of a
 // spec edge through this table.

@@ -1,5 +1,6 @@
 // cellgraph info SPEC [--json]: what a spec compiles to (shapes, counts, MACs), and for a
 // fixed network its skip-connection ratio and, for a NATS-Bench cell, its NATS-Bench entry.
+#include <cmath>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -101,6 +102,20 @@ JsonValue describe(const std::string& path, const spec::Space& space, const ir::
     group.set("name", g.name);
     group.set("rows", g.rows);
     group.set("columns", g.columns.size());
+    // Rows that start one-hot: the logit they start at and the softmax weight it gives.
+    JsonValue one_hot = JsonValue::array();
+    for (int32_t r = 0; r < g.rows; ++r) {
+      const int32_t hot = g.one_hot[size_t(r)];
+      if (hot < 0) continue;
+      const double logit = g.init[size_t(r)][size_t(hot)];
+      JsonValue row = JsonValue::object();
+      row.set("row", g.row_labels[size_t(r)]);
+      row.set("op", g.columns[size_t(hot)]);
+      row.set("logit", logit);
+      row.set("softmax_weight", std::exp(logit) / (std::exp(logit) + double(g.columns.size() - 1)));
+      one_hot.push_back(row);
+    }
+    if (!one_hot.items().empty()) group.set("one_hot", one_hot);
     groups.push_back(group);
   }
   out.set("arch_parameters", arch_params);
@@ -176,6 +191,18 @@ void print_text(const JsonValue& d) {
               std::to_string(g.find("rows")->as_integer()) + "x" +
               std::to_string(g.find("columns")->as_integer());
   if (!groups.empty()) o << " (" << groups << ")";
+  for (const JsonValue& g : d.find("arch_groups")->items()) {
+    const JsonValue* rows = g.find("one_hot");
+    if (rows == nullptr) continue;
+    o << "\none-hot starts in " << g.find("name")->as_string() << " (the row's other logits 0):";
+    for (const JsonValue& r : rows->items()) {
+      char line[240];
+      std::snprintf(line, sizeof line, "\n  %-24s %-14s logit %.3f -> softmax weight %.3f",
+                    r.find("row")->as_string().c_str(), r.find("op")->as_string().c_str(),
+                    r.find("logit")->as_double(), r.find("softmax_weight")->as_double());
+      o << line;
+    }
+  }
   o << "\nMACs per sample:          " << grouped(d.find("macs")->as_integer()) << "\n"
     << "activations per sample:   "
     << grouped((d.find("activation_bytes")->as_integer() + 1023) / 1024) << " KiB\n"
