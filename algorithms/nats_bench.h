@@ -76,7 +76,7 @@ NatsEntry nats_entry(std::string_view arch);
 std::optional<NatsCell> nats_cell_of(const spec::Cell& cell, std::string* why = nullptr);
 
 // The NATS-Bench entry of a fixed network whose body stacks one cell type, a NATS cell (a
-// derived.json of a NATS-Bench search, examples/genotypes/nats_tss_*.json); nullopt for any
+// derived.json of a NATS-Bench search, examples/networks/nats_tss_*.json); nullopt for any
 // other network. Cheap enough to call every epoch (the enumeration is built once).
 std::optional<NatsEntry> nats_lookup(const spec::Space& fixed);
 

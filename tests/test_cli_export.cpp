@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 constexpr const char kPython[] = CELLGRAPH_TEST_PYTHON;
 constexpr const char kRunner[] = CELLGRAPH_SOURCE_DIR "/tests/onnx/run_onnx.py";
 const std::string kNats =
-    std::string(CELLGRAPH_SOURCE_DIR) + "/examples/genotypes/nats_tss_00001.json";
+    std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/nats_tss_00001.json";
 const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
 constexpr double kTolerance = 1e-4;
 

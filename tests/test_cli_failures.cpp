@@ -77,7 +77,7 @@ TEST_CASE(
   CHECK(!fs::exists(run + "/checkpoint.bin"));
 
   // Train: the same stop.
-  const std::string fixed = std::string(CELLGRAPH_SOURCE_DIR) + "/examples/genotypes/darts_v2.json";
+  const std::string fixed = std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/darts_v2.json";
   r = run_cli("train " + fixed + " --out " + (dir / "train") + " --data " + kData +
               " --subset 32 --batch 8 --epochs 1 --threads 1 --cells 3 --channels 4 --lr 1e30");
   CAPTURE(r.err);
@@ -188,7 +188,7 @@ TEST_CASE("cli failures: a failed start leaves no run directory; absurd settings
   CHECK(r.status == 1);
   CHECK(!fs::exists(dir / "bad_data"));
   r = run_cli("train " + std::string(CELLGRAPH_SOURCE_DIR) +
-              "/examples/genotypes/darts_v2.json --out " + (dir / "bad_train") +
+              "/examples/networks/darts_v2.json --out " + (dir / "bad_train") +
               " --data cifar10:/no/such");
   CAPTURE(r.err);
   CHECK(r.status == 1);
@@ -227,7 +227,7 @@ TEST_CASE("cli failures: a truncated test split is reported before training star
       << images.substr(0, images.size() / 2);
   const std::string run = dir / "train";
   const Result r = run_cli("train " + std::string(CELLGRAPH_SOURCE_DIR) +
-                           "/examples/genotypes/darts_v2.json --out " + run +
+                           "/examples/networks/darts_v2.json --out " + run +
                            " --data fashion-mnist:" + data.string() +
                            " --subset 32 --batch 8 --epochs 1 --cells 3 --channels 4");
   CAPTURE(r.err);

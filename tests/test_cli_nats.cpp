@@ -67,7 +67,7 @@ constexpr const char* kNatsSearch = R"({
 }  // namespace
 
 TEST_CASE("cli: info prints a NATS cell's index and accuracies and a fixed network's skip ratio") {
-  const std::string nats = kSource + "/examples/genotypes/nats_tss_06111.json";
+  const std::string nats = kSource + "/examples/networks/nats_tss_06111.json";
   const NatsEntry expected = nats_entry(6111);
   Result r = run_cli("info " + nats);
   REQUIRE(r.status == 0);
@@ -94,7 +94,7 @@ TEST_CASE("cli: info prints a NATS cell's index and accuracies and a fixed netwo
   CHECK(skips->find("cells")->find("tss")->find("edges")->as_integer() == 6);
 
   // DARTS_V2 (a fixed DARTS network): normal 2 of 8 edges skip, reduce 3 of 8; no NATS entry.
-  const std::string darts = kSource + "/examples/genotypes/darts_v2.json";
+  const std::string darts = kSource + "/examples/networks/darts_v2.json";
   r = run_cli("info " + darts);
   REQUIRE(r.status == 0);
   CHECK(has(r.out, "skip-connection ratio 0.312 (5 of 16 edges; normal 2/8; reduce 3/8)\n"));

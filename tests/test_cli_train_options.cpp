@@ -73,8 +73,7 @@ const std::string kAugment = " --cutout 6 --crop-padding 2 --flip --label-smooth
 
 // DARTS_V2's cells as an evaluation network small enough for a test: 3 cells at C = 4
 // (reductions at cells 1 and 2: 28 -> 14 -> 7 pixels, so the auxiliary head pools 7x7).
-const std::string kDartsV2 =
-    std::string(CELLGRAPH_SOURCE_DIR) + "/examples/genotypes/darts_v2.json";
+const std::string kDartsV2 = std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/darts_v2.json";
 const std::string kSmallDarts = " --cells 3 --channels 4";
 // Drop-path 0.6: 0 in the first epoch, 0.3 in the second (DARTS: P * epoch / epochs).
 const std::string kDartsEval = kSmallDarts + " --drop-path 0.6 --auxiliary-weight 0.4";

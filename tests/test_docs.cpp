@@ -32,14 +32,14 @@ TEST_CASE("docs: no document refers to the developers' shared folder") {
 
 TEST_CASE("docs: cli.md's export example prints what export prints") {
   const std::string doc = testing::read_text(kSource + "/docs/cli.md");
-  const std::string prefix = "wrote net.onnx: network of examples/genotypes/nats_tss_00001.json";
+  const std::string prefix = "wrote net.onnx: network of examples/networks/nats_tss_00001.json";
   const size_t at = doc.find(prefix);
   REQUIRE(at != std::string::npos);
   const std::string documented = doc.substr(at, doc.find('\n', at) - at);
   testing::TempDir dir;
   const testing::Result r = testing::run_shell(
       "cd " + kSource + " && " + CELLGRAPH_CLI_PATH +
-          " export examples/genotypes/nats_tss_00001.json --seed 3 --onnx " + (dir / "net.onnx"),
+          " export examples/networks/nats_tss_00001.json --seed 3 --onnx " + (dir / "net.onnx"),
       dir);
   REQUIRE(r.status == 0);
   std::string printed = r.out.substr(0, r.out.find('\n'));

@@ -228,7 +228,7 @@ TEST_CASE("nats: an index outside 0..15624 is refused") {
 TEST_CASE("nats: the shipped NATS genotypes look up the index their file names carry") {
   const std::vector<TableRow> rows = read_table();
   int files = 0;
-  for (const fs::directory_entry& f : fs::directory_iterator(kSource / "examples/genotypes")) {
+  for (const fs::directory_entry& f : fs::directory_iterator(kSource / "examples/networks")) {
     const std::string name = f.path().stem().string();
     if (name.rfind("nats_tss_", 0) != 0) continue;
     ++files;
@@ -250,7 +250,7 @@ TEST_CASE("nats: the shipped NATS genotypes look up the index their file names c
   CHECK(files == 3);
   // A DARTS network is no NATS cell.
   const spec::Space darts =
-      spec::parse_file((kSource / "examples/genotypes/darts_v2.json").string());
+      spec::parse_file((kSource / "examples/networks/darts_v2.json").string());
   CHECK_FALSE(nats_lookup(darts).has_value());
   std::string why;
   CHECK_FALSE(nats_cell_of(darts.cells[0], &why).has_value());

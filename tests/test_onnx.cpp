@@ -39,7 +39,7 @@ using testing::TempDir;
 namespace fs = std::filesystem;
 constexpr const char kPython[] = CELLGRAPH_TEST_PYTHON;
 constexpr const char kRunner[] = CELLGRAPH_SOURCE_DIR "/tests/onnx/run_onnx.py";
-constexpr const char kGenotypes[] = CELLGRAPH_SOURCE_DIR "/examples/genotypes/";
+constexpr const char kNetworks[] = CELLGRAPH_SOURCE_DIR "/examples/networks/";
 constexpr double kTolerance = 1e-4;
 
 std::string quote(const std::string& s) {
@@ -156,7 +156,7 @@ double check_network(const Net& net, const std::string& what, int64_t batch,
 
 // DARTS_V2 as shipped, with `per_stage` normal cells per stage at C = c.
 spec::Space darts_v2(int per_stage, int64_t c) {
-  spec::Space s = spec::parse_file(std::string(kGenotypes) + "darts_v2.json");
+  spec::Space s = spec::parse_file(std::string(kNetworks) + "darts_v2.json");
   s.network.stem[0].channels = 3 * c;
   const int64_t channels[] = {c, 2 * c, 2 * c, 4 * c, 4 * c};
   for (size_t i = 0; i < 5; ++i) {
@@ -220,7 +220,7 @@ TEST_CASE("onnx: DARTS_V2 with BN folded into the convs matches, with fewer BN n
 }
 
 TEST_CASE("onnx: the DARTS_V2 evaluation network as shipped (20 cells x 36) exports and runs") {
-  const Net net = build(spec::parse_file(std::string(kGenotypes) + "darts_v2.json"), 3);
+  const Net net = build(spec::parse_file(std::string(kNetworks) + "darts_v2.json"), 3);
   CHECK(net.graph.weight_count() > 3'000'000);  // DARTS reports 3.3M parameters
   // Numeric agreement is asserted at 1e-4 on the same cells at 8 x 16 above. At random
   // weights this 20-cell network amplifies float rounding so much that one ulp of input
@@ -240,7 +240,7 @@ TEST_CASE("onnx: NATS-Bench cell networks match, unfolded and folded, batch 1 an
   for (const char* file : {"nats_tss_00001.json", "nats_tss_10699.json"}) {
     const std::string name = file;
     CAPTURE(name);
-    const Net net = build(spec::parse_file(std::string(kGenotypes) + file), 4);
+    const Net net = build(spec::parse_file(std::string(kNetworks) + file), 4);
     check_network(net, file, 1);
     check_network(net, file, 7);
     check_network(net, file, 7, {.fold_batch_norm = true});
@@ -302,7 +302,7 @@ TEST_CASE("onnx: reduction cells right after reductions (factorized reduce, stri
 TEST_CASE("onnx: single exported cells match cellgraph's values at the cell boundary") {
   const spec::Space space = darts_v2(2, 16);
   const Net net = build(space, 6);
-  const spec::Space nats_space = spec::parse_file(std::string(kGenotypes) + "nats_tss_00001.json");
+  const spec::Space nats_space = spec::parse_file(std::string(kNetworks) + "nats_tss_00001.json");
   const Net nats = build(nats_space, 7);
   CHECK(oe::find_cell_instance(net.graph, "normal") == 0);
   CHECK(oe::find_cell_instance(space, "normal") == 0);
@@ -359,7 +359,7 @@ TEST_CASE("onnx: single exported cells match cellgraph's values at the cell boun
 }
 
 TEST_CASE("onnx: named input and output, dynamic batch axis, metadata, checker-clean") {
-  const std::string file = std::string(kGenotypes) + "nats_tss_00001.json";
+  const std::string file = std::string(kNetworks) + "nats_tss_00001.json";
   const Net net = build(spec::parse_file(file), 8);
   std::ifstream in(file);
   std::ostringstream spec_text;
@@ -418,7 +418,7 @@ TEST_CASE("onnx: ops the exporter cannot express are errors naming the node and 
                 {"node 'tiny.total' (op sum)", "no mapping"});
   }
   // A compiled fixed network tampered with: one node's op replaced.
-  const Net net = build(spec::parse_file(std::string(kGenotypes) + "nats_tss_00001.json"), 9);
+  const Net net = build(spec::parse_file(std::string(kNetworks) + "nats_tss_00001.json"), 9);
   for (OpKind op : {OpKind::embedding, OpKind::weighted_sum, OpKind::matmul}) {
     ir::Graph tampered = net.graph;
     auto relu = std::find_if(tampered.nodes.begin(), tampered.nodes.end(),

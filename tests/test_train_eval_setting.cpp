@@ -25,10 +25,9 @@ using namespace cellgraph;
 namespace {
 using testing::random;
 
-const std::string kDartsV2 =
-    std::string(CELLGRAPH_SOURCE_DIR) + "/examples/genotypes/darts_v2.json";
+const std::string kDartsV2 = std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/darts_v2.json";
 const std::string kNats =
-    std::string(CELLGRAPH_SOURCE_DIR) + "/examples/genotypes/nats_tss_00001.json";
+    std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/nats_tss_00001.json";
 
 // Uniform values in +-[0.1, 1.1): no element is 0, so a dropped sample shows as zeros.
 Tensor away_from_zero(const Shape& shape, uint64_t seed) {

@@ -23,7 +23,7 @@ namespace {
 // DARTS_V2 as 3 cells at C = 4 (two reductions: the auxiliary head has its input).
 spec::Space small_network() {
   spec::Space s = spec::evaluation_network(
-      spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/examples/genotypes/darts_v2.json"), 3,
+      spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/darts_v2.json"), 3,
       4);
   s.network.in_channels = 1;
   s.network.in_height = s.network.in_width = 8;
