@@ -25,6 +25,7 @@ enum class CellForm { convolutional, recurrent };
   X(nor_conv_3x3, convolutional)                                     \
   X(neg_identity, convolutional)                                     \
   X(factorized_reduce, convolutional)                                \
+  X(conv_bn_relu_3x3, convolutional)                                 \
   X(rnn_none, recurrent)     /* spelled "none" in recurrent cells */ \
   X(rnn_tanh, recurrent)     /* "tanh" */                            \
   X(rnn_relu, recurrent)     /* "relu" */                            \

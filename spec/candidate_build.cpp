@@ -114,6 +114,12 @@ ValueId build_candidate(Builder& b, Candidate op, ValueId x, const CandidateSite
       const ValueId reduced = ir::factorized_reduce(b, x, c, last.affine, n, last.name);
       return b.op1(OpKind::negate, NoAttrs{}, {reduced}, n + ".negate");
     }
+    case Candidate::conv_bn_relu_3x3: {  // post-activation, Phi(W x) of HBNet and AGDNet
+      const ValueId y =
+          ir::conv(b, x, c, 3, ConvAttrs{.stride = site.stride, .padding = 1}, n + ".conv");
+      return b.op1(OpKind::relu, NoAttrs{}, {ir::batch_norm(b, y, n + ".bn", {affine})},
+                   n + ".relu");
+    }
     case Candidate::factorized_reduce:
       require_stride(b, site, 2, "factorized_reduce");
       require_even_map(b, x, n, "factorized_reduce");

@@ -119,10 +119,21 @@ class Compiler {
     at(s.pointer);
     if (!s.block.empty()) {
       // Only the first block of a stage strides (docs/spec.md, Stage).
-      prev_prev_ = prev_ = residual_block(prev_, s.channels, repeat == 0 ? s.stride : 1, name);
+      const int stride = repeat == 0 ? s.stride : 1;
+      const ValueId in = prev_;
+      ValueId out;
+      if (s.block == "residual")
+        out = residual_block(in, s.channels, stride, name);
+      else if (s.block == "basic")
+        out = basic_block(in, s.channels, stride, name);
+      else
+        out = heavy_ball_block(in, momentum_source_, s, stride, name);
+      prev_prev_ = prev_ = out;  // both inputs of a cell that follows
+      momentum_source_ = s.block == "heavy_ball" ? in : ValueId{};
       prev_reduction_ = false;
       return;
     }
+    momentum_source_ = ValueId{};
     const Cell* cell = space_.find_cell(s.cell);
     if (cell == nullptr) throw error(b_.context(), ": unknown cell '", s.cell, "'");
     ValueId out;
@@ -207,6 +218,80 @@ class Compiler {
       shortcut = ir::relu_conv_bn(b_, x, c, 1, 1, 0, true, name + ".down");
     }
     return b_.op1(OpKind::add, NoAttrs{}, {shortcut, bb}, name + ".add");
+  }
+
+  // conv3x3 (stride) - BN - ReLU: one post-activation layer, Phi(W x) of the HB paper.
+  ValueId conv_bn_relu(ValueId x, int64_t c, int stride, const std::string& name) {
+    const ValueId y =
+        ir::conv(b_, x, c, 3, ConvAttrs{.stride = stride, .padding = 1}, name + ".conv");
+    return b_.op1(OpKind::relu, NoAttrs{}, {ir::batch_norm(b_, y, name + ".bn", {true})},
+                  name + ".relu");
+  }
+
+  // The ResNet paper's CIFAR shortcut (option A): `x` as it is when it has the block's
+  // output shape; otherwise every r-th pixel (r = the size ratio: 2 after a stride-2 block)
+  // and zero channels appended up to `c`. Parameter-free.
+  ValueId identity_shortcut(ValueId x, int64_t c, const Shape& out, const std::string& name) {
+    const Shape& s = b_.shape(x);
+    const int64_t rh = (s[2] + out[2] - 1) / out[2], rw = (s[3] + out[3] - 1) / out[3];
+    if (rh != rw || (s[2] + rh - 1) / rh != out[2] || (s[3] + rw - 1) / rw != out[3])
+      throw error(b_.context(), ": ", name, ": the identity shortcut cannot map a ", s[2], "x",
+                  s[3], " map to ", out[2], "x", out[3],
+                  "; expected the same size or a whole-number multiple of it");
+    if (rh > 1) {
+      constexpr int64_t kOpen = std::numeric_limits<int64_t>::max();
+      x = b_.op1(OpKind::slice,
+                 SliceAttrs{.starts = {0, 0, 0, 0},
+                            .ends = {kOpen, kOpen, kOpen, kOpen},
+                            .steps = {1, 1, rh, rw}},
+                 {x}, name + ".subsample");
+    }
+    const int64_t have = s[1];
+    CG_ASSERT(have <= c, name, ": the validator lets no shortcut drop channels");
+    if (have == c) return x;
+    std::vector<ValueId> parts{x};
+    for (int64_t missing = c - have; missing > 0;) {
+      ValueId zeros =
+          b_.op1(OpKind::zero, ZeroAttrs{}, {x}, name + ".pad" + std::to_string(parts.size()));
+      if (missing < have)
+        zeros = b_.op(OpKind::split, SplitAttrs{{missing, have - missing}}, {zeros},
+                      name + ".pad_split")[0];
+      parts.push_back(zeros);
+      missing -= std::min(missing, have);
+    }
+    return b_.op1(OpKind::concat, NoAttrs{}, parts, name + ".pad");
+  }
+
+  // The ResNet paper's CIFAR basic block: conv-BN-ReLU, conv-BN, plus the identity shortcut
+  // (option A), ReLU.
+  ValueId basic_block(ValueId x, int64_t c, int stride, const std::string& name) {
+    const ValueId a = conv_bn_relu(x, c, stride, name + ".conv_a");
+    ValueId bb = ir::conv(b_, a, c, 3, ConvAttrs{.stride = 1, .padding = 1}, name + ".conv_b.conv");
+    bb = ir::batch_norm(b_, bb, name + ".conv_b.bn", {true});
+    const ValueId sum =
+        b_.op1(OpKind::add, NoAttrs{},
+               {bb, identity_shortcut(x, c, b_.shape(bb), name + ".shortcut")}, name + ".add");
+    return b_.op1(OpKind::relu, NoAttrs{}, {sum}, name + ".relu");
+  }
+
+  // HBNet's block: x_{k+1} = F(x_k) + beta (x_k - x_{k-1}), F two conv-BN-ReLU layers (the
+  // first strided), both states brought to the output shape by the identity shortcut.
+  // Without a previous heavy_ball block there is no x_{k-1} (the momentum starts at 0).
+  ValueId heavy_ball_block(ValueId x, ValueId x_prev, const Stage& s, int stride,
+                           const std::string& name) {
+    const ValueId a = conv_bn_relu(x, s.channels, stride, name + ".conv_a");
+    const ValueId f = conv_bn_relu(a, s.channels, 1, name + ".conv_b");
+    if (!x_prev.valid() || s.momentum == 0) return f;
+    const Shape& out = b_.shape(f);
+    const ValueId now = identity_shortcut(x, s.channels, out, name + ".x");
+    const ValueId before = identity_shortcut(x_prev, s.channels, out, name + ".x_prev");
+    ValueId step = b_.op1(OpKind::add, NoAttrs{},
+                          {now, b_.op1(OpKind::negate, NoAttrs{}, {before}, name + ".negate")},
+                          name + ".difference");
+    if (s.momentum != 1)
+      step = b_.op1(OpKind::scale, NoAttrs{},
+                    {step, b_.scalar(name + ".momentum", s.momentum, false)}, name + ".momentum");
+    return b_.op1(OpKind::add, NoAttrs{}, {f, step}, name + ".add");
   }
 
   ValueId cell_instance(const Cell& cell, int64_t c, const std::string& name) {
@@ -435,6 +520,7 @@ class Compiler {
   ir::Graph graph_;
   Builder b_;
   ValueId prev_prev_, prev_;
+  ValueId momentum_source_;  // x_{k-1} of a heavy_ball block: the previous one's input
   bool prev_reduction_ = false;
   int reductions_ = 0;  // reduction cells built so far
   ValueId aux_input_;   // the second reduction cell's output

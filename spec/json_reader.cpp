@@ -503,7 +503,7 @@ Layer Reader::read_layer(const Json& v, const std::string& ptr, bool in_stem) co
 
 Stage Reader::read_stage(const Json& v, const std::string& ptr) const {
   object(v, ptr);
-  check_fields(v, ptr, {"cell", "block", "channels", "repeat", "stride"});
+  check_fields(v, ptr, {"cell", "block", "channels", "repeat", "stride", "momentum"});
   Stage stage;
   stage.pointer = ptr;
   const Json* cell = find(v, "cell");
@@ -511,7 +511,14 @@ Stage Reader::read_stage(const Json& v, const std::string& ptr) const {
   if (cell && block) fail(ptr, "give one of 'cell' and 'block', not both");
   if (!cell && !block) fail(ptr, "missing 'cell' or 'block'; a stage stacks a cell or a block");
   if (cell) stage.cell = string(*cell, child(ptr, "cell"));
-  if (block) stage.block = choice(*block, child(ptr, "block"), {"residual"}, "block");
+  if (block)
+    stage.block = choice(*block, child(ptr, "block"), {"residual", "basic", "heavy_ball"}, "block");
+  if (const Json* m = find(v, "momentum")) {
+    if (stage.block != "heavy_ball")
+      fail(child(ptr, "momentum"),
+           "'momentum' applies only to \"block\": \"heavy_ball\"; expected no 'momentum' here");
+    stage.momentum = number(*m, child(ptr, "momentum"));
+  }
   stage.channels = integer(require(v, ptr, "channels"), child(ptr, "channels"), 1, 65536);
   if (const Json* r = find(v, "repeat"))
     stage.repeat = static_cast<int>(integer(*r, child(ptr, "repeat"), 1, 1000));

@@ -84,11 +84,15 @@ struct Layer {
 
 // One item of the network body: a stack of cells, or a fixed block.
 struct Stage {
-  std::string cell;      // cell name, or "" for a block
-  std::string block;     // "residual" (NATS-Bench's ResNet basic block), or ""
+  std::string cell;  // cell name, or "" for a block
+  // "residual" (NATS-Bench's ResNet basic block), "basic" (the ResNet paper's CIFAR basic
+  // block), "heavy_ball" (HBNet's block), or ""
+  std::string block;
   int64_t channels = 0;  // the cell's C (each node has C channels) / the block's output
   int repeat = 1;
   int stride = 1;  // blocks only
+  // heavy_ball only: beta in x_{k+1} = F(x_k) + beta (x_k - x_{k-1})
+  double momentum = 1;
   std::string pointer;
 };
 

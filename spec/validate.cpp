@@ -3,6 +3,7 @@
 // reader (json_reader.cpp) has already checked every type, field and range.
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -142,21 +143,56 @@ class Validator {
     s.width = (s.width + 1) / 2;
   }
 
+  // Candidates whose output has C channels whatever the input has: those that start with a
+  // full convolution to C (and at stride 2 the factorized reduces).
+  static bool maps_channels(const std::string& op, bool stride_2) {
+    static const Names kConvolutions = {"conv_1x1",     "conv_3x3",         "nor_conv_1x1",
+                                        "nor_conv_3x3", "conv_bn_relu_3x3", "factorized_reduce"};
+    return contains(kConvolutions, op) ||
+           (stride_2 && (op == "skip_connect" || op == "neg_identity"));
+  }
+
+  // With preprocess none an input may have other channels than C only when every edge
+  // leaving it maps channels (e.g. an AGDNet stage whose first convolution doubles them).
+  static bool edges_map_channels(const Cell& cell, const std::string& input) {
+    for (const Node& node : cell.nodes)
+      for (const Edge& edge : node.edges)
+        if (edge.from == input)
+          for (const std::string& op : edge.ops)
+            if (!maps_channels(op, cell.reduction)) return false;
+    return true;
+  }
+
   void check_cell_inputs(const Cell& cell, const Stage& stage, const std::string& which,
                          const Shape& older, const Shape& last) const {
     if (cell.preprocess != "none") return;
     const std::string who = "cell " + in_quotes(cell.name) + which;
-    for (const Shape* in :
-         cell.inputs.size() == 2 ? std::vector{&older, &last} : std::vector{&last})
-      if (in->channels != stage.channels)
+    const std::vector<const Shape*> inputs =
+        cell.inputs.size() == 2 ? std::vector{&older, &last} : std::vector{&last};
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      if (inputs[i]->channels != stage.channels && !edges_map_channels(cell, cell.inputs[i]))
         fail(stage.pointer, who + " expects " + std::to_string(stage.channels) +
                                 " input channels (preprocess none) but receives " +
-                                std::to_string(in->channels) + " from " + in->source +
-                                "; expected equal channels, or \"preprocess\": \"auto\"");
+                                std::to_string(inputs[i]->channels) + " from " + inputs[i]->source +
+                                "; expected equal channels, edges from input " +
+                                in_quotes(cell.inputs[i]) +
+                                " that all start with a convolution to C, or \"preprocess\": "
+                                "\"auto\"");
     if (cell.inputs.size() == 2 && (older.height != last.height || older.width != last.width))
       fail(stage.pointer, who + " (preprocess none) receives inputs of different sizes, " +
                               size_text(older) + " and " + size_text(last) +
                               "; expected equal sizes, or \"preprocess\": \"auto\"");
+  }
+
+  // The ResNet paper's shortcut (option A, basic and heavy_ball blocks) pads channels with
+  // zeros: it cannot drop any.
+  void check_block_channels(const Stage& stage, const Shape& in) const {
+    if (stage.block == "residual" || in.channels <= stage.channels) return;
+    fail(stage.pointer, "a " + stage.block + " block of " + std::to_string(stage.channels) +
+                            " channels receives " + std::to_string(in.channels) + " from " +
+                            in.source +
+                            "; its identity shortcut pads channels with zeros and cannot drop "
+                            "any: expected at least as many channels as its input");
   }
 
   void check_network() const {
@@ -169,15 +205,27 @@ class Validator {
       last.source = "the stem";
     }
     Shape older = last;  // c_k-2; the stem output is both inputs of the first cell
+    // x_{k-1} of a heavy_ball block: the previous block's input when that block was one too.
+    std::optional<Shape> momentum_source;
     for (const Stage& stage : net.body) {
       if (!stage.block.empty()) {
-        // Like a ResNet stage, only the first of `repeat` blocks strides.
-        if (stage.stride == 2) halve(last, stage.pointer, "block " + in_quotes(stage.block));
-        last.channels = stage.channels;
-        last.source = "the " + stage.block + " block at " + stage.pointer;
+        for (int r = 0; r < stage.repeat; ++r) {
+          const Shape in = last;
+          check_block_channels(stage, in);
+          if (stage.block == "heavy_ball" && momentum_source)
+            check_block_channels(stage, *momentum_source);
+          // Like a ResNet stage, only the first of `repeat` blocks strides.
+          if (r == 0 && stage.stride == 2)
+            halve(last, stage.pointer, "block " + in_quotes(stage.block));
+          last.channels = stage.channels;
+          last.source = "the " + stage.block + " block at " + stage.pointer;
+          momentum_source.reset();
+          if (stage.block == "heavy_ball") momentum_source = in;
+        }
         older = last;  // a block's output is both inputs of the next cell
         continue;
       }
+      momentum_source.reset();
       const Cell* cell = space_.find_cell(stage.cell);
       if (!cell) {
         Names names;

@@ -115,6 +115,7 @@ OJson network_json(const Network& net) {
     s["channels"] = stage.channels;
     if (stage.repeat != 1) s["repeat"] = stage.repeat;
     if (!stage.block.empty() && stage.stride != 1) s["stride"] = stage.stride;
+    if (stage.block == "heavy_ball" && stage.momentum != 1) s["momentum"] = stage.momentum;
     body.push_back(std::move(s));
   }
   out["body"] = std::move(body);

@@ -247,6 +247,21 @@ TEST_CASE("onnx: NATS-Bench cell networks match, unfolded and folded, batch 1 an
   }
 }
 
+TEST_CASE("onnx: ResNet-20, HBNet-20 and AGDNet-20 match (option-A shortcuts, momentum, h)") {
+  // The ResNet paper's zero-padded shortcuts (slice, zero, split, concat), HBNet's momentum
+  // scale (a buffer: beta = 0.7 here) and AGDNet's trainable h (weights) as exported.
+  for (const char* file : {"resnet20.json", "hbnet20.json", "agdnet20_trainable.json"}) {
+    const std::string name = file;
+    CAPTURE(name);
+    spec::Space s = spec::parse_file(std::string(kNetworks) + file);
+    s.network.in_height = s.network.in_width = 16;
+    for (spec::Stage& stage : s.network.body) stage.momentum = 0.7;
+    const Net net = build(s, 6);
+    check_network(net, file, 3);
+    check_network(net, file, 3, {.fold_batch_norm = true});
+  }
+}
+
 TEST_CASE("onnx: reduction cells right after reductions (factorized reduce, strided zero)") {
   // 28 -> 14 -> 7 -> 4: cells 2 and 3 reduce right after a reduction, so their c_{k-2}
   // goes through a factorized reduce; reduce_mix also has one as an edge (skip_connect at

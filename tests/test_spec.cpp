@@ -153,10 +153,11 @@ TEST_CASE("spec: every good spec parses and round-trips through to_json") {
   }
 }
 
-TEST_CASE("spec: the example and benchmark spaces parse and compile") {
+TEST_CASE("spec: the example spaces and networks and the benchmark spaces parse and compile") {
   std::vector<fs::path> files = files_with(source_dir() / "examples/spaces", ".json");
-  for (const fs::path& f : files_with(source_dir() / "bench/spaces", ".json")) files.push_back(f);
-  CHECK(files.size() >= 4);
+  for (const char* dir : {"examples/networks", "bench/spaces"})
+    for (const fs::path& f : files_with(source_dir() / dir, ".json")) files.push_back(f);
+  CHECK(files.size() >= 15);
   for (const fs::path& file : files) {
     INFO("spec: ", file.string());
     spec::Space s;
@@ -164,6 +165,7 @@ TEST_CASE("spec: the example and benchmark spaces parse and compile") {
     ir::Graph g;
     REQUIRE_NOTHROW(g = spec::compile(s));
     CHECK(g.weight_count() > 0);
+    check_round_trip(s);
   }
 }
 
