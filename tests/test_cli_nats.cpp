@@ -105,7 +105,7 @@ TEST_CASE("cli: info prints a NATS cell's index and accuracies and a fixed netwo
   CHECK(darts_info.find("skip_ratio")->find("ratio")->as_double() == 5.0 / 16.0);
 
   // A search space has neither.
-  r = run_cli("info " + kSource + "/tests/specs/good/nats_bench_tss.json --json");
+  r = run_cli("info " + kSource + "/examples/spaces/nats_bench_tss.json --json");
   REQUIRE(r.status == 0);
   const spec::JsonValue search_info = spec::parse_json_string(r.out, "info --json");
   CHECK(search_info.find("nats_bench") == nullptr);

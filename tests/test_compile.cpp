@@ -144,7 +144,7 @@ TEST_CASE("compile: an odd map at a factorized reduce is a named error at the sp
 TEST_CASE("compile: a block stage strides in its first block only, as validate walks it") {
   // NATS-Bench's layout with the middle block repeated: 32x32 -> 16x16 once, not 8x8.
   spec::Space s =
-      spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/tests/specs/good/nats_bench_tss.json");
+      spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/nats_bench_tss.json");
   spec::Stage* block = nullptr;
   int first = 0;  // the instance index of the block stage's first block
   for (spec::Stage& stage : s.network.body) {
