@@ -118,7 +118,7 @@ struct ArchGroup {
 // one-hot softmax has zero gradient and the search could never move it.
 inline constexpr double kOneHotWeight = 0.99;
 // ln(kOneHotWeight (n - 1) / (1 - kOneHotWeight)): the logit that, with the row's n - 1
-// other logits at 0, gives softmax weight kOneHotWeight (6.677 for DARTS' 8 ops + 1).
+// other logits at 0, gives softmax weight kOneHotWeight (6.675 for DARTS' 8 ops + 1).
 double one_hot_logit(size_t columns);
 
 // Where a mixed edge of the spec landed: derivation reads the architecture weights of a
