@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "algorithms/cell_facts.h"
 #include "engine/error.h"
 #include "engine/optim/divergence.h"
 #include "engine/sched/memory_estimate.h"
@@ -236,7 +237,10 @@ RunRecord SearchSession::snapshot() const {
 void SearchSession::decorate(RunRecord& r) const {
   r.has_validation = algorithm_->has_validation_step();
   if (r.kind != RunRecord::Kind::epoch) return;
-  r.details.set("genotype", derive().genotype);
+  const Derived derived = derive();
+  r.details.set("genotype", derived.genotype);
+  // The derived cell's NATS-Bench entry and skip ratio: a search read against the benchmark.
+  add_cell_facts(derived.space, r.details);
   spec::JsonValue argmax = spec::JsonValue::object();
   for (const auto& [group, ops] : argmax_ops(graph_, arch_)) {
     spec::JsonValue list = spec::JsonValue::array();

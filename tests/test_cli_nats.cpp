@@ -3,6 +3,7 @@
 // records them in its metadata.
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -157,4 +158,43 @@ TEST_CASE("cli: derive on a NATS-Bench search prints and records the cell's NATS
   r = run_cli("info " + dir / "again.json");
   CHECK(r.status == 0);
   CHECK(has(r.out, "NATS-Bench #" + std::to_string(expected.index) + " "));
+}
+
+TEST_CASE("cli: each epoch record of a NATS-Bench search carries its derived cell's entry") {
+  SKIP_WITHOUT_FASHION_MNIST();
+  TempDir dir;
+  const std::string spec = dir / "nats.json";
+  std::ofstream(spec) << kNatsSearch;
+  const std::string run = dir / "run";
+  // 32 images, half for validation, batch 8: 2 steps per epoch, 2 epochs.
+  const Result r = run_cli("search " + spec + " --out " + run + " --data " + kData +
+                           " --subset 32 --batch 8 --epochs 2 --threads 1 --seed 5");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  std::istringstream lines(read_text(run + "/metrics.jsonl"));
+  std::string line, last_arch;
+  int epochs = 0;
+  while (std::getline(lines, line)) {
+    const spec::JsonValue record = spec::parse_json_string(line, "metrics.jsonl");
+    if (record.find("kind")->as_string() != "epoch") continue;
+    ++epochs;
+    // The record's genotype is the arch string; its entry is the table's for that string.
+    const std::string arch = record.find("genotype")->as_string();
+    const NatsEntry expected = nats_entry(arch);
+    const spec::JsonValue* entry = record.find("nats_bench");
+    REQUIRE(entry != nullptr);
+    CHECK(entry->find("index")->as_integer() == expected.index);
+    CHECK(entry->find("arch")->as_string() == arch);
+    CHECK(entry->find("cifar10")->as_double() == expected.accuracy.cifar10);
+    CHECK(entry->find("cifar100")->as_double() == expected.accuracy.cifar100);
+    CHECK(entry->find("imagenet16_120")->as_double() == expected.accuracy.imagenet16_120);
+    CHECK(record.find("skip_ratio")->find("skip")->as_integer() == count_of(arch, "skip_connect~"));
+    // The progress line says it too.
+    CHECK(has(r.err, "derived cell: NATS-Bench #" + std::to_string(expected.index) +
+                         ", test accuracy CIFAR-10 " + percent(expected.accuracy.cifar10)));
+    last_arch = arch;
+  }
+  CHECK(epochs == 2);
+  // The last epoch's entry is the derived.json's.
+  const spec::Space derived = spec::parse_file(run + "/derived.json");
+  CHECK(derived.metadata.find("nats_bench")->find("arch")->as_string() == last_arch);
 }

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "algorithms/cell_facts.h"
+
 namespace cellgraph::tools {
 
 using spec::JsonValue;
@@ -20,34 +22,7 @@ std::string percent(double v) {
   return text;
 }
 
-JsonValue count_json(double ratio, int skip, int edges) {
-  JsonValue out = JsonValue::object();
-  out.set("ratio", ratio);
-  out.set("skip", skip);
-  out.set("edges", edges);
-  return out;
-}
-
 }  // namespace
-
-JsonValue nats_json(const algorithms::NatsEntry& entry) {
-  JsonValue out = JsonValue::object();
-  out.set("index", entry.index);
-  out.set("arch", entry.arch);
-  out.set("cifar10", entry.accuracy.cifar10);
-  out.set("cifar100", entry.accuracy.cifar100);
-  out.set("imagenet16_120", entry.accuracy.imagenet16_120);
-  return out;
-}
-
-JsonValue skip_ratio_json(const algorithms::SkipRatio& ratio) {
-  JsonValue out = count_json(ratio.ratio(), ratio.skip, ratio.edges);
-  JsonValue cells = JsonValue::object();
-  for (const algorithms::SkipCount& c : ratio.cells)
-    cells.set(c.cell, count_json(c.ratio(), c.skip, c.edges));
-  out.set("cells", cells);
-  return out;
-}
 
 std::string nats_text(const algorithms::NatsEntry& entry) {
   return "NATS-Bench #" + std::to_string(entry.index) + " " + entry.arch +
@@ -65,12 +40,11 @@ std::string skip_ratio_text(const algorithms::SkipRatio& ratio) {
 }
 
 void record_cell_facts(spec::Space& fixed) {
-  const std::optional<algorithms::NatsEntry> nats = algorithms::nats_lookup(fixed);
-  const algorithms::SkipRatio skips = algorithms::skip_ratio(fixed);
-  if (!nats && skips.edges == 0) return;
+  JsonValue facts = JsonValue::object();
+  algorithms::add_cell_facts(fixed, facts);
+  if (facts.size() == 0) return;
   if (!fixed.metadata.is_object()) fixed.metadata = JsonValue::object();
-  if (nats) fixed.metadata.set("nats_bench", nats_json(*nats));
-  if (skips.edges > 0) fixed.metadata.set("skip_ratio", skip_ratio_json(skips));
+  for (const auto& [key, value] : facts.members()) fixed.metadata.set(key, value);
 }
 
 std::string cell_facts_text(const spec::Space& fixed) {

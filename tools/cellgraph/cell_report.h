@@ -12,11 +12,6 @@
 
 namespace cellgraph::tools {
 
-// {"index", "arch", "cifar10", "cifar100", "imagenet16_120"} (accuracies in percent).
-spec::JsonValue nats_json(const algorithms::NatsEntry& entry);
-// {"ratio", "skip", "edges", "cells": {NAME: {"ratio", "skip", "edges"}}}.
-spec::JsonValue skip_ratio_json(const algorithms::SkipRatio& ratio);
-
 // "NATS-Bench #6111 |...|: test accuracy CIFAR-10 94.37%, CIFAR-100 73.22%, ImageNet16-120
 // 46.71%"
 std::string nats_text(const algorithms::NatsEntry& entry);
@@ -24,7 +19,7 @@ std::string nats_text(const algorithms::NatsEntry& entry);
 std::string skip_ratio_text(const algorithms::SkipRatio& ratio);
 
 // Sets metadata.nats_bench (a NATS cell) and metadata.skip_ratio (convolutional cells) of a
-// fixed network, keeping any other metadata it has.
+// fixed network, keeping any other metadata it has (the JSON is algorithms/cell_facts.h').
 void record_cell_facts(spec::Space& fixed);
 
 // The two text lines (NATS-Bench entry, skip ratio) for a fixed network; "" when neither

@@ -5,7 +5,7 @@
 #include <map>
 #include <sstream>
 
-#include "algorithms/nats_bench.h"
+#include "algorithms/cell_facts.h"
 #include "ops/candidates.h"
 #include "spec/compile.h"
 #include "spec/json_value.h"
@@ -131,12 +131,8 @@ JsonValue describe(const std::string& path, const spec::Space& space, const ir::
       weights_by_op.set(std::string(info.name), by_op[std::string(info.name)]);
   if (by_op.count("other")) weights_by_op.set("other", by_op["other"]);
   out.set("weights_by_op", weights_by_op);
-  if (space.is_fixed()) {  // what is known about the cells themselves
-    if (const std::optional<algorithms::NatsEntry> nats = algorithms::nats_lookup(space))
-      out.set("nats_bench", nats_json(*nats));
-    const algorithms::SkipRatio skips = algorithms::skip_ratio(space);
-    if (skips.edges > 0) out.set("skip_ratio", skip_ratio_json(skips));
-  }
+  // What is known about the cells themselves.
+  if (space.is_fixed()) algorithms::add_cell_facts(space, out);
   return out;
 }
 

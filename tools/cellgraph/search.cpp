@@ -1,6 +1,7 @@
 // cellgraph search SPEC --out DIR | --resume DIR: architecture search with checkpoints,
 // metrics and derivation (docs/cli.md). Every algorithm-specific flag comes from the
 // algorithms' hyperparameter tables (algorithms/algorithm.h): this file names none.
+#include <cstdio>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -124,6 +125,18 @@ SearchConfig config_from_file(const ConfigReader& r) {
   return c;
 }
 
+// "  derived cell: NATS-Bench #6111, test accuracy CIFAR-10 94.37%, ..." from an epoch
+// record's nats_bench object (algorithms/cell_facts.h).
+std::string nats_line(const JsonValue& nats) {
+  char text[160];
+  std::snprintf(text, sizeof text,
+                "  derived cell: NATS-Bench #%lld, test accuracy CIFAR-10 %.2f%%, CIFAR-100 "
+                "%.2f%%, ImageNet16-120 %.2f%%",
+                (long long)nats.find("index")->as_integer(), nats.find("cifar10")->as_double(),
+                nats.find("cifar100")->as_double(), nats.find("imagenet16_120")->as_double());
+  return text;
+}
+
 int run_search(const Args& args) {
   const bool resume = args.has("resume");
   const std::string dir = resume ? args.get("resume") : args.get("out");
@@ -173,6 +186,8 @@ int run_search(const Args& args) {
     const bool at_epoch_end = session.step_in_epoch() == session.steps_per_epoch();
     if (r.kind == RunRecord::Kind::epoch || (!progress.terminal() && !at_epoch_end))
       progress.line(record_line(r, session.options().epochs));
+    if (r.kind == RunRecord::Kind::epoch)
+      if (const JsonValue* nats = r.details.find("nats_bench")) progress.line(nats_line(*nats));
   });
 
   if (!run_steps(session, "search", dir, log, progress, last_epoch, resume))
