@@ -27,6 +27,34 @@ const Kernel& Backend::kernel(OpKind kind) const {
   return k;
 }
 
+void Backend::no_vector_kernel(const char* operation) const {
+  throw error("the ", name(), " backend has no kernel for vector operation '", operation, "'");
+}
+
+// A backend without a vector operation: the named error (see backend.h).
+void Backend::sgd_step(const Tensor&, const Tensor&, const Tensor&, const SgdStep&) {
+  no_vector_kernel("sgd_step");
+}
+void Backend::adam_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                        const AdamStep&) {
+  no_vector_kernel("adam_step");
+}
+void Backend::sgd_lookahead(const Tensor&, const Tensor&, const Tensor&, float, float, float) {
+  no_vector_kernel("sgd_lookahead");
+}
+double Backend::sum_squares(const Tensor&) { no_vector_kernel("sum_squares"); }
+double Backend::sum_squares_sequential(const Tensor&, double) {
+  no_vector_kernel("sum_squares_sequential");
+}
+bool Backend::all_finite(const Tensor&) { no_vector_kernel("all_finite"); }
+void Backend::scale(const Tensor&, float) { no_vector_kernel("scale"); }
+void Backend::axpy(float, const Tensor&, const Tensor&) { no_vector_kernel("axpy"); }
+void Backend::subtract_difference_quotient(const Tensor&, float, const Tensor&, const Tensor&,
+                                           float) {
+  no_vector_kernel("subtract_difference_quotient");
+}
+void Backend::clamp(const Tensor&, float, float) { no_vector_kernel("clamp"); }
+
 namespace {
 struct Registry {
   std::unique_ptr<Backend> cpu = make_cpu_backend();

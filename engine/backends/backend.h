@@ -1,5 +1,6 @@
-// A backend: a device's memory plus a kernel table indexed by OpKind. The CPU backend is
-// always built; the CUDA backend only with CELLGRAPH_CUDA and only usable with a device.
+// A backend: a device's memory, a kernel table indexed by OpKind, and the vector
+// operations of vector_ops.h. The CPU backend is always built; the CUDA backend only with
+// CELLGRAPH_CUDA and only usable with a device.
 #pragma once
 
 #include <array>
@@ -7,6 +8,7 @@
 #include <string_view>
 
 #include "engine/backends/kernel.h"
+#include "engine/backends/vector_ops.h"
 #include "engine/tensor/allocator.h"
 #include "engine/tensor/device.h"
 
@@ -34,9 +36,30 @@ class Backend {
                             size_t count) = 0;
   virtual void synchronize() {}
 
+  // The vector operations, called through vec:: (vector_ops.h), which documents them and
+  // checks the arguments: every defined tensor is on this device, and in-place targets are
+  // contiguous. Each default throws "the <backend> backend has no kernel for vector
+  // operation '<name>'"; a backend overrides the ones it implements.
+  virtual void sgd_step(const Tensor& w, const Tensor& grad, const Tensor& buffer,
+                        const SgdStep& step);
+  virtual void adam_step(const Tensor& w, const Tensor& grad, const Tensor& m, const Tensor& v,
+                         const AdamStep& step);
+  virtual void sgd_lookahead(const Tensor& w, const Tensor& grad, const Tensor& buffer, float lr,
+                             float momentum, float weight_decay);
+  virtual double sum_squares(const Tensor& x);
+  virtual double sum_squares_sequential(const Tensor& x, double start);
+  virtual bool all_finite(const Tensor& x);
+  virtual void scale(const Tensor& x, float s);
+  virtual void axpy(float a, const Tensor& x, const Tensor& y);
+  virtual void subtract_difference_quotient(const Tensor& y, float a, const Tensor& u,
+                                            const Tensor& v, float c);
+  virtual void clamp(const Tensor& x, float lo, float hi);
+
  protected:
   explicit Backend(std::unique_ptr<RawAllocator> raw);
   void set_kernel(OpKind kind, Kernel kernel);
+  // The error a missing vector operation throws.
+  [[noreturn]] void no_vector_kernel(const char* operation) const;
 
  private:
   std::array<Kernel, kOpCount> kernels_{};

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "engine/backends/vector_ops.h"
 #include "engine/error.h"
 
 namespace cellgraph {
@@ -22,8 +23,8 @@ Adam::Adam(std::vector<Var> params, AdamOptions options)
   if (!(options_.weight_decay >= 0.0f) || !std::isfinite(options_.weight_decay))
     throw error("adam: weight decay ", options_.weight_decay, " is invalid; expected a value >= 0");
   for (const Var& p : params_) {
-    m_.push_back(Tensor::zeros(p.shape()));
-    v_.push_back(Tensor::zeros(p.shape()));
+    m_.push_back(Tensor::zeros(p.shape(), p.device()));
+    v_.push_back(Tensor::zeros(p.shape(), p.device()));
   }
   steps_.assign(params_.size(), 0);
 }
@@ -31,8 +32,6 @@ Adam::Adam(std::vector<Var> params, AdamOptions options)
 void Adam::step() {
   const float b1 = options_.beta1;
   const float b2 = options_.beta2;
-  const float eps = options_.eps;
-  const float wd = options_.weight_decay;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor grad = grad_for_step(i);
     if (!grad.defined()) continue;  // the sparse-search rule: untouched, t included
@@ -40,21 +39,13 @@ void Adam::step() {
     // Scalars in double then rounded once, as PyTorch computes them in Python floats.
     const double bias1 = 1.0 - std::pow(static_cast<double>(b1), static_cast<double>(t));
     const double bias2 = 1.0 - std::pow(static_cast<double>(b2), static_cast<double>(t));
-    const float step_size = static_cast<float>(lr_ / bias1);
-    const float bias2_sqrt = static_cast<float>(std::sqrt(bias2));
-    float* w = params_[i].value().data();
-    float* m = m_[i].data();
-    float* v = v_[i].data();
-    const float* g_in = grad.data();
-    const int64_t n = grad.numel();
-#pragma omp parallel for if (n > detail::kOptimParallelThreshold)
-    for (int64_t k = 0; k < n; ++k) {
-      const float g = g_in[k] + wd * w[k];
-      m[k] = b1 * m[k] + (1.0f - b1) * g;
-      v[k] = b2 * v[k] + (1.0f - b2) * g * g;
-      const float denom = std::sqrt(v[k]) / bias2_sqrt + eps;
-      w[k] -= step_size * (m[k] / denom);
-    }
+    vec::adam_step(params_[i].value(), grad, m_[i], v_[i],
+                   AdamStep{.beta1 = b1,
+                            .beta2 = b2,
+                            .eps = options_.eps,
+                            .weight_decay = options_.weight_decay,
+                            .step_size = static_cast<float>(lr_ / bias1),
+                            .bias2_sqrt = static_cast<float>(std::sqrt(bias2))});
   }
 }
 

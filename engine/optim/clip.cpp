@@ -2,8 +2,8 @@
 
 #include <cmath>
 
+#include "engine/backends/vector_ops.h"
 #include "engine/error.h"
-#include "engine/optim/optimizer.h"
 
 namespace cellgraph {
 
@@ -11,16 +11,7 @@ double grad_norm(const std::vector<Var>& params) {
   double sum_sq = 0.0;
   for (const Var& p : params) {
     if (!p.defined() || !p.has_grad()) continue;
-    if (p.grad().device() != Device::cpu)
-      throw error("gradient norm: the gradient of '", p.name(), "' is on ",
-                  device_name(p.grad().device()), "; clipping runs on CPU tensors only for now");
-    const Tensor g = p.grad().contiguous();
-    const float* src = g.data();
-    const int64_t n = g.numel();
-    double local = 0.0;
-#pragma omp parallel for reduction(+ : local) if (n > detail::kOptimParallelThreshold)
-    for (int64_t k = 0; k < n; ++k) local += static_cast<double>(src[k]) * src[k];
-    sum_sq += local;
+    sum_sq += vec::sum_squares(p.grad());
   }
   return std::sqrt(sum_sq);
 }
@@ -35,10 +26,7 @@ float clip_grad_norm(const std::vector<Var>& params, float max_norm) {
       if (!p.defined() || !p.has_grad()) continue;
       Var handle = p;
       Tensor g = p.grad().is_contiguous() ? p.grad() : p.grad().contiguous();
-      float* dst = g.data();
-      const int64_t n = g.numel();
-#pragma omp parallel for if (n > detail::kOptimParallelThreshold)
-      for (int64_t k = 0; k < n; ++k) dst[k] *= scale;
+      vec::scale(g, scale);
       handle.set_grad(g);
     }
   }

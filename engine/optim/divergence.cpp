@@ -2,19 +2,12 @@
 
 #include <cmath>
 
+#include "engine/backends/vector_ops.h"
 #include "engine/error.h"
 
 namespace cellgraph {
 
-bool all_finite(const Tensor& t) {
-  if (!t.defined()) return true;
-  const Tensor c = t.contiguous();
-  const float* src = c.data();
-  const int64_t n = c.numel();
-  bool finite = true;
-  for (int64_t k = 0; k < n && finite; ++k) finite = std::isfinite(src[k]);
-  return finite;
-}
+bool all_finite(const Tensor& t) { return vec::all_finite(t); }
 
 void require_finite(int64_t step, const std::string& quantity, double value,
                     const std::string& hint) {

@@ -17,7 +17,7 @@
 
 namespace cellgraph {
 
-// True when every element of a CPU tensor is finite (an undefined tensor is).
+// True when every element of a tensor is finite (an undefined tensor is); on its device.
 bool all_finite(const Tensor& t);
 
 // Throws Error "step S: the QUANTITY is VALUE: the run diverged; HINT" unless `value` is

@@ -19,9 +19,6 @@ Optimizer::Optimizer(std::vector<Var> params, float lr, std::string kind)
     if (!p.defined() || !p.value().defined())
       throw error(kind_, ": parameter ", i, " is undefined; expected a leaf Var with a value");
     std::string key = p.name().empty() ? "param" + std::to_string(i) : p.name();
-    if (p.device() != Device::cpu)
-      throw error(kind_, ": parameter '", key, "' is on ", device_name(p.device()),
-                  "; the optimizer runs on CPU tensors only for now");
     // Our parameters are created contiguous; a strided view here is a bug in the caller.
     CG_ASSERT(p.value().is_contiguous(), "parameter '", key, "' is a non-contiguous view");
     // Listed twice, a parameter would be stepped twice per step().
@@ -48,9 +45,9 @@ Tensor Optimizer::grad_for_step(size_t i) const {
   const Var& p = params_[i];
   if (!p.has_grad()) return Tensor();
   const Tensor& g = p.grad();
-  if (g.device() != Device::cpu)
+  if (g.device() != p.device())
     throw error(kind_, ": the gradient of '", keys_[i], "' is on ", device_name(g.device()),
-                "; the optimizer runs on CPU tensors only for now");
+                ", the parameter on ", device_name(p.device()), "; expected one device");
   CG_ASSERT(g.shape() == p.shape(), "gradient of '", keys_[i], "' has shape ", g.shape().str(),
             ", parameter ", p.shape().str());
   return g.contiguous();

@@ -7,8 +7,9 @@
 // weight decay or momentum. zero_grad() therefore makes gradients undefined rather than
 // zero; a zero gradient is a real gradient and does move the parameter (decay, momentum).
 //
-// Parameters and gradients are float32 CPU tensors for now; arithmetic is plain loops,
-// OpenMP-parallel on large tensors.
+// Parameters and gradients are float32 tensors on any device; each parameter's buffers
+// live on its device, and the arithmetic is the backend's vector operations
+// (engine/backends/vector_ops.h), so an optimizer runs wherever its parameters are.
 #pragma once
 
 #include <cstdint>
@@ -54,12 +55,13 @@ class Optimizer {
                                   const std::string& source = "optimizer state") = 0;
 
  protected:
-  // Throws cellgraph::Error when a parameter is undefined, not on the CPU, listed twice, or
-  // when two parameters share a checkpoint name. `kind` ("sgd", "adam") prefixes messages.
+  // Throws cellgraph::Error when a parameter is undefined, listed twice, or when two
+  // parameters share a checkpoint name. `kind` ("sgd", "adam") prefixes messages.
   Optimizer(std::vector<Var> params, float lr, std::string kind);
 
   // The gradient of params_[i] ready for arithmetic: undefined when it has none, else a
-  // contiguous CPU tensor of the parameter's shape (throws Error for another device).
+  // contiguous tensor of the parameter's shape on its device (throws Error for a gradient
+  // on another device).
   Tensor grad_for_step(size_t i) const;
 
   // Checks `state` holds exactly the entries named in `expected`, each with its shape, and
@@ -82,10 +84,5 @@ class Optimizer {
 Tensor step_count_tensor(int64_t steps);
 // Reads a step count back; throws Error naming `key` when it is not a non-negative integer.
 int64_t step_count_from(const Tensor& t, const std::string& key, const std::string& source);
-
-namespace detail {
-// Loops above this many elements run OpenMP-parallel; below it the fork costs more.
-inline constexpr int64_t kOptimParallelThreshold = 1 << 15;
-}  // namespace detail
 
 }  // namespace cellgraph

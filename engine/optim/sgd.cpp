@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "engine/backends/vector_ops.h"
 #include "engine/error.h"
 
 namespace cellgraph {
@@ -17,36 +18,21 @@ Sgd::Sgd(std::vector<Var> params, SgdOptions options)
   momentum_.resize(params_.size());
   steps_.assign(params_.size(), 0);
   if (options_.momentum != 0.0f) {
-    for (size_t i = 0; i < params_.size(); ++i) momentum_[i] = Tensor::zeros(params_[i].shape());
+    for (size_t i = 0; i < params_.size(); ++i)
+      momentum_[i] = Tensor::zeros(params_[i].shape(), params_[i].device());
   }
 }
 
 void Sgd::step() {
-  const float lr = lr_;
-  const float mom = options_.momentum;
-  const float wd = options_.weight_decay;
-  const bool nesterov = options_.nesterov;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor grad = grad_for_step(i);
     if (!grad.defined()) continue;  // the sparse-search rule: untouched, state included
-    float* w = params_[i].value().data();
-    const float* g_in = grad.data();
-    const int64_t n = grad.numel();
-    if (mom == 0.0f) {
-#pragma omp parallel for if (n > detail::kOptimParallelThreshold)
-      for (int64_t k = 0; k < n; ++k) w[k] -= lr * (g_in[k] + wd * w[k]);
-    } else {
-      float* buf = momentum_[i].data();
-      // PyTorch starts the buffer at the first gradient rather than decaying a zero buffer.
-      const bool first = steps_[i] == 0;
-#pragma omp parallel for if (n > detail::kOptimParallelThreshold)
-      for (int64_t k = 0; k < n; ++k) {
-        const float g = g_in[k] + wd * w[k];
-        const float b = first ? g : mom * buf[k] + g;
-        buf[k] = b;
-        w[k] -= lr * (nesterov ? g + mom * b : b);
-      }
-    }
+    vec::sgd_step(params_[i].value(), grad, momentum_[i],
+                  SgdStep{.lr = lr_,
+                          .momentum = options_.momentum,
+                          .weight_decay = options_.weight_decay,
+                          .nesterov = options_.nesterov,
+                          .first = steps_[i] == 0});
     ++steps_[i];
   }
 }
