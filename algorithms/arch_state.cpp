@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "algorithms/algorithm.h"
+#include "engine/backends/backend.h"
 #include "engine/error.h"
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
@@ -54,6 +55,19 @@ std::vector<std::vector<float>> coefficient_values(const ArchState& state) {
   std::vector<std::vector<float>> out;
   for (const Var& c : current_coefficients(state)) out.push_back(c.value().to_vector());
   return out;
+}
+
+namespace {
+void move_vars(std::vector<Var>& vars, Device device) {
+  for (Var& v : vars)
+    if (v.device() != device) v = Var(v.value().to(device), v.requires_grad(), v.name());
+}
+}  // namespace
+
+void move_to_device(ArchState& state, Device device) {
+  backend_for(device);  // an unavailable device is an error even for an empty state
+  move_vars(state.logits, device);
+  move_vars(state.codes, device);
 }
 
 }  // namespace cellgraph::algorithms

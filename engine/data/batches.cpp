@@ -88,6 +88,10 @@ void BatchIterator::enter_epoch(int64_t epoch) {
   order_ = epoch_order(epoch);
 }
 
+Batch to_device(const Batch& batch, Device device) {
+  return Batch{batch.images.to(device), batch.labels.to(device), batch.indices};
+}
+
 Batch BatchIterator::next() {
   // Rolling over here rather than after the last batch keeps position() at (e, last) for
   // a checkpoint taken at the end of epoch e, which reads naturally.

@@ -28,10 +28,14 @@ struct BatchOptions {
 uint64_t batch_augment_seed(uint64_t seed, int64_t epoch, int64_t batch);
 
 struct Batch {
-  Tensor images;                 // [B, C, H, W] float32, CPU, a copy
+  Tensor images;                 // [B, C, H, W] float32, a copy (on the CPU from next())
   Tensor labels;                 // [B] float32 class ids, as ops::cross_entropy takes them
   std::vector<int64_t> indices;  // the dataset items in this batch
 };
+
+// The batch with its images and labels on `device` (the same tensors when they are there
+// already, so the CPU pays nothing). Throws Error when the device is not available.
+Batch to_device(const Batch& batch, Device device);
 
 // Where an iterator stands: `batch` batches of epoch `epoch` are used. batch ==
 // batches_per_epoch() means the epoch is finished and next() starts epoch + 1.

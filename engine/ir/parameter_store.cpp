@@ -2,11 +2,13 @@
 
 #include <cmath>
 
+#include "engine/backends/backend.h"
 #include "engine/tensor/random.h"
 
 namespace cellgraph::ir {
 
-ParameterStore::ParameterStore(const Graph& graph, uint64_t seed) {
+ParameterStore::ParameterStore(const Graph& graph, uint64_t seed, Device device) : device_(device) {
+  backend_for(device);  // an unavailable device is an error before any work
   Rng rng(seed);
   vars_.reserve(graph.params.size());
   for (const Parameter& p : graph.params) {
@@ -30,7 +32,7 @@ ParameterStore::ParameterStore(const Graph& graph, uint64_t seed) {
         t = Tensor::full(p.shape, float(p.init_value));
         break;
     }
-    vars_.emplace_back(std::move(t), !p.is_buffer, p.name);
+    vars_.emplace_back(t.to(device), !p.is_buffer, p.name);
   }
 }
 

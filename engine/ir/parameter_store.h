@@ -1,6 +1,7 @@
 // The trained weights and BN buffers of a compiled graph, one Var per ir::Parameter
 // (same order). Weights require a gradient; buffers never do. Initialisation is a pure
-// function of the seed, so two stores built with one seed are bit-identical.
+// function of the seed, so two stores built with one seed are bit-identical, on any
+// device: values are drawn on the host and then copied to the store's device.
 #pragma once
 
 #include <cstdint>
@@ -13,15 +14,18 @@ namespace cellgraph::ir {
 
 class ParameterStore {
  public:
-  ParameterStore(const Graph& graph, uint64_t seed);
+  // Throws Error (backend_for's) when `device` is not available, before drawing anything.
+  ParameterStore(const Graph& graph, uint64_t seed, Device device = Device::cpu);
 
   const Var& operator[](ParamId id) const { return vars_[id.index()]; }
   const std::vector<Var>& all() const { return vars_; }
   // The weights that take gradients (buffers excluded), e.g. for an optimizer.
   std::vector<Var> weights() const;
+  Device device() const { return device_; }
 
  private:
   std::vector<Var> vars_;
+  Device device_;
 };
 
 }  // namespace cellgraph::ir

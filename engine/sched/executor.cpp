@@ -42,11 +42,12 @@ bool passes_through(const Attrs& attrs, const std::vector<Var>& inputs) {
   return c.data()[ws->row * c.dim(1) + ws->columns[0]] == 1.0f;
 }
 
-// An absent value read by a node that needs it: zeros of its shape at this batch.
-Var zeros_like_value(const ir::Value& v, int64_t batch) {
+// An absent value read by a node that needs it: zeros of its shape at this batch, on the
+// batch's device.
+Var zeros_like_value(const ir::Value& v, int64_t batch, Device device) {
   Shape s = v.shape;
   s[0] = batch;
-  return Var(Tensor::zeros(s));
+  return Var(Tensor::zeros(s, device));
 }
 }  // namespace
 
@@ -81,7 +82,7 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
       case ValueKind::activation:
         break;
     }
-    if (plan.absent[id.index()]) return zeros_like_value(v, batch);
+    if (plan.absent[id.index()]) return zeros_like_value(v, batch, images.device());
     CG_ASSERT(values[id.index()].defined(), "value read before it was computed");
     return values[id.index()];
   };
