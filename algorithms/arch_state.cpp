@@ -67,7 +67,8 @@ void move_vars(std::vector<Var>& vars, Device device) {
 void move_to_device(ArchState& state, Device device) {
   backend_for(device);  // an unavailable device is an error even for an empty state
   move_vars(state.logits, device);
-  move_vars(state.codes, device);
+  std::vector<Var>& variables = arch_variables(state);  // ISTA-NAS: its codes
+  if (&variables != &state.logits) move_vars(variables, device);
 }
 
 }  // namespace cellgraph::algorithms

@@ -76,11 +76,11 @@ std::vector<Var> current_coefficients(const ArchState& state);
 // Row-major host copies of what derivation ranks (the relaxation's ranking_values()).
 std::vector<std::vector<float>> coefficient_values(const ArchState& state);
 
-// The state with its logits and codes on `device`: new leaf Vars (same names and values)
-// where they are elsewhere, none on the CPU for a CPU state. Call it before an optimizer
-// takes arch_variables(), which it holds by handle. Coefficients made from the state
-// follow the logits' and codes' device. Throws Error (backend_for's) when the device is
-// not available.
+// Puts the logits and arch_variables() (ISTA-NAS: its codes) on `device`: new leaf Vars
+// (same names and values) for those elsewhere; a CPU state keeps its Vars. Call it before
+// an optimizer takes arch_variables(), which it holds by handle. Coefficients made from
+// the state follow its device. Throws Error (backend_for's) when the device is not
+// available.
 void move_to_device(ArchState& state, Device device);
 
 }  // namespace cellgraph::algorithms
