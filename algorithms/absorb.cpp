@@ -5,6 +5,7 @@
 
 #include "algorithms/derive.h"
 #include "algorithms/ista.h"
+#include "engine/backends/vector_ops.h"
 #include "engine/error.h"
 #include "spec/compile.h"
 
@@ -107,8 +108,7 @@ Absorbed absorb(const spec::Space& space, const ir::Graph& graph, const ir::Para
     Var target = fixed_params.all()[i];  // shares the store's tensor
     Tensor& dst = target.value();
     dst.copy_from(params.all()[from->second].value());
-    if (scale != 1.0f)
-      for (int64_t e = 0; e < dst.numel(); ++e) dst.data()[e] *= scale;
+    if (scale != 1.0f) vec::scale(dst, scale);
   }
   return Absorbed{std::move(derived.space), std::move(fixed), std::move(fixed_params),
                   derived.genotype};

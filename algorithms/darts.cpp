@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "algorithms/algorithm.h"
+#include "engine/backends/vector_ops.h"
 #include "engine/error.h"
 
 namespace cellgraph::algorithms {
@@ -21,19 +22,13 @@ void zero_arch_grads(ArchState& arch) {
   for (Var& l : arch_variables(arch)) l.zero_grad();
 }
 
-// dst = a + s * b, element-wise over matching parameter lists (CPU tensors).
+// dst = a + s * b, element-wise over matching parameter lists (a copy, then b added
+// scaled: the same bits as a + s * b in one pass).
 void set_axpy(const std::vector<Var>& dst, const std::vector<Tensor>& a, float s,
               const std::vector<Tensor>& b) {
   for (size_t i = 0; i < dst.size(); ++i) {
-    float* d = dst[i].value().data();
-    const float* x = a[i].data();
-    const int64_t n = dst[i].value().numel();
-    if (!b[i].defined()) {
-      for (int64_t e = 0; e < n; ++e) d[e] = x[e];
-      continue;
-    }
-    const float* y = b[i].data();
-    for (int64_t e = 0; e < n; ++e) d[e] = x[e] + s * y[e];
+    dst[i].value().copy_from(a[i]);
+    if (b[i].defined()) vec::axpy(s, b[i], dst[i].value());
   }
 }
 
@@ -84,16 +79,10 @@ void second_order_gradient(StepContext& ctx) {
     ctx.metrics = keep;
   }
   // w' = w - xi * (momentum * buf + g + wd * w)
-  for (size_t i = 0; i < w.size(); ++i) {
-    float* p = w[i].value().data();
-    const float* g = w[i].has_grad() ? w[i].grad().data() : nullptr;
-    const Tensor& buf = o.momentum != 0 ? sgd.momentum_buffer(i) : Tensor();
-    const float* m = buf.defined() ? buf.data() : nullptr;
-    for (int64_t e = 0; e < w[i].value().numel(); ++e) {
-      const float step = (m ? o.momentum * m[e] : 0.0f) + (g ? g[e] : 0.0f) + o.weight_decay * p[e];
-      p[e] -= xi * step;
-    }
-  }
+  for (size_t i = 0; i < w.size(); ++i)
+    vec::sgd_lookahead(w[i].value(), w[i].has_grad() ? w[i].grad() : Tensor(),
+                       o.momentum != 0 ? sgd.momentum_buffer(i) : Tensor(), xi, o.momentum,
+                       o.weight_decay);
   // L_val(w', alpha): dalpha and dw'.
   sgd.zero_grad();
   zero_arch_grads(ctx.arch);
@@ -103,11 +92,8 @@ void second_order_gradient(StepContext& ctx) {
   sgd.zero_grad();
 
   double norm2 = 0;
-  for (const Tensor& t : dw) {
-    if (!t.defined()) continue;
-    const float* d = t.data();
-    for (int64_t e = 0; e < t.numel(); ++e) norm2 += double(d[e]) * double(d[e]);
-  }
+  for (const Tensor& t : dw)
+    if (t.defined()) norm2 = vec::sum_squares_sequential(t, norm2);
   // Hessian-vector product by central differences along dw'.
   const float r = float(0.01 / std::max(std::sqrt(norm2), 1e-12));
   set_axpy(w, backup, r, dw);
@@ -119,12 +105,9 @@ void second_order_gradient(StepContext& ctx) {
   // dalpha - xi * (plus - minus) / 2r
   std::vector<Var>& alpha = arch_variables(ctx.arch);
   for (size_t g = 0; g < alpha.size(); ++g) {
-    Tensor out = dalpha[g].defined() ? dalpha[g].clone() : Tensor::zeros(alpha[g].shape());
-    float* d = out.data();
-    const float* p = plus[g].defined() ? plus[g].data() : nullptr;
-    const float* m = minus[g].defined() ? minus[g].data() : nullptr;
-    for (int64_t e = 0; e < out.numel(); ++e)
-      d[e] -= xi * ((p ? p[e] : 0.0f) - (m ? m[e] : 0.0f)) / (2.0f * r);
+    Tensor out = dalpha[g].defined() ? dalpha[g].clone()
+                                     : Tensor::zeros(alpha[g].shape(), alpha[g].device());
+    vec::subtract_difference_quotient(out, xi, plus[g], minus[g], 2.0f * r);
     alpha[g].set_grad(out);
   }
 }

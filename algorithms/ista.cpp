@@ -57,8 +57,11 @@ const SparseCodes& sparse_codes(const ArchState& state) {
 }
 
 std::vector<double> node_code(const ArchState& state, const SparseNode& node) {
-  const float* b = sparse_codes(state).codes[size_t(node.group)].value().data() + node.offset;
-  return std::vector<double>(b, b + node.m);
+  // A host copy of the node's b_j: the LASSO solve runs on the host in double (lasso.cpp:
+  // tiny per-node problems), whatever the codes' device.
+  const Tensor& codes = sparse_codes(state).codes[size_t(node.group)].value();
+  const std::vector<float> b = codes.narrow(0, node.offset, node.m).to_vector();
+  return std::vector<double>(b.begin(), b.end());
 }
 
 bool recover_node(SparseNode& node, const std::vector<double>& b, const LassoOptions& options) {
@@ -217,9 +220,10 @@ std::vector<Var> sparse_code_coefficients(const ArchState& state) {
         shift[size_t(flat)] = float(-e_z);
       }
     }
+    const Device device = sparse.codes[g].device();
     const Var product =
-        ops::matmul(Var(Tensor::from_vector({rows * cols, codes}, map)), sparse.codes[g]);
-    const Var c = ops::add(product, Var(Tensor::from_vector({rows * cols, 1}, shift)));
+        ops::matmul(Var(Tensor::from_vector({rows * cols, codes}, map, device)), sparse.codes[g]);
+    const Var c = ops::add(product, Var(Tensor::from_vector({rows * cols, 1}, shift, device)));
     out.push_back(ops::reshape(c, {rows, cols}));
   }
   return out;

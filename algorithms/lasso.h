@@ -4,6 +4,13 @@
 // FISTA adds Nesterov momentum (Beck & Teboulle 2009) and converges as O(1/k^2) instead of
 // O(1/k). Both stop when an iteration moves z by at most `tolerance` (max-norm) or after
 // `max_iterations`.
+//
+// The solver stays on the host, in double, whatever device the run uses: each
+// problem is one node's m x n system (m = 7, n a few dozen in DARTS' cells), solved once per
+// step on a host copy of b_j (ista.cpp's node_code). A device would spend more on the
+// launches and copies than the solve costs, and the double precision keeps the recovered
+// supports stable; the backends' vector operations (engine/backends/vector_ops.h) serve the
+// large float tensors instead.
 #pragma once
 
 #include <cstdint>

@@ -17,7 +17,8 @@ void update_architecture_mixed_level(StepContext& ctx) {
   const StepMetrics keep = ctx.metrics;
   const Var train_loss = forward_loss(ctx, ctx.train, relaxed_coefficients(ctx.arch), true);
   ctx.metrics = keep;
-  train_loss.backward(Tensor::full({1}, float(ctx.hyper.number("milenas-lambda"))));
+  train_loss.backward(
+      Tensor::full({1}, float(ctx.hyper.number("milenas-lambda")), train_loss.device()));
   ctx.arch_optimizer.step();
 }
 

@@ -15,7 +15,9 @@
 #include <memory>
 
 #include "algorithms/algorithm.h"
+#include "engine/backends/vector_ops.h"
 #include "engine/error.h"
+#include "ops/ops.h"
 
 namespace cellgraph::algorithms {
 
@@ -31,7 +33,7 @@ std::vector<Tensor> one_hot_rows(const ArchState& state) {
         if (v[size_t(r * cols + c)] > v[size_t(r * cols + best)]) best = c;
       hot[size_t(r * cols + best)] = 1.0f;
     }
-    out.push_back(Tensor::from_vector({rows, cols}, hot));
+    out.push_back(Tensor::from_vector({rows, cols}, hot, a.device()));
   }
   return out;
 }
@@ -98,12 +100,17 @@ std::vector<Tensor> projected_rows(const ArchState& state) {
   const auto* nasp = dynamic_cast<const NaspState*>(state.extra.get());
   std::vector<Tensor> hot = one_hot_rows(state);
   if (nasp == nullptr || !nasp->node_level) return hot;
+  // The projection runs on host copies (a few small matrices), then returns to A's device.
+  std::vector<std::vector<float>> host_hot, host_a;
+  for (size_t g = 0; g < hot.size(); ++g) {
+    host_hot.push_back(hot[g].to_vector());
+    host_a.push_back(state.logits[g].value().to_vector());
+  }
   for (const NodeRows& node : nasp->nodes) {
     if (node.keep <= 0) continue;  // every edge stays with its arg-max op
-    const Tensor& a = state.logits[size_t(node.group)].value();
-    const int64_t cols = a.dim(1);
-    const float* v = a.data();
-    float* h = hot[size_t(node.group)].data();
+    const int64_t cols = hot[size_t(node.group)].dim(1);
+    const float* v = host_a[size_t(node.group)].data();
+    float* h = host_hot[size_t(node.group)].data();
     // Each edge's best op other than none, and its A there.
     std::vector<std::pair<float, int64_t>> best;  // (strength, column) per edge
     for (int32_t r : node.rows) {
@@ -126,14 +133,13 @@ std::vector<Tensor> projected_rows(const ArchState& state) {
       if (kept[e] && best[e].second >= 0) row[best[e].second] = 1.0f;
     }
   }
+  for (size_t g = 0; g < hot.size(); ++g)
+    hot[g] = Tensor::from_vector(hot[g].shape(), host_hot[g], hot[g].device());
   return hot;
 }
 
 void project_box(std::vector<Var>& a) {
-  for (Var& v : a) {
-    float* p = v.value().data();
-    for (int64_t i = 0; i < v.value().numel(); ++i) p[i] = std::clamp(p[i], 0.0f, 1.0f);
-  }
+  for (Var& v : a) vec::clamp(v.value(), 0.0f, 1.0f);
 }
 
 std::vector<std::vector<double>> parameter_shares(const ir::Graph& graph) {
@@ -155,20 +161,24 @@ std::vector<std::vector<double>> parameter_shares(const ir::Graph& graph) {
 Tensor regulariser_gradient(const std::vector<double>& shares, const Tensor& a, float eta) {
   const int64_t rows = a.dim(0), cols = a.dim(1);
   CG_ASSERT(size_t(cols) == shares.size(), "shares for ", shares.size(), " columns, A has ", cols);
-  Tensor out = a.clone();
-  float* d = out.data();
+  // a times a matrix of per-column factors (host-made, tiny), on a's device.
+  std::vector<float> factors(size_t(rows * cols));
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t k = 0; k < cols; ++k) d[r * cols + k] *= float(2.0 * eta * shares[size_t(k)]);
-  return out;
+    for (int64_t k = 0; k < cols; ++k)
+      factors[size_t(r * cols + k)] = float(2.0 * eta * shares[size_t(k)]);
+  return ops::mul(Var(a), Var(Tensor::from_vector(a.shape(), factors, a.device()))).value();
 }
 
 sched::ActiveSet selection_active_set(const ir::Graph& graph, const std::vector<Tensor>& hot,
                                       uint8_t others) {
+  std::vector<std::vector<float>> host;  // the selection, read on the host
+  for (const Tensor& h : hot) host.push_back(h.to_vector());
   sched::ActiveSet active(graph.candidates.size(), others);
   for (size_t i = 0; i < graph.candidates.size(); ++i) {
     const ir::Candidate& c = graph.candidates[i];
-    const Tensor& h = hot[c.arch.index()];
-    if (h.data()[int64_t(c.row) * h.dim(1) + c.column] != 0.0f) active[i] = sched::kActive;
+    const int64_t cols = hot[c.arch.index()].dim(1);
+    if (host[c.arch.index()][size_t(int64_t(c.row) * cols + c.column)] != 0.0f)
+      active[i] = sched::kActive;
   }
   return active;
 }
@@ -191,18 +201,15 @@ void update_architecture_proximal(StepContext& ctx) {
       eta != 0 ? parameter_shares(ctx.graph) : std::vector<std::vector<double>>();
   for (size_t g = 0; g < arch.logits.size(); ++g) {
     // dF/dA_bar = dL_val/dA_bar + eta * dR/dA_bar
-    Tensor grad = coefficients[g].has_grad() ? coefficients[g].grad().clone()
-                                             : Tensor::zeros(arch.logits[g].shape());
-    if (eta != 0) {
-      const Tensor reg = regulariser_gradient(shares[g], hot[g], eta);
-      for (int64_t i = 0; i < grad.numel(); ++i) grad.data()[i] += reg.data()[i];
-    }
+    Tensor grad = coefficients[g].has_grad()
+                      ? coefficients[g].grad().clone()
+                      : Tensor::zeros(arch.logits[g].shape(), arch.logits[g].device());
+    if (eta != 0) vec::axpy(1.0f, regulariser_gradient(shares[g], hot[g], eta), grad);
     if (adam) {
       arch.logits[g].set_grad(grad);
       continue;
     }
-    float* a = arch.logits[g].value().data();
-    for (int64_t i = 0; i < grad.numel(); ++i) a[i] -= lr * grad.data()[i];
+    vec::axpy(-lr, grad, arch.logits[g].value());  // A -= lr * grad
   }
   if (adam) ctx.arch_optimizer.step();
   project_box(arch.logits);
