@@ -165,6 +165,25 @@ TEST_CASE("vector ops: sums of squares in double, parallel and sequential") {
     CHECK(vec::sum_squares_sequential(tensor_of(x), 0.75) == carried);
     CHECK(vec::sum_squares_sequential(tensor_of(x), 0.0) == serial);
   }
+  {
+    // Eight threads: each sums its static share (OpenMP's partition: n / 8 each, the first
+    // n % 8 one more), the partial sums added in thread order. Every call gives those bits;
+    // OpenMP's reduction clause gave one of several (the order threads finished).
+    ThreadsGuard eight(8);
+    const int64_t n = 1000003, threads = 8;
+    const std::vector<float> x = random_values(n, 20);
+    double expected = 0;
+    for (int64_t t = 0, begin = 0; t < threads; ++t) {
+      const int64_t count = n / threads + (t < n % threads ? 1 : 0);
+      double partial = 0;
+      for (int64_t k = begin; k < begin + count; ++k)
+        partial += double(x[size_t(k)]) * x[size_t(k)];
+      expected += partial;
+      begin += count;
+    }
+    const Tensor t = tensor_of(x);
+    for (int run = 0; run < 100; ++run) REQUIRE(vec::sum_squares(t) == expected);
+  }
   // A view is read through its elements.
   const Tensor m = Tensor::from_vector({2, 3}, {1, 2, 3, 4, 5, 6});
   CHECK(vec::sum_squares(m.narrow(1, 1, 2)) == 4.0 + 9.0 + 25.0 + 36.0);

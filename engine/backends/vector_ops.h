@@ -64,7 +64,8 @@ void sgd_lookahead(const Tensor& w, const Tensor& grad, const Tensor& buffer, fl
                    float momentum, float weight_decay);
 
 // The sum of x[i]^2 in double. On the CPU, tensors above 2^15 elements are summed by
-// OpenMP threads (per-thread partial sums), so the result depends on the thread count.
+// OpenMP threads (per-thread partial sums added in thread order), so the result depends
+// on the thread count, and only on it.
 double sum_squares(const Tensor& x);
 // start + x[0]^2 + x[1]^2 + ... in one double accumulator, in element order: the norm
 // DARTS' finite-difference radius is taken from (a sequential sum over all weight
