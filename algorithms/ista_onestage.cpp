@@ -116,20 +116,16 @@ void update_weights_and_codes(StepContext& ctx) {
   sgd.step();
   if (!searching) return;
   // A frozen node's b stays exactly as it froze (Adam would still move it by momentum).
-  std::vector<std::vector<float>> kept;
+  auto code_of = [&](const SparseNode& n) {
+    return sparse.codes[size_t(n.group)].value().narrow(0, n.offset, n.m);
+  };
+  std::vector<Tensor> kept;
   for (const SparseNode& n : sparse.nodes)
-    if (n.frozen) {
-      const float* b = sparse.codes[size_t(n.group)].value().data() + n.offset;
-      kept.emplace_back(b, b + n.m);
-    }
+    if (n.frozen) kept.push_back(code_of(n).clone());
   ctx.arch_optimizer.step();
   size_t k = 0;
   for (const SparseNode& n : sparse.nodes)
-    if (n.frozen) {
-      float* b = sparse.codes[size_t(n.group)].value().data() + n.offset;
-      std::copy(kept[k].begin(), kept[k].end(), b);
-      ++k;
-    }
+    if (n.frozen) code_of(n).copy_from(kept[k++]);
 }
 
 namespace {
