@@ -147,14 +147,23 @@ std::vector<std::pair<std::string, std::vector<std::string>>> argmax_ops(const i
   return out;
 }
 
+namespace {
+// The initial architecture state, moved to the run's device before the optimizer holds it.
+ArchState on_device(ArchState state, Device device) {
+  move_to_device(state, device);
+  return state;
+}
+}  // namespace
+
 SearchSession::SearchSession(spec::Space space, const Dataset& train_set, SearchOptions options)
     : space_(std::move(space)),
       options_(checked(std::move(options))),
       algorithm_(&find_algorithm(options_.algorithm)),
       graph_(spec::compile(space_)),
-      params_(graph_, options_.seed),
-      arch_(
-          algorithm_->initial_state(graph_, space_, options_.hyper, stream_seed(options_.seed, 1))),
+      params_(graph_, options_.seed, options_.device),
+      arch_(on_device(
+          algorithm_->initial_state(graph_, space_, options_.hyper, stream_seed(options_.seed, 1)),
+          options_.device)),
       sgd_(params_.weights(), SgdOptions{.lr = options_.lr,
                                          .momentum = options_.momentum,
                                          .weight_decay = options_.weight_decay}),
@@ -196,9 +205,9 @@ void SearchSession::step() {
   CG_ASSERT(!finished(), "step() on a finished search");
   // DARTS steps the scheduler per epoch; setting it every step makes resuming trivial.
   sgd_.set_lr(loop_.lr());
-  const Batch train = train_it_.next();
+  const Batch train = to_device(train_it_.next(), options_.device);
   // No validation split (fraction 1): an empty batch no pass reads.
-  const Batch val = val_it_ ? val_it_->next() : Batch{};
+  const Batch val = val_it_ ? to_device(val_it_->next(), options_.device) : Batch{};
   StepContext ctx(graph_, params_, arch_, sgd_, adam_, train, val, options_.hyper);
   ctx.grad_clip = options_.grad_clip;
   ctx.step = uint64_t(loop_.global_step());

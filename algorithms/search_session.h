@@ -65,6 +65,10 @@ struct SearchOptions {
   // The algorithm's own hyperparameters (its table, algorithm.h); an empty table means
   // the algorithm's defaults.
   HyperValues hyper;
+  // Where the weights, the architecture state and every batch live (--device). Not a
+  // result-changing option on the CPU: checkpoints hold host copies, so a run may resume on
+  // another device.
+  Device device = Device::cpu;
 };
 
 // The search loop's shared hyperparameters as a table (the runner's flags, config.json),

@@ -64,7 +64,7 @@ EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, co
   BatchIterator batches(data, BatchOptions{.batch_size = batch_size, .shuffle = false});
   EvalResult r;
   for (int64_t b = 0; b < batches.batches_per_epoch(); ++b) {
-    const Batch batch = batches.next();
+    const Batch batch = to_device(batches.next(), params.device());
     const Var logits = sched::run(main, params, plan, Var(batch.images), eval_mode);
     const int64_t n = batch.labels.numel();
     r.loss += double(ops::cross_entropy(logits, Var(batch.labels)).value().item()) * double(n);
@@ -103,7 +103,7 @@ TrainSession::TrainSession(spec::Space space, const Dataset& train_set, TrainOpt
     : space_(std::move(space)),
       options_(checked(options)),
       graph_((require_fixed(space_), spec::compile(space_, training_graph(options_)))),
-      params_(graph_, options_.seed),
+      params_(graph_, options_.seed, options_.device),
       sgd_(params_.weights(), SgdOptions{.lr = options_.lr,
                                          .momentum = options_.momentum,
                                          .weight_decay = options_.weight_decay}),
@@ -151,7 +151,7 @@ TrainSession::Loss TrainSession::compute_loss(const Batch& batch) const {
 void TrainSession::step() {
   CG_ASSERT(!finished(), "step() on a finished training run");
   sgd_.set_lr(loop_.lr());
-  const Batch batch = batches_.next();
+  const Batch batch = to_device(batches_.next(), options_.device);
   sgd_.zero_grad();
   const Loss loss = compute_loss(batch);
   loss.total.backward();

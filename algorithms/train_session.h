@@ -53,6 +53,8 @@ struct TrainOptions {
   // Weight of the auxiliary head's cross-entropy in the training loss, >= 0. 0: no head
   // (DARTS: 0.4).
   float auxiliary_weight = 0.0f;
+  // Where the weights and every batch live (--device); checkpoints hold host copies.
+  Device device = Device::cpu;
 };
 
 struct EvalResult {

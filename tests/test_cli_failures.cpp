@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include "engine/backends/backend.h"
 #include "engine/io/checkpoint.h"
 #include "tests/support/cli.h"
 #include "tests/support/run_files.h"
@@ -235,4 +236,50 @@ TEST_CASE("cli failures: a truncated test split is reported before training star
   CHECK(has(r.err, "t10k-images-idx3-ubyte.gz"));
   CHECK(!has(r.err, "training "));  // no step ran
   CHECK(!fs::exists(run + "/checkpoint.bin"));
+}
+
+TEST_CASE("cli failures: --device cpu is the default; another device is refused before any work") {
+  SKIP_WITHOUT_FASHION_MNIST();
+  TempDir dir;
+  const std::string spec = write_tiny_space(dir);
+  // The same run with and without --device cpu: the same losses, bit for bit.
+  auto losses = [&](const std::string& out, const std::string& extra) {
+    const Result r =
+        run_cli("search " + spec + " --out " + out + " --data " + kData +
+                " --subset 64 --batch 8 --max-steps 3 --log-every 1 --threads 1" + extra);
+    CAPTURE(r.err);
+    CHECK(r.status == 0);
+    std::string found;
+    const std::string metrics = read_text(out + "/metrics.jsonl");
+    for (size_t at = metrics.find("\"train_loss\":"); at != std::string::npos;
+         at = metrics.find("\"train_loss\":", at + 1))
+      found += metrics.substr(at, metrics.find(',', at) - at) + ";";
+    return found;
+  };
+  const std::string plain = losses(dir / "plain", "");
+  CHECK(!plain.empty());
+  CHECK(plain == losses(dir / "cpu", " --device cpu"));
+
+  for (const std::string command : {"search", "train", "eval", "infer", "bench"}) {
+    CAPTURE(command);
+    const bool run_dir = command == "search" || command == "train";
+    const std::string target =
+        command == "search" || command == "bench"
+            ? spec
+            : std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/darts_v2.json";
+    const std::string out = dir / (command + "_tpu");
+    Result r = run_cli(command + " " + target + (run_dir ? " --out " + out : "") + " --device tpu");
+    CHECK(r.status == 1);
+    CHECK(has(r.err, "--device: expected cpu or cuda, got 'tpu'"));
+    if (!backend_available(Device::cuda)) {  // a build without CUDA, or no GPU
+      r = run_cli(command + " " + target + (run_dir ? " --out " + out : "") + " --device cuda");
+      CHECK(r.status == 1);
+      CHECK(has(r.err, "device 'cuda' requested but "));
+    }
+    CHECK(!fs::exists(out));
+  }
+  // A resumed run may change device (checkpoints hold host copies).
+  const Result r = run_cli("search --resume " + (dir / "cpu") + " --device cpu --max-steps 4");
+  CAPTURE(r.err);
+  CHECK(r.status == 0);
 }

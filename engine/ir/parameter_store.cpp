@@ -36,6 +36,12 @@ ParameterStore::ParameterStore(const Graph& graph, uint64_t seed, Device device)
   }
 }
 
+void ParameterStore::move_to(Device device) {
+  if (device == device_) return;
+  for (Var& v : vars_) v = Var(v.value().to(device), v.requires_grad(), v.name());
+  device_ = device;
+}
+
 std::vector<Var> ParameterStore::weights() const {
   std::vector<Var> out;
   for (const Var& v : vars_)

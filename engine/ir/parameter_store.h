@@ -22,6 +22,9 @@ class ParameterStore {
   // The weights that take gradients (buffers excluded), e.g. for an optimizer.
   std::vector<Var> weights() const;
   Device device() const { return device_; }
+  // Moves every weight and buffer to `device` (a loaded network run elsewhere). Call it
+  // before anything (an optimizer, a tape) holds the variables: they are replaced.
+  void move_to(Device device);
 
  private:
   std::vector<Var> vars_;

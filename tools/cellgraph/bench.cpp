@@ -52,14 +52,16 @@ Batch random_batch(const spec::Network& net, int64_t batch, Rng& rng) {
 int run_bench(const Args& args) {
   const std::string& path = args.positional(0);
   apply_threads(args);
+  const Device device = selected_device(args);
   const int64_t batch = args.get_int("batch", 64, 1, 1 << 16);
   const int64_t steps = args.get_int("steps", 10, 1, 100000);
   const int64_t warmup = args.get_int("warmup", 2, 0, 100000);
   const spec::Space space = spec::parse_file(path);
   const algorithms::Algorithm& algo = algorithms::find_algorithm(args.get("algo", "darts"));
   const ir::Graph graph = spec::compile(space);
-  const ir::ParameterStore params(graph, 0);
+  const ir::ParameterStore params(graph, 0, device);
   algorithms::ArchState arch = algorithms::prepared_arch_state(algo, graph, space, 1);
+  algorithms::move_to_device(arch, device);
   const algorithms::HyperValues hyper = algo.default_hyperparameters();
   Sgd sgd(params.weights(), SgdOptions{});
   Adam adam(algorithms::arch_variables(arch), AdamOptions{});
@@ -69,10 +71,10 @@ int run_bench(const Args& args) {
       fixed ? std::vector<algorithms::NamedPass>{{"update_weights", algorithms::update_weights}}
             : algo.passes();
   Rng rng(1);
-  const Batch train = random_batch(space.network, batch, rng);
-  const Batch val = random_batch(space.network, batch, rng);
+  const Batch train = to_device(random_batch(space.network, batch, rng), device);
+  const Batch val = to_device(random_batch(space.network, batch, rng), device);
 
-  CachingAllocator& allocator = backend_for(Device::cpu).allocator();
+  CachingAllocator& allocator = backend_for(device).allocator();
   std::vector<double> step_times;
   std::vector<std::vector<double>> pass_times(passes.size());
   for (int64_t i = 0; i < warmup + steps; ++i) {
@@ -96,6 +98,7 @@ int run_bench(const Args& args) {
   j.set("algo", fixed ? "train (fixed network)" : algo.name());
   j.set("batch", batch);
   j.set("threads", num_threads());
+  j.set("device", std::string(device_name(device)));
   j.set("steps", steps);
   j.set("warmup", warmup);
   j.set("seconds_per_step", median(step_times));
@@ -138,6 +141,7 @@ const Command& bench_command() {
                 {"steps", "N", "timed steps (the median is reported)", "10"},
                 {"warmup", "N", "untimed steps first", "2"},
                 threads_flag(),
+                device_flag(),
                 {"json", "", "print one JSON object", ""}},
       .details =
           "Peak tensor memory is the CPU allocator's peak over the timed steps; peak RSS\n"

@@ -25,6 +25,12 @@ const Command& infer_command();
 void apply_threads(const Args& args);
 // The --threads flag, shared by the commands that compute.
 Flag threads_flag();
+// --device cpu|cuda (default cpu): the device the command computes on. Throws Error for
+// another name, and when that device's backend was not built or finds no device, before
+// anything is read or written.
+Device selected_device(const Args& args);
+// The --device flag, shared by search, train, eval, infer and bench.
+Flag device_flag();
 
 // What export and infer run (export.cpp): the network of RUN_DIR_OR_SPEC (positional 0).
 // A train run directory: its spec fitted to the run's data shape, with the checkpoint's

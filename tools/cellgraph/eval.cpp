@@ -22,6 +22,7 @@ using spec::JsonValue;
 int run_eval(const Args& args) {
   const std::string& target = args.positional(0);
   apply_threads(args);
+  const Device device = selected_device(args);
   const int64_t limit = args.get_int("test-subset", 0, 0, std::numeric_limits<int64_t>::max());
   const int64_t batch = args.get_int("batch", 256, 1, 1 << 20);
   std::error_code ec;
@@ -58,6 +59,7 @@ int run_eval(const Args& args) {
                 network.classes, " classes; ", data, " has ",
                 shape_text(shape.channels, shape.height, shape.width), " with ", shape.classes);
   const ir::Graph& graph = net->graph;
+  net->params.move_to(device);
   const ir::ParameterStore& params = net->params;
   const int64_t step = net->step;
   const algorithms::EvalResult r = algorithms::evaluate(graph, params, test, batch);
@@ -97,6 +99,7 @@ const Command& eval_command() {
                 {"batch", "B", "evaluation batch size", "256"},
                 {"seed", "S", "seed of the initial weights (spec only)", "0"},
                 threads_flag(),
+                device_flag(),
                 {"json", "", "print one JSON object", ""}},
       .details =
           "A run directory is evaluated with its checkpoint's weights and its training\n"

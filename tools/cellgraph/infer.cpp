@@ -19,11 +19,13 @@ namespace {
 int run_infer(const Args& args) {
   const std::string& target = args.positional(0);
   apply_threads(args);
+  const Device device = selected_device(args);
   if (!args.has("input")) throw error("--input X.npy is required: the images to run");
   if (!args.has("output")) throw error("--output Y.npy is required: where to write the logits");
   const std::string input = args.get("input"), output = args.get("output");
   const int64_t batch = args.get_int("batch", 256, 1, 1 << 20);
-  const FixedNetwork net = load_fixed_network(args, true);
+  FixedNetwork net = load_fixed_network(args, true);
+  net.params.move_to(device);
   const spec::Network& shape = net.space.network;
   const Tensor images =
       io::read_npy(input, {-1, shape.in_channels, shape.in_height, shape.in_width}, "input images");
@@ -37,8 +39,8 @@ int run_infer(const Args& args) {
   for (int64_t begin = 0; begin < n; begin += batch) {
     const int64_t count = std::min(batch, n - begin);
     const Tensor out =
-        sched::run(net.graph, net.params, plan, Var(images.narrow(0, begin, count).contiguous()),
-                   {.training = false})
+        sched::run(net.graph, net.params, plan,
+                   Var(images.narrow(0, begin, count).contiguous().to(device)), {.training = false})
             .value();
     if (!logits.defined()) logits = Tensor::empty({n, out.dim(1)});
     logits.narrow(0, begin, count).copy_from(out);
@@ -63,7 +65,8 @@ const Command& infer_command() {
                 {"seed", "S", "seed of the initial weights (spec only)", "0"},
                 {"data", "DATA", "fit a spec's input and classes to DATA (spec only)",
                  "the spec's"},
-                threads_flag()},
+                threads_flag(),
+                device_flag()},
       .details =
           "The network and weights are those `cellgraph export` writes for the same\n"
           "RUN_DIR_OR_SPEC, --seed and --data. The images are used as given: a run's\n"

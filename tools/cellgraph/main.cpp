@@ -5,9 +5,11 @@
 #include <exception>
 #include <iostream>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/backends/backend.h"
 #include "engine/error.h"
 #include "engine/machine.h"
 #include "engine/threads.h"
@@ -29,6 +31,18 @@ void apply_threads(const Args& args) {
     std::cerr << "cellgraph: note: --threads " << asked << " is more than 4 per core ("
               << core_count() << " cores): using " << thread_cap() << "\n";
   set_num_threads(int(std::min<int64_t>(asked, thread_cap())));
+}
+
+Flag device_flag() {
+  return {"device", "D", "where to compute: cpu or cuda (a CUDA build with a GPU)", "cpu"};
+}
+
+Device selected_device(const Args& args) {
+  const std::string name = args.get("device", "cpu");
+  const std::optional<Device> device = device_named(name);
+  if (!device) throw error("--device: expected cpu or cuda, got '", name, "'");
+  backend_for(*device);  // throws when it cannot be used
+  return *device;
 }
 
 namespace {

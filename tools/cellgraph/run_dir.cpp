@@ -257,10 +257,11 @@ void check_resume_flags(const Args& args, const std::string& command,
     throw error("cellgraph ", command, " --resume DIR takes no ", what_positional,
                 ": the run's spec is in ", config_path(dir));
   for (const std::string& flag : args.given())
-    if (flag != "resume" && flag != "threads" && flag != "epochs" && flag != "max-steps")
-      throw error("--", flag,
-                  " cannot be combined with --resume: a resumed run keeps the options of ",
-                  config_path(dir), " (only --threads, --epochs and --max-steps may be given)");
+    if (flag != "resume" && flag != "threads" && flag != "device" && flag != "epochs" &&
+        flag != "max-steps")
+      throw error(
+          "--", flag, " cannot be combined with --resume: a resumed run keeps the options of ",
+          config_path(dir), " (only --threads, --device, --epochs and --max-steps may be given)");
 }
 
 void save_run_checkpoint(io::Checkpoint ckpt, const std::string& dir, const MetricsLog& log) {

@@ -142,6 +142,7 @@ int run_search(const Args& args) {
   const std::string dir = resume ? args.get("resume") : args.get("out");
   if (resume) check_resume_flags(args, "search", "SPEC", dir);
   apply_threads(args);
+  const Device device = selected_device(args);
   std::unique_ptr<ConfigReader> reader;
   SearchConfig config;
   if (resume) {
@@ -160,7 +161,9 @@ int run_search(const Args& args) {
   const algorithms::DataShape shape = algorithms::data_shape(data.train);
   spec::Space fitted = config.space;
   note(algorithms::fit_space_to_data(fitted, shape));
-  SearchSession session(fitted, data.train, config.options());
+  SearchOptions options = config.options();
+  options.device = device;
+  SearchSession session(fitted, data.train, options);
 
   JsonValue config_doc = config_json(config, shape, data.stats);
   std::optional<int64_t> metrics_bytes;
@@ -218,6 +221,7 @@ std::vector<Flag> search_flags() {
       {"max-steps", "N", "stop after N steps in total (0: no limit)", "0"},
       {"seed", "S", "seed of weights, architecture init and batch order", "0"},
       threads_flag(),
+      device_flag(),
       {"train-fraction", "F",
        "part of the training set that trains the weights (1 for an algorithm without a "
        "validation step)",

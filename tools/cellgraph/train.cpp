@@ -202,6 +202,7 @@ int run_train(const Args& args) {
   const std::string dir = resume ? args.get("resume") : args.get("out");
   if (resume) check_resume_flags(args, "train", "FIXED_SPEC", dir);
   apply_threads(args);
+  const Device device = selected_device(args);
   std::unique_ptr<ConfigReader> reader;
   TrainConfig config;
   if (resume) {
@@ -217,7 +218,9 @@ int run_train(const Args& args) {
   const algorithms::DataShape shape = algorithms::data_shape(data.train);
   spec::Space fitted = config.space;
   note(algorithms::fit_space_to_data(fitted, shape));
-  TrainSession session(fitted, data.train, config.options(data.stats));
+  algorithms::TrainOptions options = config.options(data.stats);
+  options.device = device;
+  TrainSession session(fitted, data.train, options);
 
   JsonValue config_doc = config_json(config, shape, data.stats, fitted);
   std::optional<int64_t> metrics_bytes;
@@ -280,6 +283,7 @@ const Command& train_command() {
            {"max-steps", "N", "stop after N steps in total (0: no limit)", "0"},
            {"seed", "S", "seed of the weights and the batch order", "0"},
            threads_flag(),
+           device_flag(),
            {"subset", "N", "use only the first N training images (0: all)", "0"},
            {"test-subset", "N", "evaluate on the first N test images (0: all)", "0"},
            {"log-every", "N", "a metrics line every N steps (0: epochs only)", "50"},
