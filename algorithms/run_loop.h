@@ -46,7 +46,8 @@ struct RunRecord {
   std::optional<double> drop_path;  // training with drop-path: this epoch's probability
   double seconds_per_step = 0;      // mean over the interval (log) or the epoch (epoch)
   double elapsed = 0;               // seconds of the run so far, across resumes
-  // What the run adds to epoch records (search: genotype, argmax, the algorithm's fields).
+  // What the run adds (search: the architecture weights; on epoch records also the
+  // genotype, argmax and the algorithm's fields).
   spec::JsonValue details = spec::JsonValue::object();
 };
 

@@ -155,6 +155,33 @@ ArchState on_device(ArchState state, Device device) {
 }
 }  // namespace
 
+spec::JsonValue arch_weights_json(const ir::Graph& graph, const ArchState& arch) {
+  const std::vector<std::vector<float>> values = coefficient_values(arch);
+  spec::JsonValue groups = spec::JsonValue::object();
+  for (size_t g = 0; g < graph.arch_groups.size(); ++g) {
+    const ir::ArchGroup& group = graph.arch_groups[g];
+    const size_t cols = group.columns.size();
+    CG_ASSERT(values[g].size() == size_t(group.rows) * cols, "group ", group.name, " has ",
+              values[g].size(), " values for ", group.rows, "x", cols);
+    spec::JsonValue columns = spec::JsonValue::array(), rows = spec::JsonValue::array(),
+                    matrix = spec::JsonValue::array();
+    for (const std::string& c : group.columns) columns.push_back(c);
+    for (size_t r = 0; r < size_t(group.rows); ++r) {
+      rows.push_back(group.row_labels[r]);
+      spec::JsonValue row = spec::JsonValue::array();
+      for (size_t c = 0; c < cols; ++c) row.push_back(decimal_of(values[g][r * cols + c]));
+      matrix.push_back(row);
+    }
+    spec::JsonValue entry = spec::JsonValue::object();
+    entry.set("kind", group.kind == ir::ArchGroup::Kind::edge_paths ? "paths" : "ops");
+    entry.set("columns", columns);
+    entry.set("rows", rows);
+    entry.set("values", matrix);
+    groups.set(group.name, entry);
+  }
+  return groups;
+}
+
 SearchSession::SearchSession(spec::Space space, const Dataset& train_set, SearchOptions options)
     : space_(std::move(space)),
       options_(checked(std::move(options))),
@@ -245,7 +272,10 @@ RunRecord SearchSession::snapshot() const {
 
 void SearchSession::decorate(RunRecord& r) const {
   r.has_validation = algorithm_->has_validation_step();
-  if (r.kind != RunRecord::Kind::epoch) return;
+  if (r.kind != RunRecord::Kind::epoch) {
+    r.details.set("arch_weights", arch_weights_json(graph_, arch_));
+    return;
+  }
   const Derived derived = derive();
   r.details.set("genotype", derived.genotype);
   // The derived cell's NATS-Bench entry and skip ratio: a search read against the benchmark.
@@ -257,6 +287,7 @@ void SearchSession::decorate(RunRecord& r) const {
     argmax.set(group, list);
   }
   r.details.set("argmax", argmax);
+  r.details.set("arch_weights", arch_weights_json(graph_, arch_));
   algorithm_->describe_epoch(graph_, arch_, r.details);
 }
 

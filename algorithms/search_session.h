@@ -38,6 +38,7 @@
 #include "engine/optim/adam.h"
 #include "engine/optim/sgd.h"
 #include "engine/tensor/random.h"
+#include "spec/json_value.h"
 #include "spec/space.h"
 
 namespace cellgraph::algorithms {
@@ -79,6 +80,13 @@ void apply_search_hyperparameters(const HyperValues& values, SearchOptions& opti
 // Per group, per row: the name of the column with the largest ranking value (ties: lower).
 std::vector<std::pair<std::string, std::vector<std::string>>> argmax_ops(const ir::Graph& graph,
                                                                          const ArchState& arch);
+
+// Every architecture group's coefficients as the algorithm ranks them (coefficient_values:
+// softmax(alpha) for DARTS and MiLeNAS, NASP's A, ISTA-NAS' c; path weights for a node's
+// edges), as the `arch_weights` object of metrics.jsonl: per group {"kind": "ops" or
+// "paths", "columns": [...], "rows": [...], "values": [[...] per row]}, each value the
+// shortest decimal of its float (docs/cli.md, metrics.jsonl).
+spec::JsonValue arch_weights_json(const ir::Graph& graph, const ArchState& arch);
 
 class SearchSession final : public Run {
  public:
@@ -135,8 +143,8 @@ class SearchSession final : public Run {
   // Throws Error (engine/optim/divergence.h) when the step just run produced a non-finite
   // loss, gradient norm or architecture parameter; called before anything is recorded.
   void check_finite(const StepMetrics& m);
-  // What a search adds to every record (validation fields) and to epoch records (the
-  // derived genotype, the arg-max ops, the algorithm's own fields).
+  // What a search adds to every record (validation fields, the architecture weights) and
+  // to epoch records (the derived genotype, the arg-max ops, the algorithm's own fields).
   void decorate(RunRecord& r) const;
 
   spec::Space space_;

@@ -3,8 +3,10 @@
 // state, metrics), for every algorithm.
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -215,4 +217,64 @@ TEST_CASE("search: without a validation step the weights may train on the whole 
   CHECK_THROWS_WITH_AS(
       SearchSession(spec::parse_string(kTinySpace, "tiny.json"), tiny_data(24), darts),
       "search: train fraction must be in (0, 1) for darts, got 1", Error);
+}
+
+TEST_CASE("search: every record carries each group's architecture weights as ranked") {
+  for (const std::string algo : {"darts", "darts2", "milenas", "nasp", "ista", "ista-onestage"}) {
+    CAPTURE(algo);
+    TinyRun run(algo);
+    // What the algorithm ranks at the moment each record is made.
+    std::vector<std::vector<std::vector<float>>> ranked;
+    std::vector<std::vector<std::vector<float>>> logits;
+    run.session.set_record_callback([&](const RunRecord& r) {
+      run.records.push_back(r);
+      ranked.push_back(coefficient_values(run.session.arch()));
+      std::vector<std::vector<float>> l;
+      for (const Var& v : run.session.arch().logits) l.push_back(v.value().to_vector());
+      logits.push_back(l);
+    });
+    run.steps(6);
+    REQUIRE(run.records.size() == 5);  // logs at 2, 4, 6; epoch ends at 3, 6
+    const ir::Graph& graph = run.session.graph();
+    for (size_t i = 0; i < run.records.size(); ++i) {
+      CAPTURE(i);
+      const spec::JsonValue* weights = run.records[i].details.find("arch_weights");
+      REQUIRE(weights != nullptr);
+      REQUIRE(weights->size() == graph.arch_groups.size());
+      for (size_t g = 0; g < graph.arch_groups.size(); ++g) {
+        const ir::ArchGroup& group = graph.arch_groups[g];
+        const auto& [name, entry] = weights->members()[g];
+        CHECK(name == group.name);
+        CHECK(entry.find("kind")->as_string() == "ops");
+        const std::vector<spec::JsonValue>& columns = entry.find("columns")->items();
+        const std::vector<spec::JsonValue>& rows = entry.find("rows")->items();
+        const std::vector<spec::JsonValue>& values = entry.find("values")->items();
+        REQUIRE(columns.size() == group.columns.size());
+        for (size_t c = 0; c < columns.size(); ++c)
+          CHECK(columns[c].as_string() == group.columns[c]);
+        REQUIRE(rows.size() == size_t(group.rows));
+        REQUIRE(values.size() == size_t(group.rows));
+        const size_t cols = columns.size();
+        for (size_t r = 0; r < rows.size(); ++r) {
+          CHECK(rows[r].as_string() == group.row_labels[r]);
+          REQUIRE(values[r].size() == cols);
+          double sum = 0, softmax_sum = 0;
+          for (size_t c = 0; c < cols; ++c) softmax_sum += std::exp(logits[i][g][r * cols + c]);
+          for (size_t c = 0; c < cols; ++c) {
+            const float v = float(values[r].items()[c].as_double());
+            CHECK(v == ranked[i][g][r * cols + c]);  // exact: the shortest decimal reads back
+            sum += v;
+            if (algo == "darts" || algo == "darts2" || algo == "milenas")
+              CHECK(v == doctest::Approx(std::exp(logits[i][g][r * cols + c]) / softmax_sum));
+            if (algo == "nasp") CHECK(v == logits[i][g][r * cols + c]);  // A itself
+          }
+          if (algo == "darts" || algo == "darts2" || algo == "milenas")
+            CHECK(sum == doctest::Approx(1.0));
+        }
+      }
+    }
+    // The weights moved between the first record and the last.
+    CHECK(spec::dump(*run.records.front().details.find("arch_weights")) !=
+          spec::dump(*run.records.back().details.find("arch_weights")));
+  }
 }
