@@ -354,16 +354,21 @@ void SearchSession::restore(const io::Checkpoint& ckpt) {
   rng_.set_state(parse_rng(ckpt, "rng"));
 }
 
-Derived derive_from_checkpoint(const spec::Space& space, const io::Checkpoint& ckpt) {
+ArchState arch_state_from_checkpoint(const spec::Space& space, const ir::Graph& graph,
+                                     const io::Checkpoint& ckpt, const std::string& command) {
   if (ckpt.meta("kind") != "search")
-    throw error(ckpt.source(), ": a '", ckpt.meta("kind"),
-                "' checkpoint; derive needs the checkpoint of a search");
-  const ir::Graph graph = spec::compile(space);
+    throw error(ckpt.source(), ": a '", ckpt.meta("kind"), "' checkpoint; ", command,
+                " needs the checkpoint of a search");
   const Algorithm& algorithm = find_algorithm(ckpt.meta("algorithm"));
   ArchState arch = algorithm.initial_state(graph, space, algorithm.default_hyperparameters(), 0);
   restore_logits(graph, arch, ckpt);
   algorithm.restore(graph, arch, ckpt, false);
-  return derive(space, graph, arch);
+  return arch;
+}
+
+Derived derive_from_checkpoint(const spec::Space& space, const io::Checkpoint& ckpt) {
+  const ir::Graph graph = spec::compile(space);
+  return derive(space, graph, arch_state_from_checkpoint(space, graph, ckpt, "derive"));
 }
 
 }  // namespace cellgraph::algorithms

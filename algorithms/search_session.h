@@ -163,6 +163,12 @@ class SearchSession final : public Run {
   RunLoop loop_;
 };
 
+// The architecture state of a search checkpoint, as far as derivation and records read it
+// (no optimizer state), on `graph` compiled from `space` fitted as the run fitted it.
+// Throws Error naming the checkpoint when it is not a search's (`command` says who asks).
+ArchState arch_state_from_checkpoint(const spec::Space& space, const ir::Graph& graph,
+                                     const io::Checkpoint& ckpt, const std::string& command);
+
 // Derivation from a search checkpoint without data or optimizers: compiles `space` (fitted
 // as the run fitted it) and reads the architecture. Throws Error as restore().
 Derived derive_from_checkpoint(const spec::Space& space, const io::Checkpoint& ckpt);

@@ -20,6 +20,7 @@ const Command& eval_command();
 const Command& bench_command();
 const Command& export_command();
 const Command& infer_command();
+const Command& draw_command();
 
 // Applies --threads (0 or absent: every core / $CELLGRAPH_THREADS).
 void apply_threads(const Args& args);
