@@ -26,7 +26,8 @@ using testing::TempDir;
 const std::string kSource = CELLGRAPH_SOURCE_DIR;
 const char* const kTwoNodes = "digraph g { a -> b [label=\"sep_conv_3x3\"]; }";
 
-// Two edges from the same input into one node (parallel arrows), a node from a node.
+// Two edges from the same input into one node (parallel arrows), a node from a node, edges
+// with a fixed and a trainable scalar coefficient.
 const char* const kFixedSpace = R"({
   "format": 1, "name": "fixed",
   "cells": [{
@@ -34,8 +35,9 @@ const char* const kFixedSpace = R"({
     "nodes": [
       {"name": "a", "edges": [{"from": "c_k-1", "op": "sep_conv_3x3"},
                               {"from": "c_k-1", "op": "max_pool_3x3"}]},
-      {"name": "b", "edges": [{"from": "c_k-2", "op": "skip_connect"},
-                              {"from": "a", "op": "dil_conv_3x3"}]}
+      {"name": "b", "edges": [{"from": "c_k-2", "op": "skip_connect",
+                               "coefficient": {"init": 0.9, "trainable": true}},
+                              {"from": "a", "op": "dil_conv_3x3", "coefficient": 0.5}]}
     ],
     "output": {"concat": ["a", "b"]}
   }],
@@ -89,8 +91,8 @@ TEST_CASE("draw: a fixed cell has its inputs, nodes, output and one labelled arr
   // The two edges c_k-1 -> a stay two arrows.
   CHECK(count(a, "\"c_k-1\" -> \"a\" [label=\"sep_conv_3x3\"];") == 1);
   CHECK(count(a, "\"c_k-1\" -> \"a\" [label=\"max_pool_3x3\"];") == 1);
-  CHECK(count(a, "\"c_k-2\" -> \"b\" [label=\"skip_connect\"];") == 1);
-  CHECK(count(a, "\"a\" -> \"b\" [label=\"dil_conv_3x3\"];") == 1);
+  CHECK(count(a, "\"c_k-2\" -> \"b\" [label=\"skip_connect \xc3\x97 c (from 0.9)\"];") == 1);
+  CHECK(count(a, "\"a\" -> \"b\" [label=\"dil_conv_3x3 \xc3\x97 0.5\"];") == 1);
   CHECK(count(a, "\"a\" -> \":output\"") == 1);
   CHECK(count(a, "\"b\" -> \":output\"") == 1);
 }
@@ -134,7 +136,7 @@ TEST_CASE("draw: a search cell draws every candidate, weighted by its share of t
 }
 
 TEST_CASE("draw: DARTS_V2's normal and reduce cells, and both as clusters") {
-  const std::string path = kSource + "/examples/genotypes/darts_v2.json";
+  const std::string path = kSource + "/examples/networks/darts_v2.json";
   const spec::Space space = spec::parse_file(path);
   TempDir dir;
   for (const spec::Cell& cell : space.cells) {

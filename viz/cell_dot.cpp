@@ -61,8 +61,12 @@ class Writer {
   void edge(const spec::Edge& edge, const std::string& to, const std::vector<double>* weights,
             const double* path_weight, int top) {
     const std::string from = id(edge.from);
-    const std::string path =
-        path_weight != nullptr ? " \xc2\xb7 path " + short_number(*path_weight) : "";
+    std::string path = path_weight != nullptr ? " \xc2\xb7 path " + short_number(*path_weight) : "";
+    // The edge's scalar coefficient (spec "coefficient"): its value, or its start if trained.
+    if (edge.coefficient)
+      path += edge.coefficient->trainable
+                  ? " \xc3\x97 c (from " + short_number(edge.coefficient->value) + ")"
+                  : " \xc3\x97 " + short_number(edge.coefficient->value);
     if (edge.ops.size() == 1 && weights == nullptr) {
       arrow(from, to, "label=" + dot_quoted(edge.ops[0] + path));
       return;

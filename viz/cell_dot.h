@@ -9,6 +9,7 @@
 // candidate of an edge as its own arrow; with weights (a run's architecture), each arrow's
 // label carries the candidate's weight and its width and opacity grow with the weight
 // relative to the edge's strongest candidate, so the ops a derivation would pick stand out.
+// An edge's scalar coefficient (spec "coefficient") ends its label: "neg_identity × 0.9".
 #pragma once
 
 #include <map>
