@@ -21,6 +21,7 @@ const Command& bench_command();
 const Command& export_command();
 const Command& infer_command();
 const Command& draw_command();
+const Command& report_command();
 
 // Applies --threads (0 or absent: every core / $CELLGRAPH_THREADS).
 void apply_threads(const Args& args);

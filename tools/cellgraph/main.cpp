@@ -48,9 +48,9 @@ Device selected_device(const Args& args) {
 namespace {
 
 std::vector<const Command*> all_commands() {
-  return {&validate_command(), &info_command(), &search_command(), &derive_command(),
-          &train_command(),    &eval_command(), &export_command(), &infer_command(),
-          &draw_command(),     &bench_command()};
+  return {&validate_command(), &info_command(),   &search_command(), &derive_command(),
+          &train_command(),    &eval_command(),   &export_command(), &infer_command(),
+          &draw_command(),     &report_command(), &bench_command()};
 }
 
 int dispatch(const std::vector<std::string>& argv) {

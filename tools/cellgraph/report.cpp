@@ -1,0 +1,325 @@
+// cellgraph report RUN_DIR [--out FILE]: one self-contained HTML page about a run (no
+// script, no network): its state, loss and accuracy curves, the learning rate and step time,
+// per-epoch heatmaps of each architecture group's weights (metrics.jsonl's arch_weights),
+// the derived cells drawn, the genotype and the configuration. Charts are inline SVG from
+// viz/svg_chart.h; the drawing is graphviz's svg when the build has it, else its DOT text.
+//
+// It reads only what a run writes as it goes, so a run still in progress (or interrupted)
+// reports what it has: a line being written at the end of metrics.jsonl is skipped, and the
+// cells are derived from the latest checkpoint when derived.json is not there yet.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "algorithms/search_session.h"
+#include "engine/error.h"
+#include "engine/io/checkpoint.h"
+#include "engine/io/file.h"
+#include "spec/json_value.h"
+#include "spec/parse.h"
+#include "tools/cellgraph/commands.h"
+#include "tools/cellgraph/run_dir.h"
+#include "viz/cell_dot.h"
+#include "viz/graphviz/render.h"
+#include "viz/svg_chart.h"
+
+namespace cellgraph::tools {
+
+namespace {
+
+namespace fs = std::filesystem;
+using spec::JsonValue;
+using viz::xml_escaped;
+
+constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
+constexpr size_t kMostHeatmaps = 12;  // epochs shown per group, evenly spaced, the last included
+
+// The complete lines of metrics.jsonl (a last line without its newline is being written).
+std::vector<JsonValue> read_metrics(const std::string& path) {
+  std::vector<JsonValue> lines;
+  if (!fs::exists(path)) return lines;
+  const std::string text = io::read_file(path);
+  size_t at = 0;
+  int number = 0;
+  while (at < text.size()) {
+    const size_t end = text.find('\n', at);
+    if (end == std::string::npos) break;
+    ++number;
+    const std::string line = text.substr(at, end - at);
+    at = end + 1;
+    if (line.empty()) continue;
+    lines.push_back(spec::parse_json_string(line, path + ":" + std::to_string(number)));
+  }
+  return lines;
+}
+
+double number_or_missing(const JsonValue& line, const std::string& key) {
+  const JsonValue* v = line.find(key);
+  return v != nullptr && v->is_number() ? v->as_double() : kMissing;
+}
+
+std::string kind_of(const JsonValue& line) {
+  const JsonValue* k = line.find("kind");
+  return k != nullptr && k->is_string() ? k->as_string() : "";
+}
+
+// Epoch lines, then the log lines after the last epoch line (the epoch in progress).
+std::vector<const JsonValue*> curve_points(const std::vector<JsonValue>& lines) {
+  std::vector<const JsonValue*> out;
+  size_t after_last_epoch = 0;
+  for (size_t i = 0; i < lines.size(); ++i)
+    if (kind_of(lines[i]) == "epoch") {
+      out.push_back(&lines[i]);
+      after_last_epoch = i + 1;
+    }
+  for (size_t i = after_last_epoch; i < lines.size(); ++i)
+    if (kind_of(lines[i]) == "log") out.push_back(&lines[i]);
+  return out;
+}
+
+viz::Series series(const std::vector<const JsonValue*>& points, const std::string& key,
+                   const std::string& name, const std::string& colour, double scale = 1) {
+  viz::Series s{name, colour, {}, {}};
+  for (const JsonValue* p : points) {
+    s.x.push_back(number_or_missing(*p, "step"));
+    s.y.push_back(number_or_missing(*p, key) * scale);
+  }
+  return s;
+}
+
+bool has_any(const viz::Series& s) {
+  return std::any_of(s.y.begin(), s.y.end(), [](double v) { return std::isfinite(v); });
+}
+
+std::string curves_html(const std::vector<JsonValue>& lines) {
+  const std::vector<const JsonValue*> points = curve_points(lines);
+  std::ostringstream out;
+  out << "<h2>Curves</h2>\n<p class=\"note\">Epoch means at each epoch's last step; after the "
+         "last epoch, the running means of the epoch in progress.</p>\n<div class=\"row\">\n";
+  std::vector<viz::Series> loss = {series(points, "train_loss", "train", "#1f77b4"),
+                                   series(points, "val_loss", "validation", "#d62728")};
+  std::vector<viz::Series> acc = {series(points, "train_acc", "train", "#1f77b4", 100),
+                                  series(points, "val_acc", "validation", "#d62728", 100)};
+  for (auto* list : {&loss, &acc})
+    list->erase(std::remove_if(list->begin(), list->end(),
+                               [](const viz::Series& s) { return !has_any(s); }),
+                list->end());
+  out << viz::line_chart_svg("loss (cross-entropy)", "step", loss)
+      << viz::line_chart_svg("accuracy (%)", "step", acc)
+      << viz::line_chart_svg("learning rate", "step", {series(points, "lr", "weights", "#2ca02c")});
+  // Step time at the finest grain written: log lines when there are any.
+  std::vector<const JsonValue*> timed;
+  for (const JsonValue& l : lines)
+    if (kind_of(l) == "log") timed.push_back(&l);
+  if (timed.empty()) timed = points;
+  out << viz::line_chart_svg("seconds per step", "step",
+                             {series(timed, "seconds_per_step", "mean", "#9467bd")})
+      << "</div>\n";
+  for (const JsonValue& l : lines)
+    if (kind_of(l) == "test")
+      out << "<p>test: loss " << viz::xml_escaped(spec::dump(*l.find("test_loss"))) << ", accuracy "
+          << (l.find("test_acc") ? viz::xml_escaped(spec::dump(*l.find("test_acc"))) : "?")
+          << "</p>\n";
+  return out.str();
+}
+
+std::vector<std::string> strings(const JsonValue* array) {
+  std::vector<std::string> out;
+  if (array == nullptr || !array->is_array()) return out;
+  for (const JsonValue& v : array->items()) out.push_back(v.is_string() ? v.as_string() : "?");
+  return out;
+}
+
+std::vector<std::vector<double>> matrix(const JsonValue* array) {
+  std::vector<std::vector<double>> out;
+  if (array == nullptr || !array->is_array()) return out;
+  for (const JsonValue& row : array->items()) {
+    std::vector<double> r;
+    if (row.is_array())
+      for (const JsonValue& v : row.items()) r.push_back(v.is_number() ? v.as_double() : kMissing);
+    out.push_back(r);
+  }
+  return out;
+}
+
+// Per group, small multiples of its weights at evenly spaced epochs (the last one labelled).
+std::string heatmaps_html(const std::vector<JsonValue>& lines) {
+  std::vector<const JsonValue*> epochs;
+  for (const JsonValue& l : lines)
+    if (kind_of(l) == "epoch" && l.find("arch_weights") != nullptr) epochs.push_back(&l);
+  if (epochs.empty()) return "";
+  std::vector<const JsonValue*> shown;
+  if (epochs.size() <= kMostHeatmaps) {
+    shown = epochs;
+  } else {
+    for (size_t i = 0; i < kMostHeatmaps; ++i)
+      shown.push_back(epochs[i * (epochs.size() - 1) / (kMostHeatmaps - 1)]);
+  }
+  std::ostringstream out;
+  out << "<h2>Architecture weights</h2>\n<p class=\"note\">Each group's coefficients as its "
+         "algorithm ranks them (metrics.jsonl <code>arch_weights</code>): one row per edge, one "
+         "column per candidate, white at the group's smallest value over the run and dark blue "
+         "at its largest; hover a cell for its value.</p>\n";
+  const JsonValue& last_groups = *epochs.back()->find("arch_weights");
+  for (const auto& [group, last] : last_groups.members()) {
+    double low = std::numeric_limits<double>::infinity(), high = -low;
+    for (const JsonValue* e : shown) {
+      const JsonValue* g = e->find("arch_weights")->find(group);
+      if (g == nullptr) continue;
+      for (const std::vector<double>& row : matrix(g->find("values")))
+        for (double v : row)
+          if (std::isfinite(v)) {
+            low = std::min(low, v);
+            high = std::max(high, v);
+          }
+    }
+    if (!(low <= high)) low = 0, high = 1;
+    out << "<h3>" << xml_escaped(group) << "</h3>\n<p class=\"note\">range " << low << " to "
+        << high << "</p>\n<div class=\"row\">\n";
+    for (const JsonValue* e : shown) {
+      const JsonValue* g = e->find("arch_weights")->find(group);
+      if (g == nullptr) continue;
+      const bool labelled = e == shown.back();
+      out << viz::heatmap_svg("epoch " + spec::dump(*e->find("epoch")), strings(g->find("rows")),
+                              strings(g->find("columns")), matrix(g->find("values")), low, high,
+                              labelled);
+    }
+    out << "</div>\n";
+  }
+  return out.str();
+}
+
+// The cells' drawing as inline svg, or DOT text when the build has no graphviz.
+std::string drawing_html(const spec::Space& space, const std::string& label) {
+  std::vector<viz::CellDrawing> cells;
+  for (const spec::Cell& c : space.cells) cells.push_back({&c, {}, 0});
+  if (cells.empty()) return "<p>(the network has no cells)</p>\n";
+  const std::string dot = viz::cells_dot(cells, space.name.empty() ? "cells" : space.name);
+  if (!viz::graphviz_available())
+    return "<p class=\"note\">This cellgraph was built without graphviz: the drawing as DOT "
+           "text (render it with <code>dot -Tsvg</code>).</p>\n<pre>" +
+           xml_escaped(dot) + "</pre>\n";
+  const std::string svg = viz::render_dot(dot, "svg", label);
+  const size_t start = svg.find("<svg");
+  return "<div class=\"drawing\">" + (start == std::string::npos ? svg : svg.substr(start)) +
+         "</div>\n";
+}
+
+struct Cells {
+  std::optional<spec::Space> space;
+  std::string genotype;
+  std::string from;  // what the cells are: "derived.json", "the checkpoint at step S"
+};
+
+Cells derived_cells(const std::string& dir, const ConfigReader& config) {
+  Cells c;
+  const std::string command = config.string("command");
+  if (command != "search") {
+    c.space = config.space();
+    c.from = "the network this " + command + " run trains";
+    return c;
+  }
+  if (fs::exists(dir + "/derived.json")) {
+    c.space = spec::parse_file(dir + "/derived.json");
+    c.from = "derived.json (the search's result)";
+    if (fs::exists(dir + "/genotype.txt")) c.genotype = io::read_file(dir + "/genotype.txt");
+    return c;
+  }
+  if (fs::exists(checkpoint_path(dir))) {
+    spec::Space space = config.space();
+    algorithms::fit_space_to_data(space, shape_from_config(config));
+    const io::Checkpoint ckpt = io::load_checkpoint(checkpoint_path(dir));
+    algorithms::Derived derived = algorithms::derive_from_checkpoint(space, ckpt);
+    c.space = std::move(derived.space);
+    c.genotype = derived.genotype;
+    c.from = "derived from the latest checkpoint (step " + ckpt.meta("step") +
+             "); the search has not finished";
+  }
+  return c;
+}
+
+std::string config_html(const ConfigReader& config) {
+  std::ostringstream out;
+  out << "<h2>Configuration</h2>\n<table>\n";
+  for (const auto& [key, value] : config.root().members()) {
+    if (value.is_object() || key == "spec") continue;  // the spec and statistics: config.json
+    out << "<tr><th>" << xml_escaped(key) << "</th><td>"
+        << xml_escaped(value.is_string() ? value.as_string() : spec::dump(value)) << "</td></tr>\n";
+  }
+  out << "</table>\n";
+  return out.str();
+}
+
+const char* const kStyle = R"(body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:20px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ddd}
+h3{font-size:13px;margin:12px 0 4px}.row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end}
+.note{color:#666;font-size:12px}table{border-collapse:collapse;font-size:12px}
+th,td{border:1px solid #ddd;padding:2px 8px;text-align:left}pre{background:#f6f6f6;padding:8px;
+white-space:pre-wrap;font-size:12px}.drawing svg{max-width:100%;height:auto})";
+
+int run_report(const Args& args) {
+  const std::string& dir = args.positional(0);
+  const ConfigReader config(dir);
+  const std::string out_path = args.get("out", dir + "/report.html");
+  const std::vector<JsonValue> lines = read_metrics(metrics_path(dir));
+  const std::string command = config.string("command");
+  const Cells cells = derived_cells(dir, config);
+
+  std::ostringstream html;
+  html << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>cellgraph "
+       << xml_escaped(command) << " " << xml_escaped(dir) << "</title>\n<style>" << kStyle
+       << "</style>\n</head>\n<body>\n<h1>cellgraph " << xml_escaped(command) << " run <code>"
+       << xml_escaped(dir) << "</code></h1>\n<p>";
+  if (config.has("algo")) html << "algorithm <b>" << xml_escaped(config.string("algo")) << "</b>, ";
+  if (config.has("spec_path")) html << "spec " << xml_escaped(config.string("spec_path")) << ", ";
+  int64_t last_step = 0, last_epoch = 0;
+  for (const JsonValue& l : lines) {
+    if (l.find("step") != nullptr && l.find("step")->is_integer())
+      last_step = std::max(last_step, l.find("step")->as_integer());
+    if (kind_of(l) == "epoch") last_epoch = l.find("epoch")->as_integer();
+  }
+  html << lines.size() << " metrics lines, " << last_epoch << " epochs and " << last_step
+       << " steps recorded.</p>\n";
+  if (lines.empty()) html << "<p>No metrics yet.</p>\n";
+  html << curves_html(lines) << heatmaps_html(lines);
+  if (cells.space) {
+    html << "<h2>Cells</h2>\n<p class=\"note\">" << xml_escaped(cells.from) << "</p>\n"
+         << drawing_html(*cells.space, dir);
+    if (!cells.genotype.empty())
+      html << "<h3>Genotype</h3>\n<pre>" << xml_escaped(cells.genotype) << "</pre>\n";
+    if (!cells.space->metadata.is_null())
+      html << "<h3>What is known about the cell</h3>\n<pre>"
+           << xml_escaped(spec::dump(cells.space->metadata, 2)) << "</pre>\n";
+  }
+  html << config_html(config) << "</body>\n</html>\n";
+  io::write_file_atomic(out_path, html.str());
+  std::cerr << "wrote " << out_path << "\n";
+  std::cout << out_path << "\n";
+  return 0;
+}
+
+}  // namespace
+
+const Command& report_command() {
+  static const Command command{
+      .name = "report",
+      .summary = "write a self-contained HTML report of a run (curves, weights, cells)",
+      .positionals = {"RUN_DIR"},
+      .flags = {{"out", "FILE", "where to write the page", "RUN_DIR/report.html"}},
+      .details =
+          "One HTML file with no script and no external resource: loss, accuracy, learning "
+          "rate and step time over the steps; for a search, per-epoch heatmaps of each "
+          "architecture group's weights and the derived cells drawn (from derived.json, or "
+          "from the latest checkpoint while the search runs); the genotype; the run's "
+          "configuration. Missing or non-finite values are gaps. Prints the file's path.",
+      .run = run_report};
+  return command;
+}
+
+}  // namespace cellgraph::tools
