@@ -12,6 +12,7 @@
 #include "spec/parse.h"
 #include "tools/cellgraph/cell_report.h"
 #include "tools/cellgraph/cli.h"
+#include "tools/cellgraph/tensorboard.h"
 
 namespace cellgraph::tools {
 
@@ -98,6 +99,7 @@ void read_basics_flags(const Args& args, RunBasics& run) {
   run.max_steps = args.get_int("max-steps", run.max_steps, 0, kMax);
   run.seed = args.get_int("seed", run.seed, 0, kMax);
   run.log_every = args.get_int("log-every", run.log_every, 0, kMax);
+  run.tensorboard = args.get("tensorboard", run.tensorboard);
 }
 
 void write_basics(JsonValue& config, const RunBasics& run) {
@@ -109,6 +111,7 @@ void write_basics(JsonValue& config, const RunBasics& run) {
   config.set("max_steps", run.max_steps);
   config.set("seed", run.seed);
   config.set("log_every", run.log_every);
+  if (!run.tensorboard.empty()) config.set("tensorboard", run.tensorboard);
 }
 
 void read_basics(const ConfigReader& config, RunBasics& run) {
@@ -121,6 +124,7 @@ void read_basics(const ConfigReader& config, RunBasics& run) {
   run.max_steps = config.integer("max_steps");
   run.seed = config.integer("seed");
   run.log_every = config.integer("log_every");
+  if (config.has("tensorboard")) run.tensorboard = config.string("tensorboard");
 }
 
 JsonValue space_json(const spec::Space& space) {
@@ -164,6 +168,16 @@ void MetricsLog::write(const JsonValue& line) {
   if (std::fwrite(text.data(), 1, text.size(), file_) != text.size() || std::fflush(file_) != 0)
     throw error(path_, ": cannot write: ", std::strerror(errno));
   bytes_ += int64_t(text.size());
+  if (tensorboard_) {
+    const JsonValue* step = line.find("step");
+    tensorboard_->scalars(step != nullptr && step->is_integer() ? step->as_integer() : 0,
+                          tensorboard_scalars(line));
+  }
+}
+
+void MetricsLog::mirror_to_tensorboard(const std::string& dir, std::optional<int64_t> resumed_at) {
+  tensorboard_ = std::make_unique<viz::EventFileWriter>(dir);
+  if (resumed_at) tensorboard_->session_start(*resumed_at);
 }
 
 TrainingData load_training_data(const std::string& data, int64_t subset) {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -24,6 +25,7 @@
 #include "spec/space.h"
 #include "tools/cellgraph/cli.h"
 #include "tools/cellgraph/progress.h"
+#include "viz/event_file.h"
 
 namespace cellgraph::tools {
 
@@ -71,8 +73,10 @@ struct RunBasics {
   spec::Space space;
   std::string data = "fashion-mnist";
   int64_t subset = 0, epochs = 1, batch = 1, max_steps = 0, seed = 0, log_every = 50;
+  std::string tensorboard;  // --tensorboard DIR: metrics lines also as TensorBoard events
 };
-// --data, --subset, --epochs, --batch, --max-steps, --seed, --log-every over the defaults
+// --data, --subset, --epochs, --batch, --max-steps, --seed, --log-every, --tensorboard over
+// the defaults
 // already in `run` (the spec path and the spec are the command's to read).
 void read_basics_flags(const Args& args, RunBasics& run);
 // The same keys in config.json, and back.
@@ -94,6 +98,11 @@ class MetricsLog {
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
 
+  // Also writes each line's scalars as TensorBoard events in `dir` (a new event file;
+  // `resumed_at`: the step a resumed run continues from, marked so that TensorBoard drops
+  // the earlier file's events after it).
+  void mirror_to_tensorboard(const std::string& dir, std::optional<int64_t> resumed_at);
+
   void write(const spec::JsonValue& line);
   int64_t bytes() const { return bytes_; }  // the file's size after the last write
   // fsync: called before a checkpoint records bytes(), so the lines it counts are on disk.
@@ -103,6 +112,7 @@ class MetricsLog {
   std::string path_;
   std::FILE* file_ = nullptr;
   int64_t bytes_ = 0;
+  std::unique_ptr<viz::EventFileWriter> tensorboard_;
 };
 
 // A training set as the commands use it: the first `subset` images (0: all) of DATA's

@@ -172,6 +172,12 @@ int run_search(const Args& args) {
   else
     create_run_dir(dir);  // only now: a failed start leaves no empty run directory behind
   MetricsLog log(metrics_path(dir), metrics_bytes);
+  if (!config.tensorboard.empty()) {
+    log.mirror_to_tensorboard(config.tensorboard,
+                              resume ? std::optional(session.global_step()) : std::nullopt);
+    note("TensorBoard events in " + config.tensorboard + " (tensorboard --logdir " +
+         config.tensorboard + ")");
+  }
   write_file_atomic(config_path(dir), spec::dump(config_doc, 2) + "\n");
 
   Progress progress;
@@ -227,7 +233,8 @@ std::vector<Flag> search_flags() {
        "validation step)",
        "0.5"},
       {"subset", "N", "use only the first N training images (demos; 0: all)", "0"},
-      {"log-every", "N", "a metrics line every N steps (0: epochs only)", "50"}};
+      {"log-every", "N", "a metrics line every N steps (0: epochs only)", "50"},
+      {"tensorboard", "DIR", "also write every metrics line as TensorBoard scalars in DIR", ""}};
   for (const algorithms::Hyperparameter& h : algorithms::search_hyperparameters())
     flags.push_back({h.flag, "X", h.help, default_text(h)});
   // Each algorithm's own flags, once each, prefixed with the algorithms that read them.

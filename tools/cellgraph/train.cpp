@@ -229,6 +229,12 @@ int run_train(const Args& args) {
   else
     create_run_dir(dir);  // only now: a failed start leaves no empty run directory behind
   MetricsLog log(metrics_path(dir), metrics_bytes);
+  if (!config.tensorboard.empty()) {
+    log.mirror_to_tensorboard(config.tensorboard,
+                              resume ? std::optional(session.global_step()) : std::nullopt);
+    note("TensorBoard events in " + config.tensorboard + " (tensorboard --logdir " +
+         config.tensorboard + ")");
+  }
   write_file_atomic(config_path(dir), spec::dump(config_doc, 2) + "\n");
 
   Progress progress;
@@ -287,6 +293,8 @@ const Command& train_command() {
            {"subset", "N", "use only the first N training images (0: all)", "0"},
            {"test-subset", "N", "evaluate on the first N test images (0: all)", "0"},
            {"log-every", "N", "a metrics line every N steps (0: epochs only)", "50"},
+           {"tensorboard", "DIR", "also write every metrics line as TensorBoard scalars in DIR",
+            ""},
            {"lr", "X", "SGD learning rate, cosine-annealed per epoch", "0.025"},
            {"lr-min", "X", "learning rate at the end of the schedule", "0"},
            {"momentum", "X", "SGD momentum", "0.9"},
