@@ -12,6 +12,7 @@
 #include "spec/json_value.h"
 #include "spec/parse.h"
 #include "tests/support/cli.h"
+#include "tests/support/tiny_space.h"
 
 using namespace cellgraph;
 using namespace cellgraph::algorithms;
@@ -42,28 +43,6 @@ int count_of(const std::string& text, const std::string& part) {
   for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
   return n;
 }
-
-// A NATS-Bench search space small enough to search for two steps in a test.
-constexpr const char* kNatsSearch = R"({
-  "format": 1, "name": "nats_small",
-  "op_sets": {"nats": ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]},
-  "cells": [{
-    "name": "tss", "inputs": ["in"], "preprocess": "none",
-    "nodes": [
-      {"name": "n1", "from": ["in"], "ops": "nats"},
-      {"name": "n2", "from": ["in", "n1"], "ops": "nats"},
-      {"name": "n3", "from": ["in", "n1", "n2"], "ops": "nats"}
-    ],
-    "output": {"node": "n3"}
-  }],
-  "network": {
-    "input": [1, 8, 8], "classes": 10,
-    "stem": [{"op": "conv_3x3", "channels": 4}, {"op": "batch_norm"}],
-    "body": [{"cell": "tss", "channels": 4}, {"block": "residual", "channels": 8, "stride": 2},
-             {"cell": "tss", "channels": 8}],
-    "head": [{"op": "batch_norm"}, {"op": "relu"}, {"op": "global_avg_pool"}, {"op": "linear"}]
-  }
-})";
 
 }  // namespace
 
@@ -117,7 +96,7 @@ TEST_CASE("cli: derive on a NATS-Bench search prints and records the cell's NATS
   SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string spec = dir / "nats.json";
-  std::ofstream(spec) << kNatsSearch;
+  std::ofstream(spec) << testing::kTinyNatsSpace;
   const std::string run = dir / "run";
   Result r = run_cli("search " + spec + " --out " + run + " --data " + kData +
                      " --subset 32 --batch 8 --epochs 1 --max-steps 2 --threads 1 --seed 5");
@@ -164,7 +143,7 @@ TEST_CASE("cli: each epoch record of a NATS-Bench search carries its derived cel
   SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string spec = dir / "nats.json";
-  std::ofstream(spec) << kNatsSearch;
+  std::ofstream(spec) << testing::kTinyNatsSpace;
   const std::string run = dir / "run";
   // 32 images, half for validation, batch 8: 2 steps per epoch, 2 epochs.
   const Result r = run_cli("search " + spec + " --out " + run + " --data " + kData +

@@ -11,6 +11,7 @@
 
 #include "tests/support/cli.h"
 #include "tests/support/run_files.h"
+#include "tests/support/tiny_space.h"
 #include "viz/graphviz/render.h"
 #include "viz/svg_chart.h"
 
@@ -79,7 +80,11 @@ TEST_CASE("report: a finished search, one in progress, and metrics with holes") 
   CHECK(!has(html, "<script"));
   CHECK(!has(html, "<link"));
   CHECK(!has(html, "src="));
-  CHECK(occurrences(html, "class=\"chart\"") == 4);  // loss, accuracy, lr, step time
+  // Loss, accuracy, lr, step time, the derived cell's skip ratio (not a NATS space).
+  CHECK(occurrences(html, "class=\"chart\"") == 5);
+  CHECK(has(html, "skip-connection ratio"));
+  CHECK(!has(html, "NATS-Bench test accuracy"));
+  CHECK(occurrences(path_of(html, "derived cell"), "L") == 2);  // 3 epochs
   CHECK(!path_of(html, "train").empty());
   CHECK(!path_of(html, "validation").empty());
   // One group (normal: 5 edges x 4 candidates) at each of 3 epochs.
@@ -127,4 +132,28 @@ TEST_CASE("report: a finished search, one in progress, and metrics with holes") 
   r = testing::run_cli("report " + (dir / "nothing"), dir);
   CHECK(r.status == 1);
   CHECK(has(r.err, dir / "nothing"));
+}
+
+TEST_CASE("report: a NATS-Bench search shows its derived cell's benchmark accuracies per epoch") {
+  SKIP_WITHOUT_FASHION_MNIST();
+  TempDir dir;
+  const std::string spec = dir / "nats.json";
+  std::ofstream(spec) << testing::kTinyNatsSpace;
+  const std::string run = dir / "run";
+  testing::Result r = testing::run_cli("search " + spec + " --out " + run +
+                                           " --data fashion-mnist:" + CELLGRAPH_FASHION_MNIST_DIR +
+                                           " --subset 32 --batch 8 --epochs 2 --threads 1 --seed 5",
+                                       dir);
+  REQUIRE(r.status == 0);
+  r = testing::run_cli("report " + run, dir);
+  REQUIRE(r.status == 0);
+  const std::string html = testing::read_text(run + "/report.html");
+  CHECK(has(html, "NATS-Bench test accuracy of the derived cell (%)"));
+  for (const char* name : {"CIFAR-10", "CIFAR-100", "ImageNet16-120"}) {
+    CAPTURE(name);
+    CHECK(occurrences(path_of(html, name), "M") == 1);  // one point per epoch, no gap
+    CHECK(occurrences(path_of(html, name), "L") == 1);
+  }
+  // The derived cell's NATS-Bench entry is among what is known about it.
+  CHECK(has(html, "&quot;nats_bench&quot;"));
 }

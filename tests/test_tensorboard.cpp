@@ -233,6 +233,10 @@ TEST_CASE(
       REQUIRE(s.count(tag) == 1);
       CHECK(s.at(tag) == float(normal.find("values")->items()[1].items()[2].as_double()));
       for (const auto& [t, v] : s) arch_tags += t.rfind("arch/normal/", 0) == 0;
+      // Numbers inside objects by their path: the derived cell's skip ratio.
+      REQUIRE(s.count("epoch/skip_ratio/ratio") == 1);
+      CHECK(s.at("epoch/skip_ratio/ratio") ==
+            float(j.find("skip_ratio")->find("ratio")->as_double()));
     }
     ++i;
   }

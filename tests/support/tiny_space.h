@@ -1,5 +1,6 @@
 // The tiny search space several tests run: one search cell with two nodes, four candidates
-// per edge (none, skip_connect, sep_conv_3x3, max_pool_3x3), C=4, a 1x8x8 input, 3 classes.
+// per edge (none, skip_connect, sep_conv_3x3, max_pool_3x3), C=4, a 1x8x8 input, 3 classes;
+// and a NATS-Bench topology space as small (kTinyNatsSpace).
 #pragma once
 
 namespace cellgraph::testing {
@@ -20,6 +21,28 @@ inline constexpr const char* kTinySpace = R"({
     "stem": [{"op": "conv_3x3", "channels": 6}, {"op": "batch_norm"}],
     "body": [{"cell": "normal", "channels": 4}],
     "head": [{"op": "global_avg_pool"}, {"op": "linear"}]
+  }
+})";
+
+// A NATS-Bench search space small enough to search for two steps in a test.
+inline constexpr const char* kTinyNatsSpace = R"({
+  "format": 1, "name": "nats_small",
+  "op_sets": {"nats": ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]},
+  "cells": [{
+    "name": "tss", "inputs": ["in"], "preprocess": "none",
+    "nodes": [
+      {"name": "n1", "from": ["in"], "ops": "nats"},
+      {"name": "n2", "from": ["in", "n1"], "ops": "nats"},
+      {"name": "n3", "from": ["in", "n1", "n2"], "ops": "nats"}
+    ],
+    "output": {"node": "n3"}
+  }],
+  "network": {
+    "input": [1, 8, 8], "classes": 10,
+    "stem": [{"op": "conv_3x3", "channels": 4}, {"op": "batch_norm"}],
+    "body": [{"cell": "tss", "channels": 4}, {"block": "residual", "channels": 8, "stride": 2},
+             {"cell": "tss", "channels": 8}],
+    "head": [{"op": "batch_norm"}, {"op": "relu"}, {"op": "global_avg_pool"}, {"op": "linear"}]
   }
 })";
 

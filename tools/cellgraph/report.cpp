@@ -83,12 +83,20 @@ std::vector<const JsonValue*> curve_points(const std::vector<JsonValue>& lines) 
   return out;
 }
 
+// `key` may name a member of an object member: "nats_bench.cifar10".
+double value_at(const JsonValue& line, const std::string& key) {
+  const size_t dot = key.find('.');
+  if (dot == std::string::npos) return number_or_missing(line, key);
+  const JsonValue* inner = line.find(key.substr(0, dot));
+  return inner != nullptr && inner->is_object() ? value_at(*inner, key.substr(dot + 1)) : kMissing;
+}
+
 viz::Series series(const std::vector<const JsonValue*>& points, const std::string& key,
                    const std::string& name, const std::string& colour, double scale = 1) {
   viz::Series s{name, colour, {}, {}};
   for (const JsonValue* p : points) {
     s.x.push_back(number_or_missing(*p, "step"));
-    s.y.push_back(number_or_missing(*p, key) * scale);
+    s.y.push_back(value_at(*p, key) * scale);
   }
   return s;
 }
@@ -119,8 +127,21 @@ std::string curves_html(const std::vector<JsonValue>& lines) {
     if (kind_of(l) == "log") timed.push_back(&l);
   if (timed.empty()) timed = points;
   out << viz::line_chart_svg("seconds per step", "step",
-                             {series(timed, "seconds_per_step", "mean", "#9467bd")})
-      << "</div>\n";
+                             {series(timed, "seconds_per_step", "mean", "#9467bd")});
+  // A search's derived cell read against NATS-Bench, and its skip-connection ratio.
+  std::vector<const JsonValue*> epochs;
+  for (const JsonValue* p : points)
+    if (kind_of(*p) == "epoch") epochs.push_back(p);
+  const viz::Series c10 = series(epochs, "nats_bench.cifar10", "CIFAR-10", "#1f77b4"),
+                    c100 = series(epochs, "nats_bench.cifar100", "CIFAR-100", "#ff7f0e"),
+                    imagenet =
+                        series(epochs, "nats_bench.imagenet16_120", "ImageNet16-120", "#2ca02c"),
+                    skip = series(epochs, "skip_ratio.ratio", "derived cell", "#8c564b");
+  if (has_any(c10))
+    out << viz::line_chart_svg("NATS-Bench test accuracy of the derived cell (%)", "step",
+                               {c10, c100, imagenet});
+  if (has_any(skip)) out << viz::line_chart_svg("skip-connection ratio", "step", {skip});
+  out << "</div>\n";
   for (const JsonValue& l : lines)
     if (kind_of(l) == "test")
       out << "<p>test: loss " << viz::xml_escaped(spec::dump(*l.find("test_loss"))) << ", accuracy "

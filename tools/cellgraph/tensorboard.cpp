@@ -1,6 +1,7 @@
 #include "tools/cellgraph/tensorboard.h"
 
 #include <cmath>
+#include <functional>
 
 namespace cellgraph::tools {
 
@@ -8,11 +9,16 @@ std::vector<std::pair<std::string, float>> tensorboard_scalars(const spec::JsonV
   std::vector<std::pair<std::string, float>> out;
   const spec::JsonValue* kind = line.find("kind");
   const std::string prefix = kind != nullptr && kind->is_string() ? kind->as_string() : "line";
-  auto add = [&](const std::string& tag, const spec::JsonValue& v) {
-    if (v.is_number() && std::isfinite(v.as_double())) out.emplace_back(tag, float(v.as_double()));
-  };
+  // Numbers, and the numbers inside objects (nats_bench, skip_ratio, sparse_codes).
+  std::function<void(const std::string&, const spec::JsonValue&)> add =
+      [&](const std::string& tag, const spec::JsonValue& v) {
+        if (v.is_number() && std::isfinite(v.as_double()))
+          out.emplace_back(tag, float(v.as_double()));
+        if (v.is_object())
+          for (const auto& [key, inner] : v.members()) add(tag + "/" + key, inner);
+      };
   for (const auto& [key, value] : line.members())
-    if (key != "epoch" && key != "step") add(prefix + "/" + key, value);
+    if (key != "epoch" && key != "step" && key != "arch_weights") add(prefix + "/" + key, value);
   const spec::JsonValue* arch = line.find("arch_weights");
   if (prefix != "epoch" || arch == nullptr || !arch->is_object()) return out;
   for (const auto& [group, g] : arch->members()) {
