@@ -50,6 +50,7 @@ std::string Hyperparameter::config_key() const {
 
 std::string Hyperparameter::default_text() const {
   if (type == Type::choice) return choices.front();
+  if (type == Type::text) return default_string;
   char text[32];
   std::snprintf(text, sizeof text, "%g", default_number);
   return text;
@@ -86,6 +87,14 @@ Hyperparameter choice(std::string flag, std::vector<std::string> choices, std::s
           .reference = std::move(reference)};
 }
 
+Hyperparameter text(std::string flag, std::string value, std::string help, std::string reference) {
+  return {.flag = std::move(flag),
+          .type = Hyperparameter::Type::text,
+          .default_string = std::move(value),
+          .help = std::move(help),
+          .reference = std::move(reference)};
+}
+
 HyperValues::HyperValues(std::vector<Hyperparameter> table) : table_(std::move(table)) {
   for (const Hyperparameter& h : table_) {
     CG_ASSERT(!has(h.flag) || numbers_.count(h.flag) + choices_.count(h.flag) == 0,
@@ -93,6 +102,8 @@ HyperValues::HyperValues(std::vector<Hyperparameter> table) : table_(std::move(t
     if (h.type == Hyperparameter::Type::choice) {
       CG_ASSERT(!h.choices.empty(), "--", h.flag, " has no choices");
       choices_[h.flag] = h.choices.front();
+    } else if (h.type == Hyperparameter::Type::text) {
+      choices_[h.flag] = h.default_string;
     } else {
       CG_ASSERT(valid_number(h, h.default_number), "--", h.flag, ": default out of range");
       numbers_[h.flag] = h.default_number;
@@ -112,8 +123,14 @@ const Hyperparameter& HyperValues::entry(const std::string& flag) const {
   CG_ASSERT(false, "no hyperparameter --", flag);
 }
 
+namespace {
+bool is_number(const Hyperparameter& h) {
+  return h.type == Hyperparameter::Type::number || h.type == Hyperparameter::Type::integer;
+}
+}  // namespace
+
 double HyperValues::number(const std::string& flag) const {
-  CG_ASSERT(entry(flag).type != Hyperparameter::Type::choice, "--", flag, " is a choice");
+  CG_ASSERT(is_number(entry(flag)), "--", flag, " is not a number");
   return numbers_.at(flag);
 }
 
@@ -127,10 +144,19 @@ const std::string& HyperValues::choice(const std::string& flag) const {
   return choices_.at(flag);
 }
 
+const std::string& HyperValues::text(const std::string& flag) const {
+  CG_ASSERT(entry(flag).type == Hyperparameter::Type::text, "--", flag, " is not text");
+  return choices_.at(flag);
+}
+
 void HyperValues::set_text(const std::string& flag, const std::string& text) {
   const Hyperparameter& h = entry(flag);
   if (h.type == Hyperparameter::Type::choice) {
     set_choice(flag, text);
+    return;
+  }
+  if (h.type == Hyperparameter::Type::text) {
+    choices_[flag] = text;
     return;
   }
   double v = 0;
@@ -142,7 +168,7 @@ void HyperValues::set_text(const std::string& flag, const std::string& text) {
 
 void HyperValues::set_number(const std::string& flag, double value) {
   const Hyperparameter& h = entry(flag);
-  CG_ASSERT(h.type != Hyperparameter::Type::choice, "--", flag, " is a choice");
+  CG_ASSERT(is_number(h), "--", flag, " is not a number");
   if (!valid_number(h, value))
     throw error("--", flag, ": expected ", range_text(h), ", got ", value);
   numbers_[flag] = value;
@@ -161,7 +187,7 @@ void HyperValues::set_choice(const std::string& flag, const std::string& value) 
 
 void HyperValues::write_json(spec::JsonValue& object) const {
   for (const Hyperparameter& h : table_) {
-    if (h.type == Hyperparameter::Type::choice)
+    if (h.type == Hyperparameter::Type::choice || h.type == Hyperparameter::Type::text)
       object.set(h.config_key(), choices_.at(h.flag));
     else if (h.type == Hyperparameter::Type::integer)
       object.set(h.config_key(), int64_t(numbers_.at(h.flag)));
@@ -188,6 +214,11 @@ void HyperValues::read_json(const spec::JsonValue& object, const std::string& fi
         throw error(file, ":/", key, ": expected ", choices_text(h), ", got '", v->as_string(),
                     "'");
       }
+      continue;
+    }
+    if (h.type == Hyperparameter::Type::text) {
+      if (!v->is_string()) throw error(file, ":/", key, ": expected a string");
+      choices_[h.flag] = v->as_string();
       continue;
     }
     if (!v->is_number() || !valid_number(h, v->as_double()))

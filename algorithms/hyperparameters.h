@@ -5,8 +5,8 @@
 // Why a table and not a struct per algorithm read by hand: the runner would otherwise have
 // to name every algorithm's options one by one (flags, help, config keys, resume), which is
 // what kept algorithm-specific code in tools/. A value is a double (numbers, integers) or a
-// string (choices); passes read theirs by flag name once per step, which costs nothing next
-// to a forward pass.
+// string (choices, and free text such as a file path); passes read theirs by flag name once
+// per step, which costs nothing next to a forward pass.
 #pragma once
 
 #include <cstdint>
@@ -19,12 +19,14 @@
 namespace cellgraph::algorithms {
 
 struct Hyperparameter {
-  enum class Type { number, integer, choice };
+  // text: any string, kept as written (a file path: RARTS' --latency TABLE.json).
+  enum class Type { number, integer, choice, text };
   std::string flag;  // "nasp-eta": the runner's --nasp-eta, config.json's "nasp_eta"
   Type type = Type::number;
   double default_number = 0;         // number, integer
   double min = 0, max = 0;           // inclusive range (number, integer)
   std::vector<std::string> choices;  // choice: the allowed values, the first is the default
+  std::string default_string;        // text
   std::string help;                  // one line
   std::string reference;             // where the default comes from ("DARTS", "paper Eq. 7")
   // Added after the first runs were written: a config.json without the key resumes with
@@ -34,7 +36,7 @@ struct Hyperparameter {
   std::string absent_value;  // as set_text reads it; empty: the default
 
   std::string config_key() const;    // "nasp_eta"
-  std::string default_text() const;  // "0.025", "sgd"
+  std::string default_text() const;  // "0.025", "sgd", "" (text)
 };
 
 // Shorthands for the tables.
@@ -44,6 +46,8 @@ Hyperparameter integer(std::string flag, int64_t value, int64_t min, int64_t max
                        std::string reference = "");
 Hyperparameter choice(std::string flag, std::vector<std::string> choices, std::string help,
                       std::string reference = "");
+Hyperparameter text(std::string flag, std::string value, std::string help,
+                    std::string reference = "");
 
 // Values for one table, defaults until set.
 class HyperValues {
@@ -58,9 +62,11 @@ class HyperValues {
   double number(const std::string& flag) const;  // number or integer
   int64_t integer(const std::string& flag) const;
   const std::string& choice(const std::string& flag) const;
+  const std::string& text(const std::string& flag) const;
 
   // Sets from text as a user wrote it; throws Error "--FLAG: expected ..., got 'TEXT'"
-  // (numbers must parse completely and lie in the range, integers be whole, choices listed).
+  // (numbers must parse completely and lie in the range, integers be whole, choices listed;
+  // text is taken as it is).
   void set_text(const std::string& flag, const std::string& text);
   // Sets a number programmatically (tests, derived defaults); range-checked like set_text.
   void set_number(const std::string& flag, double value);
@@ -77,7 +83,7 @@ class HyperValues {
   const Hyperparameter& entry(const std::string& flag) const;
   std::vector<Hyperparameter> table_;
   std::map<std::string, double> numbers_;
-  std::map<std::string, std::string> choices_;
+  std::map<std::string, std::string> choices_;  // choices and text
 };
 
 }  // namespace cellgraph::algorithms

@@ -80,6 +80,27 @@ TEST_CASE("hyperparameters: config.json round trip; keys added later default whe
                        "run/config.json:/solver: expected 'fista' or 'ista', got 'newton'", Error);
 }
 
+TEST_CASE("hyperparameters: free text (a file path) is kept as written, through config.json") {
+  Hyperparameter path = text("table", "", "a file");
+  HyperValues v({number("rate", 0.025, 0, 1e30, "a rate"), path});
+  CHECK(v.text("table").empty());
+  CHECK(path.default_text().empty());
+  v.set_text("table", "runs/lat 1.json");
+  CHECK(v.text("table") == "runs/lat 1.json");
+  v.set_text("table", "0.5");  // not parsed as a number
+  CHECK(v.text("table") == "0.5");
+  spec::JsonValue config = spec::JsonValue::object();
+  v.write_json(config);
+  CHECK(spec::dump(config) == R"({"rate":0.025,"table":"0.5"})");
+  HyperValues back({number("rate", 0.025, 0, 1e30, "a rate"), path});
+  back.read_json(config, "config.json");
+  CHECK(back.text("table") == "0.5");
+  config.set("table", 3);
+  CHECK_THROWS_WITH_AS(back.read_json(config, "run/config.json"),
+                       "run/config.json:/table: expected a string", Error);
+  CHECK(back.text("table") == "0.5");
+}
+
 TEST_CASE("registry: every algorithm has a step, and no table collides with the search's") {
   std::set<std::string> names, common;
   for (const Hyperparameter& h : search_hyperparameters()) common.insert(h.flag);
