@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace cellgraph {
 
@@ -16,5 +17,9 @@ int64_t physical_memory_bytes();
 // across oversubscribed cores, and a step that takes a second at the core count takes
 // minutes at thousands of threads, for no gain.
 int thread_cap();
+
+// The CPU's model name from /proc/cpuinfo ("AMD EPYC 7B13"), for measurements that depend on
+// the machine (latency tables); "unknown CPU" when it is not there.
+std::string cpu_model();
 
 }  // namespace cellgraph
