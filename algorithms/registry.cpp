@@ -11,11 +11,12 @@ const Algorithm& milenas_algorithm();        // milenas.cpp
 const Algorithm& nasp_algorithm();           // nasp.cpp
 const Algorithm& ista_algorithm();           // ista.cpp
 const Algorithm& ista_onestage_algorithm();  // ista_onestage.cpp
+const Algorithm& rarts_algorithm();          // rarts.cpp
 
 const std::vector<const Algorithm*>& algorithms() {
   static const std::vector<const Algorithm*> kList = {
-      &darts_algorithm(), &darts2_algorithm(), &milenas_algorithm(),
-      &nasp_algorithm(),  &ista_algorithm(),   &ista_onestage_algorithm(),
+      &darts_algorithm(), &darts2_algorithm(),        &milenas_algorithm(), &nasp_algorithm(),
+      &ista_algorithm(),  &ista_onestage_algorithm(), &rarts_algorithm(),
   };
   return kList;
 }

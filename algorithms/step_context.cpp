@@ -40,10 +40,21 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
 
 Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& coefficients,
                  bool is_train) {
+  return forward_loss(ctx, ctx.params, batch, coefficients, is_train);
+}
+
+Var forward_loss(StepContext& ctx, const ir::ParameterStore& params, const Batch& batch,
+                 const std::vector<Var>& coefficients, bool is_train) {
+  if (ctx.loss_model) {
+    Var loss = ctx.loss_model(params, is_train, coefficients);
+    (is_train ? ctx.metrics.train_loss : ctx.metrics.val_loss) += double(loss.value().item());
+    (is_train ? ctx.metrics.train_count : ctx.metrics.val_count) += 1;
+    return loss;
+  }
   sched::RunOptions options{.training = true,
                             .coefficients = coefficients,
                             .dropout_seed = ctx.step * 2 + (is_train ? 1 : 0)};
-  const Var logits = sched::run(ctx.graph, ctx.params, ctx.plan(), Var(batch.images), options);
+  const Var logits = sched::run(ctx.graph, params, ctx.plan(), Var(batch.images), options);
   Var loss = ops::cross_entropy(logits, Var(batch.labels));
   const double n = double(batch.labels.numel());
   (is_train ? ctx.metrics.train_loss : ctx.metrics.val_loss) += double(loss.value().item()) * n;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "algorithms/arch_state.h"
@@ -31,6 +32,13 @@ struct StepMetrics {
   StepMetrics& operator+=(const StepMetrics& o);
 };
 
+// A stand-in for the network's forward and loss: the mean loss of the weights `params` on
+// the train (is_train) or the validation side at `coefficients`. The papers' toy problems
+// (RARTS Sec. III: scalar losses of one weight and one architecture variable) run the real
+// passes through it (tests/test_rarts.cpp).
+using LossModel = std::function<Var(const ir::ParameterStore& params, bool is_train,
+                                    const std::vector<Var>& coefficients)>;
+
 struct StepContext {
   StepContext(const ir::Graph& g, const ir::ParameterStore& p, ArchState& a, Sgd& w, Optimizer& ao,
               const Batch& train_batch, const Batch& val_batch, const HyperValues& h)
@@ -54,6 +62,7 @@ struct StepContext {
   float grad_clip = 5.0f;    // <= 0: no clipping
   uint64_t step = 0;         // global step, seeds dropout
   StepMetrics metrics;
+  LossModel loss_model;  // empty: the network (sched::run and cross-entropy)
 
   // The plan for the current active set, made on first use and again after the active
   // set changes.
@@ -75,6 +84,9 @@ struct NamedPass {
 // and adds the batch's loss and accuracy to the metrics (train or val side).
 Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& coefficients,
                  bool is_train);
+// The same with other weights on the same graph (RARTS' second network).
+Var forward_loss(StepContext& ctx, const ir::ParameterStore& params, const Batch& batch,
+                 const std::vector<Var>& coefficients, bool is_train);
 // Number of rows of `logits` whose arg-max equals the label.
 int64_t count_correct(const Tensor& logits, const Tensor& labels);
 

@@ -110,7 +110,8 @@ std::string temp_file(const std::string& name) {
 }  // namespace
 
 TEST_CASE("search: a resumed session is bit-identical to an uninterrupted one") {
-  for (const std::string algo : {"darts", "darts2", "milenas", "nasp", "ista", "ista-onestage"}) {
+  for (const Algorithm* algorithm : algorithms::algorithms()) {
+    const std::string algo = algorithm->name();
     for (int split : {2, 3}) {  // inside an epoch, and at an epoch's end
       CAPTURE(algo);
       CAPTURE(split);

@@ -42,6 +42,14 @@ void ParameterStore::move_to(Device device) {
   device_ = device;
 }
 
+ParameterStore ParameterStore::clone() const {
+  ParameterStore out;
+  out.device_ = device_;
+  out.vars_.reserve(vars_.size());
+  for (const Var& v : vars_) out.vars_.emplace_back(v.value().clone(), v.requires_grad(), v.name());
+  return out;
+}
+
 std::vector<Var> ParameterStore::weights() const {
   std::vector<Var> out;
   for (const Var& v : vars_)

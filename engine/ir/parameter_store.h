@@ -17,6 +17,10 @@ class ParameterStore {
   // Throws Error (backend_for's) when `device` is not available, before drawing anything.
   ParameterStore(const Graph& graph, uint64_t seed, Device device = Device::cpu);
 
+  // An independent copy (values cloned, same names): a second network on the same graph
+  // (RARTS keeps one beside the search's own).
+  ParameterStore clone() const;
+
   const Var& operator[](ParamId id) const { return vars_[id.index()]; }
   const std::vector<Var>& all() const { return vars_; }
   // The weights that take gradients (buffers excluded), e.g. for an optimizer.
@@ -27,6 +31,7 @@ class ParameterStore {
   void move_to(Device device);
 
  private:
+  ParameterStore() = default;
   std::vector<Var> vars_;
   Device device_;
 };
