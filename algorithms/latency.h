@@ -11,9 +11,9 @@
 // Measurement: per candidate, its own nodes and the shared ReLU it reads (builder.h), fed
 // a seeded random input of the edge's shape at `batch`, in eval mode without autodiff; a few
 // warm-up runs, then the median of `repeats` timed runs. `none` is 0 (it never runs), so is
-// an identity skip (no node). `rest_ms` is the network with every candidate switched off
-// (stem, preprocessing, sums, fixed blocks, head): a derived network's estimate is rest_ms
-// plus its ops' entries.
+// an identity skip (no node). `rest_ms` times, the same way, every node outside the
+// candidates (stem, preprocessing, node sums, fixed edges and blocks, head; not the mixed
+// edges' weighted sums): a derived network's estimate is rest_ms plus its ops' entries.
 #pragma once
 
 #include <cstdint>
@@ -59,8 +59,8 @@ struct LatencyTable {
 LatencyTable measure_latency(const ir::Graph& graph, const spec::Space& space,
                              const LatencyOptions& options);
 
-// The median forward time of the whole network (eval mode, no autodiff) at `batch`, in ms:
-// the end-to-end latency a table's estimate is compared with.
+// The median forward time of a fixed network (eval mode, no autodiff) at `batch`, in ms:
+// the end-to-end latency a table's estimate is compared with. Throws Error for a supernet.
 double measure_forward_ms(const ir::Graph& graph, const ir::ParameterStore& params,
                           const LatencyOptions& options);
 

@@ -22,6 +22,7 @@ const Command& export_command();
 const Command& infer_command();
 const Command& draw_command();
 const Command& report_command();
+const Command& latency_command();
 
 // Applies --threads (0 or absent: every core / $CELLGRAPH_THREADS).
 void apply_threads(const Args& args);

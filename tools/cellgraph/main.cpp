@@ -50,7 +50,7 @@ namespace {
 std::vector<const Command*> all_commands() {
   return {&validate_command(), &info_command(),   &search_command(), &derive_command(),
           &train_command(),    &eval_command(),   &export_command(), &infer_command(),
-          &draw_command(),     &report_command(), &bench_command()};
+          &draw_command(),     &report_command(), &bench_command(),  &latency_command()};
 }
 
 int dispatch(const std::vector<std::string>& argv) {
