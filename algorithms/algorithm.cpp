@@ -9,6 +9,12 @@ namespace cellgraph::algorithms {
 
 ArchState Algorithm::initial_state(const ir::Graph& graph, const spec::Space& space,
                                    const HyperValues& /*hyper*/, uint64_t seed) const {
+  if (!searches_widths())
+    for (const ir::ArchGroup& g : graph.arch_groups)
+      if (g.kind == ir::ArchGroup::Kind::channel_scores)
+        throw error(space.file, ": the network searches a block's width (\"width_search\", ",
+                    g.row_labels.at(0), "); only --algo rarts searches widths, --algo ", name(),
+                    " does not");
   ArchState state = initial_arch_state(graph, space.arch.init_std, seed);
   state.algorithm = this;
   return state;

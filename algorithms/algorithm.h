@@ -75,6 +75,17 @@ class Algorithm {
   virtual std::vector<std::vector<float>> ranking_values(const ArchState& arch) const;
   virtual Derived derive(const spec::Space& space, const ir::Graph& graph,
                          const ArchState& arch) const;
+  // The derived network's starting weights by parameter name, when derivation keeps some of
+  // the search network's (RARTS' width search: the surviving channels). Default: none, the
+  // derived network trains from scratch.
+  virtual std::vector<std::pair<std::string, Tensor>> derived_weights(
+      const Derived& /*derived*/, const ir::Graph& /*graph*/, const ArchState& /*arch*/,
+      const ir::ParameterStore& /*params*/) const {
+    return {};
+  }
+  // Whether the relaxation handles channel-score groups (a spec with "width_search"); the
+  // default initial_state refuses such a graph otherwise.
+  virtual bool searches_widths() const { return false; }
 
   // ---- State in checkpoints (logits, active set and optimizers are saved for everyone) ----
   virtual void save(const ir::Graph& graph, const ArchState& arch, io::Checkpoint& ckpt) const;

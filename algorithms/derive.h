@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "algorithms/arch_state.h"
@@ -26,6 +27,9 @@ namespace cellgraph::algorithms {
 struct Derived {
   spec::Space space;     // the fixed network
   std::string genotype;  // DARTS Genotype(...) for two-input cells, NATS "|op~j|+..." for one
+  // Starting weights of the fixed network by parameter name, when the search keeps some
+  // (Algorithm::derived_weights; RARTS' width search); empty: it trains from scratch.
+  std::vector<std::pair<std::string, Tensor>> weights;
 };
 
 // The state's algorithm's derivation (Algorithm::derive); for a state without one, the

@@ -9,14 +9,18 @@
 // activations and two sets of weights.
 #include "algorithms/rarts.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "algorithms/algorithm.h"
 #include "algorithms/latency.h"
+#include "algorithms/width.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "engine/optim/clip.h"
 #include "engine/tensor/random.h"
+#include "ops/ops.h"
+#include "spec/compile.h"
 
 namespace cellgraph::algorithms {
 
@@ -32,6 +36,8 @@ std::unique_ptr<AlgorithmState> RartsState::clone() const {
   out->started = started;
   out->latency = latency;  // never written after loading: sharing the storage is safe
   out->distance = distance;
+  out->channel_scores = channel_scores;
+  out->width_keep = width_keep;
   return out;
 }
 
@@ -58,7 +64,18 @@ void init_rarts_state(ArchState& arch, const ir::Graph& graph, const HyperValues
     throw error("--latency-weight ", hyper.number("latency-weight"),
                 " needs a latency table: give --latency TABLE.json (cellgraph latency SPEC "
                 "--out TABLE.json measures one)");
+  for (const ir::ArchGroup& g : graph.arch_groups)
+    s->channel_scores.push_back(g.kind == ir::ArchGroup::Kind::channel_scores);
+  s->width_keep = hyper.number("rarts-width-keep");
   arch.extra = ExtraState(std::move(s));
+}
+
+std::vector<Var> rarts_coefficients(const ArchState& arch) {
+  const RartsState& s = rarts_state(arch);
+  std::vector<Var> out;
+  for (size_t g = 0; g < arch.logits.size(); ++g)
+    out.push_back(s.channel_scores.at(g) ? arch.logits[g] : ops::softmax(arch.logits[g]));
+  return out;
 }
 
 namespace {
@@ -67,6 +84,11 @@ namespace {
 RartsState& started(StepContext& ctx) {
   RartsState& s = rarts_state(ctx.arch);
   if (s.started) return s;
+  // y, its optimizer and the coupling, scores and penalty loops below live on the host.
+  if (ctx.params.device() != Device::cpu)
+    throw error(
+        "--algo rarts runs on the CPU only (its second network and the coupling "
+        "term are host loops so far); give --device cpu");
   if (s.copy_w)
     for (size_t i = 0; i < ctx.params.all().size(); ++i)
       s.y->all()[i].value().copy_from(ctx.params.all()[i].value());
@@ -137,6 +159,16 @@ void rarts_update_architecture(StepContext& ctx) {
       .backward(Tensor::full({1}, lambda_of(ctx)));
   forward_loss(ctx, *s.y, ctx.val, relaxed_coefficients(ctx.arch), false).backward();
   ctx.metrics = keep;
+  const float rho = float(ctx.hyper.number("rarts-width-l1"));
+  for (size_t g = 0; g < s.channel_scores.size() && rho != 0; ++g) {
+    if (!s.channel_scores[g]) continue;
+    Var& gamma = ctx.arch.logits[g];
+    Tensor grad = gamma.has_grad() ? gamma.grad().clone() : Tensor::zeros(gamma.shape());
+    const Tensor v = gamma.value().contiguous();
+    for (int64_t e = 0; e < grad.numel(); ++e)
+      grad.data()[e] += rho * float((v.data()[e] > 0) - (v.data()[e] < 0));
+    gamma.set_grad(grad);
+  }
   const float mu = float(ctx.hyper.number("latency-weight"));
   if (mu != 0)
     for (size_t g = 0; g < s.latency.size(); ++g) {
@@ -172,7 +204,48 @@ class Rarts final : public Algorithm {
              "FILE: latency table of `cellgraph latency` (ms per candidate op) for the "
              "penalty mu sum_g <softmax(alpha_g), Lat_g>"),
         number("latency-weight", 0, 0, 1e30, "mu of the latency penalty (needs --latency)",
-               "0: no penalty")};
+               "0: no penalty"),
+        number("rarts-width-keep", 0.6, 1e-9, 1,
+               "width search: the fraction of scored channels derivation keeps (global |gamma| "
+               "ranking)",
+               "the issue's example: ResNet-20 pruned 40%"),
+        number("rarts-width-l1", 0, 0, 1e30,
+               "width search: rho of the penalty rho ||gamma||_1 on the channel scores",
+               "0: none; Network Slimming uses 1e-4 to 1e-5")};
+  }
+
+  bool searches_widths() const override { return true; }
+
+  std::vector<Var> coefficients(const ArchState& arch) const override {
+    NoGradGuard no_grad;
+    return rarts_coefficients(arch);
+  }
+  std::vector<Var> relaxed_coefficients(const ArchState& arch) const override {
+    return rarts_coefficients(arch);
+  }
+
+  // The cells by the space's rule (DARTS keep-k or NATS), then the widths by global |gamma|.
+  Derived derive(const spec::Space& space, const ir::Graph& graph,
+                 const ArchState& arch) const override {
+    Derived d = Algorithm::derive(space, graph, arch);
+    const RartsState& s = rarts_state(arch);
+    if (std::find(s.channel_scores.begin(), s.channel_scores.end(), true) !=
+        s.channel_scores.end()) {
+      const std::vector<WidthBlock> blocks = select_widths(graph, arch.logits, s.width_keep);
+      d.space = pruned_space(d.space, blocks);
+      d.genotype += (d.genotype.empty() ? "" : "; ") + widths_text(blocks);
+    }
+    return d;
+  }
+
+  std::vector<std::pair<std::string, Tensor>> derived_weights(
+      const Derived& derived, const ir::Graph& graph, const ArchState& arch,
+      const ir::ParameterStore& params) const override {
+    const RartsState& s = rarts_state(arch);
+    if (std::find(s.channel_scores.begin(), s.channel_scores.end(), true) == s.channel_scores.end())
+      return {};  // a cell search: the derived network trains from scratch
+    return pruned_weights(graph, params, select_widths(graph, arch.logits, s.width_keep),
+                          spec::compile(derived.space));
   }
 
   std::vector<NamedPass> passes() const override {
@@ -197,6 +270,7 @@ class Rarts final : public Algorithm {
       ckpt.add("rarts/y/" + graph.params[i].name, s.y->all()[i].value());
     ckpt.set_meta("rarts/started", s.started ? "1" : "0");
     ckpt.set_meta("rarts/distance", io::format_double(s.distance));
+    ckpt.set_meta("rarts/width_keep", io::format_double(s.width_keep));
     if (s.y_optimizer) {
       const SgdOptions& o = s.y_optimizer->options();
       ckpt.set_meta("rarts/y_sgd/momentum", io::format_double(o.momentum));
@@ -211,8 +285,9 @@ class Rarts final : public Algorithm {
 
   void restore(const ir::Graph& graph, ArchState& arch, const io::Checkpoint& ckpt,
                bool full) const override {
-    if (!full) return;  // derivation reads the logits only
     RartsState& s = rarts_state(arch);
+    s.width_keep = ckpt.meta_double("rarts/width_keep");  // derivation reads it
+    if (!full) return;
     const std::string& src = ckpt.source();
     for (size_t i = 0; i < graph.params.size(); ++i) {
       const Var& v = s.y->all()[i];
@@ -241,9 +316,10 @@ class Rarts final : public Algorithm {
             ckpt.tensor("rarts/latency/" + graph.arch_groups[g].name, s.latency[g].shape()).clone();
   }
 
-  // ||y - w|| after the epoch's last step, and with a latency table the relaxed network's
-  // expected latency sum_g <softmax(alpha_g), Lat_g> in ms.
-  void describe_epoch(const ir::Graph& /*graph*/, const ArchState& arch,
+  // ||y - w|| after the epoch's last step; with a latency table the relaxed network's
+  // expected latency sum_g <softmax(alpha_g), Lat_g> in ms; with a width search each
+  // block's inner width as derivation would prune it now.
+  void describe_epoch(const ir::Graph& graph, const ArchState& arch,
                       spec::JsonValue& record) const override {
     const RartsState& s = rarts_state(arch);
     spec::JsonValue r = spec::JsonValue::object();
@@ -253,6 +329,13 @@ class Rarts final : public Algorithm {
       for (size_t g = 0; g < s.latency.size(); ++g)
         if (s.latency[g].defined()) total += expected_latency(arch.logits[g].value(), s.latency[g]);
       r.set("expected_latency_ms", total);
+    }
+    if (std::find(s.channel_scores.begin(), s.channel_scores.end(), true) !=
+        s.channel_scores.end()) {
+      spec::JsonValue widths = spec::JsonValue::object();  // per block: channels kept now
+      for (const WidthBlock& b : select_widths(graph, arch.logits, s.width_keep))
+        widths.set(b.block, int64_t(b.kept.size()));
+      r.set("widths", widths);
     }
     record.set("rarts", r);
   }

@@ -27,6 +27,10 @@ struct RartsState final : AlgorithmState {
   bool started = false;              // the first step has run (y copied, optimizer made)
   std::vector<Tensor> latency;       // per group Lat_g [rows, ops] in ms; empty: no table
   double distance = 0;               // ||y - w|| after the latest y step
+  // Width search: per group, whether it holds channel scores (gamma, read as they are, no
+  // softmax), and the fraction of scored channels derivation keeps.
+  std::vector<bool> channel_scores;
+  double width_keep = 0.6;
 
   std::unique_ptr<AlgorithmState> clone() const override;
 };
@@ -34,8 +38,8 @@ RartsState& rarts_state(ArchState& arch);
 const RartsState& rarts_state(const ArchState& arch);
 
 // Sets arch.extra: y seeded from `seed` (independent of w), the latency table of
-// --latency (when given) as matrices for `graph`. Throws Error for --latency-weight > 0
-// without a table, or a table that lacks an edge or op of the graph.
+// --latency (when given) as matrices for `graph`, the width search's groups and keep. Throws Error
+// for --latency-weight > 0 without a table, or a table that lacks an edge or op of the graph.
 void init_rarts_state(ArchState& arch, const ir::Graph& graph, const HyperValues& hyper,
                       uint64_t seed);
 
@@ -46,6 +50,11 @@ void rarts_update_w(StepContext& ctx);
 void rarts_update_y(StepContext& ctx);
 // 3. alpha <- Adam on lambda * dL_t(w_new)/dalpha + dL_v(y_new)/dalpha
 //              + mu * d<softmax(alpha), Lat>/dalpha
+//    (channel scores gamma: the same two gradients + rho * sign(gamma), no latency term)
 void rarts_update_architecture(StepContext& ctx);
+
+// The relaxation: softmax of each row of the op (and path) groups, the channel scores as
+// they are. Recorded for autodiff in grad mode.
+std::vector<Var> rarts_coefficients(const ArchState& arch);
 
 }  // namespace cellgraph::algorithms

@@ -133,6 +133,7 @@ std::vector<std::pair<std::string, std::vector<std::string>>> argmax_ops(const i
   const std::vector<std::vector<float>> values = coefficient_values(arch);
   for (size_t g = 0; g < graph.arch_groups.size(); ++g) {
     const ir::ArchGroup& group = graph.arch_groups[g];
+    if (group.kind == ir::ArchGroup::Kind::channel_scores) continue;  // scores, not choices
     const std::vector<float>& v = values[g];
     const size_t cols = group.columns.size();
     std::vector<std::string> rows;
@@ -173,7 +174,9 @@ spec::JsonValue arch_weights_json(const ir::Graph& graph, const ArchState& arch)
       matrix.push_back(row);
     }
     spec::JsonValue entry = spec::JsonValue::object();
-    entry.set("kind", group.kind == ir::ArchGroup::Kind::edge_paths ? "paths" : "ops");
+    entry.set("kind", group.kind == ir::ArchGroup::Kind::edge_paths       ? "paths"
+                      : group.kind == ir::ArchGroup::Kind::channel_scores ? "channels"
+                                                                          : "ops");
     entry.set("columns", columns);
     entry.set("rows", rows);
     entry.set("values", matrix);
@@ -276,7 +279,8 @@ void SearchSession::decorate(RunRecord& r) const {
     r.details.set("arch_weights", arch_weights_json(graph_, arch_));
     return;
   }
-  const Derived derived = derive();
+  // The architecture only (not the width search's weights, which derive() adds).
+  const Derived derived = algorithms::derive(space_, graph_, arch_);
   r.details.set("genotype", derived.genotype);
   // The derived cell's NATS-Bench entry and skip ratio: a search read against the benchmark.
   add_cell_facts(derived.space, r.details);
@@ -289,6 +293,12 @@ void SearchSession::decorate(RunRecord& r) const {
   r.details.set("argmax", argmax);
   r.details.set("arch_weights", arch_weights_json(graph_, arch_));
   algorithm_->describe_epoch(graph_, arch_, r.details);
+}
+
+Derived SearchSession::derive() const {
+  Derived d = algorithms::derive(space_, graph_, arch_);
+  d.weights = algorithm_->derived_weights(d, graph_, arch_, params_);
+  return d;
 }
 
 void SearchSession::set_epochs(int64_t epochs) {
@@ -368,7 +378,18 @@ ArchState arch_state_from_checkpoint(const spec::Space& space, const ir::Graph& 
 
 Derived derive_from_checkpoint(const spec::Space& space, const io::Checkpoint& ckpt) {
   const ir::Graph graph = spec::compile(space);
-  return derive(space, graph, arch_state_from_checkpoint(space, graph, ckpt, "derive"));
+  const ArchState arch = arch_state_from_checkpoint(space, graph, ckpt, "derive");
+  Derived d = derive(space, graph, arch);
+  const Algorithm& algorithm = *arch.algorithm;
+  if (algorithm.searches_widths()) {  // its derived weights come from the search network's
+    const ir::ParameterStore params(graph, 0);
+    for (size_t i = 0; i < graph.params.size(); ++i) {
+      const Var& v = params.all()[i];
+      v.value().copy_from(ckpt.tensor("param/" + graph.params[i].name, v.shape()));
+    }
+    d.weights = algorithm.derived_weights(d, graph, arch, params);
+  }
+  return d;
 }
 
 }  // namespace cellgraph::algorithms

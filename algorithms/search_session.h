@@ -77,15 +77,16 @@ struct SearchOptions {
 std::vector<Hyperparameter> search_hyperparameters();
 void apply_search_hyperparameters(const HyperValues& values, SearchOptions& options);
 
-// Per group, per row: the name of the column with the largest ranking value (ties: lower).
+// Per group of ops or paths (not channel scores), per row: the name of the column with the
+// largest ranking value (ties: lower).
 std::vector<std::pair<std::string, std::vector<std::string>>> argmax_ops(const ir::Graph& graph,
                                                                          const ArchState& arch);
 
 // Every architecture group's coefficients as the algorithm ranks them (coefficient_values:
 // softmax(alpha) for DARTS and MiLeNAS, NASP's A, ISTA-NAS' c; path weights for a node's
-// edges), as the `arch_weights` object of metrics.jsonl: per group {"kind": "ops" or
-// "paths", "columns": [...], "rows": [...], "values": [[...] per row]}, each value the
-// shortest decimal of its float (docs/cli.md, metrics.jsonl).
+// edges; RARTS' channel scores as they are), as the `arch_weights` object of metrics.jsonl:
+// per group {"kind": "ops", "paths" or "channels", "columns": [...], "rows": [...], "values":
+// [[...] per row]}, each value the shortest decimal of its float (docs/cli.md, metrics.jsonl).
 spec::JsonValue arch_weights_json(const ir::Graph& graph, const ArchState& arch);
 
 class SearchSession final : public Run {
@@ -128,7 +129,8 @@ class SearchSession final : public Run {
   // naming the checkpoint's source and the entry at fault; the session is then unusable.
   void restore(const io::Checkpoint& ckpt);
 
-  Derived derive() const { return algorithms::derive(space_, graph_, arch_); }
+  // The derived network (and, for algorithms that keep some, its starting weights).
+  Derived derive() const;
 
   const Algorithm& algorithm() const { return *algorithm_; }
   const spec::Space& space() const { return space_; }

@@ -70,6 +70,7 @@ class Compiler {
     for (const Stage& stage : space_.network.body) {
       for (int r = 0; r < stage.repeat; ++r) {
         ++index_;
+        if (stage.width_search) channel_group("cells." + std::to_string(index_ - 1), stage.inner());
         const Cell* cell = stage.cell.empty() ? nullptr : space_.find_cell(stage.cell);
         if (cell == nullptr) continue;
         int mixed_row = 0;
@@ -123,9 +124,9 @@ class Compiler {
       const ValueId in = prev_;
       ValueId out;
       if (s.block == "residual")
-        out = residual_block(in, s.channels, stride, name);
+        out = residual_block(in, s.channels, s.inner(), stride, name);
       else if (s.block == "basic")
-        out = basic_block(in, s.channels, stride, name);
+        out = basic_block(in, s.channels, s.inner(), stride, name);
       else
         out = heavy_ball_block(in, momentum_source_, s, stride, name);
       prev_prev_ = prev_ = out;  // both inputs of a cell that follows
@@ -198,9 +199,12 @@ class Compiler {
     return b_.op1(OpKind::drop_path, DropPathAttrs{}, {out}, name + ".drop_path");
   }
 
-  // NATS-Bench's ResNet basic block.
-  ValueId residual_block(ValueId x, int64_t c, int stride, const std::string& name) {
-    const ValueId a = ir::relu_conv_bn(b_, x, c, 3, stride, 1, true, name + ".conv_a");
+  // NATS-Bench's ResNet basic block; its inner width (conv_a's output) may differ from c.
+  // Under a width search each inner channel is scaled by its score after conv_a's BN
+  // (before it, a BN on batch statistics would cancel the scale).
+  ValueId residual_block(ValueId x, int64_t c, int64_t inner, int stride, const std::string& name) {
+    const ValueId a =
+        width_scores(ir::relu_conv_bn(b_, x, inner, 3, stride, 1, true, name + ".conv_a"), name);
     const ValueId bb = ir::relu_conv_bn(b_, a, c, 3, 1, 1, true, name + ".conv_b");
     ValueId shortcut = x;
     if (stride == 2 && (b_.shape(x)[2] % 2 != 0 || b_.shape(x)[3] % 2 != 0))
@@ -221,11 +225,28 @@ class Compiler {
   }
 
   // conv3x3 (stride) - BN - ReLU: one post-activation layer, Phi(W x) of the HB paper.
-  ValueId conv_bn_relu(ValueId x, int64_t c, int stride, const std::string& name) {
+  // `block`: under a width search, the block whose scores scale the output after the BN
+  // (before the ReLU: gamma * BN folds into the BN, and a pruned channel's ReLU gives 0).
+  ValueId conv_bn_relu(ValueId x, int64_t c, int stride, const std::string& name,
+                       const std::string& block = "") {
     const ValueId y =
         ir::conv(b_, x, c, 3, ConvAttrs{.stride = stride, .padding = 1}, name + ".conv");
-    return b_.op1(OpKind::relu, NoAttrs{}, {ir::batch_norm(b_, y, name + ".bn", {true})},
-                  name + ".relu");
+    ValueId z = ir::batch_norm(b_, y, name + ".bn", {true});
+    if (!block.empty()) z = width_scores(z, block);
+    return b_.op1(OpKind::relu, NoAttrs{}, {z}, name + ".relu");
+  }
+
+  // Under a width search of `block` (its channel-score group exists), `x` with each channel
+  // scaled by its score: a depthwise 1x1 conv whose weight is the group's coefficient row,
+  // so the scores get their gradient from the conv kernels; otherwise `x` as it is.
+  ValueId width_scores(ValueId x, const std::string& block) {
+    const ArchGroupId g = find_group(block + ".width");
+    if (!g.valid()) return x;
+    const int64_t channels = b_.shape(x)[1];
+    const ValueId w = b_.op1(OpKind::reshape, ReshapeAttrs{Shape{channels, 1, 1, 1}},
+                             {coefficients(g)}, block + ".width.reshape");
+    return b_.op1(OpKind::conv2d, ConvAttrs{.groups = int(channels)}, {x, w, ValueId{}},
+                  block + ".width");
   }
 
   // The ResNet paper's CIFAR shortcut (option A): `x` as it is when it has the block's
@@ -263,9 +284,9 @@ class Compiler {
   }
 
   // The ResNet paper's CIFAR basic block: conv-BN-ReLU, conv-BN, plus the identity shortcut
-  // (option A), ReLU.
-  ValueId basic_block(ValueId x, int64_t c, int stride, const std::string& name) {
-    const ValueId a = conv_bn_relu(x, c, stride, name + ".conv_a");
+  // (option A), ReLU. Its inner width (conv_a's output) may differ from c (a width search).
+  ValueId basic_block(ValueId x, int64_t c, int64_t inner, int stride, const std::string& name) {
+    const ValueId a = conv_bn_relu(x, inner, stride, name + ".conv_a", name);
     ValueId bb = ir::conv(b_, a, c, 3, ConvAttrs{.stride = 1, .padding = 1}, name + ".conv_b.conv");
     bb = ir::batch_norm(b_, bb, name + ".conv_b.bn", {true});
     const ValueId sum =
@@ -279,7 +300,7 @@ class Compiler {
   // Without a previous heavy_ball block there is no x_{k-1} (the momentum starts at 0).
   ValueId heavy_ball_block(ValueId x, ValueId x_prev, const Stage& s, int stride,
                            const std::string& name) {
-    const ValueId a = conv_bn_relu(x, s.channels, stride, name + ".conv_a");
+    const ValueId a = conv_bn_relu(x, s.inner(), stride, name + ".conv_a", name);
     const ValueId f = conv_bn_relu(a, s.channels, 1, name + ".conv_b");
     if (!x_prev.valid() || s.momentum == 0) return f;
     const Shape& out = b_.shape(f);
@@ -448,6 +469,17 @@ class Compiler {
     g.init.emplace_back(node.edges.size(), std::numeric_limits<double>::quiet_NaN());
     g.one_hot.push_back(-1);
     return add_group(std::move(g));
+  }
+
+  // A width search: one score per inner channel of the block `name`, starting at 1.
+  void channel_group(const std::string& name, int64_t channels) {
+    ir::ArchGroup g{.name = name + ".width",
+                    .kind = ir::ArchGroup::Kind::channel_scores,
+                    .rows = 1,
+                    .row_labels = {name + ".conv_a"}};
+    for (int64_t k = 0; k < channels; ++k) g.columns.push_back(std::to_string(k));
+    g.init.emplace_back(size_t(channels), 1.0);
+    add_group(std::move(g));
   }
 
   // The group prefix: the cell type when instances share parameters, else the instance.

@@ -503,7 +503,9 @@ Layer Reader::read_layer(const Json& v, const std::string& ptr, bool in_stem) co
 
 Stage Reader::read_stage(const Json& v, const std::string& ptr) const {
   object(v, ptr);
-  check_fields(v, ptr, {"cell", "block", "channels", "repeat", "stride", "momentum"});
+  check_fields(v, ptr,
+               {"cell", "block", "channels", "repeat", "stride", "momentum", "inner_channels",
+                "width_search"});
   Stage stage;
   stage.pointer = ptr;
   const Json* cell = find(v, "cell");
@@ -528,6 +530,16 @@ Stage Reader::read_stage(const Json& v, const std::string& ptr) const {
       fail(child(ptr, "stride"),
            "a cell stage cannot be strided; expected stride 1 (a cell "
            "halves the size with \"reduction\": true)");
+  }
+  if (const Json* w = find(v, "inner_channels")) {
+    if (cell) fail(child(ptr, "inner_channels"), "only a block has an inner width");
+    stage.inner_channels = integer(*w, child(ptr, "inner_channels"), 1, 65536);
+  }
+  if (const Json* w = find(v, "width_search")) {
+    if (cell)
+      fail(child(ptr, "width_search"),
+           "only a block's inner width can be searched; a cell's edges choose ops");
+    stage.width_search = boolean(*w, child(ptr, "width_search"));
   }
   return stage;
 }

@@ -13,7 +13,13 @@ bool Space::is_fixed() const {
     for (const Node& n : c.nodes)
       for (const Edge& e : n.edges)
         if (e.ops.size() != 1) return false;
-  return true;
+  return !searches_widths();
+}
+
+bool Space::searches_widths() const {
+  for (const Stage& stage : network.body)
+    if (stage.width_search) return true;
+  return false;
 }
 
 }  // namespace cellgraph::spec

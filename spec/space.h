@@ -93,7 +93,14 @@ struct Stage {
   int stride = 1;  // blocks only
   // heavy_ball only: beta in x_{k+1} = F(x_k) + beta (x_k - x_{k-1})
   double momentum = 1;
+  // Blocks only: the width of the block's inner conv (its first conv's output), 0 = channels.
+  // A width search (RARTS) scores each of these channels and derivation prunes them, so a
+  // derived network has a width per block.
+  int64_t inner_channels = 0;
+  bool width_search = false;  // blocks only: search the inner width (RARTS)
   std::string pointer;
+
+  int64_t inner() const { return inner_channels > 0 ? inner_channels : channels; }
 };
 
 struct Network {
@@ -132,7 +139,9 @@ struct Space {
   ArchOptions arch;
 
   const Cell* find_cell(const std::string& name) const;
-  bool is_fixed() const;  // every edge has exactly one op
+  // Every edge has exactly one op and no block's width is searched.
+  bool is_fixed() const;
+  bool searches_widths() const;  // some block stage has "width_search"
 };
 
 }  // namespace cellgraph::spec

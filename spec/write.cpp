@@ -116,6 +116,8 @@ OJson network_json(const Network& net) {
     if (stage.repeat != 1) s["repeat"] = stage.repeat;
     if (!stage.block.empty() && stage.stride != 1) s["stride"] = stage.stride;
     if (stage.block == "heavy_ball" && stage.momentum != 1) s["momentum"] = stage.momentum;
+    if (stage.inner_channels > 0) s["inner_channels"] = stage.inner_channels;
+    if (stage.width_search) s["width_search"] = true;
     body.push_back(std::move(s));
   }
   out["body"] = std::move(body);

@@ -18,6 +18,8 @@
 
 #include "engine/io/npy.h"
 #include "engine/tensor/random.h"
+#include "spec/compile.h"
+#include "spec/parse.h"
 #include "tests/support/cli.h"
 #include "tests/support/op_tests.h"
 #include "tests/support/run_files.h"
@@ -249,4 +251,82 @@ TEST_CASE("cli: export and infer of a train run use its trained weights") {
   r = run_cli("export " + dir / "train" + " --data " + kData + " --onnx " + dir / "d.onnx", dir);
   CHECK(r.status == 1);
   CHECK(has(r.err, "--data applies to a spec only"));
+}
+
+TEST_CASE(
+    "cli: a width search derives a pruned network and its weights, which train and export take") {
+  SKIP_WITHOUT_FASHION_MNIST();
+  TempDir dir;
+  const std::string space = dir / "width.json";
+  std::ofstream(space) << R"({
+    "format": 1, "name": "width_cli", "cells": [],
+    "network": {
+      "input": [1, 28, 28], "classes": 10,
+      "stem": [{"op": "conv_3x3", "channels": 4}, {"op": "batch_norm"}],
+      "body": [{"block": "residual", "channels": 4, "repeat": 2, "width_search": true},
+               {"block": "residual", "channels": 8, "stride": 2, "width_search": true}],
+      "head": [{"op": "batch_norm"}, {"op": "relu"}, {"op": "global_avg_pool"},
+               {"op": "linear"}]
+    }})";
+  const std::string search = dir / "search";
+  const std::string common = " --data " + kData + " --subset 64 --batch 8 --threads 1";
+  Result r = run_cli("search " + space + " --algo darts --out " + search + common, dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "only --algo rarts searches widths"));
+
+  r = run_cli("search " + space +
+                  " --algo rarts --rarts-width-keep 0.5 --max-steps 2 --log-every 1 --out " +
+                  search + common + " --seed 3",
+              dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(has(r.out, "widths=["));
+  // The scores are in every metrics line, as what they are.
+  CHECK(has(read_text(search + "/metrics.jsonl"), "\"kind\":\"channels\""));
+  // Network Slimming's weight training by default.
+  const std::string config = read_text(search + "/config.json");
+  CHECK(has(config, "\"lr\": 0.1,"));
+  CHECK(has(config, "\"weight_decay\": 0.0001,"));
+
+  // Half of the 4 + 4 + 8 scored channels survive, one stage per block.
+  const std::string derived = search + "/derived.json";
+  const spec::Space pruned = spec::parse_file(derived);
+  REQUIRE(pruned.network.body.size() == 3);
+  int64_t inner = 0;
+  for (const spec::Stage& s : pruned.network.body) {
+    CHECK_FALSE(s.width_search);
+    CHECK(s.inner_channels >= 1);
+    inner += s.inner_channels;
+  }
+  CHECK(inner == 8);
+  CHECK(pruned.is_fixed());
+  CHECK(pruned.metadata.find("weights")->as_string() == "derived.weights.bin");
+  const std::string weights = search + "/derived.weights.bin";
+  REQUIRE(fs::exists(weights));
+  // `derive` from the checkpoint writes the same network and weights.
+  r = run_cli("derive " + search + " --out " + dir / "again.json", dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(read_text(dir / "again.weights.bin") == read_text(weights));
+
+  // Fine-tuning starts from the surviving weights, every parameter of the pruned network.
+  const size_t params = spec::compile(pruned).params.size();
+  r = run_cli("train " + derived + " --init-weights " + weights + " --out " + dir / "train" +
+                  common + " --max-steps 2 --test-subset 16",
+              dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(has(r.err, "initial weights: " + std::to_string(params) + " of " + std::to_string(params) +
+                       " parameters"));
+  const std::string tune_config = read_text(dir / "train/config.json");
+  CHECK(has(tune_config, "\"init_weights\":"));
+  CHECK(has(tune_config, "\"lr\": 0.1,"));  // Network Slimming's fine-tuning
+  CHECK(has(tune_config, "\"weight_decay\": 0.0001,"));
+  // A file that is not a checkpoint is refused by name.
+  r = run_cli("train " + derived + " --init-weights " + derived + " --out " + dir / "train2" +
+                  common + " --max-steps 1",
+              dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, derived));
+
+  const std::string images = dir / "x.npy";
+  write_images(images, {3, 1, 28, 28}, 4);
+  export_and_compare(dir, dir / "train", "", images, "pruned");
 }

@@ -97,12 +97,13 @@ struct Candidate {
 // Architecture parameters of one kind: a [rows, columns] matrix of logits. For edge
 // groups a row is an edge of a cell type (shared by every instance of that type) and the
 // columns are its candidate ops; for path groups (AGD) a row is a node and the columns
-// are its incoming edges.
+// are its incoming edges; a channel-score group (a width search, RARTS) is one row that
+// scales each output channel of one block's inner conv, read as it is (no softmax).
 struct ArchGroup {
-  enum class Kind { edge_ops, edge_paths };
+  enum class Kind { edge_ops, edge_paths, channel_scores };
   std::string name;  // "normal", "reduce", "normal.n2.paths"
   Kind kind = Kind::edge_ops;
-  std::string cell;  // the cell type
+  std::string cell;  // the cell type ("" for channel scores)
   int32_t rows = 0;
   std::vector<std::string> columns;       // op names (edge_ops) or edge labels (edge_paths)
   std::vector<std::string> row_labels;    // "n1/e0 <- c_k-1"

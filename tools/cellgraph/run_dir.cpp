@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "engine/error.h"
+#include "engine/io/checkpoint.h"
 #include "spec/parse.h"
 #include "tools/cellgraph/cell_report.h"
 #include "tools/cellgraph/cli.h"
@@ -245,10 +246,24 @@ JsonValue input_json(const algorithms::DataShape& shape) {
   return out;
 }
 
+std::string derived_weights_path(const std::string& json_path) {
+  const std::filesystem::path p(json_path);
+  return (p.parent_path() / (p.stem().string() + ".weights.bin")).string();
+}
+
 void write_derived(const algorithms::Derived& derived, const std::string& json_path,
                    const std::string& genotype_path) {
   spec::Space fixed = derived.space;
   record_cell_facts(fixed);
+  if (!derived.weights.empty()) {
+    io::Checkpoint weights;
+    weights.set_meta("kind", "weights");
+    for (const auto& [name, t] : derived.weights) weights.add("param/" + name, t);
+    const std::string path = derived_weights_path(json_path);
+    io::save_checkpoint(weights, path);
+    if (!fixed.metadata.is_object()) fixed.metadata = JsonValue::object();
+    fixed.metadata.set("weights", std::filesystem::path(path).filename().string());
+  }
   write_file_atomic(json_path, spec::to_json(fixed));
   write_file_atomic(genotype_path, derived.genotype + "\n");
 }

@@ -134,7 +134,11 @@ algorithms::DataShape shape_from_config(const ConfigReader& config);
 spec::JsonValue input_json(const algorithms::DataShape& shape);
 
 // Writes derived.json (spec::to_json of the fixed network, with its NATS-Bench entry and
-// skip-connection ratio in "metadata": cell_report.h) and genotype.txt atomically.
+// skip-connection ratio in "metadata": cell_report.h) and genotype.txt atomically. When the
+// derivation keeps weights (a width search), also derived_weights_path(json_path), a
+// checkpoint of "param/NAME" entries, named in the metadata's "weights" (train
+// --init-weights FILE starts from it).
+std::string derived_weights_path(const std::string& json_path);  // "DIR/derived.weights.bin"
 void write_derived(const algorithms::Derived& derived, const std::string& json_path,
                    const std::string& genotype_path);
 

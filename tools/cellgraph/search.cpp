@@ -8,6 +8,7 @@
 #include <set>
 
 #include "algorithms/search_session.h"
+#include "algorithms/width.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "engine/threads.h"
@@ -89,6 +90,13 @@ SearchConfig config_from_flags(const Args& args) {
     }
   }
   c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
+  if (c.space.searches_widths()) {
+    // Network Slimming's weight training, unless the flags say otherwise (config.json
+    // records what the run used, so a resume reads these back).
+    if (!args.has("lr")) c.common.set_number("lr", algorithms::kWidthSearchLr);
+    if (!args.has("weight-decay"))
+      c.common.set_number("weight-decay", algorithms::kWidthSearchWeightDecay);
+  }
   return c;
 }
 

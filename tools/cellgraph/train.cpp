@@ -6,6 +6,7 @@
 
 #include "algorithms/data_shape.h"
 #include "algorithms/train_session.h"
+#include "algorithms/width.h"
 #include "engine/data/augment.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
@@ -45,6 +46,8 @@ struct TrainConfig : RunBasics {
   // and the network's size (0: the spec's body as written; DARTS CIFAR: 20 cells, C = 36).
   double drop_path = 0, auxiliary_weight = 0;
   int64_t cells = 0, channels = 0;
+  // Starting weights (a width search's derived.weights.bin); "": seeded initial weights.
+  std::string init_weights;
 
   // `stats`: the normalisation of the training set; the crop pads with raw black, as DARTS.
   TrainOptions options(const ChannelStats& stats) const {
@@ -111,6 +114,13 @@ TrainConfig config_from_flags(const Args& args) {
   c.spec_path = args.positional(0);
   read_basics_flags(args, c);
   c.test_subset = args.get_int("test-subset", 0, 0, kMaxInt);
+  // Fine-tuning a width search's pruned network trains as Network Slimming does (lr 0.1,
+  // weight decay 1e-4) unless the flags say otherwise.
+  const bool fine_tune = args.has("init-weights");
+  if (fine_tune) {
+    c.lr = algorithms::kWidthSearchLr;
+    c.weight_decay = algorithms::kWidthSearchWeightDecay;
+  }
   c.lr = args.get_double("lr", c.lr, 0, kMaxDouble);
   c.lr_min = args.get_double("lr-min", c.lr_min, 0, kMaxDouble);
   c.momentum = args.get_double("momentum", c.momentum, 0, 1);
@@ -129,6 +139,7 @@ TrainConfig config_from_flags(const Args& args) {
     c.cells = args.get_int("cells", kDartsCells, 3, 1000);
     c.channels = args.get_int("channels", kDartsChannels, 1, 1 << 16);
   }
+  c.init_weights = args.get("init-weights", "");
   c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
   algorithms::require_fixed(c.space);
   if (c.cells > 0) c.space = evaluation_body(c.space, c.cells, c.channels);
@@ -161,6 +172,7 @@ JsonValue config_json(const TrainConfig& c, const algorithms::DataShape& fitted,
   j.set("auxiliary_weight", c.auxiliary_weight);
   j.set("cells", c.cells);
   j.set("channels", c.channels);
+  if (!c.init_weights.empty()) j.set("init_weights", c.init_weights);
   j.set("threads", num_threads());
   j.set("input", input_json(fitted));
   j.set("classes", fitted.classes);
@@ -194,7 +206,26 @@ TrainConfig config_from_file(const ConfigReader& r) {
   // Informational: `spec` above is already the rebuilt network.
   if (r.has("cells")) c.cells = r.integer("cells");
   if (r.has("channels")) c.channels = r.integer("channels");
+  if (r.has("init_weights")) c.init_weights = r.string("init_weights");  // the checkpoint wins
   return c;
+}
+
+// Copies every "param/NAME" entry of FILE whose name and shape the network has; the others
+// keep their seeded initial values. Returns how many were copied (an Error when none).
+int64_t load_initial_weights(const TrainSession& session, const std::string& file) {
+  const io::Checkpoint ckpt = io::load_checkpoint(file);
+  const ir::Graph& graph = session.graph();
+  int64_t copied = 0;
+  for (size_t i = 0; i < graph.params.size(); ++i) {
+    const Tensor* t = ckpt.find("param/" + graph.params[i].name);
+    const Var& v = session.params().all()[i];
+    if (t == nullptr || t->shape() != v.shape()) continue;
+    v.value().copy_from(*t);
+    ++copied;
+  }
+  if (copied == 0)
+    throw error(file, ": none of its entries is a parameter of this network (by name and shape)");
+  return copied;
 }
 
 int run_train(const Args& args) {
@@ -221,6 +252,11 @@ int run_train(const Args& args) {
   algorithms::TrainOptions options = config.options(data.stats);
   options.device = device;
   TrainSession session(fitted, data.train, options);
+  if (!resume && !config.init_weights.empty()) {
+    const int64_t copied = load_initial_weights(session, config.init_weights);
+    note("initial weights: " + std::to_string(copied) + " of " +
+         std::to_string(session.graph().params.size()) + " parameters from " + config.init_weights);
+  }
 
   JsonValue config_doc = config_json(config, shape, data.stats, fitted);
   std::optional<int64_t> metrics_bytes;
@@ -317,7 +353,11 @@ const Command& train_command() {
            {"cells", "N", "rebuild the body as N cells, reductions at N/3 and 2N/3 (DARTS: 20)",
             "the spec's body; 20 with --channels"},
            {"channels", "C", "C of the first cells of the rebuilt body (DARTS: 36)",
-            "the spec's body; 36 with --cells"}},
+            "the spec's body; 36 with --cells"},
+           {"init-weights", "FILE",
+            "start from these weights (a width search's derived.weights.bin: fine-tuning; "
+            "--lr and --weight-decay then default to Network Slimming's 0.1 and 1e-4)",
+            "seeded initial weights"}},
       .details =
           "Writes DIR/config.json, DIR/metrics.jsonl (a final \"test\" line) and\n"
           "DIR/checkpoint.bin (every epoch and on Ctrl-C; exit status 130).\n"
