@@ -48,7 +48,7 @@ const char* kTiming = " --repeats 2 --warmup 0 --threads 1";
 
 }  // namespace
 
-TEST_CASE("cli: latency writes a space's table; a fixed network is measured and estimated") {
+TEST_CASE("cli: latency writes a space's table, and measures and estimates a fixed network") {
   TempDir dir;
   const std::string space = dir / "space.json", table = dir / "lat.json";
   std::ofstream(space) << kSpace;

@@ -285,7 +285,7 @@ TEST_CASE("rarts tiny space: w, then y against the new w, then alpha against bot
   CHECK(ctx.metrics.val_count == 4);
 }
 
-TEST_CASE("rarts: y has its own BN buffers; --rarts-y-init copy starts it as w") {
+TEST_CASE("rarts: y has its own BN buffers, and --rarts-y-init copy starts it as w") {
   testing::TinySearch t("rarts");
   t.hyper.set_choice("rarts-y-init", "copy");
   t.arch = find_algorithm("rarts").initial_state(t.graph, t.space, t.hyper, 1);
