@@ -241,6 +241,8 @@ void SearchSession::step() {
   StepContext ctx(graph_, params_, arch_, sgd_, adam_, train, val, options_.hyper);
   ctx.grad_clip = options_.grad_clip;
   ctx.step = uint64_t(loop_.global_step());
+  ctx.epoch = loop_.epoch();
+  ctx.epochs = loop_.options().epochs;
   run_step(*algorithm_, ctx);
   check_finite(ctx.metrics);
   loop_.finish_step(ctx.metrics);

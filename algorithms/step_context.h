@@ -61,6 +61,9 @@ struct StepContext {
   const HyperValues& hyper;  // the algorithm's own hyperparameters
   float grad_clip = 5.0f;    // <= 0: no clipping
   uint64_t step = 0;         // global step, seeds dropout
+  // The epoch the step belongs to, of `epochs`: for an algorithm's own schedules (SparseNAS'
+  // lambda and proximal step follow the epoch).
+  int64_t epoch = 0, epochs = 1;
   StepMetrics metrics;
   LossModel loss_model;  // empty: the network (sched::run and cross-entropy)
 
