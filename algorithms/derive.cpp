@@ -147,13 +147,21 @@ std::string genotype_string(const spec::Space& fixed) {
       return -1;
     };
     if (cell.inputs.size() == 2) {
+      // DARTS' flat list when every node has two edges; otherwise (SparseNAS' mixed paths)
+      // one list per node, so the reader knows how many edges each node kept.
+      bool pairs = true;
+      for (const spec::Node& node : cell.nodes) pairs = pairs && node.edges.size() == 2;
       darts << (first_darts ? "" : ", ") << cell.name << "=[";
       bool first = true;
-      for (const spec::Node& node : cell.nodes)
-        for (const spec::Edge& e : node.edges) {
+      for (size_t n = 0; n < cell.nodes.size(); ++n) {
+        if (!pairs) darts << (n ? ", " : "") << "[";
+        if (!pairs) first = true;
+        for (const spec::Edge& e : cell.nodes[n].edges) {
           darts << (first ? "" : ", ") << "('" << e.ops[0] << "', " << index_of(e.from) << ")";
           first = false;
         }
+        if (!pairs) darts << "]";
+      }
       darts << "], " << cell.name << "_concat=[";
       for (size_t i = 0; i < cell.output.concat.size(); ++i)
         darts << (i ? ", " : "") << index_of(cell.output.concat[i]);

@@ -9,6 +9,8 @@
 //    then computes zero, as in the NATS-Bench topology strings).
 //  - ISTA-NAS: the node's final support, one edge per supported (edge, op) pair (two ops
 //    on one incoming edge become parallel edges); no post-hoc projection.
+//  - SparseNAS: every (edge, op) with a non-zero entry, as parallel edges; nodes left
+//    without an edge are removed and the output concatenates the survivors.
 //  - A fixed edge in a search cell ranks with weight 1; with path weights (AGD) an edge's
 //    strength is its path weight times its best op weight.
 #pragma once
@@ -25,8 +27,10 @@
 namespace cellgraph::algorithms {
 
 struct Derived {
-  spec::Space space;     // the fixed network
-  std::string genotype;  // DARTS Genotype(...) for two-input cells, NATS "|op~j|+..." for one
+  spec::Space space;  // the fixed network
+  // DARTS Genotype(...) for two-input cells (a list per node when some node does not keep
+  // exactly two edges), NATS "|op~j|+..." for one-input cells
+  std::string genotype;
   // Starting weights of the fixed network by parameter name, when the search keeps some
   // (Algorithm::derived_weights; RARTS' width search); empty: it trains from scratch.
   std::vector<std::pair<std::string, Tensor>> weights;

@@ -135,8 +135,9 @@ TEST_CASE("derive: a cell mixing two op sets reads each edge's row of its own gr
   set_logits(arch, 0, {{0, 3, 2.0f}, {1, 2, 1.0f}, {2, 1, 0.5f}});
   set_logits(arch, 1, {{0, 1, 3.0f}, {1, 0, 4.0f}, {2, 1, 0.1f}});
   const Derived d = derive(space, graph, arch);
+  // n1 keeps three edges, so the genotype lists the edges per node.
   CHECK(d.genotype ==
-        "Genotype(c=[('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), "
-        "('skip_connect', 2), ('sep_conv_3x3', 1)], c_concat=[2, 3])");
+        "Genotype(c=[[('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1)], "
+        "[('skip_connect', 2), ('sep_conv_3x3', 1)]], c_concat=[2, 3])");
   CHECK(d.genotype == derive(space, graph, arch).genotype);
 }
