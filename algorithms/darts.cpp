@@ -71,18 +71,28 @@ void second_order_gradient(StepContext& ctx) {
   const SgdOptions& o = sgd.options();
   const std::vector<Tensor> backup = clone_values(w);
 
-  // g = dL_train/dw at (w, alpha), alpha held fixed.
+  // g = dL_train/dw at (w, alpha), alpha held fixed. The unrolled step stands for the weight
+  // step that follows, so it trains what that step trains: candidates that run forward-only
+  // for their coefficient's gradient (a sparse relaxation's zero entries, SparseNAS) are
+  // left out of this pass, and weights without a gradient stay where they are, as
+  // Sgd::step leaves them. (DARTS' dense supernet gives every weight a gradient.)
   sgd.zero_grad();
   {
+    const sched::ActiveSet arch_active = ctx.arch.active;
+    for (uint8_t& a : ctx.arch.active)
+      if (a == sched::kForwardOnly) a = sched::kInactive;
     StepMetrics keep = ctx.metrics;
     forward_loss(ctx, ctx.train, fixed_coefficients(ctx.arch), true).backward();
     ctx.metrics = keep;
+    ctx.arch.active = arch_active;
   }
   // w' = w - xi * (momentum * buf + g + wd * w)
-  for (size_t i = 0; i < w.size(); ++i)
-    vec::sgd_lookahead(w[i].value(), w[i].has_grad() ? w[i].grad() : Tensor(),
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (!w[i].has_grad()) continue;
+    vec::sgd_lookahead(w[i].value(), w[i].grad(),
                        o.momentum != 0 ? sgd.momentum_buffer(i) : Tensor(), xi, o.momentum,
                        o.weight_decay);
+  }
   // L_val(w', alpha): dalpha and dw'.
   sgd.zero_grad();
   zero_arch_grads(ctx.arch);
