@@ -12,11 +12,13 @@ const Algorithm& nasp_algorithm();           // nasp.cpp
 const Algorithm& ista_algorithm();           // ista.cpp
 const Algorithm& ista_onestage_algorithm();  // ista_onestage.cpp
 const Algorithm& rarts_algorithm();          // rarts.cpp
+const Algorithm& sparsenas_algorithm();      // sparsenas.cpp
 
 const std::vector<const Algorithm*>& algorithms() {
   static const std::vector<const Algorithm*> kList = {
-      &darts_algorithm(), &darts2_algorithm(),        &milenas_algorithm(), &nasp_algorithm(),
-      &ista_algorithm(),  &ista_onestage_algorithm(), &rarts_algorithm(),
+      &darts_algorithm(), &darts2_algorithm(), &milenas_algorithm(),
+      &nasp_algorithm(),  &ista_algorithm(),   &ista_onestage_algorithm(),
+      &rarts_algorithm(), &sparsenas_algorithm(),
   };
   return kList;
 }

@@ -281,11 +281,16 @@ void SearchSession::decorate(RunRecord& r) const {
     r.details.set("arch_weights", arch_weights_json(graph_, arch_));
     return;
   }
-  // The architecture only (not the width search's weights, which derive() adds).
-  const Derived derived = algorithms::derive(space_, graph_, arch_);
-  r.details.set("genotype", derived.genotype);
-  // The derived cell's NATS-Bench entry and skip ratio: a search read against the benchmark.
-  add_cell_facts(derived.space, r.details);
+  try {
+    // The architecture only (not the width search's weights, which derive() adds).
+    const Derived derived = algorithms::derive(space_, graph_, arch_);
+    r.details.set("genotype", derived.genotype);
+    // The derived cell's NATS-Bench entry and skip ratio: a search read against the benchmark.
+    add_cell_facts(derived.space, r.details);
+  } catch (const Error& e) {  // nothing derivable yet (SparseNAS pruned a whole cell)
+    r.details.set("genotype", spec::JsonValue());
+    r.details.set("derive_error", std::string(e.what()));
+  }
   spec::JsonValue argmax = spec::JsonValue::object();
   for (const auto& [group, ops] : argmax_ops(graph_, arch_)) {
     spec::JsonValue list = spec::JsonValue::array();

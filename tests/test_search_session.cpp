@@ -38,18 +38,25 @@ Dataset tiny_data(int64_t n) {
 
 SearchOptions options(const std::string& algo) {
   // 24 items: 12 per side, batch 4 -> 3 steps per epoch; 6 steps cross an epoch end.
-  return SearchOptions{.algorithm = algo,
-                       .epochs = 3,
-                       .batch_size = 4,
-                       .seed = 5,
-                       .log_every = 2,
-                       .lr = 0.1f,
-                       .arch_lr = 0.01f};
+  SearchOptions o{.algorithm = algo,
+                  .epochs = 3,
+                  .batch_size = 4,
+                  .seed = 5,
+                  .log_every = 2,
+                  .lr = 0.1f,
+                  .arch_lr = 0.01f};
+  // SparseNAS: a lambda that zeroes part of A within these steps, so the resumed steps run
+  // a sparse supernet.
+  if (algo == "sparsenas") {
+    o.hyper = find_algorithm(algo).default_hyperparameters();
+    o.hyper.set_number("sparsenas-lambda", 0.02);
+  }
+  return o;
 }
 
-// One-stage ISTA-NAS needs every edge op closed by a BN.
+// One-stage ISTA-NAS needs every edge op closed by a BN; SparseNAS refuses `none`.
 std::string space_for(const std::string& algo) {
-  std::string s = kTinySpace;
+  std::string s = algo == "sparsenas" ? testing::tiny_space_without_none() : kTinySpace;
   const std::string at = "\"classes\": 3,";
   if (algo == "ista-onestage") s.replace(s.find(at), at.size(), at + " \"edge_bn\": true,");
   return s;
@@ -110,7 +117,7 @@ std::string temp_file(const std::string& name) {
 }  // namespace
 
 TEST_CASE("search: a resumed session is bit-identical to an uninterrupted one") {
-  for (const Algorithm* algorithm : algorithms::algorithms()) {
+  for (const Algorithm* algorithm : algorithms::algorithms()) {  // every registered one
     const std::string algo = algorithm->name();
     for (int split : {2, 3}) {  // inside an epoch, and at an epoch's end
       CAPTURE(algo);
@@ -135,9 +142,21 @@ TEST_CASE("search: a resumed session is bit-identical to an uninterrupted one") 
       REQUIRE(whole.records.size() == 5);  // logs at 2, 4, 6; epoch ends at 3, 6
       for (size_t i = 0; i < resumed.size(); ++i) check_same_metrics(whole.records[i], resumed[i]);
       CHECK(whole.session.derive().genotype == second.session.derive().genotype);
-      // The optimizer state really moved (the comparison above is not of zeros).
-      if (algo != "nasp")  // NASP steps A itself (a projected gradient step), not by Adam
+      // The optimizer state really moved (the comparison above is not of zeros). NASP and
+      // SparseNAS step A themselves (a projected gradient step, HAPG), not by Adam.
+      if (algo != "nasp" && algo != "sparsenas")
         CHECK(whole.session.arch_optimizer().step_count(0) == 6);
+      else
+        CHECK(!same_bits(whole.session.arch().logits[0].value(),
+                         TinyRun(algo).session.arch().logits[0].value()));
+      if (algo == "sparsenas") {  // part of A is zero, part is not
+        int64_t zeros = 0;
+        const std::vector<float> a = whole.session.arch().logits[0].value().to_vector();
+        for (float v : a) zeros += v == 0.0f;
+        MESSAGE("sparsenas: ", zeros, " of ", a.size(), " entries of A are zero after 6 steps");
+        CHECK(zeros > 0);
+        CHECK(zeros < int64_t(a.size()));
+      }
       CHECK(whole.session.weight_optimizer().step_count(0) == 6);
     }
   }

@@ -1,6 +1,7 @@
 // One search step's worth of state on the tiny space (tests/support/tiny_space.h) for an
 // algorithm's unit tests: the compiled graph, seeded weights, the algorithm's prepared
 // architecture state, both optimizers and a train and a val batch of four 1x8x8 images.
+// Another spec text (e.g. tiny_space_without_none()) replaces the tiny space.
 #pragma once
 
 #include <functional>
@@ -18,17 +19,22 @@ namespace cellgraph::testing {
 struct TinySearch {
   // `configure` may change the algorithm's hyperparameters before its state is built.
   explicit TinySearch(const std::string& algorithm,
-                      const std::function<void(algorithms::HyperValues&)>& configure = {})
-      : hyper(configured(algorithm, configure)),
+                      const std::function<void(algorithms::HyperValues&)>& configure = {},
+                      const std::string& spec_text = kTinySpace)
+      : space(spec::parse_string(spec_text, "tiny.json")),
+        hyper(configured(algorithm, configure)),
         arch(algorithms::find_algorithm(algorithm).initial_state(graph, space, hyper, 1)) {}
 
-  spec::Space space = spec::parse_string(kTinySpace, "tiny.json");
+  spec::Space space;
   ir::Graph graph = spec::compile(space);
   ir::ParameterStore params{graph, 3};
   algorithms::HyperValues hyper;  // the algorithm's defaults; tests may change them
   algorithms::ArchState arch;
   Sgd sgd{params.weights(), SgdOptions{.lr = 0.1f}};
   Adam adam{algorithms::arch_variables(arch), AdamOptions{.lr = 0.01f}};
+  TinySearch(const std::string& algorithm, const std::string& spec_text)
+      : TinySearch(algorithm, {}, spec_text) {}
+
   Batch train = random_batch(4, 1, 8, 3, 1), val = random_batch(4, 1, 8, 3, 2);
 
   static algorithms::HyperValues configured(

@@ -3,6 +3,8 @@
 // and a NATS-Bench topology space as small (kTinyNatsSpace).
 #pragma once
 
+#include <string>
+
 namespace cellgraph::testing {
 
 inline constexpr const char* kTinySpace = R"({
@@ -45,5 +47,14 @@ inline constexpr const char* kTinyNatsSpace = R"({
     "head": [{"op": "batch_norm"}, {"op": "relu"}, {"op": "global_avg_pool"}, {"op": "linear"}]
   }
 })";
+
+// The tiny space with three candidates per edge, without `none` (SparseNAS refuses it: a
+// zero path is an entry A = 0).
+inline std::string tiny_space_without_none() {
+  std::string s = kTinySpace;
+  const std::string none = "\"none\", ";
+  s.erase(s.find(none), none.size());
+  return s;
+}
 
 }  // namespace cellgraph::testing
