@@ -16,6 +16,7 @@
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 
+#include "algorithms/sparsenas.h"
 #include "engine/io/npy.h"
 #include "engine/tensor/random.h"
 #include "spec/compile.h"
@@ -23,6 +24,7 @@
 #include "tests/support/cli.h"
 #include "tests/support/op_tests.h"
 #include "tests/support/run_files.h"
+#include "tests/support/tiny_search.h"
 
 using namespace cellgraph;
 
@@ -329,4 +331,44 @@ TEST_CASE(
   const std::string images = dir / "x.npy";
   write_images(images, {3, 1, 28, 28}, 4);
   export_and_compare(dir, dir / "train", "", images, "pruned");
+}
+
+TEST_CASE("cli: a SparseNAS mixed-path cell (parallel edges, a pruned node) exports") {
+  TempDir dir;
+  testing::TinySearch s("sparsenas", testing::tiny_space_without_none());
+  const int64_t cols = 3;  // skip_connect, sep_conv_3x3, max_pool_3x3
+  auto at = [&](int edge, int64_t col) {
+    const ir::MixedEdge* m = algorithms::find_mixed_edge(s.graph, "normal", "b", edge);
+    REQUIRE(m != nullptr);
+    return size_t(int64_t(m->row) * cols + col);
+  };
+  // Node a's group is zero (pruned); b keeps sep_conv_3x3 and max_pool_3x3 on its edge from
+  // c_k-1 (parallel edges) and skip_connect from c_k-2; its path from a goes with a.
+  std::vector<float>& x = algorithms::sparsenas_state(s.arch).x[0];
+  std::fill(x.begin(), x.end(), 0.0f);
+  x[at(0, 0)] = 0.4f;
+  x[at(1, 1)] = 0.3f;
+  x[at(1, 2)] = -0.2f;
+  x[at(2, 1)] = 0.5f;
+  const algorithms::Derived d = algorithms::derive(s.space, s.graph, s.arch);
+  REQUIRE(d.space.cells[0].nodes.size() == 1);
+  REQUIRE(d.space.cells[0].nodes[0].edges.size() == 3);
+  CHECK(d.genotype ==
+        "Genotype(normal=[[('skip_connect', 0), ('sep_conv_3x3', 1), ('max_pool_3x3', 1)]], "
+        "normal_concat=[2])");
+  const std::string spec_path = dir / "mixed.json";
+  std::ofstream(spec_path) << spec::to_json(d.space);
+  const std::string images = dir / "x.npy";
+  write_images(images, {3, 1, 8, 8}, 6);
+  export_and_compare(dir, spec_path, "--seed 3", images, "mixed");
+  export_and_compare(dir, spec_path, "--seed 3 --fold-bn", images, "mixed_folded");
+  // The cell alone, with its two inputs (the stem's 6 channels, preprocessed to C = 4).
+  const std::string cell = dir / "cell.onnx";
+  const Result r = run_cli("export " + spec_path + " --cell normal --seed 3 --onnx " + cell, dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string c0 = dir / "c0.npy", c1 = dir / "c1.npy";
+  write_images(c0, {2, 6, 8, 8}, 7);
+  write_images(c1, {2, 6, 8, 8}, 8);
+  const Tensor out = onnxruntime(dir, {cell, c0, c1, dir / "cell_out.npy"});
+  CHECK(out.shape() == Shape{2, 4, 8, 8});  // one surviving node of C = 4 channels
 }
