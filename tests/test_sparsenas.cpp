@@ -16,6 +16,7 @@
 #include "algorithms/sparsenas.h"
 #include "engine/backends/backend.h"
 #include "engine/error.h"
+#include "engine/io/checkpoint.h"
 #include "engine/optim/schedule.h"
 #include "engine/sched/plan.h"
 #include "engine/tensor/random.h"
@@ -552,6 +553,14 @@ TEST_CASE("sparsenas: derivation keeps mixed paths, drops a zeroed node and the 
   sparsenas_state(s.arch).threshold = 0.25;
   d = derive(s.space, s.graph, s.arch);
   CHECK(d.genotype == "Genotype(normal=[[('max_pool_3x3', 0)]], normal_concat=[2])");
+  // The checkpoint keeps x and the threshold: derivation from it (no options) agrees.
+  const Algorithm& algo = find_algorithm("sparsenas");
+  io::Checkpoint ckpt;
+  algo.save(s.graph, s.arch, ckpt);
+  ArchState fresh = algo.initial_state(s.graph, s.space, algo.default_hyperparameters(), 0);
+  algo.restore(s.graph, fresh, ckpt, false);
+  CHECK(sparsenas_state(fresh).threshold == 0.25);
+  CHECK(derive(s.space, s.graph, fresh).genotype == d.genotype);
 
   // Every node pruned: nothing to derive.
   std::fill(x.begin(), x.end(), 0.0f);
@@ -621,6 +630,9 @@ TEST_CASE("sparsenas: epoch records carry lambda, eta, the paths per node and ca
     if (lambda < 1) {
       CHECK(records.back().details.find("genotype")->is_string());
       CHECK(last.find("nonzero")->as_integer() > 0);
+      // derive reads x from the checkpoint alone.
+      const std::string genotype = session.derive().genotype;
+      CHECK(derive_from_checkpoint(session.space(), session.checkpoint()).genotype == genotype);
     } else {  // everything pruned: the record says why there is no genotype
       CHECK(last.find("nonzero")->as_integer() == 0);
       CHECK(last.find("candidates_per_step")->find("weight_step")->as_double() == 0.0);
