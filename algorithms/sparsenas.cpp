@@ -543,7 +543,8 @@ class SparseNas final : public Algorithm {
     record.set("sparsenas", out);
   }
 
-  void end_epoch(ArchState& arch) const override {
+  void end_epoch(const ir::Graph& /*graph*/, ArchState& arch, const HyperValues& /*hyper*/,
+                 int64_t /*epoch*/) const override {
     SparseNasState& state = sparsenas_state(arch);
     state.steps = state.weight_candidates = state.arch_backward = state.arch_forward_only = 0;
   }
