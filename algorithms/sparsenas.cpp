@@ -284,6 +284,23 @@ void check_space(const ir::Graph& graph, const spec::Space& space) {
   }
 }
 
+// A row that starts one-hot (spec `init_one_hot`) starts exactly at e_k: A has no softmax
+// that an exact one-hot would saturate, and the row's other entries start as zero paths
+// (inactive) that the prox can revive like any other.
+void start_one_hot_rows(const ir::Graph& graph, std::vector<Var>& a) {
+  CG_ASSERT(a.size() == graph.arch_groups.size(), "one A per architecture group");
+  for (size_t g = 0; g < a.size(); ++g) {
+    const ir::ArchGroup& group = graph.arch_groups[g];
+    const size_t cols = group.columns.size();
+    float* p = a[g].value().data();
+    for (size_t r = 0; r < size_t(group.rows); ++r) {
+      const int32_t hot = group.one_hot[r];
+      if (hot < 0) continue;
+      for (size_t c = 0; c < cols; ++c) p[r * cols + c] = c == size_t(hot) ? 1.0f : 0.0f;
+    }
+  }
+}
+
 // Omega's groups: per node of a cell type, every (mixed edge, op) entry of its rows.
 std::vector<SparseGroup> node_groups(const ir::Graph& graph, const spec::Space& space,
                                      const std::vector<int64_t>& offsets) {
@@ -411,11 +428,13 @@ class SparseNas final : public Algorithm {
             {"update_weights", update_weights}};
   }
 
-  // A_0 = init_std * N(0, 1) (DARTS' draw); x_0 = A_0, v = 0, no iteration done.
+  // A_0 = init_std * N(0, 1) (DARTS' draw), one-hot rows exactly e_k; x_0 = A_0, v = 0, no
+  // iteration done.
   ArchState initial_state(const ir::Graph& graph, const spec::Space& space,
                           const HyperValues& hyper, uint64_t seed) const override {
     check_space(graph, space);
     ArchState arch = Algorithm::initial_state(graph, space, hyper, seed);
+    start_one_hot_rows(graph, arch.logits);
     auto state = std::make_unique<SparseNasState>();
     int64_t offset = 0;
     for (const Var& a : arch.logits) {

@@ -23,11 +23,13 @@ using namespace cellgraph::algorithms;
 namespace {
 
 // One HB node: o1 (random) and o2 (one-hot identity) from the previous state, o (one-hot
-// negative identity) from the one before; the 9 ops of the HB paper's Table 3.
-std::string hb_space(double init_std, bool edge_bn) {
+// negative identity) from the one before; the 9 ops of the HB paper's Table 3 (without
+// `none` for SparseNAS, whose zero path is A = 0).
+std::string hb_space(double init_std, bool edge_bn, bool with_none = true) {
   return std::string(R"({
     "format": 1, "name": "hb_start",
-    "op_sets": {"hb": ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "neg_identity",
+    "op_sets": {"hb": [)") +
+         (with_none ? R"("none", )" : "") + R"("max_pool_3x3", "avg_pool_3x3", "skip_connect", "neg_identity",
                        "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]},
     "cells": [{"name": "hb", "inputs": ["c_k-2", "c_k-1"],
                "nodes": [{"name": "x0", "keep": 3, "edges": [
@@ -35,7 +37,7 @@ std::string hb_space(double init_std, bool edge_bn) {
                  {"from": "c_k-1", "ops": "hb", "init_one_hot": "skip_connect"},
                  {"from": "c_k-2", "ops": "hb", "init_one_hot": "neg_identity"}]}],
                "output": {"node": "x0"}}],
-    "network": {"input": [1, 8, 8], "classes": 3, )") +
+    "network": {"input": [1, 8, 8], "classes": 3, )" +
          (edge_bn ? R"("edge_bn": true, )" : "") + R"(
                 "stem": [{"op": "conv_3x3", "channels": 4}, {"op": "batch_norm"}],
                 "body": [{"cell": "hb", "channels": 4, "repeat": 2}],
@@ -74,8 +76,9 @@ TEST_CASE("one-hot start: every algorithm starts the row at its op (within 0.01 
   // 1 - kOneHotWeight of 1 on the op and at most that much on the others together.
   for (const Algorithm* algorithm : algorithms::algorithms()) {
     CAPTURE(algorithm->name());
-    const spec::Space space =
-        spec::parse_string(hb_space(0.0, algorithm->name() == "ista-onestage"), "hb.json");
+    const spec::Space space = spec::parse_string(
+        hb_space(0.0, algorithm->name() == "ista-onestage", algorithm->name() != "sparsenas"),
+        "hb.json");
     const ir::Graph graph = spec::compile(space);
     const ArchState arch = prepared_arch_state(*algorithm, graph, space, 5);
     const std::vector<Var> c = algorithm->coefficients(arch);
@@ -129,6 +132,22 @@ TEST_CASE("one-hot start: NASP's A and its coefficients start exactly one-hot") 
       CHECK(w[k] == (int32_t(k) == hot.column ? 1.0f : 0.0f));
     }
   }
+}
+
+TEST_CASE("one-hot start: SparseNAS' A starts exactly one-hot, the rest of the row at zero") {
+  // No softmax to saturate: the row is e_k itself, and its other entries are zero paths.
+  const spec::Space space = spec::parse_string(hb_space(1e-3, false, false), "hb.json");
+  const ir::Graph graph = spec::compile(space);
+  const Algorithm& sparsenas = find_algorithm("sparsenas");
+  const ArchState arch = prepared_arch_state(sparsenas, graph, space, 5);
+  const std::vector<Var> c = sparsenas.coefficients(arch);
+  for (const OneHotRow& hot : one_hot_rows(graph)) {
+    const std::vector<float> w = row_of(c[0], hot.row);
+    for (size_t k = 0; k < w.size(); ++k) CHECK(w[k] == (int32_t(k) == hot.column ? 1.0f : 0.0f));
+  }
+  // Row 0 (o1) keeps the random init.
+  const std::vector<float> random = row_of(c[0], 0);
+  CHECK(std::all_of(random.begin(), random.end(), [](float v) { return v != 0.0f; }));
 }
 
 TEST_CASE("one-hot start: ISTA-NAS codes the one-hot entries and warm-starts the LASSO there") {
