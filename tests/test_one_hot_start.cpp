@@ -29,7 +29,8 @@ std::string hb_space(double init_std, bool edge_bn, bool with_none = true) {
   return std::string(R"({
     "format": 1, "name": "hb_start",
     "op_sets": {"hb": [)") +
-         (with_none ? R"("none", )" : "") + R"("max_pool_3x3", "avg_pool_3x3", "skip_connect", "neg_identity",
+         (with_none ? R"("none", )" : "") +
+         R"("max_pool_3x3", "avg_pool_3x3", "skip_connect", "neg_identity",
                        "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]},
     "cells": [{"name": "hb", "inputs": ["c_k-2", "c_k-1"],
                "nodes": [{"name": "x0", "keep": 3, "edges": [
