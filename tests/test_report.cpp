@@ -1,10 +1,15 @@
 // The run report: SVG charts with gaps for missing values (viz/svg_chart.h), and `cellgraph
-// report` on a finished search, on one still in progress, and on metrics with holes.
+// report` on a finished search, on one still in progress, on metrics with holes, the sparse
+// algorithms' active candidates, and --watch.
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -36,6 +41,15 @@ std::string path_of(const std::string& svg, const std::string& name) {
   if (at == std::string::npos) return "";
   const size_t start = svg.find("d=\"", at) + 3;
   return svg.substr(start, svg.find('"', start) - start);
+}
+
+// The y coordinates of a path's points ("Mx y Lx y ...").
+std::vector<std::string> ys_of(const std::string& d) {
+  std::vector<std::string> out;
+  std::istringstream in(d);
+  std::string x, y;
+  while (in >> x >> y) out.push_back(y);
+  return out;
 }
 
 // A finished tiny search: 3 epochs of 4 steps, a log line every step.
@@ -156,4 +170,109 @@ TEST_CASE("report: a NATS-Bench search shows its derived cell's benchmark accura
   }
   // The derived cell's NATS-Bench entry is among what is known about it.
   CHECK(has(html, "&quot;nats_bench&quot;"));
+}
+
+TEST_CASE("report: the active candidates of sparse algorithms per epoch, gaps where missing") {
+  SKIP_WITHOUT_FASHION_MNIST();
+  TempDir dir;
+  const std::string run = dir / "run";
+  testing::Result r =
+      testing::run_cli("search " + testing::write_tiny_space(dir) + " --out " + run +
+                           " --algo ista --data fashion-mnist:" + CELLGRAPH_FASHION_MNIST_DIR +
+                           " --subset 64 --batch 8 --epochs 3 --threads 1 --seed 3",
+                       dir);
+  REQUIRE(r.status == 0);
+  r = testing::run_cli("report " + run, dir);
+  REQUIRE(r.status == 0);
+  std::string html = testing::read_text(run + "/report.html");
+  CHECK(has(html, "active candidates (supported edge-op entries per cell type)"));
+  const std::string supports = path_of(html, "ISTA-NAS supports");
+  CHECK(occurrences(supports, "M") == 1);  // one point per epoch line, no gap
+  CHECK(occurrences(supports, "L") == 2);
+  CHECK(!has(html, "data-name=\"weight step\""));  // nothing SparseNAS-like invented
+
+  // SparseNAS' epoch lines carry sparsenas.candidates_per_step; one epoch's weight-step
+  // count missing (null) is a gap in its line.
+  std::string metrics = testing::read_text(run + "/metrics.jsonl");
+  int epoch = 0;
+  for (size_t at = metrics.find("\"kind\":\"epoch\","); at != std::string::npos;
+       at = metrics.find("\"kind\":\"epoch\",", at + 1)) {
+    ++epoch;
+    const std::string weight = epoch == 2 ? "null" : std::to_string(20 - 4 * epoch);
+    metrics.insert(
+        at + 15, "\"sparsenas\":{\"candidates_per_step\":{\"total\":40,\"weight_step\":" + weight +
+                     ",\"arch_recorded\":12,\"arch_forward_only\":8}},");
+  }
+  REQUIRE(epoch == 3);
+  std::ofstream(run + "/metrics.jsonl", std::ios::trunc) << metrics;
+  r = testing::run_cli("report " + run + " --out " + (dir / "sparsenas.html"), dir);
+  REQUIRE(r.status == 0);
+  html = testing::read_text(dir / "sparsenas.html");
+  CHECK(occurrences(path_of(html, "weight step"), "M") == 2);  // 1 | 3
+  CHECK(occurrences(path_of(html, "weight step"), "L") == 0);
+  for (const char* name : {"arch. pass, recorded", "arch. pass, forward only", "all candidates"}) {
+    CAPTURE(name);
+    CHECK(occurrences(path_of(html, name), "L") == 2);
+  }
+  // The two recorded counts are constant: flat lines at different heights.
+  const std::vector<std::string> recorded = ys_of(path_of(html, "arch. pass, recorded")),
+                                 forward_only = ys_of(path_of(html, "arch. pass, forward only"));
+  REQUIRE(recorded.size() == 3);
+  REQUIRE(forward_only.size() == 3);
+  CHECK(recorded[0] == recorded[2]);
+  CHECK(forward_only[0] == forward_only[2]);
+  CHECK(recorded[0] != forward_only[0]);
+}
+
+TEST_CASE("report --watch: rewrites the page until the run has finished, or until Ctrl-C") {
+  SKIP_WITHOUT_FASHION_MNIST();
+  TempDir dir;
+  const std::string run = tiny_search(dir);
+  const std::string cli = CELLGRAPH_CLI_PATH;
+  // A finished run: one report, then the watch ends by itself.
+  testing::Result r =
+      testing::run_shell("timeout 60 " + cli + " report " + run + " --watch --interval 0.05", dir);
+  CHECK(r.status == 0);
+  CHECK(r.out == run + "/report.html\n");
+  CHECK(has(r.err, "report 1 written"));
+  CHECK(!has(r.err, "report 2 written"));
+  CHECK(has(r.err, "the run has finished"));
+  CHECK(has(testing::read_text(run + "/report.html"), "class=\"heatmap\""));
+  r = testing::run_cli("report " + run + " --interval 1", dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "--watch"));
+
+  // In progress: config.json says 5 epochs, the checkpoint holds 3 (as after a resume with
+  // --epochs 5). The watch goes on until the config says the checkpoint is the last one.
+  const std::string config = testing::read_text(run + "/config.json");
+  const size_t at = config.find("\"epochs\": 3,");
+  REQUIRE(at != std::string::npos);
+  std::string longer = config;
+  longer.replace(at, 12, "\"epochs\": 5,");
+  std::ofstream(run + "/config.json", std::ios::trunc) << longer;
+  auto wait_for = [](const std::string& file, const std::string& text) {
+    for (int i = 0; i < 600 && !has(testing::read_text(file), text); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return has(testing::read_text(file), text);
+  };
+  const std::string log = dir / "watch.err";
+  pid_t pid = testing::spawn_cli({"report", run, "--watch", "--interval", "0.05"}, log);
+  REQUIRE(pid > 0);
+  CHECK(wait_for(log, "report 3 written"));
+  int status = 0;
+  CHECK(waitpid(pid, &status, WNOHANG) == 0);  // still watching
+  std::ofstream(run + "/config.json", std::ios::trunc) << config;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK(has(testing::read_text(log), "the run has finished"));
+
+  // Ctrl-C while the run goes on: the watch stops, status 0.
+  std::ofstream(run + "/config.json", std::ios::trunc) << longer;
+  pid = testing::spawn_cli({"report", run, "--watch", "--interval", "0.05"}, log);
+  REQUIRE(pid > 0);
+  CHECK(wait_for(log, "report 2 written"));
+  ::kill(pid, SIGINT);
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK(has(testing::read_text(log), "stopped watching"));
 }

@@ -1,13 +1,14 @@
-// cellgraph report RUN_DIR [--out FILE]: one self-contained HTML page about a run (no
-// script, no network): its state, loss and accuracy curves, the learning rate and step time,
-// per-epoch heatmaps of each architecture group's weights (metrics.jsonl's arch_weights),
-// the derived cells drawn, the genotype and the configuration. Charts are inline SVG from
-// viz/svg_chart.h; the drawing is graphviz's svg when the build has it, else its DOT text.
+// cellgraph report RUN_DIR [--out FILE] [--watch [--interval S]]: one self-contained HTML page
+// about a run (no script, no network): its state, loss and accuracy curves, the learning rate and
+// step time, per-epoch heatmaps of each architecture group's weights (metrics.jsonl's
+// arch_weights), the derived cells drawn, the genotype and the configuration. Charts are inline SVG
+// from viz/svg_chart.h; the drawing is graphviz's svg when the build has it, else its DOT text.
 //
 // It reads only what a run writes as it goes, so a run still in progress (or interrupted)
 // reports what it has: a line being written at the end of metrics.jsonl is skipped, and the
 // cells are derived from the latest checkpoint when derived.json is not there yet.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "algorithms/search_session.h"
@@ -24,6 +26,7 @@
 #include "spec/json_value.h"
 #include "spec/parse.h"
 #include "tools/cellgraph/commands.h"
+#include "tools/cellgraph/progress.h"
 #include "tools/cellgraph/run_dir.h"
 #include "viz/cell_dot.h"
 #include "viz/graphviz/render.h"
@@ -105,6 +108,46 @@ bool has_any(const viz::Series& s) {
   return std::any_of(s.y.begin(), s.y.end(), [](double v) { return std::isfinite(v); });
 }
 
+// ISTA-NAS: the (edge, op) entries in the supports of all nodes of the epoch line's
+// sparse_codes (one count per cell type, not per cell instance); missing without them.
+double supported_entries(const JsonValue& line) {
+  const JsonValue* codes = line.find("sparse_codes");
+  if (codes == nullptr || !codes->is_object()) return kMissing;
+  double count = 0;
+  for (const auto& [node, fields] : codes->members()) {
+    const JsonValue* support = fields.is_object() ? fields.find("support") : nullptr;
+    if (support != nullptr && support->is_array()) count += double(support->size());
+  }
+  return count;
+}
+
+// The sparse algorithms' active candidates per step, from what their epoch lines carry:
+// SparseNAS' `sparsenas.candidates_per_step` (epoch means of the candidates each pass ran)
+// and ISTA-NAS' supports. Empty for a run whose lines carry neither (DARTS, or NASP, whose
+// records keep no count: its weight step trains one op on each edge it keeps).
+std::string active_candidates_svg(const std::vector<const JsonValue*>& epochs) {
+  const std::string per = "sparsenas.candidates_per_step.";
+  std::vector<viz::Series> counts = {
+      series(epochs, per + "weight_step", "weight step", "#1f77b4"),
+      series(epochs, per + "arch_recorded", "arch. pass, recorded", "#d62728"),
+      series(epochs, per + "arch_forward_only", "arch. pass, forward only", "#ff7f0e"),
+      series(epochs, per + "total", "all candidates", "#7f7f7f")};
+  viz::Series supports{"ISTA-NAS supports", "#17becf", {}, {}};
+  for (const JsonValue* e : epochs) {
+    supports.x.push_back(number_or_missing(*e, "step"));
+    supports.y.push_back(supported_entries(*e));
+  }
+  counts.push_back(supports);
+  counts.erase(std::remove_if(counts.begin(), counts.end(),
+                              [](const viz::Series& s) { return !has_any(s); }),
+               counts.end());
+  if (counts.empty()) return "";
+  return viz::line_chart_svg(has_any(supports) ? "active candidates (supported edge-op entries "
+                                                 "per cell type)"
+                                               : "active candidates per step (epoch mean)",
+                             "step", counts);
+}
+
 std::string curves_html(const std::vector<JsonValue>& lines) {
   const std::vector<const JsonValue*> points = curve_points(lines);
   std::ostringstream out;
@@ -141,7 +184,7 @@ std::string curves_html(const std::vector<JsonValue>& lines) {
     out << viz::line_chart_svg("NATS-Bench test accuracy of the derived cell (%)", "step",
                                {c10, c100, imagenet});
   if (has_any(skip)) out << viz::line_chart_svg("skip-connection ratio", "step", {skip});
-  out << "</div>\n";
+  out << active_candidates_svg(epochs) << "</div>\n";
   for (const JsonValue& l : lines)
     if (kind_of(l) == "test")
       out << "<p>test: loss " << viz::xml_escaped(spec::dump(*l.find("test_loss"))) << ", accuracy "
@@ -284,10 +327,8 @@ h3{font-size:13px;margin:12px 0 4px}.row{display:flex;flex-wrap:wrap;gap:12px;al
 th,td{border:1px solid #ddd;padding:2px 8px;text-align:left}pre{background:#f6f6f6;padding:8px;
 white-space:pre-wrap;font-size:12px}.drawing svg{max-width:100%;height:auto})";
 
-int run_report(const Args& args) {
-  const std::string& dir = args.positional(0);
+void write_report(const std::string& dir, const std::string& out_path) {
   const ConfigReader config(dir);
-  const std::string out_path = args.get("out", dir + "/report.html");
   const std::vector<JsonValue> lines = read_metrics(metrics_path(dir));
   const std::string command = config.string("command");
   const Cells cells = derived_cells(dir, config);
@@ -320,6 +361,68 @@ int run_report(const Args& args) {
   }
   html << config_html(config) << "</body>\n</html>\n";
   io::write_file_atomic(out_path, html.str());
+}
+
+// Whether the run's checkpoint is that of its last step (the loop's own test: every epoch
+// done, or --max-steps reached), read from config.json as it is now (a resume may have
+// raised --epochs). No checkpoint yet: the run has not finished its first epoch.
+bool run_finished(const std::string& dir) {
+  if (!fs::exists(checkpoint_path(dir))) return false;
+  const ConfigReader config(dir);
+  const io::Checkpoint ckpt = io::load_checkpoint(checkpoint_path(dir));
+  const int64_t max_steps = config.has("max_steps") ? config.integer("max_steps") : 0;
+  return ckpt.meta_int("epoch") >= config.integer("epochs") ||
+         (max_steps > 0 && ckpt.meta_int("step") >= max_steps);
+}
+
+// --watch: the report again every `interval` seconds until the run has finished (one last
+// report after that), or until Ctrl-C. A search writes derived.json just after its last
+// checkpoint, so the watch waits one more interval for it before the last report.
+int watch_report(const std::string& dir, const std::string& out_path, double interval) {
+  install_interrupt_handler();
+  std::cerr << "watching " << dir << " (every " << interval << " s; Ctrl-C stops)\n";
+  bool finished_before = false;
+  for (int64_t round = 1;; ++round) {
+    // The checkpoint is read before the metrics, so a report made after it saw the last
+    // step has every line of that step.
+    bool finished = false;
+    try {
+      finished = run_finished(dir);
+    } catch (const Error&) {
+      // A checkpoint being replaced or a config.json being rewritten: next round.
+    }
+    const bool derived_missing =
+        ConfigReader(dir).string("command") == "search" && !fs::exists(dir + "/derived.json");
+    const bool last = finished && (!derived_missing || finished_before);
+    write_report(dir, out_path);
+    std::cerr << "report " << round << " written to " << out_path << "\n";
+    if (last) {
+      std::cerr << "the run has finished\n";
+      return 0;
+    }
+    finished_before = finished;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(interval);
+    while (std::chrono::steady_clock::now() < until) {
+      if (interrupted()) {
+        std::cerr << "stopped watching\n";
+        return 0;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+
+int run_report(const Args& args) {
+  const std::string& dir = args.positional(0);
+  const std::string out_path = args.get("out", dir + "/report.html");
+  const double interval = args.get_double("interval", 5, 0.01, 86400);
+  if (args.has("interval") && !args.has("watch"))
+    throw Error("report: --interval is the period of --watch; add --watch");
+  if (args.has("watch")) {
+    std::cout << out_path << std::endl;  // first: a watcher's caller learns where to look
+    return watch_report(dir, out_path, interval);
+  }
+  write_report(dir, out_path);
   std::cerr << "wrote " << out_path << "\n";
   std::cout << out_path << "\n";
   return 0;
@@ -332,13 +435,17 @@ const Command& report_command() {
       .name = "report",
       .summary = "write a self-contained HTML report of a run (curves, weights, cells)",
       .positionals = {"RUN_DIR"},
-      .flags = {{"out", "FILE", "where to write the page", "RUN_DIR/report.html"}},
+      .flags = {{"out", "FILE", "where to write the page", "RUN_DIR/report.html"},
+                {"watch", "", "rewrite the page while the run goes on, until it finishes", ""},
+                {"interval", "S", "--watch: seconds between two reports", "5"}},
       .details =
           "One HTML file with no script and no external resource: loss, accuracy, learning "
           "rate and step time over the steps; for a search, per-epoch heatmaps of each "
           "architecture group's weights and the derived cells drawn (from derived.json, or "
           "from the latest checkpoint while the search runs); the genotype; the run's "
-          "configuration. Missing or non-finite values are gaps. Prints the file's path.",
+          "configuration. Missing or non-finite values are gaps. Prints the file's path. "
+          "--watch rewrites it every --interval seconds until the run's checkpoint is its "
+          "last step's (then once more), or until Ctrl-C.",
       .run = run_report};
   return command;
 }
