@@ -1,6 +1,7 @@
 // TensorBoard event files (viz/event_file.h, `--tensorboard DIR`), read back by a reader
 // written here from the format's description (TFRecord framing, tensorflow.Event fields), with
-// its own bitwise CRC-32C, so that the writer's encoding is checked rather than trusted.
+// its own bitwise CRC-32C, so that the writer's encoding is checked rather than trusted; and
+// by tensorboard's own reader (the Python package in the test venv), the one users run.
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -243,4 +244,71 @@ TEST_CASE(
   CHECK(i == 8 + 2);  // 8 log lines, 2 epoch lines
   CHECK(logged.size() == i);
   CHECK(arch_tags == 2 * 5 * 4);
+}
+
+// tensorboard's own reader (the Python package from requirements-test.txt, in the project
+// venv) loads the event files of a search, every metrics value at its step and tag.
+TEST_CASE("tensorboard: tensorboard's event reader reads a search's scalars back") {
+  SKIP_WITHOUT_FASHION_MNIST();
+  const std::string python = CELLGRAPH_TEST_PYTHON;
+  const std::string reader = CELLGRAPH_SOURCE_DIR "/tests/tensorboard/read_scalars.py";
+  TempDir dir;
+  if (!fs::exists(python) ||
+      testing::run_shell(python + " -c 'import tensorboard'", dir).status != 0) {
+    MESSAGE("tensorboard is not importable from " << python
+                                                  << " (run scripts/setup to install "
+                                                     "requirements-test.txt); skipped");
+    return;
+  }
+  const std::string run = dir / "run", tb = dir / "tb";
+  testing::Result r = testing::run_cli(
+      "search " + testing::write_tiny_space(dir) + " --out " + run +
+          " --data fashion-mnist:" + CELLGRAPH_FASHION_MNIST_DIR +
+          " --subset 64 --batch 8 --epochs 2 --log-every 2 --threads 1 --seed 3 --tensorboard " +
+          tb,
+      dir);
+  REQUIRE(r.status == 0);
+  r = testing::run_shell(python + " " + reader + " " + tb, dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  // (tag, step) -> value as tensorboard read it.
+  std::map<std::pair<std::string, int64_t>, float> read;
+  std::istringstream lines(r.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const size_t tab1 = line.find('\t'), tab2 = line.rfind('\t');
+    REQUIRE(tab1 != tab2);
+    const auto key = std::make_pair(line.substr(tab1 + 1, tab2 - tab1 - 1),
+                                    int64_t(std::stoll(line.substr(0, tab1))));
+    CHECK(read.count(key) == 0);
+    read[key] = float(std::stod(line.substr(tab2 + 1)));
+  }
+  std::istringstream metrics(testing::read_text(run + "/metrics.jsonl"));
+  size_t expected = 0, lines_read = 0;
+  while (std::getline(metrics, line)) {
+    const spec::JsonValue j = spec::parse_json_string(line, "metrics.jsonl");
+    const std::string kind = j.find("kind")->as_string();
+    const int64_t step = j.find("step")->as_integer();
+    CAPTURE(line.substr(0, 60));
+    ++lines_read;
+    for (const char* key : {"train_loss", "train_acc", "val_loss", "val_acc", "lr"}) {
+      CAPTURE(key);
+      const auto at = read.find({kind + "/" + key, step});
+      REQUIRE(at != read.end());
+      CHECK(at->second == float(j.find(key)->as_double()));
+      ++expected;
+    }
+    if (kind != "epoch") continue;
+    const spec::JsonValue& normal = *j.find("arch_weights")->find("normal");
+    for (size_t row = 0; row < normal.find("rows")->size(); ++row)
+      for (size_t col = 0; col < normal.find("columns")->size(); ++col) {
+        const std::string tag = "arch/normal/" + normal.find("rows")->items()[row].as_string() +
+                                "/" + normal.find("columns")->items()[col].as_string();
+        CAPTURE(tag);
+        const auto at = read.find({tag, step});
+        REQUIRE(at != read.end());
+        CHECK(at->second == float(normal.find("values")->items()[row].items()[col].as_double()));
+      }
+  }
+  CHECK(lines_read == 4 + 2);  // 4 log lines (every 2 of 8 steps), 2 epoch lines
+  CHECK(expected == 5 * lines_read);
 }
