@@ -91,7 +91,7 @@ TEST_CASE("augment: a random crop is a shift by up to the padding with zeros ent
   CHECK(other.to_vector() == std::vector<float>{5, 6, 7, 8, 9, 10, 11, 12, 0, 0, 0, 0});
 }
 
-TEST_CASE("augment: the padding value is per channel; normalized_zero is black") {
+TEST_CASE("augment: the padding value is per channel, normalized_zero is black") {
   Tensor images = Tensor::full({1, 2, 2, 2}, 5.0f);
   const AugmentOptions options{.crop_padding = 1, .pad_value = {-1.0f, -2.0f}};
   apply_augment(images, options, {AugmentDraw{.dy = 0, .dx = 0}});  // shift down-right by 1

@@ -96,7 +96,7 @@ TEST_CASE("autodiff: a chain linear -> relu -> linear -> cross_entropy matches d
     CHECK(std::fabs(analytic[i] - numeric[i]) <= 1e-3 + 1e-2 * std::fabs(numeric[i]));
 }
 
-TEST_CASE("autodiff: requires_grad propagates; nothing is recorded without it") {
+TEST_CASE("autodiff: requires_grad propagates, nothing is recorded without it") {
   const Var plain(random({2, 2}, 7));
   const Var y = ops::relu(plain);
   CHECK_FALSE(y.requires_grad());

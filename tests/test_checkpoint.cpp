@@ -141,7 +141,7 @@ TEST_CASE("checkpoint: a truncated file names the entry where the data ends") {
   CHECK(has(error_of([&] { io::load_checkpoint(path); }), "bad magic"));
 }
 
-TEST_CASE("checkpoint: a flipped byte is a checksum mismatch; wrong magic and version are named") {
+TEST_CASE("checkpoint: a flipped byte is a checksum mismatch, wrong magic and version are named") {
   TempDir dir;
   const std::string path = (dir / "c.bin");
   io::save_checkpoint(sample(), path);

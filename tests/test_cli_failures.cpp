@@ -180,7 +180,7 @@ TEST_CASE(
   CHECK(!has(resumed, "partial"));
 }
 
-TEST_CASE("cli failures: a failed start leaves no run directory; absurd settings are refused") {
+TEST_CASE("cli failures: a failed start leaves no run directory, absurd settings are refused") {
   SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string spec = write_tiny_space(dir);
@@ -238,7 +238,7 @@ TEST_CASE("cli failures: a truncated test split is reported before training star
   CHECK(!fs::exists(run + "/checkpoint.bin"));
 }
 
-TEST_CASE("cli failures: --device cpu is the default; another device is refused before any work") {
+TEST_CASE("cli failures: --device cpu is the default, another device is refused before any work") {
   SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
   const std::string spec = write_tiny_space(dir);

@@ -171,7 +171,7 @@ TEST_CASE("compile: a block stage strides in its first block only, as validate w
         Shape{1, block->channels, 16, 16});
 }
 
-TEST_CASE("compile: an edge coefficient scales the edge; a trainable one is a weight") {
+TEST_CASE("compile: an edge coefficient scales the edge, a trainable one is a weight") {
   // y = 0.5 * x + c * (-x) with c trainable from -0.25: y = 0.75 x, and dL/dc = <dy, -x>.
   const spec::Space s = spec::parse_string(R"({
     "format": 1, "name": "scaled",

@@ -139,7 +139,7 @@ TEST_CASE("darts: the second-order gradient is the derivative of the unrolled va
 }
 
 TEST_CASE(
-    "darts: the architecture step forms no weight gradients; the weight step none for alpha") {
+    "darts: the architecture step forms no weight gradients, the weight step none for alpha") {
   Setup s;
   StepContext ctx = s.context();
   const std::vector<float> w0 = s.params.weights()[0].value().to_vector();

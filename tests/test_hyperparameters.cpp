@@ -47,7 +47,7 @@ TEST_CASE("hyperparameters: defaults, text as users write it, and named errors")
   CHECK(v.choice("solver") == "ista");  // a refused value changes nothing
 }
 
-TEST_CASE("hyperparameters: config.json round trip; keys added later default when absent") {
+TEST_CASE("hyperparameters: config.json round trip, keys added later default when absent") {
   HyperValues v = sample();
   v.set_text("rate", "0.5");
   v.set_text("count", "3");

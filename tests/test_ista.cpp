@@ -91,7 +91,7 @@ TEST_CASE("ista: nodes, dictionaries and the first support are built from the sp
                        doctest::Contains("nokeep.json:/cells/0/nodes/0: ISTA-NAS needs"), Error);
 }
 
-TEST_CASE("ista: with b = A z for z on S, each node computes sum_S z_i o_i; db = A_S dL/dc_S") {
+TEST_CASE("ista: with b = A z for z on S, each node computes sum_S z_i o_i, db = A_S dL/dc_S") {
   Setup s;
   // Node a: edge 0 skip_connect (i = 0) and edge 1 sep_conv_3x3 (i = 4);
   // node b: two ops on edge 2 ('a'): sep_conv_3x3 and max_pool_3x3 (i = 7, 8).

@@ -84,7 +84,7 @@ bool all_at_init(const std::vector<float>& affine) {
 }
 }  // namespace
 
-TEST_CASE("ista-onestage: every edge op closes with an affine BN; a space without one is refused") {
+TEST_CASE("ista-onestage: every edge op closes with an affine BN, a space without one is refused") {
   Setup s;
   int64_t closing = 0;
   for (const ir::Parameter& p : s.graph.params)
@@ -276,7 +276,7 @@ TEST_CASE("ista-onestage: the per-epoch rule does not fire where the per-step ru
   for (const SparseNode& n : sparse_codes(per_epoch.arch).nodes) CHECK_FALSE(n.frozen);
 }
 
-TEST_CASE("ista-onestage: each node freezes on its own; its b stays, its ops' BNs train") {
+TEST_CASE("ista-onestage: each node freezes on its own, its b stays, its ops' BNs train") {
   Setup s;
   s.adam.set_lr(2e-4f);
   // Codes of order 1 (the init draws them ~1e-3): supports that small steps do not change.

@@ -264,7 +264,7 @@ TEST_CASE("nasp: the step at the node projection is A - lr * dL_val/dA_bar there
   CHECK(s.arch.active == selection_active_set(s.graph, projected_rows(s.arch), sched::kInactive));
 }
 
-TEST_CASE("nasp: the defaults follow the authors' code; path weights are refused by name") {
+TEST_CASE("nasp: the defaults follow the authors' code, path weights are refused by name") {
   const HyperValues defaults = find_algorithm("nasp").default_hyperparameters();
   CHECK(defaults.choice("nasp-optimizer") == "adam");
   CHECK(defaults.choice("nasp-projection") == "node");

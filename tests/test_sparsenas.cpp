@@ -178,7 +178,7 @@ TEST_CASE("sparsenas: the sparse group prox applies l1 first, then the group") {
   CHECK(std::abs(swapped[1] - 3.097538) > 1e-3);
 }
 
-TEST_CASE("sparsenas: HAPG on 1/2 ||A - c||^2 converges to the prox of c; a group vanishes") {
+TEST_CASE("sparsenas: HAPG on 1/2 ||A - c||^2 converges to the prox of c, a group vanishes") {
   CHECK(hapg_momentum(1) == 0.0);
   CHECK(hapg_momentum(2) == 0.25);
   CHECK(hapg_momentum(5) == doctest::Approx(4.0 / 7.0));
@@ -349,7 +349,7 @@ TEST_CASE("sparsenas: the weight step runs and trains only the non-zero entries'
 }
 
 TEST_CASE(
-    "sparsenas: second order equals DARTS' gradient of the dense network; the unrolled "
+    "sparsenas: second order equals DARTS' gradient of the dense network, the unrolled "
     "step trains what the weight step trains") {
   Setup s;
   // No weight decay, so the dense unrolled step leaves zero-coefficient ops where they are
@@ -452,7 +452,7 @@ TEST_CASE("sparsenas: a zero entry revives through its forward-only gradient, un
   }
 }
 
-TEST_CASE("sparsenas: lambda grows per epoch and eta follows its cosine; AdamHAPG in the step") {
+TEST_CASE("sparsenas: lambda grows per epoch and eta follows its cosine, AdamHAPG in the step") {
   Setup s;
   s.hyper.set_choice("sparsenas-order", "first");
   StepContext ctx = s.context();
