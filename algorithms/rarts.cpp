@@ -196,8 +196,10 @@ class Rarts final : public Algorithm {
         number("rarts-lambda", 1, 0, 1e30,
                "weight lambda of L_train in the relaxed Lagrangian (w's step, alpha's gradient)",
                "RARTS; the paper gives none for CIFAR: 1 here"),
-        number("rarts-beta", 10, 0, 1e30, "coupling beta of (beta/2) ||y - w||^2",
-               "RARTS; the paper gives none for CIFAR: 10 here"),
+        number("rarts-beta", 5, 0, 1e30,
+               "coupling beta of (beta/2) ||y - w||^2; keep lr * beta < 0.2 (momentum 0.9)",
+               "RARTS; the paper gives none for CIFAR: 5 here, so that DARTS' lr 0.025 "
+               "times beta stays below 0.2, where the coupling contracts"),
         choice("rarts-y-init", {"independent", "copy"},
                "the second network y starts from its own seeded weights, or as a copy of w"),
         text("latency", "",

@@ -122,7 +122,7 @@ TEST_CASE("cli: search --algo rarts with a latency table records it and its expe
   CHECK(config.find("latency")->as_string() == table);
   CHECK(config.find("latency_weight")->as_double() == 0.5);
   CHECK(config.find("rarts_lambda")->as_double() == 1);
-  CHECK(config.find("rarts_beta")->as_double() == 10);
+  CHECK(config.find("rarts_beta")->as_double() == 5);  // lr 0.025 x beta < 0.2
   CHECK(config.find("rarts_y_init")->as_string() == "independent");
   std::string metrics = read_text(run + "/metrics.jsonl");
   metrics.pop_back();  // the last line is the epoch record
