@@ -1,5 +1,7 @@
-// graphviz through its C library. One GVC context per call: rendering a cell takes
-// milliseconds, and a fresh context leaves no state behind between drawings. graphviz
+// graphviz through its C library. One GVC context for the whole process, made on first use
+// and never freed: graphviz 2.42's pango plugin remembers the last font name by pointer into
+// the context's font table, so freeing a context and rendering with a new one reads freed
+// memory (AddressSanitizer found it on the second drawing of a test process). graphviz
 // reports problems through a process-wide error callback; while a call runs it collects
 // them, so that an Error can quote them instead of graphviz printing to stderr.
 #include "viz/graphviz/render.h"
@@ -53,9 +55,12 @@ class CollectMessages {
   agerrlevel_t level_;
 };
 
-struct ContextDeleter {
-  void operator()(GVC_t* gvc) const { gvFreeContext(gvc); }
-};
+// The process's context (see above); null when graphviz could not start.
+GVC_t* shared_context() {
+  static GVC_t* const gvc = gvContext();
+  return gvc;
+}
+
 struct GraphDeleter {
   void operator()(Agraph_t* g) const { agclose(g); }
 };
@@ -67,21 +72,21 @@ bool graphviz_available() { return true; }
 std::string render_dot(const std::string& dot, const std::string& format,
                        const std::string& label) {
   const CollectMessages messages;
-  const std::unique_ptr<GVC_t, ContextDeleter> gvc(gvContext());
-  if (!gvc) throw error(label, ": graphviz could not start (gvContext failed)");
+  GVC_t* const gvc = shared_context();
+  if (gvc == nullptr) throw error(label, ": graphviz could not start (gvContext failed)");
   const std::unique_ptr<Agraph_t, GraphDeleter> graph(agmemread(dot.c_str()));
   if (!graph)
     throw error(label,
                 ": graphviz rejected the DOT text: ", CollectMessages::text("no graph in it"));
-  if (gvLayout(gvc.get(), graph.get(), "dot") != 0)
+  if (gvLayout(gvc, graph.get(), "dot") != 0)
     throw error(label, ": graphviz layout failed: ",
                 CollectMessages::text("the dot layout plugin is missing"));
   char* data = nullptr;
   unsigned int length = 0;
-  const int status = gvRenderData(gvc.get(), graph.get(), format.c_str(), &data, &length);
+  const int status = gvRenderData(gvc, graph.get(), format.c_str(), &data, &length);
   std::string out = status == 0 && data != nullptr ? std::string(data, length) : std::string();
   if (data != nullptr) gvFreeRenderData(data);
-  gvFreeLayout(gvc.get(), graph.get());
+  gvFreeLayout(gvc, graph.get());
   if (status != 0)
     throw error(label, ": graphviz cannot render '", format,
                 "': ", CollectMessages::text("no renderer plugin for it is installed"));
