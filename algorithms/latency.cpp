@@ -14,6 +14,7 @@
 #include "engine/tensor/random.h"
 #include "engine/threads.h"
 #include "ops/ops.h"
+#include "spec/detail.h"
 
 namespace cellgraph::algorithms {
 
@@ -128,19 +129,8 @@ std::string utc_now() {
   return text;
 }
 
-// A JSON pointer token (RFC 6901): '~' and '/' escaped.
-std::string token(const std::string& key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~')
-      out += "~0";
-    else if (c == '/')
-      out += "~1";
-    else
-      out += c;
-  }
-  return out;
-}
+// A JSON pointer token (RFC 6901): the spec reader's escaping.
+std::string token(const std::string& key) { return spec::detail::escape_pointer_token(key); }
 
 // "n2/e1<-n1" -> ("n2", "n1"); false for another form.
 bool split_row_label(const std::string& label, std::string& node, std::string& from) {

@@ -18,16 +18,10 @@ using namespace cellgraph;
 namespace {
 using testing::error_of;
 using testing::has;
+// Independent of the code under test: plain iostreams (tests/support/cli.h).
+const auto& read_bytes = testing::read_text;
 using testing::TempDir;
 namespace fs = std::filesystem;
-
-// Independent of the code under test: plain iostreams.
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
