@@ -249,7 +249,13 @@ TEST_CASE("report --watch: rewrites the page until the run has finished, or unti
   REQUIRE(at != std::string::npos);
   std::string longer = config;
   longer.replace(at, 12, "\"epochs\": 5,");
-  std::ofstream(run + "/config.json", std::ios::trunc) << longer;
+  // Rewritten as the runner writes it (a temporary file renamed over it), so the watcher
+  // never sees it half written.
+  auto replace_config = [&](const std::string& text) {
+    std::ofstream(run + "/config.json.new", std::ios::trunc) << text;
+    fs::rename(run + "/config.json.new", run + "/config.json");
+  };
+  replace_config(longer);
   auto wait_for = [](const std::string& file, const std::string& text) {
     for (int i = 0; i < 600 && !has(testing::read_text(file), text); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -261,13 +267,27 @@ TEST_CASE("report --watch: rewrites the page until the run has finished, or unti
   CHECK(wait_for(log, "report 3 written"));
   int status = 0;
   CHECK(waitpid(pid, &status, WNOHANG) == 0);  // still watching
-  std::ofstream(run + "/config.json", std::ios::trunc) << config;
+  replace_config(config);
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK(has(testing::read_text(log), "the run has finished"));
+
+  // A config.json that cannot be read mid-watch (another program replacing it) skips that
+  // round and the watch goes on; it ends once the file says the run has finished.
+  replace_config(longer);
+  pid = testing::spawn_cli({"report", run, "--watch", "--interval", "0.05"}, log);
+  REQUIRE(pid > 0);
+  CHECK(wait_for(log, "report 2 written"));
+  replace_config("{ not json");
+  CHECK(wait_for(log, "skipped"));
+  CHECK(waitpid(pid, &status, WNOHANG) == 0);
+  replace_config(config);
   CHECK(waitpid(pid, &status, 0) == pid);
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
   CHECK(has(testing::read_text(log), "the run has finished"));
 
   // Ctrl-C while the run goes on: the watch stops, status 0.
-  std::ofstream(run + "/config.json", std::ios::trunc) << longer;
+  replace_config(longer);
   pid = testing::spawn_cli({"report", run, "--watch", "--interval", "0.05"}, log);
   REQUIRE(pid > 0);
   CHECK(wait_for(log, "report 2 written"));

@@ -375,6 +375,19 @@ bool run_finished(const std::string& dir) {
          (max_steps > 0 && ckpt.meta_int("step") >= max_steps);
 }
 
+// Waits `interval` seconds; false (after saying so) when Ctrl-C came meanwhile.
+bool sleep_unless_interrupted(double interval) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(interval);
+  while (std::chrono::steady_clock::now() < until) {
+    if (interrupted()) {
+      std::cerr << "stopped watching\n";
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
 // --watch: the report again every `interval` seconds until the run has finished (one last
 // report after that), or until Ctrl-C. A search writes derived.json just after its last
 // checkpoint, so the watch waits one more interval for it before the last report.
@@ -386,29 +399,36 @@ int watch_report(const std::string& dir, const std::string& out_path, double int
     // The checkpoint is read before the metrics, so a report made after it saw the last
     // step has every line of that step.
     bool finished = false;
+    bool derived_missing = false;
     try {
       finished = run_finished(dir);
+      derived_missing =
+          ConfigReader(dir).string("command") == "search" && !fs::exists(dir + "/derived.json");
     } catch (const Error&) {
       // A checkpoint being replaced or a config.json being rewritten: next round.
+      finished = false;
     }
-    const bool derived_missing =
-        ConfigReader(dir).string("command") == "search" && !fs::exists(dir + "/derived.json");
     const bool last = finished && (!derived_missing || finished_before);
-    write_report(dir, out_path);
+    if (round == 1) {
+      write_report(dir, out_path);  // a run that cannot be read at all is the user's error
+    } else {
+      try {
+        write_report(dir, out_path);
+      } catch (const Error& e) {
+        // Files replaced by another program between two reads: the page stays as it was.
+        std::cerr << "report " << round << " skipped: " << e.what() << "\n";
+        finished_before = false;
+        if (!sleep_unless_interrupted(interval)) return 0;
+        continue;
+      }
+    }
     std::cerr << "report " << round << " written to " << out_path << "\n";
     if (last) {
       std::cerr << "the run has finished\n";
       return 0;
     }
     finished_before = finished;
-    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(interval);
-    while (std::chrono::steady_clock::now() < until) {
-      if (interrupted()) {
-        std::cerr << "stopped watching\n";
-        return 0;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    if (!sleep_unless_interrupted(interval)) return 0;
   }
 }
 
