@@ -218,10 +218,7 @@ TEST_CASE("load_corpus: unknown names and missing paths list the forms") {
 }
 
 TEST_CASE("fortunes: the embedded default corpus") {
-  if (!fs::exists(fs::path(kFortunesDir) / "cookie")) {
-    MESSAGE("Debian package fortunes not installed; skipped");
-    return;
-  }
+  SKIP_WITHOUT_FORTUNES();
   const Corpus corpus = load_corpus("fortunes");
   CHECK(corpus.name == "fortunes");
   CHECK(corpus.vocabulary.size() == 10000);
