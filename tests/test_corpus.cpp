@@ -31,6 +31,7 @@ void write(const std::string& path, const std::string& text) {
 // The words of `ids`, for readable comparisons.
 std::vector<std::string> words_of(const Corpus& corpus, const std::vector<int32_t>& ids) {
   std::vector<std::string> out;
+  out.reserve(ids.size());
   for (int32_t id : ids) out.push_back(corpus.vocabulary.word(id));
   return out;
 }

@@ -19,6 +19,7 @@ using testing::has;
 // Tokens 100, 101, ..., 100 + n - 1: a value shows where it came from.
 std::vector<int32_t> ramp(int n) {
   std::vector<int32_t> out;
+  out.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) out.push_back(100 + i);
   return out;
 }

@@ -32,7 +32,7 @@ class Vocabulary {
  private:
   // Hashes string_view and string alike, so find() looks a word up without copying it.
   struct Hash {
-    using is_transparent = void;
+    using is_transparent = void;  // NOLINT(readability-identifier-naming): the standard name
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::vector<std::string> words_;

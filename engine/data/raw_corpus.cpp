@@ -103,7 +103,7 @@ Corpus load_text_corpus(const std::string& path, const CorpusOptions& options) {
 }
 
 const std::vector<std::string>& default_fortune_files() {
-  static const std::vector<std::string> files = {
+  static const std::vector<std::string> kFiles = {
       "art",        "computers", "cookie",       "debian",   "definitions", "disclaimer",
       "drugs",      "education", "ethnic",       "food",     "fortunes",    "goedel",
       "humorists",  "kids",      "knghtbrd",     "law",      "linux",       "linuxcookie",
@@ -111,7 +111,7 @@ const std::vector<std::string>& default_fortune_files() {
       "news",       "paradoxum", "people",       "perl",     "pets",        "platitudes",
       "politics",   "pratchett", "riddles",      "science",  "songs-poems", "sports",
       "startrek",   "tao",       "translate-me", "wisdom",   "work",        "zippy"};
-  return files;
+  return kFiles;
 }
 
 std::vector<std::string> fortune_files_in(const std::string& dir) {
