@@ -27,10 +27,14 @@ struct BatchOptions {
 // shuffling stream of the same seed.
 uint64_t batch_augment_seed(uint64_t seed, int64_t epoch, int64_t batch);
 
+// One mini-batch. Images (BatchIterator): images [B, C, H, W] and labels [B] class ids.
+// A language model (TokenBatches, token_batches.h) uses the same struct: images = the input
+// token ids [N, T] and labels = the target ids [N, T] (the next token of each input), both
+// float32 ids, and indices = the offset of each stream's first input token in its split.
 struct Batch {
-  Tensor images;                 // [B, C, H, W] float32, a copy (on the CPU from next())
-  Tensor labels;                 // [B] float32 class ids, as ops::cross_entropy takes them
-  std::vector<int64_t> indices;  // the dataset items in this batch
+  Tensor images;                 // [B, C, H, W] or token ids [N, T]; float32, a copy (CPU)
+  Tensor labels;                 // [B] class ids or [N, T] next-token ids, float32
+  std::vector<int64_t> indices;  // the dataset items, or each stream's token offset
 };
 
 // The batch with its images and labels on `device` (the same tensors when they are there

@@ -102,4 +102,16 @@ inline bool have_fashion_mnist() {
     }                                                  \
   } while (0)
 
+// The Debian package fortunes (the default language-model corpus, engine/data/corpus.h).
+inline bool have_fortunes() { return std::filesystem::exists("/usr/share/games/fortunes/cookie"); }
+
+// Returns from the test case, with a message, when the package fortunes is not installed.
+#define SKIP_WITHOUT_FORTUNES()                                  \
+  do {                                                           \
+    if (!::cellgraph::testing::have_fortunes()) {                \
+      MESSAGE("Debian package fortunes not installed; skipped"); \
+      return;                                                    \
+    }                                                            \
+  } while (0)
+
 }  // namespace cellgraph::testing
