@@ -17,6 +17,9 @@ one input channel (the input's height and width do not change the count).
             floor(L/3) and floor(2L/3); global average pool; linear. alpha_normal and
             alpha_reduce, each [14, 8], are shared by all normal / all reduction cells.
 
+The sparse algorithms (bench/algo_steps_torch.py) run it through forward_terms: per edge
+only the candidates a plan names, each with autograd or forward-only (run_terms).
+
 Run as a script it prints the weight counts and exits non-zero if they differ from the
 brief's."""
 import sys
