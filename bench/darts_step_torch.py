@@ -20,6 +20,9 @@ one val batch of [batch, 3, 32, 32] with labels in [0, 10), reused every step.
   --algo nasp-forward  each edge runs only the argmax-of-alpha op (excluding none, at
                        weight 1): forward + backward of the weight step, no optimizer
                        step; a sparse reference.
+  --algo nasp|ista|sparsenas|rarts|milenas
+                       cellgraph's other algorithms, whole steps with their passes under
+                       cellgraph's pass names: bench/algo_steps_torch.py describes each.
 
 Tensors are channels_last by default (--memory-format): PyTorch's CPU depthwise-conv
 backward in the default NCHW layout is about two orders of magnitude slower at these sizes.
@@ -27,7 +30,6 @@ backward in the default NCHW layout is about two orders of magnitude slower at t
 The learning rate stays at its initial value (the cosine schedule moves it by ~1e-6 over a
 few steps). Prints one JSON object; progress goes to stderr."""
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -38,11 +40,11 @@ import time
 import torch
 import torch.nn.functional as F
 
+import algo_steps_torch
 import darts_torch
+from algo_steps_torch import (A_BETAS, A_LR, A_WD, HVP_R, W_CLIP, W_LR, W_MOMENTUM, W_WD,
+                              frozen)
 
-W_LR, W_MOMENTUM, W_WD, W_CLIP = 0.025, 0.9, 3e-4, 5.0
-A_LR, A_BETAS, A_WD = 3e-4, (0.5, 0.999), 1e-3
-HVP_R = 0.01
 CLASSES, IMAGE = 10, (3, 32, 32)
 
 # Phases timed per step, per algo; the step time is their sum.
@@ -51,6 +53,7 @@ PHASES = {
     "darts2": ("unroll", "unrolled_backward", "hessian_vector_product", "arch_update",
                "weight_step"),
     "nasp-forward": ("forward", "backward"),
+    **algo_steps_torch.ALGOS,
 }
 ARCH_PHASES = ("unroll", "unrolled_backward", "hessian_vector_product", "arch_update")
 
@@ -65,18 +68,6 @@ def proc_status_bytes(field):
     except OSError:
         pass
     return None
-
-
-@contextlib.contextmanager
-def frozen(params):
-    """requires_grad off for params inside the block, so backward forms no grads for them."""
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
 
 
 class Stepper:
@@ -213,6 +204,15 @@ def main():
     parser.add_argument("--materialize-none", action="store_true",
                         help="compute the none op as x*0 (original DARTS code) instead of "
                              "skipping its exactly-zero term")
+    parser.add_argument("--nasp-projection", choices=("node", "edge"), default="node",
+                        help="nasp: one-hot per node's 2 kept edges (default, cellgraph's "
+                             "default) or per edge")
+    parser.add_argument("--nasp-autograd-all", action="store_true",
+                        help="nasp: every candidate with autograd in the architecture step, "
+                             "as the authors' code runs it, instead of forward-only")
+    parser.add_argument("--density", type=float, default=1.0,
+                        help="sparsenas: share of A's entries non-zero, a fixed seeded "
+                             "pattern (default 1: A's dense start)")
     parser.add_argument("--check-weights", action="store_true",
                         help="print the weight counts for 3 and 1 input channels and exit "
                              "non-zero if they differ from the brief's")
@@ -234,11 +234,16 @@ def main():
         model.to(memory_format=torch.channels_last)
         data = (data[0].to(memory_format=torch.channels_last), data[1],
                 data[2].to(memory_format=torch.channels_last), data[3])
-    stepper = Stepper(model, data, args.materialize_none)
+    if args.algo in algo_steps_torch.ALGOS:
+        stepper = algo_steps_torch.make(args.algo, model, data, args)
+        step = stepper.step
+    else:
+        stepper = Stepper(model, data, args.materialize_none)
+        step = lambda: stepper.step(args.algo)
 
     rows = []
     for i in range(args.warmup + args.steps):
-        times = stepper.step(args.algo)
+        times = step()
         total = sum(times.values())
         kind = "warmup" if i < args.warmup else "step"
         loss = "" if stepper.last_loss is None else f"  loss={stepper.last_loss:.4f}"
@@ -262,6 +267,15 @@ def main():
         "classes": CLASSES,
         "algo": args.algo,
         "weights": darts_torch.count_weights(model),
+        # RARTS' second network (y), the same shape as the first.
+        **({"y_weights": darts_torch.count_weights(stepper.model_y)}
+           if args.algo == "rarts" else {}),
+        **({"density": args.density} if args.algo == "sparsenas" else {}),
+        # Sparse steps: candidate ops each pass ran in the last step, over all cells,
+        # [with autograd, forward-only] (none is never run).
+        **({"candidates_run": stepper.candidates_run}
+           if getattr(stepper, "candidates_run", None) and args.algo in ("nasp", "ista",
+                                                                         "sparsenas") else {}),
         "arch_parameters": sum(a.numel() for a in model.arch_parameters()),
         "memory_format": args.memory_format,
         "none_op": "materialized" if args.materialize_none else "skipped",

@@ -17,6 +17,9 @@ one input channel (the input's height and width do not change the count).
             floor(L/3) and floor(2L/3); global average pool; linear. alpha_normal and
             alpha_reduce, each [14, 8], are shared by all normal / all reduction cells.
 
+The sparse algorithms (bench/algo_steps_torch.py) run it through forward_terms: per edge
+only the candidates a plan names, each with autograd or forward-only (run_terms).
+
 Run as a script it prints the weight counts and exits non-zero if they differ from the
 brief's."""
 import sys
@@ -152,11 +155,19 @@ class Cell(nn.Module):
         for _ in range(STEPS):
             total = None
             for h in states:
-                y = edge_fn(edge, h)
-                total = y if total is None else total + y
+                # A node that computed nothing is zero, and so is every op of it (each op
+                # maps zero to zero: no bias, BN without affine): its edges are skipped.
+                y = None if h is None else edge_fn(edge, h)
+                if y is not None:
+                    total = y if total is None else total + y
                 edge += 1
             states.append(total)
-        return torch.cat(states[2:], dim=1)
+        nodes = states[2:]
+        computed = [n for n in nodes if n is not None]
+        if not computed:
+            raise ValueError("every node of a cell computes nothing (all its plans are empty)")
+        return torch.cat([torch.zeros_like(computed[0]) if n is None else n for n in nodes],
+                         dim=1)
 
     def forward(self, s0, s1, weights, materialize_none=False):
         """weights: [14, 8] softmaxed architecture weights of this cell type."""
@@ -165,6 +176,11 @@ class Cell(nn.Module):
     def forward_single(self, s0, s1, choice):
         """choice: one op index per edge; each edge runs only that op (weight 1)."""
         return self._run(s0, s1, lambda e, h: self.edges[e].ops[choice[e]](h))
+
+    def forward_terms(self, s0, s1, plan):
+        """plan: per edge, the terms it computes (see run_terms); an edge with none adds
+        nothing to its node."""
+        return self._run(s0, s1, lambda e, h: run_terms(self.edges[e], h, plan[e]))
 
 
 class SearchNetwork(nn.Module):
@@ -209,6 +225,14 @@ class SearchNetwork(nn.Module):
             s0, s1 = s1, cell(s0, s1, w, materialize_none)
         return self._head(s1)
 
+    def forward_terms(self, x, plan_normal, plan_reduce):
+        """Each edge computes only its plan's terms (run_terms): the sparse algorithms."""
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            plan = plan_reduce if cell.reduction else plan_normal
+            s0, s1 = s1, cell.forward_terms(s0, s1, plan)
+        return self._head(s1)
+
     def forward_single(self, x, choice_normal, choice_reduce):
         """NASP-style forward: each edge runs only its chosen op."""
         s0 = s1 = self.stem(x)
@@ -216,6 +240,30 @@ class SearchNetwork(nn.Module):
             choice = choice_reduce if cell.reduction else choice_normal
             s0, s1 = s1, cell.forward_single(s0, s1, choice)
         return self._head(s1)
+
+
+# Candidate ops run_terms has run, by kind: the sparse steps report them per pass.
+TERMS_RUN = {"autograd": 0, "forward_only": 0}
+
+
+def run_terms(edge, x, terms):
+    """The sparse algorithms' edge: sum over terms (k, coefficient, forward_only) of
+    coefficient * op_k(x). coefficient None means weight 1 (no multiplication). A
+    forward-only term runs op_k under no_grad: its output carries no autograd history, so
+    backward reaches neither op_k's weights nor x through it, yet the coefficient still gets
+    its gradient <dL/dy, op_k(x)> (what NASP and SparseNAS need for their unselected / zero
+    entries). Returns None for no terms."""
+    out = None
+    for k, coefficient, forward_only in terms:
+        TERMS_RUN["forward_only" if forward_only else "autograd"] += 1
+        if forward_only:
+            with torch.no_grad():
+                y = edge.ops[k](x)
+        else:
+            y = edge.ops[k](x)
+        term = y if coefficient is None else coefficient * y
+        out = term if out is None else out + term
+    return out
 
 
 def best_ops(alpha):

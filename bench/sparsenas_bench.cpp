@@ -202,6 +202,7 @@ int main(int argc, char** argv) {
     j.set("passes", pass_list);
     j.set("peak_bytes", uint64_t(allocator.stats().peak_bytes));
     j.set("peak_rss_bytes", peak_rss_bytes());
+    j.set("weights", graph.weight_count());  // run_darts_bench checks it against PyTorch's
     j.set("candidates", int64_t(graph.candidates.size()));
     j.set("arch_pass_recorded", arch_counts.recorded);
     j.set("arch_pass_forward_only", arch_counts.forward_only);

@@ -1,0 +1,129 @@
+"""bench/run_darts_bench's report: for each algo, cellgraph's and PyTorch's step (and pass)
+times and peak RSS side by side, then one summary table against issue 17's targets.
+Exits 1 when an algo's weight count differs between the engines (they did not run the
+same network), after printing everything else.
+
+  compare_darts.py RESULTS_DIR ALGO...   reads darts_ALGO_{pytorch,cellgraph}.json (+ .rss)
+
+Writes RESULTS_DIR/darts_compare.json with every run and the summary."""
+import json
+import os
+import sys
+
+MIB = 1 << 20
+# Issue 17: per algorithm, cellgraph / PyTorch at the same thread count.
+TIME_TARGET, RSS_TARGET = 0.4, 0.5
+# cellgraph's passes that make up the weight step; the rest are the architecture step.
+WEIGHT_PASSES = ("update_weights", "rarts_update_w", "rarts_update_y")
+
+
+def load(out, engine, algo):
+    path = os.path.join(out, f"darts_{algo}_{engine}.json")
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None
+    result = json.load(open(path))
+    with open(path + ".rss") as f:
+        result["external_peak_rss_bytes"] = int(f.read())
+    if "seconds_per_step" in result:  # cellgraph: name its figures like the reference's
+        result["median_s"] = result["seconds_per_step"]
+        passes = result.get("passes", [])
+        if isinstance(passes, dict):  # sparsenas_bench: {name: {seconds, cpu_seconds}}
+            passes = [{"name": k, "seconds": v["seconds"]} for k, v in passes.items()]
+        phases = {p["name"]: p["seconds"] for p in passes}
+        phases["weight_step"] = sum(s for n, s in phases.items() if n in WEIGHT_PASSES)
+        phases["arch_step"] = sum(p["seconds"] for p in passes if p["name"] not in WEIGHT_PASSES)
+        result["phases"] = phases
+    return result
+
+
+def seconds(entry):
+    """A phase is {median_s, min_s} or a bare number of seconds."""
+    return entry["median_s"] if isinstance(entry, dict) else entry
+
+
+def cell(value, scale=1.0, fmt="{:10.3f}", width=10):
+    return fmt.format(value / scale) if value is not None else "-".rjust(width)
+
+
+def ratio(ours, ref):
+    return ours / ref if ours is not None and ref else None
+
+
+def ratio_text(r):
+    return f"{r:7.2f}" if r is not None else f"{'-':>7}"
+
+
+def detail(algo, ours, ref):
+    """Every figure of one algo, both engines."""
+    rows = [("median s/step", ours and ours.get("median_s"), ref["median_s"], 1.0),
+            ("min s/step", ours and ours.get("min_s"), ref["min_s"], 1.0)]
+    for name, entry in ref["phases"].items():
+        mine = ours and ours.get("phases", {}).get(name)
+        rows.append((f"  {name} (median s)", mine, entry and seconds(entry), 1.0))
+    for key, label in (("peak_rss_bytes", "peak RSS MiB"),
+                       ("external_peak_rss_bytes", "peak RSS MiB (outside)")):
+        rows.append((label, ours and ours.get(key), ref.get(key), MIB))
+    increase = ref["peak_rss_bytes"] - ref["baseline_rss_bytes"]
+    rows.append(("PyTorch peak RSS - baseline MiB", None, increase, MIB))
+    print(f"{algo}  ({ref['engine']}, threads {ref['threads']}, batch {ref['batch']}"
+          + (f"; cellgraph threads {ours.get('threads')}" if ours else "; no cellgraph run")
+          + f"; load {ref['load_average_start'][0]:.1f} -> {ref['load_average_end'][0]:.1f})")
+    for label, mine, theirs, scale in rows:
+        print(f"  {label:34} {cell(mine, scale)} {cell(theirs, scale)} "
+              f"{ratio_text(ratio(mine, theirs))}")
+    if "candidates_run" in ref:
+        runs = ", ".join(f"{k} {a}+{f}" for k, (a, f) in ref["candidates_run"].items())
+        print(f"  PyTorch candidate ops run (autograd+forward-only): {runs}")
+    if ours and "weight_step_candidates" in ours:
+        print(f"  cellgraph candidate ops run: architecture passes {ours['arch_pass_recorded']}"
+              f"+{ours['arch_pass_forward_only']}, weight step {ours['weight_step_candidates']}")
+
+
+def main():
+    out, algos = sys.argv[1], sys.argv[2:]
+    combined, summary, mismatches = [], [], []
+    print(f"\n{'algo / measure':36} {'cellgraph':>10} {'pytorch':>10} {'ratio':>7}")
+    for algo in algos:
+        ref, ours = load(out, "pytorch", algo), load(out, "cellgraph", algo)
+        if ref is None:
+            print(f"{algo}: no PyTorch result (see the messages above)")
+            continue
+        detail(algo, ours, ref)
+        if ours is not None and ours.get("weights") != ref["weights"]:
+            mismatches.append(f"{algo}: cellgraph {ours.get('weights')} weights, "
+                              f"PyTorch {ref['weights']}")
+        time_r = ratio(ours and ours["median_s"], ref["median_s"])
+        rss_r = ratio(ours and ours["peak_rss_bytes"], ref["peak_rss_bytes"])
+        summary.append({"algo": algo, "weights": ref["weights"],
+                        "cellgraph_s": ours and ours["median_s"], "pytorch_s": ref["median_s"],
+                        "time_ratio": time_r,
+                        "cellgraph_peak_rss_bytes": ours and ours["peak_rss_bytes"],
+                        "pytorch_peak_rss_bytes": ref["peak_rss_bytes"], "rss_ratio": rss_r,
+                        "time_target_met": time_r is not None and time_r <= TIME_TARGET,
+                        "rss_target_met": rss_r is not None and rss_r <= RSS_TARGET})
+        combined.append({"algo": algo, "cellgraph": ours, "pytorch": ref})
+
+    def met(value, ok):
+        return f"{'-':>8}" if value is None else f"{'met' if ok else 'NOT met':>8}"
+
+    print(f"\nsummary: median s/step and peak RSS (each process's own high-water mark), "
+          f"ratio = cellgraph / PyTorch; targets time <= {TIME_TARGET}x, RSS <= {RSS_TARGET}x")
+    print(f"{'algo':12} {'cg s':>8} {'torch s':>8} {'ratio':>6} {'cg MiB':>8} {'torch MiB':>9} "
+          f"{'ratio':>6} {'time':>8} {'RSS':>8}")
+    for s in summary:
+        print(f"{s['algo']:12} {cell(s['cellgraph_s'], 1, '{:8.3f}', 8)} "
+              f"{s['pytorch_s']:8.3f} {ratio_text(s['time_ratio']):>6} "
+              f"{cell(s['cellgraph_peak_rss_bytes'], MIB, '{:8.0f}', 8)} "
+              f"{s['pytorch_peak_rss_bytes'] / MIB:9.0f} {ratio_text(s['rss_ratio']):>6} "
+              f"{met(s['time_ratio'], s['time_target_met'])} "
+              f"{met(s['rss_ratio'], s['rss_target_met'])}")
+    json.dump({"runs": combined, "summary": summary, "weight_mismatches": mismatches},
+              open(os.path.join(out, "darts_compare.json"), "w"), indent=1)
+    if mismatches:
+        print("\nrun_darts_bench: WEIGHT COUNT MISMATCH, the engines ran different networks:\n  "
+              + "\n  ".join(mismatches), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
