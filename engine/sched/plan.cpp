@@ -31,7 +31,8 @@ Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
     if (n.candidate.valid() || n.absent_with_input) {
       if (n.candidate.valid())
         run = active[n.candidate.index()] != 0 &&
-              graph.candidate(n.candidate).op != cellgraph::Candidate::none;
+              graph.candidate(n.candidate).op != cellgraph::Candidate::none &&
+              graph.candidate(n.candidate).op != cellgraph::Candidate::rnn_none;
       for (ValueId in : n.inputs)
         if (in.valid() && plan.absent[in.index()]) run = false;
     } else if (n.drops_absent_inputs) {
