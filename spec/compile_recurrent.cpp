@@ -40,7 +40,7 @@ using ir::ValueId;
 constexpr int64_t kInitFanIn = 625;
 
 // The variational dropouts' mask keys (DropoutAttrs::mask_key): one mask each per step.
-enum MaskKey : int32_t { kInputMask = 1, kXMask = 2, kHiddenMask = 3, kOutputMask = 4 };
+enum class MaskKey : int32_t { input = 1, x = 2, hidden = 3, output = 4 };
 
 bool is_search_cell(const Cell& cell) {
   for (const Node& n : cell.nodes)
@@ -93,9 +93,9 @@ class RecurrentCompiler {
       ValueId x = b_.op1(OpKind::slice, SliceAttrs{{0, t, 0}, {kOpen, t + 1, kOpen}, {1, 1, 1}},
                          {embedded}, prefix_ + "x");
       x = b_.op1(OpKind::flatten, NoAttrs{}, {x}, prefix_ + "x.flatten");
-      x = dropout(x, dropout_.input, kInputMask, prefix_ + "x.input_dropout");
+      x = dropout(x, dropout_.input, MaskKey::input, prefix_ + "x.input_dropout");
       h = time_step(x, h);
-      ValueId out = dropout(h, dropout_.output, kOutputMask, prefix_ + "output_dropout");
+      ValueId out = dropout(h, dropout_.output, MaskKey::output, prefix_ + "output_dropout");
       outputs.push_back(
           b_.op1(OpKind::reshape, ReshapeAttrs{Shape{1, 1, h_}, true}, {out}, prefix_ + "output"));
     }
@@ -117,7 +117,8 @@ class RecurrentCompiler {
 
   ValueId dropout(ValueId x, double p, MaskKey key, const std::string& label) {
     if (p <= 0) return x;
-    return b_.op1(OpKind::dropout, DropoutAttrs{.p = float(p), .mask_key = key}, {x}, label);
+    return b_.op1(OpKind::dropout, DropoutAttrs{.p = float(p), .mask_key = int32_t(key)}, {x},
+                  label);
   }
 
   // W0, one W_i per node and (search cells) the BN's running statistics: created once,
@@ -147,7 +148,8 @@ class RecurrentCompiler {
   // The state as a matrix product reads it: with the hidden dropout (one mask per key).
   ValueId masked(const std::string& name, ValueId s) {
     auto [it, fresh] = masked_.try_emplace(name);
-    if (fresh) it->second = dropout(s, dropout_.hidden, kHiddenMask, prefix_ + name + ".dropout");
+    if (fresh)
+      it->second = dropout(s, dropout_.hidden, MaskKey::hidden, prefix_ + name + ".dropout");
     return it->second;
   }
 
@@ -164,7 +166,7 @@ class RecurrentCompiler {
     masked_.clear();
     at(cell_->pointer);
     const std::string base = prefix_ + cell_name();
-    const ValueId xm = dropout(x, dropout_.x, kXMask, base + ".x_dropout");
+    const ValueId xm = dropout(x, dropout_.x, MaskKey::x, base + ".x_dropout");
     const ValueId hm = masked("h_prev", h_prev);
     const ValueId xh = b_.op1(OpKind::concat, NoAttrs{}, {xm, hm}, base + ".xh");
     const auto [c0, h0] = gate_and_candidate(xh, w0_, base + ".s0");
