@@ -52,6 +52,15 @@ struct DropoutAttrs {
   float p = 0.5f;
   bool training = true;
   uint64_t seed = 0;  // the mask is a pure function of (seed, element index)
+  // In an IR graph, the executor seeds every dropout node with the same nonzero key from
+  // (the step's dropout seed, key) instead of (seed, node), so they draw one mask: the
+  // variational ("locked") dropout of a recurrent network, one mask for all time steps.
+  // 0: none (each node its own mask).
+  int32_t mask_key = 0;
+  // One draw per row (index along dim 0) instead of per element: embedding dropout, which
+  // zeroes whole rows of the embedding matrix (every occurrence of a word) and scales the
+  // kept rows by 1 / (1 - p).
+  bool rows = false;
 };
 
 // Drop-path (DARTS evaluation): each sample's whole tensor is kept with probability
@@ -65,6 +74,9 @@ struct DropPathAttrs {
 
 struct ReshapeAttrs {
   Shape shape;
+  // The output's dim 0 is the input's (shape[0] is ignored): a per-sample reshape of a
+  // batched activation, whose IR shape has batch 1 but runs with the real batch.
+  bool keep_batch = false;
 };
 
 // A mixed edge: output = sum_i coef[row, columns[i]] * x_i. The coefficient matrix holds

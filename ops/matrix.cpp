@@ -6,15 +6,21 @@
 namespace cellgraph {
 
 namespace {
+// x may have any rank >= 2: the leading dimensions are rows ([N, T, K] -> [N, T, M], a
+// language model's decoder over every time step in one product).
 std::vector<Shape> infer_linear(const Attrs&, const std::vector<Shape>& in) {
-  require_rank("linear", "input", in[0], 2);
+  if (in[0].rank() < 2)
+    throw error("linear: input must have rank 2 or more, got shape ", in[0].str());
   require_rank("linear", "weight", in[1], 2);
-  if (in[0][1] != in[1][1])
-    throw error("linear: input has ", in[0][1], " features but the weight ", in[1].str(),
+  const int last = in[0].rank() - 1;
+  if (in[0][last] != in[1][1])
+    throw error("linear: input has ", in[0][last], " features but the weight ", in[1].str(),
                 " expects ", in[1][1]);
   if (in.size() > 2 && in[2].rank() != 0 && !(in[2] == Shape{in[1][0]}))
     throw error("linear: bias must have shape [", in[1][0], "], got ", in[2].str());
-  return {Shape{in[0][0], in[1][0]}};
+  Shape out = in[0];
+  out[last] = in[1][0];
+  return {out};
 }
 
 std::vector<Shape> infer_matmul(const Attrs&, const std::vector<Shape>& in) {
@@ -27,8 +33,13 @@ std::vector<Shape> infer_matmul(const Attrs&, const std::vector<Shape>& in) {
 
 std::vector<Shape> infer_embedding(const Attrs&, const std::vector<Shape>& in) {
   require_rank("embedding", "weight", in[0], 2);
-  require_rank("embedding", "indices", in[1], 1);
-  return {Shape{in[1][0], in[0][1]}};
+  // indices of any rank: [N] -> [N, D], [N, T] -> [N, T, D] (a batch of token sequences)
+  if (in[1].rank() < 1 || in[1].rank() > 4)
+    throw error("embedding: indices must have rank 1 to 4, got shape ", in[1].str());
+  std::vector<int64_t> dims;
+  for (int d = 0; d < in[1].rank(); ++d) dims.push_back(in[1][d]);
+  dims.push_back(in[0][1]);
+  return {Shape(dims)};
 }
 }  // namespace
 

@@ -33,7 +33,8 @@
   X(flatten)         /* x[N, ...] -> [N, prod(...)] (batch-independent reshape)     */  \
   X(sum)             /* x -> sum of all elements : [1]                              */  \
   X(add_n)           /* x_0..x_k (same shape) -> their sum                          */  \
-  X(weighted_sum)    /* x_0..x_k, coef[R,K] -> sum_i coef[row, column_i] * x_i      */
+  X(weighted_sum)    /* x_0..x_k, coef[R,K] -> sum_i coef[row, column_i] * x_i      */  \
+  X(highway)         /* s, c, fh (same shape) -> s + sigmoid(c) * (fh - s)          */
 
 namespace cellgraph {
 

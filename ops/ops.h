@@ -48,5 +48,7 @@ Var add_n(const std::vector<Var>& xs);
 // sum_i coefficients[row, columns[i]] * xs[i]; coefficients is a [rows, K] matrix.
 Var weighted_sum(const std::vector<Var>& xs, const Var& coefficients, int32_t row,
                  std::vector<int32_t> columns);
+// The DARTS RNN gated update: s + sigmoid(c) * (fh - s), all three of one shape.
+Var highway(const Var& s, const Var& c, const Var& fh);
 
 }  // namespace cellgraph::ops

@@ -75,7 +75,14 @@ std::vector<Shape> infer_zero(const Attrs& attrs, const std::vector<Shape>& in) 
 }
 
 std::vector<Shape> infer_reshape(const Attrs& attrs, const std::vector<Shape>& in) {
-  const Shape& to = std::get<ReshapeAttrs>(attrs).shape;
+  const auto& a = std::get<ReshapeAttrs>(attrs);
+  Shape to = a.shape;
+  if (a.keep_batch) {
+    if (to.rank() < 1 || in[0].rank() < 1)
+      throw error("reshape: keep_batch needs a batch dimension in ", in[0].str(), " and ",
+                  to.str());
+    to[0] = in[0][0];
+  }
   if (to.numel() != in[0].numel())
     throw error("reshape: cannot view ", in[0].str(), " as ", to.str());
   return {to};

@@ -16,6 +16,10 @@ ValueId Builder::input(const Shape& per_sample_shape) {
   return add_value(Value{.shape = per_sample_shape, .kind = ValueKind::input});
 }
 
+ValueId Builder::state(const Shape& per_sample_shape) {
+  return add_value(Value{.shape = per_sample_shape, .kind = ValueKind::state});
+}
+
 ValueId Builder::parameter(const std::string& name, const Shape& shape, Init init, int64_t fan_in) {
   const ParamId id{static_cast<int32_t>(graph_.params.size())};
   const ValueId v = add_value(Value{.shape = shape, .kind = ValueKind::parameter, .param = id});

@@ -18,6 +18,7 @@ class Builder {
   explicit Builder(Graph& graph) : graph_(graph) {}
 
   ValueId input(const Shape& per_sample_shape);
+  ValueId state(const Shape& per_sample_shape);  // graph.state_in of a recurrent network
   ValueId parameter(const std::string& name, const Shape& shape, Init init, int64_t fan_in = 1);
   ValueId buffer(const std::string& name, const Shape& shape, Init init);
   // A [1] scalar starting at `value`: a parameter when trainable, else a buffer (a constant

@@ -8,6 +8,7 @@
 #include "engine/error.h"
 #include "spec/builder.h"
 #include "spec/candidate_build.h"
+#include "spec/compile_recurrent.h"
 
 namespace cellgraph::spec {
 
@@ -578,20 +579,11 @@ PoolAttrs aux_pool_attrs(int64_t height, int64_t width) {
   return PoolAttrs{.kernel = int(height - height / 2), .stride = int(height / 2), .padding = 0};
 }
 
-std::optional<Unsupported> unsupported_by_compile(const Space& space) {
-  for (const Stage& stage : space.network.body) {
-    const Cell* cell = stage.cell.empty() ? nullptr : space.find_cell(stage.cell);
-    if (cell != nullptr && cell->kind == CellKind::recurrent)
-      return Unsupported{.pointer = cell->pointer,
-                         .what = "recurrent cells are not supported yet: cell '" + cell->name +
-                                 "' (used at " + stage.pointer +
-                                 ") is recurrent; the compiler builds convolutional cells only"};
-  }
-  return std::nullopt;
-}
+std::optional<Unsupported> unsupported_by_compile(const Space&) { return std::nullopt; }
 
 ir::Graph compile(const Space& space, const CompileOptions& options) {
-  ir::Graph g = Compiler(space, options).run();
+  ir::Graph g = space.network.is_language_model() ? compile_language_model(space, options)
+                                                  : Compiler(space, options).run();
 #ifndef NDEBUG
   g.verify();
 #endif

@@ -30,14 +30,15 @@ struct CompileOptions {
 
 ir::Graph compile(const Space& space, const CompileOptions& options = {});
 
-// Something a valid spec may say that compile cannot build yet: recurrent cells.
+// Something a valid spec may say that compile cannot build yet. Nothing at present (recurrent
+// cells compile since the language-model form); kept so that `cellgraph validate` and the
+// tests can tell such a spec from a broken one when a later format adds one.
 struct Unsupported {
-  std::string pointer;  // JSON pointer of the spec element (the cell)
-  std::string what;     // "recurrent cells are not supported yet: ..."
+  std::string pointer;  // JSON pointer of the spec element
+  std::string what;
 };
 // What compile would refuse as not supported yet (it throws "FILE:POINTER: what"), or
-// nullopt. Lets `cellgraph validate` and the tests tell a valid spec the compiler cannot
-// build yet from a broken one.
+// nullopt (always, at present).
 std::optional<Unsupported> unsupported_by_compile(const Space& space);
 
 // The auxiliary head's pool for an H x W map: DARTS' 5x5 window at stride 3 when it gives

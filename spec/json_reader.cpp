@@ -130,6 +130,7 @@ class Reader {
                 Edge& edge) const;
   std::string op_name(const Json& v, const std::string& ptr, const Cell& cell) const;
   Network read_network(const Json& v, const std::string& ptr) const;
+  RecurrentDropout read_dropout(const Json& v, const std::string& ptr) const;
   Layer read_layer(const Json& v, const std::string& ptr, bool in_stem) const;
   Stage read_stage(const Json& v, const std::string& ptr) const;
   ArchOptions read_arch(const Json& v, const std::string& ptr) const;
@@ -431,7 +432,7 @@ std::string Reader::op_name(const Json& v, const std::string& ptr, const Cell& c
 
 Network Reader::read_network(const Json& v, const std::string& ptr) const {
   object(v, ptr);
-  check_fields(v, ptr, {"input", "classes", "stem", "body", "head", "edge_bn"});
+  check_fields(v, ptr, {"input", "classes", "stem", "body", "head", "edge_bn", "dropout"});
   Network net;
   net.pointer = ptr;
   const Json& input = require(v, ptr, "input");
@@ -439,13 +440,27 @@ Network Reader::read_network(const Json& v, const std::string& ptr) const {
   const Json& body = require(v, ptr, "body");
   const Json& head = require(v, ptr, "head");
   const std::string input_ptr = child(ptr, "input");
-  if (!input.is_array() || input.size() != 3)
-    fail(input_ptr, "expected [channels, height, width], got " + describe(input) +
-                        (input.is_array() ? " of " + std::to_string(input.size()) : ""));
-  net.in_channels = integer(input[0], child(input_ptr, 0), 1, 4096);
-  net.in_height = integer(input[1], child(input_ptr, 1), 1, 4096);
-  net.in_width = integer(input[2], child(input_ptr, 2), 1, 4096);
+  if (!input.is_array() || (input.size() != 3 && input.size() != 1))
+    fail(input_ptr,
+         "expected [channels, height, width] (images) or [T] (tokens per sample of a "
+         "recurrent language model), got " +
+             describe(input) + (input.is_array() ? " of " + std::to_string(input.size()) : ""));
+  if (input.size() == 1) {
+    net.sequence_length = integer(input[0], child(input_ptr, 0), 1, 4096);
+    net.in_channels = net.in_height = net.in_width = 0;
+  } else {
+    net.in_channels = integer(input[0], child(input_ptr, 0), 1, 4096);
+    net.in_height = integer(input[1], child(input_ptr, 1), 1, 4096);
+    net.in_width = integer(input[2], child(input_ptr, 2), 1, 4096);
+  }
   net.classes = integer(classes, child(ptr, "classes"), 2, 100000);
+  if (const Json* d = find(v, "dropout")) {
+    if (!net.is_language_model())
+      fail(child(ptr, "dropout"),
+           "'dropout' applies to recurrent language models (\"input\": [T]); an image network "
+           "has none");
+    net.dropout = read_dropout(*d, child(ptr, "dropout"));
+  }
   if (const Json* e = find(v, "edge_bn")) net.edge_bn = boolean(*e, child(ptr, "edge_bn"));
   if (const Json* stem = find(v, "stem")) {
     const std::string stem_ptr = child(ptr, "stem");
@@ -469,6 +484,26 @@ Network Reader::read_network(const Json& v, const std::string& ptr) const {
                                    in_quotes(net.head.back().op));
   }
   return net;
+}
+
+RecurrentDropout Reader::read_dropout(const Json& v, const std::string& ptr) const {
+  object(v, ptr);
+  check_fields(v, ptr, {"output", "hidden", "x", "input", "embedding"});
+  RecurrentDropout d;
+  d.pointer = ptr;
+  auto probability = [&](const char* key, double& out) {
+    const Json* p = find(v, key);
+    if (p == nullptr) return;
+    out = number(*p, child(ptr, key));
+    if (out < 0 || out >= 1)
+      fail(child(ptr, key), "expected a dropout probability in [0, 1), got " + describe(*p));
+  };
+  probability("output", d.output);
+  probability("hidden", d.hidden);
+  probability("x", d.x);
+  probability("input", d.input);
+  probability("embedding", d.embedding);
+  return d;
 }
 
 Layer Reader::read_layer(const Json& v, const std::string& ptr, bool in_stem) const {

@@ -103,8 +103,26 @@ struct Stage {
   int64_t inner() const { return inner_channels > 0 ? inner_channels : channels; }
 };
 
+// A language model's variational dropouts (DARTS' RNN code): probabilities of zeroing, each
+// 0 = off. `output`: on h_t before the decoder; `hidden`: on every state s_j (and h_{t-1})
+// before its matrix product; `x`: on x_t before W0; `input`: on the embedded tokens;
+// `embedding`: whole rows of the embedding matrix. One mask per sequence for the first
+// four (shared by the T time steps), one per step for the embedding.
+struct RecurrentDropout {
+  double output = 0, hidden = 0, x = 0, input = 0, embedding = 0;
+  std::string pointer;
+  bool operator==(const RecurrentDropout& o) const {
+    return output == o.output && hidden == o.hidden && x == o.x && input == o.input &&
+           embedding == o.embedding;
+  }
+};
+
 struct Network {
   int64_t in_channels = 3, in_height = 32, in_width = 32;
+  // A language model ("input": [T], a body of one recurrent cell): T tokens per sample,
+  // the BPTT length; 0 for an image network. `classes` is then the vocabulary.
+  int64_t sequence_length = 0;
+  std::optional<RecurrentDropout> dropout;  // language models only
   int64_t classes = 10;
   std::vector<Layer> stem;
   std::vector<Stage> body;
@@ -113,6 +131,8 @@ struct Network {
   // other BN: ISTA-NAS one-stage, whose searched coefficients are absorbed into these BNs.
   bool edge_bn = false;
   std::string pointer;
+
+  bool is_language_model() const { return sequence_length > 0; }
 };
 
 struct ArchOptions {

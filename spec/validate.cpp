@@ -43,8 +43,16 @@ class Validator {
       check_names(cell);
       check_edges(cell);
       check_output(cell);
+      if (cell.kind == CellForm::recurrent && cell.inputs.size() != 1)
+        fail(child(cell.pointer, "inputs"),
+             "a recurrent cell has one input, its initial state s0 (computed from x_t and "
+             "h_{t-1}); got " +
+                 std::to_string(cell.inputs.size()));
     }
-    check_network();
+    if (space_.network.is_language_model())
+      check_language_model();
+    else
+      check_network();
   }
 
  private:
@@ -195,8 +203,42 @@ class Validator {
                             "any: expected at least as many channels as its input");
   }
 
+  // "input": [T]: embedding, one recurrent cell unrolled over T steps, a tied decoder.
+  void check_language_model() const {
+    const Network& net = space_.network;
+    const std::string form =
+        "; a recurrent language model (\"input\": [T]) is an embedding, one recurrent cell "
+        "and a linear decoder tied to the embedding";
+    if (!net.stem.empty()) fail(child(net.pointer, "stem"), "expected no stem" + form);
+    if (net.body.size() != 1)
+      fail(child(net.pointer, "body"),
+           "expected one stage, got " + std::to_string(net.body.size()) + form);
+    const Stage& stage = net.body[0];
+    const Cell* cell = stage.cell.empty() ? nullptr : space_.find_cell(stage.cell);
+    if (cell == nullptr || cell->kind != CellForm::recurrent)
+      fail(stage.pointer, (stage.cell.empty() ? "a " + stage.block + " block"
+                           : cell == nullptr  ? "unknown cell " + in_quotes(stage.cell)
+                                              : "convolutional cell " + in_quotes(stage.cell)) +
+                              "; expected a recurrent cell" + form);
+    if (stage.repeat != 1)
+      fail(child(stage.pointer, "repeat"),
+           "expected repeat 1 (one recurrent cell, stacked over time rather than depth)" + form);
+    if (net.head.size() != 1 || net.head[0].op != "linear")
+      fail(child(net.pointer, "head"), "expected exactly [{\"op\": \"linear\"}]" + form);
+    if (net.edge_bn)
+      fail(child(net.pointer, "edge_bn"), "edge_bn applies to image networks" + form);
+  }
+
   void check_network() const {
     const Network& net = space_.network;
+    for (const Stage& stage : net.body) {
+      const Cell* cell = stage.cell.empty() ? nullptr : space_.find_cell(stage.cell);
+      if (cell != nullptr && cell->kind == CellForm::recurrent)
+        fail(stage.pointer, "recurrent cell " + in_quotes(cell->name) +
+                                " in an image network; a recurrent cell runs in a language "
+                                "model: expected \"input\": [T] (tokens per sample) at " +
+                                child(net.pointer, "input"));
+    }
     Shape last{net.in_channels, net.in_height, net.in_width, "the network input"};
     for (const Layer& layer : net.stem) {
       if (layer.channels == 0) continue;  // batch_norm, relu

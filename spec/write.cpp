@@ -97,8 +97,20 @@ OJson layer_json(const Layer& layer) {
 
 OJson network_json(const Network& net) {
   OJson out;
-  out["input"] = {net.in_channels, net.in_height, net.in_width};
+  if (net.is_language_model())
+    out["input"] = {net.sequence_length};
+  else
+    out["input"] = {net.in_channels, net.in_height, net.in_width};
   out["classes"] = net.classes;
+  if (net.dropout) {
+    OJson d;
+    d["output"] = net.dropout->output;
+    d["hidden"] = net.dropout->hidden;
+    d["x"] = net.dropout->x;
+    d["input"] = net.dropout->input;
+    d["embedding"] = net.dropout->embedding;
+    out["dropout"] = std::move(d);
+  }
   if (net.edge_bn) out["edge_bn"] = true;
   if (!net.stem.empty()) {
     OJson stem = OJson::array();

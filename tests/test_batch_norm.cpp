@@ -145,6 +145,7 @@ std::vector<testing::OpCase> batch_norm_cases() {
       {"training, affine, NCHW", bn_spec({3, 2, 3, 3}, true, true)},
       {"training, no affine, NCHW", bn_spec({3, 2, 3, 3}, true, false)},
       {"training, affine, NC", bn_spec({8, 3}, true, true)},
+      {"training, no affine, NC", bn_spec({8, 3}, true, false)},
       {"eval, affine, NCHW", bn_spec({3, 2, 3, 3}, false, true)},
       {"eval, no affine, NCHW", bn_spec({3, 2, 3, 3}, false, false)},
       {"eval, affine, NC", bn_spec({8, 3}, false, true)},

@@ -58,6 +58,12 @@ std::vector<testing::OpCase> elementwise_cases() {
        spec_of(OpKind::dropout, {away_from_zero({2, 3, 4, 4}, 18)}, DropoutAttrs{0.4f, true, 99})},
       {"eval",
        spec_of(OpKind::dropout, {away_from_zero({2, 8}, 19)}, DropoutAttrs{0.4f, false, 99})},
+      // Embedding dropout: whole rows of a [V, D] weight.
+      {"rows of a 2-d weight, p 0.5",
+       spec_of(OpKind::dropout, {away_from_zero({6, 4}, 20)},
+               DropoutAttrs{.p = 0.5f, .training = true, .seed = 5, .mask_key = 0, .rows = true})},
+      {"2-d, by a factor",
+       spec_of(OpKind::scale, {random({3, 4}, 21), Tensor::from_vector({1}, {0.125f})})},
       // The gradient uses the forward's per-sample mask; drop_path is linear, the inputs
       // stay away from 0 anyway so the differences of L are well above rounding.
       {"training, p 0.5", spec_of(OpKind::drop_path, {away_from_zero({6, 3, 4, 4}, 3)},
@@ -168,6 +174,26 @@ TEST_CASE("dropout: keeps element i iff hash_uniform(seed, i) >= p, scaled by 1 
   CHECK(kept > 140);  // ~70% of 256 kept
   CHECK(kept < 220);
   CHECK(values(ops::dropout(Var(x), p, true, seed + 1)) != out);
+}
+
+TEST_CASE("dropout: rows keeps row r iff hash_uniform(seed, r) >= p, whole rows scaled") {
+  const float p = 0.5f;
+  const uint64_t seed = 5;  // the op case's: it drops some rows and keeps others
+  const Tensor w = away_from_zero({6, 4}, 20);
+  DropoutAttrs a{.p = p, .training = true, .seed = seed, .mask_key = 0, .rows = true};
+  const std::vector<float> in = w.to_vector(),
+                           out = values(ops::apply(OpKind::dropout, a, {Var(w)})[0]);
+  int kept = 0;
+  for (int64_t r = 0; r < 6; ++r) {
+    const bool keep = hash_uniform(seed, uint64_t(r)) >= p;
+    kept += keep;
+    for (int64_t d = 0; d < 4; ++d) {
+      const size_t i = size_t(r * 4 + d);
+      CHECK(out[i] == (keep ? in[i] * 2.0f : 0.0f));
+    }
+  }
+  CHECK(kept > 0);
+  CHECK(kept < 6);
 }
 
 TEST_CASE("drop_path: the op cases' seed drops some samples and keeps others") {

@@ -40,6 +40,15 @@ std::vector<testing::OpCase> matrix_cases() {
       {"input, weight and bias",
        spec_of(OpKind::linear, {random({4, 6}, 4), random({3, 6}, 5), random({3}, 6)})},
       {"no bias", spec_of(OpKind::linear, {random({3, 5}, 7), random({2, 5}, 8), {}})},
+      // A decoder over every time step at once: x [N, T, K].
+      {"3-d input, weight and bias",
+       spec_of(OpKind::linear, {random({2, 3, 5}, 14), random({4, 5}, 15), random({4}, 16)})},
+      {"3-d input, no bias",
+       spec_of(OpKind::linear, {random({2, 3, 5}, 17), random({4, 5}, 18), {}})},
+      // Token sequences [N, T] -> [N, T, D]; row 2 is read three times.
+      {"2-d indices",
+       spec_of(OpKind::embedding,
+               {random({4, 3}, 19), Tensor::from_vector({2, 3}, {2, 0, 2, 3, 2, 1})})},
       {"both operands", spec_of(OpKind::matmul, {random({3, 5}, 11), random({5, 4}, 12)})},
       // The weight gradient scatter-adds; row 1 is read twice, rows 2 and 4 never.
       {"repeated rows",

@@ -42,6 +42,16 @@ std::vector<testing::OpCase> shape_ops_cases() {
       {"stride 2", spec_of(OpKind::zero, {random({2, 3, 5, 4}, 11)}, ZeroAttrs{2})},
       {"2 x 6 to 4 x 3", spec_of(OpKind::reshape, {random({2, 6}, 9)}, ReshapeAttrs{Shape{4, 3}})},
       {"3-d", spec_of(OpKind::sum, {random({2, 3, 2}, 10)})},
+      // The shapes of an unrolled recurrent network: time steps [N, 1, H] stacked into
+      // [N, T, H], [x, h] joined and [c, h] split on 2-D [N, 2H], one step sliced out.
+      {"3-d time steps", spec_of(OpKind::concat, {random({2, 1, 4}, 12), random({2, 1, 4}, 13),
+                                                  random({2, 1, 4}, 14)})},
+      {"2-d rows", spec_of(OpKind::concat, {random({3, 4}, 15), random({3, 2}, 16)})},
+      {"2-d halves", spec_of(OpKind::split, {random({3, 8}, 17)}, SplitAttrs{{4, 4}})},
+      {"one step of [N, T, H]", spec_of(OpKind::slice, {random({2, 5, 3}, 18)},
+                                        SliceAttrs{{0, 2, 0}, {2, 3, 3}, {1, 1, 1}})},
+      {"keep_batch [N, 6] to [N, 1, 6]",
+       spec_of(OpKind::reshape, {random({3, 6}, 19)}, ReshapeAttrs{Shape{1, 1, 6}, true})},
   };
 }
 }  // namespace

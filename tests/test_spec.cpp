@@ -327,20 +327,27 @@ TEST_CASE("spec: the good-spec check reads its directory, so a bad file dropped 
             dir / "compile_factorized_reduce_stride_1.json:/cells/0/nodes/0/edges/1: ", 0) == 0);
 }
 
-TEST_CASE("spec: a recurrent cell reads, and compile refuses it by name at the cell") {
+TEST_CASE("spec: a recurrent language model reads, writes back and compiles") {
   const spec::Space s = good("darts_rnn.json");
-  const std::optional<spec::Unsupported> u = spec::unsupported_by_compile(s);
-  REQUIRE(u.has_value());
-  CHECK(u->pointer == "/cells/0");
-  CHECK(u->what ==
-        "recurrent cells are not supported yet: cell 'rnn' (used at /network/body/0) is "
-        "recurrent; the compiler builds convolutional cells only");
-  CHECK_THROWS_WITH_AS(spec::compile(s), (s.file + ":/cells/0: " + u->what).c_str(), Error);
-  // A convolutional space is not affected, and an unused recurrent cell does not count.
-  CHECK_FALSE(spec::unsupported_by_compile(good("darts_cnn.json")).has_value());
+  CHECK(s.network.is_language_model());
+  CHECK(s.network.sequence_length == 35);
+  REQUIRE(s.network.dropout.has_value());
+  CHECK(s.network.dropout->output == 0.75);
+  CHECK(s.network.dropout->hidden == 0.25);
+  CHECK(s.network.dropout->x == 0.75);
+  CHECK(s.network.dropout->input == 0.2);
+  CHECK(s.network.dropout->embedding == 0.0);
+  CHECK_FALSE(spec::unsupported_by_compile(s).has_value());
+  const std::string written = spec::to_json(s);
+  CHECK(written.find(R"("input": [35])") != std::string::npos);
+  check_round_trip(s);
+  CHECK(spec::parse_string(written, "again.json").network.dropout == s.network.dropout);
+  const ir::Graph g = spec::compile(s);
+  CHECK(g.value(g.logits).shape == Shape{1, 35, 10000});
+  // An unused recurrent cell beside an image network is fine.
   spec::Space unused = good("darts_cnn.json");
   unused.cells.push_back(s.cells.at(0));
-  CHECK_FALSE(spec::unsupported_by_compile(unused).has_value());
+  CHECK_NOTHROW(spec::compile(unused));
 }
 
 TEST_CASE("spec: parse_file names the file, or says why it cannot read it") {

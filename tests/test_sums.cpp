@@ -39,6 +39,8 @@ std::vector<testing::OpCase> sums_cases() {
       // A copy with a new shape: linear, exact up to rounding.
       {"[2, 3, 2, 2] to [2, 12]",
        testing::spec_of(OpKind::flatten, {testing::random({2, 3, 2, 2}, 5)})},
+      // One time step [N, 1, H] of a sequence back to [N, H].
+      {"[3, 1, 4] to [3, 4]", testing::spec_of(OpKind::flatten, {testing::random({3, 1, 4}, 6)})},
   };
 }
 }  // namespace

@@ -41,8 +41,8 @@ int64_t Graph::macs() const {
       const Shape& w = value(n.inputs[1]).shape;  // [O, C/g, kh, kw]
       total += value(n.outputs[0]).shape.numel() * w[1] * w[2] * w[3];
     } else if (n.op == OpKind::linear) {
-      const Shape& w = value(n.inputs[1]).shape;  // [M, K]
-      total += value(n.outputs[0]).shape[0] * w[0] * w[1];
+      const Shape& w = value(n.inputs[1]).shape;  // [M, K]; output [rows..., M]
+      total += value(n.outputs[0]).shape.numel() * w[1];
     }
   }
   return total;
@@ -86,6 +86,9 @@ void Graph::verify() const {
   }
   CG_ASSERT(input.valid() && logits.valid(), "graph without input or logits");
   CG_ASSERT(!aux_logits.valid() || defined[aux_logits.index()], "aux_logits not produced");
+  CG_ASSERT(state_in.valid() == state_out.valid(), "a carried state needs state_in and state_out");
+  CG_ASSERT(!state_in.valid() || value(state_in).kind == ValueKind::state, "state_in kind");
+  CG_ASSERT(!state_out.valid() || defined[state_out.index()], "state_out not produced");
 }
 
 }  // namespace cellgraph::ir

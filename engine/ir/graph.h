@@ -37,6 +37,9 @@ enum class ValueKind {
   parameter,    // a trained weight (ParamId)
   buffer,       // BN running statistics: state, never a gradient (ParamId)
   coefficient,  // an architecture-weight matrix bound at run time (ArchGroupId)
+  // A recurrent network's hidden state carried in from the previous batch
+  // (graph.state_in), bound at run time (sched::RunOptions::state; zeros when not given).
+  state,
 };
 
 struct Value {
@@ -141,12 +144,17 @@ class Graph {
   std::vector<Candidate> candidates;
   std::vector<ArchGroup> arch_groups;
   std::vector<MixedEdge> mixed_edges;
-  ValueId input;   // [1, C, H, W]
-  ValueId logits;  // [1, classes]
+  ValueId input;   // [1, C, H, W]; a language model's token ids [1, T]
+  ValueId logits;  // [1, classes]; a language model's [1, T, vocabulary]
   // The auxiliary head's logits [1, classes] (spec::CompileOptions::auxiliary_head), or
   // invalid. Its nodes and parameters come after all others and are marked `auxiliary`;
   // a plan keeps them while this is valid (reset it on a copy to plan without them).
   ValueId aux_logits;
+  // Recurrent networks (a language model unrolled over T time steps): the hidden state
+  // [1, H] read by the first step (a ValueKind::state value) and the one the last step
+  // leaves (an activation, kept live by every plan), to carry into the next batch.
+  // Invalid in other networks.
+  ValueId state_in, state_out;
 
   const Node& node(NodeId id) const { return nodes[id.index()]; }
   const Value& value(ValueId id) const { return values[id.index()]; }

@@ -16,7 +16,10 @@ Attrs runtime_attrs(const Node& n, const RunOptions& options, size_t position) {
   if (auto* bn = std::get_if<BatchNormAttrs>(&a)) bn->training = options.training;
   if (auto* d = std::get_if<DropoutAttrs>(&a)) {
     d->training = options.training;
-    d->seed = options.dropout_seed * 0x9E3779B97F4A7C15ull + position;
+    // Keyed nodes share a mask: their seed comes from the key, in a range (bit 63 set)
+    // that no node position reaches.
+    d->seed = options.dropout_seed * 0x9E3779B97F4A7C15ull +
+              (d->mask_key != 0 ? (1ull << 63) + uint64_t(uint32_t(d->mask_key)) : position);
   }
   if (auto* d = std::get_if<DropPathAttrs>(&a)) {
     d->p = options.drop_path_prob;
@@ -62,11 +65,26 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
   CG_ASSERT(options.coefficients.size() == graph.arch_groups.size(), options.coefficients.size(),
             " coefficient matrices for ", graph.arch_groups.size(), " groups");
   const Shape& expect = graph.value(graph.input).shape;
-  if (images.shape().rank() != 4 || images.shape()[1] != expect[1] ||
-      images.shape()[2] != expect[2] || images.shape()[3] != expect[3])
-    throw error("input batch ", images.shape().str(), " does not match the network input ", "[N, ",
-                expect[1], ", ", expect[2], ", ", expect[3], "]");
+  bool fits = images.shape().rank() == expect.rank();
+  std::string wanted = "[N";
+  for (int d = 1; d < expect.rank(); ++d) {
+    fits = fits && images.shape()[d] == expect[d];
+    wanted += ", " + std::to_string(expect[d]);
+  }
+  if (!fits)
+    throw error("input batch ", images.shape().str(), " does not match the network input ", wanted,
+                "]");
   const int64_t batch = images.shape()[0];
+  Var state_in;
+  if (graph.state_in.valid()) {
+    Shape s = graph.value(graph.state_in).shape;
+    s[0] = batch;
+    if (options.state.defined() && !(options.state.shape() == s))
+      throw error("the carried hidden state ", options.state.shape().str(),
+                  " does not match the network's ", s.str(),
+                  " (batch and hidden size of this batch)");
+    state_in = options.state.defined() ? options.state : Var(Tensor::zeros(s, images.device()));
+  }
 
   std::vector<Var> values(graph.values.size());
   auto read = [&](ValueId id) -> Var {
@@ -79,6 +97,8 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
         return params[v.param];
       case ValueKind::coefficient:
         return options.coefficients[v.arch.index()];
+      case ValueKind::state:
+        return state_in;
       case ValueKind::activation:
         break;
     }
@@ -118,12 +138,16 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
     // Release what no later node reads; autodiff keeps what backward needs.
     for (ValueId in : n.inputs)
       if (in.valid() && plan.last_use[in.index()] == int32_t(pos) && in != graph.logits &&
-          in != graph.aux_logits)
+          in != graph.aux_logits && in != graph.state_out)
         values[in.index()] = Var();
   }
   RunOutputs out{.logits = values[graph.logits.index()]};
   if (graph.aux_logits.valid() && !plan.absent[graph.aux_logits.index()])
     out.aux_logits = values[graph.aux_logits.index()];
+  if (graph.state_out.valid())
+    out.state = plan.absent[graph.state_out.index()]
+                    ? zeros_like_value(graph.value(graph.state_out), batch, images.device())
+                    : values[graph.state_out.index()];
   return out;
 }
 

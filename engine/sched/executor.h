@@ -21,14 +21,20 @@ struct RunOptions {
   // Probability of the graph's drop_path nodes (training only; DARTS raises it with the
   // epoch). Their masks are seeded like dropout's, from dropout_seed and the node.
   float drop_path_prob = 0.0f;
+  // A recurrent network's hidden state carried in (graph.state_in), [batch, H]; undefined
+  // = zeros (the first batch of an epoch). Ignored by graphs without one.
+  Var state;
 };
 
 struct RunOutputs {
-  Var logits;      // [batch, classes]
+  Var logits;      // [batch, classes] ([batch, T, vocabulary] for a language model)
   Var aux_logits;  // [batch, classes] when the graph has an auxiliary head, else undefined
+  // A recurrent network's hidden state after the last time step (graph.state_out),
+  // [batch, H], with its autodiff history: callers carrying it to the next batch detach it.
+  Var state;
 };
 
-// Returns the logits [batch, classes].
+// Returns the logits [batch, classes] ([batch, T, vocabulary] for a language model).
 Var run(const ir::Graph& graph, const ir::ParameterStore& params, const Plan& plan,
         const Var& images, const RunOptions& options);
 // The same run, also returning the auxiliary head's logits (training).

@@ -31,7 +31,8 @@ Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
     if (n.candidate.valid() || n.absent_with_input) {
       if (n.candidate.valid())
         run = active[n.candidate.index()] != 0 &&
-              graph.candidate(n.candidate).op != cellgraph::Candidate::none;
+              graph.candidate(n.candidate).op != cellgraph::Candidate::none &&
+              graph.candidate(n.candidate).op != cellgraph::Candidate::rnn_none;
       for (ValueId in : n.inputs)
         if (in.valid() && plan.absent[in.index()]) run = false;
     } else if (n.drops_absent_inputs) {
@@ -48,6 +49,8 @@ Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
   live[graph.logits.index()] = 1;
   // A training graph's auxiliary head is a second output (graph.h).
   if (graph.aux_logits.valid()) live[graph.aux_logits.index()] = 1;
+  // So is a recurrent network's carried state, read by the next batch.
+  if (graph.state_out.valid()) live[graph.state_out.index()] = 1;
   std::vector<uint8_t> needed(graph.nodes.size(), 0);
   for (size_t i = graph.nodes.size(); i-- > 0;) {
     if (!runs[i]) continue;

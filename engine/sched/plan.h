@@ -15,7 +15,8 @@
 //  - a summing node (drops_absent_inputs) sums only inputs that are present and whose
 //    candidate is active; with none left its output is absent;
 //  - any other node with an absent input receives zeros for it;
-//  - finally, nodes none of whose outputs reach the logits are skipped.
+//  - finally, nodes none of whose outputs reach the logits (or the auxiliary logits, or a
+//    recurrent network's carried state graph.state_out) are skipped.
 #pragma once
 
 #include <cstdint>

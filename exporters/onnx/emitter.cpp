@@ -135,6 +135,8 @@ std::string Emitter::input_name(const Node& n, size_t slot) {
       return param_tensor(v);
     case ValueKind::coefficient:
       unsupported(n, "reads architecture coefficients; a fixed network has none");
+    case ValueKind::state:
+      unsupported(n, "reads a recurrent network's carried state; recurrent export is not built");
     case ValueKind::input:
     case ValueKind::activation:
       break;
@@ -240,7 +242,18 @@ void Emitter::emit_node(const Node& n) {
     case OpKind::flatten:
       set_int(node("Flatten", {in(0)}, {out()}), "axis", 1);
       return;
+    case OpKind::highway: {  // s + sigmoid(c) (fh - s), as four ONNX nodes
+      const std::string gate = unique(n.label + ".gate"), diff = unique(n.label + ".diff"),
+                        gated = unique(n.label + ".gated");
+      node("Sigmoid", {in(1)}, {gate});
+      node("Sub", {in(2), in(0)}, {diff});
+      node("Mul", {gate, diff}, {gated});
+      node("Add", {in(0), gated}, {out()});
+      return;
+    }
     case OpKind::linear: {
+      if (graph_.value(n.inputs[0]).shape.rank() != 2)
+        unsupported(n, "linear is exported for [N, K] inputs only (ONNX Gemm)");
       Names inputs{in(0), in(1)};
       if (n.inputs.size() > 2 && n.inputs[2].valid()) inputs.push_back(in(2));
       set_int(node("Gemm", inputs, {out()}), "transB", 1);

@@ -1,6 +1,7 @@
 // The tiny search space several tests run: one search cell with two nodes, four candidates
 // per edge (none, skip_connect, sep_conv_3x3, max_pool_3x3), C=4, a 1x8x8 input, 3 classes;
-// and a NATS-Bench topology space as small (kTinyNatsSpace).
+// a NATS-Bench topology space as small (kTinyNatsSpace); and a recurrent language model as
+// small (kTinyRnnSpace).
 #pragma once
 
 #include <string>
@@ -56,5 +57,23 @@ inline std::string tiny_space_without_none() {
   s.erase(s.find(none), none.size());
   return s;
 }
+
+// A DARTS RNN search cell with two nodes (three mixed edges of none, tanh, relu, sigmoid,
+// identity) unrolled over T = 3 tokens, H = 3, a vocabulary of 5, every dropout on.
+inline constexpr const char* kTinyRnnSpace = R"({
+  "format": 1, "name": "tiny_rnn",
+  "op_sets": {"rnn": ["none", "tanh", "relu", "sigmoid", "identity"]},
+  "cells": [{
+    "name": "rnn", "kind": "recurrent", "steps": 2, "inputs": ["s0"],
+    "nodes": [
+      {"name": "n1", "from": ["s0"], "ops": "rnn", "keep": 1},
+      {"name": "n2", "from": ["s0", "n1"], "ops": "rnn", "keep": 1}
+    ],
+    "output": {"concat": ["n1", "n2"]}
+  }],
+  "network": {"input": [3], "classes": 5, "body": [{"cell": "rnn", "channels": 3}],
+              "head": [{"op": "linear"}],
+              "dropout": {"output": 0.4, "hidden": 0.25, "x": 0.3, "input": 0.2, "embedding": 0.3}}
+})";
 
 }  // namespace cellgraph::testing

@@ -29,6 +29,8 @@ JsonValue shape_json(const Shape& s) {
 // The op type a weight belongs to: its candidate's op, else the op named after an edge
 // component ("cells.3.n1.e0.sep_conv_3x3.dw1.weight" in a fixed network), else "other".
 std::string op_type_of(const ir::Graph& graph, const ir::Parameter& p) {
+  // A recurrent cell's matrices (W0, one per node) are shared by every op of its edges.
+  if (graph.state_in.valid() && p.name.rfind("cells.", 0) == 0) return "recurrent cell";
   if (p.candidate.valid()) {
     for (const CandidateInfo& info : candidate_ops())
       if (info.id == graph.candidate(p.candidate).op) return std::string(info.name);
@@ -52,8 +54,12 @@ JsonValue describe(const std::string& path, const spec::Space& space, const ir::
   out.set("name", space.name);
   const spec::Network& net = space.network;
   JsonValue input = JsonValue::array();
-  for (int64_t d : {net.in_channels, net.in_height, net.in_width}) input.push_back(d);
+  if (net.is_language_model())
+    input.push_back(net.sequence_length);  // tokens per sample
+  else
+    for (int64_t d : {net.in_channels, net.in_height, net.in_width}) input.push_back(d);
   out.set("input", input);
+  out.set("language_model", net.is_language_model());
   out.set("classes", net.classes);
   JsonValue cells = JsonValue::array();
   for (const spec::Cell& c : space.cells) {
@@ -83,6 +89,8 @@ JsonValue describe(const std::string& path, const spec::Space& space, const ir::
       Shape shape;
       for (const ir::Node& n : graph.nodes)
         if (n.label.rfind(prefix, 0) == 0) shape = graph.value(n.outputs[0]).shape;
+      // A language model's cell is unrolled ("t3/cells.0..."): its output is h_t.
+      if (graph.state_out.valid()) shape = graph.value(graph.state_out).shape;
       JsonValue inst = JsonValue::object();
       inst.set("index", index);
       inst.set(stage.cell.empty() ? "block" : "cell",
@@ -129,6 +137,7 @@ JsonValue describe(const std::string& path, const spec::Space& space, const ir::
   for (const CandidateInfo& info : candidate_ops())  // registry order, then "other"
     if (by_op.count(std::string(info.name)))
       weights_by_op.set(std::string(info.name), by_op[std::string(info.name)]);
+  if (by_op.count("recurrent cell")) weights_by_op.set("recurrent cell", by_op["recurrent cell"]);
   if (by_op.count("other")) weights_by_op.set("other", by_op["other"]);
   out.set("weights_by_op", weights_by_op);
   // What is known about the cells themselves.
@@ -155,13 +164,17 @@ std::string shape_str(const JsonValue& dims) {
 void print_text(const JsonValue& d) {
   std::ostream& o = std::cout;
   o << d.find("spec")->as_string() << ": " << d.find("name")->as_string() << "\n";
-  o << "input " << shape_str(*d.find("input")) << ", " << d.find("classes")->as_integer()
-    << " classes\n\ncell types:\n";
+  const bool language_model = d.find("language_model")->as_bool();
+  o << "input " << shape_str(*d.find("input")) << (language_model ? " tokens, vocabulary " : ", ")
+    << d.find("classes")->as_integer()
+    << (language_model ? " (embedding tied to the decoder)" : " classes") << "\n\ncell types:\n";
   for (const JsonValue& c : d.find("cell_types")->items()) {
     char line[200];
     std::snprintf(line, sizeof line, "  %-12s %-10s %3lld nodes %4lld edges %6lld candidates\n",
                   c.find("name")->as_string().c_str(),
-                  c.find("reduction")->as_bool() ? "reduction" : "normal",
+                  c.find("kind")->as_string() == "recurrent" ? "recurrent"
+                  : c.find("reduction")->as_bool()           ? "reduction"
+                                                             : "normal",
                   (long long)c.find("nodes")->as_integer(),
                   (long long)c.find("edges")->as_integer(),
                   (long long)c.find("candidates")->as_integer());
@@ -206,7 +219,9 @@ void print_text(const JsonValue& d) {
   for (const auto& [op, n] : d.find("weights_by_op")->members()) {
     char line[200];
     std::snprintf(line, sizeof line, "  %-34s %12s\n",
-                  op == "other" ? "other (stem, preprocessing, head)" : op.c_str(),
+                  op != "other"    ? op.c_str()
+                  : language_model ? "other (embedding, decoder bias)"
+                                   : "other (stem, preprocessing, head)",
                   grouped(n.as_integer()).c_str());
     o << line;
   }

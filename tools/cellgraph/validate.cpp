@@ -18,7 +18,7 @@ int run_validate(const Args& args) {
     for (const spec::Node& n : c.nodes) edges += n.edges.size();
   const std::string summary = path + ": ok — " + std::to_string(space.cells.size()) +
                               " cell types, " + std::to_string(edges) + " edges";
-  // A valid spec the compiler cannot build yet (recurrent cells) validates, and says so.
+  // A valid spec the compiler cannot build yet validates, and says so (none at present).
   if (const auto unsupported = spec::unsupported_by_compile(space)) {
     std::cout << summary << "; not compiled: " << unsupported->pointer << ": " << unsupported->what
               << "\n";
@@ -44,8 +44,7 @@ const Command& validate_command() {
       .details =
           "Reads the spec and compiles it as search and train will (shapes, strides).\n"
           "Exit status 0 when the spec is valid; otherwise 1 with the problem as\n"
-          "SPEC:/json/pointer: message. A valid spec that cannot be compiled yet\n"
-          "(recurrent cells) exits 0 and says 'not compiled' with the reason.",
+          "SPEC:/json/pointer: message.",
       .run = run_validate};
   return command;
 }

@@ -25,6 +25,7 @@ CpuBackend::CpuBackend() : Backend(std::make_unique<HostAllocator>()) {
   add_batch_norm_kernels(table);
   add_pool_kernels(table);
   add_elementwise_kernels(table);
+  add_recurrent_kernels(table);
   add_matrix_kernels(table);
   add_shape_ops_kernels(table);
   add_softmax_kernels(table);

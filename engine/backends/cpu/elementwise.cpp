@@ -187,8 +187,9 @@ void scale_backward(const BackwardCall& call) {
 
 // ---- dropout ----------------------------------------------------------------------------
 
-// Element i is kept iff hash_uniform(seed, i) >= p and then scaled by 1 / (1 - p). The
-// mask is a pure function of (seed, i), so backward recomputes it instead of saving it.
+// Element i is kept iff hash_uniform(seed, i) >= p and then scaled by 1 / (1 - p) (with
+// `rows`: row r of dim 0 iff hash_uniform(seed, r) >= p). The mask is a pure function of
+// (seed, i), so backward recomputes it instead of saving it.
 void apply_dropout(const DropoutAttrs& a, const Tensor& src, const Tensor& dst) {
   if (!a.training || a.p == 0.0f) {
     copy_into(dst, src);
@@ -198,6 +199,16 @@ void apply_dropout(const DropoutAttrs& a, const Tensor& src, const Tensor& dst) 
   const float* s = src.data();
   float* d = dst.data();
   const int64_t n = dst.numel();
+  if (a.rows) {  // one draw per row of dim 0 (embedding dropout)
+    const int64_t rows = dst.shape().rank() > 0 ? dst.shape()[0] : 1;
+    const int64_t inner = rows > 0 ? n / rows : 0;
+#pragma omp parallel for
+    for (int64_t r = 0; r < rows; ++r) {
+      const float f = hash_uniform(a.seed, static_cast<uint64_t>(r)) >= a.p ? keep_scale : 0.0f;
+      for (int64_t i = r * inner; i < (r + 1) * inner; ++i) d[i] = s[i] * f;
+    }
+    return;
+  }
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i)
     d[i] = hash_uniform(a.seed, static_cast<uint64_t>(i)) >= a.p ? s[i] * keep_scale : 0.0f;

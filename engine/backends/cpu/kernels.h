@@ -24,5 +24,6 @@ void add_matrix_kernels(KernelTable& table);       // linear, matmul, embedding
 void add_shape_ops_kernels(KernelTable& table);    // concat, split, slice, zero, reshape, sum
 void add_softmax_kernels(KernelTable& table);      // softmax, log_softmax, cross_entropy
 void add_sums_kernels(KernelTable& table);         // add_n, weighted_sum, flatten
+void add_recurrent_kernels(KernelTable& table);    // highway
 
 }  // namespace cellgraph::cpu

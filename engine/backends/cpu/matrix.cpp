@@ -80,21 +80,29 @@ void column_sums(const Tensor& dy, const Tensor& db) {
 }
 
 // ---- linear: y[N,M] = x[N,K] w[M,K]^T + b[M] --------------------------------------------
+// An input of rank > 2 ([N, T, K]) is the matrix of its rows: a contiguous tensor viewed as
+// [N*T, K], no copy.
+
+Tensor as_rows(const Tensor& t) {
+  const int last = t.shape().rank() - 1;
+  const int64_t cols = t.shape()[last];
+  return t.shape().rank() == 2 ? t : t.reshape({cols == 0 ? 0 : t.numel() / cols, cols});
+}
 
 void linear_forward(const ForwardCall& call) {
-  const Tensor x = call.inputs[0].contiguous();
+  const Tensor x = as_rows(call.inputs[0].contiguous());
   const Tensor w = call.inputs[1].contiguous();
   const bool has_bias = call.inputs.size() > 2 && call.inputs[2].defined();
   const Tensor b = has_bias ? call.inputs[2].contiguous() : Tensor();
-  gemm({x}, {w, true}, call.outputs[0], has_bias ? &b : nullptr);
+  gemm({x}, {w, true}, as_rows(call.outputs[0]), has_bias ? &b : nullptr);
 }
 
 void linear_backward(const BackwardCall& call) {
-  const Tensor dy = call.grad_outputs[0].contiguous();
+  const Tensor dy = as_rows(call.grad_outputs[0].contiguous());
   if (call.grad_inputs[0].defined())  // dx[N,K] = dy[N,M] w[M,K]
-    gemm({dy}, {call.inputs[1].contiguous()}, call.grad_inputs[0]);
+    gemm({dy}, {call.inputs[1].contiguous()}, as_rows(call.grad_inputs[0]));
   if (call.grad_inputs[1].defined())  // dw[M,K] = dy^T[M,N] x[N,K]
-    gemm({dy, true}, {call.inputs[0].contiguous()}, call.grad_inputs[1]);
+    gemm({dy, true}, {as_rows(call.inputs[0].contiguous())}, call.grad_inputs[1]);
   if (call.grad_inputs.size() > 2 && call.grad_inputs[2].defined())
     column_sums(dy, call.grad_inputs[2]);
 }
