@@ -226,7 +226,8 @@ std::pair<std::unique_ptr<BatchSource>, std::unique_ptr<BatchSource>> image_stre
   if (!split.val.empty())
     s.second = std::make_unique<BatchIterator>(
         train_set, split.val,
-        BatchOptions{.batch_size = o.batch_size, .drop_last = true, .seed = stream_seed(o.seed, 3)});
+        BatchOptions{
+            .batch_size = o.batch_size, .drop_last = true, .seed = stream_seed(o.seed, 3)});
   return s;
 }
 

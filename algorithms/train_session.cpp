@@ -102,7 +102,8 @@ EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params,
     const Batch batch = to_device(batches.next(), params.device());
     sched::RunOptions eval_mode{.training = false};
     if (state.defined()) eval_mode.state = Var(state);
-    const sched::RunOutputs out = sched::run_outputs(main, params, plan, Var(batch.images), eval_mode);
+    const sched::RunOutputs out =
+        sched::run_outputs(main, params, plan, Var(batch.images), eval_mode);
     Var logits = out.logits, labels(batch.labels);
     if (language_model) {
       state = out.state.value();
@@ -186,7 +187,8 @@ TrainSession::Loss TrainSession::compute_loss(const Batch& batch) const {
     // [B, T, V] scores against [B, T] next tokens: one row per token.
     loss.state = out.state.value();
     const int64_t vocabulary = out.logits.shape().dims().back();
-    loss.logits = ops::reshape(out.logits, Shape{out.logits.value().numel() / vocabulary, vocabulary});
+    loss.logits =
+        ops::reshape(out.logits, Shape{out.logits.value().numel() / vocabulary, vocabulary});
     loss.labels = ops::reshape(loss.labels, Shape{loss.labels.value().numel()});
   }
   const Var& labels = loss.labels;
@@ -279,7 +281,8 @@ void TrainSession::restore(const io::Checkpoint& ckpt) {
   state_ = Tensor();
   if (ckpt.find("state/train") != nullptr) {
     if (!graph_.state_in.valid())
-      throw error(src, ": entry 'state/train' is a language model's hidden state; this network "
+      throw error(src,
+                  ": entry 'state/train' is a language model's hidden state; this network "
                   "has none");
     const Shape shape{options_.batch_size, graph_.value(graph_.state_in).shape.dims().back()};
     state_ = Tensor::zeros(shape, options_.device);

@@ -73,8 +73,7 @@ EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, co
 // The same over one epoch of a batch stream, in its order; a language model carries its
 // hidden state from batch to batch (from zeros) and its loss is per token, its accuracy that
 // of the next-token arg-max (perplexity = exp(loss)).
-EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params,
-                    BatchSource& batches);
+EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, BatchSource& batches);
 
 // Copies "param/<name>" entries of a checkpoint into `params` (shapes checked). Entries of
 // an auxiliary head ("param/auxiliary.*") are skipped when `graph` was compiled without one

@@ -37,9 +37,8 @@ std::string rnn_spec(bool search, int64_t steps, int64_t hidden, int64_t vocabul
                      bool with_none = true) {
   const std::string n1 = search ? R"({"name": "n1", "from": ["s0"], "ops": "rnn", "keep": 1})"
                                 : R"({"name": "n1", "edges": [{"from": "s0", "op": "tanh"}]})";
-  const std::string n2 = search
-                             ? R"({"name": "n2", "from": ["s0", "n1"], "ops": "rnn", "keep": 1})"
-                             : R"({"name": "n2", "edges": [{"from": "n1", "op": "sigmoid"}]})";
+  const std::string n2 = search ? R"({"name": "n2", "from": ["s0", "n1"], "ops": "rnn", "keep": 1})"
+                                : R"({"name": "n2", "edges": [{"from": "n1", "op": "sigmoid"}]})";
   return std::string(R"({"format": 1, "name": "lm",)") +
          (search ? std::string(R"("op_sets": {"rnn": [)") + (with_none ? R"("none", )" : "") +
                        R"("tanh", "relu", "sigmoid", "identity"]},)"
@@ -69,8 +68,8 @@ Corpus ptb_corpus(const TempDir& dir, const std::string& line, int repeat) {
 
 std::unique_ptr<BatchSource> windows(const std::vector<int32_t>& tokens, int64_t streams,
                                      int64_t steps) {
-  return std::make_unique<TokenBatches>(tokens, TokenBatchOptions{.streams = streams, .steps = steps},
-                                        "test");
+  return std::make_unique<TokenBatches>(
+      tokens, TokenBatchOptions{.streams = streams, .steps = steps}, "test");
 }
 
 bool same_values(const ir::ParameterStore& a, const ir::ParameterStore& b) {
@@ -108,8 +107,13 @@ TEST_CASE("language model: two windows of T with the state carried are one windo
   const int64_t vocabulary = corpus.vocabulary.size(), streams = 2, steps = 4;
   const spec::Space short_net = rnn_space(false, steps, 5, vocabulary);
   TrainSession session(short_net, windows(corpus.train, streams, steps),
-                       TrainOptions{.epochs = 1, .batch_size = streams, .lr = 0.0f, .lr_min = 0.0f,
-                                    .momentum = 0.0f, .weight_decay = 0.0f, .grad_clip = 0.0f});
+                       TrainOptions{.epochs = 1,
+                                    .batch_size = streams,
+                                    .lr = 0.0f,
+                                    .lr_min = 0.0f,
+                                    .momentum = 0.0f,
+                                    .weight_decay = 0.0f,
+                                    .grad_clip = 0.0f});
   std::vector<double> step_losses;
   session.set_record_callback([&](const RunRecord&) {});
   for (int s = 0; s < 2; ++s) {
@@ -215,8 +219,13 @@ TEST_CASE("language model: a resumed training run restores the state it had mid-
   TempDir dir;
   const Corpus corpus = ptb_corpus(dir, "a b c d e f a c e b d f b a", 8);
   const spec::Space net = rnn_space(false, 3, 4, corpus.vocabulary.size());
-  const TrainOptions options{.epochs = 2, .batch_size = 2, .log_every = 0, .lr = 1.0f,
-                             .lr_min = 1.0f, .momentum = 0.0f, .grad_clip = 0.25f};
+  const TrainOptions options{.epochs = 2,
+                             .batch_size = 2,
+                             .log_every = 0,
+                             .lr = 1.0f,
+                             .lr_min = 1.0f,
+                             .momentum = 0.0f,
+                             .grad_clip = 0.25f};
   TrainSession straight(net, windows(corpus.train, 2, 3), options);
   straight.step();
   straight.step();
@@ -247,8 +256,13 @@ TEST_CASE("language model: learns a repetitive corpus to a perplexity far under 
   const int64_t vocabulary = corpus.vocabulary.size();
   const spec::Space net = rnn_space(false, 8, 16, vocabulary);
   TrainSession session(net, windows(corpus.train, 4, 8),
-                       TrainOptions{.epochs = 20, .batch_size = 4, .log_every = 0, .lr = 5.0f,
-                                    .lr_min = 5.0f, .momentum = 0.0f, .weight_decay = 0.0f,
+                       TrainOptions{.epochs = 20,
+                                    .batch_size = 4,
+                                    .log_every = 0,
+                                    .lr = 5.0f,
+                                    .lr_min = 5.0f,
+                                    .momentum = 0.0f,
+                                    .weight_decay = 0.0f,
                                     .grad_clip = 0.25f});
   const ir::ParameterStore initial(session.graph(), 0);
   auto before_stream = windows(corpus.valid, 1, 8);

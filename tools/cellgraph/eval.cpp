@@ -82,10 +82,10 @@ int run_eval(const Args& args) {
                                          algorithms::vocabulary_shape(corpus.vocabulary.size())));
     } else {
       data = args.get("data", "fashion-mnist");
-    // Normalised as train would: with the training split's statistics.
-    const TrainingData train = load_training_data(data, 0);
-    stats = train.stats;
-    note(algorithms::fit_space_to_data(space, algorithms::data_shape(train.train)));
+      // Normalised as train would: with the training split's statistics.
+      const TrainingData train = load_training_data(data, 0);
+      stats = train.stats;
+      note(algorithms::fit_space_to_data(space, algorithms::data_shape(train.train)));
     }
     const uint64_t seed = uint64_t(args.get_int("seed", 0, 0, std::numeric_limits<int64_t>::max()));
     ir::Graph graph = spec::compile(space);
@@ -93,7 +93,8 @@ int run_eval(const Args& args) {
     net.emplace(FixedNetwork{std::move(space), std::move(graph), std::move(params),
                              "initial weights (seed " + std::to_string(seed) + ")", 0});
   }
-  if (net->graph.state_in.valid()) return eval_language_model(args, target, data, *net, limit, device);
+  if (net->graph.state_in.valid())
+    return eval_language_model(args, target, data, *net, limit, device);
   const Dataset test = load_test_data(data, stats, limit);
   const algorithms::DataShape shape = algorithms::data_shape(test);
   const spec::Network& network = net->space.network;

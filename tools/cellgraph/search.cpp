@@ -242,9 +242,9 @@ int run_search(const Args& args) {
             << (data.images ? std::to_string(data.images->train.size()) + " training images " +
                                   shape_text(shape.channels, shape.height, shape.width)
                             : corpus_summary(*data.corpus))
-            << ", " << session.steps_per_epoch() << " steps per epoch, " << session.graph().weight_count()
-            << " weights" << (resume ? ", from step " + std::to_string(session.global_step()) : "")
-            << "\n";
+            << ", " << session.steps_per_epoch() << " steps per epoch, "
+            << session.graph().weight_count() << " weights"
+            << (resume ? ", from step " + std::to_string(session.global_step()) : "") << "\n";
   RunRecord last_epoch;  // the bar shows it after an epoch's last step (the sums restart)
   session.set_record_callback([&](const RunRecord& r) {
     log.write(record_json(r));

@@ -35,10 +35,15 @@ std::string corpus_summary(const Corpus& corpus) {
 }
 
 void use_rnn_search_defaults(const Args& args, algorithms::HyperValues& common) {
-  const std::pair<const char*, double> defaults[] = {
-      {"lr", 20},           {"lr-min", 20},      {"momentum", 0},
-      {"weight-decay", 5e-7}, {"grad-clip", 0.25}, {"arch-lr", 3e-3},
-      {"arch-beta1", 0.9},  {"arch-beta2", 0.999}, {"arch-weight-decay", 1e-3}};
+  const std::pair<const char*, double> defaults[] = {{"lr", 20},
+                                                     {"lr-min", 20},
+                                                     {"momentum", 0},
+                                                     {"weight-decay", 5e-7},
+                                                     {"grad-clip", 0.25},
+                                                     {"arch-lr", 3e-3},
+                                                     {"arch-beta1", 0.9},
+                                                     {"arch-beta2", 0.999},
+                                                     {"arch-weight-decay", 1e-3}};
   for (const auto& [flag, value] : defaults)
     if (!args.has(flag)) common.set_number(flag, value);
 }

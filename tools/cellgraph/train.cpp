@@ -314,7 +314,8 @@ int run_train(const Args& args) {
   const algorithms::DataShape& shape = data.shape;
   spec::Space fitted = config.space;
   note(algorithms::fit_space_to_data(fitted, shape));
-  algorithms::TrainOptions options = config.options(data.images ? data.images->stats : ChannelStats{});
+  algorithms::TrainOptions options =
+      config.options(data.images ? data.images->stats : ChannelStats{});
   options.device = device;
   const std::unique_ptr<TrainSession> session_owner =
       data.images ? std::make_unique<TrainSession>(fitted, data.images->train, options)
@@ -372,8 +373,8 @@ int run_train(const Args& args) {
   line.set("kind", "test");
   line.set("step", session.global_step());
   if (data.corpus) {
-    const EvalResult result =
-        algorithms::evaluate(session.graph(), session.params(), *test_batches(*data.corpus, fitted));
+    const EvalResult result = algorithms::evaluate(session.graph(), session.params(),
+                                                   *test_batches(*data.corpus, fitted));
     line.set("test_loss", result.loss);
     line.set("test_ppl", std::exp(result.loss));
     line.set("test_acc", result.accuracy);
