@@ -86,6 +86,9 @@ class Algorithm {
   // Whether the relaxation handles channel-score groups (a spec with "width_search"); the
   // default initial_state refuses such a graph otherwise.
   virtual bool searches_widths() const { return false; }
+  // Why the algorithm cannot search a recurrent cell (a language model), or "" when it can;
+  // the search session refuses such a space with this reason.
+  virtual std::string recurrent_refusal() const { return ""; }
 
   // ---- State in checkpoints (logits, active set and optimizers are saved for everyone) ----
   virtual void save(const ir::Graph& graph, const ArchState& arch, io::Checkpoint& ckpt) const;

@@ -146,7 +146,26 @@ std::string genotype_string(const spec::Space& fixed) {
         if (cell.nodes[i].name == name) return int(cell.inputs.size() + i);
       return -1;
     };
-    if (cell.inputs.size() == 2) {
+    if (cell.kind == spec::CellKind::recurrent) {
+      // DARTS' recurrent genotype: (op, predecessor) per node, state 0 the cell's s0; one
+      // list per node when a node kept several edges (SparseNAS' mixed paths).
+      bool single = true;
+      for (const spec::Node& node : cell.nodes) single = single && node.edges.size() == 1;
+      darts << (first_darts ? "" : ", ") << "recurrent=[";
+      for (size_t n = 0; n < cell.nodes.size(); ++n) {
+        darts << (n ? ", " : "") << (single ? "" : "[");
+        for (size_t k = 0; k < cell.nodes[n].edges.size(); ++k) {
+          const spec::Edge& e = cell.nodes[n].edges[k];
+          darts << (k ? ", " : "") << "('" << e.ops[0] << "', " << index_of(e.from) << ")";
+        }
+        darts << (single ? "" : "]");
+      }
+      darts << "], concat=[";
+      for (size_t i = 0; i < cell.output.concat.size(); ++i)
+        darts << (i ? ", " : "") << index_of(cell.output.concat[i]);
+      darts << "]";
+      first_darts = false;
+    } else if (cell.inputs.size() == 2) {
       // DARTS' flat list when every node has two edges; otherwise (SparseNAS' mixed paths)
       // one list per node, so the reader knows how many edges each node kept.
       bool pairs = true;

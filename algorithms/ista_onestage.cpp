@@ -251,6 +251,10 @@ class IstaOnestage final : public SparseCodingAlgorithm {
     }
   }
   bool trains_network() const override { return true; }
+  std::string recurrent_refusal() const override {
+    return "it absorbs each kept op's coefficient into the op's closing batch norm, and the "
+           "recurrent ops (tanh, relu, sigmoid, identity) have none";
+  }
   TrainedNetwork trained_network(const spec::Space& space,
                                  const io::Checkpoint& ckpt) const override {
     Absorbed a = absorb_from_checkpoint(space, ckpt);

@@ -40,6 +40,8 @@ struct RunRecord {
   int64_t step = 0;   // global steps done
   double train_loss = 0, train_accuracy = 0;
   bool has_validation = false;  // a search with a validation step
+  // A language model: the losses are per token, and records add their perplexities.
+  bool language_model = false;
   double val_loss = 0, val_accuracy = 0;
   std::optional<double> aux_loss;  // training with an auxiliary head: its mean cross-entropy
   double lr = 0;  // the float learning rate as its shortest decimal (0.025, not 0.0250000004)

@@ -91,6 +91,20 @@ StateTensors with_prefix(const io::Checkpoint& ckpt, const std::string& prefix) 
   return out;
 }
 
+// A language model's carried hidden state [batch, H] from the checkpoint entry `name`, on
+// `device`; undefined when the entry is absent (no batch of that stream yet, or an image run).
+Tensor restore_state(const ir::Graph& graph, const io::Checkpoint& ckpt, const std::string& name,
+                     int64_t batch, Device device) {
+  if (ckpt.find(name) == nullptr) return Tensor();
+  if (!graph.state_in.valid())
+    throw error(ckpt.source(), ": entry '", name, "' is a language model's hidden state; ",
+                "this network has none");
+  const int64_t hidden = graph.value(graph.state_in).shape.dims().back();
+  Tensor t = Tensor::zeros({batch, hidden}, device);
+  t.copy_from(ckpt.tensor(name, Shape{batch, hidden}));
+  return t;
+}
+
 void restore_logits(const ir::Graph& graph, ArchState& arch, const io::Checkpoint& ckpt) {
   for (size_t g = 0; g < graph.arch_groups.size(); ++g) {
     Var& logits = arch.logits[g];
@@ -149,6 +163,16 @@ std::vector<std::pair<std::string, std::vector<std::string>>> argmax_ops(const i
 }
 
 namespace {
+// The algorithm's initial state, after refusing a recurrent cell it cannot search (before
+// it reports anything else about the space).
+ArchState first_state(const Algorithm& algorithm, const ir::Graph& graph, const spec::Space& space,
+                      const SearchOptions& options) {
+  if (graph.state_in.valid() && !algorithm.recurrent_refusal().empty())
+    throw error(space.file, ": a recurrent cell (a language model); --algo ", options.algorithm,
+                " cannot search it: ", algorithm.recurrent_refusal());
+  return algorithm.initial_state(graph, space, options.hyper, stream_seed(options.seed, 1));
+}
+
 // The initial architecture state, moved to the run's device before the optimizer holds it.
 ArchState on_device(ArchState state, Device device) {
   move_to_device(state, device);
@@ -185,15 +209,44 @@ spec::JsonValue arch_weights_json(const ir::Graph& graph, const ArchState& arch)
   return groups;
 }
 
+namespace {
+
+// DARTS takes the two parts of the training set in order (no shuffle); the iterators
+// shuffle each epoch. An algorithm without a validation step may take the whole set.
+std::pair<std::unique_ptr<BatchSource>, std::unique_ptr<BatchSource>> image_streams(
+    const Dataset& train_set, const SearchOptions& unchecked) {
+  const SearchOptions o = checked(unchecked);
+  const TrainValSplit split = o.train_fraction < 1.0
+                                  ? split_train_val(train_set.size(), o.train_fraction)
+                                  : whole_set(train_set.size());
+  std::pair<std::unique_ptr<BatchSource>, std::unique_ptr<BatchSource>> s;
+  s.first = std::make_unique<BatchIterator>(
+      train_set, split.train,
+      BatchOptions{.batch_size = o.batch_size, .drop_last = true, .seed = stream_seed(o.seed, 2)});
+  if (!split.val.empty())
+    s.second = std::make_unique<BatchIterator>(
+        train_set, split.val,
+        BatchOptions{
+            .batch_size = o.batch_size, .drop_last = true, .seed = stream_seed(o.seed, 3)});
+  return s;
+}
+
+}  // namespace
+
 SearchSession::SearchSession(spec::Space space, const Dataset& train_set, SearchOptions options)
+    : SearchSession(std::move(space), image_streams(train_set, options), options) {}
+
+SearchSession::SearchSession(spec::Space space, std::unique_ptr<BatchSource> train,
+                             std::unique_ptr<BatchSource> val, SearchOptions options)
+    : SearchSession(std::move(space), Streams(std::move(train), std::move(val)), options) {}
+
+SearchSession::SearchSession(spec::Space space, Streams streams, SearchOptions options)
     : space_(std::move(space)),
       options_(checked(std::move(options))),
       algorithm_(&find_algorithm(options_.algorithm)),
       graph_(spec::compile(space_)),
       params_(graph_, options_.seed, options_.device),
-      arch_(on_device(
-          algorithm_->initial_state(graph_, space_, options_.hyper, stream_seed(options_.seed, 1)),
-          options_.device)),
+      arch_(on_device(first_state(*algorithm_, graph_, space_, options_), options_.device)),
       sgd_(params_.weights(), SgdOptions{.lr = options_.lr,
                                          .momentum = options_.momentum,
                                          .weight_decay = options_.weight_decay}),
@@ -201,28 +254,18 @@ SearchSession::SearchSession(spec::Space space, const Dataset& train_set, Search
                                                .beta1 = options_.arch_beta1,
                                                .beta2 = options_.arch_beta2,
                                                .weight_decay = options_.arch_weight_decay}),
-      data_(train_set),
-      // DARTS takes the two parts in order (no shuffle): the iterators shuffle each epoch.
-      split_(options_.train_fraction < 1.0
-                 ? split_train_val(train_set.size(), options_.train_fraction)
-                 : whole_set(train_set.size())),
-      train_it_(data_, split_.train,
-                BatchOptions{.batch_size = options_.batch_size,
-                             .drop_last = true,
-                             .seed = stream_seed(options_.seed, 2)}),
-      val_it_(split_.val.empty() ? std::nullopt
-                                 : std::make_optional<BatchIterator>(
-                                       data_, split_.val,
-                                       BatchOptions{.batch_size = options_.batch_size,
-                                                    .drop_last = true,
-                                                    .seed = stream_seed(options_.seed, 3)})),
+      train_it_(std::move(streams.first)),
+      val_it_(std::move(streams.second)),
       rng_(stream_seed(options_.seed, 4)),
       loop_(LoopOptions{.epochs = options_.epochs,
                         .max_steps = options_.max_steps,
                         .log_every = options_.log_every,
                         .lr = options_.lr,
                         .lr_min = options_.lr_min},
-            train_it_.batches_per_epoch(), kSearchTotals) {
+            train_it_->batches_per_epoch(), kSearchTotals) {
+  if (algorithm_->has_validation_step() && val_it_ == nullptr)
+    throw error("search: --algo ", options_.algorithm,
+                " needs validation batches for its architecture step; none were given");
   sched::require_batch_fits(graph_, sched::make_plan(graph_, arch_.active), options_.batch_size,
                             "--batch " + std::to_string(options_.batch_size));
   loop_.set_decorate([this](RunRecord& r, const StepMetrics&) { decorate(r); });
@@ -235,7 +278,10 @@ void SearchSession::step() {
   CG_ASSERT(!finished(), "step() on a finished search");
   // DARTS steps the scheduler per epoch; setting it every step makes resuming trivial.
   sgd_.set_lr(loop_.lr());
-  const Batch train = to_device(train_it_.next(), options_.device);
+  // A text stream starting over no longer continues the hidden state it carried.
+  if (train_it_->starts_epoch()) train_state_ = Tensor();
+  if (val_it_ && val_it_->starts_epoch()) val_state_ = Tensor();
+  const Batch train = to_device(train_it_->next(), options_.device);
   // No validation split (fraction 1): an empty batch no pass reads.
   const Batch val = val_it_ ? to_device(val_it_->next(), options_.device) : Batch{};
   StepContext ctx(graph_, params_, arch_, sgd_, adam_, train, val, options_.hyper);
@@ -243,8 +289,12 @@ void SearchSession::step() {
   ctx.step = uint64_t(loop_.global_step());
   ctx.epoch = loop_.epoch();
   ctx.epochs = loop_.options().epochs;
+  ctx.train_state = train_state_;
+  ctx.val_state = val_state_;
   run_step(*algorithm_, ctx);
   check_finite(ctx.metrics);
+  if (ctx.train_state_out.defined()) train_state_ = ctx.train_state_out;
+  if (ctx.val_state_out.defined()) val_state_ = ctx.val_state_out;
   loop_.finish_step(ctx.metrics);
   if (loop_.epoch_just_ended())
     algorithm_->end_epoch(graph_, arch_, options_.hyper, loop_.epoch() - 1);
@@ -272,11 +322,13 @@ void SearchSession::run(const std::function<bool()>& stop) {
 RunRecord SearchSession::snapshot() const {
   RunRecord r = loop_.snapshot();
   r.has_validation = algorithm_->has_validation_step();
+  r.language_model = graph_.state_in.valid();
   return r;
 }
 
 void SearchSession::decorate(RunRecord& r) const {
   r.has_validation = algorithm_->has_validation_step();
+  r.language_model = graph_.state_in.valid();
   if (r.kind != RunRecord::Kind::epoch) {
     r.details.set("arch_weights", arch_weights_json(graph_, arch_));
     return;
@@ -323,9 +375,11 @@ io::Checkpoint SearchSession::checkpoint() const {
   ckpt.set_meta("kind", "search");
   ckpt.set_meta("algorithm", options_.algorithm);
   loop_.save(ckpt);
-  ckpt.set_meta("train_position", position_text(train_it_.position()));
+  ckpt.set_meta("train_position", position_text(train_it_->position()));
   if (val_it_) ckpt.set_meta("val_position", position_text(val_it_->position()));
   ckpt.set_meta("rng", rng_text(rng_.state()));
+  if (train_state_.defined()) ckpt.add("state/train", train_state_);
+  if (val_state_.defined()) ckpt.add("state/val", val_state_);
   for (size_t i = 0; i < graph_.params.size(); ++i)
     ckpt.add("param/" + graph_.params[i].name, params_.all()[i].value());
   for (size_t g = 0; g < graph_.arch_groups.size(); ++g)
@@ -366,9 +420,11 @@ void SearchSession::restore(const io::Checkpoint& ckpt) {
   }
   sgd_.load_state_tensors(with_prefix(ckpt, "sgd/"), src);
   adam_.load_state_tensors(with_prefix(ckpt, "adam/"), src);
-  train_it_.set_position(parse_position(ckpt, "train_position"));
+  train_it_->set_position(parse_position(ckpt, "train_position"));
   if (val_it_) val_it_->set_position(parse_position(ckpt, "val_position"));
   rng_.set_state(parse_rng(ckpt, "rng"));
+  train_state_ = restore_state(graph_, ckpt, "state/train", options_.batch_size, options_.device);
+  val_state_ = restore_state(graph_, ckpt, "state/val", options_.batch_size, options_.device);
 }
 
 ArchState arch_state_from_checkpoint(const spec::Space& space, const ir::Graph& graph,

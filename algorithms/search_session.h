@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -95,6 +96,12 @@ class SearchSession final : public Run {
   // already normalised. Throws Error for invalid options, a training set too small for one
   // batch on each side, or a batch whose activations cannot fit in memory.
   SearchSession(spec::Space space, const Dataset& train_set, SearchOptions options);
+  // Two given batch streams: the weights' (`train`) and the architecture's (`val`; null for an
+  // algorithm without a validation step). A language model searches on the windows of a
+  // corpus' training and validation text (DARTS RNN), each stream carrying its hidden state
+  // from one batch to the next and starting from zeros at each of its epochs.
+  SearchSession(spec::Space space, std::unique_ptr<BatchSource> train,
+                std::unique_ptr<BatchSource> val, SearchOptions options);
 
   // Called for every record, in order, from inside step().
   void set_record_callback(RunLoop::RecordCallback callback) {
@@ -142,6 +149,9 @@ class SearchSession final : public Run {
   const Adam& arch_optimizer() const { return adam_; }
 
  private:
+  using Streams = std::pair<std::unique_ptr<BatchSource>, std::unique_ptr<BatchSource>>;
+  SearchSession(spec::Space space, Streams streams, SearchOptions options);
+
   // Throws Error (engine/optim/divergence.h) when the step just run produced a non-finite
   // loss, gradient norm or architecture parameter; called before anything is recorded.
   void check_finite(const StepMetrics& m);
@@ -157,10 +167,10 @@ class SearchSession final : public Run {
   ArchState arch_;
   Sgd sgd_;
   Adam adam_;
-  Dataset data_;
-  TrainValSplit split_;
-  BatchIterator train_it_;
-  std::optional<BatchIterator> val_it_;  // none without a validation split
+  std::unique_ptr<BatchSource> train_it_;
+  std::unique_ptr<BatchSource> val_it_;  // none without a validation split
+  // Language models: each stream's hidden state after its last batch (undefined: zeros).
+  Tensor train_state_, val_state_;
   Rng rng_;  // session stream for algorithms that sample (checkpointed; DARTS draws none)
   RunLoop loop_;
 };

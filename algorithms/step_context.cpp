@@ -54,13 +54,28 @@ Var forward_loss(StepContext& ctx, const ir::ParameterStore& params, const Batch
   sched::RunOptions options{.training = true,
                             .coefficients = coefficients,
                             .dropout_seed = ctx.step * 2 + (is_train ? 1 : 0)};
-  const Var logits = sched::run(ctx.graph, params, ctx.plan(), Var(batch.images), options);
-  Var loss = ops::cross_entropy(logits, Var(batch.labels));
-  const double n = double(batch.labels.numel());
+  const bool language_model = ctx.graph.state_in.valid();
+  if (language_model) {
+    const Tensor& state = is_train ? ctx.train_state : ctx.val_state;
+    if (state.defined()) options.state = Var(state);
+  }
+  const sched::RunOutputs out =
+      sched::run_outputs(ctx.graph, params, ctx.plan(), Var(batch.images), options);
+  Var logits = out.logits, labels(batch.labels);
+  if (language_model) {
+    (is_train ? ctx.train_state_out : ctx.val_state_out) = out.state.value();
+    // [B, T, V] scores of every position against [B, T] next tokens: one row per token.
+    const int64_t vocabulary = logits.shape().dims().back();
+    const int64_t tokens = logits.value().numel() / vocabulary;
+    logits = ops::reshape(logits, Shape{tokens, vocabulary});
+    labels = ops::reshape(labels, Shape{tokens});
+  }
+  Var loss = ops::cross_entropy(logits, labels);
+  const double n = double(labels.value().numel());
   (is_train ? ctx.metrics.train_loss : ctx.metrics.val_loss) += double(loss.value().item()) * n;
   (is_train ? ctx.metrics.train_correct : ctx.metrics.val_correct) +=
-      count_correct(logits.value(), batch.labels);
-  (is_train ? ctx.metrics.train_count : ctx.metrics.val_count) += batch.labels.numel();
+      count_correct(logits.value(), labels.value());
+  (is_train ? ctx.metrics.train_count : ctx.metrics.val_count) += labels.value().numel();
   return loss;
 }
 

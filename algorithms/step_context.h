@@ -65,6 +65,12 @@ struct StepContext {
   // lambda and proximal step follow the epoch).
   int64_t epoch = 0, epochs = 1;
   StepMetrics metrics;
+  // Language models (graph.state_in valid): the hidden state each stream's batch starts
+  // from (undefined: zeros), and the one the latest forward pass on that stream ended with,
+  // which the session carries to the stream's next batch (truncated backpropagation through
+  // time: a plain tensor, no history).
+  Tensor train_state, val_state;
+  Tensor train_state_out, val_state_out;
   LossModel loss_model;  // empty: the network (sched::run and cross-entropy)
 
   // The plan for the current active set, made on first use and again after the active
@@ -84,7 +90,9 @@ struct NamedPass {
 };
 
 // Forward in training mode on `batch` with the given coefficients; returns the mean loss
-// and adds the batch's loss and accuracy to the metrics (train or val side).
+// and adds the batch's loss and accuracy to the metrics (train or val side). A language
+// model's loss is the mean over every predicted token (B x T of them), its accuracy that of
+// the next-token arg-max, and it starts from ctx's state of that side.
 Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& coefficients,
                  bool is_train);
 // The same with other weights on the same graph (RARTS' second network).

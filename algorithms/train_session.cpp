@@ -43,6 +43,17 @@ TotalsKeys train_totals(bool auxiliary) {
   return keys;
 }
 
+// Shuffled training batches; drop_last: a last batch of one image would break batch norm's
+// statistics. The options are checked first, so their errors come before the iterator's.
+std::unique_ptr<BatchSource> image_batches(const Dataset& train_set, const TrainOptions& o) {
+  const TrainOptions valid = checked(o);
+  return std::make_unique<BatchIterator>(train_set,
+                                         BatchOptions{.batch_size = valid.batch_size,
+                                                      .drop_last = true,
+                                                      .seed = train_batch_seed(valid.seed),
+                                                      .augment = valid.augment});
+}
+
 }  // namespace
 
 void require_fixed(const spec::Space& space) {
@@ -78,6 +89,40 @@ EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, co
   return r;
 }
 
+EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params,
+                    BatchSource& batches) {
+  NoGradGuard no_grad;
+  ir::Graph main = graph;
+  main.aux_logits = {};
+  const sched::Plan plan = sched::make_plan(main, sched::all_active(main));
+  const bool language_model = graph.state_in.valid();
+  EvalResult r;
+  Tensor state;
+  for (int64_t b = 0; b < batches.batches_per_epoch(); ++b) {
+    const Batch batch = to_device(batches.next(), params.device());
+    sched::RunOptions eval_mode{.training = false};
+    if (state.defined()) eval_mode.state = Var(state);
+    const sched::RunOutputs out =
+        sched::run_outputs(main, params, plan, Var(batch.images), eval_mode);
+    Var logits = out.logits, labels(batch.labels);
+    if (language_model) {
+      state = out.state.value();
+      const int64_t vocabulary = logits.shape().dims().back();
+      logits = ops::reshape(logits, Shape{logits.value().numel() / vocabulary, vocabulary});
+      labels = ops::reshape(labels, Shape{labels.value().numel()});
+    }
+    const int64_t n = labels.value().numel();
+    r.loss += double(ops::cross_entropy(logits, labels).value().item()) * double(n);
+    r.correct += count_correct(logits.value(), labels.value());
+    r.count += n;
+  }
+  if (r.count > 0) {
+    r.loss /= double(r.count);
+    r.accuracy = double(r.correct) / double(r.count);
+  }
+  return r;
+}
+
 void restore_parameters(const ir::Graph& graph, const ir::ParameterStore& params,
                         const io::Checkpoint& ckpt) {
   const bool skip_auxiliary = !graph.aux_logits.valid();
@@ -100,6 +145,10 @@ void restore_parameters(const ir::Graph& graph, const ir::ParameterStore& params
 }
 
 TrainSession::TrainSession(spec::Space space, const Dataset& train_set, TrainOptions options)
+    : TrainSession(std::move(space), image_batches(train_set, options), options) {}
+
+TrainSession::TrainSession(spec::Space space, std::unique_ptr<BatchSource> batches,
+                           TrainOptions options)
     : space_(std::move(space)),
       options_(checked(options)),
       graph_((require_fixed(space_), spec::compile(space_, training_graph(options_)))),
@@ -107,18 +156,14 @@ TrainSession::TrainSession(spec::Space space, const Dataset& train_set, TrainOpt
       sgd_(params_.weights(), SgdOptions{.lr = options_.lr,
                                          .momentum = options_.momentum,
                                          .weight_decay = options_.weight_decay}),
-      // drop_last: a last batch of one image would break batch norm's statistics.
-      batches_(train_set, BatchOptions{.batch_size = options_.batch_size,
-                                       .drop_last = true,
-                                       .seed = train_batch_seed(options_.seed),
-                                       .augment = options_.augment}),
+      batches_(std::move(batches)),
       plan_(sched::make_plan(graph_, sched::all_active(graph_))),
       loop_(LoopOptions{.epochs = options_.epochs,
                         .max_steps = options_.max_steps,
                         .log_every = options_.log_every,
                         .lr = options_.lr,
                         .lr_min = options_.lr_min},
-            batches_.batches_per_epoch(), train_totals(graph_.aux_logits.valid())) {
+            batches_->batches_per_epoch(), train_totals(graph_.aux_logits.valid())) {
   sched::require_batch_fits(graph_, plan_, options_.batch_size,
                             "--batch " + std::to_string(options_.batch_size));
   loop_.set_decorate([this](RunRecord& r, const StepMetrics& totals) { decorate(r, totals); });
@@ -131,14 +176,23 @@ float TrainSession::drop_path_prob() const {
 TrainSession::Loss TrainSession::compute_loss(const Batch& batch) const {
   // Dropout and drop-path masks: a pure function of the step, so a resumed run draws the
   // same ones.
-  const sched::RunOptions options{.training = true,
-                                  .dropout_seed = uint64_t(loop_.global_step()) * 2 + 1,
-                                  .drop_path_prob = drop_path_prob()};
+  sched::RunOptions options{.training = true,
+                            .dropout_seed = uint64_t(loop_.global_step()) * 2 + 1,
+                            .drop_path_prob = drop_path_prob()};
+  if (state_.defined()) options.state = Var(state_);
   const sched::RunOutputs out =
       sched::run_outputs(graph_, params_, plan_, Var(batch.images), options);
-  const Var labels(batch.labels);
-  Loss loss{.logits = out.logits};
-  loss.cross_entropy = ops::cross_entropy(out.logits, labels, options_.label_smoothing);
+  Loss loss{.logits = out.logits, .labels = Var(batch.labels)};
+  if (graph_.state_in.valid()) {
+    // [B, T, V] scores against [B, T] next tokens: one row per token.
+    loss.state = out.state.value();
+    const int64_t vocabulary = out.logits.shape().dims().back();
+    loss.logits =
+        ops::reshape(out.logits, Shape{out.logits.value().numel() / vocabulary, vocabulary});
+    loss.labels = ops::reshape(loss.labels, Shape{loss.labels.value().numel()});
+  }
+  const Var& labels = loss.labels;
+  loss.cross_entropy = ops::cross_entropy(loss.logits, labels, options_.label_smoothing);
   loss.total = loss.cross_entropy;
   if (out.aux_logits.defined()) {
     loss.aux_cross_entropy = ops::cross_entropy(out.aux_logits, labels, options_.label_smoothing);
@@ -151,7 +205,9 @@ TrainSession::Loss TrainSession::compute_loss(const Batch& batch) const {
 void TrainSession::step() {
   CG_ASSERT(!finished(), "step() on a finished training run");
   sgd_.set_lr(loop_.lr());
-  const Batch batch = to_device(batches_.next(), options_.device);
+  // A text stream starting over no longer continues the hidden state it carried.
+  if (batches_->starts_epoch()) state_ = Tensor();
+  const Batch batch = to_device(batches_->next(), options_.device);
   sgd_.zero_grad();
   const Loss loss = compute_loss(batch);
   loss.total.backward();
@@ -162,12 +218,13 @@ void TrainSession::step() {
   require_finite(step, "training loss", double(loss.total.value().item()), hint);
   require_finite(step, "weight gradient norm", norm, hint);
   sgd_.step();
+  state_ = loss.state;
   const int64_t n = batch.labels.numel();
   StepMetrics m;
   m.train_loss = double(loss.total.value().item()) * double(n);
   if (loss.aux_cross_entropy.defined())
     m.aux_loss = double(loss.aux_cross_entropy.value().item()) * double(n);
-  m.train_correct = count_correct(loss.logits.value(), batch.labels);
+  m.train_correct = count_correct(loss.logits.value(), loss.labels.value());
   m.train_count = n;
   m.grad_norm = norm;
   loop_.finish_step(m);
@@ -180,6 +237,7 @@ RunRecord TrainSession::snapshot() const {
 }
 
 void TrainSession::decorate(RunRecord& r, const StepMetrics& totals) const {
+  r.language_model = graph_.state_in.valid();
   if (graph_.aux_logits.valid())
     r.aux_loss = totals.train_count > 0 ? totals.aux_loss / double(totals.train_count) : 0.0;
   if (options_.drop_path_prob > 0) r.drop_path = decimal_of(drop_path_prob());
@@ -199,9 +257,10 @@ io::Checkpoint TrainSession::checkpoint() const {
   io::Checkpoint ckpt;
   ckpt.set_meta("kind", "train");
   loop_.save(ckpt);
-  const BatchPosition p = batches_.position();
+  const BatchPosition p = batches_->position();
   ckpt.set_meta("position.epoch", std::to_string(p.epoch));
   ckpt.set_meta("position.batch", std::to_string(p.batch));
+  if (state_.defined()) ckpt.add("state/train", state_);
   for (size_t i = 0; i < graph_.params.size(); ++i)
     ckpt.add("param/" + graph_.params[i].name, params_.all()[i].value());
   for (const auto& [key, t] : sgd_.state_tensors()) ckpt.add("sgd/" + key, t);
@@ -218,7 +277,17 @@ void TrainSession::restore(const io::Checkpoint& ckpt) {
   for (const auto& [name, t] : ckpt.tensors())
     if (name.rfind("sgd/", 0) == 0) state.emplace_back(name.substr(4), t);
   sgd_.load_state_tensors(state, src);
-  batches_.set_position({ckpt.meta_int("position.epoch"), ckpt.meta_int("position.batch")});
+  batches_->set_position({ckpt.meta_int("position.epoch"), ckpt.meta_int("position.batch")});
+  state_ = Tensor();
+  if (ckpt.find("state/train") != nullptr) {
+    if (!graph_.state_in.valid())
+      throw error(src,
+                  ": entry 'state/train' is a language model's hidden state; this network "
+                  "has none");
+    const Shape shape{options_.batch_size, graph_.value(graph_.state_in).shape.dims().back()};
+    state_ = Tensor::zeros(shape, options_.device);
+    state_.copy_from(ckpt.tensor("state/train", shape));
+  }
 }
 
 }  // namespace cellgraph::algorithms

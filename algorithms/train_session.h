@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "algorithms/run_loop.h"
@@ -69,6 +70,10 @@ void require_fixed(const spec::Space& space);
 // Inference-mode accuracy and loss of a network on a data set, in order, in batches.
 EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, const Dataset& data,
                     int64_t batch_size = 256);
+// The same over one epoch of a batch stream, in its order; a language model carries its
+// hidden state from batch to batch (from zeros) and its loss is per token, its accuracy that
+// of the next-token arg-max (perplexity = exp(loss)).
+EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, BatchSource& batches);
 
 // Copies "param/<name>" entries of a checkpoint into `params` (shapes checked). Entries of
 // an auxiliary head ("param/auxiliary.*") are skipped when `graph` was compiled without one
@@ -80,12 +85,18 @@ class TrainSession final : public Run {
  public:
   // `space` must be fixed and fit the data; `train_set` normalised.
   TrainSession(spec::Space space, const Dataset& train_set, TrainOptions options);
+  // Training on a given batch stream: a language model's windows of text, in order, its
+  // hidden state carried from one batch to the next and reset at each epoch (the stream's
+  // augmentation, if any, is its own).
+  TrainSession(spec::Space space, std::unique_ptr<BatchSource> batches, TrainOptions options);
 
   // The training loss of one batch (CE + auxiliary_weight * CE(aux)) and its parts, in
   // training mode with this step's drop-path masks; does not touch the epoch's sums.
   struct Loss {
     Var total, cross_entropy, aux_cross_entropy;  // the last undefined without a head
-    Var logits;
+    Var logits;    // [rows, classes]: a language model's [B, T, V] as [B * T, V]
+    Var labels;    // [rows], the labels `logits` is scored against
+    Tensor state;  // a language model's hidden state after the batch (else undefined)
   };
   Loss compute_loss(const Batch& batch) const;
   float drop_path_prob() const;  // of the current epoch
@@ -127,7 +138,8 @@ class TrainSession final : public Run {
   ir::Graph graph_;
   ir::ParameterStore params_;
   Sgd sgd_;
-  BatchIterator batches_;
+  std::unique_ptr<BatchSource> batches_;
+  Tensor state_;  // a language model's hidden state after the last batch (undefined: zeros)
   sched::Plan plan_;
   RunLoop loop_;
 };

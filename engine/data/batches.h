@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/data/augment.h"
+#include "engine/data/batch_source.h"
 #include "engine/data/dataset.h"
 #include "engine/tensor/tensor.h"
 
@@ -41,15 +42,7 @@ struct Batch {
 // already, so the CPU pays nothing). Throws Error when the device is not available.
 Batch to_device(const Batch& batch, Device device);
 
-// Where an iterator stands: `batch` batches of epoch `epoch` are used. batch ==
-// batches_per_epoch() means the epoch is finished and next() starts epoch + 1.
-struct BatchPosition {
-  int64_t epoch = 0;
-  int64_t batch = 0;
-  bool operator==(const BatchPosition&) const = default;
-};
-
-class BatchIterator {
+class BatchIterator final : public BatchSource {
  public:
   // Over every item of the dataset, or over `indices` (items of it; repeats allowed). The
   // iterator keeps its own copy of the Dataset handle (the images are shared, not copied).
@@ -65,18 +58,18 @@ class BatchIterator {
   // The next batch, augmented when options().augment is enabled. After the last batch of
   // an epoch the next call starts the following epoch (reshuffled), so one epoch is
   //   for (int64_t b = 0; b < it.batches_per_epoch(); ++b) use(it.next());
-  Batch next();
+  Batch next() override;
   // True when the current epoch's batches are all used (the next call starts a new epoch).
   bool epoch_done() const { return batch_ == batches_per_epoch_; }
 
-  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  int64_t batches_per_epoch() const override { return batches_per_epoch_; }
   int64_t items_per_epoch() const { return static_cast<int64_t>(indices_.size()); }
   const BatchOptions& options() const { return options_; }
 
-  BatchPosition position() const { return {epoch_, batch_}; }
+  BatchPosition position() const override { return {epoch_, batch_}; }
   // Restores a saved position; throws cellgraph::Error when it cannot belong to this
   // iterator (negative, or batch > batches_per_epoch()).
-  void set_position(BatchPosition position);
+  void set_position(BatchPosition position) override;
 
   // The item order of an epoch (what next() walks through), for tests and diagnostics.
   std::vector<int64_t> epoch_order(int64_t epoch) const;

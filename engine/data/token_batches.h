@@ -20,7 +20,7 @@ struct TokenBatchOptions {
   int64_t steps = 35;    // T, tokens per window (the BPTT length)
 };
 
-class TokenBatches {
+class TokenBatches final : public BatchSource {
  public:
   // Over `tokens` (ids, copied in stream order); `name` names them in messages, e.g.
   // Corpus::split_label(). Throws cellgraph::Error when streams or steps < 1, or when the
@@ -34,7 +34,7 @@ class TokenBatches {
   // input token. After the last window of an epoch the next call starts the next epoch at
   // window 0, so one epoch is
   //   for (int64_t b = 0; b < it.batches_per_epoch(); ++b) use(it.next());
-  Batch next();
+  Batch next() override;
   // True when the current epoch's windows are all used (the next call starts a new epoch,
   // where a session resets its hidden state).
   bool epoch_done() const { return batch_ == batches_per_epoch_; }
@@ -42,15 +42,15 @@ class TokenBatches {
   // (L - 1) / T: window k reads inputs k T .. k T + T - 1 and targets one further, so the
   // last window must end by L - 1. The remainder, shorter than T, is dropped (DARTS evaluates
   // it as a shorter window; fixed windows keep the network's shape static).
-  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  int64_t batches_per_epoch() const override { return batches_per_epoch_; }
   int64_t stream_length() const { return stream_length_; }  // L
   const TokenBatchOptions& options() const { return options_; }
   const std::string& name() const { return name_; }
 
-  BatchPosition position() const { return {epoch_, batch_}; }
+  BatchPosition position() const override { return {epoch_, batch_}; }
   // Restores a saved position; throws cellgraph::Error when it cannot belong to this
   // iterator (negative, or batch > batches_per_epoch()).
-  void set_position(BatchPosition position);
+  void set_position(BatchPosition position) override;
 
  private:
   Batch make_batch(int64_t batch) const;

@@ -1,5 +1,6 @@
 // cellgraph eval RUN_DIR_OR_SPEC: test accuracy and loss of a trained run, or of a fixed
 // spec's seeded initial weights, beside the network's parameter count and MACs per sample.
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <limits>
@@ -12,12 +13,48 @@
 #include "spec/parse.h"
 #include "tools/cellgraph/commands.h"
 #include "tools/cellgraph/run_dir.h"
+#include "tools/cellgraph/text_data.h"
 
 namespace cellgraph::tools {
 
 namespace {
 
 using spec::JsonValue;
+
+// A language model's test perplexity: its test text in one stream (DARTS' test batch of 1),
+// the hidden state carried from window to window.
+int eval_language_model(const Args& args, const std::string& target, const std::string& data,
+                        FixedNetwork& net, int64_t limit, Device device) {
+  Corpus corpus = load_corpus(data);
+  if (corpus.vocabulary.size() != net.space.network.classes)
+    throw error(target, ": the language model has a vocabulary of ", net.space.network.classes,
+                " words; ", data, " has ", corpus.vocabulary.size());
+  if (limit > 0 && limit < int64_t(corpus.test.size())) corpus.test.resize(size_t(limit));
+  net.params.move_to(device);
+  const algorithms::EvalResult r =
+      algorithms::evaluate(net.graph, net.params, *test_batches(corpus, net.space));
+  const double perplexity = std::exp(r.loss);
+  if (args.has("json")) {
+    JsonValue j = JsonValue::object();
+    j.set("source", target);
+    j.set("weights_from", net.weights_from);
+    j.set("step", net.step);
+    j.set("data", data);
+    j.set("test_ppl", perplexity);
+    j.set("test_loss", r.loss);
+    j.set("test_acc", r.accuracy);
+    j.set("count", r.count);
+    j.set("params", net.graph.weight_count());
+    j.set("macs", net.graph.macs());
+    std::cout << spec::dump(j, 2) << "\n";
+  } else {
+    std::cout << target << ": test perplexity " << perplexity << " (loss " << r.loss << " over "
+              << r.count << " tokens, next-word accuracy " << 100 * r.accuracy << "%); "
+              << net.graph.weight_count() << " parameters, " << net.graph.macs()
+              << " MACs per sequence\n";
+  }
+  return 0;
+}
 
 int run_eval(const Args& args) {
   const std::string& target = args.positional(0);
@@ -32,23 +69,32 @@ int run_eval(const Args& args) {
   std::optional<FixedNetwork> net;
   if (is_run) {
     const ConfigReader config(target);
-    stats = stats_from_json(config, "normalization");
+    if (!config.has("corpus")) stats = stats_from_json(config, "normalization");
     data = args.get("data", config.string("data"));
     net.emplace(load_run_network(target, "eval"));
   } else {
     spec::Space space = spec::parse_file(target);
     algorithms::require_fixed(space);
-    data = args.get("data", "fashion-mnist");
-    // Normalised as train would: with the training split's statistics.
-    const TrainingData train = load_training_data(data, 0);
-    stats = train.stats;
-    note(algorithms::fit_space_to_data(space, algorithms::data_shape(train.train)));
+    if (is_language_model(space)) {
+      data = args.get("data", kDefaultCorpus);
+      const Corpus corpus = load_corpus(data);
+      note(algorithms::fit_space_to_data(space,
+                                         algorithms::vocabulary_shape(corpus.vocabulary.size())));
+    } else {
+      data = args.get("data", "fashion-mnist");
+      // Normalised as train would: with the training split's statistics.
+      const TrainingData train = load_training_data(data, 0);
+      stats = train.stats;
+      note(algorithms::fit_space_to_data(space, algorithms::data_shape(train.train)));
+    }
     const uint64_t seed = uint64_t(args.get_int("seed", 0, 0, std::numeric_limits<int64_t>::max()));
     ir::Graph graph = spec::compile(space);
     ir::ParameterStore params(graph, seed);
     net.emplace(FixedNetwork{std::move(space), std::move(graph), std::move(params),
                              "initial weights (seed " + std::to_string(seed) + ")", 0});
   }
+  if (net->graph.state_in.valid())
+    return eval_language_model(args, target, data, *net, limit, device);
   const Dataset test = load_test_data(data, stats, limit);
   const algorithms::DataShape shape = algorithms::data_shape(test);
   const spec::Network& network = net->space.network;
@@ -94,8 +140,10 @@ const Command& eval_command() {
       .name = "eval",
       .summary = "test accuracy and loss of a train run, or of a fixed spec's initial weights",
       .positionals = {"RUN_DIR_OR_SPEC"},
-      .flags = {{"data", "DATA", "data set whose test split to use", "the run's, or fashion-mnist"},
-                {"test-subset", "N", "evaluate on the first N test images (0: all)", "0"},
+      .flags = {{"data", "DATA", "data set whose test split to use",
+                 "the run's, or fashion-mnist (a language model: fortunes)"},
+                {"test-subset", "N",
+                 "evaluate on the first N test images (a language model: tokens; 0: all)", "0"},
                 {"batch", "B", "evaluation batch size", "256"},
                 {"seed", "S", "seed of the initial weights (spec only)", "0"},
                 threads_flag(),

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -231,6 +232,8 @@ ChannelStats stats_from_json(const ConfigReader& config, const std::string& key)
 }
 
 algorithms::DataShape shape_from_config(const ConfigReader& config) {
+  if (!config.has("input") && config.has("corpus"))  // a language model: its vocabulary
+    return algorithms::vocabulary_shape(config.integer("classes"));
   const JsonValue& input = config.value("input");
   bool ok = input.is_array() && input.size() == 3;
   for (size_t i = 0; ok && i < 3; ++i)
@@ -306,10 +309,12 @@ JsonValue record_json(const algorithms::RunRecord& r) {
   j.set("step", r.step);
   j.set("train_loss", r.train_loss);
   j.set("train_acc", r.train_accuracy);
+  if (r.language_model) j.set("train_ppl", std::exp(r.train_loss));
   if (r.aux_loss) j.set("train_aux_loss", *r.aux_loss);
   if (r.has_validation) {
     j.set("val_loss", r.val_loss);
     j.set("val_acc", r.val_accuracy);
+    if (r.language_model) j.set("val_ppl", std::exp(r.val_loss));
   }
   j.set("lr", r.lr);
   if (r.drop_path) j.set("drop_path", *r.drop_path);
@@ -321,16 +326,20 @@ JsonValue record_json(const algorithms::RunRecord& r) {
 
 std::string record_line(const algorithms::RunRecord& r, int64_t epochs) {
   char text[256];
-  std::snprintf(text, sizeof text, "%s %lld/%lld step %lld: train loss %.4f acc %.2f%% | ",
+  // A language model's line gives perplexities (exp of the per-token loss), its records both.
+  auto side = [&](const char* name, double loss, double accuracy) {
+    if (r.language_model)
+      std::snprintf(text, sizeof text, "%s loss %.4f ppl %.2f | ", name, loss, std::exp(loss));
+    else
+      std::snprintf(text, sizeof text, "%s loss %.4f acc %.2f%% | ", name, loss, 100 * accuracy);
+    return std::string(text);
+  };
+  std::snprintf(text, sizeof text, "%s %lld/%lld step %lld: ",
                 r.kind == algorithms::RunRecord::Kind::epoch ? "end of epoch" : "epoch",
-                (long long)(r.epoch + 1), (long long)epochs, (long long)r.step, r.train_loss,
-                100 * r.train_accuracy);
+                (long long)(r.epoch + 1), (long long)epochs, (long long)r.step);
   std::string line = text;
-  if (r.has_validation) {
-    std::snprintf(text, sizeof text, "val loss %.4f acc %.2f%% | ", r.val_loss,
-                  100 * r.val_accuracy);
-    line += text;
-  }
+  line += side("train", r.train_loss, r.train_accuracy);
+  if (r.has_validation) line += side("val", r.val_loss, r.val_accuracy);
   std::snprintf(text, sizeof text, "lr %.5f | %.3f s/step", r.lr, r.seconds_per_step);
   return line + text;
 }

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "algorithms/search_session.h"
@@ -16,6 +17,7 @@
 #include "tools/cellgraph/commands.h"
 #include "tools/cellgraph/progress.h"
 #include "tools/cellgraph/run_dir.h"
+#include "tools/cellgraph/text_data.h"
 
 namespace cellgraph::tools {
 
@@ -90,6 +92,11 @@ SearchConfig config_from_flags(const Args& args) {
     }
   }
   c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
+  if (is_language_model(c.space)) {
+    // DARTS' RNN search settings and a text corpus, unless the flags say otherwise.
+    if (!args.has("data")) c.data = kDefaultCorpus;
+    use_rnn_search_defaults(args, c.common);
+  }
   if (c.space.searches_widths()) {
     // Network Slimming's weight training, unless the flags say otherwise (config.json
     // records what the run used, so a resume reads these back).
@@ -100,8 +107,9 @@ SearchConfig config_from_flags(const Args& args) {
   return c;
 }
 
+// `stats`: an image run's normalisation; `corpus`: a language model's text (then no stats).
 JsonValue config_json(const SearchConfig& c, const algorithms::DataShape& fitted,
-                      const ChannelStats& stats) {
+                      const ChannelStats* stats, const Corpus* corpus) {
   JsonValue j = JsonValue::object();
   j.set("command", "search");
   j.set("cellgraph_version", CELLGRAPH_VERSION);
@@ -111,11 +119,50 @@ JsonValue config_json(const SearchConfig& c, const algorithms::DataShape& fitted
   c.common.write_json(j);
   c.own.write_json(j);
   j.set("threads", num_threads());
-  j.set("input", input_json(fitted));
+  if (corpus != nullptr) {
+    j.set("corpus", corpus_json(*corpus));
+  } else {
+    j.set("input", input_json(fitted));
+    j.set("normalization", stats_json(*stats));
+  }
   j.set("classes", fitted.classes);
-  j.set("normalization", stats_json(stats));
   j.set("spec", space_json(c.space));
   return j;
+}
+
+// The session over the run's data: images (the training set split in two) or a corpus
+// (weights on its train text, the architecture on its valid text, as DARTS' RNN search).
+struct SearchData {
+  std::optional<TrainingData> images;
+  std::optional<Corpus> corpus;
+  algorithms::DataShape shape;
+};
+
+SearchData load_search_data(const SearchConfig& config) {
+  SearchData d;
+  if (!is_language_model(config.space)) {
+    d.images = load_training_data(config.data, config.subset);
+    d.shape = algorithms::data_shape(d.images->train);
+    return d;
+  }
+  d.corpus = load_corpus(config.data);
+  if (config.subset > 0 && config.subset < int64_t(d.corpus->train.size()))
+    d.corpus->train.resize(size_t(config.subset));  // --subset N: the first N training tokens
+  d.shape = algorithms::vocabulary_shape(d.corpus->vocabulary.size());
+  return d;
+}
+
+std::unique_ptr<SearchSession> make_session(const spec::Space& fitted, const SearchData& data,
+                                            const SearchOptions& options) {
+  if (data.images) return std::make_unique<SearchSession>(fitted, data.images->train, options);
+  const int64_t steps = sequence_length(fitted);
+  const Algorithm& algorithm = algorithms::find_algorithm(options.algorithm);
+  return std::make_unique<SearchSession>(
+      fitted, text_batches(*data.corpus, CorpusSplit::train, options.batch_size, steps),
+      algorithm.has_validation_step()
+          ? text_batches(*data.corpus, CorpusSplit::valid, options.batch_size, steps)
+          : nullptr,
+      options);
 }
 
 SearchConfig config_from_file(const ConfigReader& r) {
@@ -165,15 +212,17 @@ int run_search(const Args& args) {
     check_new_run_dir(dir);
   }
 
-  const TrainingData data = load_training_data(config.data, config.subset);
-  const algorithms::DataShape shape = algorithms::data_shape(data.train);
+  const SearchData data = load_search_data(config);
+  const algorithms::DataShape& shape = data.shape;
   spec::Space fitted = config.space;
   note(algorithms::fit_space_to_data(fitted, shape));
   SearchOptions options = config.options();
   options.device = device;
-  SearchSession session(fitted, data.train, options);
+  const std::unique_ptr<SearchSession> session_owner = make_session(fitted, data, options);
+  SearchSession& session = *session_owner;
 
-  JsonValue config_doc = config_json(config, shape, data.stats);
+  JsonValue config_doc = config_json(config, shape, data.images ? &data.images->stats : nullptr,
+                                     data.corpus ? &*data.corpus : nullptr);
   std::optional<int64_t> metrics_bytes;
   if (resume)
     metrics_bytes = resume_from_checkpoint(session, args, dir, *reader, config_doc);
@@ -190,11 +239,12 @@ int run_search(const Args& args) {
 
   Progress progress;
   std::cerr << (resume ? "resuming " : "searching ") << dir << ": " << config.algo << ", "
-            << data.train.size() << " training images "
-            << shape_text(shape.channels, shape.height, shape.width) << ", "
-            << session.steps_per_epoch() << " steps per epoch, " << session.graph().weight_count()
-            << " weights" << (resume ? ", from step " + std::to_string(session.global_step()) : "")
-            << "\n";
+            << (data.images ? std::to_string(data.images->train.size()) + " training images " +
+                                  shape_text(shape.channels, shape.height, shape.width)
+                            : corpus_summary(*data.corpus))
+            << ", " << session.steps_per_epoch() << " steps per epoch, "
+            << session.graph().weight_count() << " weights"
+            << (resume ? ", from step " + std::to_string(session.global_step()) : "") << "\n";
   RunRecord last_epoch;  // the bar shows it after an epoch's last step (the sums restart)
   session.set_record_callback([&](const RunRecord& r) {
     log.write(record_json(r));
@@ -228,7 +278,10 @@ std::vector<Flag> search_flags() {
       {"out", "DIR", "run directory to create (config, metrics, checkpoint, results)", ""},
       {"resume", "DIR", "continue the run in DIR from its checkpoint", ""},
       {"algo", "NAME", "search algorithm: " + algorithms::algorithm_names(), "darts"},
-      {"data", "DATA", "fashion-mnist[:DIR], mnist:DIR, cifar10:DIR or cifar100:DIR",
+      {"data", "DATA",
+       std::string("fashion-mnist[:DIR], mnist:DIR, cifar10:DIR or cifar100:DIR; a language "
+                   "model's: ") +
+           kCorpusForms + " (default fortunes)",
        "fashion-mnist"},
       {"epochs", "E", "epochs over the weight half of the training set", "50"},
       {"batch", "B", "batch size (train and val batches each)", "64"},

@@ -1,8 +1,10 @@
 // cellgraph train FIXED_SPEC --out DIR | --resume DIR: train a fixed network on the whole
 // training set, checkpoint every epoch, evaluate on the test split at the end.
+#include <cmath>
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <optional>
 
 #include "algorithms/data_shape.h"
 #include "algorithms/train_session.h"
@@ -16,6 +18,7 @@
 #include "tools/cellgraph/commands.h"
 #include "tools/cellgraph/progress.h"
 #include "tools/cellgraph/run_dir.h"
+#include "tools/cellgraph/text_data.h"
 
 namespace cellgraph::tools {
 
@@ -104,6 +107,32 @@ int count_reduction_cells(const spec::Space& space) {
   return n;
 }
 
+// A language model trains as DARTS' RNN evaluation does (SGD lr 20 held constant, no
+// momentum, weight decay 8e-7, clip 0.25, batch 64) on a text corpus, each unless its flag
+// was given; --channels H sets its hidden (= embedding) size (DARTS: 850). The image-only
+// options are refused by name.
+void use_rnn_train_defaults(const Args& args, TrainConfig& c) {
+  for (const char* flag : {"cutout", "crop-padding", "flip", "label-smoothing", "drop-path",
+                           "auxiliary-weight", "cells", "darts-cifar"})
+    if (args.has(flag))
+      throw error("--", flag, " applies to image networks; ", c.spec_path,
+                  " is a language model (a recurrent cell)");
+  c.cutout = c.crop_padding = c.cells = c.channels = 0;
+  c.flip = false;
+  c.drop_path = c.auxiliary_weight = 0;
+  if (!args.has("data")) c.data = kDefaultCorpus;
+  if (!args.has("batch")) c.batch = 64;
+  if (!args.has("lr")) c.lr = 20;
+  if (!args.has("lr-min")) c.lr_min = c.lr;
+  if (!args.has("momentum")) c.momentum = 0;
+  if (!args.has("weight-decay")) c.weight_decay = 8e-7;
+  if (!args.has("grad-clip")) c.grad_clip = 0.25;
+  if (args.has("channels")) {
+    c.channels = args.get_int("channels", 0, 1, 1 << 16);
+    for (spec::Stage& stage : c.space.network.body) stage.channels = c.channels;
+  }
+}
+
 TrainConfig config_from_flags(const Args& args) {
   TrainConfig c;
   if (args.positional_count() == 0)
@@ -142,6 +171,10 @@ TrainConfig config_from_flags(const Args& args) {
   c.init_weights = args.get("init-weights", "");
   c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
   algorithms::require_fixed(c.space);
+  if (is_language_model(c.space)) {
+    use_rnn_train_defaults(args, c);
+    return c;
+  }
   if (c.cells > 0) c.space = evaluation_body(c.space, c.cells, c.channels);
   if (c.auxiliary_weight > 0 && count_reduction_cells(c.space) < 2)
     throw error("--auxiliary-weight ", c.auxiliary_weight,
@@ -152,8 +185,10 @@ TrainConfig config_from_flags(const Args& args) {
   return c;
 }
 
+// `stats`: an image run's normalisation; `corpus`: a language model's text (then no stats).
 JsonValue config_json(const TrainConfig& c, const algorithms::DataShape& fitted,
-                      const ChannelStats& stats, const spec::Space& fitted_space) {
+                      const ChannelStats* stats, const Corpus* corpus,
+                      const spec::Space& fitted_space) {
   JsonValue j = JsonValue::object();
   j.set("command", "train");
   j.set("cellgraph_version", CELLGRAPH_VERSION);
@@ -174,9 +209,13 @@ JsonValue config_json(const TrainConfig& c, const algorithms::DataShape& fitted,
   j.set("channels", c.channels);
   if (!c.init_weights.empty()) j.set("init_weights", c.init_weights);
   j.set("threads", num_threads());
-  j.set("input", input_json(fitted));
+  if (corpus != nullptr) {
+    j.set("corpus", corpus_json(*corpus));
+  } else {
+    j.set("input", input_json(fitted));
+    j.set("normalization", stats_json(*stats));
+  }
   j.set("classes", fitted.classes);
-  j.set("normalization", stats_json(stats));
   // The network as trained (fitted to the data), so eval needs nothing else.
   j.set("spec", space_json(fitted_space));
   return j;
@@ -228,6 +267,33 @@ int64_t load_initial_weights(const TrainSession& session, const std::string& fil
   return copied;
 }
 
+// What a training run reads: images (the training set and the test split, normalised with
+// the training set's statistics) or a language model's corpus (its test text limited to
+// --test-subset tokens).
+struct TrainData {
+  std::optional<TrainingData> images;
+  std::optional<Dataset> test;
+  std::optional<Corpus> corpus;
+  algorithms::DataShape shape;
+};
+
+TrainData load_train_data(const TrainConfig& config) {
+  TrainData d;
+  if (!is_language_model(config.space)) {
+    d.images = load_training_data(config.data, config.subset);
+    d.test = load_test_data(config.data, d.images->stats, config.test_subset);
+    d.shape = algorithms::data_shape(d.images->train);
+    return d;
+  }
+  d.corpus = load_corpus(config.data);
+  if (config.subset > 0 && config.subset < int64_t(d.corpus->train.size()))
+    d.corpus->train.resize(size_t(config.subset));
+  if (config.test_subset > 0 && config.test_subset < int64_t(d.corpus->test.size()))
+    d.corpus->test.resize(size_t(config.test_subset));
+  d.shape = algorithms::vocabulary_shape(d.corpus->vocabulary.size());
+  return d;
+}
+
 int run_train(const Args& args) {
   const bool resume = args.has("resume");
   const std::string dir = resume ? args.get("resume") : args.get("out");
@@ -243,22 +309,30 @@ int run_train(const Args& args) {
     config = config_from_flags(args);
     check_new_run_dir(dir);
   }
-  const TrainingData data = load_training_data(config.data, config.subset);
   // Read before the first step: a damaged test split is reported now, not after training.
-  const Dataset test = load_test_data(config.data, data.stats, config.test_subset);
-  const algorithms::DataShape shape = algorithms::data_shape(data.train);
+  const TrainData data = load_train_data(config);
+  const algorithms::DataShape& shape = data.shape;
   spec::Space fitted = config.space;
   note(algorithms::fit_space_to_data(fitted, shape));
-  algorithms::TrainOptions options = config.options(data.stats);
+  algorithms::TrainOptions options =
+      config.options(data.images ? data.images->stats : ChannelStats{});
   options.device = device;
-  TrainSession session(fitted, data.train, options);
+  const std::unique_ptr<TrainSession> session_owner =
+      data.images ? std::make_unique<TrainSession>(fitted, data.images->train, options)
+                  : std::make_unique<TrainSession>(
+                        fitted,
+                        text_batches(*data.corpus, CorpusSplit::train, options.batch_size,
+                                     sequence_length(fitted)),
+                        options);
+  TrainSession& session = *session_owner;
   if (!resume && !config.init_weights.empty()) {
     const int64_t copied = load_initial_weights(session, config.init_weights);
     note("initial weights: " + std::to_string(copied) + " of " +
          std::to_string(session.graph().params.size()) + " parameters from " + config.init_weights);
   }
 
-  JsonValue config_doc = config_json(config, shape, data.stats, fitted);
+  JsonValue config_doc = config_json(config, shape, data.images ? &data.images->stats : nullptr,
+                                     data.corpus ? &*data.corpus : nullptr, fitted);
   std::optional<int64_t> metrics_bytes;
   if (resume)
     metrics_bytes = resume_from_checkpoint(session, args, dir, *reader, config_doc);
@@ -274,8 +348,10 @@ int run_train(const Args& args) {
   write_file_atomic(config_path(dir), spec::dump(config_doc, 2) + "\n");
 
   Progress progress;
-  std::cerr << (resume ? "resuming " : "training ") << dir << ": " << data.train.size()
-            << " training images, " << session.steps_per_epoch() << " steps per epoch, "
+  std::cerr << (resume ? "resuming " : "training ") << dir << ": "
+            << (data.images ? std::to_string(data.images->train.size()) + " training images"
+                            : corpus_summary(*data.corpus))
+            << ", " << session.steps_per_epoch() << " steps per epoch, "
             << session.graph().weight_count() << " weights";
   if (session.graph().aux_logits.valid())
     std::cerr << " (+" << session.graph().auxiliary_weight_count()
@@ -293,10 +369,23 @@ int run_train(const Args& args) {
 
   if (!run_steps(session, "train", dir, log, progress, last_epoch, resume))
     return interrupted_exit_status();
-  const EvalResult result = algorithms::evaluate(session.graph(), session.params(), test);
   JsonValue line = JsonValue::object();
   line.set("kind", "test");
   line.set("step", session.global_step());
+  if (data.corpus) {
+    const EvalResult result = algorithms::evaluate(session.graph(), session.params(),
+                                                   *test_batches(*data.corpus, fitted));
+    line.set("test_loss", result.loss);
+    line.set("test_ppl", std::exp(result.loss));
+    line.set("test_acc", result.accuracy);
+    line.set("test_count", result.count);
+    log.write(line);
+    std::cout << "test perplexity: " << std::exp(result.loss) << " (loss " << result.loss
+              << " over " << result.count << " tokens) after " << session.global_step()
+              << " steps\n";
+    return 0;
+  }
+  const EvalResult result = algorithms::evaluate(session.graph(), session.params(), *data.test);
   line.set("test_loss", result.loss);
   line.set("test_acc", result.accuracy);
   line.set("test_count", result.count);
