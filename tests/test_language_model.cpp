@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include "algorithms/data_shape.h"
 #include "algorithms/search_session.h"
 #include "algorithms/train_session.h"
 #include "engine/data/corpus.h"
@@ -286,4 +287,28 @@ TEST_CASE("language model: ista-onestage refuses a recurrent cell, naming why") 
   CHECK(has(e, "lm.json"));
   CHECK(has(e, "ista-onestage cannot search it"));
   CHECK(has(e, "batch norm"));
+}
+
+TEST_CASE("language model: the shipped recurrent spaces search two steps and derive") {
+  // darts_rnn.json with DARTS, darts_rnn_sparsenas.json (no `none`) with SparseNAS: each
+  // at its own sizes (T = 35, 64 units) on a small corpus, its vocabulary fitted.
+  TempDir dir;
+  const Corpus corpus = ptb_corpus(dir, "a b c d e f a c e b d f b a", 30);
+  for (const auto& [file, algo] : {std::pair<const char*, const char*>{"darts_rnn.json", "darts"},
+                                   {"darts_rnn_sparsenas.json", "sparsenas"}}) {
+    CAPTURE(file);
+    spec::Space space =
+        spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/" + file);
+    fit_space_to_data(space, vocabulary_shape(corpus.vocabulary.size()));
+    const int64_t steps = space.network.sequence_length;
+    SearchSession session(space, windows(corpus.train, 2, steps), windows(corpus.valid, 2, steps),
+                          SearchOptions{.algorithm = algo, .epochs = 1, .batch_size = 2,
+                                        .max_steps = 2, .log_every = 0});
+    while (!session.finished()) session.step();
+    CHECK(std::isfinite(session.snapshot().val_loss));
+    const Derived derived = session.derive();
+    CHECK(derived.space.is_fixed());
+    CHECK(derived.space.cells[0].nodes.size() == 8);
+    CHECK_NOTHROW(spec::compile(derived.space));
+  }
 }
