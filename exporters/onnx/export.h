@@ -72,4 +72,15 @@ void export_cell_onnx(const ir::Graph& graph, const ir::ParameterStore& params,
                       const std::string& cell_type, const std::string& path,
                       const ExportOptions& options);
 
+// A recurrent language model (graph.state_in valid; export_onnx and export_cell_onnx take
+// this path for one). The model: inputs "tokens" [N, T] int64 (ids in [0, V)) and "h0"
+// [N, H] float, outputs "logits" [N, T, V] and "h_final" [N, H]; N and T are dynamic, the
+// time loop one ONNX Scan over the cell's time step (export_recurrent.cpp says why).
+void export_language_model_onnx(const ir::Graph& graph, const ir::ParameterStore& params,
+                                const std::string& path, const ExportOptions& options);
+// The recurrent cell as one time step: inputs "x_t" [N, H] (the embedded token, after the
+// embedding lookup) and "h_prev" [N, H], output "h_t" [N, H].
+void export_recurrent_cell_onnx(const ir::Graph& graph, const ir::ParameterStore& params,
+                                const std::string& path, const ExportOptions& options);
+
 }  // namespace cellgraph::onnx_export
