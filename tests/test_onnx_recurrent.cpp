@@ -1,8 +1,9 @@
 // ONNX export of a recurrent language model checked by onnxruntime: the whole model (a Scan
 // over the time step) must reproduce cellgraph's eval-mode logits and final state within
 // 1e-4, at the spec's T and at another T; the exported cell (one time step), fed the
-// embedded tokens step by step, must reproduce the unrolled graph's state. As in
-// test_onnx.cpp, a missing venv fails these tests and says to run scripts/setup.
+// embedded tokens step by step, must reproduce the unrolled graph's state; `cellgraph export`
+// of a language model's train run writes both with its trained weights. As in test_onnx.cpp,
+// a missing venv fails these tests and says to run scripts/setup.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -13,7 +14,10 @@
 
 #include <doctest/doctest.h>
 
+#include "algorithms/train_session.h"
+#include "engine/data/corpus.h"
 #include "engine/error.h"
+#include "engine/io/checkpoint.h"
 #include "engine/io/npy.h"
 #include "engine/sched/executor.h"
 #include "engine/sched/plan.h"
@@ -31,6 +35,7 @@ namespace {
 using testing::has;
 using testing::max_abs_diff;
 using testing::Result;
+using testing::run_cli;
 using testing::run_shell;
 using testing::TempDir;
 
@@ -248,4 +253,83 @@ TEST_CASE("onnx: a recurrent search space is refused, naming a mixed edge") {
     }
   }
   CHECK_FALSE(fs::exists(model));
+}
+
+TEST_CASE("cli: export of a language model's train run: the model and its cell, trained weights") {
+  TempDir dir;
+  // A small corpus of 15 words and DARTS_V2's cell at H = 8, T = 6.
+  const std::string corpus = dir / "corpus.txt", spec_path = dir / "lm.json";
+  {
+    const char* words[] = {"the", "cat", "sat",  "on",    "a",    "mat",  "and", "dog",
+                           "ran", "to",  "park", "while", "bird", "sang", "home"};
+    Rng rng(1);
+    const std::vector<float> u = uniform_tensor({200 * 12}, 0.0f, 15.0f, rng).to_vector();
+    std::ofstream out(corpus);
+    for (size_t i = 0; i < u.size(); ++i)
+      out << words[std::min(size_t(u[i]), size_t(14))] << (i % 12 == 11 ? "\n" : " ");
+    spec::Space s = language_model(6);
+    s.network.body[0].channels = 8;
+    std::ofstream(spec_path) << spec::to_json(s);
+  }
+  const std::string data = "text:" + corpus, run = dir / "run";
+  Result r = run_cli(
+      "train " + spec_path + " --out " + run + " --data " + data + " --max-steps 3 --threads 1",
+      dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string model = dir / "lm.onnx", cell = dir / "cell.onnx";
+  r = run_cli("export " + run + " --onnx " + model, dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(has(r.out, "language model (a Scan over any T; the spec's T is 6) of " + run));
+  CHECK(has(r.out, "(step 3)"));
+  r = run_cli("export " + run + " --cell rnn --onnx " + cell, dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(has(r.out, "cell 'rnn' (cells.0, one time step) of " + run));
+  // infer takes image classifiers only, and says so.
+  io::write_npy(dir / "x.npy", Tensor::from_vector({1, 6}, std::vector<float>(6, 0.0f)));
+  r = run_cli("infer " + run + " --input " + dir / "x.npy" + " --output " + dir / "y.npy", dir);
+  CHECK(r.status == 1);
+  CHECK(has(r.err, "a language model; infer runs image classifiers"));
+
+  // The network as trained: the spec at the corpus' vocabulary, the checkpoint's weights.
+  spec::Space space = language_model(6);
+  space.network.body[0].channels = 8;
+  space.network.classes = int64_t(load_corpus(data).vocabulary.size());
+  const ir::Graph graph = spec::compile(space);
+  const ir::ParameterStore params(graph, 0);
+  algorithms::restore_parameters(graph, params, io::load_checkpoint(run + "/checkpoint.bin"));
+  const int64_t batch = 2, vocabulary = space.network.classes;
+  std::vector<float> ids;
+  for (int64_t i = 0; i < batch * 6; ++i) ids.push_back(float((i * 7 + 3) % vocabulary));
+  const Tensor tokens = Tensor::from_vector({batch, 6}, ids);
+  Rng rng(2);
+  const Tensor h0 = uniform_tensor({batch, 8}, -0.5f, 0.5f, rng);
+  write_int64_npy(dir / "tokens.npy", tokens);
+  io::write_npy(dir / "h0.npy", h0);
+  run_onnx(dir, {model, dir / "tokens.npy", dir / "h0.npy", dir / "ort.npy"});
+  const sched::RunOutputs ours = forward(graph, params, tokens, h0);
+  const double logits_diff = max_abs_diff(ours.logits.value(), io::read_npy(dir / "ort.npy"));
+  const double state_diff = max_abs_diff(ours.state.value(), io::read_npy(dir / "ort.1.npy"));
+  MESSAGE("trained language model: max |cellgraph - onnxruntime| logits ", logits_diff,
+          ", final state ", state_diff);
+  CHECK(max_abs(ours.logits.value()) > 1e-3);
+  CHECK(logits_diff <= kTolerance);
+  CHECK(state_diff <= kTolerance);
+  // Trained, not the seeded initial weights of the same spec.
+  const ir::ParameterStore initial(graph, 0);
+  CHECK(max_abs_diff(forward(graph, initial, tokens, h0).logits.value(), ours.logits.value()) > 0);
+  // The cell takes the embedded token: one step from h0 is the state after one token.
+  spec::Space one = space;
+  one.network.sequence_length = 1;
+  const ir::Graph step_graph = spec::compile(one);
+  const ir::ParameterStore step_params(step_graph, 0);
+  copy_weights(graph, params, step_graph, step_params);
+  const Tensor first = Tensor::from_vector({batch, 1}, {ids[0], ids[6]});
+  std::vector<float> x;
+  const std::vector<float> table = params[ir::ParamId{0}].value().to_vector();
+  for (float id : {ids[0], ids[6]})
+    x.insert(x.end(), table.begin() + long(id) * 8, table.begin() + long(id) * 8 + 8);
+  io::write_npy(dir / "x.npy", Tensor::from_vector({batch, 8}, x));
+  run_onnx(dir, {cell, dir / "x.npy", dir / "h0.npy", dir / "h1.npy"});
+  CHECK(max_abs_diff(forward(step_graph, step_params, first, h0).state.value(),
+                     io::read_npy(dir / "h1.npy")) <= kTolerance);
 }
