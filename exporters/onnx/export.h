@@ -6,7 +6,8 @@
 // folded into the preceding conv), dropout as identity. The model has one input "images"
 // [N, C, H, W] and one output "logits" [N, classes], N a dynamic axis; ONNX nodes and tensors
 // are named after IR labels and parameter names. The model passes onnx::checker and ONNX's
-// strict shape inference before the file is written (atomically).
+// strict shape inference before the file is written (atomically). A recurrent language
+// model has other inputs and outputs and a time loop (export_language_model_onnx below).
 //
 // Errors (cellgraph::Error): a search-space graph ("... is a mixed edge ..."), a node the
 // exporter cannot express ("node 'LABEL' (op OP): ..."), an opset outside 13..max, a file
