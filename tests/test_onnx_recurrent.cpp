@@ -194,7 +194,7 @@ TEST_CASE("onnx: a language model (Scan over time) matches onnxruntime, logits a
   CHECK(testing::read_text(model).find("t1/") == std::string::npos);
 }
 
-TEST_CASE("onnx: a language model's cell is one time step; chained, it carries the state") {
+TEST_CASE("onnx: a language model's cell is one time step, and chained it carries the state") {
   const ir::Graph graph = spec::compile(language_model(3));
   const ir::ParameterStore params(graph, 5);
   randomise(graph, params, 6);
