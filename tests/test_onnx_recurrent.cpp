@@ -117,8 +117,9 @@ void copy_weights(const ir::Graph& from, const ir::ParameterStore& source, const
 Tensor random_tokens(int64_t batch, int64_t t_steps, uint64_t seed) {
   Rng rng(seed);
   const std::vector<float> u = uniform_tensor({batch, t_steps}, 0.0f, 1.0f, rng).to_vector();
-  std::vector<float> ids;
-  for (float v : u) ids.push_back(std::floor(std::min(v * float(kVocabulary), kVocabulary - 1.0f)));
+  std::vector<float> ids(u.size());
+  for (size_t i = 0; i < u.size(); ++i)
+    ids[i] = std::floor(std::min(u[i] * float(kVocabulary), kVocabulary - 1.0f));
   return Tensor::from_vector({batch, t_steps}, ids);
 }
 
