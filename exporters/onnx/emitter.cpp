@@ -68,19 +68,36 @@ std::string Emitter::unique(const std::string& base) {
   return name;
 }
 
-void Emitter::add_value_info(onnx::ValueInfoProto& info, const std::string& name,
-                             const Shape& shape) {
+void Emitter::add_value_info(onnx::ValueInfoProto& info, const std::string& name, ValueId v,
+                             bool int64) {
+  const Shape& shape = graph_.value(v).shape;
+  const bool sequence = sequence_values_.count(v.value) != 0;
   info.set_name(name);
   auto* tensor = info.mutable_type()->mutable_tensor_type();
-  tensor->set_elem_type(TensorProto::FLOAT);
+  tensor->set_elem_type(int64 ? TensorProto::INT64 : TensorProto::FLOAT);
   auto* dims = tensor->mutable_shape();
-  // IR shapes are per sample: the leading extent is the batch, dynamic in the model.
+  // IR shapes are per sample: the leading extent is the batch, dynamic in the model; so is
+  // a language model's sequence axis where the model runs over any length.
   for (int d = 0; d < shape.rank(); ++d) {
     if (d == 0)
       dims->add_dim()->set_dim_param("N");
+    else if (d == 1 && sequence)
+      dims->add_dim()->set_dim_param("T");
     else
       dims->add_dim()->set_dim_value(shape[d]);
   }
+}
+
+void Emitter::bind(ValueId v, const std::string& name) {
+  used_names_.insert(name);
+  bound_[v.value] = name;
+}
+
+std::string Emitter::value_name(ValueId v) const {
+  if (auto b = bound_.find(v.value); b != bound_.end()) return b->second;
+  auto it = value_names_.find(v.value);
+  CG_ASSERT(it != value_names_.end(), "value ", v.value, " has not been emitted");
+  return it->second;
 }
 
 std::string Emitter::float_initializer(const std::string& base, const std::vector<int64_t>& dims,
@@ -129,19 +146,20 @@ std::string Emitter::output_name(ValueId v) {
 std::string Emitter::input_name(const Node& n, size_t slot) {
   const ValueId v = n.inputs[slot];
   const ir::Value& value = graph_.value(v);
+  if (auto b = bound_.find(v.value); b != bound_.end()) return b->second;
   switch (value.kind) {
     case ValueKind::parameter:
     case ValueKind::buffer:
       return param_tensor(v);
     case ValueKind::coefficient:
       unsupported(n, "reads architecture coefficients; a fixed network has none");
-    case ValueKind::state:
-      unsupported(n, "reads a recurrent network's carried state; recurrent export is not built");
+    case ValueKind::state:  // a recurrent network's carried state: a model input
     case ValueKind::input:
     case ValueKind::activation:
       break;
   }
-  const bool external = value.kind == ValueKind::input || !in_region_.count(value.producer.value);
+  const bool external =
+      value.kind != ValueKind::activation || !in_region_.count(value.producer.value);
   if (!external) {
     auto it = value_names_.find(v.value);
     CG_ASSERT(it != value_names_.end(), "value of '", n.label, "' read before it was emitted");
@@ -170,22 +188,32 @@ NodeProto& Emitter::node(const std::string& op_type, const Names& inputs, const 
 }
 
 void Emitter::emit(const Region& region) {
+  begin(region);
+  emit_nodes(region.nodes);
+  finish();
+}
+
+void Emitter::begin(const Region& region) {
   region_ = &region;
   for (ir::NodeId id : region.nodes) in_region_.insert(id.value);
   for (const Region::Input& in : region.inputs) {
     CG_ASSERT(used_names_.insert(in.name).second, "duplicate input name ", in.name);
-    add_value_info(*out_.add_input(), in.name, graph_.value(in.value).shape);
+    add_value_info(*out_.add_input(), in.name, in.value, in.int64);
   }
   for (const auto& [name, v] : region.outputs) {
     CG_ASSERT(used_names_.insert(name).second, "duplicate output name ", name);
     const ir::Value& value = graph_.value(v);
+    // A value output twice is computed under its first name.
     if (value.kind == ValueKind::activation && in_region_.count(value.producer.value))
-      value_names_[v.value] = name;
+      value_names_.try_emplace(v.value, name);
   }
   plan_folding(region);
+}
+
+void Emitter::emit_nodes(const std::vector<ir::NodeId>& nodes) {
   std::map<int32_t, int32_t> conv_of_bn;
   for (const auto& [conv, bn] : folded_into_) conv_of_bn[bn] = conv;
-  for (ir::NodeId id : region.nodes) {
+  for (ir::NodeId id : nodes) {
     if (folded_into_.count(id.value)) continue;  // emitted with its BN
     auto folded = conv_of_bn.find(id.value);
     if (folded != conv_of_bn.end())
@@ -193,24 +221,31 @@ void Emitter::emit(const Region& region) {
     else
       emit_node(graph_.node(id));
   }
+}
+
+void Emitter::finish() {
+  const Region& region = *region_;
   for (const auto& [name, v] : region.outputs) {
-    const ir::Value& value = graph_.value(v);
-    if (value.kind != ValueKind::activation || !in_region_.count(value.producer.value)) {
+    std::string source;
+    if (auto b = bound_.find(v.value); b != bound_.end()) {
+      source = b->second;
+    } else if (auto it = value_names_.find(v.value); it != value_names_.end()) {
+      source = it->second;
+    } else {
       // A cell whose output is one of its inputs (a skip-only node): pass it through.
-      std::string source;
       for (const Region::Input& in : region.inputs)
         if (in.value == v && in.reader_prefix.empty()) source = in.name;
-      CG_ASSERT(!source.empty(), "output ", name, " is not computed in the region");
-      node("Identity", {source}, {name});
     }
-    add_value_info(*out_.add_output(), name, value.shape);
+    CG_ASSERT(!source.empty(), "output ", name, " is not computed in the region");
+    if (source != name) node("Identity", {source}, {name});
+    add_value_info(*out_.add_output(), name, v);
   }
   std::set<std::string> boundary;
   for (const auto& [name, v] : region.outputs) boundary.insert(name);
   for (const auto& [id, name] : value_names_) {
     const ir::Value& value = graph_.value(ValueId{id});
     if (value.kind == ValueKind::activation && !boundary.count(name))
-      add_value_info(*out_.add_value_info(), name, value.shape);
+      add_value_info(*out_.add_value_info(), name, ValueId{id});
   }
 }
 
@@ -251,14 +286,11 @@ void Emitter::emit_node(const Node& n) {
       node("Add", {in(0), gated}, {out()});
       return;
     }
-    case OpKind::linear: {
-      if (graph_.value(n.inputs[0]).shape.rank() != 2)
-        unsupported(n, "linear is exported for [N, K] inputs only (ONNX Gemm)");
-      Names inputs{in(0), in(1)};
-      if (n.inputs.size() > 2 && n.inputs[2].valid()) inputs.push_back(in(2));
-      set_int(node("Gemm", inputs, {out()}), "transB", 1);
+    case OpKind::linear:
+      return emit_linear(n);
+    case OpKind::embedding:  // rows of the weight at int64 indices (the model's token ids)
+      node("Gather", {in(0), in(1)}, {out()});
       return;
-    }
     case OpKind::add:
       node("Add", {in(0), in(1)}, {out()});
       return;
@@ -301,15 +333,43 @@ void Emitter::emit_node(const Node& n) {
       unsupported(n,
                   "a weighted sum of candidates (a mixed edge) cannot appear in a fixed "
                   "network; derive the architecture first");
-    case OpKind::reshape:
-      unsupported(n, "its target shape is fixed at batch 1, so it has no batch-independent form");
+    case OpKind::reshape: {
+      const auto& a = std::get<ReshapeAttrs>(n.attrs);
+      if (!a.keep_batch)
+        unsupported(n, "its target shape is fixed at batch 1, so it has no batch-independent form");
+      // ONNX Reshape copies the input's extent where the target says 0: the batch.
+      std::vector<int64_t> shape = a.shape.dims();
+      shape[0] = 0;
+      node("Reshape", {in(0), int_initializer(n.label + ".shape", shape)}, {out()});
+      return;
+    }
     case OpKind::matmul:
     case OpKind::cross_entropy:
-    case OpKind::embedding:
     case OpKind::sum:
       break;
   }
   unsupported(n, "the ONNX exporter has no mapping for this op");
+}
+
+// x wᵀ + b: Gemm for [N, K]; over more dimensions ([N, T, K], a language model's decoder)
+// MatMul with the transposed weight, then the bias.
+void Emitter::emit_linear(const Node& n) {
+  const bool bias = n.inputs.size() > 2 && n.inputs[2].valid();
+  if (graph_.value(n.inputs[0]).shape.rank() == 2) {
+    Names inputs{input_name(n, 0), input_name(n, 1)};
+    if (bias) inputs.push_back(input_name(n, 2));
+    set_int(node("Gemm", inputs, {output_name(n.outputs[0])}), "transB", 1);
+    return;
+  }
+  const std::string transposed = unique(n.label + ".weight_t");
+  set_ints(node("Transpose", {input_name(n, 1)}, {transposed}), "perm", {1, 0});
+  if (!bias) {
+    node("MatMul", {input_name(n, 0), transposed}, {output_name(n.outputs[0])});
+    return;
+  }
+  const std::string product = unique(n.label + ".matmul");
+  node("MatMul", {input_name(n, 0), transposed}, {product});
+  node("Add", {product, input_name(n, 2)}, {output_name(n.outputs[0])});
 }
 
 void Emitter::conv_node(const Node& conv, const Names& inputs, const std::string& output) {

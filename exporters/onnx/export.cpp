@@ -30,7 +30,15 @@ bool starts_with(const std::string& s, const std::string& prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
 }
 
-// A search space cannot be exported: name the first place that still chooses.
+int max_opset() {
+  return onnx::OpSchemaRegistry::DomainToVersionRange::Instance()
+      .Map()
+      .at(onnx::ONNX_DOMAIN)
+      .second;
+}
+}  // namespace
+
+namespace detail {
 void require_fixed(const ir::Graph& graph) {
   if (!graph.mixed_edges.empty()) {
     const ir::MixedEdge& m = graph.mixed_edges.front();
@@ -50,16 +58,9 @@ void require_fixed(const ir::Graph& graph) {
                 "' remain in the graph; ONNX export needs a fixed network");
 }
 
-int max_opset() {
-  return onnx::OpSchemaRegistry::DomainToVersionRange::Instance()
-      .Map()
-      .at(onnx::ONNX_DOMAIN)
-      .second;
-}
-
-// Builds, checks and writes the model; every Error names `path`.
-void write_model(const ir::Graph& graph, const ir::ParameterStore& params, const Region& region,
-                 const std::string& path, const ExportOptions& options,
+void write_model(const ir::Graph& graph, const ir::ParameterStore& params,
+                 const std::function<void(onnx::GraphProto&)>& build, const std::string& path,
+                 const ExportOptions& options,
                  const std::map<std::string, std::string>& extra_metadata) {
   for (size_t i = 0; i < graph.params.size(); ++i)
     if (!all_finite(params.all()[i].value()))
@@ -78,7 +79,7 @@ void write_model(const ir::Graph& graph, const ir::ParameterStore& params, const
   onnx::GraphProto* g = model.mutable_graph();
   g->set_name(detail::sanitize(options.graph_name));
   try {
-    detail::Emitter(graph, params, options.fold_batch_norm, *g).emit(region);
+    build(*g);
   } catch (const Error& e) {
     throw error(path, ": cannot export: ", e.what());
   }
@@ -104,6 +105,22 @@ void write_model(const ir::Graph& graph, const ir::ParameterStore& params, const
     throw error(path, ": cannot serialise the ONNX model (over protobuf's 2 GiB limit?)");
   io::write_file_atomic(path, bytes);
 }
+}  // namespace detail
+
+namespace {
+using detail::require_fixed;
+
+// Builds, checks and writes the model of one region; every Error names `path`.
+void write_model(const ir::Graph& graph, const ir::ParameterStore& params, const Region& region,
+                 const std::string& path, const ExportOptions& options,
+                 const std::map<std::string, std::string>& extra_metadata) {
+  detail::write_model(
+      graph, params,
+      [&](onnx::GraphProto& g) {
+        detail::Emitter(graph, params, options.fold_batch_norm, g).emit(region);
+      },
+      path, options, extra_metadata);
+}
 
 // The k of every "cells.<k>." label, ascending.
 std::vector<int> instances(const ir::Graph& graph) {
@@ -126,6 +143,7 @@ std::vector<int> instances(const ir::Graph& graph) {
 void export_onnx(const ir::Graph& graph, const ir::ParameterStore& params, const std::string& path,
                  const ExportOptions& options) {
   require_fixed(graph);
+  if (graph.state_in.valid()) return export_language_model_onnx(graph, params, path, options);
   if (graph.value(graph.input).shape.rank() != 4)
     throw error(path, ": the network input ", graph.value(graph.input).shape.str(),
                 " is not an image batch [N, C, H, W]");
@@ -236,6 +254,10 @@ int find_cell_instance(const spec::Space& space, const std::string& cell_type) {
 void export_cell_onnx(const ir::Graph& graph, const ir::ParameterStore& params, int instance,
                       const std::string& path, const ExportOptions& options) {
   require_fixed(graph);
+  if (graph.state_in.valid()) {
+    if (instance != 0) throw error("a language model has one cell, cells.0; no cells.", instance);
+    return export_recurrent_cell_onnx(graph, params, path, options);
+  }
   const CellBoundary b = cell_boundary(graph, instance);
   Region region;
   const bool split = b.inputs.size() == 2 && b.inputs[0].value == b.inputs[1].value;
@@ -267,7 +289,9 @@ void export_cell_onnx(const ir::Graph& graph, const ir::ParameterStore& params,
                       const std::string& cell_type, const std::string& path,
                       const ExportOptions& options) {
   require_fixed(graph);
-  export_cell_onnx(graph, params, find_cell_instance(graph, cell_type), path, options);
+  // A language model has one cell, whatever the spec calls it.
+  const int instance = graph.state_in.valid() ? 0 : find_cell_instance(graph, cell_type);
+  export_cell_onnx(graph, params, instance, path, options);
 }
 
 }  // namespace cellgraph::onnx_export

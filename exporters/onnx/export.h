@@ -6,7 +6,8 @@
 // folded into the preceding conv), dropout as identity. The model has one input "images"
 // [N, C, H, W] and one output "logits" [N, classes], N a dynamic axis; ONNX nodes and tensors
 // are named after IR labels and parameter names. The model passes onnx::checker and ONNX's
-// strict shape inference before the file is written (atomically).
+// strict shape inference before the file is written (atomically). A recurrent language
+// model has other inputs and outputs and a time loop (export_language_model_onnx below).
 //
 // Errors (cellgraph::Error): a search-space graph ("... is a mixed edge ..."), a node the
 // exporter cannot express ("node 'LABEL' (op OP): ..."), an opset outside 13..max, a file
@@ -71,5 +72,16 @@ void export_cell_onnx(const ir::Graph& graph, const ir::ParameterStore& params, 
 void export_cell_onnx(const ir::Graph& graph, const ir::ParameterStore& params,
                       const std::string& cell_type, const std::string& path,
                       const ExportOptions& options);
+
+// A recurrent language model (graph.state_in valid; export_onnx and export_cell_onnx take
+// this path for one). The model: inputs "tokens" [N, T] int64 (ids in [0, V)) and "h0"
+// [N, H] float, outputs "logits" [N, T, V] and "h_final" [N, H]; N and T are dynamic, the
+// time loop one ONNX Scan over the cell's time step (export_recurrent.cpp says why).
+void export_language_model_onnx(const ir::Graph& graph, const ir::ParameterStore& params,
+                                const std::string& path, const ExportOptions& options);
+// The recurrent cell as one time step: inputs "x_t" [N, H] (the embedded token, after the
+// embedding lookup) and "h_prev" [N, H], output "h_t" [N, H].
+void export_recurrent_cell_onnx(const ir::Graph& graph, const ir::ParameterStore& params,
+                                const std::string& path, const ExportOptions& options);
 
 }  // namespace cellgraph::onnx_export

@@ -1,7 +1,9 @@
 """Runs an exported ONNX model with onnxruntime (CPU) for tests/test_onnx.cpp.
 
     run_onnx.py MODEL IN.npy [IN2.npy ...] OUT.npy
-        Feeds the arrays to the model's inputs in order and writes its first output.
+        Feeds the arrays to the model's inputs in order (float32; int64 for an int64 input,
+        a language model's token ids) and writes its first output to OUT.npy, output k > 0
+        (a language model's final state) to OUT.k.npy.
     run_onnx.py --describe MODEL
         Prints the model's inputs, outputs (names and shapes, symbolic axes as strings),
         producer, graph name and metadata as JSON.
@@ -59,20 +61,25 @@ def describe(model):
 def run(model, inputs, output):
     s = session(model)
     names = [i.name for i in s.get_inputs()]
+    types = [i.type for i in s.get_inputs()]
     if len(names) != len(inputs):
         print(f"run_onnx.py: the model has inputs {names}, got {len(inputs)} arrays",
               file=sys.stderr)
         sys.exit(2)
     feeds = {}
-    for name, path in zip(names, inputs):
+    for name, kind, path in zip(names, types, inputs):
         array = np.load(path)
-        if array.dtype != np.float32:
-            print(f"run_onnx.py: {path} has dtype {array.dtype}, expected float32",
-                  file=sys.stderr)
+        expected = np.int64 if kind == "tensor(int64)" else np.float32
+        if array.dtype != expected:
+            print(f"run_onnx.py: {path} has dtype {array.dtype}, expected {np.dtype(expected)} "
+                  f"for input {name}", file=sys.stderr)
             sys.exit(2)
         feeds[name] = array
-    result = s.run(None, feeds)[0]
-    np.save(output, np.ascontiguousarray(result, dtype="<f4"))
+    results = s.run(None, feeds)
+    np.save(output, np.ascontiguousarray(results[0], dtype="<f4"))
+    stem = output[:-4] if output.endswith(".npy") else output
+    for k, result in enumerate(results[1:], start=1):
+        np.save(f"{stem}.{k}.npy", np.ascontiguousarray(result, dtype="<f4"))
 
 
 def main(argv):

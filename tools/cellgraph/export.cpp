@@ -13,6 +13,7 @@
 #include "algorithms/data_shape.h"
 #include "algorithms/derive.h"
 #include "algorithms/train_session.h"
+#include "engine/data/corpus.h"
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "engine/io/file.h"
@@ -84,7 +85,12 @@ FixedNetwork load_fixed_network(const Args& args, bool fixed_only) {
                 args.command().name,
                 " takes a fixed network: derive one with `cellgraph derive RUN_DIR` or use "
                 "the derived.json of a search run");
-  if (args.has("data")) {
+  if (args.has("data") && space.network.is_language_model()) {
+    // A language model's classes are the corpus' vocabulary.
+    const Corpus corpus = load_corpus(args.get("data"));
+    note(algorithms::fit_space_to_data(space,
+                                       algorithms::vocabulary_shape(corpus.vocabulary.size())));
+  } else if (args.has("data")) {
     // Only the shape matters: the (smaller) test split tells it.
     const Dataset data = load_dataset(args.get("data"), Split::test);
     note(algorithms::fit_space_to_data(space, algorithms::data_shape(data)));
@@ -138,13 +144,31 @@ bool for_each_field(const std::string& bytes, size_t begin, size_t end, Visit vi
   return pos == end;
 }
 
-// The number of nodes in the written model's graph (ModelProto.graph = 7, GraphProto.node =
-// 1), read from the protobuf wire format: the runner does not link the ONNX headers.
+// The nodes of the GraphProto in bytes[begin, end) (GraphProto.node = 1), those of its
+// subgraphs included (NodeProto.attribute = 5, AttributeProto.g = 6 and graphs = 11: a
+// language model's Scan body). False on malformed wire data.
+bool count_graph_nodes(const std::string& bytes, size_t begin, size_t end, int64_t& nodes) {
+  bool ok = true;
+  ok &= for_each_field(bytes, begin, end, [&](uint64_t field, size_t nb, size_t ne) {
+    if (field != 1) return;
+    ++nodes;
+    ok &= for_each_field(bytes, nb, ne, [&](uint64_t nf, size_t ab, size_t ae) {
+      if (nf != 5) return;
+      ok &= for_each_field(bytes, ab, ae, [&](uint64_t af, size_t gb, size_t ge) {
+        if (af == 6 || af == 11) ok &= count_graph_nodes(bytes, gb, ge, nodes);
+      });
+    });
+  });
+  return ok;
+}
+
+// The number of nodes in the written model (ModelProto.graph = 7), read from the protobuf
+// wire format: the runner does not link the ONNX headers.
 int64_t count_onnx_nodes(const std::string& bytes) {
   int64_t nodes = 0;
-  const bool ok = for_each_field(bytes, 0, bytes.size(), [&](uint64_t field, size_t b, size_t e) {
-    if (field == 7)
-      for_each_field(bytes, b, e, [&](uint64_t f, size_t, size_t) { nodes += f == 1 ? 1 : 0; });
+  bool ok = true;
+  ok &= for_each_field(bytes, 0, bytes.size(), [&](uint64_t field, size_t b, size_t e) {
+    if (field == 7) ok &= count_graph_nodes(bytes, b, e, nodes);
   });
   return ok ? nodes : -1;
 }
@@ -176,8 +200,12 @@ int run_export(const Args& args) {
     throw error(target, ": ", e.what());
   }
   const std::string what =
-      instance >= 0 ? "cell '" + args.get("cell") + "' (cells." + std::to_string(instance) + ")"
-                    : std::string("network");
+      instance >= 0 ? "cell '" + args.get("cell") + "' (cells." + std::to_string(instance) +
+                          (net.space.network.is_language_model() ? ", one time step)" : ")")
+      : net.space.network.is_language_model()
+          ? "language model (a Scan over any T; the spec's T is " +
+                std::to_string(net.space.network.sequence_length) + ")"
+          : std::string("network");
   const std::string bytes = io::read_file(out);
   const int64_t nodes = count_onnx_nodes(bytes);
   std::cout << "wrote " << out << ": " << what << " of " << target << ", " << bytes.size()
@@ -208,7 +236,10 @@ const Command& export_command() {
           "trained; a fixed spec with its seeded initial weights (the same as `cellgraph\n"
           "infer SPEC --seed S`). BN is in eval form (running statistics). The model has\n"
           "input \"images\" [N, C, H, W] and output \"logits\" [N, classes]; metadata\n"
-          "\"genotype\" and \"spec\". It passes the ONNX checker before it is written.",
+          "\"genotype\" and \"spec\". It passes the ONNX checker before it is written.\n"
+          "A language model has inputs \"tokens\" [N, T] (int64) and \"h0\" [N, H], outputs\n"
+          "\"logits\" [N, T, V] and \"h_final\" [N, H], any T (an ONNX Scan over the time\n"
+          "step); its --cell is one step: \"x_t\" [N, H] (embedded), \"h_prev\" -> \"h_t\".",
       .run = run_export};
   return command;
 }

@@ -25,6 +25,11 @@ int run_infer(const Args& args) {
   const std::string input = args.get("input"), output = args.get("output");
   const int64_t batch = args.get_int("batch", 256, 1, 1 << 20);
   FixedNetwork net = load_fixed_network(args, true);
+  if (net.space.network.is_language_model())
+    throw error(args.positional(0),
+                ": a language model; infer runs image classifiers. Score a language model "
+                "with `cellgraph eval` (perplexity), or run it as `cellgraph export` writes it "
+                "(inputs tokens and h0)");
   net.params.move_to(device);
   const spec::Network& shape = net.space.network;
   const Tensor images =
