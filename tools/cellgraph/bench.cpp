@@ -5,6 +5,8 @@
 #include <fstream>
 #include <iostream>
 
+#include <sys/resource.h>
+
 #include "algorithms/algorithm.h"
 #include "algorithms/arch_state.h"
 #include "engine/backends/backend.h"
@@ -38,6 +40,15 @@ int64_t peak_rss_bytes() {
   while (std::getline(status, line))
     if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "... kB"
   return 0;
+}
+
+// CPU seconds (user + system, all threads) the process has used so far: on a machine shared
+// with other jobs it moves far less than the wall clock, so bench reports it per step too.
+double process_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return double(t.tv_sec) + 1e-6 * double(t.tv_usec); };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 Batch random_batch(const spec::Network& net, int64_t batch, Rng& rng) {
@@ -75,21 +86,24 @@ int run_bench(const Args& args) {
   const Batch val = to_device(random_batch(space.network, batch, rng), device);
 
   CachingAllocator& allocator = backend_for(device).allocator();
-  std::vector<double> step_times;
+  std::vector<double> step_times, step_cpu_times;
   std::vector<std::vector<double>> pass_times(passes.size());
   for (int64_t i = 0; i < warmup + steps; ++i) {
     if (i == warmup) allocator.reset_peak();
     algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
     ctx.step = uint64_t(i);
     const Clock::time_point start = Clock::now();
+    const double cpu_start = process_cpu_seconds();
     for (size_t p = 0; p < passes.size(); ++p) {
       const Clock::time_point t0 = Clock::now();
       passes[p].run(ctx);
       if (i >= warmup)
         pass_times[p].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     }
-    if (i >= warmup)
+    if (i >= warmup) {
       step_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      step_cpu_times.push_back(process_cpu_seconds() - cpu_start);
+    }
   }
   const MemoryStats memory = allocator.stats();
 
@@ -102,6 +116,7 @@ int run_bench(const Args& args) {
   j.set("steps", steps);
   j.set("warmup", warmup);
   j.set("seconds_per_step", median(step_times));
+  j.set("cpu_seconds_per_step", median(step_cpu_times));
   JsonValue pass_list = JsonValue::array();
   for (size_t p = 0; p < passes.size(); ++p) {
     JsonValue pass = JsonValue::object();
@@ -121,6 +136,7 @@ int run_bench(const Args& args) {
   std::cout << path << ": " << (fixed ? "training" : algo.name()) << " step, batch " << batch
             << ", " << num_threads() << " threads, median of " << steps << " steps\n";
   std::printf("  step                             %9.4f s\n", median(step_times));
+  std::printf("  step, process CPU time           %9.4f s\n", median(step_cpu_times));
   for (size_t p = 0; p < passes.size(); ++p)
     std::printf("  %-32s %9.4f s\n", passes[p].name, median(pass_times[p]));
   std::printf("  peak tensor memory %.1f MiB, peak RSS %.1f MiB, %lld weights\n",
