@@ -183,6 +183,23 @@ TEST_CASE("cli: bench --json times each pass and reports wall and CPU seconds pe
   CHECK(passes == std::vector<std::string>{"update_architecture_first_order", "update_weights"});
 }
 
+TEST_CASE("cli: bench on a language model steps on token ids with its state carried") {
+  TempDir dir;
+  const std::string spec = dir / "tiny_rnn.json";
+  std::ofstream(spec) << testing::kTinyRnnSpace;
+  const Result r = run_cli("bench " + spec + " --batch 4 --steps 3 --warmup 1 --threads 1 --json");
+  REQUIRE(r.status == 0);
+  const spec::JsonValue j = spec::parse_json_string(r.out, "bench --json");
+  CHECK(j.find("tokens_per_sample")->as_integer() == 3);
+  CHECK(j.find("vocabulary")->as_integer() == 5);
+  REQUIRE(j.contains("state"));
+  CHECK(has(j.find("state")->as_string(), "carried"));
+  // The PyTorch reference's count (bench/rnn_step_torch.py): embedding = tied decoder
+  // weight V*H once, decoder bias V, W0 (2H)^2, one H x 2H matrix per node; H 3, V 5, 2 nodes.
+  CHECK(j.find("weights")->as_integer() == 5 * 3 + 5 + 6 * 6 + 2 * 3 * 6);
+  CHECK(j.find("seconds_per_step")->as_double() > 0);
+}
+
 TEST_CASE("cli: search writes its run directory and --resume continues it bit-identically") {
   SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;

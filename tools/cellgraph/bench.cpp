@@ -1,5 +1,6 @@
 // cellgraph bench SPEC: seconds per search step (and per pass) and peak memory on random
-// data of the spec's input shape.
+// data of the spec's input shape: images and class labels, or for a language model token
+// ids and next-token labels with the hidden state carried from step to step.
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -12,8 +13,10 @@
 #include "engine/backends/backend.h"
 #include "engine/error.h"
 #include "engine/optim/adam.h"
+#include "engine/sched/executor.h"
 #include "engine/tensor/random.h"
 #include "engine/threads.h"
+#include "ops/ops.h"
 #include "spec/compile.h"
 #include "spec/json_value.h"
 #include "spec/parse.h"
@@ -60,6 +63,54 @@ Batch random_batch(const spec::Network& net, int64_t batch, Rng& rng) {
   return b;
 }
 
+// A language model's batch (graph.state_in valid): random token ids [batch, T] in [0, V)
+// as the input, and as the labels the next tokens, also [batch, T] (float ids, as Batch
+// documents); T and V are the graph's.
+Batch random_token_batch(const ir::Graph& graph, int64_t batch, Rng& rng) {
+  const int64_t steps = graph.value(graph.input).shape[1];   // [1, T]
+  const int64_t vocab = graph.value(graph.logits).shape[2];  // [1, T, V]
+  const auto ids = [&] {
+    std::vector<float> v(size_t(batch * steps));
+    for (float& id : v) id = float(rng.below(uint64_t(vocab)));
+    return Tensor::from_vector({batch, steps}, v);
+  };
+  Batch b;
+  b.images = ids();
+  b.labels = ids();
+  return b;
+}
+
+// The hidden state each of a language model's two batch streams (train, val) ended its
+// latest forward pass with; undefined (zeros) before the first.
+struct CarriedState {
+  Tensor train, val;
+};
+
+// A language model's loss for the step's passes: run from the stream's carried state, keep
+// the state the run ends with (its value only: truncated backpropagation through time, as
+// a search session carries it across batches), and score the [B, T, V] logits against the
+// [B, T] next tokens, one row per token, in one mean cross entropy. The dropout seed is
+// the one forward_loss gives the same pass.
+algorithms::LossModel language_model_loss(algorithms::StepContext& ctx, const Batch& train,
+                                          const Batch& val, CarriedState& state) {
+  return [&ctx, &train, &val, &state](const ir::ParameterStore& params, bool is_train,
+                                      const std::vector<Var>& coefficients) {
+    Tensor& carried = is_train ? state.train : state.val;
+    const Batch& batch = is_train ? train : val;
+    sched::RunOptions options{.training = true,
+                              .coefficients = coefficients,
+                              .dropout_seed = ctx.step * 2 + (is_train ? 1 : 0)};
+    if (carried.defined()) options.state = Var(carried);
+    const sched::RunOutputs out =
+        sched::run_outputs(ctx.graph, params, ctx.plan(), Var(batch.images), options);
+    carried = out.state.value();
+    const int64_t vocab = out.logits.shape().dims().back();
+    const int64_t tokens = batch.labels.numel();
+    return ops::cross_entropy(ops::reshape(out.logits, Shape{tokens, vocab}),
+                              ops::reshape(Var(batch.labels), Shape{tokens}));
+  };
+}
+
 int run_bench(const Args& args) {
   const std::string& path = args.positional(0);
   apply_threads(args);
@@ -74,16 +125,30 @@ int run_bench(const Args& args) {
   algorithms::ArchState arch = algorithms::prepared_arch_state(algo, graph, space, 1);
   algorithms::move_to_device(arch, device);
   const algorithms::HyperValues hyper = algo.default_hyperparameters();
-  Sgd sgd(params.weights(), SgdOptions{});
-  Adam adam(algorithms::arch_variables(arch), AdamOptions{});
+  // A language model steps with DARTS' RNN search settings (rnn/train_search.py: SGD lr 20,
+  // no momentum, weight decay 5e-7, clip 0.25; Adam lr 3e-3, betas (0.9, 0.999), weight
+  // decay 1e-3), an image network with the CNN search's (the optimizers' defaults, clip 5).
+  const bool language_model = graph.state_in.valid();
+  Sgd sgd(params.weights(), language_model
+                                ? SgdOptions{.lr = 20.0f, .momentum = 0.0f, .weight_decay = 5e-7f}
+                                : SgdOptions{});
+  Adam adam(algorithms::arch_variables(arch),
+            language_model ? AdamOptions{.lr = 3e-3f, .beta1 = 0.9f, .weight_decay = 1e-3f}
+                           : AdamOptions{});
   // A fixed network has no architecture to update: bench its training step.
   const bool fixed = graph.arch_groups.empty();
   const std::vector<algorithms::NamedPass> passes =
       fixed ? std::vector<algorithms::NamedPass>{{"update_weights", algorithms::update_weights}}
             : algo.passes();
   Rng rng(1);
-  const Batch train = to_device(random_batch(space.network, batch, rng), device);
-  const Batch val = to_device(random_batch(space.network, batch, rng), device);
+  const auto make_batch = [&] {
+    return to_device(language_model ? random_token_batch(graph, batch, rng)
+                                    : random_batch(space.network, batch, rng),
+                     device);
+  };
+  const Batch train = make_batch();
+  const Batch val = make_batch();
+  CarriedState state;
 
   CachingAllocator& allocator = backend_for(device).allocator();
   std::vector<double> step_times, step_cpu_times;
@@ -92,6 +157,10 @@ int run_bench(const Args& args) {
     if (i == warmup) allocator.reset_peak();
     algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
     ctx.step = uint64_t(i);
+    if (language_model) {
+      ctx.grad_clip = 0.25f;
+      ctx.loss_model = language_model_loss(ctx, train, val, state);
+    }
     const Clock::time_point start = Clock::now();
     const double cpu_start = process_cpu_seconds();
     for (size_t p = 0; p < passes.size(); ++p) {
@@ -111,6 +180,11 @@ int run_bench(const Args& args) {
   j.set("spec", path);
   j.set("algo", fixed ? "train (fixed network)" : algo.name());
   j.set("batch", batch);
+  if (language_model) {
+    j.set("tokens_per_sample", graph.value(graph.input).shape[1]);
+    j.set("vocabulary", graph.value(graph.logits).shape[2]);
+    j.set("state", "carried per stream (train, val) from step to step, zeros at the first");
+  }
   j.set("threads", num_threads());
   j.set("device", std::string(device_name(device)));
   j.set("steps", steps);
