@@ -13,10 +13,8 @@
 #include "engine/backends/backend.h"
 #include "engine/error.h"
 #include "engine/optim/adam.h"
-#include "engine/sched/executor.h"
 #include "engine/tensor/random.h"
 #include "engine/threads.h"
-#include "ops/ops.h"
 #include "spec/compile.h"
 #include "spec/json_value.h"
 #include "spec/parse.h"
@@ -86,31 +84,6 @@ struct CarriedState {
   Tensor train, val;
 };
 
-// A language model's loss for the step's passes: run from the stream's carried state, keep
-// the state the run ends with (its value only: truncated backpropagation through time, as
-// a search session carries it across batches), and score the [B, T, V] logits against the
-// [B, T] next tokens, one row per token, in one mean cross entropy. The dropout seed is
-// the one forward_loss gives the same pass.
-algorithms::LossModel language_model_loss(algorithms::StepContext& ctx, const Batch& train,
-                                          const Batch& val, CarriedState& state) {
-  return [&ctx, &train, &val, &state](const ir::ParameterStore& params, bool is_train,
-                                      const std::vector<Var>& coefficients) {
-    Tensor& carried = is_train ? state.train : state.val;
-    const Batch& batch = is_train ? train : val;
-    sched::RunOptions options{.training = true,
-                              .coefficients = coefficients,
-                              .dropout_seed = ctx.step * 2 + (is_train ? 1 : 0)};
-    if (carried.defined()) options.state = Var(carried);
-    const sched::RunOutputs out =
-        sched::run_outputs(ctx.graph, params, ctx.plan(), Var(batch.images), options);
-    carried = out.state.value();
-    const int64_t vocab = out.logits.shape().dims().back();
-    const int64_t tokens = batch.labels.numel();
-    return ops::cross_entropy(ops::reshape(out.logits, Shape{tokens, vocab}),
-                              ops::reshape(Var(batch.labels), Shape{tokens}));
-  };
-}
-
 int run_bench(const Args& args) {
   const std::string& path = args.positional(0);
   apply_threads(args);
@@ -157,9 +130,13 @@ int run_bench(const Args& args) {
     if (i == warmup) allocator.reset_peak();
     algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
     ctx.step = uint64_t(i);
+    // A language model starts each stream from the state its previous step ended with, as
+    // a search session carries it across batches (forward_loss runs from it and leaves
+    // the new one in *_state_out, without history).
     if (language_model) {
       ctx.grad_clip = 0.25f;
-      ctx.loss_model = language_model_loss(ctx, train, val, state);
+      ctx.train_state = state.train;
+      ctx.val_state = state.val;
     }
     const Clock::time_point start = Clock::now();
     const double cpu_start = process_cpu_seconds();
@@ -168,6 +145,10 @@ int run_bench(const Args& args) {
       passes[p].run(ctx);
       if (i >= warmup)
         pass_times[p].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    if (language_model) {
+      if (ctx.train_state_out.defined()) state.train = ctx.train_state_out;
+      if (ctx.val_state_out.defined()) state.val = ctx.val_state_out;
     }
     if (i >= warmup) {
       step_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
