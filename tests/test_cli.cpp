@@ -162,6 +162,44 @@ TEST_CASE("cli: validate reports what only compiling shows, with the spec's file
                      " weights\n");
 }
 
+TEST_CASE("cli: bench --json times each pass and reports wall and CPU seconds per step") {
+  TempDir dir;
+  const std::string spec = write_tiny_space(dir);
+  const Result r = run_cli("bench " + spec + " --batch 2 --steps 2 --warmup 0 --threads 1 --json");
+  REQUIRE(r.status == 0);
+  const spec::JsonValue j = spec::parse_json_string(r.out, "bench --json");
+  CHECK(j.find("steps")->as_integer() == 2);
+  REQUIRE(j.contains("cpu_seconds_per_step"));
+  const double wall = j.find("seconds_per_step")->as_double();
+  const double cpu = j.find("cpu_seconds_per_step")->as_double();
+  CHECK(wall > 0);
+  // One thread: the process's CPU time per step is positive, and at most the wall time
+  // plus the clock's granularity (getrusage counts in scheduler ticks).
+  CHECK(cpu > 0);
+  CHECK(cpu <= wall + 0.02);
+  std::vector<std::string> passes;
+  for (const spec::JsonValue& pass : j.find("passes")->items())
+    passes.push_back(pass.find("name")->as_string());
+  CHECK(passes == std::vector<std::string>{"update_architecture_first_order", "update_weights"});
+}
+
+TEST_CASE("cli: bench on a language model steps on token ids with its state carried") {
+  TempDir dir;
+  const std::string spec = dir / "tiny_rnn.json";
+  std::ofstream(spec) << testing::kTinyRnnSpace;
+  const Result r = run_cli("bench " + spec + " --batch 4 --steps 3 --warmup 1 --threads 1 --json");
+  REQUIRE(r.status == 0);
+  const spec::JsonValue j = spec::parse_json_string(r.out, "bench --json");
+  CHECK(j.find("tokens_per_sample")->as_integer() == 3);
+  CHECK(j.find("vocabulary")->as_integer() == 5);
+  REQUIRE(j.contains("state"));
+  CHECK(has(j.find("state")->as_string(), "carried"));
+  // The PyTorch reference's count (bench/rnn_step_torch.py): embedding = tied decoder
+  // weight V*H once, decoder bias V, W0 (2H)^2, one H x 2H matrix per node; H 3, V 5, 2 nodes.
+  CHECK(j.find("weights")->as_integer() == 5 * 3 + 5 + 6 * 6 + 2 * 3 * 6);
+  CHECK(j.find("seconds_per_step")->as_double() > 0);
+}
+
 TEST_CASE("cli: search writes its run directory and --resume continues it bit-identically") {
   SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;

@@ -1,9 +1,12 @@
 // cellgraph bench SPEC: seconds per search step (and per pass) and peak memory on random
-// data of the spec's input shape.
+// data of the spec's input shape: images and class labels, or for a language model token
+// ids and next-token labels with the hidden state carried from step to step.
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
+
+#include <sys/resource.h>
 
 #include "algorithms/algorithm.h"
 #include "algorithms/arch_state.h"
@@ -40,6 +43,15 @@ int64_t peak_rss_bytes() {
   return 0;
 }
 
+// CPU seconds (user + system, all threads) the process has used so far: on a machine shared
+// with other jobs it moves far less than the wall clock, so bench reports it per step too.
+double process_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return double(t.tv_sec) + 1e-6 * double(t.tv_usec); };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 Batch random_batch(const spec::Network& net, int64_t batch, Rng& rng) {
   Batch b;
   b.images = normal_tensor({batch, net.in_channels, net.in_height, net.in_width}, 0, 1, rng);
@@ -48,6 +60,29 @@ Batch random_batch(const spec::Network& net, int64_t batch, Rng& rng) {
   b.labels = Tensor::from_vector({batch}, labels);
   return b;
 }
+
+// A language model's batch (graph.state_in valid): random token ids [batch, T] in [0, V)
+// as the input, and as the labels the next tokens, also [batch, T] (float ids, as Batch
+// documents); T and V are the graph's.
+Batch random_token_batch(const ir::Graph& graph, int64_t batch, Rng& rng) {
+  const int64_t steps = graph.value(graph.input).shape[1];   // [1, T]
+  const int64_t vocab = graph.value(graph.logits).shape[2];  // [1, T, V]
+  const auto ids = [&] {
+    std::vector<float> v(size_t(batch * steps));
+    for (float& id : v) id = float(rng.below(uint64_t(vocab)));
+    return Tensor::from_vector({batch, steps}, v);
+  };
+  Batch b;
+  b.images = ids();
+  b.labels = ids();
+  return b;
+}
+
+// The hidden state each of a language model's two batch streams (train, val) ended its
+// latest forward pass with; undefined (zeros) before the first.
+struct CarriedState {
+  Tensor train, val;
+};
 
 int run_bench(const Args& args) {
   const std::string& path = args.positional(0);
@@ -63,33 +98,62 @@ int run_bench(const Args& args) {
   algorithms::ArchState arch = algorithms::prepared_arch_state(algo, graph, space, 1);
   algorithms::move_to_device(arch, device);
   const algorithms::HyperValues hyper = algo.default_hyperparameters();
-  Sgd sgd(params.weights(), SgdOptions{});
-  Adam adam(algorithms::arch_variables(arch), AdamOptions{});
+  // A language model steps with DARTS' RNN search settings (rnn/train_search.py: SGD lr 20,
+  // no momentum, weight decay 5e-7, clip 0.25; Adam lr 3e-3, betas (0.9, 0.999), weight
+  // decay 1e-3), an image network with the CNN search's (the optimizers' defaults, clip 5).
+  const bool language_model = graph.state_in.valid();
+  Sgd sgd(params.weights(), language_model
+                                ? SgdOptions{.lr = 20.0f, .momentum = 0.0f, .weight_decay = 5e-7f}
+                                : SgdOptions{});
+  Adam adam(algorithms::arch_variables(arch),
+            language_model ? AdamOptions{.lr = 3e-3f, .beta1 = 0.9f, .weight_decay = 1e-3f}
+                           : AdamOptions{});
   // A fixed network has no architecture to update: bench its training step.
   const bool fixed = graph.arch_groups.empty();
   const std::vector<algorithms::NamedPass> passes =
       fixed ? std::vector<algorithms::NamedPass>{{"update_weights", algorithms::update_weights}}
             : algo.passes();
   Rng rng(1);
-  const Batch train = to_device(random_batch(space.network, batch, rng), device);
-  const Batch val = to_device(random_batch(space.network, batch, rng), device);
+  const auto make_batch = [&] {
+    return to_device(language_model ? random_token_batch(graph, batch, rng)
+                                    : random_batch(space.network, batch, rng),
+                     device);
+  };
+  const Batch train = make_batch();
+  const Batch val = make_batch();
+  CarriedState state;
 
   CachingAllocator& allocator = backend_for(device).allocator();
-  std::vector<double> step_times;
+  std::vector<double> step_times, step_cpu_times;
   std::vector<std::vector<double>> pass_times(passes.size());
   for (int64_t i = 0; i < warmup + steps; ++i) {
     if (i == warmup) allocator.reset_peak();
     algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
     ctx.step = uint64_t(i);
+    // A language model starts each stream from the state its previous step ended with, as
+    // a search session carries it across batches (forward_loss runs from it and leaves
+    // the new one in *_state_out, without history).
+    if (language_model) {
+      ctx.grad_clip = 0.25f;
+      ctx.train_state = state.train;
+      ctx.val_state = state.val;
+    }
     const Clock::time_point start = Clock::now();
+    const double cpu_start = process_cpu_seconds();
     for (size_t p = 0; p < passes.size(); ++p) {
       const Clock::time_point t0 = Clock::now();
       passes[p].run(ctx);
       if (i >= warmup)
         pass_times[p].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     }
-    if (i >= warmup)
+    if (language_model) {
+      if (ctx.train_state_out.defined()) state.train = ctx.train_state_out;
+      if (ctx.val_state_out.defined()) state.val = ctx.val_state_out;
+    }
+    if (i >= warmup) {
       step_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      step_cpu_times.push_back(process_cpu_seconds() - cpu_start);
+    }
   }
   const MemoryStats memory = allocator.stats();
 
@@ -97,11 +161,17 @@ int run_bench(const Args& args) {
   j.set("spec", path);
   j.set("algo", fixed ? "train (fixed network)" : algo.name());
   j.set("batch", batch);
+  if (language_model) {
+    j.set("tokens_per_sample", graph.value(graph.input).shape[1]);
+    j.set("vocabulary", graph.value(graph.logits).shape[2]);
+    j.set("state", "carried per stream (train, val) from step to step, zeros at the first");
+  }
   j.set("threads", num_threads());
   j.set("device", std::string(device_name(device)));
   j.set("steps", steps);
   j.set("warmup", warmup);
   j.set("seconds_per_step", median(step_times));
+  j.set("cpu_seconds_per_step", median(step_cpu_times));
   JsonValue pass_list = JsonValue::array();
   for (size_t p = 0; p < passes.size(); ++p) {
     JsonValue pass = JsonValue::object();
@@ -121,6 +191,7 @@ int run_bench(const Args& args) {
   std::cout << path << ": " << (fixed ? "training" : algo.name()) << " step, batch " << batch
             << ", " << num_threads() << " threads, median of " << steps << " steps\n";
   std::printf("  step                             %9.4f s\n", median(step_times));
+  std::printf("  step, process CPU time           %9.4f s\n", median(step_cpu_times));
   for (size_t p = 0; p < passes.size(); ++p)
     std::printf("  %-32s %9.4f s\n", passes[p].name, median(pass_times[p]));
   std::printf("  peak tensor memory %.1f MiB, peak RSS %.1f MiB, %lld weights\n",
