@@ -91,20 +91,6 @@ StateTensors with_prefix(const io::Checkpoint& ckpt, const std::string& prefix) 
   return out;
 }
 
-// A language model's carried hidden state [batch, H] from the checkpoint entry `name`, on
-// `device`; undefined when the entry is absent (no batch of that stream yet, or an image run).
-Tensor restore_state(const ir::Graph& graph, const io::Checkpoint& ckpt, const std::string& name,
-                     int64_t batch, Device device) {
-  if (ckpt.find(name) == nullptr) return Tensor();
-  if (!graph.state_in.valid())
-    throw error(ckpt.source(), ": entry '", name, "' is a language model's hidden state; ",
-                "this network has none");
-  const int64_t hidden = graph.value(graph.state_in).shape.dims().back();
-  Tensor t = Tensor::zeros({batch, hidden}, device);
-  t.copy_from(ckpt.tensor(name, Shape{batch, hidden}));
-  return t;
-}
-
 void restore_logits(const ir::Graph& graph, ArchState& arch, const io::Checkpoint& ckpt) {
   for (size_t g = 0; g < graph.arch_groups.size(); ++g) {
     Var& logits = arch.logits[g];
@@ -423,8 +409,10 @@ void SearchSession::restore(const io::Checkpoint& ckpt) {
   train_it_->set_position(parse_position(ckpt, "train_position"));
   if (val_it_) val_it_->set_position(parse_position(ckpt, "val_position"));
   rng_.set_state(parse_rng(ckpt, "rng"));
-  train_state_ = restore_state(graph_, ckpt, "state/train", options_.batch_size, options_.device);
-  val_state_ = restore_state(graph_, ckpt, "state/val", options_.batch_size, options_.device);
+  train_state_ =
+      restore_hidden_state(graph_, ckpt, "state/train", options_.batch_size, options_.device);
+  val_state_ =
+      restore_hidden_state(graph_, ckpt, "state/val", options_.batch_size, options_.device);
 }
 
 ArchState arch_state_from_checkpoint(const spec::Space& space, const ir::Graph& graph,

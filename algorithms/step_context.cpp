@@ -1,6 +1,10 @@
 #include "algorithms/step_context.h"
 
+#include <algorithm>
+
+#include "engine/error.h"
 #include "engine/optim/clip.h"
+#include "engine/optim/divergence.h"
 #include "engine/sched/executor.h"
 #include "ops/ops.h"
 
@@ -25,15 +29,42 @@ const sched::Plan& StepContext::plan() {
   return plan_;
 }
 
+ScoredRows rows_to_score(const ir::Graph& graph, const Var& logits, const Var& labels) {
+  if (!graph.state_in.valid()) return {logits, labels};
+  const int64_t vocabulary = logits.shape().dims().back();
+  const int64_t tokens = logits.value().numel() / vocabulary;
+  return {ops::reshape(logits, Shape{tokens, vocabulary}), ops::reshape(labels, Shape{tokens})};
+}
+
+Tensor restore_hidden_state(const ir::Graph& graph, const io::Checkpoint& ckpt,
+                            const std::string& name, int64_t batch, Device device) {
+  if (ckpt.find(name) == nullptr) return Tensor();
+  if (!graph.state_in.valid())
+    throw error(ckpt.source(), ": entry '", name, "' is a language model's hidden state; ",
+                "this network has none");
+  const Shape shape{batch, graph.value(graph.state_in).shape.dims().back()};
+  const Tensor& saved = ckpt.tensor(name, shape);
+  if (!all_finite(saved))
+    throw error(ckpt.source(), ": entry '", name,
+                "' holds inf or NaN; the checkpoint is damaged or its run had diverged");
+  Tensor t = Tensor::zeros(shape, device);
+  t.copy_from(saved);
+  return t;
+}
+
 int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  const std::vector<float> l = logits.to_vector(), y = labels.to_vector();
+  // Read in place when the scores are a contiguous host tensor: a language model's are
+  // B·T rows of the vocabulary (22M floats at DARTS' RNN sizes), which two copies would
+  // double in memory and time.
+  const Tensor host =
+      (logits.device() == Device::cpu ? logits : logits.to(Device::cpu)).contiguous();
+  const float* l = host.data();
+  const std::vector<float> y = labels.to_vector();
   const int64_t n = logits.dim(0), c = logits.dim(1);
   int64_t correct = 0;
   for (int64_t i = 0; i < n; ++i) {
-    int64_t best = 0;
-    for (int64_t j = 1; j < c; ++j)
-      if (l[size_t(i * c + j)] > l[size_t(i * c + best)]) best = j;
-    correct += best == int64_t(y[size_t(i)]);
+    const float* row = l + i * c;
+    correct += int64_t(std::max_element(row, row + c) - row) == int64_t(y[size_t(i)]);
   }
   return correct;
 }
@@ -61,15 +92,8 @@ Var forward_loss(StepContext& ctx, const ir::ParameterStore& params, const Batch
   }
   const sched::RunOutputs out =
       sched::run_outputs(ctx.graph, params, ctx.plan(), Var(batch.images), options);
-  Var logits = out.logits, labels(batch.labels);
-  if (language_model) {
-    (is_train ? ctx.train_state_out : ctx.val_state_out) = out.state.value();
-    // [B, T, V] scores of every position against [B, T] next tokens: one row per token.
-    const int64_t vocabulary = logits.shape().dims().back();
-    const int64_t tokens = logits.value().numel() / vocabulary;
-    logits = ops::reshape(logits, Shape{tokens, vocabulary});
-    labels = ops::reshape(labels, Shape{tokens});
-  }
+  if (language_model) (is_train ? ctx.train_state_out : ctx.val_state_out) = out.state.value();
+  const auto [logits, labels] = rows_to_score(ctx.graph, out.logits, Var(batch.labels));
   Var loss = ops::cross_entropy(logits, labels);
   const double n = double(labels.value().numel());
   (is_train ? ctx.metrics.train_loss : ctx.metrics.val_loss) += double(loss.value().item()) * n;

@@ -13,6 +13,7 @@
 #include "algorithms/arch_state.h"
 #include "algorithms/hyperparameters.h"
 #include "engine/data/batches.h"
+#include "engine/io/checkpoint.h"
 #include "engine/ir/graph.h"
 #include "engine/ir/parameter_store.h"
 #include "engine/optim/optimizer.h"
@@ -98,6 +99,20 @@ Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& c
 // The same with other weights on the same graph (RARTS' second network).
 Var forward_loss(StepContext& ctx, const ir::ParameterStore& params, const Batch& batch,
                  const std::vector<Var>& coefficients, bool is_train);
+// What a loss scores: `logits` [rows, classes] against `labels` [rows]. A language model's
+// [B, T, V] and [B, T] become one row per token ([B·T, V], [B·T]); others pass through.
+struct ScoredRows {
+  Var logits, labels;
+};
+ScoredRows rows_to_score(const ir::Graph& graph, const Var& logits, const Var& labels);
+
+// A language model's hidden state [batch, H] from the checkpoint entry `name` (a session's
+// "state/train" or "state/val"), on `device`; undefined when the entry is absent (no batch
+// of that stream yet). Throws Error naming the checkpoint and entry when the network has no
+// hidden state, or the values are not finite.
+Tensor restore_hidden_state(const ir::Graph& graph, const io::Checkpoint& ckpt,
+                            const std::string& name, int64_t batch, Device device);
+
 // Number of rows of `logits` whose arg-max equals the label.
 int64_t count_correct(const Tensor& logits, const Tensor& labels);
 

@@ -104,13 +104,8 @@ EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params,
     if (state.defined()) eval_mode.state = Var(state);
     const sched::RunOutputs out =
         sched::run_outputs(main, params, plan, Var(batch.images), eval_mode);
-    Var logits = out.logits, labels(batch.labels);
-    if (language_model) {
-      state = out.state.value();
-      const int64_t vocabulary = logits.shape().dims().back();
-      logits = ops::reshape(logits, Shape{logits.value().numel() / vocabulary, vocabulary});
-      labels = ops::reshape(labels, Shape{labels.value().numel()});
-    }
+    if (language_model) state = out.state.value();
+    const auto [logits, labels] = rows_to_score(graph, out.logits, Var(batch.labels));
     const int64_t n = labels.value().numel();
     r.loss += double(ops::cross_entropy(logits, labels).value().item()) * double(n);
     r.correct += count_correct(logits.value(), labels.value());
@@ -182,15 +177,9 @@ TrainSession::Loss TrainSession::compute_loss(const Batch& batch) const {
   if (state_.defined()) options.state = Var(state_);
   const sched::RunOutputs out =
       sched::run_outputs(graph_, params_, plan_, Var(batch.images), options);
-  Loss loss{.logits = out.logits, .labels = Var(batch.labels)};
-  if (graph_.state_in.valid()) {
-    // [B, T, V] scores against [B, T] next tokens: one row per token.
-    loss.state = out.state.value();
-    const int64_t vocabulary = out.logits.shape().dims().back();
-    loss.logits =
-        ops::reshape(out.logits, Shape{out.logits.value().numel() / vocabulary, vocabulary});
-    loss.labels = ops::reshape(loss.labels, Shape{loss.labels.value().numel()});
-  }
+  const ScoredRows rows = rows_to_score(graph_, out.logits, Var(batch.labels));
+  Loss loss{.logits = rows.logits, .labels = rows.labels};
+  if (graph_.state_in.valid()) loss.state = out.state.value();
   const Var& labels = loss.labels;
   loss.cross_entropy = ops::cross_entropy(loss.logits, labels, options_.label_smoothing);
   loss.total = loss.cross_entropy;
@@ -278,16 +267,7 @@ void TrainSession::restore(const io::Checkpoint& ckpt) {
     if (name.rfind("sgd/", 0) == 0) state.emplace_back(name.substr(4), t);
   sgd_.load_state_tensors(state, src);
   batches_->set_position({ckpt.meta_int("position.epoch"), ckpt.meta_int("position.batch")});
-  state_ = Tensor();
-  if (ckpt.find("state/train") != nullptr) {
-    if (!graph_.state_in.valid())
-      throw error(src,
-                  ": entry 'state/train' is a language model's hidden state; this network "
-                  "has none");
-    const Shape shape{options_.batch_size, graph_.value(graph_.state_in).shape.dims().back()};
-    state_ = Tensor::zeros(shape, options_.device);
-    state_.copy_from(ckpt.tensor("state/train", shape));
-  }
+  state_ = restore_hidden_state(graph_, ckpt, "state/train", options_.batch_size, options_.device);
 }
 
 }  // namespace cellgraph::algorithms

@@ -246,6 +246,19 @@ TEST_CASE("language model: a resumed training run restores the state it had mid-
   forgetful.step();
   CHECK(same_values(straight.params(), resumed.params()));
   CHECK(!same_values(straight.params(), forgetful.params()));
+
+  // A damaged state is refused by name, not carried into the run as NaN.
+  io::Checkpoint damaged;
+  damaged.set_source("run/checkpoint.bin");
+  for (const auto& [key, value] : ckpt.metadata()) damaged.set_meta(key, value);
+  for (const auto& [name, t] : ckpt.tensors()) {
+    const Tensor copy = t.clone();
+    if (name == "state/train") copy.fill(std::nanf(""));
+    damaged.add(name, copy);
+  }
+  TrainSession victim(net, windows(corpus.train, 2, 3), options);
+  const std::string e = error_of([&] { victim.restore(damaged); });
+  CHECK(has(e, "run/checkpoint.bin: entry 'state/train' holds inf or NaN"));
 }
 
 TEST_CASE("language model: learns a repetitive corpus to a perplexity far under its vocabulary") {
@@ -301,9 +314,10 @@ TEST_CASE("language model: the shipped recurrent spaces search two steps and der
         spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/" + file);
     fit_space_to_data(space, vocabulary_shape(corpus.vocabulary.size()));
     const int64_t steps = space.network.sequence_length;
-    SearchSession session(space, windows(corpus.train, 2, steps), windows(corpus.valid, 2, steps),
-                          SearchOptions{.algorithm = algo, .epochs = 1, .batch_size = 2,
-                                        .max_steps = 2, .log_every = 0});
+    SearchSession session(
+        space, windows(corpus.train, 2, steps), windows(corpus.valid, 2, steps),
+        SearchOptions{
+            .algorithm = algo, .epochs = 1, .batch_size = 2, .max_steps = 2, .log_every = 0});
     while (!session.finished()) session.step();
     CHECK(std::isfinite(session.snapshot().val_loss));
     const Derived derived = session.derive();
