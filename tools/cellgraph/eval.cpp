@@ -25,11 +25,10 @@ using spec::JsonValue;
 // the hidden state carried from window to window.
 int eval_language_model(const Args& args, const std::string& target, const std::string& data,
                         FixedNetwork& net, int64_t limit, Device device) {
-  Corpus corpus = load_corpus(data);
+  const Corpus corpus = load_run_corpus(data, 0, limit);
   if (corpus.vocabulary.size() != net.space.network.classes)
     throw error(target, ": the language model has a vocabulary of ", net.space.network.classes,
                 " words; ", data, " has ", corpus.vocabulary.size());
-  if (limit > 0 && limit < int64_t(corpus.test.size())) corpus.test.resize(size_t(limit));
   net.params.move_to(device);
   const algorithms::EvalResult r =
       algorithms::evaluate(net.graph, net.params, *test_batches(corpus, net.space));

@@ -145,9 +145,7 @@ SearchData load_search_data(const SearchConfig& config) {
     d.shape = algorithms::data_shape(d.images->train);
     return d;
   }
-  d.corpus = load_corpus(config.data);
-  if (config.subset > 0 && config.subset < int64_t(d.corpus->train.size()))
-    d.corpus->train.resize(size_t(config.subset));  // --subset N: the first N training tokens
+  d.corpus = load_run_corpus(config.data, config.subset);
   d.shape = algorithms::vocabulary_shape(d.corpus->vocabulary.size());
   return d;
 }

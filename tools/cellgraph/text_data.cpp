@@ -8,6 +8,16 @@ bool is_language_model(const spec::Space& space) { return space.network.is_langu
 
 int64_t sequence_length(const spec::Space& space) { return space.network.sequence_length; }
 
+Corpus load_run_corpus(const std::string& data, int64_t train_tokens, int64_t test_tokens) {
+  Corpus corpus = load_corpus(data);
+  auto cut = [](std::vector<int32_t>& tokens, int64_t keep) {
+    if (keep > 0 && keep < int64_t(tokens.size())) tokens.resize(size_t(keep));
+  };
+  cut(corpus.train, train_tokens);
+  cut(corpus.test, test_tokens);
+  return corpus;
+}
+
 std::unique_ptr<BatchSource> text_batches(const Corpus& corpus, CorpusSplit split, int64_t batch,
                                           int64_t steps) {
   return std::make_unique<TokenBatches>(corpus.tokens(split),

@@ -25,6 +25,10 @@ bool is_language_model(const spec::Space& space);
 // Tokens per sample (the BPTT length T) of a language model's spec.
 int64_t sequence_length(const spec::Space& space);
 
+// The corpus DATA names, its train text cut to the first `train_tokens` tokens and its test
+// text to the first `test_tokens` (0: all; --subset and --test-subset).
+Corpus load_run_corpus(const std::string& data, int64_t train_tokens, int64_t test_tokens = 0);
+
 // The windows of one split, `batch` streams of `steps` tokens, in order.
 std::unique_ptr<BatchSource> text_batches(const Corpus& corpus, CorpusSplit split, int64_t batch,
                                           int64_t steps);

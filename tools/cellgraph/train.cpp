@@ -285,11 +285,7 @@ TrainData load_train_data(const TrainConfig& config) {
     d.shape = algorithms::data_shape(d.images->train);
     return d;
   }
-  d.corpus = load_corpus(config.data);
-  if (config.subset > 0 && config.subset < int64_t(d.corpus->train.size()))
-    d.corpus->train.resize(size_t(config.subset));
-  if (config.test_subset > 0 && config.test_subset < int64_t(d.corpus->test.size()))
-    d.corpus->test.resize(size_t(config.test_subset));
+  d.corpus = load_run_corpus(config.data, config.subset, config.test_subset);
   d.shape = algorithms::vocabulary_shape(d.corpus->vocabulary.size());
   return d;
 }
