@@ -1,0 +1,99 @@
+// The machine's yardstick for issue 17's "distance to the machine": the best GFLOP/s a large
+// float32 matrix product reaches here at the current thread count, run through cellgraph's
+// own matmul op (dispatcher, caching allocator, oneDNN's matmul primitive in
+// engine/backends/cpu/matrix.cpp), so it is what the backend can get out of the cores, not
+// what a hand-tuned loop could. bench/run_gflops sets a DARTS step's achieved GFLOP/s
+// against it.
+//   sgemm_peak [--sizes 1024,2048,4096] [--repeats 5]
+// Square M = N = K; each size one untimed product first (primitive creation), then
+// --repeats timed ones. GFLOP/s = 2 M N K / seconds. Prints one JSON line: per size the
+// best and median GFLOP/s and the seconds of the best product, and the best over sizes.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/autodiff/var.h"
+#include "engine/error.h"
+#include "engine/tensor/random.h"
+#include "engine/threads.h"
+#include "ops/ops.h"
+#include "spec/json_value.h"
+
+using namespace cellgraph;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::vector<int64_t> parse_sizes(const std::string& text) {
+  std::vector<int64_t> sizes;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const int64_t n = std::atoll(item.c_str());
+    if (n <= 0)
+      throw error("--sizes: expected positive integers separated by commas, got '", text, "'");
+    sizes.push_back(n);
+  }
+  return sizes;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string sizes_text = "1024,2048,4096";
+  int64_t repeats = 5;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (i + 1 == argc || (flag != "--sizes" && flag != "--repeats")) {
+      std::fprintf(stderr, "usage: sgemm_peak [--sizes 1024,2048,4096] [--repeats 5]\n");
+      return 2;
+    }
+    if (flag == "--sizes") sizes_text = argv[i + 1];
+    if (flag == "--repeats") repeats = std::max<int64_t>(1, std::atoll(argv[i + 1]));
+  }
+  try {
+    set_num_threads(0);  // $CELLGRAPH_THREADS or every core
+    const std::vector<int64_t> sizes = parse_sizes(sizes_text);
+    NoGradGuard no_grad;  // a forward product only: nothing recorded, nothing saved
+    Rng rng(1);
+    spec::JsonValue per_size = spec::JsonValue::array();
+    double best_overall = 0;
+    for (int64_t n : sizes) {
+      const Var a(normal_tensor({n, n}, 0, 1, rng)), b(normal_tensor({n, n}, 0, 1, rng));
+      const double flops = 2.0 * double(n) * double(n) * double(n);
+      ops::matmul(a, b);  // untimed: creates and caches the primitive
+      std::vector<double> gflops;
+      double best_seconds = 0;
+      for (int64_t r = 0; r < repeats; ++r) {
+        const Clock::time_point t0 = Clock::now();
+        const Var c = ops::matmul(a, b);
+        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        gflops.push_back(flops / s * 1e-9);
+        if (gflops.back() >= *std::max_element(gflops.begin(), gflops.end())) best_seconds = s;
+      }
+      std::vector<double> sorted = gflops;
+      std::sort(sorted.begin(), sorted.end());
+      spec::JsonValue one = spec::JsonValue::object();
+      one.set("size", n);
+      one.set("best_gflops", sorted.back());
+      one.set("median_gflops", sorted[sorted.size() / 2]);
+      one.set("best_seconds", best_seconds);
+      per_size.push_back(one);
+      best_overall = std::max(best_overall, sorted.back());
+    }
+    spec::JsonValue j = spec::JsonValue::object();
+    j.set("threads", num_threads());
+    j.set("repeats", repeats);
+    j.set("sizes", per_size);
+    j.set("best_gflops", best_overall);
+    std::printf("%s\n", spec::dump(j).c_str());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
