@@ -58,12 +58,17 @@ inline void apply_sparse_pattern(algorithms::ArchState& arch, const SparsePatter
       if (size_t(pattern.active_per_edge) > cols)
         throw error("--active-per-edge ", pattern.active_per_edge, ": architecture group ", g,
                     " has only ", cols, " candidate ops per edge");
+      // Every row draws its whole order and a value for each entry whatever K is, so the
+      // patterns of one seed are nested: K + 1 keeps K's entries (and values) and adds one.
+      // A sweep over K then adds ops to the same edges instead of drawing a new mix each time.
       for (size_t r = 0; r < rows; ++r) {
         std::vector<size_t> order(cols);
         std::iota(order.begin(), order.end(), size_t{0});
         detail::shuffle(order, rng);
-        for (size_t i = 0; i < size_t(pattern.active_per_edge); ++i)
-          a[r * cols + order[i]] = detail::signed_magnitude(rng);
+        for (size_t i = 0; i < cols; ++i) {
+          const float value = detail::signed_magnitude(rng);
+          if (i < size_t(pattern.active_per_edge)) a[r * cols + order[i]] = value;
+        }
       }
     }
     arch.logits[g].value().copy_from(Tensor::from_vector(arch.logits[g].shape(), a));

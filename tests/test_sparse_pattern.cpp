@@ -1,7 +1,8 @@
 // The sparsity patterns bench/sparsenas_bench.cpp restores before SparseNAS' passes
 // (bench/sparse_pattern.h): with --active-per-edge K every row of A (one edge's candidate
-// ops) has exactly K non-zero entries, so the weight step runs K ops per edge, and restoring
-// after a step has moved A gives the same pattern and values again.
+// ops) has exactly K non-zero entries, so the weight step runs K ops per edge; the patterns
+// for growing K are nested; and restoring after a step has moved A gives the same pattern
+// and values again.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -80,6 +81,21 @@ TEST_CASE("sparse pattern: a step moves A, restoring gives the same K-per-row pa
   // Another seed picks other entries (the tiny rows have room for a different choice).
   bench::apply_sparse_pattern(s.arch, bench::SparsePattern{.active_per_edge = 2, .seed = 12});
   CHECK(values_of(s.arch) != restored);
+}
+
+TEST_CASE("sparse pattern: the patterns of one seed are nested, K + 1 keeps K's entries") {
+  testing::TinySearch s("sparsenas", testing::tiny_space_without_none());
+  const int64_t cols = s.arch.logits[0].shape()[1];
+  std::vector<std::vector<float>> previous;
+  for (int64_t k = 1; k <= cols; ++k) {
+    CAPTURE(k);
+    bench::apply_sparse_pattern(s.arch, bench::SparsePattern{.active_per_edge = k});
+    const std::vector<std::vector<float>> now = values_of(s.arch);
+    for (size_t g = 0; g < previous.size(); ++g)
+      for (size_t i = 0; i < now[g].size(); ++i)
+        if (previous[g][i] != 0.0f) CHECK(now[g][i] == previous[g][i]);
+    previous = now;
+  }
 }
 
 TEST_CASE("sparse pattern: more active ops per edge than an edge has is refused") {
