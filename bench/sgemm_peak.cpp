@@ -5,7 +5,10 @@
 // what a hand-tuned loop could. bench/run_gflops sets a DARTS step's achieved GFLOP/s
 // against it.
 //   sgemm_peak [--sizes 1024,2048,4096] [--repeats 5]
-// Square M = N = K; each size one untimed product first (primitive creation), then
+// A size N is the square product M = N = K = N; MxNxK gives another shape ([M, K] x [K, N]),
+// e.g. the 1x1 convolutions of a DARTS cell as GEMMs (rows = batch x pixels, N = K = the
+// channels), to see what oneDNN reaches on the network's own shapes. Each shape one
+// untimed product first (primitive creation), then
 // --repeats timed ones. GFLOP/s = 2 M N K / seconds. Prints one JSON line: per size the
 // best and median GFLOP/s, the seconds of the best product and the best GFLOP per second of
 // process CPU time (all threads: the rate per busy thread, which other jobs on the cores
@@ -31,15 +34,26 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::vector<int64_t> parse_sizes(const std::string& text) {
-  std::vector<int64_t> sizes;
+struct Product {
+  int64_t m = 0, n = 0, k = 0;
+};
+
+// "N" or "MxNxK", separated by commas.
+std::vector<Product> parse_sizes(const std::string& text) {
+  std::vector<Product> sizes;
   std::stringstream in(text);
   std::string item;
   while (std::getline(in, item, ',')) {
-    const int64_t n = std::atoll(item.c_str());
-    if (n <= 0)
-      throw error("--sizes: expected positive integers separated by commas, got '", text, "'");
-    sizes.push_back(n);
+    std::vector<int64_t> dims;
+    std::stringstream parts(item);
+    std::string part;
+    while (std::getline(parts, part, 'x')) dims.push_back(std::atoll(part.c_str()));
+    const bool positive = std::all_of(dims.begin(), dims.end(), [](int64_t d) { return d > 0; });
+    if (!positive || (dims.size() != 1 && dims.size() != 3))
+      throw error("--sizes: expected N or MxNxK (positive integers) separated by commas, got '",
+                  item, "' in '", text, "'");
+    sizes.push_back(dims.size() == 1 ? Product{dims[0], dims[0], dims[0]}
+                                     : Product{dims[0], dims[1], dims[2]});
   }
   return sizes;
 }
@@ -66,14 +80,14 @@ int main(int argc, char** argv) {
   }
   try {
     set_num_threads(0);  // $CELLGRAPH_THREADS or every core
-    const std::vector<int64_t> sizes = parse_sizes(sizes_text);
+    const std::vector<Product> sizes = parse_sizes(sizes_text);
     NoGradGuard no_grad;  // a forward product only: nothing recorded, nothing saved
     Rng rng(1);
     spec::JsonValue per_size = spec::JsonValue::array();
     double best_overall = 0, best_per_cpu_overall = 0;
-    for (int64_t n : sizes) {
-      const Var a(normal_tensor({n, n}, 0, 1, rng)), b(normal_tensor({n, n}, 0, 1, rng));
-      const double flops = 2.0 * double(n) * double(n) * double(n);
+    for (const Product& p : sizes) {
+      const Var a(normal_tensor({p.m, p.k}, 0, 1, rng)), b(normal_tensor({p.k, p.n}, 0, 1, rng));
+      const double flops = 2.0 * double(p.m) * double(p.n) * double(p.k);
       ops::matmul(a, b);  // untimed: creates and caches the primitive
       std::vector<double> gflops;
       double best_seconds = 0, best_per_cpu = 0;
@@ -89,7 +103,10 @@ int main(int argc, char** argv) {
       std::vector<double> sorted = gflops;
       std::sort(sorted.begin(), sorted.end());
       spec::JsonValue one = spec::JsonValue::object();
-      one.set("size", n);
+      one.set("m", p.m);
+      one.set("n", p.n);
+      one.set("k", p.k);
+      one.set("square", p.m == p.n && p.n == p.k);
       one.set("best_gflops", sorted.back());
       one.set("median_gflops", sorted[sorted.size() / 2]);
       one.set("best_seconds", best_seconds);
