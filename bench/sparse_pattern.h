@@ -8,6 +8,7 @@
 // momentum is zeroed, so the proximal step starts from the pattern too.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <numeric>
 #include <string>
@@ -51,7 +52,7 @@ inline void apply_sparse_pattern(algorithms::ArchState& arch, const SparsePatter
       std::vector<size_t> order(n);
       std::iota(order.begin(), order.end(), size_t{0});
       detail::shuffle(order, rng);
-      const size_t keep = size_t(double(n) * pattern.density + 0.5);
+      const size_t keep = size_t(std::lround(double(n) * pattern.density));
       for (size_t i = 0; i < keep; ++i) a[order[i]] = detail::signed_magnitude(rng);
     } else {
       const size_t rows = size_t(shape[0]), cols = size_t(shape[1]);
