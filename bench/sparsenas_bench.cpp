@@ -4,8 +4,12 @@
 // fraction of the entries is non-zero and the state is put back to that pattern before the
 // architecture passes and again before the weight step (the proximal step would otherwise
 // revive or prune entries as it goes), so every timed step runs the same active sets.
-//   sparsenas_bench SPEC [--algo sparsenas|darts|darts2] [--density 0.25] [--batch 64]
-//                        [--steps 5] [--warmup 1] [--revive-every 1] [--order second]
+// `--active-per-edge K` instead puts exactly K non-zero entries in every row of A (K active
+// candidate ops on every edge), which is how bench/run_scaling measures step time against K.
+// The patterns are in bench/sparse_pattern.h.
+//   sparsenas_bench SPEC [--algo sparsenas|darts|darts2] [--density 0.25 | --active-per-edge K]
+//                        [--batch 64] [--steps 5] [--warmup 1] [--revive-every 1]
+//                        [--order second]
 // Prints one JSON line: per step (median) wall-clock seconds and CPU seconds of the process
 // (on a shared machine the CPU time is the steadier measure of the work), the same per
 // pass, the allocator's peak, peak RSS, and the candidates each pass runs.
@@ -15,12 +19,12 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
-#include <numeric>
 #include <string>
 #include <vector>
 
 #include "algorithms/algorithm.h"
 #include "algorithms/sparsenas.h"
+#include "bench/sparse_pattern.h"
 #include "engine/backends/backend.h"
 #include "engine/error.h"
 #include "engine/optim/adam.h"
@@ -64,28 +68,6 @@ Batch random_batch(const spec::Network& net, int64_t batch, Rng& rng) {
   return b;
 }
 
-// A with `density` of its entries non-zero (a seeded choice, values of either sign in
-// [0.05, 0.3]); x the same, no momentum.
-void make_sparse(algorithms::ArchState& arch, double density, uint64_t seed) {
-  Rng rng(seed);
-  algorithms::SparseNasState& state = algorithms::sparsenas_state(arch);
-  for (size_t g = 0; g < arch.logits.size(); ++g) {
-    const size_t n = size_t(arch.logits[g].value().numel());
-    std::vector<size_t> order(n);
-    std::iota(order.begin(), order.end(), size_t{0});
-    for (size_t i = n; i-- > 1;) std::swap(order[i], order[size_t(rng.below(i + 1))]);
-    std::vector<float> a(n, 0.0f);
-    const size_t keep = size_t(double(n) * density + 0.5);
-    for (size_t i = 0; i < keep; ++i) {
-      const float magnitude = 0.05f + 0.25f * rng.uniform();
-      a[order[i]] = rng.uniform() < 0.5f ? -magnitude : magnitude;
-    }
-    arch.logits[g].value().copy_from(Tensor::from_vector(arch.logits[g].shape(), a));
-    state.x[g] = a;
-    std::fill(state.v[g].begin(), state.v[g].end(), 0.0f);
-  }
-}
-
 }  // namespace
 
 // Candidates a plan runs with autodiff and forward-only.
@@ -96,22 +78,42 @@ algorithms::CandidateCounts counts_for(const ir::Graph& graph, const sched::Acti
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: sparsenas_bench SPEC [--algo A] [--density D] [--batch B] [--steps N] "
-                 "[--warmup W] [--revive-every N] [--order second|first]\n");
+                 "usage: sparsenas_bench SPEC [--algo A] [--density D | --active-per-edge K] "
+                 "[--batch B] [--steps N] [--warmup W] [--revive-every N] "
+                 "[--order second|first]\n");
     return 2;
   }
   std::string algo_name = "sparsenas", order = "second";
-  double density = 0.25;
+  bench::SparsePattern pattern;
   int64_t batch = 64, steps = 5, warmup = 1, revive_every = 1;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--algo") algo_name = value;
-    if (flag == "--density") density = std::atof(value.c_str());
-    if (flag == "--batch") batch = std::atoll(value.c_str());
-    if (flag == "--steps") steps = std::atoll(value.c_str());
-    if (flag == "--warmup") warmup = std::atoll(value.c_str());
-    if (flag == "--revive-every") revive_every = std::atoll(value.c_str());
-    if (flag == "--order") order = value;
+  for (int i = 2; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (i + 1 == argc) {
+      std::fprintf(stderr, "sparsenas_bench: %s needs a value\n", flag.c_str());
+      return 2;
+    }
+    const std::string value = argv[i + 1];
+    if (flag == "--algo")
+      algo_name = value;
+    else if (flag == "--density")
+      pattern.density = std::atof(value.c_str());
+    else if (flag == "--active-per-edge")
+      pattern.active_per_edge = std::atoll(value.c_str());
+    else if (flag == "--batch")
+      batch = std::atoll(value.c_str());
+    else if (flag == "--steps")
+      steps = std::atoll(value.c_str());
+    else if (flag == "--warmup")
+      warmup = std::atoll(value.c_str());
+    else if (flag == "--revive-every")
+      revive_every = std::atoll(value.c_str());
+    else if (flag == "--order")
+      order = value;
+    else {
+      // A misspelt flag would otherwise time the default pattern under the wrong label.
+      std::fprintf(stderr, "sparsenas_bench: unknown flag %s\n", flag.c_str());
+      return 2;
+    }
   }
   try {
     set_num_threads(0);
@@ -136,7 +138,7 @@ int main(int argc, char** argv) {
     // The pattern, and what each pass runs at it.
     algorithms::CandidateCounts arch_counts, weight_counts;
     if (sparse) {
-      make_sparse(arch, density, 7);
+      bench::apply_sparse_pattern(arch, pattern);
       const bool revive = revive_every == 1;
       arch_counts =
           counts_for(graph, algorithms::nonzero_active_set(
@@ -157,7 +159,7 @@ int main(int argc, char** argv) {
       double wall = 0, cpu = 0;
       for (size_t p = 0; p < passes.size(); ++p) {
         if (sparse && (p == 0 || std::string(passes[p].name) == "update_weights")) {
-          make_sparse(arch, density, 7);
+          bench::apply_sparse_pattern(arch, pattern);
           // A revival step (iterations 0) unless --revive-every skips this one.
           algorithms::sparsenas_state(arch).iterations = revive_every > 1 ? 1 : 0;
           arch.active = algorithms::nonzero_active_set(graph, arch, sched::kInactive);
@@ -183,7 +185,10 @@ int main(int argc, char** argv) {
     j.set("spec", std::string(argv[1]));
     j.set("algo", algo_name);
     if (sparse) {
-      j.set("density", density);
+      if (pattern.active_per_edge > 0)
+        j.set("active_per_edge", pattern.active_per_edge);
+      else
+        j.set("density", pattern.density);
       j.set("order", order);
       j.set("revive_every", revive_every);
     }
