@@ -1,0 +1,126 @@
+// What a recorded node keeps for its backward depends on the gradients wanted (ops'
+// backward_reads rules): a conv keeps its input only for a weight gradient, a weighted sum
+// its inputs only for the coefficients' gradient, a batch norm without affine its output
+// (x̂) instead of its input, and relu its input where the producer keeps that anyway. Each
+// case checks what is kept and that the gradients equal the ones formed from the full set.
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "engine/autodiff/var.h"
+#include "ops/ops.h"
+#include "tests/support/op_tests.h"
+
+using namespace cellgraph;
+
+namespace {
+using testing::random;
+
+const Node& producer_of(const Var& v) {
+  REQUIRE(v.impl()->producer != nullptr);
+  return *v.impl()->producer;
+}
+
+// Sum of y * r for a fixed random r: a loss whose gradient dy = r reaches every element.
+Var probe_loss(const Var& y, uint64_t seed) {
+  return ops::sum(ops::mul(y, Var(random(y.shape(), seed))));
+}
+
+void check_close(const Tensor& a, const Tensor& b, float tolerance) {
+  const std::vector<float> x = a.to_vector(), y = b.to_vector();
+  REQUIRE(x.size() == y.size());
+  for (size_t i = 0; i < x.size(); ++i) CHECK(x[i] == doctest::Approx(y[i]).epsilon(tolerance));
+}
+}  // namespace
+
+TEST_CASE("backward saves: a conv keeps its input only when its weight wants a gradient") {
+  Var x(random({2, 3, 5, 5}, 1), true);
+  const Var frozen(random({4, 3, 3, 3}, 2), false);
+  const Var trained(random({4, 3, 3, 3}, 2), true);
+  const Var y_frozen = ops::conv2d(x, frozen, {}, ConvAttrs{.padding = 1});
+  const Var y_trained = ops::conv2d(x, trained, {}, ConvAttrs{.padding = 1});
+  CHECK_FALSE(producer_of(y_frozen).saved_inputs[0].defined());
+  CHECK(producer_of(y_frozen).saved_inputs[1].defined());
+  CHECK(producer_of(y_trained).saved_inputs[0].defined());
+  // The data gradient does not need the input.
+  probe_loss(y_frozen, 3).backward();
+  const Tensor dx_frozen = x.grad().clone();
+  x.zero_grad();
+  probe_loss(y_trained, 3).backward();
+  check_close(dx_frozen, x.grad(), 1e-6f);
+  CHECK(trained.has_grad());
+}
+
+TEST_CASE("backward saves: a weighted sum keeps its inputs only for the coefficients' gradient") {
+  Var a(random({2, 3, 4, 4}, 4), true), b(random({2, 3, 4, 4}, 5), true);
+  const Tensor coefficients = random({2, 3}, 6);
+  const Var detached(coefficients, false), searched(coefficients.clone(), true);
+  const Var y_detached = ops::weighted_sum({a, b}, detached, 1, {0, 2});
+  const Var y_searched = ops::weighted_sum({a, b}, searched, 1, {0, 2});
+  const Node& kept_nothing = producer_of(y_detached);
+  CHECK_FALSE(kept_nothing.saved_inputs[0].defined());
+  CHECK_FALSE(kept_nothing.saved_inputs[1].defined());
+  CHECK(kept_nothing.saved_inputs[2].defined());
+  CHECK(producer_of(y_searched).saved_inputs[0].defined());
+  probe_loss(y_detached, 7).backward();
+  const Tensor da = a.grad().clone(), db = b.grad().clone();
+  a.zero_grad();
+  b.zero_grad();
+  probe_loss(y_searched, 7).backward();
+  check_close(da, a.grad(), 1e-6f);
+  check_close(db, b.grad(), 1e-6f);
+  // <dy, x_i> landed in the row and columns the sum read.
+  const std::vector<float> dc = searched.grad().to_vector();
+  CHECK(dc[3] != 0.0f);
+  CHECK(dc[5] != 0.0f);
+  CHECK(dc[4] == 0.0f);
+}
+
+TEST_CASE("backward saves: batch norm without affine keeps x̂ (its output), not its input") {
+  const Tensor x0 = random({4, 3, 5, 5}, 8);
+  const Var x(x0, true), x_affine(x0.clone(), true);
+  const Var gamma(Tensor::full({3}, 1.0f), true), beta(Tensor::zeros({3}), true);
+  auto stats = [] { return Var(Tensor::zeros({3})); };
+  const Var y = ops::batch_norm(x, {}, {}, stats(), Var(Tensor::full({3}, 1.0f)));
+  const Var y_affine =
+      ops::batch_norm(x_affine, gamma, beta, stats(), Var(Tensor::full({3}, 1.0f)));
+  CHECK_FALSE(producer_of(y).saved_inputs[0].defined());
+  REQUIRE(producer_of(y).saved_outputs.size() == 1);
+  CHECK(producer_of(y).saved_outputs[0].defined());
+  CHECK(producer_of(y_affine).saved_inputs[0].defined());
+  CHECK(producer_of(y_affine).saved_outputs.empty());
+  probe_loss(y, 9).backward();
+  probe_loss(y_affine, 9).backward();
+  // gamma = 1 and beta = 0: the same function, its gradient formed from x instead of x̂.
+  check_close(x.grad(), x_affine.grad(), 1e-4f);
+}
+
+TEST_CASE("backward saves: relu keeps its input where the producer keeps it, else its output") {
+  const Tensor x0 = random({4, 3, 5, 5}, 10);
+  const Var x(x0, true);
+  const Var normed =
+      ops::batch_norm(x, {}, {}, Var(Tensor::zeros({3})), Var(Tensor::full({3}, 1.0f)));
+  const Var after_bn = ops::relu(normed);
+  const Node& reads_input = producer_of(after_bn);
+  CHECK(reads_input.saved_inputs[0].defined());
+  CHECK(reads_input.saved_outputs.empty());
+  const Var w(random({3, 3, 1, 1}, 11), true);
+  const Var after_conv = ops::relu(ops::conv2d(x, w));
+  const Node& reads_output = producer_of(after_conv);
+  CHECK_FALSE(reads_output.saved_inputs[0].defined());
+  REQUIRE(reads_output.saved_outputs.size() == 1);
+  CHECK(reads_output.saved_outputs[0].defined());
+
+  // The same relu backward from the input's mask as from the output's: compare with a
+  // relu fed a copy that no node keeps.
+  probe_loss(after_bn, 12).backward();
+  const Tensor dx = x.grad().clone();
+  const Var x2(x0.clone(), true);
+  const Var normed2 =
+      ops::batch_norm(x2, {}, {}, Var(Tensor::zeros({3})), Var(Tensor::full({3}, 1.0f)));
+  const Var copy = ops::add(normed2, Var(Tensor::zeros(normed2.shape())));
+  const Var plain = ops::relu(copy);
+  CHECK(producer_of(plain).saved_outputs.size() == 1);
+  probe_loss(plain, 12).backward();
+  check_close(dx, x2.grad(), 1e-6f);
+}
