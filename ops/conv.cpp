@@ -31,6 +31,11 @@ BackwardReads conv2d_backward_reads(const Attrs&, const std::vector<bool>&,
                                     const std::vector<bool>& wanted) {
   return {.inputs = wanted[1] ? bit(0) | bit(1) : bit(1)};
 }
+
+// A grouped conv (depthwise in DARTS' separable and dilated convs) costs k*k*C/groups
+// multiply-adds per output, a few times a ReLU: its output, which the next (pointwise)
+// conv's weight gradient reads, is recomputed in that backward rather than kept.
+bool conv2d_cheap_to_recompute(const Attrs& attrs) { return std::get<ConvAttrs>(attrs).groups > 1; }
 }  // namespace
 
 OpSchema schema_conv2d() {
@@ -38,7 +43,8 @@ OpSchema schema_conv2d() {
           .min_inputs = 2,
           .max_inputs = 3,
           .infer = infer_conv2d,
-          .backward_reads = conv2d_backward_reads};
+          .backward_reads = conv2d_backward_reads,
+          .cheap_to_recompute = conv2d_cheap_to_recompute};
 }
 
 namespace ops {

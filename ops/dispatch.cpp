@@ -45,6 +45,16 @@ BackwardReads backward_reads(const OpSchema& s, const Attrs& attrs,
   }
   return s.backward_reads(attrs, given, wanted);
 }
+
+// A value the backward reads is recomputed instead of kept when the node that made it can
+// run again and does not keep it itself (if it does, keeping it here costs nothing).
+bool recomputable(const Var& v) {
+  if (v.is_leaf()) return false;
+  const Node& producer = *v.impl()->producer;
+  const auto k = size_t(v.impl()->output_index);
+  if (k < producer.saved_outputs.size() && producer.saved_outputs[k].defined()) return false;
+  return producer.can_recompute && !producer.released;
+}
 }  // namespace
 
 std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& inputs) {
@@ -91,11 +101,21 @@ std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& 
   const BackwardReads reads = backward_reads(s, attrs, inputs);
   node->inputs.resize(inputs.size());
   node->saved_inputs.resize(inputs.size());
+  node->can_recompute = s.cheap_to_recompute != nullptr && s.cheap_to_recompute(attrs);
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Var& v = inputs[i];
     if (!v.defined()) continue;
-    if (has_bit(reads.inputs, i)) node->saved_inputs[i] = values[i];
     NodeInput& in = node->inputs[i];
+    if (has_bit(reads.inputs, i)) {
+      if (recomputable(v)) {
+        in.recompute_from = v.impl()->producer;
+        in.recompute_index = v.impl()->output_index;
+      } else {
+        node->saved_inputs[i] = values[i];
+      }
+    }
+    node->can_recompute =
+        node->can_recompute && (node->saved_inputs[i].defined() || in.recompute_from);
     in.wants_grad = v.requires_grad() && has_bit(s.differentiable_inputs, i);
     if (!in.wants_grad) continue;
     if (v.is_leaf()) {

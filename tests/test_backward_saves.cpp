@@ -1,13 +1,15 @@
 // What a recorded node keeps for its backward depends on the gradients wanted (ops'
 // backward_reads rules): a conv keeps its input only for a weight gradient, a weighted sum
 // its inputs only for the coefficients' gradient, a batch norm without affine its output
-// (x̂) instead of its input, and relu its input where the producer keeps that anyway. Each
-// case checks what is kept and that the gradients equal the ones formed from the full set.
+// (x̂) instead of its input, and relu its input where the producer keeps that anyway; a
+// value made by a cheap op (relu, depthwise conv) is recomputed in the backward instead of
+// kept. Each case checks what is kept and that the gradients equal those of the full set.
 #include <vector>
 
 #include <doctest/doctest.h>
 
 #include "engine/autodiff/var.h"
+#include "engine/backends/backend.h"
 #include "ops/ops.h"
 #include "tests/support/op_tests.h"
 
@@ -123,4 +125,62 @@ TEST_CASE("backward saves: relu keeps its input where the producer keeps it, els
   CHECK(producer_of(plain).saved_outputs.size() == 1);
   probe_loss(plain, 12).backward();
   check_close(dx, x2.grad(), 1e-6f);
+}
+
+namespace {
+// relu -> depthwise 3x3 -> pointwise 1x1, all weights trained (a weight step's separable
+// conv); `detour` puts a copy that no node keeps and none can recompute between the convs.
+struct SeparableRun {
+  Tensor dx, d_depthwise, d_pointwise;
+  Var pointwise_out;
+};
+SeparableRun separable(const Tensor& x0, bool after_bn, bool detour) {
+  Var x(x0.clone(), true);
+  Var dw(random({3, 1, 3, 3}, 21), true), pw(random({5, 3, 1, 1}, 22), true);
+  Var h = x;
+  if (after_bn)
+    h = ops::batch_norm(h, {}, {}, Var(Tensor::zeros({3})), Var(Tensor::full({3}, 1.0f)));
+  Var d = ops::conv2d(ops::relu(h), dw, {}, ConvAttrs{.padding = 1, .groups = 3});
+  if (detour) d = ops::add(d, Var(Tensor::zeros(d.shape())));
+  const Var y = ops::conv2d(d, pw);
+  SeparableRun run{.pointwise_out = y};
+  probe_loss(y, 23).backward();
+  run.dx = x.grad().clone();
+  run.d_depthwise = dw.grad().clone();
+  run.d_pointwise = pw.grad().clone();
+  return run;
+}
+}  // namespace
+
+TEST_CASE(
+    "backward saves: a depthwise conv's output is recomputed for the next conv's weight gradient") {
+  const Tensor x0 = random({2, 3, 6, 6}, 20);
+  for (const bool after_bn : {false, true}) {
+    CAPTURE(after_bn);
+    reset_kernel_counts();
+    const SeparableRun recomputed = separable(x0, after_bn, false);
+    const KernelCounts counts = kernel_counts();
+    // The pointwise conv kept nothing of its input and ran the depthwise conv again.
+    CHECK(counts.recomputed[size_t(OpKind::conv2d)] == 1);
+    // After a batch norm that keeps its output, relu keeps its input, so the depthwise
+    // conv's input (relu's output) is itself recomputed, for both convs' backward.
+    CHECK(counts.recomputed[size_t(OpKind::relu)] == (after_bn ? 2 : 0));
+    const SeparableRun kept = separable(x0, after_bn, true);
+    // Same kernels on the same values: the gradients are bit-identical.
+    CHECK(recomputed.dx.to_vector() == kept.dx.to_vector());
+    CHECK(recomputed.d_depthwise.to_vector() == kept.d_depthwise.to_vector());
+    CHECK(recomputed.d_pointwise.to_vector() == kept.d_pointwise.to_vector());
+  }
+}
+
+TEST_CASE("backward saves: a dense conv's output is kept, not recomputed") {
+  reset_kernel_counts();
+  Var x(random({2, 3, 6, 6}, 24), true);
+  Var w1(random({3, 3, 3, 3}, 25), true), w2(random({4, 3, 1, 1}, 26), true);
+  const Var y = ops::conv2d(ops::conv2d(x, w1, {}, ConvAttrs{.padding = 1}), w2);
+  const Node& pointwise = producer_of(y);
+  CHECK(pointwise.saved_inputs[0].defined());
+  CHECK(pointwise.inputs[0].recompute_from == nullptr);
+  probe_loss(y, 27).backward();
+  CHECK(kernel_counts().recomputed[size_t(OpKind::conv2d)] == 0);
 }

@@ -47,6 +47,14 @@ std::vector<Node*> reverse_topological(const std::vector<Node*>& roots) {
   return {order.rbegin(), order.rend()};
 }
 
+std::vector<Tensor> kept_or_recomputed_inputs(const Node& node) {
+  std::vector<Tensor> inputs = node.saved_inputs;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (node.inputs[i].recompute_from)
+      inputs[i] = recompute_output(*node.inputs[i].recompute_from, node.inputs[i].recompute_index);
+  return inputs;
+}
+
 void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
                        std::unordered_map<Node*, std::vector<Tensor>>& pending) {
   for (size_t i = 0; i < grad_outputs.size(); ++i)
@@ -66,9 +74,11 @@ void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
   if (kernel.backward == nullptr)
     throw error("op '", op_name(node.kind), "' has no backward kernel on the ",
                 device_name(node.device), " backend");
+  // Inputs that were not kept are rebuilt now and dropped with this call.
+  const std::vector<Tensor> inputs = kept_or_recomputed_inputs(node);
   const auto start = std::chrono::steady_clock::now();
-  kernel.backward(BackwardCall{node.kind, node.attrs, node.saved_inputs, node.input_shapes,
-                               node.saved_outputs, node.saved, grad_outputs, grad_inputs});
+  kernel.backward(BackwardCall{node.kind, node.attrs, inputs, node.input_shapes, node.saved_outputs,
+                               node.saved, grad_outputs, grad_inputs});
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   ++kernel_counts().backward[static_cast<size_t>(node.kind)];
   kernel_counts().backward_seconds[static_cast<size_t>(node.kind)] += took.count();
@@ -91,6 +101,23 @@ void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
   }
 }
 }  // namespace
+
+Tensor recompute_output(const Node& node, int index) {
+  CG_ASSERT(node.can_recompute && !node.released, "recomputing the output of a '",
+            op_name(node.kind), "' node that did not keep its inputs");
+  const std::vector<Tensor> inputs = kept_or_recomputed_inputs(node);
+  std::vector<Tensor> outputs;
+  for (const Shape& shape : node.output_shapes)
+    outputs.push_back(Tensor::empty(shape, node.device));
+  const auto start = std::chrono::steady_clock::now();
+  backend_for(node.device)
+      .kernel(node.kind)
+      .forward(ForwardCall{node.kind, node.attrs, inputs, outputs, nullptr});
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  ++kernel_counts().recomputed[static_cast<size_t>(node.kind)];
+  kernel_counts().recomputed_seconds[static_cast<size_t>(node.kind)] += took.count();
+  return outputs[size_t(index)];
+}
 
 Var::Var(Tensor value, bool requires_grad, std::string name) : impl_(std::make_shared<VarImpl>()) {
   impl_->value = std::move(value);
