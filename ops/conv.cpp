@@ -33,9 +33,11 @@ BackwardReads conv2d_backward_reads(const Attrs&, const std::vector<bool>&,
 }
 
 // A grouped conv (depthwise in DARTS' separable and dilated convs) costs k*k*C/groups
-// multiply-adds per output, a few times a ReLU: its output, which the next (pointwise)
-// conv's weight gradient reads, is recomputed in that backward rather than kept.
-bool conv2d_cheap_to_recompute(const Attrs& attrs) { return std::get<ConvAttrs>(attrs).groups > 1; }
+// multiply-adds per output: at Recompute::convolutions its output, which the next
+// (pointwise) conv's weight gradient reads, is recomputed in that backward rather than kept.
+Recompute conv2d_cheap_to_recompute(const Attrs& attrs) {
+  return std::get<ConvAttrs>(attrs).groups > 1 ? Recompute::convolutions : Recompute::none;
+}
 }  // namespace
 
 OpSchema schema_conv2d() {

@@ -101,7 +101,10 @@ std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& 
   const BackwardReads reads = backward_reads(s, attrs, inputs);
   node->inputs.resize(inputs.size());
   node->saved_inputs.resize(inputs.size());
-  node->can_recompute = s.cheap_to_recompute != nullptr && s.cheap_to_recompute(attrs);
+  if (s.cheap_to_recompute != nullptr) {
+    const Recompute needs = s.cheap_to_recompute(attrs);
+    node->can_recompute = needs != Recompute::none && needs <= recompute_level();
+  }
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Var& v = inputs[i];
     if (!v.defined()) continue;

@@ -53,7 +53,7 @@ OpSchema schema_relu() {
           .infer = same_as_input,
           .backward_reads_outputs = true,
           .backward_reads_input_or_output = true,
-          .cheap_to_recompute = [](const Attrs&) { return true; },
+          .cheap_to_recompute = [](const Attrs&) { return Recompute::elementwise; },
           .shared_per_input = true};
 }
 OpSchema schema_tanh() {

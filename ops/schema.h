@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/autodiff/var.h"
 #include "engine/tensor/shape.h"
 #include "ops/attrs.h"
 #include "ops/op_list.h"
@@ -44,9 +45,10 @@ struct OpSchema {
   // affine saves its output), else the output.
   bool backward_reads_input_or_output = false;
   // The forward is cheap enough to run again in the backward instead of keeping its output
-  // for a consumer's backward (relu; a depthwise conv: k*k multiply-adds per output). Such
-  // an op must be a pure function of its inputs and attributes.
-  bool (*cheap_to_recompute)(const Attrs& attrs) = nullptr;
+  // for a consumer's backward, from the Recompute level returned on (relu: elementwise; a
+  // depthwise conv: convolutions). Such an op must be a pure function of its inputs and
+  // attributes. Null, or Recompute::none: never.
+  Recompute (*cheap_to_recompute)(const Attrs& attrs) = nullptr;
   // A parameterless, attribute-free unary op whose output depends on its input alone: the
   // IR builder makes one node per input value and shares it between all its readers
   // (DARTS applies ReLU to one edge input in four candidates and two preprocessings).

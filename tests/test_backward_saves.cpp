@@ -134,6 +134,11 @@ struct SeparableRun {
   Tensor dx, d_depthwise, d_pointwise;
   Var pointwise_out;
 };
+struct RecomputeLevel {
+  explicit RecomputeLevel(Recompute level) { set_recompute(level); }
+  ~RecomputeLevel() { set_recompute(Recompute::elementwise); }
+};
+
 SeparableRun separable(const Tensor& x0, bool after_bn, bool detour) {
   Var x(x0.clone(), true);
   Var dw(random({3, 1, 3, 3}, 21), true), pw(random({5, 3, 1, 1}, 22), true);
@@ -154,6 +159,7 @@ SeparableRun separable(const Tensor& x0, bool after_bn, bool detour) {
 
 TEST_CASE(
     "backward saves: a depthwise conv's output is recomputed for the next conv's weight gradient") {
+  const RecomputeLevel convolutions(Recompute::convolutions);
   const Tensor x0 = random({2, 3, 6, 6}, 20);
   for (const bool after_bn : {false, true}) {
     CAPTURE(after_bn);
@@ -183,4 +189,24 @@ TEST_CASE("backward saves: a dense conv's output is kept, not recomputed") {
   CHECK(pointwise.inputs[0].recompute_from == nullptr);
   probe_loss(y, 27).backward();
   CHECK(kernel_counts().recomputed[size_t(OpKind::conv2d)] == 0);
+}
+
+TEST_CASE("backward saves: the recompute level decides what is recomputed") {
+  const Tensor x0 = random({2, 3, 6, 6}, 28);
+  const SeparableRun kept = separable(x0, true, true);
+  for (const Recompute level : {Recompute::none, Recompute::elementwise, Recompute::convolutions}) {
+    CAPTURE(int(level));
+    const RecomputeLevel set(level);
+    reset_kernel_counts();
+    const SeparableRun run = separable(x0, true, false);
+    const KernelCounts counts = kernel_counts();
+    // none: nothing; elementwise (the default): the relu for the depthwise conv's weight
+    // gradient; convolutions: also the depthwise conv (and its relu input) for the pointwise.
+    const int64_t relus = level == Recompute::none ? 0 : level == Recompute::elementwise ? 1 : 2;
+    CHECK(counts.recomputed[size_t(OpKind::relu)] == relus);
+    CHECK(counts.recomputed[size_t(OpKind::conv2d)] == (level == Recompute::convolutions ? 1 : 0));
+    CHECK(run.d_pointwise.to_vector() == kept.d_pointwise.to_vector());
+    CHECK(run.d_depthwise.to_vector() == kept.d_depthwise.to_vector());
+    CHECK(run.dx.to_vector() == kept.dx.to_vector());
+  }
 }

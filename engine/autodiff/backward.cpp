@@ -1,3 +1,4 @@
+#include <atomic>
 #include <chrono>
 #include <unordered_map>
 
@@ -10,6 +11,7 @@ namespace cellgraph {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+std::atomic<Recompute> g_recompute{Recompute::elementwise};
 
 // dst += src, in place, through the backend's add kernel (which allows dst == a).
 void accumulate(Tensor& dst, const Tensor& src) {
@@ -179,6 +181,9 @@ void backward(const std::vector<Var>& roots, const std::vector<Tensor>& grads) {
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 bool grad_enabled() { return g_grad_enabled; }
+
+void set_recompute(Recompute level) { g_recompute = level; }
+Recompute recompute_level() { return g_recompute; }
 
 FreezeGuard::FreezeGuard(const std::vector<Var>& vars) : vars_(vars) {
   for (const Var& v : vars_) {
