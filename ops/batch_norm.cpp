@@ -23,6 +23,17 @@ std::vector<Shape> infer_batch_norm(const Attrs&, const std::vector<Shape>& in) 
     throw error("batch_norm: gamma and beta must both be given or both be absent");
   return {x};
 }
+
+// Training without affine, y is x̂ = (x - mean) / sqrt(var + eps) itself, and the backward
+// needs only x̂ and the saved statistics: the output is kept instead of the input. The
+// output is what the next op reads (a ReLU, a weighted sum), which often keeps it anyway,
+// while the input (a conv's output) would be kept by this node alone. With affine, x̂
+// cannot be recovered from y where gamma is 0: the input is kept, with gamma.
+BackwardReads batch_norm_backward_reads(const Attrs& attrs, const std::vector<bool>& given,
+                                        const std::vector<bool>&) {
+  if (std::get<BatchNormAttrs>(attrs).training && !given[1]) return {.outputs = true};
+  return {.inputs = bit(0) | bit(1) | bit(2)};
+}
 }  // namespace
 
 OpSchema schema_batch_norm() {
@@ -31,7 +42,7 @@ OpSchema schema_batch_norm() {
           .max_inputs = 5,
           .infer = infer_batch_norm,
           .differentiable_inputs = bit(0) | bit(1) | bit(2),
-          .backward_reads_inputs = bit(0) | bit(1) | bit(2)};
+          .backward_reads = batch_norm_backward_reads};
 }
 
 namespace ops {

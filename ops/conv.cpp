@@ -24,6 +24,20 @@ std::vector<Shape> infer_conv2d(const Attrs& attrs, const std::vector<Shape>& in
   const int64_t wd = window_out("conv2d", x[3], int(w[3]), a.stride, a.padding, a.dilation);
   return {Shape{x[0], w[0], h, wd}};
 }
+
+// dx needs the weight, dw needs x: with the weight frozen (every architecture step) the
+// input is not kept. The weight is a parameter, alive anyway.
+BackwardReads conv2d_backward_reads(const Attrs&, const std::vector<bool>&,
+                                    const std::vector<bool>& wanted) {
+  return {.inputs = wanted[1] ? bit(0) | bit(1) : bit(1)};
+}
+
+// A grouped conv (depthwise in DARTS' separable and dilated convs) costs k*k*C/groups
+// multiply-adds per output: at Recompute::convolutions its output, which the next
+// (pointwise) conv's weight gradient reads, is recomputed in that backward rather than kept.
+Recompute conv2d_cheap_to_recompute(const Attrs& attrs) {
+  return std::get<ConvAttrs>(attrs).groups > 1 ? Recompute::convolutions : Recompute::none;
+}
 }  // namespace
 
 OpSchema schema_conv2d() {
@@ -31,7 +45,8 @@ OpSchema schema_conv2d() {
           .min_inputs = 2,
           .max_inputs = 3,
           .infer = infer_conv2d,
-          .backward_reads_inputs = bit(0) | bit(1)};
+          .backward_reads = conv2d_backward_reads,
+          .cheap_to_recompute = conv2d_cheap_to_recompute};
 }
 
 namespace ops {

@@ -22,6 +22,39 @@ Device common_device(OpKind kind, const std::vector<Var>& inputs) {
   CG_ASSERT(first != nullptr, op_name(kind), " called without any defined input");
   return first->device();
 }
+
+// What this node keeps for its backward: the schema's rule applied to this call, or its
+// fixed masks. An op that may read either its input or its output (relu) reads the input
+// when the node that produced it keeps that value anyway.
+BackwardReads backward_reads(const OpSchema& s, const Attrs& attrs,
+                             const std::vector<Var>& inputs) {
+  if (s.backward_reads_input_or_output) {
+    const Var& x = inputs[0];
+    const Node* producer = x.is_leaf() ? nullptr : x.impl()->producer.get();
+    const bool kept = producer != nullptr &&
+                      size_t(x.impl()->output_index) < producer->saved_outputs.size() &&
+                      producer->saved_outputs[size_t(x.impl()->output_index)].defined();
+    return kept ? BackwardReads{.inputs = bit(0)} : BackwardReads{.outputs = true};
+  }
+  if (s.backward_reads == nullptr)
+    return {.inputs = s.backward_reads_inputs, .outputs = s.backward_reads_outputs};
+  std::vector<bool> given(inputs.size()), wanted(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    given[i] = inputs[i].defined();
+    wanted[i] = given[i] && inputs[i].requires_grad() && has_bit(s.differentiable_inputs, i);
+  }
+  return s.backward_reads(attrs, given, wanted);
+}
+
+// A value the backward reads is recomputed instead of kept when the node that made it can
+// run again and does not keep it itself (if it does, keeping it here costs nothing).
+bool recomputable(const Var& v) {
+  if (v.is_leaf()) return false;
+  const Node& producer = *v.impl()->producer;
+  const auto k = size_t(v.impl()->output_index);
+  if (k < producer.saved_outputs.size() && producer.saved_outputs[k].defined()) return false;
+  return producer.can_recompute && !producer.released;
+}
 }  // namespace
 
 std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& inputs) {
@@ -65,13 +98,27 @@ std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& 
   node->device = device;
   node->input_shapes = std::move(shapes);
   node->output_shapes = out_shapes;
+  const BackwardReads reads = backward_reads(s, attrs, inputs);
   node->inputs.resize(inputs.size());
   node->saved_inputs.resize(inputs.size());
+  if (s.cheap_to_recompute != nullptr) {
+    const Recompute needs = s.cheap_to_recompute(attrs);
+    node->can_recompute = needs != Recompute::none && needs <= recompute_level();
+  }
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Var& v = inputs[i];
     if (!v.defined()) continue;
-    if (has_bit(s.backward_reads_inputs, i)) node->saved_inputs[i] = values[i];
     NodeInput& in = node->inputs[i];
+    if (has_bit(reads.inputs, i)) {
+      if (recomputable(v)) {
+        in.recompute_from = v.impl()->producer;
+        in.recompute_index = v.impl()->output_index;
+      } else {
+        node->saved_inputs[i] = values[i];
+      }
+    }
+    node->can_recompute =
+        node->can_recompute && (node->saved_inputs[i].defined() || in.recompute_from);
     in.wants_grad = v.requires_grad() && has_bit(s.differentiable_inputs, i);
     if (!in.wants_grad) continue;
     if (v.is_leaf()) {
@@ -81,7 +128,7 @@ std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& 
       in.output_index = v.impl()->output_index;
     }
   }
-  if (s.backward_reads_outputs) node->saved_outputs = outputs;
+  if (reads.outputs) node->saved_outputs = outputs;
   for (size_t i = 0; i < result.size(); ++i) {
     result[i].impl()->producer = node;
     result[i].impl()->output_index = static_cast<int>(i);

@@ -33,13 +33,27 @@ std::vector<Shape> infer_drop_path(const Attrs& attrs, const std::vector<Shape>&
   if (in[0].rank() < 1) throw error("drop_path: the input needs a batch dimension");
   return {in[0]};
 }
+
+// da = dy * b and db = dy * a: an operand is kept only while the other wants a gradient.
+BackwardReads mul_backward_reads(const Attrs&, const std::vector<bool>&,
+                                 const std::vector<bool>& wanted) {
+  return {.inputs = (wanted[1] ? bit(0) : 0u) | (wanted[0] ? bit(1) : 0u)};
+}
+// dx = s dy reads the one-element s (kept always); ds = <dy, x> reads x.
+BackwardReads scale_backward_reads(const Attrs&, const std::vector<bool>&,
+                                   const std::vector<bool>& wanted) {
+  return {.inputs = wanted[1] ? bit(0) | bit(1) : bit(1)};
+}
 }  // namespace
 
-// Activations read their output in backward (relu: y > 0; tanh: 1 - y^2; sigmoid: y(1-y)).
+// Activations read their output in backward (relu: y > 0; tanh: 1 - y^2; sigmoid: y(1-y));
+// relu may read its input instead (x > 0 is the same mask).
 OpSchema schema_relu() {
   return {.name = "relu",
           .infer = same_as_input,
           .backward_reads_outputs = true,
+          .backward_reads_input_or_output = true,
+          .cheap_to_recompute = [](const Attrs&) { return Recompute::elementwise; },
           .shared_per_input = true};
 }
 OpSchema schema_tanh() {
@@ -57,14 +71,14 @@ OpSchema schema_mul() {
           .min_inputs = 2,
           .max_inputs = 2,
           .infer = infer_binary<kMul>,
-          .backward_reads_inputs = bit(0) | bit(1)};
+          .backward_reads = mul_backward_reads};
 }
 OpSchema schema_scale() {
   return {.name = "scale",
           .min_inputs = 2,
           .max_inputs = 2,
           .infer = infer_scale,
-          .backward_reads_inputs = bit(0) | bit(1)};
+          .backward_reads = scale_backward_reads};
 }
 // The mask is recomputed from (seed, index) in backward, so nothing is saved.
 OpSchema schema_dropout() { return {.name = "dropout", .infer = infer_dropout}; }

@@ -41,6 +41,18 @@ std::vector<Shape> infer_embedding(const Attrs&, const std::vector<Shape>& in) {
   dims.push_back(in[0][1]);
   return {Shape(dims)};
 }
+
+// Each product's gradient with respect to one operand needs only the other operand, so an
+// operand is kept only while the other one wants a gradient. linear's weight is a
+// parameter and stays alive anyway.
+BackwardReads linear_backward_reads(const Attrs&, const std::vector<bool>&,
+                                    const std::vector<bool>& wanted) {
+  return {.inputs = wanted[1] ? bit(0) | bit(1) : bit(1)};
+}
+BackwardReads matmul_backward_reads(const Attrs&, const std::vector<bool>&,
+                                    const std::vector<bool>& wanted) {
+  return {.inputs = (wanted[1] ? bit(0) : 0u) | (wanted[0] ? bit(1) : 0u)};
+}
 }  // namespace
 
 OpSchema schema_linear() {
@@ -48,14 +60,14 @@ OpSchema schema_linear() {
           .min_inputs = 2,
           .max_inputs = 3,
           .infer = infer_linear,
-          .backward_reads_inputs = bit(0) | bit(1)};
+          .backward_reads = linear_backward_reads};
 }
 OpSchema schema_matmul() {
   return {.name = "matmul",
           .min_inputs = 2,
           .max_inputs = 2,
           .infer = infer_matmul,
-          .backward_reads_inputs = bit(0) | bit(1)};
+          .backward_reads = matmul_backward_reads};
 }
 OpSchema schema_embedding() {
   return {.name = "embedding",

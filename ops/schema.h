@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/autodiff/var.h"
 #include "engine/tensor/shape.h"
 #include "ops/attrs.h"
 #include "ops/op_list.h"
@@ -14,6 +15,16 @@ namespace cellgraph {
 
 // Shapes of the inputs; an absent optional input has rank 0.
 using ShapeInference = std::vector<Shape> (*)(const Attrs& attrs, const std::vector<Shape>& inputs);
+
+// What a recorded node keeps for its backward: an input bit mask (as below) and whether
+// the outputs. The rule sees, per input, whether it is given (defined) and whether it
+// wants a gradient.
+struct BackwardReads {
+  uint32_t inputs = 0;
+  bool outputs = false;
+};
+using BackwardReadsRule = BackwardReads (*)(const Attrs& attrs, const std::vector<bool>& given,
+                                            const std::vector<bool>& wanted);
 
 struct OpSchema {
   const char* name = nullptr;
@@ -25,6 +36,19 @@ struct OpSchema {
   uint32_t differentiable_inputs = ~0u;  // input i can receive a gradient
   uint32_t backward_reads_inputs = 0;    // the backward kernel reads input i's value
   bool backward_reads_outputs = false;   // the backward kernel reads the outputs' values
+  // When what the backward reads depends on the call, this rule replaces the two fields
+  // above: an activation that only an unwanted gradient would read is then not kept
+  // (a conv's input when its weight is frozen, as in every architecture step).
+  BackwardReadsRule backward_reads = nullptr;
+  // relu: the mask y > 0 equals x > 0, so the backward may read either. The dispatcher
+  // keeps the input where the node that produced it keeps it anyway (a batch norm without
+  // affine saves its output), else the output.
+  bool backward_reads_input_or_output = false;
+  // The forward is cheap enough to run again in the backward instead of keeping its output
+  // for a consumer's backward, from the Recompute level returned on (relu: elementwise; a
+  // depthwise conv: convolutions). Such an op must be a pure function of its inputs and
+  // attributes. Null, or Recompute::none: never.
+  Recompute (*cheap_to_recompute)(const Attrs& attrs) = nullptr;
   // A parameterless, attribute-free unary op whose output depends on its input alone: the
   // IR builder makes one node per input value and shares it between all its readers
   // (DARTS applies ReLU to one edge input in four candidates and two preprocessings).

@@ -38,6 +38,16 @@ std::vector<Shape> infer_flatten(const Attrs&, const std::vector<Shape>& in) {
     throw error("flatten: input must have a batch dimension and more, got ", in[0].str());
   return {Shape{in[0][0], in[0].numel() / std::max<int64_t>(in[0][0], 1)}};
 }
+
+// dx_i = coef * dy needs the (small) coefficients; dcoef = <dy, x_i> needs every x_i, so the
+// inputs are kept only when the coefficients want a gradient: not in a weight step, where
+// the architecture is detached and the candidates' outputs are the largest thing a
+// mixed edge would otherwise keep.
+BackwardReads weighted_sum_backward_reads(const Attrs&, const std::vector<bool>&,
+                                          const std::vector<bool>& wanted) {
+  const size_t coefficients = wanted.size() - 1;
+  return {.inputs = wanted[coefficients] ? ~0u : bit(int(coefficients))};
+}
 }  // namespace
 
 // flatten lives here rather than with reshape because, like the sums, the IR needs it
@@ -45,13 +55,12 @@ std::vector<Shape> infer_flatten(const Attrs&, const std::vector<Shape>& in) {
 OpSchema schema_flatten() { return {.name = "flatten", .infer = infer_flatten}; }
 
 OpSchema schema_add_n() { return {.name = "add_n", .max_inputs = -1, .infer = infer_add_n}; }
-// dx_i = coef * dy needs the coefficients; dcoef = <dy, x_i> needs every x_i.
 OpSchema schema_weighted_sum() {
   return {.name = "weighted_sum",
           .min_inputs = 2,
           .max_inputs = -1,
           .infer = infer_weighted_sum,
-          .backward_reads_inputs = ~0u};
+          .backward_reads = weighted_sum_backward_reads};
 }
 
 namespace ops {

@@ -183,6 +183,24 @@ TEST_CASE("cli: bench --json times each pass and reports wall and CPU seconds pe
   CHECK(passes == std::vector<std::string>{"update_architecture_first_order", "update_weights"});
 }
 
+TEST_CASE("cli: bench --recompute depthwise keeps less than relu, relu less than none") {
+  const std::string spec = kSource + "/examples/spaces/darts_cnn_small.json";
+  auto peak = [&](const std::string& level) {
+    const Result r = run_cli("bench " + spec +
+                             " --batch 8 --steps 1 --warmup 0 --threads 1 --json --recompute " +
+                             level);
+    REQUIRE(r.status == 0);
+    return spec::parse_json_string(r.out, "bench --json").find("peak_bytes")->as_integer();
+  };
+  const int64_t none = peak("none"), relu = peak("relu"), depthwise = peak("depthwise");
+  CHECK(relu < none);
+  CHECK(depthwise < relu);
+  const Result bad = run_cli("bench " + spec + " --recompute all");
+  CHECK(bad.status == 1);
+  CHECK(bad.err.find("--recompute: expected relu, depthwise or none, got 'all'") !=
+        std::string::npos);
+}
+
 TEST_CASE("cli: bench on a language model steps on token ids with its state carried") {
   TempDir dir;
   const std::string spec = dir / "tiny_rnn.json";

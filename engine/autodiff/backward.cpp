@@ -1,3 +1,4 @@
+#include <atomic>
 #include <chrono>
 #include <unordered_map>
 
@@ -10,6 +11,7 @@ namespace cellgraph {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+std::atomic<Recompute> g_recompute{Recompute::elementwise};
 
 // dst += src, in place, through the backend's add kernel (which allows dst == a).
 void accumulate(Tensor& dst, const Tensor& src) {
@@ -47,6 +49,14 @@ std::vector<Node*> reverse_topological(const std::vector<Node*>& roots) {
   return {order.rbegin(), order.rend()};
 }
 
+std::vector<Tensor> kept_or_recomputed_inputs(const Node& node) {
+  std::vector<Tensor> inputs = node.saved_inputs;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (node.inputs[i].recompute_from)
+      inputs[i] = recompute_output(*node.inputs[i].recompute_from, node.inputs[i].recompute_index);
+  return inputs;
+}
+
 void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
                        std::unordered_map<Node*, std::vector<Tensor>>& pending) {
   for (size_t i = 0; i < grad_outputs.size(); ++i)
@@ -66,9 +76,11 @@ void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
   if (kernel.backward == nullptr)
     throw error("op '", op_name(node.kind), "' has no backward kernel on the ",
                 device_name(node.device), " backend");
+  // Inputs that were not kept are rebuilt now and dropped with this call.
+  const std::vector<Tensor> inputs = kept_or_recomputed_inputs(node);
   const auto start = std::chrono::steady_clock::now();
-  kernel.backward(BackwardCall{node.kind, node.attrs, node.saved_inputs, node.input_shapes,
-                               node.saved_outputs, node.saved, grad_outputs, grad_inputs});
+  kernel.backward(BackwardCall{node.kind, node.attrs, inputs, node.input_shapes, node.saved_outputs,
+                               node.saved, grad_outputs, grad_inputs});
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   ++kernel_counts().backward[static_cast<size_t>(node.kind)];
   kernel_counts().backward_seconds[static_cast<size_t>(node.kind)] += took.count();
@@ -91,6 +103,23 @@ void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
   }
 }
 }  // namespace
+
+Tensor recompute_output(const Node& node, int index) {
+  CG_ASSERT(node.can_recompute && !node.released, "recomputing the output of a '",
+            op_name(node.kind), "' node that did not keep its inputs");
+  const std::vector<Tensor> inputs = kept_or_recomputed_inputs(node);
+  std::vector<Tensor> outputs;
+  for (const Shape& shape : node.output_shapes)
+    outputs.push_back(Tensor::empty(shape, node.device));
+  const auto start = std::chrono::steady_clock::now();
+  backend_for(node.device)
+      .kernel(node.kind)
+      .forward(ForwardCall{node.kind, node.attrs, inputs, outputs, nullptr});
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  ++kernel_counts().recomputed[static_cast<size_t>(node.kind)];
+  kernel_counts().recomputed_seconds[static_cast<size_t>(node.kind)] += took.count();
+  return outputs[size_t(index)];
+}
 
 Var::Var(Tensor value, bool requires_grad, std::string name) : impl_(std::make_shared<VarImpl>()) {
   impl_->value = std::move(value);
@@ -152,6 +181,9 @@ void backward(const std::vector<Var>& roots, const std::vector<Tensor>& grads) {
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 bool grad_enabled() { return g_grad_enabled; }
+
+void set_recompute(Recompute level) { g_recompute = level; }
+Recompute recompute_level() { return g_recompute; }
 
 FreezeGuard::FreezeGuard(const std::vector<Var>& vars) : vars_(vars) {
   for (const Var& v : vars_) {

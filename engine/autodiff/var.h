@@ -68,6 +68,10 @@ struct NodeInput {
   int output_index = 0;
   std::shared_ptr<VarImpl> leaf;  // a leaf that wants a gradient, or null
   bool wants_grad = false;
+  // Set where the backward reads this input but it was not kept: the node that made it
+  // runs its forward again from what that node keeps (see Node::can_recompute).
+  std::shared_ptr<Node> recompute_from;
+  int recompute_index = 0;
 };
 
 struct Node {
@@ -81,7 +85,24 @@ struct Node {
   std::vector<Shape> output_shapes;
   std::vector<Tensor> saved;  // kernel workspace (BN statistics, pool indices, masks)
   bool released = false;      // its backward ran and its saved tensors were freed
+  // Its op is cheap to run again (relu, a depthwise conv) and every input it was given is
+  // kept or can itself be recomputed: a consumer whose backward reads this node's output
+  // need not keep it. A node's backward runs after its consumers', so what it keeps is
+  // still there when they recompute.
+  bool can_recompute = false;
 };
+
+// How much forward work a backward may redo so that less is kept between a forward and its
+// backward. Each cheap_to_recompute op names the level it needs: elementwise (relu: one
+// memory-bound pass, measured no slower than keeping it) or convolutions (a depthwise conv:
+// DARTS' search step keeps 38% less at its peak and takes ~15% longer, bench/README.md).
+enum class Recompute : uint8_t { none, elementwise, convolutions };
+void set_recompute(Recompute level);  // for this process; default elementwise
+Recompute recompute_level();
+
+// Runs a recorded node's forward again on what it kept (recomputing its own inputs where
+// needed) and returns output `index`: the value a consumer's backward reads but did not keep.
+Tensor recompute_output(const Node& node, int index);
 
 // Backpropagates from several values at once (e.g. every output of a multi-output op),
 // each seeded with its gradient; gradients meeting at a shared node are summed first.

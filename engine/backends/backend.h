@@ -77,6 +77,9 @@ struct KernelCounts {
   std::array<int64_t, kOpCount> backward{};
   std::array<double, kOpCount> forward_seconds{};  // wall time inside the kernels
   std::array<double, kOpCount> backward_seconds{};
+  // Forwards run again in a backward to rebuild a value no node kept (recompute_output).
+  std::array<int64_t, kOpCount> recomputed{};
+  std::array<double, kOpCount> recomputed_seconds{};
 };
 KernelCounts& kernel_counts();
 void reset_kernel_counts();

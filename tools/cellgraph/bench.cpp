@@ -87,6 +87,7 @@ struct CarriedState {
 int run_bench(const Args& args) {
   const std::string& path = args.positional(0);
   apply_threads(args);
+  apply_recompute(args);
   const Device device = selected_device(args);
   const int64_t batch = args.get_int("batch", 64, 1, 1 << 16);
   const int64_t steps = args.get_int("steps", 10, 1, 100000);
@@ -212,6 +213,7 @@ const Command& bench_command() {
                 {"steps", "N", "timed steps (the median is reported)", "10"},
                 {"warmup", "N", "untimed steps first", "2"},
                 threads_flag(),
+                recompute_flag(),
                 device_flag(),
                 {"json", "", "print one JSON object", ""}},
       .details =

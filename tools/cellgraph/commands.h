@@ -28,6 +28,9 @@ const Command& latency_command();
 void apply_threads(const Args& args);
 // The --threads flag, shared by the commands that compute.
 Flag threads_flag();
+// --recompute relu|depthwise|none: how much forward work backward passes redo to keep less.
+Flag recompute_flag();
+void apply_recompute(const Args& args);
 // --device cpu|cuda (default cpu): the device the command computes on. Throws Error for
 // another name, and when that device's backend was not built or finds no device, before
 // anything is read or written.

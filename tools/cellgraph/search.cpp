@@ -195,6 +195,7 @@ int run_search(const Args& args) {
   const std::string dir = resume ? args.get("resume") : args.get("out");
   if (resume) check_resume_flags(args, "search", "SPEC", dir);
   apply_threads(args);
+  apply_recompute(args);
   const Device device = selected_device(args);
   std::unique_ptr<ConfigReader> reader;
   SearchConfig config;
@@ -286,6 +287,7 @@ std::vector<Flag> search_flags() {
       {"max-steps", "N", "stop after N steps in total (0: no limit)", "0"},
       {"seed", "S", "seed of weights, architecture init and batch order", "0"},
       threads_flag(),
+      recompute_flag(),
       device_flag(),
       {"train-fraction", "F",
        "part of the training set that trains the weights (1 for an algorithm without a "

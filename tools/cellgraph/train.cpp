@@ -295,6 +295,7 @@ int run_train(const Args& args) {
   const std::string dir = resume ? args.get("resume") : args.get("out");
   if (resume) check_resume_flags(args, "train", "FIXED_SPEC", dir);
   apply_threads(args);
+  apply_recompute(args);
   const Device device = selected_device(args);
   std::unique_ptr<ConfigReader> reader;
   TrainConfig config;
@@ -410,6 +411,7 @@ const Command& train_command() {
            {"max-steps", "N", "stop after N steps in total (0: no limit)", "0"},
            {"seed", "S", "seed of the weights and the batch order", "0"},
            threads_flag(),
+           recompute_flag(),
            device_flag(),
            {"subset", "N", "use only the first N training images (0: all)", "0"},
            {"test-subset", "N", "evaluate on the first N test images (0: all)", "0"},

@@ -151,7 +151,11 @@ void batch_norm_backward(const BackwardCall& call) {
   CG_ASSERT(call.saved.size() == 2, "batch_norm backward without the forward's statistics");
   const Planes p(call.input_shapes[0]);
   const bool affine = call.input_shapes[1].rank() != 0;
-  const Tensor x = call.inputs[0].contiguous();
+  // Training without affine keeps the output, which is x̂ itself (ops/batch_norm.cpp): the
+  // loops below then read it as x with mean 0 and 1 / sqrt(var + eps) = 1.
+  const bool from_output = !call.outputs.empty() && call.outputs[0].defined();
+  CG_ASSERT(from_output || call.inputs[0].defined(), "batch_norm backward without x or x̂");
+  const Tensor x = (from_output ? call.outputs[0] : call.inputs[0]).contiguous();
   const Tensor dy = call.grad_outputs[0].contiguous();
   const Tensor gamma = affine ? call.inputs[1].contiguous() : Tensor();
   const float* mean = call.saved[0].data();
@@ -163,9 +167,12 @@ void batch_norm_backward(const BackwardCall& call) {
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
     const float inv = 1.0f / std::sqrt(var[c] + a.eps);
+    // (x - x_mean) * x_inv is x̂, read from x or from the kept output.
+    const float x_mean = from_output ? 0.0f : mean[c];
+    const float x_inv = from_output ? 1.0f : inv;
     double sum_dy = 0, sum_dy_xhat = 0;
     for (int64_t b = 0; b < p.batch; ++b)
-      plane_grad_sums(dy.data() + p.offset(b, c), x.data() + p.offset(b, c), p.inner, mean[c], inv,
+      plane_grad_sums(dy.data() + p.offset(b, c), x.data() + p.offset(b, c), p.inner, x_mean, x_inv,
                       sum_dy, sum_dy_xhat);
     if (dgamma.defined()) dgamma.data()[c] = float(sum_dy_xhat);
     if (dbeta.defined()) dbeta.data()[c] = float(sum_dy);
@@ -178,7 +185,7 @@ void batch_norm_backward(const BackwardCall& call) {
       const float* g = dy.data() + p.offset(b, c);
       float* d = dx.data() + p.offset(b, c);
       if (a.training) {
-        plane_grad_input(g, xs, d, p.inner, mean[c], inv, g_inv, mean_dy, mean_dy_xhat);
+        plane_grad_input(g, xs, d, p.inner, x_mean, x_inv, g_inv, mean_dy, mean_dy_xhat);
       } else {
         for (int64_t i = 0; i < p.inner; ++i) d[i] = g_inv * g[i];
       }

@@ -76,7 +76,12 @@ void activation_forward(const ForwardCall& call) {
 void activation_backward(const BackwardCall& call) {
   const Tensor& dx = call.grad_inputs[0];
   if (!dx.defined()) return;
-  const Tensor y = call.outputs[0].contiguous();
+  // relu may have kept its input instead of its output (ops/elementwise.cpp): x > 0 and
+  // y > 0 are the same mask, so either serves as the "dst" of relu's backward.
+  const bool kept_output = !call.outputs.empty() && call.outputs[0].defined();
+  CG_ASSERT(kept_output || call.kind == OpKind::relu, op_name(call.kind),
+            " backward without its output");
+  const Tensor y = (kept_output ? call.outputs[0] : call.inputs[0]).contiguous();
   const Tensor dy = call.grad_outputs[0].contiguous();
   const int64_t n = y.numel();
   if (n == 0) return;

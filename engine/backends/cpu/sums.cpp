@@ -85,12 +85,12 @@ void weighted_sum_backward(const BackwardCall& call) {
   const int64_t n = call.grad_outputs[0].numel();
   std::vector<float*> dxs(k, nullptr);
   std::vector<const float*> xs(k, nullptr);
+  const Tensor& dcoef = call.grad_inputs[k];
+  const bool dots = dcoef.defined();  // only then are the inputs kept (ops/sums.cpp)
   for (size_t i = 0; i < k; ++i) {
     if (call.grad_inputs[i].defined()) dxs[i] = call.grad_inputs[i].data();
-    xs[i] = call.inputs[i].data();
+    if (dots) xs[i] = call.inputs[i].data();
   }
-  const Tensor& dcoef = call.grad_inputs[k];
-  const bool dots = dcoef.defined();
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   const int threads = omp_get_max_threads();
   std::vector<double> partial(size_t(threads) * k, 0.0);
