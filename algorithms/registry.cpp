@@ -16,9 +16,8 @@ const Algorithm& sparsenas_algorithm();      // sparsenas.cpp
 
 const std::vector<const Algorithm*>& algorithms() {
   static const std::vector<const Algorithm*> kList = {
-      &darts_algorithm(), &darts2_algorithm(), &milenas_algorithm(),
-      &nasp_algorithm(),  &ista_algorithm(),   &ista_onestage_algorithm(),
-      &rarts_algorithm(), &sparsenas_algorithm(),
+      &darts_algorithm(), &darts2_algorithm(),        &milenas_algorithm(), &nasp_algorithm(),
+      &ista_algorithm(),  &ista_onestage_algorithm(), &rarts_algorithm(),   &sparsenas_algorithm(),
   };
   return kList;
 }

@@ -17,7 +17,7 @@ struct CandidateSite {
   // spec network.edge_bn (ISTA-NAS one-stage): the op's closing BN is affine and named
   // "<name>.out_bn"; ops without one (identity, pooling, negation) get it.
   bool edge_bn = false;
-  std::string name;      // label / parameter prefix, e.g. "cells.2.n1.e0.sep_conv_3x3"
+  std::string name;  // label / parameter prefix, e.g. "cells.2.n1.e0.sep_conv_3x3"
 };
 
 // Returns the edge's output value (for skip_connect at stride 1: x itself).

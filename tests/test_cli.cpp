@@ -186,9 +186,9 @@ TEST_CASE("cli: bench --json times each pass and reports wall and CPU seconds pe
 TEST_CASE("cli: bench --recompute depthwise keeps less than relu, relu less than none") {
   const std::string spec = kSource + "/examples/spaces/darts_cnn_small.json";
   auto peak = [&](const std::string& level) {
-    const Result r = run_cli("bench " + spec +
-                             " --batch 8 --steps 1 --warmup 0 --threads 1 --json --recompute " +
-                             level);
+    const Result r =
+        run_cli("bench " + spec +
+                " --batch 8 --steps 1 --warmup 0 --threads 1 --json --recompute " + level);
     REQUIRE(r.status == 0);
     return spec::parse_json_string(r.out, "bench --json").find("peak_bytes")->as_integer();
   };
