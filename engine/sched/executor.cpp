@@ -1,5 +1,6 @@
 #include "engine/sched/executor.h"
 
+#include "engine/backends/backend.h"
 #include "engine/error.h"
 #include "ops/ops.h"
 
@@ -126,6 +127,7 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
     const bool forward_only =
         n.candidate.valid() && plan.active[n.candidate.index()] == kForwardOnly;
     std::vector<Var> outs;
+    const CandidateScope scope(n.candidate.valid());
     if (passes_through(attrs, inputs)) {
       outs = {inputs[0]};
     } else if (forward_only) {
