@@ -91,7 +91,7 @@ std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& 
   if (!node) return result;
 
   node->kind = kind;
-  node->candidate = in_candidate_scope();
+  node->kernel_part = static_cast<uint8_t>(current_kernel_part());
   node->attrs = attrs;
   node->device = device;
   node->input_shapes = std::move(shapes);

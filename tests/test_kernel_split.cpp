@@ -1,6 +1,7 @@
 // The kernel counters' split (engine/backends/backend.h, bench/profile_step --split): every
-// kernel is attributed to a candidate op or to the rest of the network, forward and
-// backward, and the optimizers' vector operations are timed apart.
+// kernel is attributed to a candidate op, to a node several candidates share, or to the
+// rest of the network, forward and backward, and the optimizers' vector operations are
+// timed apart.
 #include <string>
 
 #include <doctest/doctest.h>
@@ -60,11 +61,17 @@ std::string fixed_tiny_space() {
 }
 
 size_t op(OpKind kind) { return static_cast<size_t>(kind); }
+constexpr size_t kNetwork = static_cast<size_t>(KernelPart::network);
+constexpr size_t kShared = static_cast<size_t>(KernelPart::shared);
+constexpr size_t kCandidate = static_cast<size_t>(KernelPart::candidate);
 }  // namespace
 
-TEST_CASE("kernel split: candidate and other kernels add up to every kernel that ran") {
+TEST_CASE("kernel split: candidate, shared and other kernels add up to every kernel that ran") {
   const ir::Graph graph = spec::compile(spec::parse_string(testing::kTinySpace, "tiny.json"));
   REQUIRE(graph.candidates.size() == 5 * 4);
+  int64_t shared_nodes = 0;  // the ReLUs of c_k-2 and c_k-1, each read by two sep_convs
+  for (const ir::Node& n : graph.nodes) shared_nodes += n.absent_with_input;
+  REQUIRE(shared_nodes == 2);
   const SplitOn split;
   run_step(graph);
   const KernelCounts& k = kernel_counts();
@@ -74,12 +81,13 @@ TEST_CASE("kernel split: candidate and other kernels add up to every kernel that
     const auto& parts = d == 0 ? k.forward_parts : k.backward_parts;
     const std::string direction = d == 0 ? "forward" : "backward";
     INFO(direction);
-    CHECK(parts[1].calls == total(candidate));
-    CHECK(parts[0].calls + parts[1].calls == total(all));
-    CHECK(parts[0].calls > 0);
-    CHECK(parts[1].calls > 0);
-    CHECK(parts[1].wall_seconds > 0);
-    CHECK(parts[1].cpu_seconds >= 0);
+    CHECK(parts[kCandidate].calls == total(candidate));
+    CHECK(parts[kShared].calls == shared_nodes);
+    CHECK(parts[kNetwork].calls + parts[kShared].calls + parts[kCandidate].calls == total(all));
+    CHECK(parts[kNetwork].calls > 0);
+    CHECK(parts[kCandidate].calls > 0);
+    CHECK(parts[kCandidate].wall_seconds > 0);
+    CHECK(parts[kCandidate].cpu_seconds >= 0);
   }
   // Convs: the stem's and the two preprocessings' are the network's, the five sep_conv_3x3
   // candidates' four each are theirs; max pooling only in candidates; the sums never.
@@ -97,7 +105,8 @@ TEST_CASE("kernel split: candidate and other kernels add up to every kernel that
   // A value read by several edges gets its gradient summed; the SGD step is vector work.
   CHECK(k.accumulate.calls > 0);
   CHECK(k.vector_ops.calls > 0);
-  CHECK_FALSE(in_candidate_scope());  // the executor's scope ended with the run
+  // The executor's scope ended with the run.
+  CHECK(current_kernel_part() == KernelPart::network);
 }
 
 TEST_CASE("kernel split: a network without candidates spends nothing in candidate ops") {
@@ -108,10 +117,10 @@ TEST_CASE("kernel split: a network without candidates spends nothing in candidat
   const KernelCounts& k = kernel_counts();
   CHECK(total(k.candidate_forward) == 0);
   CHECK(total(k.candidate_backward) == 0);
-  for (size_t part = 0; part < 2; ++part) {
+  for (size_t part = 0; part < kKernelParts; ++part) {
     const KernelPartTime& forward = k.forward_parts[part];
     const KernelPartTime& backward = k.backward_parts[part];
-    if (part == 1) {
+    if (part != kNetwork) {
       CHECK(forward.calls == 0);
       CHECK(backward.calls == 0);
       CHECK(forward.wall_seconds == 0);
@@ -131,9 +140,10 @@ TEST_CASE("kernel split: off, only the per-op counts are kept") {
   run_step(graph);
   const KernelCounts& k = kernel_counts();
   CHECK(k.candidate_forward[op(OpKind::conv2d)] == 20);
-  CHECK(k.forward_parts[0].calls == 0);
-  CHECK(k.forward_parts[1].calls == 0);
-  CHECK(k.backward_parts[1].calls == 0);
+  for (size_t part = 0; part < kKernelParts; ++part) {
+    CHECK(k.forward_parts[part].calls == 0);
+    CHECK(k.backward_parts[part].calls == 0);
+  }
   CHECK(k.accumulate.calls == 0);
   CHECK(k.vector_ops.calls == 0);
 }

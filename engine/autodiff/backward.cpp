@@ -79,7 +79,7 @@ void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
                 device_name(node.device), " backend");
   // Inputs that were not kept are rebuilt now and dropped with this call.
   const std::vector<Tensor> inputs = kept_or_recomputed_inputs(node);
-  const CandidateScope scope(node.candidate);
+  const KernelPartScope part(static_cast<KernelPart>(node.kernel_part));
   const KernelStart start = kernel_start();
   kernel.backward(BackwardCall{node.kind, node.attrs, inputs, node.input_shapes, node.saved_outputs,
                                node.saved, grad_outputs, grad_inputs});
@@ -111,7 +111,7 @@ Tensor recompute_output(const Node& node, int index) {
   std::vector<Tensor> outputs;
   for (const Shape& shape : node.output_shapes)
     outputs.push_back(Tensor::empty(shape, node.device));
-  const CandidateScope scope(node.candidate);
+  const KernelPartScope part(static_cast<KernelPart>(node.kernel_part));
   const KernelStart start = kernel_start();
   backend_for(node.device)
       .kernel(node.kind)

@@ -99,7 +99,7 @@ void reset_kernel_counts() { kernel_counts() = KernelCounts{}; }
 
 namespace {
 bool g_kernel_split = false;
-thread_local bool g_in_candidate = false;
+thread_local KernelPart g_part = KernelPart::network;
 
 double process_cpu_seconds() {
   timespec t{};
@@ -118,11 +118,9 @@ void add_time(KernelPartTime& part, const KernelStart& start,
 void set_kernel_split(bool on) { g_kernel_split = on; }
 bool kernel_split() { return g_kernel_split; }
 
-CandidateScope::CandidateScope(bool candidate) : previous_(g_in_candidate) {
-  g_in_candidate = candidate;
-}
-CandidateScope::~CandidateScope() { g_in_candidate = previous_; }
-bool in_candidate_scope() { return g_in_candidate; }
+KernelPartScope::KernelPartScope(KernelPart part) : previous_(g_part) { g_part = part; }
+KernelPartScope::~KernelPartScope() { g_part = previous_; }
+KernelPart current_kernel_part() { return g_part; }
 
 KernelStart kernel_start() {
   KernelStart s{.wall = std::chrono::steady_clock::now()};
@@ -134,7 +132,8 @@ void record_kernel(KernelPass pass, OpKind kind, const KernelStart& start) {
   const auto now = std::chrono::steady_clock::now();
   KernelCounts& k = kernel_counts();
   const size_t op = static_cast<size_t>(kind);
-  const bool candidate = g_in_candidate;
+  const bool candidate = g_part == KernelPart::candidate;
+  const auto part = static_cast<size_t>(g_part);
   const double seconds = std::chrono::duration<double>(now - start.wall).count();
   switch (pass) {
     case KernelPass::forward:
@@ -144,7 +143,7 @@ void record_kernel(KernelPass pass, OpKind kind, const KernelStart& start) {
         ++k.candidate_forward[op];
         k.candidate_forward_seconds[op] += seconds;
       }
-      if (g_kernel_split) add_time(k.forward_parts[candidate ? 1 : 0], start, now);
+      if (g_kernel_split) add_time(k.forward_parts[part], start, now);
       break;
     case KernelPass::backward:
       ++k.backward[op];
@@ -153,7 +152,7 @@ void record_kernel(KernelPass pass, OpKind kind, const KernelStart& start) {
         ++k.candidate_backward[op];
         k.candidate_backward_seconds[op] += seconds;
       }
-      if (g_kernel_split) add_time(k.backward_parts[candidate ? 1 : 0], start, now);
+      if (g_kernel_split) add_time(k.backward_parts[part], start, now);
       break;
     case KernelPass::recompute:
       ++k.recomputed[op];

@@ -74,13 +74,20 @@ bool backend_available(Device device);
 // Kernel executions per op since the last reset (forward and backward counted apart).
 // Lets tests prove that inactive candidates were not computed.
 //
-// The split (bench/profile_step --split, issue 17): the executor marks the nodes of a
-// candidate op (CandidateScope below) and autodiff carries the mark to their backward, so
-// the counts also say which kernels ran for candidate ops and which for the rest of the
-// network (stem, preprocessing, sums, concat, head). The per-op candidate counts are kept
-// always (an addition); the split's timings — wall and process CPU seconds per part,
-// gradient accumulation in backward, the optimizers' vector operations — only while
-// set_kernel_split(true), because reading the process CPU clock is a system call.
+// The split (bench/profile_step --split, issue 17): the executor marks each node's kernels
+// with the part of the network it belongs to (KernelPartScope below) and autodiff carries
+// the mark to its backward, so the counts also say which kernels ran for candidate ops and
+// which for the rest of the network (stem, preprocessing, sums, concat, head). The per-op
+// candidate counts are kept always (an addition); the split's timings — wall and process
+// CPU seconds per part, gradient accumulation in backward, the optimizers' vector
+// operations — only while set_kernel_split(true), because reading the process CPU clock is
+// a system call.
+enum class KernelPart : uint8_t {
+  network,    // a node of no candidate: stem, preprocessing, sums, concat, head, loss
+  shared,     // a node shared by several candidates' readers (a ReLU of an edge input)
+  candidate,  // a node of one candidate op (ir::Node::candidate valid)
+};
+inline constexpr size_t kKernelParts = 3;
 struct KernelPartTime {
   int64_t calls = 0;
   double wall_seconds = 0;
@@ -99,9 +106,9 @@ struct KernelCounts {
   std::array<int64_t, kOpCount> candidate_backward{};
   std::array<double, kOpCount> candidate_forward_seconds{};
   std::array<double, kOpCount> candidate_backward_seconds{};
-  // With the split on: kernel time by part, [0] the rest of the network, [1] candidates.
-  std::array<KernelPartTime, 2> forward_parts{};
-  std::array<KernelPartTime, 2> backward_parts{};
+  // With the split on: kernel time by part, indexed by KernelPart.
+  std::array<KernelPartTime, kKernelParts> forward_parts{};
+  std::array<KernelPartTime, kKernelParts> backward_parts{};
   KernelPartTime accumulate;  // backward summing gradients where a value fans out
   KernelPartTime vector_ops;  // vec:: (optimizer steps, norms, DARTS' finite differences)
   KernelPartTime recompute;   // forwards run again in a backward (recompute_output)
@@ -112,18 +119,18 @@ void reset_kernel_counts();
 void set_kernel_split(bool on);
 bool kernel_split();
 
-// While alive, the kernels this thread runs belong (or not) to a candidate op's node.
-class CandidateScope {
+// While alive, the kernels this thread runs belong to this part of the network.
+class KernelPartScope {
  public:
-  explicit CandidateScope(bool candidate);
-  ~CandidateScope();
-  CandidateScope(const CandidateScope&) = delete;
-  CandidateScope& operator=(const CandidateScope&) = delete;
+  explicit KernelPartScope(KernelPart part);
+  ~KernelPartScope();
+  KernelPartScope(const KernelPartScope&) = delete;
+  KernelPartScope& operator=(const KernelPartScope&) = delete;
 
  private:
-  bool previous_;
+  KernelPart previous_;
 };
-bool in_candidate_scope();
+KernelPart current_kernel_part();
 
 // Timing one kernel call: start before it, record after it. With the split off a record
 // costs one clock read and the per-op counters.

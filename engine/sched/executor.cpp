@@ -141,7 +141,9 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
     const bool forward_only =
         n.candidate.valid() && plan.active[n.candidate.index()] == kForwardOnly;
     std::vector<Var> outs;
-    const CandidateScope scope(n.candidate.valid());
+    const KernelPartScope part(n.candidate.valid()   ? KernelPart::candidate
+                               : n.absent_with_input ? KernelPart::shared
+                                                     : KernelPart::network);
     if (passes_through(attrs, inputs)) {
       outs = {inputs[0]};
     } else if (sums_with_ones(attrs, inputs)) {
