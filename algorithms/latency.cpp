@@ -88,7 +88,8 @@ std::vector<ir::ValueId> timed_inputs(const ir::Node& n) {
   return edges;
 }
 
-// Runs `nodes` on random inputs of their shapes at `batch` (eval mode, no autodiff).
+// Runs `nodes` on random inputs of their shapes at `batch` (eval mode, no autodiff); a
+// preprocessing ReLU shared by several search cells once per cell (ir::Node::cells_sharing).
 double time_nodes(const ir::Graph& graph, const ir::ParameterStore& params,
                   const std::vector<ir::NodeId>& nodes, const LatencyOptions& o, Rng& rng) {
   std::set<int32_t> produced;
@@ -119,8 +120,9 @@ double time_nodes(const ir::Graph& graph, const ir::ParameterStore& params,
         const bool weight = v.kind == ir::ValueKind::parameter || v.kind == ir::ValueKind::buffer;
         inputs.push_back(weight ? params[v.param] : values.at(in.value));
       }
-      std::vector<Var> outs = ops::apply(
-          timed_op(n), node_sum_of_candidates(n) ? Attrs(NoAttrs{}) : eval_attrs(n.attrs), inputs);
+      const Attrs attrs = node_sum_of_candidates(n) ? Attrs(NoAttrs{}) : eval_attrs(n.attrs);
+      std::vector<Var> outs = ops::apply(timed_op(n), attrs, inputs);
+      for (int32_t c = 1; c < n.cells_sharing; ++c) outs = ops::apply(timed_op(n), attrs, inputs);
       for (size_t k = 0; k < outs.size(); ++k) values[n.outputs[k].value] = std::move(outs[k]);
     }
   });

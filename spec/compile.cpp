@@ -327,7 +327,15 @@ class Compiler {
     for (size_t i = 0; i < cell.inputs.size(); ++i) {
       ValueId v = sources[i];
       const std::string pre = name + ".pre" + std::to_string(i);
-      b_.set_share_scope(pre);  // the ONNX cell export tells the two inputs apart by it
+      // A fixed cell's preprocessings are scopes of their own: the ONNX cell export cuts a
+      // cell out by its labels and tells its two inputs apart by them. A search network is
+      // never exported, so there one scope spans every search cell's preprocessing and a
+      // cell's output, read by the next two cells, is rectified once instead of twice
+      // (a ReLU pass forward and backward and a saved activation per cell; issue 17).
+      if (search)
+        b_.set_share_scope("search_preprocess", true);
+      else
+        b_.set_share_scope(pre);
       if (cell.preprocess == "auto") {
         const bool older = cell.inputs.size() == 2 && i == 0;
         if (older && prev_reduction_) {

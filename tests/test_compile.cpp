@@ -98,6 +98,34 @@ TEST_CASE("compile: a fixed cell still sums its edges with add_n") {
   CHECK(weighted == 0);
 }
 
+TEST_CASE("compile: a search network rectifies a cell's output once for both cells reading it") {
+  // DARTS: the stem output is read by cell 0 (both inputs) and cell 1 (c_k-2); cell k's
+  // output by cells k+1 and k+2 (through a factorized reduce after a reduction cell), the
+  // last two cells' by one cell or the head only.
+  const ir::Graph g = spec::compile(darts_with_input(3, 32, 32));
+  std::vector<int32_t> sharing;
+  for (const ir::Node& n : g.nodes)
+    if (n.op == OpKind::relu && n.label.rfind("search_preprocess.", 0) == 0)
+      sharing.push_back(n.cells_sharing);
+  CHECK(sharing == std::vector<int32_t>{3, 2, 2, 2, 2, 2, 2});
+  int32_t preprocess_relus = 0;
+  for (const ir::Node& n : g.nodes)
+    preprocess_relus += n.op == OpKind::relu && !n.candidate.valid() && !n.absent_with_input;
+  CHECK(preprocess_relus == 7 + 1);  // the seven shared and the last cell's c_k-1
+}
+
+TEST_CASE("compile: a fixed network keeps one ReLU per preprocessing (cells are cut by label)") {
+  spec::Space s = spec::parse_string(testing::kTinySpace, "tiny.json");
+  for (spec::Node& node : s.cells[0].nodes)
+    for (spec::Edge& edge : node.edges) edge.ops = {"max_pool_3x3"};
+  const ir::Graph g = spec::compile(s);
+  std::vector<std::string> relus;
+  for (const ir::Node& n : g.nodes)
+    if (n.op == OpKind::relu) relus.push_back(n.label);
+  CHECK(relus == std::vector<std::string>{"cells.0.pre0.relu", "cells.0.pre1.relu"});
+  for (const ir::Node& n : g.nodes) CHECK(n.cells_sharing == 1);
+}
+
 TEST_CASE("compile: the factorized reduce is DARTS' stride-2 convs of x and of x[:, :, 1:, 1:]") {
   // Built as stride-1 convs on the even and the odd pixels; checked here against the
   // definition, with the same weights, forward and backward, on two even sizes.
