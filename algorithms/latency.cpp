@@ -69,7 +69,27 @@ std::vector<ir::NodeId> candidate_nodes(const ir::Graph& graph, ir::CandidateId 
   return out;
 }
 
-// Runs `nodes` on random inputs of their shapes at `batch` (eval mode, no autodiff).
+// A search cell's node that sums its edges' candidates in one weighted sum
+// (spec/compile.cpp): a derived network sums its edges instead (add_n), so the rest is
+// timed with that add_n, over one input per edge.
+bool node_sum_of_candidates(const ir::Node& n) {
+  const auto* ws = std::get_if<WeightedSumAttrs>(&n.attrs);
+  return ws != nullptr && !ws->rows.empty();
+}
+
+// What a node runs when timed: its op and inputs, or a node sum's add_n over its edges.
+OpKind timed_op(const ir::Node& n) { return node_sum_of_candidates(n) ? OpKind::add_n : n.op; }
+std::vector<ir::ValueId> timed_inputs(const ir::Node& n) {
+  if (!node_sum_of_candidates(n)) return n.inputs;
+  const auto& rows = std::get<WeightedSumAttrs>(n.attrs).rows;
+  std::vector<ir::ValueId> edges;
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (i == 0 || rows[i] != rows[i - 1]) edges.push_back(n.inputs[i]);
+  return edges;
+}
+
+// Runs `nodes` on random inputs of their shapes at `batch` (eval mode, no autodiff); a
+// preprocessing ReLU shared by several search cells once per cell (ir::Node::cells_sharing).
 double time_nodes(const ir::Graph& graph, const ir::ParameterStore& params,
                   const std::vector<ir::NodeId>& nodes, const LatencyOptions& o, Rng& rng) {
   std::set<int32_t> produced;
@@ -77,7 +97,7 @@ double time_nodes(const ir::Graph& graph, const ir::ParameterStore& params,
     for (ir::ValueId out : graph.node(id).outputs) produced.insert(out.value);
   std::map<int32_t, Var> fed;  // the edge input(s)
   for (ir::NodeId id : nodes)
-    for (ir::ValueId in : graph.node(id).inputs) {
+    for (ir::ValueId in : timed_inputs(graph.node(id))) {
       if (!in.valid() || produced.count(in.value) || fed.count(in.value)) continue;
       const ir::Value& v = graph.value(in);
       if (v.kind != ir::ValueKind::activation && v.kind != ir::ValueKind::input) continue;
@@ -91,7 +111,7 @@ double time_nodes(const ir::Graph& graph, const ir::ParameterStore& params,
     for (ir::NodeId id : nodes) {
       const ir::Node& n = graph.node(id);
       std::vector<Var> inputs;
-      for (ir::ValueId in : n.inputs) {
+      for (ir::ValueId in : timed_inputs(n)) {
         if (!in.valid()) {
           inputs.emplace_back();
           continue;
@@ -100,7 +120,9 @@ double time_nodes(const ir::Graph& graph, const ir::ParameterStore& params,
         const bool weight = v.kind == ir::ValueKind::parameter || v.kind == ir::ValueKind::buffer;
         inputs.push_back(weight ? params[v.param] : values.at(in.value));
       }
-      std::vector<Var> outs = ops::apply(n.op, eval_attrs(n.attrs), inputs);
+      const Attrs attrs = node_sum_of_candidates(n) ? Attrs(NoAttrs{}) : eval_attrs(n.attrs);
+      std::vector<Var> outs = ops::apply(timed_op(n), attrs, inputs);
+      for (int32_t c = 1; c < n.cells_sharing; ++c) outs = ops::apply(timed_op(n), attrs, inputs);
       for (size_t k = 0; k < outs.size(); ++k) values[n.outputs[k].value] = std::move(outs[k]);
     }
   });
@@ -113,7 +135,8 @@ std::vector<ir::NodeId> rest_nodes(const ir::Graph& graph) {
   std::vector<ir::NodeId> out;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const ir::Node& n = graph.nodes[i];
-    const bool mix = n.op == OpKind::weighted_sum && n.drops_absent_inputs;
+    const bool mix =
+        n.op == OpKind::weighted_sum && n.drops_absent_inputs && !node_sum_of_candidates(n);
     if (!n.candidate.valid() && !n.absent_with_input && !mix && !n.auxiliary)
       out.push_back(ir::NodeId{int32_t(i)});
   }

@@ -81,10 +81,14 @@ struct ReshapeAttrs {
 
 // A mixed edge: output = sum_i coef[row, columns[i]] * x_i. The coefficient matrix holds
 // one row per edge of a cell type, so every cell instance reads its row of one shared
-// matrix; only the columns of the candidates that ran are listed.
+// matrix; only the columns of the candidates that ran are listed. A search cell's node
+// sums all its mixed edges in one weighted sum (spec/compile.cpp): then each input has its
+// own row, its edge's, in `rows`.
 struct WeightedSumAttrs {
   int32_t row = 0;
   std::vector<int32_t> columns;  // one per summed input
+  std::vector<int32_t> rows;     // empty (every input reads `row`) or one per summed input
+  int32_t row_of(size_t i) const { return rows.empty() ? row : rows[i]; }
 };
 
 using Attrs =

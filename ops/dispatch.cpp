@@ -1,4 +1,3 @@
-#include <chrono>
 #include <memory>
 
 #include "engine/backends/backend.h"
@@ -82,11 +81,9 @@ std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& 
 
   std::shared_ptr<Node> node = record ? std::make_shared<Node>() : nullptr;
   const Kernel& kernel = backend_for(device).kernel(kind);
-  const auto start = std::chrono::steady_clock::now();
+  const KernelStart start = kernel_start();
   kernel.forward(ForwardCall{kind, attrs, values, outputs, node ? &node->saved : nullptr});
-  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-  ++kernel_counts().forward[static_cast<size_t>(kind)];
-  kernel_counts().forward_seconds[static_cast<size_t>(kind)] += took.count();
+  record_kernel(KernelPass::forward, kind, start);
 
   std::vector<Var> result;
   result.reserve(outputs.size());
@@ -94,6 +91,7 @@ std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& 
   if (!node) return result;
 
   node->kind = kind;
+  node->kernel_part = static_cast<uint8_t>(current_kernel_part());
   node->attrs = attrs;
   node->device = device;
   node->input_shapes = std::move(shapes);

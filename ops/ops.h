@@ -48,6 +48,9 @@ Var add_n(const std::vector<Var>& xs);
 // sum_i coefficients[row, columns[i]] * xs[i]; coefficients is a [rows, K] matrix.
 Var weighted_sum(const std::vector<Var>& xs, const Var& coefficients, int32_t row,
                  std::vector<int32_t> columns);
+// sum_i coefficients[rows[i], columns[i]] * xs[i]: several edges' candidates at once.
+Var weighted_sum(const std::vector<Var>& xs, const Var& coefficients, std::vector<int32_t> rows,
+                 std::vector<int32_t> columns);
 // The DARTS RNN gated update: s + sigmoid(c) * (fh - s), all three of one shape.
 Var highway(const Var& s, const Var& c, const Var& fh);
 

@@ -1,5 +1,6 @@
 // Sums that join branches: add_n (a node summing its incoming edges) and weighted_sum (a
-// mixed edge: candidates weighed by one row of an architecture coefficient matrix).
+// mixed edge: candidates weighed by one row of an architecture coefficient matrix; or a
+// search cell's node: its edges' candidates, each weighed at its edge's row).
 #include <algorithm>
 
 #include "ops/ops.h"
@@ -23,10 +24,12 @@ std::vector<Shape> infer_weighted_sum(const Attrs& attrs, const std::vector<Shap
   require_rank("weighted_sum", "coefficients", coef, 2);
   if (a.columns.size() != n)
     throw error("weighted_sum: ", n, " inputs but ", a.columns.size(), " coefficient columns");
-  if (a.row < 0 || a.row >= coef[0])
-    throw error("weighted_sum: row ", a.row, " outside the coefficients ", coef.str());
+  if (!a.rows.empty() && a.rows.size() != n)
+    throw error("weighted_sum: ", n, " inputs but ", a.rows.size(), " coefficient rows");
   for (size_t i = 0; i < n; ++i) {
     require_same("weighted_sum", in[0], in[i]);
+    if (a.row_of(i) < 0 || a.row_of(i) >= coef[0])
+      throw error("weighted_sum: row ", a.row_of(i), " outside the coefficients ", coef.str());
     if (a.columns[i] < 0 || a.columns[i] >= coef[1])
       throw error("weighted_sum: column ", a.columns[i], " outside the coefficients ", coef.str());
   }
@@ -71,6 +74,14 @@ Var weighted_sum(const std::vector<Var>& xs, const Var& coefficients, int32_t ro
   std::vector<Var> inputs = xs;
   inputs.push_back(coefficients);
   return apply(OpKind::weighted_sum, WeightedSumAttrs{row, std::move(columns)}, inputs)[0];
+}
+Var weighted_sum(const std::vector<Var>& xs, const Var& coefficients, std::vector<int32_t> rows,
+                 std::vector<int32_t> columns) {
+  std::vector<Var> inputs = xs;
+  inputs.push_back(coefficients);
+  const int32_t row = rows.empty() ? 0 : rows[0];
+  return apply(OpKind::weighted_sum, WeightedSumAttrs{row, std::move(columns), std::move(rows)},
+               inputs)[0];
 }
 }  // namespace ops
 

@@ -75,6 +75,7 @@ std::vector<ValueId> Builder::op(OpKind kind, const Attrs& attrs,
 }
 
 std::vector<ValueId> Builder::share(Node& n) {
+  if (share_across_cells_) ++n.cells_sharing;
   if (n.candidate != candidate_) {
     n.candidate = CandidateId{};
     n.absent_with_input = true;

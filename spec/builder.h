@@ -45,7 +45,12 @@ class Builder {
   CandidateId candidate() const { return candidate_; }
   // Nodes are shared only within one scope (a label prefix such as "cells.3"), so a
   // shared node stays inside the cell or block the exporter cuts out.
-  void set_share_scope(std::string scope) { share_scope_ = std::move(scope); }
+  // `across_cells`: the scope spans several cells (a search network's preprocessing); each
+  // further read counts in the shared node's cells_sharing.
+  void set_share_scope(std::string scope, bool across_cells = false) {
+    share_scope_ = std::move(scope);
+    share_across_cells_ = across_cells;
+  }
   // Prefixed to error messages: the spec location being compiled (file:pointer).
   void set_context(std::string context) { context_ = std::move(context); }
   const std::string& context() const { return context_; }
@@ -59,6 +64,7 @@ class Builder {
   Graph& graph_;
   CandidateId candidate_;
   std::string share_scope_;
+  bool share_across_cells_ = false;
   std::map<std::tuple<int, int32_t, std::string>, NodeId> shared_;  // (op, input, scope)
   std::string context_;
 };

@@ -327,7 +327,15 @@ class Compiler {
     for (size_t i = 0; i < cell.inputs.size(); ++i) {
       ValueId v = sources[i];
       const std::string pre = name + ".pre" + std::to_string(i);
-      b_.set_share_scope(pre);  // the ONNX cell export tells the two inputs apart by it
+      // A fixed cell's preprocessings are scopes of their own: the ONNX cell export cuts a
+      // cell out by its labels and tells its two inputs apart by them. A search network is
+      // never exported, so there one scope spans every search cell's preprocessing and a
+      // cell's output, read by the next two cells, is rectified once instead of twice
+      // (a ReLU pass forward and backward and a saved activation per cell; issue 17).
+      if (search)
+        b_.set_share_scope("search_preprocess", true);
+      else
+        b_.set_share_scope(pre);
       if (cell.preprocess == "auto") {
         const bool older = cell.inputs.size() == 2 && i == 0;
         if (older && prev_reduction_) {
@@ -346,6 +354,8 @@ class Compiler {
     int mixed_row = 0;
     for (const Node& node : cell.nodes) {
       std::vector<ValueId> edge_outputs;
+      const bool fuse = search && sums_in_one(node);
+      std::vector<MixedTerms> terms;  // with fuse: the edges' candidates, summed at the end
       for (size_t e = 0; e < node.edges.size(); ++e) {
         const Edge& edge = node.edges[e];
         at(edge.pointer);
@@ -363,8 +373,11 @@ class Compiler {
               scaled(edge, search ? out : maybe_drop_path(in, out, site.name), edge_name));
           continue;
         }
-        edge_outputs.push_back(scaled(
-            edge, mixed_edge(cell, edge, in, site, mixed_row++, row_label(node, e)), edge_name));
+        if (fuse)
+          terms.push_back(mixed_candidates(cell, edge, in, site, mixed_row++, row_label(node, e)));
+        else
+          edge_outputs.push_back(scaled(
+              edge, mixed_edge(cell, edge, in, site, mixed_row++, row_label(node, e)), edge_name));
         graph_.mixed_edges.push_back(ir::MixedEdge{.instance = index_ - 1,
                                                    .cell = cell.name,
                                                    .node = node.name,
@@ -373,7 +386,8 @@ class Compiler {
                                                    .row = graph_.candidates.back().row});
       }
       at(node.pointer);
-      states[node.name] = join_edges(cell, node, edge_outputs, name + "." + node.name);
+      states[node.name] = fuse ? node_sum(cell, node, terms, name + "." + node.name)
+                               : join_edges(cell, node, edge_outputs, name + "." + node.name);
     }
     at(cell.pointer);
     if (cell.output.concat.size() == 1) return states.at(cell.output.concat[0]);
@@ -402,8 +416,81 @@ class Compiler {
     return info->id;
   }
 
+  // One mixed edge's candidates before they are summed: their outputs, ids and columns, and
+  // the coefficient row and matrix they are weighed by.
+  struct MixedTerms {
+    int32_t row = 0;
+    ValueId coefficients;
+    std::vector<CandidateId> ids;
+    std::vector<ValueId> outs;
+    std::vector<int32_t> columns;
+    std::string name;  // the edge's: "cell3.n1.e0"
+  };
+
+  // Whether a search cell's node sums its edges' candidates in one weighted sum rather than
+  // a weighted sum per edge and an add_n of the edges: both passes read and write every
+  // element once more, and a node with several mixed edges and nothing else (no fixed
+  // edge, edge coefficient or path weight between the candidates and the sum) can skip
+  // them. Each term keeps its edge's row, so the sum and the coefficients' gradients are
+  // the same up to float rounding (the terms are added in one sequence instead of two).
+  static bool sums_in_one(const Node& node) {
+    if (node.path_weights || node.edges.size() < 2) return false;
+    for (const Edge& edge : node.edges)
+      if (edge.ops.size() < 2 || edge.coefficient) return false;
+    return true;
+  }
+
   ValueId mixed_edge(const Cell& cell, const Edge& edge, ValueId in, CandidateSite site, int row,
                      const std::string& row_label) {
+    MixedTerms t = mixed_candidates(cell, edge, in, site, row, row_label);
+    std::vector<ValueId> inputs = t.outs;
+    inputs.push_back(t.coefficients);
+    b_.op1(OpKind::weighted_sum, WeightedSumAttrs{t.row, t.columns}, inputs, t.name + ".mix");
+    ir::Node& n = graph_.nodes.back();
+    n.drops_absent_inputs = true;
+    n.input_candidates = std::move(t.ids);
+    return n.outputs[0];
+  }
+
+  // A node's mixed edges summed in one weighted sum (sums_in_one); edges weighed by
+  // different matrices (a cell mixing op sets) fall back to a sum per edge and add_n.
+  ValueId node_sum(const Cell& cell, const Node& node, std::vector<MixedTerms>& terms,
+                   const std::string& name) {
+    bool one_matrix = true;
+    for (const MixedTerms& t : terms)
+      one_matrix = one_matrix && t.coefficients == terms[0].coefficients;
+    if (!one_matrix) {
+      std::vector<ValueId> edges;
+      for (MixedTerms& t : terms) {
+        std::vector<ValueId> inputs = t.outs;
+        inputs.push_back(t.coefficients);
+        b_.op1(OpKind::weighted_sum, WeightedSumAttrs{t.row, t.columns}, inputs, t.name + ".mix");
+        ir::Node& n = graph_.nodes.back();
+        n.drops_absent_inputs = true;
+        n.input_candidates = std::move(t.ids);
+        edges.push_back(n.outputs[0]);
+      }
+      return join_edges(cell, node, edges, name);
+    }
+    WeightedSumAttrs attrs{.row = terms[0].row};
+    std::vector<ValueId> inputs;
+    std::vector<CandidateId> ids;
+    for (const MixedTerms& t : terms) {
+      inputs.insert(inputs.end(), t.outs.begin(), t.outs.end());
+      ids.insert(ids.end(), t.ids.begin(), t.ids.end());
+      attrs.columns.insert(attrs.columns.end(), t.columns.begin(), t.columns.end());
+      attrs.rows.insert(attrs.rows.end(), t.outs.size(), t.row);
+    }
+    inputs.push_back(terms[0].coefficients);
+    b_.op1(OpKind::weighted_sum, std::move(attrs), inputs, name + ".sum");
+    ir::Node& n = graph_.nodes.back();
+    n.drops_absent_inputs = true;
+    n.input_candidates = std::move(ids);
+    return n.outputs[0];
+  }
+
+  MixedTerms mixed_candidates(const Cell& cell, const Edge& edge, ValueId in, CandidateSite site,
+                              int row, const std::string& row_label) {
     const ArchGroupId group = edge_group(cell, edge, row, row_label);
     // `row` numbers the cell's mixed edges; the candidates and the weighted sum read the
     // edge's row in its own group, which differs once a cell mixes several op sets.
@@ -430,13 +517,12 @@ class Compiler {
       columns.push_back(int32_t(k));
       ids.push_back(id);
     }
-    std::vector<ValueId> inputs = outs;
-    inputs.push_back(coef);
-    b_.op1(OpKind::weighted_sum, WeightedSumAttrs{group_row, columns}, inputs, base + ".mix");
-    ir::Node& n = graph_.nodes.back();
-    n.drops_absent_inputs = true;
-    n.input_candidates = std::move(ids);
-    return n.outputs[0];
+    return MixedTerms{.row = group_row,
+                      .coefficients = coef,
+                      .ids = std::move(ids),
+                      .outs = std::move(outs),
+                      .columns = std::move(columns),
+                      .name = base};
   }
 
   ValueId join_edges(const Cell& cell, const Node& node, const std::vector<ValueId>& edges,

@@ -13,6 +13,7 @@
 #include "spec/compile.h"
 #include "spec/parse.h"
 #include "tests/support/op_tests.h"
+#include "tests/support/tiny_space.h"
 
 using namespace cellgraph;
 
@@ -54,6 +55,75 @@ TEST_CASE("compile: DARTS structure — 8 cells x 14 edges x 8 candidates, two s
   CHECK(normal == 6 * 14 * 8);
   CHECK(g.value(g.logits).shape == Shape{1, 10});
   CHECK(g.macs() > 0);
+}
+
+TEST_CASE("compile: a search cell's node sums all its edges' candidates in one weighted sum") {
+  const ir::Graph g = spec::compile(darts_with_input(3, 32, 32));
+  int node_sums = 0;
+  for (const ir::Node& n : g.nodes) {
+    CHECK(n.op != OpKind::add_n);  // no edge sums to add: every node of a DARTS cell is mixed
+    if (n.op != OpKind::weighted_sum) continue;
+    const auto& a = std::get<WeightedSumAttrs>(n.attrs);
+    INFO(n.label);
+    REQUIRE(n.drops_absent_inputs);
+    REQUIRE(a.rows.size() == a.columns.size());
+    REQUIRE(n.input_candidates.size() == a.columns.size());
+    ++node_sums;
+    // Node k (0-based) of a DARTS cell has k + 2 edges of 8 candidates, each term weighed
+    // at its own candidate's row and column of the cell type's matrix.
+    CHECK(a.columns.size() % 8 == 0);
+    for (size_t i = 0; i < a.columns.size(); ++i) {
+      const ir::Candidate& c = g.candidate(n.input_candidates[i]);
+      CHECK(c.row == a.rows[i]);
+      CHECK(c.column == a.columns[i]);
+      CHECK(c.output == n.inputs[i]);
+      CHECK(g.value(n.inputs.back()).arch == c.arch);
+    }
+  }
+  CHECK(node_sums == 8 * 4);
+}
+
+TEST_CASE("compile: a fixed cell still sums its edges with add_n") {
+  spec::Space s = spec::parse_string(testing::kTinySpace, "tiny.json");
+  for (spec::Node& node : s.cells[0].nodes)
+    for (spec::Edge& edge : node.edges) edge.ops = {"sep_conv_3x3"};
+  const ir::Graph g = spec::compile(s);
+  REQUIRE(g.candidates.empty());
+  int add_n = 0, weighted = 0;
+  for (const ir::Node& n : g.nodes) {
+    add_n += n.op == OpKind::add_n;
+    weighted += n.op == OpKind::weighted_sum;
+  }
+  CHECK(add_n == 2);
+  CHECK(weighted == 0);
+}
+
+TEST_CASE("compile: a search network rectifies a cell's output once for both cells reading it") {
+  // DARTS: the stem output is read by cell 0 (both inputs) and cell 1 (c_k-2); cell k's
+  // output by cells k+1 and k+2 (through a factorized reduce after a reduction cell), the
+  // last two cells' by one cell or the head only.
+  const ir::Graph g = spec::compile(darts_with_input(3, 32, 32));
+  std::vector<int32_t> sharing;
+  for (const ir::Node& n : g.nodes)
+    if (n.op == OpKind::relu && n.label.rfind("search_preprocess.", 0) == 0)
+      sharing.push_back(n.cells_sharing);
+  CHECK(sharing == std::vector<int32_t>{3, 2, 2, 2, 2, 2, 2});
+  int32_t preprocess_relus = 0;
+  for (const ir::Node& n : g.nodes)
+    preprocess_relus += n.op == OpKind::relu && !n.candidate.valid() && !n.absent_with_input;
+  CHECK(preprocess_relus == 7 + 1);  // the seven shared and the last cell's c_k-1
+}
+
+TEST_CASE("compile: a fixed network keeps one ReLU per preprocessing (cells are cut by label)") {
+  spec::Space s = spec::parse_string(testing::kTinySpace, "tiny.json");
+  for (spec::Node& node : s.cells[0].nodes)
+    for (spec::Edge& edge : node.edges) edge.ops = {"max_pool_3x3"};
+  const ir::Graph g = spec::compile(s);
+  std::vector<std::string> relus;
+  for (const ir::Node& n : g.nodes)
+    if (n.op == OpKind::relu) relus.push_back(n.label);
+  CHECK(relus == std::vector<std::string>{"cells.0.pre0.relu", "cells.0.pre1.relu"});
+  for (const ir::Node& n : g.nodes) CHECK(n.cells_sharing == 1);
 }
 
 TEST_CASE("compile: the factorized reduce is DARTS' stride-2 convs of x and of x[:, :, 1:, 1:]") {

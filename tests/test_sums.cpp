@@ -26,6 +26,11 @@ std::vector<testing::OpCase> sums_cases() {
   weighted.atol = 2e-3f;
   weighted.rtol = 2e-3f;
 
+  // A node's sum over two edges: each input at its own row (spec/compile.cpp).
+  testing::GradCheck node = weighted;
+  node.attrs = WeightedSumAttrs{.row = 0, .columns = {1, 3, 0}, .rows = {0, 0, 2}};
+  node.inputs.back() = normal_tensor({3, 4}, 0, 1, rng);
+
   Rng rng4(4);
   testing::GradCheck add_n;
   add_n.kind = OpKind::add_n;
@@ -35,6 +40,7 @@ std::vector<testing::OpCase> sums_cases() {
 
   return {
       {"row 1, columns 1, 3, 0 of 4; inputs and coefficients", weighted},
+      {"rows 0, 0, 2, columns 1, 3, 0 of 4; inputs and coefficients", node},
       {"three inputs, gradient to each", add_n},
       // A copy with a new shape: linear, exact up to rounding.
       {"[2, 3, 2, 2] to [2, 12]",
@@ -94,10 +100,28 @@ TEST_CASE("add_n: sums any number of inputs") {
   CHECK(y.value().to_vector() == std::vector<float>{3, 3, 3});
 }
 
+TEST_CASE("weighted_sum: with a row per input, each term reads its own row") {
+  const Var x0(Tensor::from_vector({1, 2}, {1, 2}), true);
+  const Var x1(Tensor::from_vector({1, 2}, {3, 4}), true);
+  const Var x2(Tensor::from_vector({1, 2}, {5, 6}), true);
+  // Rows 0 and 1 of a [2, 2] matrix: x0 at (0, 1), x1 at (1, 0), x2 at (1, 1).
+  const Var coef(Tensor::from_vector({2, 2}, {7, 0.5f, 2, 0.25f}), true);
+  const Var y = ops::weighted_sum({x0, x1, x2}, coef, std::vector<int32_t>{0, 1, 1}, {1, 0, 1});
+  CHECK(y.value().to_vector() ==
+        std::vector<float>{0.5f * 1 + 2 * 3 + 0.25f * 5, 0.5f * 2 + 2 * 4 + 0.25f * 6});
+  y.backward(Tensor::from_vector({1, 2}, {1, 10}));
+  // dcoef[r, c] = <dy, x_i> at each input's own (row, column); (0, 0) is read by none.
+  CHECK(coef.grad().to_vector() == std::vector<float>{0, 21, 43, 65});
+  CHECK(x1.grad().to_vector() == std::vector<float>{2, 20});
+  CHECK(x2.grad().to_vector() == std::vector<float>{0.25f, 2.5f});
+}
+
 TEST_CASE("weighted_sum: mismatched columns or rows are user errors") {
   const Var x(Tensor::zeros({1, 2}));
   const Var coef(Tensor::zeros({2, 3}));
   CHECK_THROWS_AS(ops::weighted_sum({x}, coef, 2, {0}), Error);
   CHECK_THROWS_AS(ops::weighted_sum({x}, coef, 0, {3}), Error);
   CHECK_THROWS_AS(ops::weighted_sum({x, x}, coef, 0, {0}), Error);
+  CHECK_THROWS_AS(ops::weighted_sum({x, x}, coef, std::vector<int32_t>{0}, {0, 1}), Error);
+  CHECK_THROWS_AS(ops::weighted_sum({x}, coef, std::vector<int32_t>{2}, {0}), Error);
 }

@@ -1,5 +1,4 @@
 #include <atomic>
-#include <chrono>
 #include <unordered_map>
 
 #include "engine/autodiff/var.h"
@@ -18,9 +17,11 @@ void accumulate(Tensor& dst, const Tensor& src) {
   const Tensor ins[2] = {dst, src};
   Tensor outs[1] = {dst};
   const Attrs attrs = NoAttrs{};
+  const KernelStart start = kernel_start();
   backend_for(dst.device())
       .kernel(OpKind::add)
       .forward(ForwardCall{OpKind::add, attrs, ins, outs, nullptr});
+  record_kernel(KernelPass::accumulate, OpKind::add, start);
 }
 
 // Nodes reachable from the roots, ordered so that every node comes after all its consumers.
@@ -78,12 +79,11 @@ void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
                 device_name(node.device), " backend");
   // Inputs that were not kept are rebuilt now and dropped with this call.
   const std::vector<Tensor> inputs = kept_or_recomputed_inputs(node);
-  const auto start = std::chrono::steady_clock::now();
+  const KernelPartScope part(static_cast<KernelPart>(node.kernel_part));
+  const KernelStart start = kernel_start();
   kernel.backward(BackwardCall{node.kind, node.attrs, inputs, node.input_shapes, node.saved_outputs,
                                node.saved, grad_outputs, grad_inputs});
-  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-  ++kernel_counts().backward[static_cast<size_t>(node.kind)];
-  kernel_counts().backward_seconds[static_cast<size_t>(node.kind)] += took.count();
+  record_kernel(KernelPass::backward, node.kind, start);
 
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     NodeInput& in = node.inputs[i];
@@ -111,13 +111,12 @@ Tensor recompute_output(const Node& node, int index) {
   std::vector<Tensor> outputs;
   for (const Shape& shape : node.output_shapes)
     outputs.push_back(Tensor::empty(shape, node.device));
-  const auto start = std::chrono::steady_clock::now();
+  const KernelPartScope part(static_cast<KernelPart>(node.kernel_part));
+  const KernelStart start = kernel_start();
   backend_for(node.device)
       .kernel(node.kind)
       .forward(ForwardCall{node.kind, node.attrs, inputs, outputs, nullptr});
-  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-  ++kernel_counts().recomputed[static_cast<size_t>(node.kind)];
-  kernel_counts().recomputed_seconds[static_cast<size_t>(node.kind)] += took.count();
+  record_kernel(KernelPass::recompute, node.kind, start);
   return outputs[size_t(index)];
 }
 

@@ -90,6 +90,7 @@ struct Node {
   // need not keep it. A node's backward runs after its consumers', so what it keeps is
   // still there when they recompute.
   bool can_recompute = false;
+  uint8_t kernel_part = 0;  // the KernelPart it was recorded in (kernel counts' split)
 };
 
 // How much forward work a backward may redo so that less is kept between a forward and its

@@ -1,5 +1,7 @@
 #include "engine/backends/backend.h"
 
+#include <ctime>
+
 #include "engine/error.h"
 
 namespace cellgraph {
@@ -94,5 +96,76 @@ KernelCounts& kernel_counts() {
 }
 
 void reset_kernel_counts() { kernel_counts() = KernelCounts{}; }
+
+namespace {
+bool g_kernel_split = false;
+thread_local KernelPart g_part = KernelPart::network;
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+void add_time(KernelPartTime& part, const KernelStart& start,
+              std::chrono::steady_clock::time_point now) {
+  ++part.calls;
+  part.wall_seconds += std::chrono::duration<double>(now - start.wall).count();
+  part.cpu_seconds += process_cpu_seconds() - start.cpu;
+}
+}  // namespace
+
+void set_kernel_split(bool on) { g_kernel_split = on; }
+bool kernel_split() { return g_kernel_split; }
+
+KernelPartScope::KernelPartScope(KernelPart part) : previous_(g_part) { g_part = part; }
+KernelPartScope::~KernelPartScope() { g_part = previous_; }
+KernelPart current_kernel_part() { return g_part; }
+
+KernelStart kernel_start() {
+  KernelStart s{.wall = std::chrono::steady_clock::now()};
+  if (g_kernel_split) s.cpu = process_cpu_seconds();
+  return s;
+}
+
+void record_kernel(KernelPass pass, OpKind kind, const KernelStart& start) {
+  const auto now = std::chrono::steady_clock::now();
+  KernelCounts& k = kernel_counts();
+  const size_t op = static_cast<size_t>(kind);
+  const bool candidate = g_part == KernelPart::candidate;
+  const auto part = static_cast<size_t>(g_part);
+  const double seconds = std::chrono::duration<double>(now - start.wall).count();
+  switch (pass) {
+    case KernelPass::forward:
+      ++k.forward[op];
+      k.forward_seconds[op] += seconds;
+      if (candidate) {
+        ++k.candidate_forward[op];
+        k.candidate_forward_seconds[op] += seconds;
+      }
+      if (g_kernel_split) add_time(k.forward_parts[part], start, now);
+      break;
+    case KernelPass::backward:
+      ++k.backward[op];
+      k.backward_seconds[op] += seconds;
+      if (candidate) {
+        ++k.candidate_backward[op];
+        k.candidate_backward_seconds[op] += seconds;
+      }
+      if (g_kernel_split) add_time(k.backward_parts[part], start, now);
+      break;
+    case KernelPass::recompute:
+      ++k.recomputed[op];
+      k.recomputed_seconds[op] += seconds;
+      if (g_kernel_split) add_time(k.recompute, start, now);
+      break;
+    case KernelPass::accumulate:
+      if (g_kernel_split) add_time(k.accumulate, start, now);
+      break;
+    case KernelPass::vector_op:
+      if (g_kernel_split) add_time(k.vector_ops, start, now);
+      break;
+  }
+}
 
 }  // namespace cellgraph

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <memory>
 #include <string_view>
 
@@ -72,6 +73,26 @@ bool backend_available(Device device);
 
 // Kernel executions per op since the last reset (forward and backward counted apart).
 // Lets tests prove that inactive candidates were not computed.
+//
+// The split (bench/profile_step --split, issue 17): the executor marks each node's kernels
+// with the part of the network it belongs to (KernelPartScope below) and autodiff carries
+// the mark to its backward, so the counts also say which kernels ran for candidate ops and
+// which for the rest of the network (stem, preprocessing, sums, concat, head). The per-op
+// candidate counts are kept always (an addition); the split's timings — wall and process
+// CPU seconds per part, gradient accumulation in backward, the optimizers' vector
+// operations — only while set_kernel_split(true), because reading the process CPU clock is
+// a system call.
+enum class KernelPart : uint8_t {
+  network,    // a node of no candidate: stem, preprocessing, sums, concat, head, loss
+  shared,     // a node shared by several candidates' readers (a ReLU of an edge input)
+  candidate,  // a node of one candidate op (ir::Node::candidate valid)
+};
+inline constexpr size_t kKernelParts = 3;
+struct KernelPartTime {
+  int64_t calls = 0;
+  double wall_seconds = 0;
+  double cpu_seconds = 0;  // process CPU time: every thread of the OpenMP pool
+};
 struct KernelCounts {
   std::array<int64_t, kOpCount> forward{};
   std::array<int64_t, kOpCount> backward{};
@@ -80,8 +101,45 @@ struct KernelCounts {
   // Forwards run again in a backward to rebuild a value no node kept (recompute_output).
   std::array<int64_t, kOpCount> recomputed{};
   std::array<double, kOpCount> recomputed_seconds{};
+  // Of forward / backward: the executions that belonged to a candidate op's node.
+  std::array<int64_t, kOpCount> candidate_forward{};
+  std::array<int64_t, kOpCount> candidate_backward{};
+  std::array<double, kOpCount> candidate_forward_seconds{};
+  std::array<double, kOpCount> candidate_backward_seconds{};
+  // With the split on: kernel time by part, indexed by KernelPart.
+  std::array<KernelPartTime, kKernelParts> forward_parts{};
+  std::array<KernelPartTime, kKernelParts> backward_parts{};
+  KernelPartTime accumulate;  // backward summing gradients where a value fans out
+  KernelPartTime vector_ops;  // vec:: (optimizer steps, norms, DARTS' finite differences)
+  KernelPartTime recompute;   // forwards run again in a backward (recompute_output)
 };
 KernelCounts& kernel_counts();
 void reset_kernel_counts();
+
+void set_kernel_split(bool on);
+bool kernel_split();
+
+// While alive, the kernels this thread runs belong to this part of the network.
+class KernelPartScope {
+ public:
+  explicit KernelPartScope(KernelPart part);
+  ~KernelPartScope();
+  KernelPartScope(const KernelPartScope&) = delete;
+  KernelPartScope& operator=(const KernelPartScope&) = delete;
+
+ private:
+  KernelPart previous_;
+};
+KernelPart current_kernel_part();
+
+// Timing one kernel call: start before it, record after it. With the split off a record
+// costs one clock read and the per-op counters.
+enum class KernelPass : uint8_t { forward, backward, recompute, accumulate, vector_op };
+struct KernelStart {
+  std::chrono::steady_clock::time_point wall;
+  double cpu = 0;  // read only with the split on
+};
+KernelStart kernel_start();
+void record_kernel(KernelPass pass, OpKind kind, const KernelStart& start);
 
 }  // namespace cellgraph

@@ -26,11 +26,28 @@ Backend& backend_of(const char* operation, const Tensor& target,
   return backend_for(target.device());
 }
 
+// Times one vector operation for the kernel counts' split (backend.h); nothing while the
+// split is off.
+class Timed {
+ public:
+  Timed() : on_(kernel_split()), start_(on_ ? kernel_start() : KernelStart{}) {}
+  ~Timed() {
+    if (on_) record_kernel(KernelPass::vector_op, OpKind{}, start_);
+  }
+  Timed(const Timed&) = delete;
+  Timed& operator=(const Timed&) = delete;
+
+ private:
+  bool on_;
+  KernelStart start_;
+};
+
 // A read-only input ready for the backend: undefined stays undefined, views are copied.
 Tensor input(const Tensor& t) { return t.defined() ? t.contiguous() : Tensor(); }
 }  // namespace
 
 void sgd_step(const Tensor& w, const Tensor& grad, const Tensor& buffer, const SgdStep& step) {
+  const Timed timed;
   CG_ASSERT(grad.defined(), "sgd_step without a gradient");
   CG_ASSERT(buffer.defined() == (step.momentum != 0.0f), "sgd_step: a momentum buffer ",
             buffer.defined() ? "with" : "without", " momentum ", step.momentum);
@@ -40,6 +57,7 @@ void sgd_step(const Tensor& w, const Tensor& grad, const Tensor& buffer, const S
 
 void adam_step(const Tensor& w, const Tensor& grad, const Tensor& m, const Tensor& v,
                const AdamStep& step) {
+  const Timed timed;
   CG_ASSERT(grad.defined() && m.defined() && v.defined(), "adam_step: missing tensors");
   CG_ASSERT(m.is_contiguous() && v.is_contiguous(), "adam_step: non-contiguous moments");
   backend_of("adam_step", w, {&grad, &m, &v}).adam_step(w, input(grad), m, v, step);
@@ -47,39 +65,51 @@ void adam_step(const Tensor& w, const Tensor& grad, const Tensor& m, const Tenso
 
 void sgd_lookahead(const Tensor& w, const Tensor& grad, const Tensor& buffer, float lr,
                    float momentum, float weight_decay) {
+  const Timed timed;
   backend_of("sgd_lookahead", w, {&grad, &buffer})
       .sgd_lookahead(w, input(grad), input(buffer), lr, momentum, weight_decay);
 }
 
 double sum_squares(const Tensor& x) {
+  const Timed timed;
   const Tensor c = input(x);
   return backend_of("sum_squares", c).sum_squares(c);
 }
 
 double sum_squares_sequential(const Tensor& x, double start) {
+  const Timed timed;
   const Tensor c = input(x);
   return backend_of("sum_squares_sequential", c).sum_squares_sequential(c, start);
 }
 
 bool all_finite(const Tensor& x) {
+  const Timed timed;
   if (!x.defined()) return true;
   const Tensor c = input(x);
   return backend_of("all_finite", c).all_finite(c);
 }
 
-void scale(const Tensor& x, float s) { backend_of("scale", x).scale(x, s); }
+void scale(const Tensor& x, float s) {
+  const Timed timed;
+  backend_of("scale", x).scale(x, s);
+}
 
 void axpy(float a, const Tensor& x, const Tensor& y) {
+  const Timed timed;
   CG_ASSERT(x.defined(), "axpy without x");
   backend_of("axpy", y, {&x}).axpy(a, input(x), y);
 }
 
 void subtract_difference_quotient(const Tensor& y, float a, const Tensor& u, const Tensor& v,
                                   float c) {
+  const Timed timed;
   backend_of("subtract_difference_quotient", y, {&u, &v})
       .subtract_difference_quotient(y, a, input(u), input(v), c);
 }
 
-void clamp(const Tensor& x, float lo, float hi) { backend_of("clamp", x).clamp(x, lo, hi); }
+void clamp(const Tensor& x, float lo, float hi) {
+  const Timed timed;
+  backend_of("clamp", x).clamp(x, lo, hi);
+}
 
 }  // namespace cellgraph::vec

@@ -67,6 +67,10 @@ struct Node {
   // A node shared by readers of different candidates (spec/builder.h) belongs to none; like a
   // candidate node it is skipped, its output absent, when its input is absent.
   bool absent_with_input = false;
+  // A search network's preprocessing ReLU shared by the cells reading one value
+  // (spec/compile.cpp): how many cells' preprocessings it serves. The latency table times
+  // it that many times, as the derived network, which shares nothing across cells, runs it.
+  int32_t cells_sharing = 1;
   std::string label;  // "cell3/n1/e0/sep_conv_3x3/dw1": for errors, info and export
   // Part of the training-only auxiliary head (DARTS): not counted by macs().
   bool auxiliary = false;

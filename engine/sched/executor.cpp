@@ -1,5 +1,6 @@
 #include "engine/sched/executor.h"
 
+#include "engine/backends/backend.h"
 #include "engine/error.h"
 #include "ops/ops.h"
 
@@ -29,20 +30,29 @@ Attrs runtime_attrs(const Node& n, const RunOptions& options, size_t position) {
   return a;
 }
 
-// Nodes that pass their first input through, as skip_connect does: no copy, nothing
-// recorded. A drop_path that keeps everything (eval mode, or p = 0 in DARTS' first epoch),
-// and a weighted sum left with one input whose coefficient is exactly 1 and wants no
-// gradient: NASP's weight step, where the one-hot A selects one op per edge (the sum
-// would copy every edge's output once forward and once backward: 5% of that step).
-bool passes_through(const Attrs& attrs, const std::vector<Var>& inputs) {
-  if (const auto* d = std::get_if<DropPathAttrs>(&attrs)) return !d->training || d->p == 0.0f;
+// A weighted sum whose coefficients are all exactly 1 and want no gradient: NASP's weight
+// step, where the one-hot A selects one op per edge. It is a plain sum of its inputs (the
+// last, the coefficient matrix, excluded).
+bool sums_with_ones(const Attrs& attrs, const std::vector<Var>& inputs) {
   const auto* ws = std::get_if<WeightedSumAttrs>(&attrs);
-  if (ws == nullptr || inputs.size() != 2) return false;
+  if (ws == nullptr) return false;
   const Var& coefficients = inputs.back();
   if ((coefficients.requires_grad() && grad_enabled()) || coefficients.device() != Device::cpu)
     return false;
   const Tensor c = coefficients.value().contiguous();
-  return c.data()[ws->row * c.dim(1) + ws->columns[0]] == 1.0f;
+  for (size_t i = 0; i + 1 < inputs.size(); ++i)
+    if (c.data()[ws->row_of(i) * c.dim(1) + ws->columns[i]] != 1.0f) return false;
+  return true;
+}
+
+// Nodes that pass their first input through, as skip_connect does: no copy, nothing
+// recorded. A drop_path that keeps everything (eval mode, or p = 0 in DARTS' first epoch),
+// and a weighted sum left with one input whose coefficient is exactly 1 and wants no
+// gradient (NASP's weight step: the sum would copy every edge's output once forward and
+// once backward: 5% of that step).
+bool passes_through(const Attrs& attrs, const std::vector<Var>& inputs) {
+  if (const auto* d = std::get_if<DropPathAttrs>(&attrs)) return !d->training || d->p == 0.0f;
+  return inputs.size() == 2 && sums_with_ones(attrs, inputs);
 }
 
 // An absent value read by a node that needs it: zeros of its shape at this batch, on the
@@ -113,21 +123,34 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
     Attrs attrs = runtime_attrs(n, options, pos);
     if (n.drops_absent_inputs) {
       auto* ws = std::get_if<WeightedSumAttrs>(&attrs);
-      std::vector<int32_t> columns;
+      std::vector<int32_t> columns, rows;
       for (size_t k = 0; k < n.inputs.size(); ++k) {
         if (!input_summed(plan, n, k)) continue;
         inputs.push_back(read(n.inputs[k]));
-        if (ws && k < n.input_candidates.size()) columns.push_back(ws->columns[k]);
+        if (!ws || k >= n.input_candidates.size()) continue;
+        columns.push_back(ws->columns[k]);
+        if (!ws->rows.empty()) rows.push_back(ws->rows[k]);
       }
-      if (ws) ws->columns = std::move(columns);
+      if (ws) {
+        ws->columns = std::move(columns);
+        ws->rows = std::move(rows);
+      }
     } else {
       for (ValueId in : n.inputs) inputs.push_back(in.valid() ? read(in) : Var());
     }
     const bool forward_only =
         n.candidate.valid() && plan.active[n.candidate.index()] == kForwardOnly;
     std::vector<Var> outs;
+    const KernelPartScope part(n.candidate.valid()   ? KernelPart::candidate
+                               : n.absent_with_input ? KernelPart::shared
+                                                     : KernelPart::network);
     if (passes_through(attrs, inputs)) {
       outs = {inputs[0]};
+    } else if (sums_with_ones(attrs, inputs)) {
+      // The node sum of NASP's weight step (one selected op per edge): what add_n computes,
+      // the edges' sum before node sums were fused, without reading the coefficients.
+      inputs.pop_back();
+      outs = ops::apply(OpKind::add_n, NoAttrs{}, inputs);
     } else if (forward_only) {
       NoGradGuard no_grad;
       outs = ops::apply(n.op, attrs, inputs);

@@ -140,25 +140,30 @@ SliceMap slice_map(const SliceAttrs& a, const Shape& in, const Shape& out) {
   return m;
 }
 
-// Copies between the slice (contiguous, `sliced`) and its positions in `full`.
+// Copies between the slice (contiguous, `sliced`) and its positions in `full`. One task per
+// plane (the first three dims): its offset is found by division once, then its rows follow
+// by a fixed hop. (Dividing per row cost more than the copy: a factorized reduce's slices
+// have rows of 8 to 16 elements, and took 2.4 ms each at batch 64; issue 17.)
 void slice_copy(const SliceMap& m, float* full, float* sliced, bool to_sliced) {
-  const int64_t rows = m.out[0] * m.out[1] * m.out[2] * m.out[3];
-  const int64_t width = m.out[4];
+  const int64_t planes = m.out[0] * m.out[1] * m.out[2];
+  const int64_t rows = m.out[3], width = m.out[4];
+  const int64_t row_hop = m.step[3] * m.in_stride[3], hop = m.step[4] * m.in_stride[4];
 #pragma omp parallel for
-  for (int64_t r = 0; r < rows; ++r) {
-    int64_t rest = r, offset = m.start[4] * m.in_stride[4];
-    for (int d = 3; d >= 0; --d) {
+  for (int64_t p = 0; p < planes; ++p) {
+    int64_t rest = p;
+    int64_t offset = m.start[4] * m.in_stride[4] + m.start[3] * m.in_stride[3];
+    for (int d = 2; d >= 0; --d) {
       const auto u = size_t(d);
       offset += (m.start[u] + (rest % m.out[u]) * m.step[u]) * m.in_stride[u];
       rest /= m.out[u];
     }
-    float* s = sliced + r * width;
-    const int64_t hop = m.step[4] * m.in_stride[4];
-    for (int64_t k = 0; k < width; ++k) {
+    float* s = sliced + p * rows * width;
+    for (int64_t r = 0; r < rows; ++r, offset += row_hop, s += width) {
+      float* f = full + offset;
       if (to_sliced)
-        s[k] = full[offset + k * hop];
+        for (int64_t k = 0; k < width; ++k) s[k] = f[k * hop];
       else
-        full[offset + k * hop] = s[k];
+        for (int64_t k = 0; k < width; ++k) f[k * hop] = s[k];
     }
   }
 }

@@ -36,11 +36,12 @@ void add_n_backward(const BackwardCall& call) {
     if (dx.defined()) dx.copy_from(dy);
 }
 
-// The coefficient of input i: coef[row, columns[i]].
+// The coefficient of input i: coef[row_of(i), columns[i]].
 std::vector<float> coefficients_of(const WeightedSumAttrs& a, const Tensor& coef) {
   const std::vector<float> all = coef.to_vector();
   std::vector<float> c;
-  for (int32_t col : a.columns) c.push_back(all[size_t(a.row * coef.dim(1) + col)]);
+  for (size_t i = 0; i < a.columns.size(); ++i)
+    c.push_back(all[size_t(a.row_of(i) * coef.dim(1) + a.columns[i])]);
   return c;
 }
 
@@ -112,7 +113,7 @@ void weighted_sum_backward(const BackwardCall& call) {
   for (size_t i = 0; i < k; ++i) {
     double sum = 0.0;
     for (int t = 0; t < threads; ++t) sum += partial[size_t(t) * k + i];
-    dc[a.row * coef.dim(1) + a.columns[i]] += static_cast<float>(sum);
+    dc[a.row_of(i) * coef.dim(1) + a.columns[i]] += static_cast<float>(sum);
   }
 }
 
