@@ -443,6 +443,11 @@ class Compiler {
   ValueId mixed_edge(const Cell& cell, const Edge& edge, ValueId in, CandidateSite site, int row,
                      const std::string& row_label) {
     MixedTerms t = mixed_candidates(cell, edge, in, site, row, row_label);
+    return edge_weighted_sum(t);
+  }
+
+  // One edge's candidates weighed by its row of the coefficients ("<edge>.mix").
+  ValueId edge_weighted_sum(MixedTerms& t) {
     std::vector<ValueId> inputs = t.outs;
     inputs.push_back(t.coefficients);
     b_.op1(OpKind::weighted_sum, WeightedSumAttrs{t.row, t.columns}, inputs, t.name + ".mix");
@@ -461,15 +466,7 @@ class Compiler {
       one_matrix = one_matrix && t.coefficients == terms[0].coefficients;
     if (!one_matrix) {
       std::vector<ValueId> edges;
-      for (MixedTerms& t : terms) {
-        std::vector<ValueId> inputs = t.outs;
-        inputs.push_back(t.coefficients);
-        b_.op1(OpKind::weighted_sum, WeightedSumAttrs{t.row, t.columns}, inputs, t.name + ".mix");
-        ir::Node& n = graph_.nodes.back();
-        n.drops_absent_inputs = true;
-        n.input_candidates = std::move(t.ids);
-        edges.push_back(n.outputs[0]);
-      }
+      for (MixedTerms& t : terms) edges.push_back(edge_weighted_sum(t));
       return join_edges(cell, node, edges, name);
     }
     WeightedSumAttrs attrs{.row = terms[0].row};
