@@ -158,7 +158,7 @@ TEST_CASE("conv2d: depthwise (groups == C == O) matches the reference") {
 }
 
 // oneDNN has only im2col + GEMM for these depthwise backward passes, so they run our own
-// loops (engine/backends/cpu/conv_backward_loops.cpp): the strided row loops, and for stride 1 the
+// loops (engine/backends/cpu/conv_loops.cpp): the strided row loops, and for stride 1 the
 // pitched weight-gradient loop, with odd and non-square extents and a bias.
 TEST_CASE("conv2d: depthwise backward loops (dilated, strided, 5x5) match the reference") {
   check_case({{2, 4, 9, 9}, {4, 1, 3, 3}, false, {2, 2, 2, 4}});   // dilated and strided
@@ -169,6 +169,15 @@ TEST_CASE("conv2d: depthwise backward loops (dilated, strided, 5x5) match the re
   // Rows of 7 taps take the per-tap loops instead of the 3- and 5-tap ones.
   check_case({{1, 2, 9, 9}, {2, 1, 7, 7}, false, {1, 3, 1, 2}});
   check_case({{1, 2, 13, 11}, {2, 1, 7, 7}, true, {1, 6, 2, 2}});
+}
+
+// Stride-1 3x3 depthwise convs run our pitched-plane loops in every pass (conv.cpp rule 0):
+// padded and unpadded, dilated, non-square planes, a bias, DARTS' channel counts.
+TEST_CASE("conv2d: stride-1 3x3 depthwise loops (forward and both gradients) match the reference") {
+  check_case({{2, 3, 5, 7}, {3, 1, 3, 3}, true, {1, 1, 1, 3}});     // non-square, bias
+  check_case({{1, 2, 6, 6}, {2, 1, 3, 3}, false, {1, 0, 1, 2}});    // unpadded
+  check_case({{2, 16, 8, 8}, {16, 1, 3, 3}, true, {1, 2, 2, 16}});  // dil_conv_3x3's
+  check_case({{1, 17, 9, 5}, {17, 1, 3, 3}, false, {1, 1, 1, 17}});
 }
 
 // Channel counts of 16 and more pick oneDNN's blocked kernels (jit, jit_dw, jit_1x1) with

@@ -6,6 +6,13 @@
 //
 // Layout rule, per primitive kind (forward / backward data / backward weights), decided
 // when the entry is created:
+//   0. A stride-1 3x3 depthwise conv (dilated or not) runs our loops in all three passes
+//      (conv_loops.h): oneDNN's jit_dw is fast only on blocked layouts, and in a DARTS step
+//      the reorders into and out of them took as long as the convs (ONEDNN_VERBOSE, 1
+//      thread). A first-order DARTS step, bench/profile_step at 1 thread, 3 rounds paired
+//      with the rules below alone (load 1.0-2.4): 8.02 / 7.65 / 7.59 -> 7.50 / 7.52 / 7.36 s.
+//      5x5 kernels stay with jit_dw: our forward measured 2x slower on 16x16 planes
+//      (bench/conv_layout_probe dw5x5_c32_s16: 0.85-0.95 against 0.42-0.48 ms).
 //   1. Ask oneDNN with format_tag::any. If it picks a direct kernel (jit, jit_dw, brgconv,
 //      ...) use it, reorders included: on plain layouts oneDNN only has im2col + GEMM, 2-4x
 //      slower for a 3x3 conv and 5-20x for depthwise ones, reorders counted.
@@ -15,18 +22,18 @@
 //      weight gradient is 0.2 ms faster blocked on one idle core, but jit_1x1's spin
 //      barriers lose whole scheduler ticks when a thread is preempted: 8-12 ms instead of
 //      0.3-4.6 ms plain with two threads on a loaded machine, so plain there too. On planes
-//      of 256 pixels and more the weight gradient runs our own loops (conv_backward_loops.h); per
+//      of 256 pixels and more the weight gradient runs our own loops (conv_loops.h); per
 //      DARTS search step (bench/profile_step) 0.038 s instead of 0.131 at 16 channels on
 //      32x32 and 0.060 instead of 0.073 at 32 on 16x16, while at 64 on 8x8 oneDNN's 0.050
 //      beats their 0.118.
 //   3. If oneDNN has only GEMM even with any (depthwise backward with dilation, or with
 //      kernels other than 3x3 for weights), a depthwise conv runs our own loops
-//      (conv_backward_loops.h), many times faster than GEMM there; other convs run GEMM plain.
+//      (conv_loops.h), many times faster than GEMM there; other convs run GEMM plain.
 // Measured with bench/conv_layout_probe.cpp; its header has the numbers.
 #include <string>
 
-#include "engine/backends/cpu/conv_backward_loops.h"
 #include "engine/backends/cpu/conv_layout.h"
+#include "engine/backends/cpu/conv_loops.h"
 #include "engine/backends/cpu/dnnl_context.h"
 #include "engine/backends/cpu/kernels.h"
 
@@ -113,6 +120,7 @@ dnnl::convolution_backward_weights::primitive_desc backward_weights_pd(const Con
 }
 
 struct ForwardEntry {
+  bool loops = false;  // depthwise loops instead of the primitive (rule 0)
   dnnl::convolution_forward primitive;
   LayoutArg src, weights, dst;
 };
@@ -133,16 +141,24 @@ struct BackwardWeightsEntry {
   LayoutArg src, diff_dst, diff_weights;
 };
 
-ForwardEntry make_forward(prop_kind prop, const ConvAttrs& a, const Shape& w,
-                          const ConvGeometry& g) {
+// Rule 0 of the header: a stride-1 3x3 depthwise conv runs our loops in every pass.
+bool depthwise_loops(const ConvAttrs& a, const Shape& x, const Shape& w, const Shape& y) {
+  return is_depthwise(a, x, w) && w[2] == 3 && w[3] == 3 &&
+         depthwise_loops_fit(depthwise_shape(a, x, w, y));
+}
+
+ForwardEntry make_forward(prop_kind prop, const ConvAttrs& a, const Shape& x, const Shape& w,
+                          const Shape& y, const ConvGeometry& g) {
+  if (depthwise_loops(a, x, w, y)) return {true, {}, {}, {}, {}};
   auto pd = forward_pd(prop, any_layout(g));
   if (is_generic_impl(pd) || im2col_free(a, w)) pd = forward_pd(prop, g);
-  return {dnnl::convolution_forward(pd), LayoutArg(g.src, pd.src_desc(), false),
+  return {false, dnnl::convolution_forward(pd), LayoutArg(g.src, pd.src_desc(), false),
           LayoutArg(g.weights, pd.weights_desc(), false), LayoutArg(g.dst, pd.dst_desc(), true)};
 }
 
 BackwardDataEntry make_backward_data(const ConvAttrs& a, const Shape& x, const Shape& w,
-                                     const ConvGeometry& g) {
+                                     const Shape& y, const ConvGeometry& g) {
+  if (depthwise_loops(a, x, w, y)) return {true, {}, {}, {}, {}};
   auto pd = backward_data_pd(any_layout(g));
   const bool generic = is_generic_impl(pd);
   if (generic && is_depthwise(a, x, w)) return {true, {}, {}, {}, {}};
@@ -153,7 +169,8 @@ BackwardDataEntry make_backward_data(const ConvAttrs& a, const Shape& x, const S
 }
 
 BackwardWeightsEntry make_backward_weights(const ConvAttrs& a, const Shape& x, const Shape& w,
-                                           const ConvGeometry& g) {
+                                           const Shape& y, const ConvGeometry& g) {
+  if (depthwise_loops(a, x, w, y)) return {WeightLoops::depthwise, {}, {}, {}, {}};
   if (im2col_free(a, w) && x[2] * x[3] >= kPointwiseLoopsMinPlane)
     return {WeightLoops::pointwise, {}, {}, {}, {}};
   auto pd = backward_weights_pd(any_layout(g));
@@ -174,9 +191,17 @@ void conv2d_forward(const ForwardCall& call) {
   // Inference primitives may pick a faster path; training ones must match the backward's.
   const prop_kind prop = call.saved ? prop_kind::forward_training : prop_kind::forward_inference;
   const ConvGeometry g = geometry(a, x.shape(), w.shape(), with_bias, y.shape());
-  auto& entry = cached<ForwardEntry>(conv_key(call.saved ? "conv_fwd_train" : "conv_fwd_infer", a,
-                                              x.shape(), w.shape(), with_bias),
-                                     [&] { return CG_DNNL(make_forward(prop, a, w.shape(), g)); });
+  auto& entry = cached<ForwardEntry>(
+      conv_key(call.saved ? "conv_fwd_train" : "conv_fwd_infer", a, x.shape(), w.shape(),
+               with_bias),
+      [&] { return CG_DNNL(make_forward(prop, a, x.shape(), w.shape(), y.shape(), g)); });
+  if (entry.loops) {
+    CG_ASSERT(y.is_contiguous(), "conv2d: y must be contiguous");
+    const Tensor b = with_bias ? call.inputs[2].contiguous() : Tensor();
+    depthwise_forward(depthwise_shape(a, x.shape(), w.shape(), y.shape()), x.data(), w.data(),
+                      with_bias ? b.data() : nullptr, y.data());
+    return;
+  }
 
   Staging staging;
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, staging.input(entry.src, x)},
@@ -226,7 +251,7 @@ void conv2d_backward(const BackwardCall& call) {
     // The bias does not change the data gradient; leave it out of the key and the hint.
     const ConvGeometry g = geometry(a, xs, ws, false, dy.shape());
     auto& entry = cached<BackwardDataEntry>(conv_key("conv_bwd_data", a, xs, ws, false), [&] {
-      return CG_DNNL(make_backward_data(a, xs, ws, g));
+      return CG_DNNL(make_backward_data(a, xs, ws, dy.shape(), g));
     });
     const Tensor w = call.inputs[1].contiguous();
     if (entry.loops) {
@@ -246,9 +271,9 @@ void conv2d_backward(const BackwardCall& call) {
   if (dw.defined()) {
     const bool with_db = db.defined();
     const ConvGeometry g = geometry(a, xs, ws, with_db, dy.shape());
-    auto& entry =
-        cached<BackwardWeightsEntry>(conv_key("conv_bwd_weights", a, xs, ws, with_db),
-                                     [&] { return CG_DNNL(make_backward_weights(a, xs, ws, g)); });
+    auto& entry = cached<BackwardWeightsEntry>(
+        conv_key("conv_bwd_weights", a, xs, ws, with_db),
+        [&] { return CG_DNNL(make_backward_weights(a, xs, ws, dy.shape(), g)); });
     const Tensor x = call.inputs[0].contiguous();
     if (entry.loops != WeightLoops::none) {
       CG_ASSERT(dw.is_contiguous(), "conv2d: dw must be contiguous");

@@ -3,7 +3,7 @@
 // A LayoutArg lives in a cached primitive entry and holds its reorder primitive; a Staging
 // lives for one kernel call and owns the scratch buffers the reordered copies sit in.
 // Where no layout has a direct kernel, conv.cpp runs our own gradient loops on the plain
-// layout instead (conv_backward_loops.h).
+// layout instead (conv_loops.h).
 #pragma once
 
 #include <vector>

@@ -1,7 +1,9 @@
-// Our own conv2d gradient loops on plain layouts: the depthwise backward passes oneDNN has
-// only as im2col + GEMM (data with dilation, weights of kernels other than 3x3), and the
-// weight gradient of unpadded 1x1 stride-1 convs on planes of 256 pixels and more. conv.cpp
-// decides per shape which passes run here; its header has the rule and the measurements.
+// Our own conv2d loops on plain layouts: stride-1 depthwise convs forward and backward
+// (oneDNN serves them fast only on blocked layouts, and the reorders around every call cost
+// more than the conv), the depthwise backward passes oneDNN has only as im2col + GEMM (data
+// with dilation, weights of kernels other than 3x3), and the weight gradient of unpadded
+// 1x1 stride-1 convs on planes of 256 pixels and more. conv.cpp decides per shape which
+// passes run here; its header has the rule and the measurements.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,12 @@ namespace cellgraph::cpu {
 struct DepthwiseShape {
   int64_t planes, channels, h, w, oh, ow, kh, kw, stride, pad, dilation;
 };
+
+// Stride 1 only (depthwise_loops_fit): y from x, the weights [C, 1, kh, kw] and the bias
+// [C] (null for none); overwrites y.
+bool depthwise_loops_fit(const DepthwiseShape& d);
+void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
+                       float* y);
 
 // dx from dy and the weights [C, 1, kh, kw]; overwrites dx.
 void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const float* w, float* dx);

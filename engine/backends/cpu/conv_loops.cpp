@@ -1,16 +1,18 @@
-#include "engine/backends/cpu/conv_backward_loops.h"
+#include "engine/backends/cpu/conv_loops.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "engine/backends/cpu/vector_loops.h"
+#include "engine/error.h"
 #include "engine/tensor/tensor.h"
 
 namespace cellgraph::cpu {
 
-// Depthwise backward loops: pitched planes for stride 1, clipped rows otherwise.
+// Depthwise loops: pitched planes for stride 1, clipped rows otherwise.
 
 namespace {
 
@@ -83,6 +85,36 @@ void pitch_grad(const DepthwiseShape& d, const Pitched& s, const float* grad, fl
 }
 
 }  // namespace
+
+bool depthwise_loops_fit(const DepthwiseShape& d) { return Pitched(d).fits(d); }
+
+// y[p, oy, ox] = bias[c] + sum over taps of w[c, ky, kx] * x[p, oy + ky dil - pad, ...]: the
+// plane copied into the padded pitch (the border stays zero from the first fill), then per
+// kernel row one pass of correlate_taps over the whole pitched output, whose columns past
+// ow are computed and dropped. correlate_taps reads backwards (out[i] += w[t] g[i - t step]),
+// so it gets the row's taps reversed and g at the row's last tap.
+void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
+                       float* y) {
+  const Pitched s(d);
+  CG_ASSERT(s.fits(d), "depthwise_forward: stride 1 and a padded extent only");
+  const int64_t n = d.oh * s.pw;
+  std::vector<float> reversed(size_t(d.channels * d.kh * d.kw));
+  for (int64_t row = 0; row < d.channels * d.kh; ++row)
+    std::reverse_copy(w + row * d.kw, w + (row + 1) * d.kw, reversed.begin() + row * d.kw);
+  for_planes_pitched(d, s, [&](int64_t p, float* in) {
+    float* acc = in + s.grad_at;
+    const int64_t c = p % d.channels;
+    const float* plane = x + p * d.h * d.w;
+    for (int64_t iy = 0; iy < d.h; ++iy)
+      std::copy_n(plane + iy * d.w, d.w, in + (iy + d.pad) * s.pw + d.pad);
+    std::fill(acc, acc + n, bias != nullptr ? bias[c] : 0.0f);
+    for (int64_t ky = 0; ky < d.kh; ++ky)
+      correlate_taps(in + s.shift(d, ky, d.kw - 1), reversed.data() + (c * d.kh + ky) * d.kw, n,
+                     d.dilation, int(d.kw), acc);
+    float* out = y + p * d.oh * d.ow;
+    for (int64_t oy = 0; oy < d.oh; ++oy) std::copy_n(acc + oy * s.pw, d.ow, out + oy * d.ow);
+  });
+}
 
 // dx[p, iy, ix] = sum over taps of w[c, ky, kx] * dy[p, oy, ox], as a scatter of dy into dx.
 void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const float* w, float* dx) {
