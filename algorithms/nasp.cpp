@@ -6,8 +6,10 @@
 // dL_val/dA_bar[e, k] = <dL/dx_j, o_k(x_i)> needs every candidate's output, so every
 // candidate runs forward; the unselected ones run forward-only (no autodiff, no saved
 // activations) and backward flows through the selected ops alone, forming no weight
-// gradients. The update is a plain projected gradient step with the architecture
-// learning rate, as the paper writes it, or (nasp_adam) an Adam step as in the authors' code.
+// gradients. By default (--nasp-arch-passes two) the gradient is formed in two passes that
+// never keep all those outputs at once (two_pass_gradient.h). The update is a plain
+// projected gradient step with the architecture learning rate, as the paper writes it, or
+// (nasp_adam) an Adam step as in the authors' code.
 #include "algorithms/nasp.h"
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <memory>
 
 #include "algorithms/algorithm.h"
+#include "algorithms/two_pass_gradient.h"
 #include "engine/backends/vector_ops.h"
 #include "engine/error.h"
 #include "ops/ops.h"
@@ -186,13 +189,22 @@ sched::ActiveSet selection_active_set(const ir::Graph& graph, const std::vector<
 void update_architecture_proximal(StepContext& ctx) {
   ArchState& arch = ctx.arch;
   const std::vector<Tensor> hot = projected_rows(arch);
-  arch.active = selection_active_set(ctx.graph, hot, sched::kForwardOnly);
+  const sched::ActiveSet with_forward_only =
+      selection_active_set(ctx.graph, hot, sched::kForwardOnly);
   std::vector<Var> coefficients;
   coefficients.reserve(hot.size());
   for (const Tensor& h : hot) coefficients.emplace_back(h, true);
   {
     FreezeGuard freeze(ctx.weight_optimizer.params());  // an architecture step: no dw
-    forward_loss(ctx, ctx.val, coefficients, false).backward();
+    const bool two_passes =
+        ctx.hyper.choice("nasp-arch-passes") == "two" &&
+        coefficient_gradient_two_pass(ctx, ctx.val, coefficients,
+                                      selection_active_set(ctx.graph, hot, sched::kInactive),
+                                      with_forward_only);
+    if (!two_passes) {
+      arch.active = with_forward_only;
+      forward_loss(ctx, ctx.val, coefficients, false).backward();
+    }
   }
   const float lr = ctx.arch_optimizer.lr();
   const float eta = float(ctx.hyper.number("nasp-eta"));
@@ -246,7 +258,17 @@ class Nasp final : public Algorithm {
                "the authors' code");
     projection.optional_in_config = true;
     projection.absent_value = "edge";  // what runs before this option projected
-    return {eta, optimizer, projection};
+    Hyperparameter passes =
+        choice("nasp-arch-passes", {"two", "one"},
+               "how the architecture gradient is formed (the same gradient up to float "
+               "rounding): two: the selected network's forward and backward, then every "
+               "candidate forward-only, each output dropped once its coefficient's gradient "
+               "is formed (far less memory); one: one forward keeps every candidate's output "
+               "until the backward (the authors' code; saves the selected network's forward)",
+               "cellgraph (memory)");
+    passes.optional_in_config = true;
+    passes.absent_value = "one";  // what runs before this option existed
+    return {eta, optimizer, projection, passes};
   }
   std::vector<NamedPass> passes() const override {
     return {{"update_architecture_proximal", update_architecture_proximal},

@@ -82,14 +82,25 @@ Var forward_loss(StepContext& ctx, const ir::ParameterStore& params, const Batch
     (is_train ? ctx.metrics.train_count : ctx.metrics.val_count) += 1;
     return loss;
   }
+  return forward_loss(ctx, params, batch, network_run_options(ctx, coefficients, is_train),
+                      is_train);
+}
+
+sched::RunOptions network_run_options(const StepContext& ctx, const std::vector<Var>& coefficients,
+                                      bool is_train) {
   sched::RunOptions options{.training = true,
                             .coefficients = coefficients,
                             .dropout_seed = ctx.step * 2 + (is_train ? 1 : 0)};
-  const bool language_model = ctx.graph.state_in.valid();
-  if (language_model) {
+  if (ctx.graph.state_in.valid()) {
     const Tensor& state = is_train ? ctx.train_state : ctx.val_state;
     if (state.defined()) options.state = Var(state);
   }
+  return options;
+}
+
+Var forward_loss(StepContext& ctx, const ir::ParameterStore& params, const Batch& batch,
+                 const sched::RunOptions& options, bool is_train) {
+  const bool language_model = ctx.graph.state_in.valid();
   const sched::RunOutputs out =
       sched::run_outputs(ctx.graph, params, ctx.plan(), Var(batch.images), options);
   if (language_model) (is_train ? ctx.train_state_out : ctx.val_state_out) = out.state.value();

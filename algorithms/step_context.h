@@ -18,6 +18,7 @@
 #include "engine/ir/parameter_store.h"
 #include "engine/optim/optimizer.h"
 #include "engine/optim/sgd.h"
+#include "engine/sched/executor.h"
 #include "engine/sched/plan.h"
 
 namespace cellgraph::algorithms {
@@ -99,6 +100,13 @@ Var forward_loss(StepContext& ctx, const Batch& batch, const std::vector<Var>& c
 // The same with other weights on the same graph (RARTS' second network).
 Var forward_loss(StepContext& ctx, const ir::ParameterStore& params, const Batch& batch,
                  const std::vector<Var>& coefficients, bool is_train);
+// The network's run options of forward_loss: training mode, the coefficients, dropout seeded
+// by the step and side, the side's carried hidden state.
+sched::RunOptions network_run_options(const StepContext& ctx, const std::vector<Var>& coefficients,
+                                      bool is_train);
+// forward_loss on the network (no loss model) with run options of the caller's making.
+Var forward_loss(StepContext& ctx, const ir::ParameterStore& params, const Batch& batch,
+                 const sched::RunOptions& options, bool is_train);
 // What a loss scores: `logits` [rows, classes] against `labels` [rows]. A language model's
 // [B, T, V] and [B, T] become one row per token ([B·T, V], [B·T]); others pass through.
 struct ScoredRows {

@@ -201,6 +201,25 @@ TEST_CASE("cli: bench --recompute depthwise keeps less than relu, relu less than
         std::string::npos);
 }
 
+TEST_CASE("cli: bench takes the algorithm's own flags; NASP's two passes peak lower") {
+  const std::string spec = kSource + "/examples/spaces/darts_cnn_small.json";
+  auto arch_peak = [&](const std::string& passes) {
+    // With one pass the step's peak is the architecture pass's (every candidate's output
+    // kept); two passes keep none of them past their sum (measured 99 -> 31 MiB).
+    const Result r = run_cli("bench " + spec +
+                             " --algo nasp --batch 16 --steps 1 --warmup 0 --threads 1 --json "
+                             "--nasp-arch-passes " +
+                             passes);
+    REQUIRE(r.status == 0);
+    return spec::parse_json_string(r.out, "bench --json").find("peak_bytes")->as_integer();
+  };
+  CHECK(arch_peak("two") < arch_peak("one"));
+  const Result other = run_cli("bench " + spec + " --algo darts --nasp-arch-passes one");
+  CHECK(other.status == 1);
+  CHECK(other.err.find("--nasp-arch-passes is an option of --algo nasp; this bench runs --algo "
+                       "darts, which would ignore it") != std::string::npos);
+}
+
 TEST_CASE("cli: bench on a language model steps on token ids with its state carried") {
   TempDir dir;
   const std::string spec = dir / "tiny_rnn.json";

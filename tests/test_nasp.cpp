@@ -25,12 +25,14 @@ using namespace cellgraph::algorithms;
 namespace {
 
 // `projection`: --nasp-projection (edge: one op on every edge; node: the kept edges only);
-// `optimizer`: --nasp-optimizer.
+// `optimizer`: --nasp-optimizer; `passes`: --nasp-arch-passes.
 struct Setup : testing::TinySearch {
-  explicit Setup(const std::string& projection = "edge", const std::string& optimizer = "sgd")
+  explicit Setup(const std::string& projection = "edge", const std::string& optimizer = "sgd",
+                 const std::string& passes = "two")
       : TinySearch("nasp", [&](HyperValues& h) {
           h.set_choice("nasp-projection", projection);
           h.set_choice("nasp-optimizer", optimizer);
+          h.set_choice("nasp-arch-passes", passes);
         }) {
     // A inside the box with distinct rows, so no step below is clipped.
     Rng rng(4);
@@ -132,10 +134,12 @@ TEST_CASE("nasp: the architecture step is A - lr * dL_val/dA_bar of the dense ne
     CHECK(after[i] ==
           doctest::Approx(std::clamp(before[i] - lr * dense[i], 0.0f, 1.0f)).epsilon(1e-5));
   }
-  // Every candidate ran forward; backward only through the selected ops, and no weight
+  // Every candidate ran forward, the selected ones twice (the two passes: the selected
+  // network, then every candidate); backward only through the selected ops, and no weight
   // received a gradient.
   const sched::ActiveSet selected = selection_active_set(s.graph, {hot}, sched::kInactive);
-  CHECK(forward_count(OpKind::conv2d) == conv_nodes(s.graph, sched::all_active(s.graph)));
+  CHECK(forward_count(OpKind::conv2d) ==
+        conv_nodes(s.graph, sched::all_active(s.graph)) + conv_nodes(s.graph, selected));
   CHECK(backward_count(OpKind::conv2d) <= conv_nodes(s.graph, selected));
   for (const Var& w : s.sgd.params()) CHECK_FALSE(w.has_grad());
   // A_bar is refreshed from the new A: the active set is its selection.
@@ -282,4 +286,47 @@ TEST_CASE("nasp: the defaults follow the authors' code, path weights are refused
   CHECK_THROWS_WITH_AS(
       prepared_arch_state(find_algorithm("nasp"), spec::compile(space), space, 1),
       doctest::Contains("agd.json:/cells/0/nodes/0: NASP projects every edge onto one op"), Error);
+}
+
+// The two passes are a memory schedule, not another algorithm: the same step as the one
+// pass (A, the batch norms' running statistics, the val loss), at the defaults' node
+// projection and at the edge projection, with less memory at the architecture step's peak.
+TEST_CASE("nasp: --nasp-arch-passes two takes one's step with a lower peak") {
+  for (const std::string projection : {"node", "edge"}) {
+    CAPTURE(projection);
+    Setup one(projection, "adam", "one"), two(projection, "adam", "two");
+    const std::vector<float> start = one.arch.logits[0].value().to_vector();
+    CachingAllocator& memory = backend_for(Device::cpu).allocator();
+    size_t peak[2] = {0, 0};
+    double loss[2] = {0, 0};
+    Setup* setups[2] = {&one, &two};
+    for (int i = 0; i < 2; ++i) {
+      memory.reset_peak();
+      const size_t base = memory.stats().in_use_bytes;
+      StepContext ctx = setups[i]->context();
+      update_architecture_proximal(ctx);
+      peak[i] = memory.stats().peak_bytes - base;
+      loss[i] = ctx.metrics.val_loss;
+      CHECK(ctx.metrics.val_count == 4);  // the loss is counted once
+    }
+    CHECK(loss[1] == loss[0]);
+    const std::vector<float> a1 = one.arch.logits[0].value().to_vector();
+    const std::vector<float> a2 = two.arch.logits[0].value().to_vector();
+    REQUIRE(a1.size() == a2.size());
+    CHECK(a1 != start);
+    for (size_t i = 0; i < a1.size(); ++i) {
+      CAPTURE(i);
+      CHECK(a2[i] == doctest::Approx(a1[i]).epsilon(1e-6));
+    }
+    // Running statistics: updated once, by the same batch statistics.
+    for (size_t p = 0; p < one.params.all().size(); ++p) {
+      const Var& x = one.params.all()[p];
+      if (x.requires_grad()) continue;  // weights: untouched by an architecture step
+      CAPTURE(x.name());
+      CHECK(x.value().to_vector() == two.params.all()[p].value().to_vector());
+    }
+    CHECK(two.arch.active == one.arch.active);
+    CHECK(peak[1] < peak[0]);
+    MESSAGE("peak bytes one pass ", peak[0], ", two passes ", peak[1]);
+  }
 }

@@ -122,6 +122,19 @@ class NoGradGuard {
 };
 bool grad_enabled();
 
+// While alive, op calls record again inside a NoGradGuard (one op whose backward must run
+// at once, in an otherwise unrecorded pass).
+class EnableGradGuard {
+ public:
+  EnableGradGuard();
+  ~EnableGradGuard();
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // While alive, these leaves do not require a gradient: ops still record the path to other
 // leaves (e.g. architecture weights) but no backward kernel forms their gradients.
 class FreezeGuard {

@@ -14,7 +14,11 @@ namespace {
 // Attributes as they run this step: BN and dropout follow the training flag.
 Attrs runtime_attrs(const Node& n, const RunOptions& options, size_t position) {
   Attrs a = n.attrs;
-  if (auto* bn = std::get_if<BatchNormAttrs>(&a)) bn->training = options.training;
+  if (auto* bn = std::get_if<BatchNormAttrs>(&a)) {
+    bn->training = options.training;
+    // running = 1 * running + 0 * batch: exactly unchanged.
+    if (!options.update_running_stats) bn->momentum = 0.0f;
+  }
   if (auto* d = std::get_if<DropoutAttrs>(&a)) {
     d->training = options.training;
     // Keyed nodes share a mask: their seed comes from the key, in a range (bit 63 set)
@@ -156,6 +160,19 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
       outs = ops::apply(n.op, attrs, inputs);
     } else {
       outs = ops::apply(n.op, attrs, inputs);
+    }
+    if (std::holds_alternative<WeightedSumAttrs>(attrs)) {
+      const size_t out = n.outputs[0].index();
+      const WeightedSumHooks& hooks = options.weighted_sums;
+      if (hooks.grads != nullptr && (*hooks.grads)[out].defined()) {
+        const EnableGradGuard record;
+        ops::apply(n.op, attrs, inputs)[0].backward((*hooks.grads)[out]);
+      }
+      if (hooks.taps != nullptr) {
+        Var tap(Tensor::zeros(outs[0].shape(), outs[0].device()), true);
+        outs[0] = ops::add(outs[0], tap);
+        (*hooks.taps)[out] = std::move(tap);
+      }
     }
     for (size_t o = 0; o < outs.size(); ++o) values[n.outputs[o].index()] = std::move(outs[o]);
     // Release what no later node reads; autodiff keeps what backward needs.

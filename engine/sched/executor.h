@@ -12,6 +12,22 @@
 
 namespace cellgraph::sched {
 
+// Hooks on the weighted sums of candidate outputs (mixed edges, node sums), for an
+// architecture gradient formed in two passes (algorithms/two_pass_gradient.h): the first
+// pass runs the selected candidates only and taps the loss's gradient at every sum; the
+// second runs the others forward-only and forms each sum's coefficient gradient from the
+// tapped gradient as soon as the sum's inputs exist, so that no candidate output outlives
+// its sum. Both indexed by the sum's output value id.
+struct WeightedSumHooks {
+  // Out: a zero leaf (wanting a gradient) added to each sum's output. After the backward,
+  // its gradient is the loss's gradient at that sum.
+  std::vector<Var>* taps = nullptr;
+  // In: the gradient at each sum. Where defined, the sum is also recorded on its own (grad
+  // enabled, inside the caller's NoGradGuard) and run backward from it at once: the
+  // coefficients' gradient <dy, input> accumulates in the coefficient leaves.
+  const std::vector<Tensor>* grads = nullptr;
+};
+
 struct RunOptions {
   bool training = true;
   // One [rows, columns] matrix per architecture group (e.g. softmax of the logits);
@@ -24,6 +40,10 @@ struct RunOptions {
   // A recurrent network's hidden state carried in (graph.state_in), [batch, H]; undefined
   // = zeros (the first batch of an epoch). Ignored by graphs without one.
   Var state;
+  // false: batch norms in training mode normalise with the batch statistics but leave the
+  // running statistics as they are (a pass that runs again with the update).
+  bool update_running_stats = true;
+  WeightedSumHooks weighted_sums;
 };
 
 struct RunOutputs {

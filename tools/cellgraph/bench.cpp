@@ -98,7 +98,8 @@ int run_bench(const Args& args) {
   const ir::ParameterStore params(graph, 0, device);
   algorithms::ArchState arch = algorithms::prepared_arch_state(algo, graph, space, 1);
   algorithms::move_to_device(arch, device);
-  const algorithms::HyperValues hyper = algo.default_hyperparameters();
+  algorithms::HyperValues hyper = algo.default_hyperparameters();
+  apply_algorithm_flags(args, "bench", algo.name(), hyper);
   // A language model steps with DARTS' RNN search settings (rnn/train_search.py: SGD lr 20,
   // no momentum, weight decay 5e-7, clip 0.25; Adam lr 3e-3, betas (0.9, 0.999), weight
   // decay 1e-3), an image network with the CNN search's (the optimizers' defaults, clip 5).
@@ -201,6 +202,19 @@ int run_bench(const Args& args) {
   return 0;
 }
 
+std::vector<Flag> bench_flags() {
+  std::vector<Flag> flags = {{"algo", "NAME", algorithms::algorithm_names(), "darts"},
+                             {"batch", "B", "batch size of the train and val batches", "64"},
+                             {"steps", "N", "timed steps (the median is reported)", "10"},
+                             {"warmup", "N", "untimed steps first", "2"},
+                             threads_flag(),
+                             recompute_flag(),
+                             device_flag(),
+                             {"json", "", "print one JSON object", ""}};
+  for (const Flag& f : algorithm_flags()) flags.push_back(f);
+  return flags;
+}
+
 }  // namespace
 
 const Command& bench_command() {
@@ -208,17 +222,11 @@ const Command& bench_command() {
       .name = "bench",
       .summary = "time search steps (and each pass) and measure peak memory on random data",
       .positionals = {"SPEC"},
-      .flags = {{"algo", "NAME", algorithms::algorithm_names(), "darts"},
-                {"batch", "B", "batch size of the train and val batches", "64"},
-                {"steps", "N", "timed steps (the median is reported)", "10"},
-                {"warmup", "N", "untimed steps first", "2"},
-                threads_flag(),
-                recompute_flag(),
-                device_flag(),
-                {"json", "", "print one JSON object", ""}},
+      .flags = bench_flags(),
       .details =
           "Peak tensor memory is the CPU allocator's peak over the timed steps; peak RSS\n"
-          "is the process's VmHWM. A fixed network benchmarks its training step.",
+          "is the process's VmHWM. A fixed network benchmarks its training step. The\n"
+          "algorithm's own flags are those of `cellgraph search`.",
       .run = run_bench};
   return command;
 }

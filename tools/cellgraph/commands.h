@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "algorithms/hyperparameters.h"
 #include "engine/ir/graph.h"
 #include "engine/ir/parameter_store.h"
 #include "spec/space.h"
@@ -37,6 +38,12 @@ void apply_recompute(const Args& args);
 Device selected_device(const Args& args);
 // The --device flag, shared by search, train, eval, infer and bench.
 Flag device_flag();
+// Every algorithm's own hyperparameter flags (search.cpp), shared by search and bench, and
+// their reading into `own`, the table of --algo `algo`: a flag of another algorithm is
+// refused by name, naming `command`.
+std::vector<Flag> algorithm_flags();
+void apply_algorithm_flags(const Args& args, const std::string& command, const std::string& algo,
+                           algorithms::HyperValues& own);
 
 // What export and infer run (export.cpp): the network of RUN_DIR_OR_SPEC (positional 0).
 // A train run directory: its spec fitted to the run's data shape, with the checkpoint's

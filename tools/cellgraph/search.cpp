@@ -80,17 +80,9 @@ SearchConfig config_from_flags(const Args& args) {
   // Without a validation step the weights train on the whole training set.
   if (!algorithm.has_validation_step()) c.train_fraction = 1.0;
   c.train_fraction = args.get_double("train-fraction", c.train_fraction, 0.001, 1.0);
-  for (const std::string& flag : args.given()) {
-    if (c.common.has(flag)) {
-      c.common.set_text(flag, args.get(flag));
-    } else if (c.own.has(flag)) {
-      c.own.set_text(flag, args.get(flag));
-    } else if (const std::string owners = owners_of(flag); !owners.empty()) {
-      // Another algorithm's option would be silently ignored: refuse it by name.
-      throw error("--", flag, " is an option of --algo ", owners, "; this search runs --algo ",
-                  c.algo, ", which would ignore it");
-    }
-  }
+  for (const std::string& flag : args.given())
+    if (c.common.has(flag)) c.common.set_text(flag, args.get(flag));
+  apply_algorithm_flags(args, "search", c.algo, c.own);
   c.space = spec::parse_file(c.spec_path);  // after the flags: their errors come first
   if (is_language_model(c.space)) {
     // DARTS' RNN search settings and a text corpus, unless the flags say otherwise.
@@ -298,7 +290,15 @@ std::vector<Flag> search_flags() {
       {"tensorboard", "DIR", "also write every metrics line as TensorBoard scalars in DIR", ""}};
   for (const algorithms::Hyperparameter& h : algorithms::search_hyperparameters())
     flags.push_back({h.flag, "X", h.help, default_text(h)});
+  for (const Flag& f : algorithm_flags()) flags.push_back(f);
+  return flags;
+}
+
+}  // namespace
+
+std::vector<Flag> algorithm_flags() {
   // Each algorithm's own flags, once each, prefixed with the algorithms that read them.
+  std::vector<Flag> flags;
   std::set<std::string> seen;
   for (const Algorithm* a : algorithms::algorithms())
     for (const algorithms::Hyperparameter& h : a->hyperparameters()) {
@@ -310,7 +310,18 @@ std::vector<Flag> search_flags() {
   return flags;
 }
 
-}  // namespace
+void apply_algorithm_flags(const Args& args, const std::string& command, const std::string& algo,
+                           algorithms::HyperValues& own) {
+  for (const std::string& flag : args.given()) {
+    if (own.has(flag)) {
+      own.set_text(flag, args.get(flag));
+    } else if (const std::string owners = owners_of(flag); !owners.empty()) {
+      // Another algorithm's option would be silently ignored: refuse it by name.
+      throw error("--", flag, " is an option of --algo ", owners, "; this ", command,
+                  " runs --algo ", algo, ", which would ignore it");
+    }
+  }
+}
 
 const Command& search_command() {
   static const Command command{

@@ -1,0 +1,33 @@
+// The architecture gradient of a step whose forward runs candidates that the backward does
+// not go through (NASP's architecture step: every candidate forward at the one-hot A_bar,
+// the selected ones with their history, the others forward-only for <dL/dy, o_k> alone),
+// formed in two passes so that the forward-only outputs are never all kept at once.
+//
+// One pass keeps every forward-only output until its sum's backward forms the coefficient
+// gradient: 720 outputs of the DARTS network at batch 64, most of NASP's peak memory. Two
+// passes: (1) the network with the selected candidates only (the others contribute 0 to
+// the sums, so the loss is the same), backpropagated, with the loss's gradient tapped at
+// every weighted sum; (2) under no_grad, the network with every candidate again, each sum
+// running its own backward from the tapped gradient as soon as its inputs exist, so the
+// outputs die with the sum. The extra cost is the first pass's forward of the selected
+// network; pass (1) leaves the running statistics of batch norms alone and pass (2)
+// updates them once, as the one pass does.
+#pragma once
+
+#include <vector>
+
+#include "algorithms/step_context.h"
+
+namespace cellgraph::algorithms {
+
+// The val-side loss at `coefficients` (which want a gradient; it accumulates in them) with
+// the candidates of `selected` active and those of `with_forward_only` marked kForwardOnly
+// run forward-only; leaves ctx.arch.active at `with_forward_only`. Returns false, having run
+// nothing, where the two passes do not apply (a loss model instead of the network, or a sum
+// with forward-only inputs that has no selected input to tap): then run the one pass.
+bool coefficient_gradient_two_pass(StepContext& ctx, const Batch& batch,
+                                   const std::vector<Var>& coefficients,
+                                   const sched::ActiveSet& selected,
+                                   const sched::ActiveSet& with_forward_only);
+
+}  // namespace cellgraph::algorithms
