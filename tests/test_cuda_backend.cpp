@@ -2,6 +2,7 @@
 // elsewhere (no GPU, or built with CELLGRAPH_CUDA=OFF) it checks that the device is
 // reported unavailable and says that the rest was skipped.
 #include <algorithm>
+#include <fstream>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -80,4 +81,23 @@ TEST_CASE("cuda backend: round trip, fill and allocator on the device") {
           Error);
     }
   }
+}
+
+// cuBLAS is opened on first use, not linked (engine/backends/cuda/cublas_library.h): its
+// loading alone cost every process ~210 MiB of resident memory. Nothing in this test
+// process asks for a cuBLAS handle, so the library must not be mapped, whatever the build.
+TEST_CASE("cuda backend: a process that runs no cuBLAS kernel does not map cuBLAS") {
+  const Tensor t = Tensor::full({4, 4}, 1.0f);  // the CPU backend (and the registry) in use
+  CHECK(t.to_vector()[0] == 1.0f);
+  (void)backend_available(Device::cuda);
+  std::ifstream maps("/proc/self/maps");
+  REQUIRE(maps.good());
+  std::string line;
+  int64_t lines = 0;
+  while (std::getline(maps, line)) {
+    ++lines;
+    CAPTURE(line);
+    CHECK(line.find("libcublas") == std::string::npos);
+  }
+  CHECK(lines > 0);
 }

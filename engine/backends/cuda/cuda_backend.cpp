@@ -53,7 +53,7 @@ class CudaBackend final : public Backend {
   // Errors are ignored: see CudaAllocator::deallocate.
   ~CudaBackend() override {
     if (cudnn_ != nullptr) (void)cudnnDestroy(cudnn_);
-    if (cublas_ != nullptr) (void)cublasDestroy(cublas_);
+    if (cublas_ != nullptr) (void)cuda::cublas_library().destroy(cublas_);
     (void)cudaGetLastError();
   }
   CudaBackend(const CudaBackend&) = delete;
@@ -97,9 +97,10 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas() {
     std::call_once(cublas_once_, [this] {
       cublasHandle_t handle = nullptr;
-      CG_CUBLAS(cublasCreate(&handle));
-      const cublasStatus_t status = cublasSetStream(handle, cuda::stream());
-      if (status != CUBLAS_STATUS_SUCCESS) (void)cublasDestroy(handle);
+      const cuda::CublasLibrary& lib = cuda::cublas_library();
+      CG_CUBLAS(lib.create(&handle));
+      const cublasStatus_t status = lib.set_stream(handle, cuda::stream());
+      if (status != CUBLAS_STATUS_SUCCESS) (void)lib.destroy(handle);
       CG_CUBLAS(status);
       cublas_ = handle;
     });

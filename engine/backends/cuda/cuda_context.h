@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "engine/backends/cuda/cublas_library.h"
 #include "engine/error.h"
 
 namespace cellgraph::cuda {
@@ -53,15 +54,17 @@ inline void check_cudnn(cudnnStatus_t status, const char* statement, const char*
 
 inline void check_cublas(cublasStatus_t status, const char* statement, const char* file, int line) {
   if (status == CUBLAS_STATUS_SUCCESS) return;
-  throw ::cellgraph::error("cuBLAS call `", statement, "` failed: ", cublasGetStatusName(status),
-                           " (", cublasGetStatusString(status), ") at ", file, ":", line);
+  throw ::cellgraph::error("cuBLAS call `", statement,
+                           "` failed: ", cublas_library().status_name(status), " (",
+                           cublas_library().status_string(status), ") at ", file, ":", line);
 }
 }  // namespace detail
 
 }  // namespace cellgraph::cuda
 
 // Each evaluates a CUDA runtime / cuDNN / cuBLAS call and throws cellgraph::Error on failure.
-// After a kernel launch: CG_CUDA(cudaGetLastError()).
+// After a kernel launch: CG_CUDA(cudaGetLastError()). cuBLAS is called through
+// cublas_library() (cublas_library.h), e.g. CG_CUBLAS(cublas_library().create(&handle)).
 #define CG_CUDA(...) \
   ::cellgraph::cuda::detail::check_cuda((__VA_ARGS__), #__VA_ARGS__, __FILE__, __LINE__)
 #define CG_CUDNN(...) \
