@@ -201,7 +201,7 @@ TEST_CASE("cli: bench --recompute depthwise keeps less than relu, relu less than
         std::string::npos);
 }
 
-TEST_CASE("cli: bench takes the algorithm's own flags; NASP's two passes peak lower") {
+TEST_CASE("cli: bench takes the algorithm's own flags, and NASP's two passes peak lower") {
   const std::string spec = kSource + "/examples/spaces/darts_cnn_small.json";
   auto arch_peak = [&](const std::string& passes) {
     // With one pass the step's peak is the architecture pass's (every candidate's output
