@@ -171,13 +171,15 @@ TEST_CASE("conv2d: depthwise backward loops (dilated, strided, 5x5) match the re
   check_case({{1, 2, 13, 11}, {2, 1, 7, 7}, true, {1, 6, 2, 2}});
 }
 
-// Stride-1 3x3 depthwise convs run our pitched-plane loops in every pass (conv.cpp rule 0):
-// padded and unpadded, dilated, non-square planes, a bias, DARTS' channel counts.
-TEST_CASE("conv2d: stride-1 3x3 depthwise loops (forward and both gradients) match the reference") {
+// Stride-1 depthwise convs run our pitched-plane loops in every pass (conv.cpp rule 0);
+// 3x3 here (9 taps in one pass), 5x5 and other sizes in the depthwise tests above: padded
+// and unpadded, dilated, non-square planes, a bias, DARTS' channel counts.
+TEST_CASE("conv2d: stride-1 depthwise loops (forward and both gradients) match the reference") {
   check_case({{2, 3, 5, 7}, {3, 1, 3, 3}, true, {1, 1, 1, 3}});     // non-square, bias
   check_case({{1, 2, 6, 6}, {2, 1, 3, 3}, false, {1, 0, 1, 2}});    // unpadded
   check_case({{2, 16, 8, 8}, {16, 1, 3, 3}, true, {1, 2, 2, 16}});  // dil_conv_3x3's
   check_case({{1, 17, 9, 5}, {17, 1, 3, 3}, false, {1, 1, 1, 17}});
+  check_case({{2, 32, 8, 8}, {32, 1, 5, 5}, true, {1, 4, 2, 32}});  // dil_conv_5x5's
 }
 
 // Channel counts of 16 and more pick oneDNN's blocked kernels (jit, jit_dw, jit_1x1) with

@@ -6,13 +6,17 @@
 //
 // Layout rule, per primitive kind (forward / backward data / backward weights), decided
 // when the entry is created:
-//   0. A stride-1 3x3 depthwise conv (dilated or not) runs our loops in all three passes
-//      (conv_loops.h): oneDNN's jit_dw is fast only on blocked layouts, and in a DARTS step
-//      the reorders into and out of them took as long as the convs (ONEDNN_VERBOSE, 1
-//      thread). A first-order DARTS step, bench/profile_step at 1 thread, 3 rounds paired
-//      with the rules below alone (load 1.0-2.4): 8.02 / 7.65 / 7.59 -> 7.50 / 7.52 / 7.36 s.
-//      5x5 kernels stay with jit_dw: our forward measured 2x slower on 16x16 planes
-//      (bench/conv_layout_probe dw5x5_c32_s16: 0.85-0.95 against 0.42-0.48 ms).
+//   0. A stride-1 depthwise conv runs our loops in all three passes (conv_loops.h):
+//      oneDNN's jit_dw is fast only on blocked layouts, and in a DARTS step the reorders
+//      into and out of them took as long as the convs (ONEDNN_VERBOSE, 1 thread). Alone
+//      (bench/conv_layout_probe --cpu, warm caches, ms fwd / bwd data / bwd weights) our
+//      loops win at 3x3 (dw3x3_c16_s32 0.44 / 0.43 / 0.61 against 0.73 / 0.86 / 0.67 with
+//      the reorders; dilated 0.41 / 0.41 / 0.66 against 0.70 / 0.60 / 0.60) and lose at 5x5
+//      forward (dw5x5_c32_s16 0.63 / 0.63 / 0.96 against 0.41 / 0.55 / 0.97); inside a step,
+//      where the reorders run on cold data, 5x5 on our loops measured no slower. A
+//      first-order DARTS step, bench/profile_step at 1 thread, 3 rounds paired with the
+//      rules below alone (load 1.0-1.5): 7.73 / 7.60 / 8.44 -> 7.51 / 7.61 / 7.69 s, its
+//      convs 4.54 / 4.48 / 4.94 -> 4.25 / 4.38 / 4.42 s.
 //   1. Ask oneDNN with format_tag::any. If it picks a direct kernel (jit, jit_dw, brgconv,
 //      ...) use it, reorders included: on plain layouts oneDNN only has im2col + GEMM, 2-4x
 //      slower for a 3x3 conv and 5-20x for depthwise ones, reorders counted.
@@ -143,8 +147,7 @@ struct BackwardWeightsEntry {
 
 // Rule 0 of the header: a stride-1 3x3 depthwise conv runs our loops in every pass.
 bool depthwise_loops(const ConvAttrs& a, const Shape& x, const Shape& w, const Shape& y) {
-  return is_depthwise(a, x, w) && w[2] == 3 && w[3] == 3 &&
-         depthwise_loops_fit(depthwise_shape(a, x, w, y));
+  return is_depthwise(a, x, w) && depthwise_loops_fit(depthwise_shape(a, x, w, y));
 }
 
 ForwardEntry make_forward(prop_kind prop, const ConvAttrs& a, const Shape& x, const Shape& w,

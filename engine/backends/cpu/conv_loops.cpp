@@ -88,36 +88,121 @@ void pitch_grad(const DepthwiseShape& d, const Pitched& s, const float* grad, fl
 
 bool depthwise_loops_fit(const DepthwiseShape& d) { return Pitched(d).fits(d); }
 
-// y[p, oy, ox] = bias[c] + sum over taps of w[c, ky, kx] * x[p, oy + ky dil - pad, ...]: the
-// plane copied into the padded pitch (the border stays zero from the first fill), then per
-// kernel row one pass of correlate_taps over the whole pitched output, whose columns past
-// ow are computed and dropped. correlate_taps reads backwards (out[i] += w[t] g[i - t step]),
-// so it gets the row's taps reversed and g at the row's last tap.
+namespace {
+// One plane of a stride-1 depthwise conv, every tap in one pass: the plane copied into the
+// padded pitch (its border stays zero from the scratch's first fill), then acc[i] = bias +
+// sum over taps of w[ky, kx] in[i + (ky pw + kx) dil] over the whole pitched output, whose
+// columns past ow are computed and dropped, then the rows copied out. All inline in one
+// clone per kernel size: the row copies are a vector move or two (not a memmove call each)
+// and acc is written once (not read and written once per kernel row). K x K taps; K = 0
+// reads kh and kw from the shape (the per-row loops).
+template <int K>
+[[gnu::always_inline]] inline void forward_plane(const DepthwiseShape& d, int64_t pw,
+                                                 const float* x, const float* w, float bias,
+                                                 float* in, float* acc, float* y) {
+  for (int64_t iy = 0; iy < d.h; ++iy) {
+    float* dst = in + (iy + d.pad) * pw + d.pad;
+    const float* src = x + iy * d.w;
+#pragma omp simd
+    for (int64_t ix = 0; ix < d.w; ++ix) dst[ix] = src[ix];
+  }
+  const int64_t n = d.oh * pw;
+  if constexpr (K == 3) {
+    float taps[K * K];
+    int64_t offset[K * K];
+    for (int t = 0; t < K * K; ++t) {
+      taps[t] = w[t];
+      offset[t] = ((t / K) * pw + t % K) * d.dilation;
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      float sum = bias;
+      for (int t = 0; t < K * K; ++t) sum += taps[t] * in[i + offset[t]];
+      acc[i] = sum;
+    }
+  } else if constexpr (K > 0) {
+    // 25 taps in one loop are more than GCC vectorizes (it falls back to scalar code, 20x
+    // slower): one pass per kernel row instead, acc staying in L1.
+    for (int ky = 0; ky < K; ++ky) {
+      float taps[K];
+      for (int kx = 0; kx < K; ++kx) taps[kx] = w[ky * K + kx];
+      const float* row = in + ky * pw * d.dilation;
+      const int64_t step = d.dilation;
+      const float start = ky == 0 ? bias : 0.0f;
+      const bool first = ky == 0;
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        float sum = first ? start : acc[i];
+        for (int kx = 0; kx < K; ++kx) sum += taps[kx] * row[i + kx * step];
+        acc[i] = sum;
+      }
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) acc[i] = bias;
+    for (int64_t ky = 0; ky < d.kh; ++ky)
+      for (int64_t kx = 0; kx < d.kw; ++kx) {
+        const float tap = w[ky * d.kw + kx];
+        const float* src = in + (ky * pw + kx) * d.dilation;
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) acc[i] += tap * src[i];
+      }
+  }
+  for (int64_t oy = 0; oy < d.oh; ++oy) {
+    float* dst = y + oy * d.ow;
+    const float* src = acc + oy * pw;
+#pragma omp simd
+    for (int64_t ox = 0; ox < d.ow; ++ox) dst[ox] = src[ox];
+  }
+}
+
+#define CG_FORWARD_PLANE(name, K)                                                                 \
+  [[gnu::target_clones("avx512f", "avx2", "default")]] void name(                                 \
+      const DepthwiseShape& d, int64_t pw, const float* x, const float* w, float bias, float* in, \
+      float* acc, float* y) {                                                                     \
+    forward_plane<K>(d, pw, x, w, bias, in, acc, y);                                              \
+  }
+CG_FORWARD_PLANE(forward_plane3, 3)
+CG_FORWARD_PLANE(forward_plane5, 5)
+CG_FORWARD_PLANE(forward_plane_any, 0)
+#undef CG_FORWARD_PLANE
+
+// y = x conv w (+ bias) for a stride-1 depthwise conv on pitched planes.
+void forward_planes(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
+                    float* y) {
+  const Pitched s(d);
+  CG_ASSERT(s.fits(d), "depthwise loops: stride 1 and a padded extent only");
+  const bool square = d.kh == d.kw;
+  const auto plane = square && d.kh == 3   ? forward_plane3
+                     : square && d.kh == 5 ? forward_plane5
+                                           : forward_plane_any;
+  for_planes_pitched(d, s, [&](int64_t p, float* in) {
+    const int64_t c = p % d.channels;
+    plane(d, s.pw, x + p * d.h * d.w, w + c * d.kh * d.kw, bias != nullptr ? bias[c] : 0.0f, in,
+          in + s.grad_at, y + p * d.oh * d.ow);
+  });
+}
+}  // namespace
+
 void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
                        float* y) {
-  const Pitched s(d);
-  CG_ASSERT(s.fits(d), "depthwise_forward: stride 1 and a padded extent only");
-  const int64_t n = d.oh * s.pw;
-  std::vector<float> reversed(size_t(d.channels * d.kh * d.kw));
-  for (int64_t row = 0; row < d.channels * d.kh; ++row)
-    std::reverse_copy(w + row * d.kw, w + (row + 1) * d.kw, reversed.begin() + row * d.kw);
-  for_planes_pitched(d, s, [&](int64_t p, float* in) {
-    float* acc = in + s.grad_at;
-    const int64_t c = p % d.channels;
-    const float* plane = x + p * d.h * d.w;
-    for (int64_t iy = 0; iy < d.h; ++iy)
-      std::copy_n(plane + iy * d.w, d.w, in + (iy + d.pad) * s.pw + d.pad);
-    std::fill(acc, acc + n, bias != nullptr ? bias[c] : 0.0f);
-    for (int64_t ky = 0; ky < d.kh; ++ky)
-      correlate_taps(in + s.shift(d, ky, d.kw - 1), reversed.data() + (c * d.kh + ky) * d.kw, n,
-                     d.dilation, int(d.kw), acc);
-    float* out = y + p * d.oh * d.ow;
-    for (int64_t oy = 0; oy < d.oh; ++oy) std::copy_n(acc + oy * s.pw, d.ow, out + oy * d.ow);
-  });
+  forward_planes(d, x, w, bias, y);
 }
 
 // dx[p, iy, ix] = sum over taps of w[c, ky, kx] * dy[p, oy, ox], as a scatter of dy into dx.
+// With stride 1 and "same" padding (2 pad = (k - 1) dil, so dy and dx have one shape) that
+// is dy convolved with the kernel flipped on both axes at the same padding: the forward's
+// planes (DARTS' every stride-1 depthwise conv).
 void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const float* w, float* dx) {
+  if (d.stride == 1 && d.oh == d.h && d.ow == d.w && 2 * d.pad == (d.kh - 1) * d.dilation &&
+      2 * d.pad == (d.kw - 1) * d.dilation) {
+    const int64_t taps = d.kh * d.kw;
+    std::vector<float> flipped(size_t(d.channels * taps));
+    for (int64_t c = 0; c < d.channels; ++c)
+      std::reverse_copy(w + c * taps, w + (c + 1) * taps, flipped.begin() + c * taps);
+    forward_planes(d, dy, flipped.data(), nullptr, dx);
+    return;
+  }
   const Pitched s(d);
   if (s.fits(d)) {
     for_planes_pitched(d, s, [&](int64_t p, float* acc) {
