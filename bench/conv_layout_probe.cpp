@@ -21,6 +21,18 @@
 //   dil2_dw3x3_c16_s32   3.38  6.22  6.41  17.23       0.60  0.62  0.68  2.00  (bwd: loops)
 //   dw5x5_s2_c32_s16     2.25  2.83  2.85   7.92       0.12  0.28  1.19  1.68  (dw: loops)
 //   conv1x1_c16_s32      0.19  0.23  0.71   1.21       0.20  0.23  0.69  1.18  (plain kept)
+//
+// 2026-12-06, same machine, load ~1-2, CELLGRAPH_THREADS=1 --cpu, 31 repeats, two runs each:
+// the rule before stride-1 depthwise convs moved to our loops (jit_dw and its reorders)
+// against after (conv.cpp rule 0; the pitched planes of conv_loops.cpp), fwd / bwd data /
+// bwd weights / fwd + both, ms:
+//   dw3x3_c16_s32        0.73-0.75  0.83-0.86  0.64-0.67  2.51-3.32   ->  0.44-0.45  0.43-0.44
+//                        0.61-0.71  1.54-1.69
+//   dw5x5_c32_s16        0.41       0.53-0.55  0.97-0.98  1.98-2.01   ->  0.63-0.65  0.63-0.64
+//                        0.96-1.06  2.22-2.36
+//   dil2_dw3x3_c16_s32   0.70-0.72  0.60       0.60-0.61  1.92-1.95   ->  0.41       0.41
+//                        0.60-0.66  1.50-1.55
+// Alone, 5x5 loses on the forward; inside a DARTS step it measured no slower (conv.cpp).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
