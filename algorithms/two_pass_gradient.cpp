@@ -32,6 +32,7 @@ bool coefficient_gradient_two_pass(StepContext& ctx, const Batch& batch,
   // (1) The selected network, the coefficients as constants (so no sum keeps its inputs).
   ctx.arch.active = selected;
   std::vector<Var> constants;
+  constants.reserve(coefficients.size());
   for (const Var& c : coefficients) constants.push_back(c.detach());
   std::vector<Var> taps(ctx.graph.values.size());
   sched::RunOptions first = network_run_options(ctx, constants, false);
