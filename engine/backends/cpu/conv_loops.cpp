@@ -128,11 +128,10 @@ template <int K>
       for (int kx = 0; kx < K; ++kx) taps[kx] = w[ky * K + kx];
       const float* row = in + ky * pw * d.dilation;
       const int64_t step = d.dilation;
-      const float start = ky == 0 ? bias : 0.0f;
       const bool first = ky == 0;
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
-        float sum = first ? start : acc[i];
+        float sum = first ? bias : acc[i];
         for (int kx = 0; kx < K; ++kx) sum += taps[kx] * row[i + kx * step];
         acc[i] = sum;
       }
@@ -167,9 +166,10 @@ CG_FORWARD_PLANE(forward_plane5, 5)
 CG_FORWARD_PLANE(forward_plane_any, 0)
 #undef CG_FORWARD_PLANE
 
-// y = x conv w (+ bias) for a stride-1 depthwise conv on pitched planes.
-void forward_planes(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
-                    float* y) {
+}  // namespace
+
+void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
+                       float* y) {
   const Pitched s(d);
   CG_ASSERT(s.fits(d), "depthwise loops: stride 1 and a padded extent only");
   const bool square = d.kh == d.kw;
@@ -181,12 +181,6 @@ void forward_planes(const DepthwiseShape& d, const float* x, const float* w, con
     plane(d, s.pw, x + p * d.h * d.w, w + c * d.kh * d.kw, bias != nullptr ? bias[c] : 0.0f, in,
           in + s.grad_at, y + p * d.oh * d.ow);
   });
-}
-}  // namespace
-
-void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
-                       float* y) {
-  forward_planes(d, x, w, bias, y);
 }
 
 // dx[p, iy, ix] = sum over taps of w[c, ky, kx] * dy[p, oy, ox], as a scatter of dy into dx.
@@ -200,7 +194,7 @@ void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const flo
     std::vector<float> flipped(size_t(d.channels * taps));
     for (int64_t c = 0; c < d.channels; ++c)
       std::reverse_copy(w + c * taps, w + (c + 1) * taps, flipped.begin() + c * taps);
-    forward_planes(d, dy, flipped.data(), nullptr, dx);
+    depthwise_forward(d, dy, flipped.data(), nullptr, dx);
     return;
   }
   const Pitched s(d);
