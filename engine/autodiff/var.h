@@ -96,7 +96,7 @@ struct Node {
 // How much forward work a backward may redo so that less is kept between a forward and its
 // backward. Each cheap_to_recompute op names the level it needs: elementwise (relu: one
 // memory-bound pass, measured no slower than keeping it) or convolutions (a depthwise conv:
-// DARTS' search step keeps 38% less at its peak and takes ~15% longer, bench/README.md).
+// DARTS' search step keeps 38% less at its peak and takes ~6% longer, bench/README.md).
 enum class Recompute : uint8_t { none, elementwise, convolutions };
 void set_recompute(Recompute level);  // for this process; default elementwise
 Recompute recompute_level();
