@@ -25,12 +25,15 @@ bool coefficient_gradient_two_pass(StepContext& ctx, const Batch& batch,
                                    const sched::ActiveSet& selected,
                                    const sched::ActiveSet& with_forward_only) {
   if (ctx.loss_model) return false;
-  if (!every_sum_tapped(ctx.graph, sched::make_plan(ctx.graph, selected),
-                        sched::make_plan(ctx.graph, with_forward_only)))
+  // Two plans per step, as with one pass and the weight step: pass (2) runs `full` itself.
+  const sched::Plan full = sched::make_plan(ctx.graph, with_forward_only);
+  ctx.arch.active = selected;
+  if (!every_sum_tapped(ctx.graph, ctx.plan(), full)) {
+    ctx.arch.active = with_forward_only;
     return false;
+  }
 
   // (1) The selected network, the coefficients as constants (so no sum keeps its inputs).
-  ctx.arch.active = selected;
   std::vector<Var> constants;
   constants.reserve(coefficients.size());
   for (const Var& c : coefficients) constants.push_back(c.detach());
@@ -49,7 +52,7 @@ bool coefficient_gradient_two_pass(StepContext& ctx, const Batch& batch,
   sched::RunOptions second = network_run_options(ctx, coefficients, false);
   second.weighted_sums.grads = &grads;
   const NoGradGuard no_grad;
-  sched::run_outputs(ctx.graph, ctx.params, ctx.plan(), Var(batch.images), second);
+  sched::run_outputs(ctx.graph, ctx.params, full, Var(batch.images), second);
   return true;
 }
 

@@ -177,12 +177,9 @@ void backward(const std::vector<Var>& roots, const std::vector<Tensor>& grads) {
   }
 }
 
-NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+GradModeGuard::GradModeGuard(bool enabled) : previous_(g_grad_enabled) { g_grad_enabled = enabled; }
+GradModeGuard::~GradModeGuard() { g_grad_enabled = previous_; }
 bool grad_enabled() { return g_grad_enabled; }
-
-EnableGradGuard::EnableGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = true; }
-EnableGradGuard::~EnableGradGuard() { g_grad_enabled = previous_; }
 
 void set_recompute(Recompute level) { g_recompute = level; }
 Recompute recompute_level() { return g_recompute; }

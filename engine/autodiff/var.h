@@ -109,30 +109,30 @@ Tensor recompute_output(const Node& node, int index);
 // each seeded with its gradient; gradients meeting at a shared node are summed first.
 void backward(const std::vector<Var>& roots, const std::vector<Tensor>& grads);
 
-// While alive, op calls record nothing (evaluation, optimizer arithmetic).
-class NoGradGuard {
+// While alive, op calls record (enabled) or not; the previous mode returns at its end.
+class GradModeGuard {
  public:
-  NoGradGuard();
-  ~NoGradGuard();
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  explicit GradModeGuard(bool enabled);
+  ~GradModeGuard();
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
 
  private:
   bool previous_;
 };
 bool grad_enabled();
 
-// While alive, op calls record again inside a NoGradGuard (one op whose backward must run
-// at once, in an otherwise unrecorded pass).
-class EnableGradGuard {
+// Op calls record nothing (evaluation, optimizer arithmetic).
+class NoGradGuard : public GradModeGuard {
  public:
-  EnableGradGuard();
-  ~EnableGradGuard();
-  EnableGradGuard(const EnableGradGuard&) = delete;
-  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+  NoGradGuard() : GradModeGuard(false) {}
+};
 
- private:
-  bool previous_;
+// Op calls record again inside a NoGradGuard (one op whose backward must run at once, in an
+// otherwise unrecorded pass).
+class EnableGradGuard : public GradModeGuard {
+ public:
+  EnableGradGuard() : GradModeGuard(true) {}
 };
 
 // While alive, these leaves do not require a gradient: ops still record the path to other
