@@ -8,7 +8,8 @@
 // when the entry is created:
 //   0. A stride-1 depthwise conv runs our loops in all three passes (conv_loops.h):
 //      oneDNN's jit_dw is fast only on blocked layouts, and in a DARTS step the reorders
-//      into and out of them took as long as the convs (ONEDNN_VERBOSE, 1 thread). Alone
+//      into and out of them took as long as the depthwise convs themselves (1.9 s each
+//      per step, ONEDNN_VERBOSE, 1 thread). Alone
 //      (bench/conv_layout_probe --cpu, warm caches, ms fwd / bwd data / bwd weights) our
 //      loops win at 3x3 (dw3x3_c16_s32 0.44 / 0.43 / 0.61 against 0.73 / 0.86 / 0.67 with
 //      the reorders; dilated 0.41 / 0.41 / 0.66 against 0.70 / 0.60 / 0.60) and lose at 5x5
