@@ -129,6 +129,56 @@ TEST_CASE("max_pool: 3x3 stride 1 and 2, padding 1, matches the reference") {
   check_case(true, {3, 1, 1}, {1, 1, 1, 9});    // a single row: every window at the border
 }
 
+// The loops' other paths (engine/backends/cpu/pool_loops.h): stride 1 over the whole
+// padded plane at once, stride 2 row by row (both unrolled for 3x3), any other window,
+// and, for max pooling, windows past a byte's positions on oneDNN.
+TEST_CASE("max_pool and avg_pool: every path of the loops matches the reference") {
+  for (bool is_max : {true, false}) {
+    CAPTURE(is_max);
+    check_case(is_max, {3, 1, 1}, {4, 16, 8, 8});   // many planes: every thread's scratch
+    check_case(is_max, {3, 2, 1}, {3, 5, 16, 16});  // DARTS' reduction edge
+    check_case(is_max, {5, 1, 2}, {1, 2, 9, 7});    // stride 1, another window
+    check_case(is_max, {2, 1, 0}, {1, 2, 5, 6});    // stride 1, shrinking
+    check_case(is_max, {4, 1, 2}, {1, 2, 5, 5});    // stride 1, growing
+    check_case(is_max, {3, 3, 1}, {1, 2, 10, 11});  // stride 3
+    check_case(is_max, {1, 1, 0}, {1, 3, 4, 4});    // a 1x1 window
+  }
+  check_case(true, {17, 1, 8}, {1, 2, 20, 18});  // 289 positions: oneDNN
+  check_case(false, {17, 1, 8}, {1, 2, 20, 18});
+}
+
+TEST_CASE("max_pool: ties go to the first element of the window, a NaN propagates") {
+  // A constant plane: every window's maximum is its first in-bounds element.
+  Var x(Tensor::full({1, 1, 4, 4}, 2.0f), true);
+  Var y = ops::max_pool(x, {3, 1, 1});
+  const Tensor dy = random(y.shape(), 2);
+  y.backward(dy);
+  const PoolReference r =
+      reference(true, {3, 1, 1}, {1, 1, 4, 4}, x.value().to_vector(), dy.to_vector());
+  check_close("dx", x.grad().to_vector(), r.dx, 0.0);
+  // Input (0, 0) is the first element of the windows of outputs (0, 0), (0, 1), (1, 0)
+  // and (1, 1); the reference agrees, and is not the sum over all nine.
+  const std::vector<float> g = dy.to_vector();
+  CHECK(x.grad().to_vector()[0] == doctest::Approx(g[0] + g[1] + g[4] + g[5]));
+
+  std::vector<float> v(25);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i);
+  v[12] = std::numeric_limits<float>::quiet_NaN();  // the centre of a 5x5 plane
+  for (const PoolAttrs& a : {PoolAttrs{3, 1, 1}, PoolAttrs{3, 2, 1}, PoolAttrs{5, 3, 2}}) {
+    const Tensor out = ops::max_pool(Var(Tensor::from_vector({1, 1, 5, 5}, v)), a).value();
+    const int64_t oh = out.dim(2), ow = out.dim(3);
+    const std::vector<float> yv = out.to_vector();
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const int64_t y0 = oy * a.stride - a.padding, x0 = ox * a.stride - a.padding;
+        const bool covers = y0 <= 2 && 2 < y0 + a.kernel && x0 <= 2 && 2 < x0 + a.kernel;
+        CAPTURE(oy);
+        CAPTURE(ox);
+        CHECK(std::isnan(yv[size_t(oy * ow + ox)]) == covers);
+      }
+  }
+}
+
 TEST_CASE("avg_pool: 3x3 stride 1 and 2, padding 1, matches the reference") {
   check_case(false, {3, 1, 1}, {2, 3, 6, 6});
   check_case(false, {3, 2, 1}, {2, 3, 6, 6});

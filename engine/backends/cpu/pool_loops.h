@@ -1,0 +1,37 @@
+// Our own max and average pooling loops on plain layouts (pool.cpp runs every pooling op
+// here). Each group of planes is copied into a padded scratch that stays in L1 / L2, and
+// the window runs as two separable passes in vector lanes. Max pooling keeps each window's
+// maximum position in a byte for its backward and lets a NaN through, as PyTorch does;
+// oneDNN's max pooling drops it (tests/test_pool.cpp). Speed is oneDNN's within a few
+// percent over a DARTS search step; pool.cpp's header has the measurements.
+#pragma once
+
+#include <cstdint>
+
+namespace cellgraph::cpu {
+
+// A square window `kernel` wide moving by `stride` over planes padded by `pad` on every
+// side (the shapes ops/pool.cpp infers). One plane is one (image, channel) pair; planes are
+// independent, so the loops run in parallel over them.
+struct PoolShape {
+  int64_t planes, h, w, oh, ow, kernel, stride, pad;
+};
+
+// Max pooling keeps window positions (ky * kernel + kx) in one byte: windows of at most
+// 16 x 16. Average pooling takes any window. Both need padding of at most half the window
+// (the schema's rule), so that no window is all padding.
+bool max_pool_loops_fit(const PoolShape& s);
+
+// y = the largest element of each window, the first in row-major order on ties; a NaN in
+// a window is its maximum (it propagates, as in PyTorch). With `argmax` non-null, the
+// maximum's window position per output, one byte each, for the backward.
+void max_pool_forward(const PoolShape& s, const float* x, float* y, uint8_t* argmax);
+// dx from dy and the forward's argmax: each output's gradient to its maximum; overwrites dx.
+void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argmax, float* dx);
+
+// y = the mean of each window's in-bounds elements (padding excluded from the count).
+void avg_pool_forward(const PoolShape& s, const float* x, float* y);
+// dx from dy: each output's gradient shared evenly by its in-bounds elements; overwrites dx.
+void avg_pool_backward(const PoolShape& s, const float* dy, float* dx);
+
+}  // namespace cellgraph::cpu
