@@ -30,7 +30,15 @@
 //      of 256 pixels and more the weight gradient runs our own loops (conv_loops.h); per
 //      DARTS search step (bench/profile_step) 0.038 s instead of 0.131 at 16 channels on
 //      32x32 and 0.060 instead of 0.073 at 32 on 16x16, while at 64 on 8x8 oneDNN's 0.050
-//      beats their 0.118.
+//      beats their 0.118. On those planes the forward too runs our loops when more than one
+//      thread runs: with OMP_WAIT_POLICY=passive (threads sleep between parallel regions,
+//      what a loaded machine wants) oneDNN's GEMM forward took 3.1-4.1 ms a call instead of
+//      0.3-0.5 with the default policy; ours 0.45 (16 channels on 32x32, batch 64, 2
+//      threads). A first-order DARTS step at 2 threads (bench/profile_step, two rounds of
+//      the four runs alternated): passive 6.26 / 5.97 -> 5.16 / 4.82 s, its conv forwards
+//      2.02 / 2.01 -> 1.11 / 1.07; default policy 3.91 / 4.09 -> 3.99 / 4.19 s (conv
+//      forwards 0.81 / 0.84 -> 0.90 / 0.89), the price of the rule. With one thread
+//      oneDNN's is the faster (0.44-0.62 ms a call against 0.52-0.98), so it keeps that case.
 //   3. If oneDNN has only GEMM even with any (depthwise backward with dilation, or with
 //      kernels other than 3x3 for weights), a depthwise conv runs our own loops
 //      (conv_loops.h), many times faster than GEMM there; other convs run GEMM plain.
@@ -41,6 +49,7 @@
 #include "engine/backends/cpu/conv_loops.h"
 #include "engine/backends/cpu/dnnl_context.h"
 #include "engine/backends/cpu/kernels.h"
+#include "engine/threads.h"
 
 namespace cellgraph::cpu {
 
@@ -124,8 +133,10 @@ dnnl::convolution_backward_weights::primitive_desc backward_weights_pd(const Con
       d, dnnl_engine(), forward_pd(prop_kind::forward_training, g));
 }
 
+// Which of our own loops replace the primitive (rules 0, 2 and 3).
+enum class Loops { none, depthwise, pointwise };
 struct ForwardEntry {
-  bool loops = false;  // depthwise loops instead of the primitive (rule 0)
+  Loops loops = Loops::none;
   dnnl::convolution_forward primitive;
   LayoutArg src, weights, dst;
 };
@@ -138,10 +149,8 @@ struct BackwardDataEntry {
 // loops beat oneDNN's per-image GEMM there, not on shorter reductions (rule 2 above).
 constexpr int64_t kPointwiseLoopsMinPlane = 256;
 
-// Which of our own loops replace the primitive (rules 2 and 3).
-enum class WeightLoops { none, depthwise, pointwise };
 struct BackwardWeightsEntry {
-  WeightLoops loops = WeightLoops::none;
+  Loops loops = Loops::none;
   dnnl::convolution_backward_weights primitive;
   LayoutArg src, diff_dst, diff_weights;
 };
@@ -153,11 +162,14 @@ bool depthwise_loops(const ConvAttrs& a, const Shape& x, const Shape& w, const S
 
 ForwardEntry make_forward(prop_kind prop, const ConvAttrs& a, const Shape& x, const Shape& w,
                           const Shape& y, const ConvGeometry& g) {
-  if (depthwise_loops(a, x, w, y)) return {true, {}, {}, {}, {}};
+  if (depthwise_loops(a, x, w, y)) return {Loops::depthwise, {}, {}, {}, {}};
   auto pd = forward_pd(prop, any_layout(g));
   if (is_generic_impl(pd) || im2col_free(a, w)) pd = forward_pd(prop, g);
-  return {false, dnnl::convolution_forward(pd), LayoutArg(g.src, pd.src_desc(), false),
-          LayoutArg(g.weights, pd.weights_desc(), false), LayoutArg(g.dst, pd.dst_desc(), true)};
+  // Rule 2's forward: the primitive too, for one thread.
+  const bool pointwise = im2col_free(a, w) && x[2] * x[3] >= kPointwiseLoopsMinPlane;
+  return {pointwise ? Loops::pointwise : Loops::none, dnnl::convolution_forward(pd),
+          LayoutArg(g.src, pd.src_desc(), false), LayoutArg(g.weights, pd.weights_desc(), false),
+          LayoutArg(g.dst, pd.dst_desc(), true)};
 }
 
 BackwardDataEntry make_backward_data(const ConvAttrs& a, const Shape& x, const Shape& w,
@@ -174,14 +186,14 @@ BackwardDataEntry make_backward_data(const ConvAttrs& a, const Shape& x, const S
 
 BackwardWeightsEntry make_backward_weights(const ConvAttrs& a, const Shape& x, const Shape& w,
                                            const Shape& y, const ConvGeometry& g) {
-  if (depthwise_loops(a, x, w, y)) return {WeightLoops::depthwise, {}, {}, {}, {}};
+  if (depthwise_loops(a, x, w, y)) return {Loops::depthwise, {}, {}, {}, {}};
   if (im2col_free(a, w) && x[2] * x[3] >= kPointwiseLoopsMinPlane)
-    return {WeightLoops::pointwise, {}, {}, {}, {}};
+    return {Loops::pointwise, {}, {}, {}, {}};
   auto pd = backward_weights_pd(any_layout(g));
   const bool generic = is_generic_impl(pd);
-  if (generic && is_depthwise(a, x, w)) return {WeightLoops::depthwise, {}, {}, {}, {}};
+  if (generic && is_depthwise(a, x, w)) return {Loops::depthwise, {}, {}, {}, {}};
   if (generic || im2col_free(a, w)) pd = backward_weights_pd(g);
-  return {WeightLoops::none, dnnl::convolution_backward_weights(pd),
+  return {Loops::none, dnnl::convolution_backward_weights(pd),
           LayoutArg(g.src, pd.src_desc(), false), LayoutArg(g.dst, pd.diff_dst_desc(), false),
           LayoutArg(g.weights, pd.diff_weights_desc(), true)};
 }
@@ -199,11 +211,16 @@ void conv2d_forward(const ForwardCall& call) {
       conv_key(call.saved ? "conv_fwd_train" : "conv_fwd_infer", a, x.shape(), w.shape(),
                with_bias),
       [&] { return CG_DNNL(make_forward(prop, a, x.shape(), w.shape(), y.shape(), g)); });
-  if (entry.loops) {
+  if (entry.loops == Loops::depthwise || (entry.loops == Loops::pointwise && num_threads() > 1)) {
     CG_ASSERT(y.is_contiguous(), "conv2d: y must be contiguous");
     const Tensor b = with_bias ? call.inputs[2].contiguous() : Tensor();
-    depthwise_forward(depthwise_shape(a, x.shape(), w.shape(), y.shape()), x.data(), w.data(),
-                      with_bias ? b.data() : nullptr, y.data());
+    const float* bias = with_bias ? b.data() : nullptr;
+    const Shape& xs = x.shape();
+    if (entry.loops == Loops::depthwise)
+      depthwise_forward(depthwise_shape(a, xs, w.shape(), y.shape()), x.data(), w.data(), bias,
+                        y.data());
+    else
+      pointwise_forward(xs[0], xs[1], w.dim(0), xs[2] * xs[3], x.data(), w.data(), bias, y.data());
     return;
   }
 
@@ -279,9 +296,9 @@ void conv2d_backward(const BackwardCall& call) {
         conv_key("conv_bwd_weights", a, xs, ws, with_db),
         [&] { return CG_DNNL(make_backward_weights(a, xs, ws, dy.shape(), g)); });
     const Tensor x = call.inputs[0].contiguous();
-    if (entry.loops != WeightLoops::none) {
+    if (entry.loops != Loops::none) {
       CG_ASSERT(dw.is_contiguous(), "conv2d: dw must be contiguous");
-      if (entry.loops == WeightLoops::depthwise)
+      if (entry.loops == Loops::depthwise)
         depthwise_backward_weights(depthwise_shape(a, xs, ws, dy.shape()), x.data(), dy.data(),
                                    dw.data());
       else

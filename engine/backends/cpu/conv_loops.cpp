@@ -277,6 +277,92 @@ void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const f
   }
 }
 
+namespace {
+constexpr int kOutBlock = 4;
+constexpr int64_t kPixelBlock = 32;
+
+// One tile: ob outputs from w's rows (stride in) over len pixels of one image, x and y at
+// the tile's first pixel, their channels x_pitch and y_pitch apart. With OB and PB fixed the
+// accumulators are 2 x 4 vector registers (AVX-512), each input channel's 32 pixels loaded once for
+// all 4 outputs; 0 reads ob and len from the arguments (the ragged edges).
+template <int OB, int64_t PB>
+[[gnu::always_inline]] inline void pointwise_tile(const float* x, int64_t x_pitch, int64_t in,
+                                                  const float* w, const float* bias, float* y,
+                                                  int64_t y_pitch, int ob_arg, int64_t len_arg) {
+  const int ob = OB > 0 ? OB : ob_arg;
+  const int64_t len = PB > 0 ? PB : len_arg;
+  float acc[kOutBlock][kPixelBlock];
+  for (int j = 0; j < ob; ++j) {
+    const float b = bias != nullptr ? bias[j] : 0.0f;
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) acc[j][i] = b;
+  }
+  for (int64_t c = 0; c < in; ++c) {
+    const float* xc = x + c * x_pitch;
+    for (int j = 0; j < ob; ++j) {
+      const float wj = w[j * in + c];
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) acc[j][i] += wj * xc[i];
+    }
+  }
+  for (int j = 0; j < ob; ++j) {
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) y[j * y_pitch + i] = acc[j][i];
+  }
+}
+
+// A task's pixels, up to 256 of one image, and the pitch of their packed copy: one cache
+// line more than the pixels, so that the channels of a tile fall in different L1 sets.
+constexpr int64_t kTaskPixels = 8 * kPixelBlock;
+constexpr int64_t kPackedPitch = kTaskPixels + 16;
+
+// Every output block of one image's pixels [0, len). The input channels' pixels are first
+// copied side by side into `packed` (rows at kPackedPitch), then tile by tile every output
+// block reads a tile's channels from L1. Read in place, the channels of a tile lie 4 KiB
+// apart on 32 x 32 planes, all in one L1 set, and evicted each other between output
+// blocks: 0.80-0.88 ms a call in place against 0.52-0.78 copied (16 channels to 16, batch
+// 64, 1 thread).
+[[gnu::target_clones("avx512f", "avx2", "default")]] void pointwise_pixels(
+    const float* x, int64_t plane, int64_t in, int64_t out, const float* w, const float* bias,
+    float* y, int64_t len, float* packed) {
+  for (int64_t c = 0; c < in; ++c) {
+    const float* src = x + c * plane;
+    float* dst = packed + c * kPackedPitch;
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) dst[i] = src[i];
+  }
+  for (int64_t p = 0; p < len; p += kPixelBlock) {
+    const int64_t tile = std::min(kPixelBlock, len - p);
+    for (int64_t o = 0; o < out; o += kOutBlock) {
+      const int ob = int(std::min<int64_t>(kOutBlock, out - o));
+      const float* b = bias != nullptr ? bias + o : nullptr;
+      float* dst = y + o * plane + p;
+      if (ob == kOutBlock && tile == kPixelBlock)
+        pointwise_tile<kOutBlock, kPixelBlock>(packed + p, kPackedPitch, in, w + o * in, b, dst,
+                                               plane, ob, tile);
+      else
+        pointwise_tile<0, 0>(packed + p, kPackedPitch, in, w + o * in, b, dst, plane, ob, tile);
+    }
+  }
+}
+}  // namespace
+
+void pointwise_forward(int64_t batch, int64_t in, int64_t out, int64_t plane, const float* x,
+                       const float* w, const float* bias, float* y) {
+  const int64_t tasks = (plane + kTaskPixels - 1) / kTaskPixels;
+  const Tensor scratch = Tensor::empty(Shape{omp_get_max_threads() * in * kPackedPitch});
+#pragma omp parallel
+  {
+    float* packed = scratch.data() + omp_get_thread_num() * in * kPackedPitch;
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < batch * tasks; ++t) {
+      const int64_t n = t / tasks, p = t % tasks * kTaskPixels;
+      pointwise_pixels(x + n * in * plane + p, plane, in, out, w, bias, y + n * out * plane + p,
+                       std::min(kTaskPixels, plane - p), packed);
+    }
+  }
+}
+
 void pointwise_backward_weights(int64_t batch, int64_t in, int64_t out, int64_t plane,
                                 const float* x, const float* dy, float* dw) {
   const int64_t weights = out * in;

@@ -1,9 +1,10 @@
 // Our own conv2d loops on plain layouts: stride-1 depthwise convs forward and backward
 // (oneDNN serves them fast only on blocked layouts, and the reorders around every call cost
 // more than the conv), the depthwise backward passes oneDNN has only as im2col + GEMM (data
-// with dilation, weights of kernels other than 3x3), and the weight gradient of unpadded
-// 1x1 stride-1 convs on planes of 256 pixels and more. conv.cpp decides per shape which
-// passes run here; its header has the rule and the measurements.
+// with dilation, weights of kernels other than 3x3), and the weight gradient (and, with
+// more than one thread, the forward) of unpadded 1x1 stride-1 convs on planes of 256
+// pixels and more. conv.cpp decides per shape which passes run here; its header has the
+// rule and the measurements.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,13 @@ void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const flo
 // dw [C, 1, kh, kw] from x and dy; overwrites dw (no bias gradient).
 void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const float* dy,
                                 float* dw);
+
+// y[n, o, p] = bias[o] + sum over c of w[o, c] * x[n, c, p] for `plane` pixels p: the forward
+// of a 1x1, stride 1, unpadded, ungrouped conv (bias null for none); overwrites y. Tiles of
+// 4 outputs x 32 pixels held in vector registers across the input channels; the tiles of
+// all images run in one parallel loop.
+void pointwise_forward(int64_t batch, int64_t in, int64_t out, int64_t plane, const float* x,
+                       const float* w, const float* bias, float* y);
 
 // dw [O, C] of a 1x1, stride 1, unpadded conv: dw[o, c] = sum over n, p of dy[n, o, p] *
 // x[n, c, p] for `plane` pixels p; overwrites dw. Each thread sums its images into its own
