@@ -12,6 +12,7 @@
 #include "algorithms/algorithm.h"
 #include "algorithms/nasp.h"
 #include "engine/backends/backend.h"
+#include "engine/data/token_batches.h"
 #include "engine/error.h"
 #include "engine/optim/adam.h"
 #include "engine/sched/executor.h"
@@ -294,23 +295,30 @@ TEST_CASE("nasp: the defaults follow the authors' code, path weights are refused
 // The two passes are a memory schedule, not another algorithm: the same step as the one
 // pass (A, the batch norms' running statistics, the val loss) with less memory at the
 // architecture step's peak. `one` and `two` are set up alike (same seeds).
+// A language model's val batch starts from `val_state` (undefined: zeros), and both
+// passes must end in the same carried state.
 void check_two_passes_take_one_pass_step(testing::TinySearch& one, testing::TinySearch& two,
-                                         double tolerance) {
+                                         double tolerance, const Tensor& val_state = {}) {
   const std::vector<float> start = one.arch.logits[0].value().to_vector();
   CachingAllocator& memory = backend_for(Device::cpu).allocator();
   size_t peak[2] = {0, 0};
   double loss[2] = {0, 0};
+  std::vector<float> state_out[2];
   testing::TinySearch* setups[2] = {&one, &two};
   for (int i = 0; i < 2; ++i) {
     memory.reset_peak();
     const size_t base = memory.stats().in_use_bytes;
     StepContext ctx = setups[i]->context();
+    if (val_state.defined()) ctx.val_state = val_state;
     update_architecture_proximal(ctx);
     peak[i] = memory.stats().peak_bytes - base;
     loss[i] = ctx.metrics.val_loss;
+    if (ctx.val_state_out.defined()) state_out[i] = ctx.val_state_out.to_vector();
     CHECK(ctx.metrics.val_count == one.val.labels.numel());  // the loss is counted once
   }
   CHECK(loss[1] == loss[0]);
+  CHECK(state_out[1] == state_out[0]);
+  if (val_state.defined()) CHECK(!state_out[0].empty());
   for (size_t g = 0; g < one.arch.logits.size(); ++g) {
     CAPTURE(g);
     const std::vector<float> a1 = one.arch.logits[g].value().to_vector();
@@ -366,4 +374,44 @@ TEST_CASE("nasp: two passes take one's step on the DARTS network, cells sharing 
   auto one = setup("one"), two = setup("two");
   REQUIRE(one->arch.logits.size() == 2);
   check_two_passes_take_one_pass_step(*one, *two, 1e-6);
+}
+
+// A recurrent cell (a language model's search space, DARTS RNN style: each node one edge
+// from s0 or an earlier node, among activations): the weighted sums sit inside the cell,
+// which runs once per token, and the val batch starts from a carried hidden state. At the
+// edge projection every edge keeps an op, so every sum is in pass 1; at the node
+// projection a dropped edge's sum is not, and the step falls back to one pass (the peaks
+// would then be equal, which the check refuses).
+TEST_CASE("nasp: two passes take one's step on a recurrent cell, the carried state included") {
+  const std::string spec = R"({"format": 1, "name": "lm",
+    "op_sets": {"rnn": ["tanh", "relu", "sigmoid", "identity"]},
+    "cells": [{"name": "rnn", "kind": "recurrent", "steps": 3, "inputs": ["s0"],
+      "nodes": [{"name": "n1", "from": ["s0"], "ops": "rnn", "keep": 1},
+                {"name": "n2", "from": ["s0", "n1"], "ops": "rnn", "keep": 1},
+                {"name": "n3", "from": ["s0", "n1", "n2"], "ops": "rnn", "keep": 1}],
+      "output": {"concat": ["n1", "n2", "n3"]}}],
+    "network": {"input": [5], "classes": 7, "body": [{"cell": "rnn", "channels": 6}],
+                "head": [{"op": "linear"}]}})";
+  std::vector<int32_t> tokens(64);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 5 + i / 3) % 7);
+  auto setup = [&](const std::string& passes) {
+    auto s = std::make_unique<testing::TinySearch>(
+        "nasp",
+        [&](HyperValues& h) {
+          h.set_choice("nasp-projection", "edge");
+          h.set_choice("nasp-optimizer", "sgd");
+          h.set_choice("nasp-arch-passes", passes);
+        },
+        spec);
+    TokenBatches windows(tokens, TokenBatchOptions{.streams = 3, .steps = 5}, "test");
+    s->train = windows.next();
+    s->val = windows.next();
+    Rng rng(4);
+    for (Var& a : s->arch.logits) a.value().copy_from(uniform_tensor(a.shape(), 0.3f, 0.7f, rng));
+    return s;
+  };
+  auto one = setup("one"), two = setup("two");
+  REQUIRE(one->graph.state_in.valid());
+  Rng rng(5);
+  check_two_passes_take_one_pass_step(*one, *two, 1e-6, uniform_tensor({3, 6}, -0.5f, 0.5f, rng));
 }
