@@ -13,7 +13,7 @@ thread_local bool g_grad_enabled = true;
 std::atomic<Recompute> g_recompute{Recompute::elementwise};
 
 // dst += src, in place, through the backend's add kernel (which allows dst == a).
-void accumulate(Tensor& dst, const Tensor& src) {
+void accumulate_into(Tensor& dst, const Tensor& src) {
   const Tensor ins[2] = {dst, src};
   Tensor outs[1] = {dst};
   const Attrs attrs = NoAttrs{};
@@ -58,48 +58,70 @@ std::vector<Tensor> kept_or_recomputed_inputs(const Node& node) {
   return inputs;
 }
 
+// Where input `in`'s gradient goes: its producer's pending slot, or its leaf's grad.
+Tensor* grad_slot(NodeInput& in, std::unordered_map<Node*, std::vector<Tensor>>& pending) {
+  if (!in.producer) return &in.leaf->grad;
+  auto& grads = pending[in.producer.get()];
+  if (grads.empty()) grads.resize(in.producer->output_shapes.size());
+  return &grads[static_cast<size_t>(in.output_index)];
+}
+
+// A kernel that accumulates (kernel.h) adds input i's gradient straight into a slot that
+// already holds one: a plain contiguous tensor of the input's shape, which no other input
+// of the node also feeds (two inputs adding into one tensor at once).
+bool adds_into(const Node& node, size_t i, const std::vector<Tensor*>& slots) {
+  const Tensor& slot = *slots[i];
+  if (i >= 32 || !slot.defined() || slot.shape() != node.input_shapes[i] ||
+      slot.device() != node.device || !slot.is_contiguous())
+    return false;
+  for (size_t j = 0; j < slots.size(); ++j)
+    if (j != i && slots[j] == slots[i]) return false;
+  return true;
+}
+
 void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
                        std::unordered_map<Node*, std::vector<Tensor>>& pending) {
   for (size_t i = 0; i < grad_outputs.size(); ++i)
     if (!grad_outputs[i].defined())
       grad_outputs[i] = Tensor::zeros(node.output_shapes[i], node.device);
 
-  std::vector<Tensor> grad_inputs(node.inputs.size());
   bool any = false;
-  for (size_t i = 0; i < node.inputs.size(); ++i) {
-    if (!node.inputs[i].wants_grad) continue;
-    grad_inputs[i] = Tensor::empty(node.input_shapes[i], node.device);
-    any = true;
-  }
+  for (const NodeInput& in : node.inputs) any = any || in.wants_grad;
   if (!any) return;
-
   const Kernel& kernel = backend_for(node.device).kernel(node.kind);
   if (kernel.backward == nullptr)
     throw error("op '", op_name(node.kind), "' has no backward kernel on the ",
                 device_name(node.device), " backend");
+
+  std::vector<Tensor*> slots(node.inputs.size(), nullptr);
+  for (size_t i = 0; i < node.inputs.size(); ++i)
+    if (node.inputs[i].wants_grad) slots[i] = grad_slot(node.inputs[i], pending);
+  std::vector<Tensor> grad_inputs(node.inputs.size());
+  uint32_t accumulate = 0;
+  for (size_t i = 0; i < node.inputs.size(); ++i) {
+    if (slots[i] == nullptr) continue;
+    if (kernel.accumulates && adds_into(node, i, slots)) {
+      grad_inputs[i] = *slots[i];
+      accumulate |= 1u << i;
+    } else {
+      grad_inputs[i] = Tensor::empty(node.input_shapes[i], node.device);
+    }
+  }
+
   // Inputs that were not kept are rebuilt now and dropped with this call.
   const std::vector<Tensor> inputs = kept_or_recomputed_inputs(node);
   const KernelPartScope part(static_cast<KernelPart>(node.kernel_part));
   const KernelStart start = kernel_start();
   kernel.backward(BackwardCall{node.kind, node.attrs, inputs, node.input_shapes, node.saved_outputs,
-                               node.saved, grad_outputs, grad_inputs});
+                               node.saved, grad_outputs, grad_inputs, accumulate});
   record_kernel(KernelPass::backward, node.kind, start);
 
   for (size_t i = 0; i < node.inputs.size(); ++i) {
-    NodeInput& in = node.inputs[i];
-    if (!in.wants_grad) continue;
-    Tensor* slot = nullptr;
-    if (in.producer) {
-      auto& grads = pending[in.producer.get()];
-      if (grads.empty()) grads.resize(in.producer->output_shapes.size());
-      slot = &grads[static_cast<size_t>(in.output_index)];
-    } else {
-      slot = &in.leaf->grad;
-    }
-    if (slot->defined())
-      accumulate(*slot, grad_inputs[i]);
+    if (slots[i] == nullptr || (accumulate >> i & 1u) != 0) continue;  // added by the kernel
+    if (slots[i]->defined())
+      accumulate_into(*slots[i], grad_inputs[i]);
     else
-      *slot = std::move(grad_inputs[i]);
+      *slots[i] = std::move(grad_inputs[i]);
   }
 }
 }  // namespace
@@ -146,7 +168,7 @@ void backward(const std::vector<Var>& roots, const std::vector<Tensor>& grads) {
     if (root.is_leaf()) {
       Tensor& g = root.impl()->grad;
       if (g.defined())
-        accumulate(g, grads[i]);
+        accumulate_into(g, grads[i]);
       else
         g = grads[i].clone();
       continue;
@@ -156,7 +178,7 @@ void backward(const std::vector<Var>& roots, const std::vector<Tensor>& grads) {
     if (slots.empty()) slots.resize(node->output_shapes.size());
     Tensor& slot = slots[static_cast<size_t>(root.impl()->output_index)];
     if (slot.defined())
-      accumulate(slot, grads[i]);
+      accumulate_into(slot, grads[i]);
     else
       slot = grads[i].clone();
     starts.push_back(node);

@@ -28,6 +28,12 @@ struct BackwardCall {
   std::span<const Tensor> saved;         // what the forward kernel pushed
   std::span<const Tensor> grad_outputs;  // always defined (zeros for unused outputs)
   std::span<Tensor> grad_inputs;         // defined where a gradient is wanted; kernel overwrites
+  // Bit i set: grad_inputs[i] already holds a gradient (another reader's, of the same value)
+  // and the kernel adds its own into it instead of overwriting. Set only for kernels whose
+  // `accumulates` is true; saves the separate add of every further reader's gradient (a
+  // read of both and a write) where the kernel can add as it writes.
+  uint32_t accumulate = 0;
+  bool accumulates_into(size_t i) const { return i < 32 && (accumulate >> i & 1u) != 0; }
 };
 
 using ForwardKernel = void (*)(const ForwardCall&);
@@ -36,6 +42,7 @@ using BackwardKernel = void (*)(const BackwardCall&);
 struct Kernel {
   ForwardKernel forward = nullptr;
   BackwardKernel backward = nullptr;
+  bool accumulates = false;  // backward honours BackwardCall::accumulate
 };
 
 }  // namespace cellgraph

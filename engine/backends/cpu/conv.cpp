@@ -43,11 +43,13 @@
 //      kernels other than 3x3 for weights), a depthwise conv runs our own loops
 //      (conv_loops.h), many times faster than GEMM there; other convs run GEMM plain.
 // Measured with bench/conv_layout_probe.cpp; its header has the numbers.
+#include <optional>
 #include <string>
 
 #include "engine/backends/cpu/conv_layout.h"
 #include "engine/backends/cpu/conv_loops.h"
 #include "engine/backends/cpu/dnnl_context.h"
+#include "engine/backends/cpu/grad_target.h"
 #include "engine/backends/cpu/kernels.h"
 #include "engine/threads.h"
 
@@ -255,15 +257,19 @@ void bias_grad(const Tensor& dy, const Tensor& db) {
   }
 }
 
+// Adds into a gradient that already holds another reader's (BackwardCall::accumulate): the
+// depthwise loops' data gradient as it writes, every other pass through a GradTarget.
 void conv2d_backward(const BackwardCall& call) {
   const auto& a = std::get<ConvAttrs>(call.attrs);
   const Shape& xs = call.input_shapes[0];
   const Shape& ws = call.input_shapes[1];
   const bool has_bias = call.input_shapes.size() > 2 && call.input_shapes[2].rank() != 0;
   const Tensor dy = call.grad_outputs[0].contiguous();
-  const Tensor dx = call.grad_inputs[0];
-  const Tensor dw = call.grad_inputs[1];
-  const Tensor db = has_bias ? call.grad_inputs[2] : Tensor();
+  const Tensor& dx = call.grad_inputs[0];
+  const GradTarget dw(call, 1);
+  std::optional<GradTarget> db_target;
+  if (has_bias) db_target.emplace(call, 2);
+  const Tensor db = db_target ? db_target->tensor() : Tensor();
   // One staging for both primitives: when both want dy in the same blocked layout, it is
   // reordered once.
   Staging staging;
@@ -278,18 +284,22 @@ void conv2d_backward(const BackwardCall& call) {
     if (entry.loops) {
       CG_ASSERT(dx.is_contiguous(), "conv2d: dx must be contiguous");
       depthwise_backward_data(depthwise_shape(a, xs, ws, dy.shape()), dy.data(), w.data(),
-                              dx.data());
+                              dx.data(), call.accumulates_into(0));
     } else {
-      CG_DNNL(entry.primitive.execute(dnnl_stream(),
-                                      {{DNNL_ARG_DIFF_DST, staging.input(entry.diff_dst, dy)},
-                                       {DNNL_ARG_WEIGHTS, staging.input(entry.weights, w)},
-                                       {DNNL_ARG_DIFF_SRC, staging.output(entry.diff_src, dx)}}));
+      const GradTarget target(call, 0);
+      CG_DNNL(entry.primitive.execute(
+          dnnl_stream(), {{DNNL_ARG_DIFF_DST, staging.input(entry.diff_dst, dy)},
+                          {DNNL_ARG_WEIGHTS, staging.input(entry.weights, w)},
+                          {DNNL_ARG_DIFF_SRC, staging.output(entry.diff_src, target.tensor())}}));
       staging.finish();
+      CG_DNNL(dnnl_stream().wait());
+      target.finish();
     }
   }
 
   bool db_done = false;
-  if (dw.defined()) {
+  if (dw.tensor().defined()) {
+    const Tensor& dwt = dw.tensor();
     const bool with_db = db.defined();
     const ConvGeometry g = geometry(a, xs, ws, with_db, dy.shape());
     auto& entry = cached<BackwardWeightsEntry>(
@@ -297,18 +307,18 @@ void conv2d_backward(const BackwardCall& call) {
         [&] { return CG_DNNL(make_backward_weights(a, xs, ws, dy.shape(), g)); });
     const Tensor x = call.inputs[0].contiguous();
     if (entry.loops != Loops::none) {
-      CG_ASSERT(dw.is_contiguous(), "conv2d: dw must be contiguous");
+      CG_ASSERT(dwt.is_contiguous(), "conv2d: dw must be contiguous");
       if (entry.loops == Loops::depthwise)
         depthwise_backward_weights(depthwise_shape(a, xs, ws, dy.shape()), x.data(), dy.data(),
-                                   dw.data());
+                                   dwt.data());
       else
         pointwise_backward_weights(xs[0], xs[1], ws[0], xs[2] * xs[3], x.data(), dy.data(),
-                                   dw.data());
+                                   dwt.data());
     } else {
       std::unordered_map<int, memory> args{
           {DNNL_ARG_SRC, staging.input(entry.src, x)},
           {DNNL_ARG_DIFF_DST, staging.input(entry.diff_dst, dy)},
-          {DNNL_ARG_DIFF_WEIGHTS, staging.output(entry.diff_weights, dw)}};
+          {DNNL_ARG_DIFF_WEIGHTS, staging.output(entry.diff_weights, dwt)}};
       if (with_db) args.emplace(DNNL_ARG_DIFF_BIAS, wrap(db, g.bias));
       CG_DNNL(entry.primitive.execute(dnnl_stream(), args));
       staging.finish();
@@ -317,11 +327,13 @@ void conv2d_backward(const BackwardCall& call) {
   }
   if (db.defined() && !db_done) bias_grad(dy, db);
   CG_DNNL(dnnl_stream().wait());
+  dw.finish();
+  if (db_target) db_target->finish();
 }
 }  // namespace
 
 void add_conv_kernels(KernelTable& table) {
-  set(table, OpKind::conv2d, conv2d_forward, conv2d_backward);
+  set(table, OpKind::conv2d, conv2d_forward, conv2d_backward, /*accumulates=*/true);
 }
 
 }  // namespace cellgraph::cpu

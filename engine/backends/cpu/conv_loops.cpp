@@ -99,7 +99,7 @@ namespace {
 template <int K>
 [[gnu::always_inline]] inline void forward_plane(const DepthwiseShape& d, int64_t pw,
                                                  const float* x, const float* w, float bias,
-                                                 float* in, float* acc, float* y) {
+                                                 float* in, float* acc, float* y, bool add) {
   for (int64_t iy = 0; iy < d.h; ++iy) {
     float* dst = in + (iy + d.pad) * pw + d.pad;
     const float* src = x + iy * d.w;
@@ -150,16 +150,21 @@ template <int K>
   for (int64_t oy = 0; oy < d.oh; ++oy) {
     float* dst = y + oy * d.ow;
     const float* src = acc + oy * pw;
+    if (add) {
 #pragma omp simd
-    for (int64_t ox = 0; ox < d.ow; ++ox) dst[ox] = src[ox];
+      for (int64_t ox = 0; ox < d.ow; ++ox) dst[ox] += src[ox];
+    } else {
+#pragma omp simd
+      for (int64_t ox = 0; ox < d.ow; ++ox) dst[ox] = src[ox];
+    }
   }
 }
 
 #define CG_FORWARD_PLANE(name, K)                                                                 \
   [[gnu::target_clones("avx512f", "avx2", "default")]] void name(                                 \
       const DepthwiseShape& d, int64_t pw, const float* x, const float* w, float bias, float* in, \
-      float* acc, float* y) {                                                                     \
-    forward_plane<K>(d, pw, x, w, bias, in, acc, y);                                              \
+      float* acc, float* y, bool add) {                                                           \
+    forward_plane<K>(d, pw, x, w, bias, in, acc, y, add);                                         \
   }
 CG_FORWARD_PLANE(forward_plane3, 3)
 CG_FORWARD_PLANE(forward_plane5, 5)
@@ -169,7 +174,7 @@ CG_FORWARD_PLANE(forward_plane_any, 0)
 }  // namespace
 
 void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
-                       float* y) {
+                       float* y, bool accumulate) {
   const Pitched s(d);
   CG_ASSERT(s.fits(d), "depthwise loops: stride 1 and a padded extent only");
   const bool square = d.kh == d.kw;
@@ -179,7 +184,7 @@ void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, 
   for_planes_pitched(d, s, [&](int64_t p, float* in) {
     const int64_t c = p % d.channels;
     plane(d, s.pw, x + p * d.h * d.w, w + c * d.kh * d.kw, bias != nullptr ? bias[c] : 0.0f, in,
-          in + s.grad_at, y + p * d.oh * d.ow);
+          in + s.grad_at, y + p * d.oh * d.ow, accumulate);
   });
 }
 
@@ -187,14 +192,15 @@ void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, 
 // With stride 1 and "same" padding (2 pad = (k - 1) dil, so dy and dx have one shape) that
 // is dy convolved with the kernel flipped on both axes at the same padding: the forward's
 // planes (DARTS' every stride-1 depthwise conv).
-void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const float* w, float* dx) {
+void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const float* w, float* dx,
+                             bool accumulate) {
   if (d.stride == 1 && d.oh == d.h && d.ow == d.w && 2 * d.pad == (d.kh - 1) * d.dilation &&
       2 * d.pad == (d.kw - 1) * d.dilation) {
     const int64_t taps = d.kh * d.kw;
     std::vector<float> flipped(size_t(d.channels * taps));
     for (int64_t c = 0; c < d.channels; ++c)
       std::reverse_copy(w + c * taps, w + (c + 1) * taps, flipped.begin() + c * taps);
-    depthwise_forward(d, dy, flipped.data(), nullptr, dx);
+    depthwise_forward(d, dy, flipped.data(), nullptr, dx, accumulate);
     return;
   }
   const Pitched s(d);
@@ -212,8 +218,14 @@ void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const flo
         correlate_taps(g, taps + ky * d.kw, n, d.dilation, int(d.kw), acc + row);
       }
       float* out = dx + p * d.h * d.w;
-      for (int64_t y = 0; y < d.h; ++y)
-        std::copy_n(acc + (y + d.pad) * s.pw + d.pad, d.w, out + y * d.w);
+      for (int64_t y = 0; y < d.h; ++y) {
+        const float* src = acc + (y + d.pad) * s.pw + d.pad;
+        float* dst = out + y * d.w;
+        if (accumulate)
+          for (int64_t x = 0; x < d.w; ++x) dst[x] += src[x];
+        else
+          std::copy_n(src, d.w, dst);
+      }
     });
     return;
   }
@@ -222,7 +234,7 @@ void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const flo
     float* out = dx + p * d.h * d.w;
     const float* grad = dy + p * d.oh * d.ow;
     const float* taps = w + (p % d.channels) * d.kh * d.kw;
-    std::fill(out, out + d.h * d.w, 0.0f);
+    if (!accumulate) std::fill(out, out + d.h * d.w, 0.0f);
     for_tap_rows(d, [&](int64_t t, int64_t row, int64_t oy, int64_t x0, int64_t x1, int64_t x_off) {
       const float tap = taps[t];
       for (int64_t ox = x0; ox < x1; ++ox)

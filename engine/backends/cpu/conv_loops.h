@@ -18,13 +18,15 @@ struct DepthwiseShape {
 };
 
 // Stride 1 only (depthwise_loops_fit): y from x, the weights [C, 1, kh, kw] and the bias
-// [C] (null for none); overwrites y.
+// [C] (null for none); overwrites y, or adds into it with `accumulate`.
 bool depthwise_loops_fit(const DepthwiseShape& d);
 void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
-                       float* y);
+                       float* y, bool accumulate = false);
 
-// dx from dy and the weights [C, 1, kh, kw]; overwrites dx.
-void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const float* w, float* dx);
+// dx from dy and the weights [C, 1, kh, kw]; overwrites dx, or adds into it with
+// `accumulate` (a gradient that already holds another reader's).
+void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const float* w, float* dx,
+                             bool accumulate = false);
 // dw [C, 1, kh, kw] from x and dy; overwrites dw (no bias gradient).
 void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const float* dy,
                                 float* dw);

@@ -11,8 +11,10 @@ namespace cellgraph::cpu {
 
 using KernelTable = std::array<Kernel, kOpCount>;
 
-inline void set(KernelTable& table, OpKind kind, ForwardKernel forward, BackwardKernel backward) {
-  table[static_cast<size_t>(kind)] = Kernel{forward, backward};
+// `accumulates`: the backward honours BackwardCall::accumulate (kernel.h).
+inline void set(KernelTable& table, OpKind kind, ForwardKernel forward, BackwardKernel backward,
+                bool accumulates = false) {
+  table[static_cast<size_t>(kind)] = Kernel{forward, backward, accumulates};
 }
 
 void add_conv_kernels(KernelTable& table);         // conv2d

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "engine/backends/cpu/dnnl_context.h"
+#include "engine/backends/cpu/grad_target.h"
 #include "engine/backends/cpu/kernels.h"
 #include "engine/backends/cpu/pool_loops.h"
 
@@ -106,12 +107,14 @@ void dnnl_max_pool_backward(const BackwardCall& call) {
     return BackwardEntry{CG_DNNL(dnnl::pooling_backward(pd)), pd.workspace_desc()};
   });
 
+  const GradTarget target(call, 0);
   std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, wrap(dy, g.dst)},
-                                       {DNNL_ARG_DIFF_SRC, wrap(dx, g.src)}};
+                                       {DNNL_ARG_DIFF_SRC, wrap(target.tensor(), g.src)}};
   CG_ASSERT(call.saved.size() == 1, "max_pool backward without the forward's workspace");
   args.emplace(DNNL_ARG_WORKSPACE, memory(entry.workspace, dnnl_engine(), call.saved[0].data()));
   CG_DNNL(entry.primitive.execute(dnnl_stream(), args));
   CG_DNNL(dnnl_stream().wait());
+  target.finish();
 }
 
 PoolShape pool_shape(const PoolAttrs& a, const Shape& x, const Shape& y) {
@@ -143,8 +146,8 @@ void max_pool_backward_kernel(const BackwardCall& call) {
   const PoolShape s = pool_shape(a, call.input_shapes[0], dy.shape());
   if (!max_pool_loops_fit(s)) return dnnl_max_pool_backward(call);
   CG_ASSERT(call.saved.size() == 1, "max_pool backward without the forward's positions");
-  max_pool_backward(s, dy.data(), reinterpret_cast<const uint8_t*>(call.saved[0].data()),
-                    dx.data());
+  max_pool_backward(s, dy.data(), reinterpret_cast<const uint8_t*>(call.saved[0].data()), dx.data(),
+                    call.accumulates_into(0));
 }
 
 void avg_pool_kernel(const ForwardCall& call) {
@@ -159,7 +162,8 @@ void avg_pool_backward_kernel(const BackwardCall& call) {
   const Tensor dy = call.grad_outputs[0].contiguous();
   Tensor dx = call.grad_inputs[0];
   if (!dx.defined()) return;
-  avg_pool_backward(pool_shape(a, call.input_shapes[0], dy.shape()), dy.data(), dx.data());
+  avg_pool_backward(pool_shape(a, call.input_shapes[0], dy.shape()), dy.data(), dx.data(),
+                    call.accumulates_into(0));
 }
 
 void global_avg_pool_forward(const ForwardCall& call) {
@@ -195,8 +199,8 @@ void global_avg_pool_backward(const BackwardCall& call) {
 }  // namespace
 
 void add_pool_kernels(KernelTable& table) {
-  set(table, OpKind::max_pool, max_pool_kernel, max_pool_backward_kernel);
-  set(table, OpKind::avg_pool, avg_pool_kernel, avg_pool_backward_kernel);
+  set(table, OpKind::max_pool, max_pool_kernel, max_pool_backward_kernel, /*accumulates=*/true);
+  set(table, OpKind::avg_pool, avg_pool_kernel, avg_pool_backward_kernel, /*accumulates=*/true);
   set(table, OpKind::global_avg_pool, global_avg_pool_forward, global_avg_pool_backward);
 }
 

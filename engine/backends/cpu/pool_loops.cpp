@@ -79,6 +79,17 @@ void for_groups(const PoolShape& s, const Padded& g, int64_t floats, float fill,
     }
 }
 
+// dst = src over n floats, or dst += src with `add` (a gradient adding into another's).
+[[gnu::always_inline]] inline void copy_row(const float* src, int64_t n, float* dst, bool add) {
+  if (add) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
+
 // The passes' loops, n lanes each. K and S fixed at compile time (3 and 1 or 2, DARTS'
 // pools) unroll the window and make the loads unit or constant stride; 0 reads them from
 // the arguments. The max keeps the first maximum on ties (strictly greater replaces it;
@@ -218,7 +229,7 @@ template <int K, int S>
 template <int K, int S>
 [[gnu::always_inline]] inline void avg_backward_group(const PoolShape& s, const Padded& g,
                                                       const float* grad, int64_t count, float* rows,
-                                                      float* padded, float* dx) {
+                                                      float* padded, float* dx, bool add) {
   const int64_t k = K > 0 ? K : s.kernel, st = S > 0 ? S : s.stride;
   const int64_t pitch = g.hp + k, padded_rows = g.group * g.ph;
   for (int64_t r = 0; r < padded_rows; ++r) {
@@ -243,12 +254,9 @@ template <int K, int S>
       }
   }
   for (int64_t b = 0; b < count; ++b)
-    for (int64_t iy = 0; iy < s.h; ++iy) {
-      const float* src = padded + (b * g.ph + iy + s.pad) * g.pw + s.pad;
-      float* dst = dx + (b * s.h + iy) * s.w;
-#pragma omp simd
-      for (int64_t ix = 0; ix < s.w; ++ix) dst[ix] = src[ix];
-    }
+    for (int64_t iy = 0; iy < s.h; ++iy)
+      copy_row(padded + (b * g.ph + iy + s.pad) * g.pw + s.pad, s.w, dx + (b * s.h + iy) * s.w,
+               add);
 }
 
 #define CG_POOL_CLONES [[gnu::target_clones("avx512f", "avx2", "default")]]
@@ -274,8 +282,8 @@ CG_AVG_GROUP(avg_group_any, 0, 0)
 
 #define CG_AVG_BACKWARD_GROUP(name, K, S)                                                         \
   CG_POOL_CLONES void name(const PoolShape& s, const Padded& g, const float* grad, int64_t count, \
-                           float* rows, float* padded, float* dx) {                               \
-    avg_backward_group<K, S>(s, g, grad, count, rows, padded, dx);                                \
+                           float* rows, float* padded, float* dx, bool add) {                     \
+    avg_backward_group<K, S>(s, g, grad, count, rows, padded, dx, add);                           \
   }
 CG_AVG_BACKWARD_GROUP(avg_backward_3x3_s1, 3, 1)
 CG_AVG_BACKWARD_GROUP(avg_backward_3x3_s2, 3, 2)
@@ -324,7 +332,8 @@ void max_pool_forward(const PoolShape& s, const float* x, float* y, uint8_t* arg
 }
 
 // A scatter: each output adds its gradient at its maximum's place in the padded planes.
-void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argmax, float* dx) {
+void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argmax, float* dx,
+                       bool accumulate) {
   CG_ASSERT(max_pool_loops_fit(s), "max_pool loops: unsupported window");
   const Padded g(s);
   std::array<int64_t, kMaxKernel * kMaxKernel> offset{};
@@ -345,7 +354,7 @@ void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argma
       }
       float* out = dx + (p + b) * s.h * s.w;
       for (int64_t iy = 0; iy < s.h; ++iy)
-        std::copy_n(padded + (b * g.ph + iy + s.pad) * g.pw + s.pad, s.w, out + iy * s.w);
+        copy_row(padded + (b * g.ph + iy + s.pad) * g.pw + s.pad, s.w, out + iy * s.w, accumulate);
     }
   });
 }
@@ -361,7 +370,7 @@ void avg_pool_forward(const PoolShape& s, const float* x, float* y) {
   });
 }
 
-void avg_pool_backward(const PoolShape& s, const float* dy, float* dx) {
+void avg_pool_backward(const PoolShape& s, const float* dy, float* dx, bool accumulate) {
   CG_ASSERT(window_fits(s), "avg_pool loops: unsupported window");
   const Padded g(s);
   const std::vector<float> inv = inverse_counts(s);
@@ -383,7 +392,8 @@ void avg_pool_backward(const PoolShape& s, const float* dy, float* dx) {
                    const float* iv = inv.data() + oy * s.ow;
                    for (int64_t ox = 0; ox < s.ow; ++ox) dst[ox] = d[ox] * iv[ox];
                  }
-               group(s, g, grad, count, m + grad_size, m + grad_size + rows_size, dx + p * in_size);
+               group(s, g, grad, count, m + grad_size, m + grad_size + rows_size, dx + p * in_size,
+                     accumulate);
              });
 }
 

@@ -26,12 +26,15 @@ bool max_pool_loops_fit(const PoolShape& s);
 // a window is its maximum (it propagates, as in PyTorch). With `argmax` non-null, the
 // maximum's window position per output, one byte each, for the backward.
 void max_pool_forward(const PoolShape& s, const float* x, float* y, uint8_t* argmax);
-// dx from dy and the forward's argmax: each output's gradient to its maximum; overwrites dx.
-void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argmax, float* dx);
+// dx from dy and the forward's argmax: each output's gradient to its maximum; overwrites
+// dx, or adds into it with `accumulate` (a gradient that already holds another reader's).
+void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argmax, float* dx,
+                       bool accumulate = false);
 
 // y = the mean of each window's in-bounds elements (padding excluded from the count).
 void avg_pool_forward(const PoolShape& s, const float* x, float* y);
-// dx from dy: each output's gradient shared evenly by its in-bounds elements; overwrites dx.
-void avg_pool_backward(const PoolShape& s, const float* dy, float* dx);
+// dx from dy: each output's gradient shared evenly by its in-bounds elements; overwrites
+// dx, or adds into it with `accumulate`.
+void avg_pool_backward(const PoolShape& s, const float* dy, float* dx, bool accumulate = false);
 
 }  // namespace cellgraph::cpu

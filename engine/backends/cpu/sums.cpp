@@ -102,13 +102,16 @@ void weighted_sum_backward(const BackwardCall& call) {
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
       for (size_t i = 0; i < k; ++i) {
-        if (dxs[i] != nullptr) scale_into(c[i], dy + lo, dxs[i] + lo, len);
+        if (dxs[i] != nullptr && call.accumulates_into(i))
+          axpy(c[i], dy + lo, dxs[i] + lo, len);
+        else if (dxs[i] != nullptr)
+          scale_into(c[i], dy + lo, dxs[i] + lo, len);
         if (dots) mine[i] += dot_double(dy + lo, xs[i] + lo, len);
       }
     }
   }
   if (!dots) return;
-  dcoef.fill(0.0f);
+  if (!call.accumulates_into(k)) dcoef.fill(0.0f);  // else: adds to the other sums' share
   float* dc = dcoef.data();
   for (size_t i = 0; i < k; ++i) {
     double sum = 0.0;
@@ -128,7 +131,8 @@ void flatten_backward(const BackwardCall& call) {
 
 void add_sums_kernels(KernelTable& table) {
   set(table, OpKind::add_n, add_n_forward, add_n_backward);
-  set(table, OpKind::weighted_sum, weighted_sum_forward, weighted_sum_backward);
+  set(table, OpKind::weighted_sum, weighted_sum_forward, weighted_sum_backward,
+      /*accumulates=*/true);
   set(table, OpKind::flatten, flatten_forward, flatten_backward);
 }
 

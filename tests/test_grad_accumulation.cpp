@@ -1,0 +1,146 @@
+// Where a value has several readers, the backward sums their gradients. Kernels that can
+// add into the gradient already there (engine/backends/kernel.h, BackwardCall::accumulate:
+// conv2d, max_pool, avg_pool, weighted_sum on the CPU) do so as they write, the others'
+// gradients are added by the autodiff. Either way the sum must be that of each reader's
+// gradient alone, on every path of those kernels: the depthwise loops (stride 1 "same",
+// unpadded, dilated), oneDNN's passes through a scratch (strided depthwise, 3x3, 1x1), the
+// pooling loops, oneDNN's max pooling past 16, a weight and a coefficient matrix read
+// twice.
+#include <functional>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "engine/autodiff/var.h"
+#include "engine/backends/backend.h"
+#include "ops/ops.h"
+#include "tests/support/op_tests.h"
+
+using namespace cellgraph;
+
+namespace {
+using testing::check_close;
+using testing::random;
+
+using Reader = std::function<Var(const Var&)>;
+
+// The readers of x [2, 16, 20, 20]; `w` is read by two of them.
+std::vector<Reader> readers(const Var& w3, const Var& w5, const Var& w1, const Var& w_full) {
+  const auto depthwise = [](const Var& w, ConvAttrs a) {
+    return [w, a](const Var& x) { return ops::conv2d(x, w, {}, a); };
+  };
+  return {
+      depthwise(w3, {1, 1, 1, 16}),                       // loops, "same": the forward flipped
+      depthwise(w3, {1, 0, 1, 16}),                       // loops, unpadded; w3 read twice
+      depthwise(w5, {1, 2, 1, 16}),                       // loops, 5x5
+      depthwise(w3, {1, 2, 2, 16}),                       // loops, dilated
+      depthwise(w3, {2, 1, 1, 16}),                       // oneDNN (stride 2)
+      [w1](const Var& x) { return ops::conv2d(x, w1); },  // 1x1: GEMM
+      [w_full](const Var& x) {
+        return ops::conv2d(x, w_full, {}, {1, 1, 1, 1});
+      },
+      [](const Var& x) {
+        return ops::max_pool(x, {3, 1, 1});
+      },
+      [](const Var& x) {
+        return ops::max_pool(x, {3, 2, 1});
+      },
+      [](const Var& x) {
+        return ops::avg_pool(x, {3, 1, 1});
+      },
+      [](const Var& x) {
+        return ops::avg_pool(x, {3, 2, 1});
+      },
+      [](const Var& x) {
+        return ops::max_pool(x, {17, 1, 8});
+      },  // oneDNN
+  };
+}
+
+struct Weights {
+  Var w3{random({16, 1, 3, 3}, 11), true}, w5{random({16, 1, 5, 5}, 12), true};
+  Var w1{random({8, 16, 1, 1}, 13), true}, w_full{random({4, 16, 3, 3}, 14), true};
+  std::vector<Reader> all() const { return readers(w3, w5, w1, w_full); }
+  std::vector<Var> vars() const { return {w3, w5, w1, w_full}; }
+};
+
+std::vector<double> to_double(const Tensor& t) {
+  const std::vector<float> v = t.to_vector();
+  return {v.begin(), v.end()};
+}
+}  // namespace
+
+TEST_CASE("autodiff: a value's readers add their gradients into one, as each alone would") {
+  const Tensor x0 = random({2, 16, 20, 20}, 1);
+  // Each reader alone: its own x and weights (same values), its gradients summed here.
+  std::vector<double> want_x(size_t(x0.numel()), 0.0);
+  Weights alone;
+  std::vector<std::vector<double>> want_w;
+  for (const Var& w : alone.vars()) want_w.emplace_back(size_t(w.value().numel()), 0.0);
+  std::vector<Tensor> grads;
+  const std::vector<Reader> all = alone.all();
+  for (size_t r = 0; r < all.size(); ++r) {
+    Weights fresh;
+    Var x(x0, true);
+    Var y = fresh.all()[r](x);
+    grads.push_back(random(y.shape(), 100 + r));
+    y.backward(grads.back());
+    const std::vector<double> gx = to_double(x.grad());
+    for (size_t i = 0; i < gx.size(); ++i) want_x[i] += gx[i];
+    for (size_t k = 0; k < want_w.size(); ++k) {
+      if (!fresh.vars()[k].has_grad()) continue;
+      const std::vector<double> gw = to_double(fresh.vars()[k].grad());
+      for (size_t i = 0; i < gw.size(); ++i) want_w[k][i] += gw[i];
+    }
+  }
+
+  // All readers in one backward: every one after the first adds into x's gradient in its
+  // kernel, so no separate add runs.
+  Weights shared;
+  Var x(x0, true);
+  std::vector<Var> ys;
+  for (const Reader& read : shared.all()) ys.push_back(read(x));
+  const bool split = kernel_split();
+  set_kernel_split(true);
+  reset_kernel_counts();
+  backward(ys, grads);
+  const int64_t separate_adds = kernel_counts().accumulate.calls;
+  set_kernel_split(split);
+  check_close("dx", x.grad().to_vector(), want_x, 1e-5);
+  for (size_t k = 0; k < want_w.size(); ++k) {
+    CAPTURE(k);
+    check_close("dw", shared.vars()[k].grad().to_vector(), want_w[k], 1e-5);
+  }
+  CHECK(separate_adds == 0);
+}
+
+// A weighted sum's coefficient matrix is read by every sum of a cell: each sum adds its
+// rows' share into the matrix's gradient, leaving the other rows' as they were.
+TEST_CASE("autodiff: weighted sums sharing coefficients and inputs add into their gradients") {
+  const Tensor a0 = random({2, 12, 5, 5}, 1), b0 = random({2, 12, 5, 5}, 2);
+  const Tensor c0 = random({3, 2}, 3);
+  const Tensor g1 = random({2, 12, 5, 5}, 4), g2 = random({2, 12, 5, 5}, 5);
+  const auto sums = [](const Var& a, const Var& b, const Var& c) {
+    return std::vector<Var>{ops::weighted_sum({a, b}, c, 0, {0, 1}),
+                            ops::weighted_sum({b, a}, c, 2, {0, 1})};
+  };
+  std::vector<double> want_a(size_t(a0.numel()), 0.0), want_b(size_t(b0.numel()), 0.0);
+  std::vector<double> want_c(6, 0.0);
+  for (int only = 0; only < 2; ++only) {
+    Var a(a0, true), b(b0, true), c(c0, true);
+    const std::vector<Var> y = sums(a, b, c);
+    y[size_t(only)].backward(only == 0 ? g1 : g2);
+    for (auto [got, want] : {std::pair{&a, &want_a}, {&b, &want_b}, {&c, &want_c}}) {
+      const std::vector<double> g = to_double(got->grad());
+      for (size_t i = 0; i < g.size(); ++i) (*want)[i] += g[i];
+    }
+  }
+  Var a(a0, true), b(b0, true), c(c0, true);
+  backward(sums(a, b, c), {g1, g2});
+  check_close("da", a.grad().to_vector(), want_a, 1e-5);
+  check_close("db", b.grad().to_vector(), want_b, 1e-5);
+  check_close("dc", c.grad().to_vector(), want_c, 1e-5);
+  // Row 1 is read by no sum.
+  CHECK(c.grad().to_vector()[2] == 0.0f);
+  CHECK(c.grad().to_vector()[3] == 0.0f);
+}
