@@ -117,7 +117,8 @@ void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
   record_kernel(KernelPass::backward, node.kind, start);
 
   for (size_t i = 0; i < node.inputs.size(); ++i) {
-    if (slots[i] == nullptr || (accumulate >> i & 1u) != 0) continue;  // added by the kernel
+    const bool added = i < 32 && (accumulate >> i & 1u) != 0;  // by the kernel
+    if (slots[i] == nullptr || added) continue;
     if (slots[i]->defined())
       accumulate_into(*slots[i], grad_inputs[i]);
     else
