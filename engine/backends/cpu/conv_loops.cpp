@@ -150,7 +150,8 @@ template <int K>
   for (int64_t oy = 0; oy < d.oh; ++oy) {
     float* dst = y + oy * d.ow;
     const float* src = acc + oy * pw;
-    if (add) {
+    // clang-tidy takes the two simd loops for clones; one adds, the other stores.
+    if (add) {  // NOLINT(bugprone-branch-clone)
 #pragma omp simd
       for (int64_t ox = 0; ox < d.ow; ++ox) dst[ox] += src[ox];
     } else {

@@ -63,7 +63,7 @@ struct BackwardEntry {
 
 // Max pooling over windows wider than a byte's positions.
 void dnnl_max_pool_forward(const ForwardCall& call) {
-  constexpr algorithm Alg = algorithm::pooling_max;
+  constexpr algorithm kAlg = algorithm::pooling_max;
   const auto& a = std::get<PoolAttrs>(call.attrs);
   const Tensor x = call.inputs[0].contiguous();
   Tensor& y = call.outputs[0];
@@ -71,8 +71,8 @@ void dnnl_max_pool_forward(const ForwardCall& call) {
   const prop_kind prop = train ? prop_kind::forward_training : prop_kind::forward_inference;
   const PoolGeometry g = geometry(a, x.shape(), y.shape());
   auto& entry = cached<ForwardEntry>(
-      pool_key(train ? "pool_fwd_train" : "pool_fwd_infer", Alg, a, x.shape()), [&] {
-        const auto pd = CG_DNNL(forward_pd(prop, Alg, g));
+      pool_key(train ? "pool_fwd_train" : "pool_fwd_infer", kAlg, a, x.shape()), [&] {
+        const auto pd = CG_DNNL(forward_pd(prop, kAlg, g));
         return ForwardEntry{CG_DNNL(dnnl::pooling_forward(pd)), pd.workspace_desc()};
       });
 
@@ -91,18 +91,18 @@ void dnnl_max_pool_forward(const ForwardCall& call) {
 }
 
 void dnnl_max_pool_backward(const BackwardCall& call) {
-  constexpr algorithm Alg = algorithm::pooling_max;
+  constexpr algorithm kAlg = algorithm::pooling_max;
   const auto& a = std::get<PoolAttrs>(call.attrs);
   const Shape& xs = call.input_shapes[0];
   const Tensor dy = call.grad_outputs[0].contiguous();
   Tensor dx = call.grad_inputs[0];
   if (!dx.defined()) return;
   const PoolGeometry g = geometry(a, xs, dy.shape());
-  auto& entry = cached<BackwardEntry>(pool_key("pool_bwd", Alg, a, xs), [&] {
-    const dnnl::pooling_backward::desc d(Alg, g.src, g.dst, g.strides, g.kernel, g.padding_l,
+  auto& entry = cached<BackwardEntry>(pool_key("pool_bwd", kAlg, a, xs), [&] {
+    const dnnl::pooling_backward::desc d(kAlg, g.src, g.dst, g.strides, g.kernel, g.padding_l,
                                          g.padding_r);
     // The hint is the forward the max-pool workspace came from (same desc, same choice).
-    const auto hint = CG_DNNL(forward_pd(prop_kind::forward_training, Alg, g));
+    const auto hint = CG_DNNL(forward_pd(prop_kind::forward_training, kAlg, g));
     const auto pd = CG_DNNL(dnnl::pooling_backward::primitive_desc(d, dnnl_engine(), hint));
     return BackwardEntry{CG_DNNL(dnnl::pooling_backward(pd)), pd.workspace_desc()};
   });

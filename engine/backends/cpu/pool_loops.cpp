@@ -81,7 +81,8 @@ void for_groups(const PoolShape& s, const Padded& g, int64_t floats, float fill,
 
 // dst = src over n floats, or dst += src with `add` (a gradient adding into another's).
 [[gnu::always_inline]] inline void copy_row(const float* src, int64_t n, float* dst, bool add) {
-  if (add) {
+  // clang-tidy takes the two simd loops for clones; one adds, the other stores.
+  if (add) {  // NOLINT(bugprone-branch-clone)
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
   } else {
