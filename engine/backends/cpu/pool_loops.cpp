@@ -22,16 +22,17 @@ constexpr int64_t kMaxKernel = 16;  // 16 x 16 window positions fit in a byte
 // column, the column pass reduces those over the window's height (3x3: 4 compares or adds
 // an output instead of 8; the max passes also carry the position).
 //
-// Each pass is one loop over a whole group of planes rather than oh short rows per plane
-// (8 x 8 planes: 8 floats a row, half an AVX-512 vector). The padded plane's pitch pw is w + 2 pad
-// rounded up to a multiple of the stride, so row pass lane i = r hp + j (hp = pw / stride lanes a
-// row) reads in[i stride + kx]; the column pass's lane i reads rows[i + ky hp], and output row oy
-// is its lanes from oy stride hp on. A group stacks `group` padded planes of ph rows (h + 2 pad
-// rounded up to the stride too, so that every plane starts on an output row); a window never
-// reaches from one plane into the next, since (oh - 1) stride + k <= ph. Lanes past ow in each row,
-// the stride - 1 rows of lanes between output rows and the rows between planes are computed and
-// dropped. The row pass's last lanes read up to k - 2 floats past the group: `kernel` floats of
-// slack after it, filled like the border.
+// Each pass is one loop over a whole group of planes rather than oh short rows per
+// plane (8 x 8 planes: 8 floats a row, half an AVX-512 vector). The padded plane's pitch
+// pw is w + 2 pad rounded up to a multiple of the stride, so row pass lane i = r hp + j
+// (hp = pw / stride lanes a row) reads in[i stride + kx]; the column pass's lane i reads
+// rows[i + ky hp], and output row oy is its lanes from oy stride hp on. A group stacks
+// `group` padded planes of ph rows (h + 2 pad rounded up to the stride too, so that every
+// plane starts on an output row); a window never reaches from one plane into the next,
+// since (oh - 1) stride + k <= ph. Lanes past ow in each row, the stride - 1 rows of lanes
+// between output rows and the rows between planes are computed and dropped. The row
+// pass's last lanes read up to k - 2 floats past the group: `kernel` floats of slack after
+// it, filled like the border.
 struct Padded {
   int64_t pw, ph, hp, group, floats;
   explicit Padded(const PoolShape& s)
