@@ -4,8 +4,7 @@
 // gradients are added by the autodiff. Either way the sum must be that of each reader's
 // gradient alone, on every path of those kernels: the depthwise loops (stride 1 "same",
 // unpadded, dilated), oneDNN's passes through a scratch (strided depthwise, 3x3, 1x1), the
-// pooling loops, oneDNN's max pooling past 16, a weight and a coefficient matrix read
-// twice.
+// pooling loops (byte and int32 positions), a weight and a coefficient matrix read twice.
 #include <functional>
 #include <vector>
 
@@ -53,7 +52,7 @@ std::vector<Reader> readers(const Var& w3, const Var& w5, const Var& w1, const V
       },
       [](const Var& x) {
         return ops::max_pool(x, {17, 1, 8});
-      },  // oneDNN
+      },  // int32 positions
   };
 }
 

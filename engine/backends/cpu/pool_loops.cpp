@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <array>
 #include <limits>
 #include <vector>
 
@@ -14,7 +13,7 @@ namespace cellgraph::cpu {
 
 namespace {
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
-constexpr int64_t kMaxKernel = 16;  // 16 x 16 window positions fit in a byte
+constexpr int64_t kBytePositionsKernel = 16;  // 16 x 16 window positions fit in a byte
 
 // Planes are copied into a scratch plane padded by `pad` on every side (-inf for max, 0
 // for average), so no window is clipped, and the window runs in two passes, as it is
@@ -172,10 +171,10 @@ int64_t output_lane(const PoolShape& s, const Padded& g, int64_t b, int64_t oy) 
   return (b * g.ph + oy * s.stride) * g.hp;
 }
 
-template <int K, int S>
+template <int K, int S, typename Position>
 [[gnu::always_inline]] inline void max_group(const PoolShape& s, const Padded& g, const float* x,
                                              int64_t count, float* scratch, float* y,
-                                             uint8_t* argmax) {
+                                             Position* argmax) {
   float* in = scratch;
   float* rows = in + g.floats;
   float* row_at = rows + g.row_lanes();
@@ -193,9 +192,9 @@ template <int K, int S>
       for (int64_t ox = 0; ox < s.ow; ++ox) dst[ox] = src[ox];
       if (argmax == nullptr) continue;
       const float* a = at + lane;
-      uint8_t* am = argmax + out;
+      Position* am = argmax + out;
 #pragma omp simd
-      for (int64_t ox = 0; ox < s.ow; ++ox) am[ox] = static_cast<uint8_t>(a[ox]);
+      for (int64_t ox = 0; ox < s.ow; ++ox) am[ox] = static_cast<Position>(a[ox]);
     }
 }
 
@@ -262,14 +261,15 @@ template <int K, int S>
 }
 
 #define CG_POOL_CLONES [[gnu::target_clones("avx512f", "avx2", "default")]]
-#define CG_MAX_GROUP(name, K, S)                                                               \
+#define CG_MAX_GROUP(name, K, S, Position)                                                     \
   CG_POOL_CLONES void name(const PoolShape& s, const Padded& g, const float* x, int64_t count, \
-                           float* scratch, float* y, uint8_t* argmax) {                        \
-    max_group<K, S>(s, g, x, count, scratch, y, argmax);                                       \
+                           float* scratch, float* y, Position* argmax) {                       \
+    max_group<K, S, Position>(s, g, x, count, scratch, y, argmax);                             \
   }
-CG_MAX_GROUP(max_group_3x3_s1, 3, 1)
-CG_MAX_GROUP(max_group_3x3_s2, 3, 2)
-CG_MAX_GROUP(max_group_any, 0, 0)
+CG_MAX_GROUP(max_group_3x3_s1, 3, 1, uint8_t)
+CG_MAX_GROUP(max_group_3x3_s2, 3, 2, uint8_t)
+CG_MAX_GROUP(max_group_any, 0, 0, uint8_t)
+CG_MAX_GROUP(max_group_wide, 0, 0, int32_t)
 #undef CG_MAX_GROUP
 
 #define CG_AVG_GROUP(name, K, S)                                                                  \
@@ -320,12 +320,13 @@ bool window_fits(const PoolShape& s) {
 }
 }  // namespace
 
-bool max_pool_loops_fit(const PoolShape& s) { return window_fits(s) && s.kernel <= kMaxKernel; }
+bool max_pool_byte_positions(const PoolShape& s) { return s.kernel <= kBytePositionsKernel; }
 
-void max_pool_forward(const PoolShape& s, const float* x, float* y, uint8_t* argmax) {
-  CG_ASSERT(max_pool_loops_fit(s), "max_pool loops: unsupported window");
+namespace {
+template <typename Position, typename Group>
+void max_pool_groups(const PoolShape& s, const float* x, float* y, Position* argmax, Group group) {
+  CG_ASSERT(window_fits(s), "max_pool loops: unsupported window");
   const Padded g(s);
-  const auto group = pick(s, max_group_3x3_s1, max_group_3x3_s2, max_group_any);
   const int64_t in_size = s.h * s.w, out_size = s.oh * s.ow;
   for_groups(s, g, forward_scratch(s, g, 2), kMinusInf, [&](int64_t p, int64_t count, float* m) {
     group(s, g, x + p * in_size, count, m, y + p * out_size,
@@ -334,11 +335,12 @@ void max_pool_forward(const PoolShape& s, const float* x, float* y, uint8_t* arg
 }
 
 // A scatter: each output adds its gradient at its maximum's place in the padded planes.
-void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argmax, float* dx,
-                       bool accumulate) {
-  CG_ASSERT(max_pool_loops_fit(s), "max_pool loops: unsupported window");
+template <typename Position>
+void max_pool_scatter(const PoolShape& s, const float* dy, const Position* argmax, float* dx,
+                      bool accumulate) {
+  CG_ASSERT(window_fits(s), "max_pool loops: unsupported window");
   const Padded g(s);
-  std::array<int64_t, kMaxKernel * kMaxKernel> offset{};
+  std::vector<int64_t> offset(size_t(s.kernel * s.kernel));
   for (int64_t t = 0; t < s.kernel * s.kernel; ++t)
     offset[size_t(t)] = (t / s.kernel) * g.pw + t % s.kernel;
   const int64_t padded_size = g.group * g.ph * g.pw, out_size = s.oh * s.ow;
@@ -346,12 +348,12 @@ void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argma
     std::fill(padded, padded + padded_size, 0.0f);
     for (int64_t b = 0; b < count; ++b) {
       const float* grad = dy + (p + b) * out_size;
-      const uint8_t* at = argmax + (p + b) * out_size;
+      const Position* at = argmax + (p + b) * out_size;
       for (int64_t oy = 0; oy < s.oh; ++oy) {
         float* row = padded + (b * g.ph + oy * s.stride) * g.pw;
         for (int64_t ox = 0; ox < s.ow; ++ox) {
           const int64_t i = oy * s.ow + ox;
-          row[ox * s.stride + offset[at[i]]] += grad[i];
+          row[ox * s.stride + offset[size_t(at[i])]] += grad[i];
         }
       }
       float* out = dx + (p + b) * s.h * s.w;
@@ -359,6 +361,27 @@ void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argma
         copy_row(padded + (b * g.ph + iy + s.pad) * g.pw + s.pad, s.w, out + iy * s.w, accumulate);
     }
   });
+}
+}  // namespace
+
+void max_pool_forward(const PoolShape& s, const float* x, float* y, uint8_t* argmax) {
+  CG_ASSERT(max_pool_byte_positions(s), "max_pool: ", s.kernel,
+            "-wide windows need int32 positions");
+  max_pool_groups(s, x, y, argmax, pick(s, max_group_3x3_s1, max_group_3x3_s2, max_group_any));
+}
+
+void max_pool_forward(const PoolShape& s, const float* x, float* y, int32_t* argmax) {
+  max_pool_groups(s, x, y, argmax, max_group_wide);
+}
+
+void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argmax, float* dx,
+                       bool accumulate) {
+  max_pool_scatter(s, dy, argmax, dx, accumulate);
+}
+
+void max_pool_backward(const PoolShape& s, const float* dy, const int32_t* argmax, float* dx,
+                       bool accumulate) {
+  max_pool_scatter(s, dy, argmax, dx, accumulate);
 }
 
 void avg_pool_forward(const PoolShape& s, const float* x, float* y) {

@@ -1,8 +1,8 @@
 // Our own max and average pooling loops on plain layouts (pool.cpp runs every pooling op
 // here). Each group of planes is copied into a padded scratch that stays in L1 / L2, and
 // the window runs as two separable passes in vector lanes. Max pooling keeps each window's
-// maximum position in a byte for its backward and lets a NaN through, as PyTorch does;
-// oneDNN's max pooling drops it (tests/test_pool.cpp). Speed is oneDNN's within a few
+// maximum position for its backward and lets a NaN through, as PyTorch does (oneDNN's
+// max pooling, which ran these ops before, dropped it). Speed is oneDNN's within a few
 // percent over a DARTS search step; pool.cpp's header has the measurements.
 #pragma once
 
@@ -17,18 +17,21 @@ struct PoolShape {
   int64_t planes, h, w, oh, ow, kernel, stride, pad;
 };
 
-// Max pooling keeps window positions (ky * kernel + kx) in one byte: windows of at most
-// 16 x 16. Average pooling takes any window. Both need padding of at most half the window
-// (the schema's rule), so that no window is all padding.
-bool max_pool_loops_fit(const PoolShape& s);
+// Max pooling keeps each output's window position (ky * kernel + kx) for its backward: in
+// a byte for windows up to 16 x 16, in an int32 past that. Both need padding of at most
+// half the window (the schema's rule), so that no window is all padding.
+bool max_pool_byte_positions(const PoolShape& s);
 
 // y = the largest element of each window, the first in row-major order on ties; a NaN in
 // a window is its maximum (it propagates, as in PyTorch). With `argmax` non-null, the
-// maximum's window position per output, one byte each, for the backward.
+// maximum's window position per output, for the backward.
 void max_pool_forward(const PoolShape& s, const float* x, float* y, uint8_t* argmax);
+void max_pool_forward(const PoolShape& s, const float* x, float* y, int32_t* argmax);
 // dx from dy and the forward's argmax: each output's gradient to its maximum; overwrites
 // dx, or adds into it with `accumulate` (a gradient that already holds another reader's).
 void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argmax, float* dx,
+                       bool accumulate = false);
+void max_pool_backward(const PoolShape& s, const float* dy, const int32_t* argmax, float* dx,
                        bool accumulate = false);
 
 // y = the mean of each window's in-bounds elements (padding excluded from the count).
