@@ -7,16 +7,34 @@
 namespace cellgraph::algorithms {
 
 namespace {
-// Every weighted sum the full pass runs is also in the selected pass, where its gradient
-// can be tapped (not so for a sum of `none` ops alone, which the plan drops).
-bool every_sum_tapped(const ir::Graph& graph, const sched::Plan& selected,
-                      const sched::Plan& full) {
+// Where each weighted sum of the full pass finds the loss's gradient at its output after
+// the selected pass (by value index; an invalid id for values that are not such sums): its
+// own output where the selected pass runs the sum; else, where its one reader is an add_n
+// the selected pass runs (a recurrent node summing its edges, an edge the node projection
+// dropped), that add's output, whose gradient each term shares. Empty where some sum has
+// neither (a sum of `none` ops only, which the plan drops).
+std::vector<ir::ValueId> gradient_sources(const ir::Graph& graph, const sched::Plan& selected,
+                                          const sched::Plan& full) {
+  std::vector<std::vector<ir::NodeId>> readers(graph.values.size());
+  for (ir::NodeId id : full.order)
+    for (ir::ValueId in : graph.node(id).inputs)
+      if (in.valid()) readers[in.index()].push_back(id);
+  std::vector<ir::ValueId> source(graph.values.size());
   for (ir::NodeId id : full.order) {
     const ir::Node& n = graph.node(id);
-    if (std::holds_alternative<WeightedSumAttrs>(n.attrs) && selected.absent[n.outputs[0].index()])
-      return false;
+    if (!std::holds_alternative<WeightedSumAttrs>(n.attrs)) continue;
+    const ir::ValueId out = n.outputs[0];
+    if (!selected.absent[out.index()]) {
+      source[out.index()] = out;
+      continue;
+    }
+    const std::vector<ir::NodeId>& r = readers[out.index()];
+    if (r.size() != 1 || graph.node(r[0]).op != OpKind::add_n) return {};
+    const ir::ValueId sum = graph.node(r[0]).outputs[0];
+    if (selected.absent[sum.index()]) return {};
+    source[out.index()] = sum;
   }
-  return true;
+  return source;
 }
 }  // namespace
 
@@ -28,10 +46,14 @@ bool coefficient_gradient_two_pass(StepContext& ctx, const Batch& batch,
   // Two plans per step, as with one pass and the weight step: pass (2) runs `full` itself.
   const sched::Plan full = sched::make_plan(ctx.graph, with_forward_only);
   ctx.arch.active = selected;
-  if (!every_sum_tapped(ctx.graph, ctx.plan(), full)) {
+  const std::vector<ir::ValueId> source = gradient_sources(ctx.graph, ctx.plan(), full);
+  if (source.empty()) {
     ctx.arch.active = with_forward_only;
     return false;
   }
+  std::vector<uint8_t> also_tap(ctx.graph.values.size(), 0);
+  for (size_t v = 0; v < source.size(); ++v)
+    if (source[v].valid() && source[v].index() != v) also_tap[source[v].index()] = 1;
 
   // (1) The selected network, the coefficients as constants (so no sum keeps its inputs).
   std::vector<Var> constants;
@@ -41,10 +63,14 @@ bool coefficient_gradient_two_pass(StepContext& ctx, const Batch& batch,
   sched::RunOptions first = network_run_options(ctx, constants, false);
   first.update_running_stats = false;
   first.weighted_sums.taps = &taps;
+  first.weighted_sums.also_tap = &also_tap;
   forward_loss(ctx, ctx.params, batch, first, false).backward();
   std::vector<Tensor> grads(taps.size());
-  for (size_t v = 0; v < taps.size(); ++v)
-    if (taps[v].defined() && taps[v].has_grad()) grads[v] = taps[v].grad();
+  for (size_t v = 0; v < source.size(); ++v) {
+    if (!source[v].valid()) continue;
+    const Var& tap = taps[source[v].index()];
+    if (tap.defined() && tap.has_grad()) grads[v] = tap.grad();
+  }
   taps.clear();
 
   // (2) Every candidate again, nothing recorded but each sum's own backward.

@@ -22,9 +22,11 @@ namespace cellgraph::algorithms {
 
 // The val-side loss at `coefficients` (which want a gradient; it accumulates in them) with
 // the candidates of `selected` active and those of `with_forward_only` marked kForwardOnly
-// run forward-only; leaves ctx.arch.active at `with_forward_only`. Returns false, having run
-// nothing, where the two passes do not apply (a loss model instead of the network, or a sum
-// with forward-only inputs that has no selected input to tap): then run the one pass.
+// run forward-only; leaves ctx.arch.active at `with_forward_only`. A sum the selected
+// network lacks (a recurrent node's edge the node projection dropped) takes the gradient
+// tapped at its one reader, the node's add_n. Returns false, having run nothing, where the
+// two passes do not apply (a loss model instead of the network, or a sum with neither, as
+// a sum of `none` ops only): then run the one pass.
 bool coefficient_gradient_two_pass(StepContext& ctx, const Batch& batch,
                                    const std::vector<Var>& coefficients,
                                    const sched::ActiveSet& selected,

@@ -161,18 +161,18 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
     } else {
       outs = ops::apply(n.op, attrs, inputs);
     }
-    if (std::holds_alternative<WeightedSumAttrs>(attrs)) {
-      const size_t out = n.outputs[0].index();
-      const WeightedSumHooks& hooks = options.weighted_sums;
-      if (hooks.grads != nullptr && (*hooks.grads)[out].defined()) {
-        const EnableGradGuard record;
-        ops::apply(n.op, attrs, inputs)[0].backward((*hooks.grads)[out]);
-      }
-      if (hooks.taps != nullptr) {
-        Var tap(Tensor::zeros(outs[0].shape(), outs[0].device()), true);
-        outs[0] = ops::add(outs[0], tap);
-        (*hooks.taps)[out] = std::move(tap);
-      }
+    const WeightedSumHooks& hooks = options.weighted_sums;
+    const bool is_sum = std::holds_alternative<WeightedSumAttrs>(attrs);
+    const size_t out = n.outputs.empty() ? 0 : n.outputs[0].index();
+    if (is_sum && hooks.grads != nullptr && (*hooks.grads)[out].defined()) {
+      const EnableGradGuard record;
+      ops::apply(n.op, attrs, inputs)[0].backward((*hooks.grads)[out]);
+    }
+    if (hooks.taps != nullptr &&
+        (is_sum || (hooks.also_tap != nullptr && !n.outputs.empty() && (*hooks.also_tap)[out]))) {
+      Var tap(Tensor::zeros(outs[0].shape(), outs[0].device()), true);
+      outs[0] = ops::add(outs[0], tap);
+      (*hooks.taps)[out] = std::move(tap);
     }
     for (size_t o = 0; o < outs.size(); ++o) values[n.outputs[o].index()] = std::move(outs[o]);
     // Release what no later node reads; autodiff keeps what backward needs.

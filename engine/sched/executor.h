@@ -22,6 +22,10 @@ struct WeightedSumHooks {
   // Out: a zero leaf (wanting a gradient) added to each sum's output. After the backward,
   // its gradient is the loss's gradient at that sum.
   std::vector<Var>* taps = nullptr;
+  // With taps: other values to tap the same way (by value index; null for none): a
+  // recurrent node's add of its edges' sums, whose gradient is that of each sum, for the
+  // sums a run lacks.
+  const std::vector<uint8_t>* also_tap = nullptr;
   // In: the gradient at each sum. Where defined, the sum is also recorded on its own (grad
   // enabled, inside the caller's NoGradGuard) and run backward from it at once: the
   // coefficients' gradient <dy, input> accumulates in the coefficient leaves.
