@@ -1,8 +1,6 @@
 #include "engine/backends/cpu/grad_target.h"
 
-#include <algorithm>
-
-#include "engine/backends/cpu/vector_loops.h"
+#include "engine/backends/vector_ops.h"
 
 namespace cellgraph::cpu {
 
@@ -12,17 +10,7 @@ GradTarget::GradTarget(const BackwardCall& call, size_t i)
 
 void GradTarget::finish() const {
   if (target_.shares_storage_with(grad_)) return;
-  add_into(grad_.data(), target_.data(), grad_.numel());
-}
-
-void add_into(float* dst, const float* src, int64_t n) {
-  constexpr int64_t kBlock = 1 << 14;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (blocks > 1)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t lo = b * kBlock;
-    axpy(1.0f, src + lo, dst + lo, std::min(n, lo + kBlock) - lo);
-  }
+  vec::axpy(1.0f, target_, grad_);  // y + 1 * x: the add the autodiff would have made
 }
 
 }  // namespace cellgraph::cpu

@@ -19,7 +19,4 @@ class GradTarget {
   Tensor grad_, target_;
 };
 
-// dst += src over n floats, in parallel.
-void add_into(float* dst, const float* src, int64_t n);
-
 }  // namespace cellgraph::cpu
