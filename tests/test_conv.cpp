@@ -192,15 +192,17 @@ TEST_CASE("conv2d: blocked-layout and plain 1x1 paths match the reference") {
   check_case({{2, 16, 5, 5}, {32, 16, 1, 1}, false, {1, 0, 1, 1}});
   check_case({{2, 4, 5, 5}, {3, 4, 1, 1}, true, {1, 0, 1, 1}});
   // Planes of 256 pixels and more: the weight gradient runs our blocked loops
-  // (conv_loops.h), and so does the forward with more than one thread (oneDNN's GEMM with
-  // one): here with whole blocks, channel remainders on both sides, a bias, and planes of
-  // several 256-pixel tasks ending in a partial 32-pixel tile.
+  // (conv_loops.h), and from 1024 pixels so does the forward with more than one thread
+  // (oneDNN's GEMM with one): here with whole blocks, channel remainders on both sides, a
+  // bias, and planes of several 256-pixel tasks ending in a partial 32-pixel tile.
   for (int threads : {1, 2}) {
     CAPTURE(threads);
     set_num_threads(threads);
     check_case({{3, 8, 16, 16}, {16, 8, 1, 1}, false, {1, 0, 1, 1}});
     check_case({{2, 6, 17, 16}, {5, 6, 1, 1}, true, {1, 0, 1, 1}});
     check_case({{2, 20, 23, 24}, {7, 20, 1, 1}, true, {1, 0, 1, 1}});
+    check_case({{2, 6, 33, 32}, {5, 6, 1, 1}, true, {1, 0, 1, 1}});
+    check_case({{1, 20, 32, 32}, {16, 20, 1, 1}, false, {1, 0, 1, 1}});
   }
   set_num_threads(0);
 }

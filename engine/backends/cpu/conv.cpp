@@ -30,15 +30,16 @@
 //      of 256 pixels and more the weight gradient runs our own loops (conv_loops.h); per
 //      DARTS search step (bench/profile_step) 0.038 s instead of 0.131 at 16 channels on
 //      32x32 and 0.060 instead of 0.073 at 32 on 16x16, while at 64 on 8x8 oneDNN's 0.050
-//      beats their 0.118. On those planes the forward too runs our loops when more than one
-//      thread runs: with OMP_WAIT_POLICY=passive (threads sleep between parallel regions,
-//      what a loaded machine wants) oneDNN's GEMM forward took 3.1-4.1 ms a call instead of
-//      0.3-0.5 with the default policy; ours 0.45 (16 channels on 32x32, batch 64, 2
-//      threads). A first-order DARTS step at 2 threads (bench/profile_step, two rounds of
-//      the four runs alternated): passive 6.26 / 5.97 -> 5.16 / 4.82 s, its conv forwards
-//      2.02 / 2.01 -> 1.11 / 1.07; default policy 3.91 / 4.09 -> 3.99 / 4.19 s (conv
-//      forwards 0.81 / 0.84 -> 0.90 / 0.89), the price of the rule. With one thread
-//      oneDNN's is the faster (0.44-0.62 ms a call against 0.52-0.98), so it keeps that case.
+//      beats their 0.118. On planes of 1024 pixels and more the forward too runs our
+//      loops when more than one thread runs: with OMP_WAIT_POLICY=passive (threads sleep
+//      between parallel regions, what a loaded machine wants) oneDNN's GEMM forward took
+//      3.1-4.1 ms a call instead of 0.3-0.5 with the default policy; ours 0.45 (16 channels
+//      on 32x32, batch 64, 2 threads). A first-order DARTS step at 2 threads
+//      (bench/profile_step, two rounds of the four runs alternated, the rule then starting
+//      at 256 pixels): passive 6.26 / 5.97 -> 5.16 / 4.82 s, its conv forwards 2.02 / 2.01
+//      -> 1.11 / 1.07; default policy 3.91 / 4.09 -> 3.99 / 4.19 s (conv forwards 0.81 /
+//      0.84 -> 0.90 / 0.89), the price of the rule. With one thread oneDNN's is the faster
+//      (0.44-0.62 ms a call against 0.52-0.98), so it keeps that case.
 //   3. If oneDNN has only GEMM even with any (depthwise backward with dilation, or with
 //      kernels other than 3x3 for weights), a depthwise conv runs our own loops
 //      (conv_loops.h), many times faster than GEMM there; other convs run GEMM plain.
@@ -150,6 +151,10 @@ struct BackwardDataEntry {
 // Rule 2's weight gradient on planes of at least this many pixels: our 4 x 4 blocked
 // loops beat oneDNN's per-image GEMM there, not on shorter reductions (rule 2 above).
 constexpr int64_t kPointwiseLoopsMinPlane = 256;
+// Rule 2's forward with more than one thread: where oneDNN's GEMM forward was measured
+// slow under passive waiting (32 x 32 planes). On 16 x 16 it was not (0.26 ms a call
+// against our 0.28-0.32, 32 channels, 2 threads, passive), so those keep it.
+constexpr int64_t kPointwiseForwardLoopsMinPlane = 1024;
 
 struct BackwardWeightsEntry {
   Loops loops = Loops::none;
@@ -168,7 +173,7 @@ ForwardEntry make_forward(prop_kind prop, const ConvAttrs& a, const Shape& x, co
   auto pd = forward_pd(prop, any_layout(g));
   if (is_generic_impl(pd) || im2col_free(a, w)) pd = forward_pd(prop, g);
   // Rule 2's forward: the primitive too, for one thread.
-  const bool pointwise = im2col_free(a, w) && x[2] * x[3] >= kPointwiseLoopsMinPlane;
+  const bool pointwise = im2col_free(a, w) && x[2] * x[3] >= kPointwiseForwardLoopsMinPlane;
   return {pointwise ? Loops::pointwise : Loops::none, dnnl::convolution_forward(pd),
           LayoutArg(g.src, pd.src_desc(), false), LayoutArg(g.weights, pd.weights_desc(), false),
           LayoutArg(g.dst, pd.dst_desc(), true)};

@@ -1,10 +1,10 @@
 // Our own conv2d loops on plain layouts: stride-1 depthwise convs forward and backward
 // (oneDNN serves them fast only on blocked layouts, and the reorders around every call cost
 // more than the conv), the depthwise backward passes oneDNN has only as im2col + GEMM (data
-// with dilation, weights of kernels other than 3x3), and the weight gradient (and, with
-// more than one thread, the forward) of unpadded 1x1 stride-1 convs on planes of 256
-// pixels and more. conv.cpp decides per shape which passes run here; its header has the
-// rule and the measurements.
+// with dilation, weights of kernels other than 3x3), and the weight gradient (planes of
+// 256 pixels and more) and, with more than one thread, the forward (1024 and more) of
+// unpadded 1x1 stride-1 convs. conv.cpp decides per shape which passes run here; its
+// header has the rule and the measurements.
 #pragma once
 
 #include <cstdint>
