@@ -183,6 +183,19 @@ TEST_CASE("conv2d: stride-1 depthwise loops (forward and both gradients) match t
   check_case({{2, 32, 8, 8}, {32, 1, 5, 5}, true, {1, 4, 2, 32}});  // dil_conv_5x5's
 }
 
+// Output rows of whole 16-column vectors take the row tiles (conv_loops.cpp): bands of 4
+// rows at the dilation's spacing and the rows left over, 3x3 and 5x5, dilations 1 and 2,
+// padded and unpadded, one and two vectors a row, a bias. The backward's data gradient is
+// the same loops on the flipped kernel.
+TEST_CASE("conv2d: stride-1 depthwise row tiles (rows of 16 and 32) match the reference") {
+  check_case({{2, 3, 13, 16}, {3, 1, 3, 3}, true, {1, 1, 1, 3}});   // 3 bands and a row
+  check_case({{1, 2, 19, 32}, {2, 1, 5, 5}, false, {1, 4, 2, 2}});  // dilated 5x5: 2 bands, 3 rows
+  check_case({{2, 4, 16, 16}, {4, 1, 5, 5}, true, {1, 2, 1, 4}});   // sep_conv_5x5's
+  check_case({{1, 3, 10, 16}, {3, 1, 3, 3}, false, {1, 2, 2, 3}});  // dilated 3x3: a band, 2 rows
+  check_case({{1, 2, 18, 18}, {2, 1, 3, 3}, false, {1, 0, 1, 2}});  // unpadded: 16 x 16 out
+  check_case({{2, 16, 32, 32}, {16, 1, 3, 3}, false, {1, 1, 1, 16}});  // sep_conv_3x3's
+}
+
 // Channel counts of 16 and more pick oneDNN's blocked kernels (jit, jit_dw, jit_1x1) with
 // reorders; 17 pads the channel blocks. A 1x1 stride 1 conv stays on plain GEMM.
 TEST_CASE("conv2d: blocked-layout and plain 1x1 paths match the reference") {

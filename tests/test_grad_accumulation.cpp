@@ -23,7 +23,8 @@ using testing::random;
 
 using Reader = std::function<Var(const Var&)>;
 
-// The readers of x [2, 16, 20, 20]; `w` is read by two of them.
+// The readers of x [2, 16, 20, 32] (rows of 32: the depthwise row tiles where padded); `w` is read
+// by two of them.
 std::vector<Reader> readers(const Var& w3, const Var& w5, const Var& w1, const Var& w_full) {
   const auto depthwise = [](const Var& w, ConvAttrs a) {
     return [w, a](const Var& x) { return ops::conv2d(x, w, {}, a); };
@@ -70,7 +71,7 @@ std::vector<double> to_double(const Tensor& t) {
 }  // namespace
 
 TEST_CASE("autodiff: a value's readers add their gradients into one, as each alone would") {
-  const Tensor x0 = random({2, 16, 20, 20}, 1);
+  const Tensor x0 = random({2, 16, 20, 32}, 1);
   // Each reader alone: its own x and weights (same values), its gradients summed here.
   std::vector<double> want_x(size_t(x0.numel()), 0.0);
   Weights alone;

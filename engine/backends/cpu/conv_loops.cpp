@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -89,6 +90,75 @@ void pitch_grad(const DepthwiseShape& d, const Pitched& s, const float* grad, fl
 bool depthwise_loops_fit(const DepthwiseShape& d) { return Pitched(d).fits(d); }
 
 namespace {
+// Row tiles of a stride-1 depthwise conv for planes whose output rows are whole vectors
+// (ow a multiple of 16): R output rows y, y + dil, ..., y + (R - 1) dil of 16 columns in R
+// vector registers. Input row j of the tile feeds output r at kernel row ky = j - r, so
+// each input vector is loaded once for all the rows it feeds, instead of once per tap:
+// (R + K - 1) K loads for R K K FMAs. The pitched loop below does one load per FMA and, on
+// this EPYC, ran at the loads' pace (a 5 x 5 plane on L1-resident data took as long as on
+// the whole batch). GCC's vector extension, not `omp simd`: with `omp simd` GCC folded
+// every load into its FMA, loading each input vector K times again. The weights are
+// broadcast once per plane (25 registers for 5 x 5; the AVX-512 clone has 32) and the
+// dilation is a template argument, so the loads' offsets are immediates. Per plane (1
+// thread, L1-resident data, batch-64 equivalents, ms, before -> after): 3x3 on 32 x 32
+// 0.45 -> 0.34, dilated 3x3 0.42 -> 0.28, 5x5 1.14 -> 0.65, 5x5 on 16 x 16 0.70 -> 0.39.
+// Sums run in the same order as the pitched loop's (kernel rows, then columns).
+using Lanes = float __attribute__((vector_size(64)));
+constexpr int64_t kTileColumns = 16;
+constexpr int kTileRows = 4;
+
+// R rows of 16 outputs at out (rows dil * ow apart) from the padded plane at in (rows pw
+// apart); adds into out with `add`.
+template <int K, int R, int Dil>
+[[gnu::always_inline]] inline void tile_rows(const float* in, int64_t pw, const Lanes* taps,
+                                             const Lanes& bias, float* out, int64_t ow, bool add) {
+  Lanes acc[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r] = bias;
+#pragma GCC unroll 8
+  for (int j = 0; j < R + K - 1; ++j) {
+#pragma GCC unroll 8
+    for (int kx = 0; kx < K; ++kx) {
+      Lanes v;
+      std::memcpy(&v, in + j * Dil * pw + kx * Dil, sizeof v);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const int ky = j - r;
+        if (ky >= 0 && ky < K) acc[r] += taps[ky * K + kx] * v;
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    float* dst = out + r * Dil * ow;
+    if (add) {
+      Lanes old;
+      std::memcpy(&old, dst, sizeof old);
+      acc[r] += old;
+    }
+    std::memcpy(dst, &acc[r], sizeof acc[r]);
+  }
+}
+
+// Every output row of the plane in tiles: bands of kTileRows rows at the dilation's spacing
+// (dil interleaved sets), then the rows left one at a time.
+template <int K, int Dil>
+[[gnu::always_inline]] inline void tiled_plane(const DepthwiseShape& d, int64_t pw, const float* in,
+                                               const float* w, float bias, float* y, bool add) {
+  Lanes taps[K * K];
+  for (int t = 0; t < K * K; ++t) taps[t] = Lanes{} + w[t];
+  const Lanes b = Lanes{} + bias;
+  int64_t oy = 0;
+  for (; oy + kTileRows * Dil <= d.oh; oy += kTileRows * Dil)
+    for (int64_t s = 0; s < Dil; ++s)
+      for (int64_t ox = 0; ox < d.ow; ox += kTileColumns)
+        tile_rows<K, kTileRows, Dil>(in + (oy + s) * pw + ox, pw, taps, b, y + (oy + s) * d.ow + ox,
+                                     d.ow, add);
+  for (; oy < d.oh; ++oy)
+    for (int64_t ox = 0; ox < d.ow; ox += kTileColumns)
+      tile_rows<K, 1, Dil>(in + oy * pw + ox, pw, taps, b, y + oy * d.ow + ox, d.ow, add);
+}
+
 // One plane of a stride-1 depthwise conv, every tap in one pass: the plane copied into the
 // padded pitch (its border stays zero from the scratch's first fill), then acc[i] = bias +
 // sum over taps of w[ky, kx] in[i + (ky pw + kx) dil] over the whole pitched output, whose
@@ -105,6 +175,16 @@ template <int K>
     const float* src = x + iy * d.w;
 #pragma omp simd
     for (int64_t ix = 0; ix < d.w; ++ix) dst[ix] = src[ix];
+  }
+  if constexpr (K > 0) {
+    if (d.ow % kTileColumns == 0 && (d.dilation == 1 || d.dilation == 2)) {
+      if (d.dilation == 1) {
+        tiled_plane<K, 1>(d, pw, in, w, bias, y, add);
+      } else {
+        tiled_plane<K, 2>(d, pw, in, w, bias, y, add);
+      }
+      return;
+    }
   }
   const int64_t n = d.oh * pw;
   if constexpr (K == 3) {
