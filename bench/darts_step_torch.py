@@ -213,6 +213,10 @@ def main():
     parser.add_argument("--density", type=float, default=1.0,
                         help="sparsenas: share of A's entries non-zero, a fixed seeded "
                              "pattern (default 1: A's dense start)")
+    parser.add_argument("--profile-ops", action="store_true",
+                        help="after the timed steps, run one more under torch.profiler and "
+                             "add its self CPU seconds per aten op (`profiled_step_ops_s`) "
+                             "to the JSON, for bench/profile_step's per-op table beside it")
     parser.add_argument("--check-weights", action="store_true",
                         help="print the weight counts for 3 and 1 input channels and exit "
                              "non-zero if they differ from the brief's")
@@ -295,7 +299,22 @@ def main():
         "load_average_end": list(os.getloadavg()),
     }
     result["peak_rss_increase_bytes"] = result["peak_rss_bytes"] - baseline_rss
+    if args.profile_ops:
+        result["profiled_step_ops_s"] = profile_ops(step)
     print(json.dumps(result, indent=1))
+
+
+def profile_ops(step):
+    """Self CPU seconds per aten op over one step under torch.profiler, largest first (ops
+    under a millisecond left out). The profiler's own cost is in the figures, about a
+    fifth of a DARTS step on the 2-core machine: compare shares, not totals, with
+    profile_step's."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    ops = [(e.key, e.self_cpu_time_total / 1e6) for e in prof.key_averages()
+           if e.key.startswith("aten::")]
+    return {k: round(v, 4) for k, v in sorted(ops, key=lambda kv: -kv[1]) if v >= 1e-3}
 
 
 if __name__ == "__main__":
