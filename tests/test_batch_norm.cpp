@@ -166,6 +166,13 @@ TEST_CASE("batch_norm: training without affine matches the reference") {
   check_case({6, 5}, true, false);
 }
 
+// Planes of 16 values and more take the channel loops' vector part (pairs of 8 lanes),
+// with a tail of single values on 5 x 7.
+TEST_CASE("batch_norm: training on planes of 64 and 35 values matches the reference") {
+  check_case({3, 2, 8, 8}, true, false);
+  check_case({2, 3, 5, 7}, true, true);
+}
+
 TEST_CASE("batch_norm: eval uses the running statistics, forward and backward") {
   check_case({3, 4, 3, 3}, false, true);
   check_case({3, 4, 3, 3}, false, false);
