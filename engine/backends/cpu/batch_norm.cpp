@@ -153,16 +153,13 @@ constexpr int64_t kLanes = 8;
   }
 }
 
-// Per-channel mean and biased variance, accumulated in double.
-void batch_statistics(const float* x, const Planes& p, float* mean, float* var) {
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < p.channels; ++c) {
-    double sum = 0, sq = 0;
-    channel_moments(x + p.offset(0, c), p.batch, p.channels * p.inner, p.inner, sum, sq);
-    const double m = sum / double(p.per_channel());
-    mean[c] = float(m);
-    var[c] = float(std::max(sq / double(p.per_channel()) - m * m, 0.0));
-  }
+// Channel c's mean and biased variance, accumulated in double.
+void channel_statistics(const float* x, const Planes& p, int64_t c, float* mean, float* var) {
+  double sum = 0, sq = 0;
+  channel_moments(x + p.offset(0, c), p.batch, p.channels * p.inner, p.inner, sum, sq);
+  const double m = sum / double(p.per_channel());
+  mean[c] = float(m);
+  var[c] = float(std::max(sq / double(p.per_channel()) - m * m, 0.0));
 }
 
 void batch_norm_forward(const ForwardCall& call) {
@@ -180,7 +177,6 @@ void batch_norm_forward(const ForwardCall& call) {
   if (a.training) {
     mean = Tensor::empty({p.channels});
     var = Tensor::empty({p.channels});
-    batch_statistics(x.data(), p, mean.data(), var.data());
   } else {
     mean = call.saved ? call.inputs[3].clone() : call.inputs[3].contiguous();
     var = call.saved ? call.inputs[4].clone() : call.inputs[4].contiguous();
@@ -189,13 +185,24 @@ void batch_norm_forward(const ForwardCall& call) {
   const Tensor beta = affine ? call.inputs[2].contiguous() : Tensor();
   const float* src = x.data();
   float* dst = call.outputs[0].data();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < p.batch; ++b) {
-    for (int64_t c = 0; c < p.channels; ++c) {
-      const float inv = 1.0f / std::sqrt(var.data()[c] + a.eps);
-      const float scale = affine ? gamma.data()[c] * inv : inv;
-      const float shift = (affine ? beta.data()[c] : 0.0f) - mean.data()[c] * scale;
-      plane_affine(src + p.offset(b, c), dst + p.offset(b, c), p.inner, scale, shift);
+  // Statistics and normalisation in one parallel region (the `for`s' barrier between them):
+  // every region wakes the threads, ~50 us each under OMP_WAIT_POLICY=passive at 2 threads
+  // (docs/architecture.md, Threads), and a DARTS step runs ~1,900 batch norm forwards.
+#pragma omp parallel
+  {
+    if (a.training) {
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < p.channels; ++c)
+        channel_statistics(src, p, c, mean.data(), var.data());
+    }
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < p.batch; ++b) {
+      for (int64_t c = 0; c < p.channels; ++c) {
+        const float inv = 1.0f / std::sqrt(var.data()[c] + a.eps);
+        const float scale = affine ? gamma.data()[c] * inv : inv;
+        const float shift = (affine ? beta.data()[c] : 0.0f) - mean.data()[c] * scale;
+        plane_affine(src + p.offset(b, c), dst + p.offset(b, c), p.inner, scale, shift);
+      }
     }
   }
   if (a.training) update_running(call.inputs[3], call.inputs[4], mean, var, a.momentum, n);
