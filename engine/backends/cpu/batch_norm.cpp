@@ -74,7 +74,9 @@ constexpr int64_t kLanes = 8;
   return s;
 }
 
-// sum and sum of squares of the channel's values.
+// sum and sum of squares of the channel's values. (channel_grad_sums of x against itself at
+// mean 0 and inv 1 gives the same sums, but reads and widens x twice: the forward took 0.093
+// instead of 0.069 ms on [64, 64, 8, 8], 1 thread.)
 [[gnu::target_clones("avx512f", "avx2", "default")]] void channel_moments(
     const float* x, int64_t batch, int64_t stride, int64_t inner, double& sum, double& sq) {
   Doubles s0{}, s1{}, q0{}, q1{};

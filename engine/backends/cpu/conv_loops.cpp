@@ -112,14 +112,13 @@ using Lanes = float __attribute__((vector_size(64)));
 constexpr int64_t kTileColumns = 16;
 constexpr int kTileRows = 4;
 
-// R rows of 16 outputs at out (rows dil * ow apart) from the padded plane at in (rows pw
-// apart); adds into out with `add`.
-template <int K, int R, int Dil>
-[[gnu::always_inline]] inline void tile_rows(const float* in, int64_t pw, const Lanes* taps,
-                                             const Lanes& bias, float* out, int64_t ow, bool add) {
-  Lanes acc[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) acc[r] = bias;
+// Calls product(r, t, v) for every output row r < R of a tile and kernel tap t = ky K + kx
+// whose input vector v (16 columns of the padded plane at in, rows pw apart) that row
+// reads; each input vector is loaded once for all the rows it feeds. Fully unrolled, so r
+// and t are constants in product's body.
+template <int K, int R, int Dil, typename Product>
+[[gnu::always_inline]] inline void for_tile_products(const float* in, int64_t pw,
+                                                     Product&& product) {
 #pragma GCC unroll 8
   for (int j = 0; j < R + K - 1; ++j) {
 #pragma GCC unroll 8
@@ -129,10 +128,24 @@ template <int K, int R, int Dil>
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const int ky = j - r;
-        if (ky >= 0 && ky < K) acc[r] += taps[ky * K + kx] * v;
+        if (ky >= 0 && ky < K) product(r, ky * K + kx, v);
       }
     }
   }
+}
+
+// R rows of 16 outputs at out (rows dil * ow apart) from the padded plane at in (rows pw
+// apart); adds into out with `add`.
+template <int K, int R, int Dil>
+[[gnu::always_inline]] inline void tile_rows(const float* in, int64_t pw, const Lanes* taps,
+                                             const Lanes& bias, float* out, int64_t ow, bool add) {
+  Lanes acc[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r] = bias;
+  for_tile_products<K, R, Dil>(
+      in, pw, [&](int r, int t, const Lanes& v) __attribute__((always_inline)) {
+        acc[r] += taps[t] * v;
+      });
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     float* dst = out + r * Dil * ow;
@@ -189,19 +202,10 @@ template <int K, int R, int Dil>
   Lanes grad[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) std::memcpy(&grad[r], g + r * Dil * ow, sizeof grad[r]);
-#pragma GCC unroll 8
-  for (int j = 0; j < R + K - 1; ++j) {
-#pragma GCC unroll 8
-    for (int kx = 0; kx < K; ++kx) {
-      Lanes v;
-      std::memcpy(&v, in + j * Dil * pw + kx * Dil, sizeof v);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        const int ky = j - r;
-        if (ky >= 0 && ky < K) acc[ky * K + kx] += grad[r] * v;
-      }
-    }
-  }
+  for_tile_products<K, R, Dil>(
+      in, pw, [&](int r, int t, const Lanes& v) __attribute__((always_inline)) {
+        acc[t] += grad[r] * v;
+      });
 }
 
 // One plane's weight gradient, its K x K taps' sums over the plane into out: a float
