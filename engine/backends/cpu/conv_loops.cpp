@@ -100,9 +100,10 @@ namespace {
 // the whole batch). GCC's vector extension, not `omp simd`: with `omp simd` GCC folded
 // every load into its FMA, loading each input vector K times again. The weights are
 // broadcast once per plane (25 registers for 5 x 5; the AVX-512 clone has 32) and the
-// dilation is a template argument, so the loads' offsets are immediates. Per plane (1
-// thread, L1-resident data, batch-64 equivalents, ms, before -> after): 3x3 on 32 x 32
-// 0.45 -> 0.34, dilated 3x3 0.42 -> 0.28, 5x5 1.14 -> 0.65, 5x5 on 16 x 16 0.70 -> 0.39.
+// dilation is a template argument, so the loads' offsets are immediates. depthwise_forward
+// per call (batch 64, 1 thread, median of 21, ms, before -> after): 3x3 on 32 x 32 0.446
+// -> 0.374, dilated 3x3 0.418 -> 0.354, 5x5 1.158 -> 0.666, dilated 5x5 1.132 -> 0.682, 5x5
+// on 16 x 16 0.678 -> 0.371.
 // Sums run in the same order as the pitched loop's (kernel rows, then columns). The weight
 // gradient's tiles (tile_weight_grad) reuse the same loads for one accumulator per tap;
 // per call (batch 64, 1 thread, process CPU time, minimum of 31, two alternated runs; the
