@@ -196,6 +196,38 @@ TEST_CASE("conv2d: stride-1 depthwise row tiles (rows of 16 and 32) match the re
   check_case({{2, 16, 32, 32}, {16, 1, 3, 3}, false, {1, 1, 1, 16}});  // sep_conv_3x3's
 }
 
+// Planes narrower than a vector whose rows tile it ("same" padding) take the narrow tiles:
+// 8 x 8 at dilation 1 and 2 (2 and 1 units a vector) with a band of 4 vectors and a tail,
+// 4-column planes (the general step), a bias. The data gradient runs them too.
+TEST_CASE("conv2d: stride-1 depthwise narrow tiles (rows of 8 and 4) match the reference") {
+  check_case({{2, 3, 8, 8}, {3, 1, 3, 3}, true, {1, 1, 1, 3}});      // one band
+  check_case({{1, 2, 10, 8}, {2, 1, 5, 5}, false, {1, 2, 1, 2}});    // a band and a vector
+  check_case({{1, 2, 24, 8}, {2, 1, 5, 5}, true, {1, 4, 2, 2}});     // dilated 5x5: 3 bands
+  check_case({{2, 2, 4, 4}, {2, 1, 3, 3}, false, {1, 1, 1, 2}});     // 4 columns, one vector
+  check_case({{1, 2, 16, 4}, {2, 1, 3, 3}, false, {1, 1, 1, 2}});    // 4 columns, a band
+  check_case({{1, 2, 20, 4}, {2, 1, 3, 3}, true, {1, 2, 2, 2}});     // dilated: a band, a vector
+  check_case({{2, 64, 8, 8}, {64, 1, 3, 3}, false, {1, 1, 1, 64}});  // sep_conv_3x3's at C = 64
+}
+
+// The narrow tiles read a row's neighbour where the true window has padding, and clear
+// those lanes: an inf at the end of row 3 must reach only the outputs whose window holds
+// it (rows 2-4, columns 6-7 for a 3x3), not the start of row 4 (NaN if weighted by zero).
+TEST_CASE("conv2d: an inf beside a narrow plane's edge stays inside its windows") {
+  std::vector<float> x(2 * 64, 0.0f);  // two channels (a depthwise conv), the inf in the first
+  x[3 * 8 + 7] = INFINITY;
+  const Var y = ops::conv2d(Var(Tensor::from_vector({1, 2, 8, 8}, x)),
+                            Var(Tensor::full({2, 1, 3, 3}, 1.0f)), {}, {1, 1, 1, 2});
+  const std::vector<float> out = y.value().to_vector();
+  for (int64_t r = 0; r < 8; ++r)
+    for (int64_t c = 0; c < 8; ++c) {
+      CAPTURE(r);
+      CAPTURE(c);
+      const bool inside = r >= 2 && r <= 4 && c >= 6;
+      CHECK(out[size_t(r * 8 + c)] == (inside ? INFINITY : 0.0f));
+      CHECK(out[size_t(64 + r * 8 + c)] == 0.0f);
+    }
+}
+
 // Channel counts of 16 and more pick oneDNN's blocked kernels (jit, jit_dw, jit_1x1) with
 // reorders; 17 pads the channel blocks. A 1x1 stride 1 conv stays on plain GEMM.
 TEST_CASE("conv2d: blocked-layout and plain 1x1 paths match the reference") {

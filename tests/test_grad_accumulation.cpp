@@ -68,10 +68,11 @@ std::vector<double> to_double(const Tensor& t) {
   const std::vector<float> v = t.to_vector();
   return {v.begin(), v.end()};
 }
-}  // namespace
 
-TEST_CASE("autodiff: a value's readers add their gradients into one, as each alone would") {
-  const Tensor x0 = random({2, 16, 20, 32}, 1);
+// The readers of one x of this shape, backpropagated together, against each alone.
+void check_readers(const Shape& shape) {
+  CAPTURE(shape.str());
+  const Tensor x0 = random(shape, 1);
   // Each reader alone: its own x and weights (same values), its gradients summed here.
   std::vector<double> want_x(size_t(x0.numel()), 0.0);
   Weights alone;
@@ -112,6 +113,13 @@ TEST_CASE("autodiff: a value's readers add their gradients into one, as each alo
     check_close("dw", shared.vars()[k].grad().to_vector(), want_w[k], 1e-5);
   }
   CHECK(separate_adds == 0);
+}
+}  // namespace
+
+// Rows of 32 take the depthwise row tiles where padded, planes of 8 x 8 the narrow tiles.
+TEST_CASE("autodiff: a value's readers add their gradients into one, as each alone would") {
+  check_readers(Shape{2, 16, 20, 32});
+  check_readers(Shape{2, 16, 8, 8});
 }
 
 // A weighted sum's coefficient matrix is read by every sum of a cell: each sum adds its

@@ -20,7 +20,7 @@
 //      convs 4.54 / 4.48 / 4.94 -> 4.25 / 4.38 / 4.42 s. Since then planes whose rows are
 //      whole vectors (16 columns and more) run register row tiles (conv_loops.cpp has the
 //      per-call figures): the 5x5 forward on 16x16 planes now takes 0.37 ms, ahead of the
-//      0.41 above.
+//      0.41 above; 8-column planes run narrow tiles in the forward and data gradient.
 //   1. Ask oneDNN with format_tag::any. If it picks a direct kernel (jit, jit_dw, brgconv,
 //      ...) use it, reorders included: on plain layouts oneDNN only has im2col + GEMM, 2-4x
 //      slower for a 3x3 conv and 5-20x for depthwise ones, reorders counted.
