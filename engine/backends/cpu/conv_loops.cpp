@@ -137,6 +137,22 @@ template <int K, int R, int Dil, typename Product>
   }
 }
 
+// Stores R accumulator vectors at out, rows `stride` floats apart, or adds them there with
+// `add`.
+template <int R>
+[[gnu::always_inline]] inline void store_tile(Lanes* acc, float* out, int64_t stride, bool add) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    float* dst = out + r * stride;
+    if (add) {
+      Lanes old;
+      std::memcpy(&old, dst, sizeof old);
+      acc[r] += old;
+    }
+    std::memcpy(dst, &acc[r], sizeof acc[r]);
+  }
+}
+
 // R rows of 16 outputs at out (rows dil * ow apart) from the padded plane at in (rows pw
 // apart); adds into out with `add`.
 template <int K, int R, int Dil>
@@ -149,16 +165,7 @@ template <int K, int R, int Dil>
       in, pw, [&](int r, int t, const Lanes& v) __attribute__((always_inline)) {
         acc[r] += taps[t] * v;
       });
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    float* dst = out + r * Dil * ow;
-    if (add) {
-      Lanes old;
-      std::memcpy(&old, dst, sizeof old);
-      acc[r] += old;
-    }
-    std::memcpy(dst, &acc[r], sizeof acc[r]);
-  }
+  store_tile<R>(acc, out, Dil * ow, add);
 }
 
 // Row tiles need whole vectors per output row and a 3x3 or 5x5 kernel at dilation 1 or 2
@@ -243,16 +250,7 @@ template <int K, int R, int Dil>
       }
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    float* dst = out + r * kTileColumns;
-    if (add) {
-      Lanes old;
-      std::memcpy(&old, dst, sizeof old);
-      acc[r] += old;
-    }
-    std::memcpy(dst, &acc[r], sizeof acc[r]);
-  }
+  store_tile<R>(acc, out, kTileColumns, add);
 }
 
 // Step is 16 / (dil ow): a template argument for the 8-column planes (full unrolling), the
@@ -349,6 +347,18 @@ template <int K, int Dil>
   }
 }
 
+// Copies x's plane into the padded pitch at in (its border stays zero from the scratch's
+// first fill): inline, so a row is a vector move or two, not a memmove call.
+[[gnu::always_inline]] inline void copy_padded(const DepthwiseShape& d, int64_t pw, const float* x,
+                                               float* in) {
+  for (int64_t iy = 0; iy < d.h; ++iy) {
+    float* dst = in + (iy + d.pad) * pw + d.pad;
+    const float* src = x + iy * d.w;
+#pragma omp simd
+    for (int64_t ix = 0; ix < d.w; ++ix) dst[ix] = src[ix];
+  }
+}
+
 // One plane of a stride-1 depthwise conv, every tap in one pass: the plane copied into the
 // padded pitch (its border stays zero from the scratch's first fill), then acc[i] = bias +
 // sum over taps of w[ky, kx] in[i + (ky pw + kx) dil] over the whole pitched output, whose
@@ -360,12 +370,7 @@ template <int K>
 [[gnu::always_inline]] inline void forward_plane(const DepthwiseShape& d, int64_t pw,
                                                  const float* x, const float* w, float bias,
                                                  float* in, float* acc, float* y, bool add) {
-  for (int64_t iy = 0; iy < d.h; ++iy) {
-    float* dst = in + (iy + d.pad) * pw + d.pad;
-    const float* src = x + iy * d.w;
-#pragma omp simd
-    for (int64_t ix = 0; ix < d.w; ++ix) dst[ix] = src[ix];
-  }
+  copy_padded(d, pw, x, in);
   if constexpr (K > 0) {
     if (row_tiles_fit(d)) {
       if (d.dilation == 1) {
@@ -448,12 +453,7 @@ template <int K>
 [[gnu::always_inline]] inline void weight_grad_plane(const DepthwiseShape& d, int64_t pw,
                                                      const float* x, const float* g, float* in,
                                                      float* out) {
-  for (int64_t iy = 0; iy < d.h; ++iy) {
-    float* dst = in + (iy + d.pad) * pw + d.pad;
-    const float* src = x + iy * d.w;
-#pragma omp simd
-    for (int64_t ix = 0; ix < d.w; ++ix) dst[ix] = src[ix];
-  }
+  copy_padded(d, pw, x, in);
   if (d.dilation == 1) {
     tiled_weight_grad<K, 1>(d, pw, in, g, out);
   } else {
