@@ -307,7 +307,7 @@ def main():
 def profile_ops(step):
     """Self CPU seconds per aten op over one step under torch.profiler, largest first (ops
     under a millisecond left out). The profiler's own cost is in the figures (a profiled DARTS
-    step's ops summed to 16.4 s against 15.4 s for the same process's unprofiled steps,
+    step's aten ops summed to 16.7 s against 15.4 s for the same process's unprofiled steps,
     1 thread, on the 2-core machine): compare shares, not totals, with
     profile_step's."""
     from torch.profiler import ProfilerActivity, profile
