@@ -152,3 +152,47 @@ TEST_CASE("autodiff: weighted sums sharing coefficients and inputs add into thei
   CHECK(c.grad().to_vector()[2] == 0.0f);
   CHECK(c.grad().to_vector()[3] == 0.0f);
 }
+
+// A weighted sum hands a candidate whose closing batch norm reads scaled gradients its
+// coefficient instead of a written c_i * dy (engine/backends/kernel.h, scale_only); the
+// batch norm applies it. The gradients must be those of the written copies, which the
+// reference gets by reading each batch norm through a reshape to its own shape (an exact
+// identity whose kernel takes no scaled gradients). Covered: training with and without
+// affine parameters and eval mode; a batch norm read by two sums (the second's gradient
+// lands on the first's scaled view and makes it a tensor of its own) and by a ReLU; one
+// read twice by the same sum (not scaled: one slot for both); a leaf input (never scaled).
+TEST_CASE("autodiff: batch norms read a weighted sum's gradient scaled, as from written copies") {
+  const Shape shape{2, 4, 5, 5};
+  const Tensor a0 = random(shape, 1), b0 = random(shape, 2), d0 = random(shape, 3);
+  const Tensor x0 = random(shape, 4), c0 = random({2, 5}, 5);
+  const Tensor g1 = random(shape, 6), g2 = random(shape, 7), g3 = random(shape, 8);
+  using Grads = std::vector<std::vector<float>>;
+  const auto run = [&](bool through_reshape) {
+    Var a(a0, true), b(b0, true), d(d0, true), x(x0, true), c(c0, true);
+    Var gamma(random({4}, 9), true), beta(random({4}, 10), true);
+    const auto stats = [] {
+      return std::pair{Var(Tensor::zeros({4}, Device::cpu)),
+                       Var(Tensor::full({4}, 1.0f, Device::cpu))};
+    };
+    const auto [m1, v1] = stats();
+    const auto [m2, v2] = stats();
+    const auto [m3, v3] = stats();
+    const auto view = [&](const Var& v) { return through_reshape ? ops::reshape(v, shape) : v; };
+    const Var bn_plain = ops::batch_norm(a, {}, {}, m1, v1);
+    const Var bn_affine = ops::batch_norm(b, gamma, beta, m2, v2);
+    const Var bn_eval = ops::batch_norm(d, {}, {}, m3, v3, BatchNormAttrs{.training = false});
+    const Var p = view(bn_plain), q = view(bn_affine), e = view(bn_eval);
+    const Var y1 = ops::weighted_sum({p, q, e, x}, c, 0, {0, 1, 2, 3});
+    const Var y2 = ops::weighted_sum({q, e, e}, c, 1, {4, 1, 2});
+    const Var y3 = ops::relu(bn_plain);
+    backward({y1, y2, y3}, {g1, g2, g3});
+    Grads out;
+    for (const Var& v : {a, b, d, x, c, gamma, beta}) out.push_back(v.grad().to_vector());
+    return out;
+  };
+  const Grads want = run(true);
+  const Grads got = run(false);
+  const char* names[] = {"da", "db", "dd", "dx", "dc", "dgamma", "dbeta"};
+  for (size_t k = 0; k < want.size(); ++k)
+    check_close(names[k], got[k], std::vector<double>(want[k].begin(), want[k].end()), 1e-5);
+}

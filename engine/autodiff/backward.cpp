@@ -58,29 +58,79 @@ std::vector<Tensor> kept_or_recomputed_inputs(const Node& node) {
   return inputs;
 }
 
-// Where input `in`'s gradient goes: its producer's pending slot, or its leaf's grad.
-Tensor* grad_slot(NodeInput& in, std::unordered_map<Node*, std::vector<Tensor>>& pending) {
-  if (!in.producer) return &in.leaf->grad;
-  auto& grads = pending[in.producer.get()];
-  if (grads.empty()) grads.resize(in.producer->output_shapes.size());
-  return &grads[static_cast<size_t>(in.output_index)];
+// The gradients waiting for a node's backward, one per output. `shared`: grads[0] is
+// another node's gradient read as `scale` times its values (kernel.h, scale_only); it is
+// never written in place, and a second gradient arriving for it makes it a tensor of its own.
+struct Pending {
+  std::vector<Tensor> grads;
+  float scale = 1.0f;
+  bool shared = false;
+};
+using PendingMap = std::unordered_map<Node*, Pending>;
+
+// Where an input's gradient goes: its producer's pending gradient (`pending` set) or its
+// leaf's grad.
+struct Slot {
+  Tensor* grad = nullptr;
+  Pending* pending = nullptr;
+};
+
+Slot grad_slot(NodeInput& in, PendingMap& pending) {
+  if (!in.producer) return {&in.leaf->grad, nullptr};
+  Pending& p = pending[in.producer.get()];
+  if (p.grads.empty()) p.grads.resize(in.producer->output_shapes.size());
+  return {&p.grads[static_cast<size_t>(in.output_index)], &p};
+}
+
+bool shares_slot(const std::vector<Slot>& slots, size_t i) {
+  for (size_t j = 0; j < slots.size(); ++j)
+    if (j != i && slots[j].grad == slots[i].grad) return true;
+  return false;
 }
 
 // A kernel that accumulates (kernel.h) adds input i's gradient straight into a slot that
-// already holds one: a plain contiguous tensor of the input's shape, which no other input
-// of the node also feeds (two inputs adding into one tensor at once).
-bool adds_into(const Node& node, size_t i, const std::vector<Tensor*>& slots) {
-  const Tensor& slot = *slots[i];
+// already holds one: a plain contiguous tensor of the input's shape, its own (not a shared
+// view), which no other input of the node also feeds (two inputs adding into one tensor at
+// once).
+bool adds_into(const Node& node, size_t i, const std::vector<Slot>& slots) {
+  const Tensor& slot = *slots[i].grad;
   if (i >= 32 || !slot.defined() || slot.shape() != node.input_shapes[i] ||
       slot.device() != node.device || !slot.is_contiguous())
     return false;
-  for (size_t j = 0; j < slots.size(); ++j)
-    if (j != i && slots[j] == slots[i]) return false;
-  return true;
+  if (slots[i].pending != nullptr && slots[i].pending->shared) return false;
+  return !shares_slot(slots, i);
 }
 
-void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
-                       std::unordered_map<Node*, std::vector<Tensor>>& pending) {
+// Input i may receive its gradient as a scaled view of the node's own (kernel.h,
+// scale_only): the kernel hands such views out, the input has the output's shape, its
+// producer has one output and reads scaled gradients, nothing has reached its slot yet and
+// no other input of the node feeds that slot.
+bool hands_out_scaled(const Kernel& kernel, const Node& node, size_t i,
+                      const std::vector<Slot>& slots) {
+  if (!kernel.hands_out_scaled || i >= 32 || slots[i].pending == nullptr ||
+      slots[i].grad->defined() || node.output_shapes.size() != 1 ||
+      node.input_shapes[i] != node.output_shapes[0])
+    return false;
+  const Node& producer = *node.inputs[i].producer;
+  if (producer.output_shapes.size() != 1 || producer.device != node.device ||
+      !backend_for(producer.device).kernel(producer.kind).takes_scaled_grad)
+    return false;
+  return !shares_slot(slots, i);
+}
+
+// A further gradient for a slot that holds a shared view: `own` (this call's buffer) gets
+// the view's share added and becomes the slot's tensor.
+void merge_into_own(Slot& slot, Tensor own) {
+  const KernelStart start = kernel_start();
+  backend_for(own.device()).axpy(slot.pending->scale, slot.grad->contiguous(), own);
+  record_kernel(KernelPass::accumulate, OpKind::add, start);
+  *slot.grad = std::move(own);
+  slot.pending->shared = false;
+  slot.pending->scale = 1.0f;
+}
+
+void run_node_backward(Node& node, Pending& pending_here, PendingMap& pending) {
+  std::vector<Tensor>& grad_outputs = pending_here.grads;
   for (size_t i = 0; i < grad_outputs.size(); ++i)
     if (!grad_outputs[i].defined())
       grad_outputs[i] = Tensor::zeros(node.output_shapes[i], node.device);
@@ -92,16 +142,24 @@ void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
   if (kernel.backward == nullptr)
     throw error("op '", op_name(node.kind), "' has no backward kernel on the ",
                 device_name(node.device), " backend");
+  CG_ASSERT(!pending_here.shared || kernel.takes_scaled_grad, "a scaled gradient for a '",
+            op_name(node.kind), "' node, whose kernel does not read one");
+  CG_ASSERT(!(kernel.takes_scaled_grad && kernel.hands_out_scaled),
+            "a kernel both reading and handing out scaled gradients");
 
-  std::vector<Tensor*> slots(node.inputs.size(), nullptr);
+  std::vector<Slot> slots(node.inputs.size());
   for (size_t i = 0; i < node.inputs.size(); ++i)
     if (node.inputs[i].wants_grad) slots[i] = grad_slot(node.inputs[i], pending);
   std::vector<Tensor> grad_inputs(node.inputs.size());
+  std::vector<float> scales(node.inputs.size(), 1.0f);
   uint32_t accumulate = 0;
+  uint32_t scale_only = 0;
   for (size_t i = 0; i < node.inputs.size(); ++i) {
-    if (slots[i] == nullptr) continue;
-    if (kernel.accumulates && adds_into(node, i, slots)) {
-      grad_inputs[i] = *slots[i];
+    if (slots[i].grad == nullptr) continue;
+    if (hands_out_scaled(kernel, node, i, slots)) {
+      scale_only |= 1u << i;
+    } else if (kernel.accumulates && adds_into(node, i, slots)) {
+      grad_inputs[i] = *slots[i].grad;
       accumulate |= 1u << i;
     } else {
       grad_inputs[i] = Tensor::empty(node.input_shapes[i], node.device);
@@ -112,17 +170,29 @@ void run_node_backward(Node& node, std::vector<Tensor>& grad_outputs,
   const std::vector<Tensor> inputs = kept_or_recomputed_inputs(node);
   const KernelPartScope part(static_cast<KernelPart>(node.kernel_part));
   const KernelStart start = kernel_start();
-  kernel.backward(BackwardCall{node.kind, node.attrs, inputs, node.input_shapes, node.saved_outputs,
-                               node.saved, grad_outputs, grad_inputs, accumulate});
+  BackwardCall call{node.kind,  node.attrs,   inputs,      node.input_shapes, node.saved_outputs,
+                    node.saved, grad_outputs, grad_inputs, accumulate};
+  call.grad_scale = pending_here.shared ? pending_here.scale : 1.0f;
+  call.scale_only = scale_only;
+  call.grad_input_scales = scales;
+  kernel.backward(call);
   record_kernel(KernelPass::backward, node.kind, start);
 
   for (size_t i = 0; i < node.inputs.size(); ++i) {
+    Slot& slot = slots[i];
     const bool added = i < 32 && (accumulate >> i & 1u) != 0;  // by the kernel
-    if (slots[i] == nullptr || added) continue;
-    if (slots[i]->defined())
-      accumulate_into(*slots[i], grad_inputs[i]);
-    else
-      *slots[i] = std::move(grad_inputs[i]);
+    if (slot.grad == nullptr || added) continue;
+    if (i < 32 && (scale_only >> i & 1u) != 0) {  // the slot was empty (hands_out_scaled)
+      *slot.grad = grad_outputs[0];
+      slot.pending->scale = scales[i];
+      slot.pending->shared = true;
+    } else if (!slot.grad->defined()) {
+      *slot.grad = std::move(grad_inputs[i]);
+    } else if (slot.pending != nullptr && slot.pending->shared) {
+      merge_into_own(slot, std::move(grad_inputs[i]));
+    } else {
+      accumulate_into(*slot.grad, grad_inputs[i]);
+    }
   }
 }
 }  // namespace
@@ -159,7 +229,7 @@ void Var::backward(const Tensor& grad) const { cellgraph::backward({*this}, {gra
 
 void backward(const std::vector<Var>& roots, const std::vector<Tensor>& grads) {
   CG_ASSERT(roots.size() == grads.size(), roots.size(), " roots but ", grads.size(), " gradients");
-  std::unordered_map<Node*, std::vector<Tensor>> pending;
+  PendingMap pending;
   std::vector<Node*> starts;
   for (size_t i = 0; i < roots.size(); ++i) {
     const Var& root = roots[i];
@@ -175,7 +245,7 @@ void backward(const std::vector<Var>& roots, const std::vector<Tensor>& grads) {
       continue;
     }
     Node* node = root.impl()->producer.get();
-    auto& slots = pending[node];
+    auto& slots = pending[node].grads;
     if (slots.empty()) slots.resize(node->output_shapes.size());
     Tensor& slot = slots[static_cast<size_t>(root.impl()->output_index)];
     if (slot.defined())
@@ -187,7 +257,7 @@ void backward(const std::vector<Var>& roots, const std::vector<Tensor>& grads) {
   for (Node* node : reverse_topological(starts)) {
     auto it = pending.find(node);
     if (it == pending.end()) continue;  // no gradient reached it
-    std::vector<Tensor> node_grads = std::move(it->second);
+    Pending node_grads = std::move(it->second);
     pending.erase(it);
     CG_ASSERT(!node->released, "a second backward through the same recorded '", op_name(node->kind),
               "' node; run the forward again");

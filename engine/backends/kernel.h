@@ -34,6 +34,20 @@ struct BackwardCall {
   // read of both and a write) where the kernel can add as it writes.
   uint32_t accumulate = 0;
   bool accumulates_into(size_t i) const { return i < 32 && (accumulate >> i & 1u) != 0; }
+  // The gradient of the op's one output is grad_scale * grad_outputs[0]: the reader of that
+  // output handed its gradient out as a scaled view of its own (below) instead of writing
+  // a scaled copy. Other than 1 only for kernels whose `takes_scaled_grad` is true.
+  float grad_scale = 1.0f;
+  // Bit i set: grad_inputs[i] is undefined and the kernel writes only
+  // grad_input_scales[i] = s, meaning input i's gradient is s * grad_outputs[0]. Set only
+  // for kernels whose `hands_out_scaled` is true, and only where the input's producer takes
+  // scaled gradients: a weighted sum's gradient for each candidate is its coefficient times
+  // the sum's gradient, which the candidate's closing batch norm can read with the
+  // coefficient as a factor instead of from a copy (one write and one buffer less per
+  // candidate).
+  uint32_t scale_only = 0;
+  std::span<float> grad_input_scales;
+  bool hands_out_scale(size_t i) const { return i < 32 && (scale_only >> i & 1u) != 0; }
 };
 
 using ForwardKernel = void (*)(const ForwardCall&);
@@ -42,7 +56,9 @@ using BackwardKernel = void (*)(const BackwardCall&);
 struct Kernel {
   ForwardKernel forward = nullptr;
   BackwardKernel backward = nullptr;
-  bool accumulates = false;  // backward honours BackwardCall::accumulate
+  bool accumulates = false;        // backward honours BackwardCall::accumulate
+  bool takes_scaled_grad = false;  // backward honours BackwardCall::grad_scale (one output)
+  bool hands_out_scaled = false;   // backward honours BackwardCall::scale_only
 };
 
 }  // namespace cellgraph

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <sstream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -44,7 +45,7 @@ inline void check_close(const char* what, const std::vector<float>& got,
     if (bad++ < 5) msg << what << "[" << i << "]: got " << got[i] << " want " << want[i] << "\n";
   }
   INFO(msg.str());
-  CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", got.size(), " elements differ");
+  CHECK_MESSAGE(bad == 0, std::string(what), ": ", bad, " of ", got.size(), " elements differ");
 }
 
 // max |a - b| over two tensors of one shape.

@@ -236,6 +236,9 @@ void batch_norm_backward(const BackwardCall& call) {
   const Tensor& dgamma = affine ? call.grad_inputs[1] : Tensor();
   const Tensor& dbeta = affine ? call.grad_inputs[2] : Tensor();
   const double count = double(p.per_channel());
+  // dy stands for s * dy (kernel.h): the sums are dy's, and the gradients, linear in dy,
+  // take s at the end.
+  const double s = call.grad_scale;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
     const float inv = 1.0f / std::sqrt(var[c] + a.eps);
@@ -246,10 +249,10 @@ void batch_norm_backward(const BackwardCall& call) {
     double sum_dy = 0, sum_dy_xhat = 0;
     channel_grad_sums(dy.data() + p.offset(0, c), x.data() + p.offset(0, c), p.batch, stride,
                       p.inner, x_mean, x_inv, sum_dy, sum_dy_xhat);
-    if (dgamma.defined()) dgamma.data()[c] = float(sum_dy_xhat);
-    if (dbeta.defined()) dbeta.data()[c] = float(sum_dy);
+    if (dgamma.defined()) dgamma.data()[c] = float(s * sum_dy_xhat);
+    if (dbeta.defined()) dbeta.data()[c] = float(s * sum_dy);
     if (!dx.defined()) continue;
-    const float g_inv = (affine ? gamma.data()[c] : 1.0f) * inv;
+    const float g_inv = (affine ? gamma.data()[c] : 1.0f) * inv * float(s);
     const float mean_dy = float(sum_dy / count);
     const float mean_dy_xhat = float(sum_dy_xhat / count);
     if (a.training) {
@@ -268,7 +271,10 @@ void batch_norm_backward(const BackwardCall& call) {
 }  // namespace
 
 void add_batch_norm_kernels(KernelTable& table) {
-  set(table, OpKind::batch_norm, batch_norm_forward, batch_norm_backward);
+  set(table, OpKind::batch_norm,
+      Kernel{.forward = batch_norm_forward,
+             .backward = batch_norm_backward,
+             .takes_scaled_grad = true});
 }
 
 }  // namespace cellgraph::cpu

@@ -16,6 +16,10 @@ inline void set(KernelTable& table, OpKind kind, ForwardKernel forward, Backward
                 bool accumulates = false) {
   table[static_cast<size_t>(kind)] = Kernel{forward, backward, accumulates};
 }
+// A kernel with the gradient flags of kernel.h's Kernel beyond `accumulates`.
+inline void set(KernelTable& table, OpKind kind, Kernel kernel) {
+  table[static_cast<size_t>(kind)] = kernel;
+}
 
 void add_conv_kernels(KernelTable& table);         // conv2d
 void add_batch_norm_kernels(KernelTable& table);   // batch_norm

@@ -76,7 +76,9 @@ void weighted_sum_forward(const ForwardCall& call) {
 
 // One pass over dy in blocks: per block every input's gradient (c_i * dy) and every
 // coefficient's <dy, x_i>. The dot products are summed per thread, then in thread order:
-// deterministic for a given thread count.
+// deterministic for a given thread count. An input whose producer reads scaled gradients
+// (a candidate's closing batch norm) gets c_i alone (kernel.h, scale_only): in a DARTS step
+// the sums' backward wrote a copy of dy per candidate, half of its 0.4 s.
 void weighted_sum_backward(const BackwardCall& call) {
   const auto& a = std::get<WeightedSumAttrs>(call.attrs);
   const size_t k = call.inputs.size() - 1;
@@ -89,6 +91,7 @@ void weighted_sum_backward(const BackwardCall& call) {
   const Tensor& dcoef = call.grad_inputs[k];
   const bool dots = dcoef.defined();  // only then are the inputs kept (ops/sums.cpp)
   for (size_t i = 0; i < k; ++i) {
+    if (call.hands_out_scale(i)) call.grad_input_scales[i] = c[i];  // c_i * dy, not written
     if (call.grad_inputs[i].defined()) dxs[i] = call.grad_inputs[i].data();
     if (dots) xs[i] = call.inputs[i].data();
   }
@@ -131,8 +134,11 @@ void flatten_backward(const BackwardCall& call) {
 
 void add_sums_kernels(KernelTable& table) {
   set(table, OpKind::add_n, add_n_forward, add_n_backward);
-  set(table, OpKind::weighted_sum, weighted_sum_forward, weighted_sum_backward,
-      /*accumulates=*/true);
+  set(table, OpKind::weighted_sum,
+      Kernel{.forward = weighted_sum_forward,
+             .backward = weighted_sum_backward,
+             .accumulates = true,
+             .hands_out_scaled = true});
   set(table, OpKind::flatten, flatten_forward, flatten_backward);
 }
 
