@@ -158,9 +158,9 @@ TEST_CASE("conv2d: depthwise (groups == C == O) matches the reference") {
   check_case({{2, 4, 9, 9}, {4, 1, 5, 5}, false, {1, 4, 2, 4}});  // dil_conv_5x5's depthwise
 }
 
-// oneDNN has only im2col + GEMM for these depthwise backward passes, so they run our own
-// loops (engine/backends/cpu/conv_loops.cpp): the strided row loops, and for stride 1 the
-// pitched weight-gradient loop, with odd and non-square extents and a bias.
+// Depthwise convs with odd and non-square extents and a bias: the strided ones run the
+// column-phase loops (engine/backends/cpu/conv_strided.cpp) in every pass, the stride-1
+// ones the pitched weight-gradient loop.
 TEST_CASE("conv2d: depthwise backward loops (dilated, strided, 5x5) match the reference") {
   check_case({{2, 4, 9, 9}, {4, 1, 3, 3}, false, {2, 2, 2, 4}});   // dilated and strided
   check_case({{2, 3, 11, 11}, {3, 1, 5, 5}, true, {2, 2, 1, 3}});  // 5x5 stride 2
@@ -170,6 +170,19 @@ TEST_CASE("conv2d: depthwise backward loops (dilated, strided, 5x5) match the re
   // Rows of 7 taps take the per-tap loops instead of the 3- and 5-tap ones.
   check_case({{1, 2, 9, 9}, {2, 1, 7, 7}, false, {1, 3, 1, 2}});
   check_case({{1, 2, 13, 11}, {2, 1, 7, 7}, true, {1, 6, 2, 2}});
+}
+
+// Strided depthwise convs split each plane by column phase (conv_strided.cpp): stride 3
+// (three phases), input rows and columns that no tap reads (unpadded, even extent: their
+// gradient is zero), a non-square kernel, DARTS' reduction shapes (32 x 32 to 16 x 16 at 5x5,
+// 16 x 16 to 8 x 8 dilated) and one output column.
+TEST_CASE("conv2d: strided depthwise column-phase loops match the reference") {
+  check_case({{1, 2, 10, 11}, {2, 1, 3, 3}, true, {3, 1, 1, 2}});   // stride 3
+  check_case({{2, 3, 8, 8}, {3, 1, 3, 3}, false, {2, 0, 1, 3}});    // last row, column unread
+  check_case({{1, 2, 9, 8}, {2, 1, 3, 5}, false, {2, 2, 1, 2}});    // non-square kernel
+  check_case({{2, 4, 32, 32}, {4, 1, 5, 5}, false, {2, 2, 1, 4}});  // sep_conv_5x5's first
+  check_case({{2, 4, 16, 16}, {4, 1, 3, 3}, true, {2, 2, 2, 4}});   // dil_conv_3x3's
+  check_case({{1, 2, 3, 3}, {2, 1, 3, 3}, false, {2, 0, 1, 2}});    // one output pixel
 }
 
 // Stride-1 depthwise convs run our pitched-plane loops in every pass (conv.cpp rule 0);

@@ -3,7 +3,8 @@
 // conv2d, max_pool, avg_pool, weighted_sum on the CPU) do so as they write, the others'
 // gradients are added by the autodiff. Either way the sum must be that of each reader's
 // gradient alone, on every path of those kernels: the depthwise loops (stride 1 "same",
-// unpadded, dilated), oneDNN's passes through a scratch (strided depthwise, 3x3, 1x1), the
+// unpadded, dilated), the column-phase loops (strided depthwise), oneDNN's passes through a
+// scratch (3x3, 1x1), the
 // pooling loops (byte and int32 positions), a weight and a coefficient matrix read twice.
 #include <functional>
 #include <vector>
@@ -34,7 +35,7 @@ std::vector<Reader> readers(const Var& w3, const Var& w5, const Var& w1, const V
       depthwise(w3, {1, 0, 1, 16}),                       // loops, unpadded; w3 read twice
       depthwise(w5, {1, 2, 1, 16}),                       // loops, 5x5
       depthwise(w3, {1, 2, 2, 16}),                       // loops, dilated
-      depthwise(w3, {2, 1, 1, 16}),                       // oneDNN (stride 2)
+      depthwise(w3, {2, 1, 1, 16}),                       // loops, stride 2
       [w1](const Var& x) { return ops::conv2d(x, w1); },  // 1x1: GEMM
       [w_full](const Var& x) {
         return ops::conv2d(x, w_full, {}, {1, 1, 1, 1});

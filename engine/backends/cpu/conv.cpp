@@ -6,7 +6,7 @@
 //
 // Layout rule, per primitive kind (forward / backward data / backward weights), decided
 // when the entry is created:
-//   0. A stride-1 depthwise conv runs our loops in all three passes (conv_loops.h):
+//   0. A depthwise conv runs our loops in all three passes (conv_loops.h):
 //      oneDNN's jit_dw is fast only on blocked layouts, and in a DARTS step the reorders
 //      into and out of them took as long as the depthwise convs themselves (1.9 s each
 //      per step, ONEDNN_VERBOSE, 1 thread). Alone
@@ -21,6 +21,16 @@
 //      whole vectors (16 columns and more) run register row tiles (conv_loops.cpp has the
 //      per-call figures): the 5x5 forward on 16x16 planes now takes 0.37 ms, ahead of the
 //      0.41 above; 8-column planes run narrow tiles in the forward and data gradient.
+//      Strided depthwise convs too (conv_strided.cpp): oneDNN's jit_dw forward and data
+//      gradient with their reorders, and the clipped-row loops that served the passes jit_dw
+//      lacks, against ours (ms a call, batch 64, 1 thread, forward / both gradients,
+//      best of 12): 32 x 32 -> 16 x 16 at 32 channels 3x3 1.59-1.74 / 3.57-3.74 -> 0.96-0.98
+//      / 2.84-3.03, 5x5 2.12 / 8.3-8.6 -> 1.30-2.11 / 5.1-6.4, dilated 5x5 1.65-1.79 /
+//      12.1-17.3 -> 1.27 / 4.9-5.0; 16 x 16 -> 8 x 8 at 64 channels 3x3 0.69-0.90 / 1.46-1.97
+//      -> 0.64 / 2.32-2.48 (jit_dw's one win), 5x5 0.83-1.30 / 4.5-6.9 -> 0.80 / 3.9-4.7. A
+//      first-order DARTS step (bench/profile_step, 1 thread, three rounds paired with the
+//      rule before): 8.05 / 7.07 / 6.95 -> 7.53 / 6.77 / 6.80 s, conv backward 3.07 / 2.71
+//      / 2.67 -> 2.74 / 2.50 / 2.44 s.
 //   1. Ask oneDNN with format_tag::any. If it picks a direct kernel (jit, jit_dw, brgconv,
 //      ...) use it, reorders included: on plain layouts oneDNN only has im2col + GEMM, 2-4x
 //      slower for a 3x3 conv and 5-20x for depthwise ones, reorders counted.
@@ -43,9 +53,9 @@
 //      -> 1.11 / 1.07; default policy 3.91 / 4.09 -> 3.99 / 4.19 s (conv forwards 0.81 /
 //      0.84 -> 0.90 / 0.89), the price of the rule. With one thread oneDNN's is the faster
 //      (0.44-0.62 ms a call against 0.52-0.98), so it keeps that case.
-//   3. If oneDNN has only GEMM even with any (depthwise backward with dilation, or with
-//      kernels other than 3x3 for weights), a depthwise conv runs our own loops
-//      (conv_loops.h), many times faster than GEMM there; other convs run GEMM plain.
+//   3. If oneDNN has only GEMM even with any, a depthwise conv our loops do not fit (none
+//      of a valid shape since the strided loops) would run them anyway, many times faster
+//      than GEMM there; other convs run GEMM plain.
 // Measured with bench/conv_layout_probe.cpp; its header has the numbers.
 #include <optional>
 #include <string>
@@ -165,7 +175,7 @@ struct BackwardWeightsEntry {
   LayoutArg src, diff_dst, diff_weights;
 };
 
-// Rule 0 of the header: a stride-1 3x3 depthwise conv runs our loops in every pass.
+// Rule 0 of the header: a depthwise conv runs our loops in every pass.
 bool depthwise_loops(const ConvAttrs& a, const Shape& x, const Shape& w, const Shape& y) {
   return is_depthwise(a, x, w) && depthwise_loops_fit(depthwise_shape(a, x, w, y));
 }

@@ -18,29 +18,6 @@ namespace cellgraph::cpu {
 
 namespace {
 
-// The outputs o in [first, second) whose input index o * stride + offset is in [0, in).
-std::pair<int64_t, int64_t> valid_outputs(int64_t offset, int64_t in, int64_t out, int64_t stride) {
-  const int64_t lo = offset >= 0 ? 0 : (stride - 1 - offset) / stride;
-  const int64_t hi = in - 1 - offset < 0 ? 0 : std::min(out, (in - 1 - offset) / stride + 1);
-  return {lo, std::max(lo, hi)};
-}
-
-// Calls tap_row(t, iy_row_start, oy, x0, x1, x_off) for every tap and output row whose input
-// row exists; [x0, x1) are the output columns whose input column ox * stride + x_off exists.
-template <typename TapRow>
-void for_tap_rows(const DepthwiseShape& d, TapRow&& tap_row) {
-  for (int64_t ky = 0; ky < d.kh; ++ky) {
-    const int64_t y_off = ky * d.dilation - d.pad;
-    const auto [y0, y1] = valid_outputs(y_off, d.h, d.oh, d.stride);
-    for (int64_t kx = 0; kx < d.kw; ++kx) {
-      const int64_t x_off = kx * d.dilation - d.pad;
-      const auto [x0, x1] = valid_outputs(x_off, d.w, d.ow, d.stride);
-      for (int64_t oy = y0; oy < y1; ++oy)
-        tap_row(ky * d.kw + kx, (oy * d.stride + y_off) * d.w, oy, x0, x1, x_off);
-    }
-  }
-}
-
 // Stride 1: lay a plane out at the padded input's pitch pw = w + 2 pad, with dy's rows zero
 // past column ow. Tap (ky, kx) then pairs dy element i with padded element
 // i + (ky pw + kx) dil across the whole plane at once (the zero columns absorb the wrap into
@@ -88,7 +65,9 @@ void pitch_grad(const DepthwiseShape& d, const Pitched& s, const float* grad, fl
 
 }  // namespace
 
-bool depthwise_loops_fit(const DepthwiseShape& d) { return Pitched(d).fits(d); }
+bool depthwise_loops_fit(const DepthwiseShape& d) {
+  return Pitched(d).fits(d) || depthwise_strided_fit(d);
+}
 
 namespace {
 // Row tiles of a stride-1 depthwise conv for planes whose output rows are whole vectors
@@ -474,6 +453,10 @@ template <int K>
 
 void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
                        float* y, bool accumulate) {
+  if (d.stride > 1) {
+    depthwise_strided_forward(d, x, w, bias, y, accumulate);
+    return;
+  }
   const Pitched s(d);
   CG_ASSERT(s.fits(d), "depthwise loops: stride 1 and a padded extent only");
   if (narrow_tiles_fit(d)) {
@@ -538,18 +521,7 @@ void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const flo
     });
     return;
   }
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < d.planes; ++p) {
-    float* out = dx + p * d.h * d.w;
-    const float* grad = dy + p * d.oh * d.ow;
-    const float* taps = w + (p % d.channels) * d.kh * d.kw;
-    if (!accumulate) std::fill(out, out + d.h * d.w, 0.0f);
-    for_tap_rows(d, [&](int64_t t, int64_t row, int64_t oy, int64_t x0, int64_t x1, int64_t x_off) {
-      const float tap = taps[t];
-      for (int64_t ox = x0; ox < x1; ++ox)
-        out[row + ox * d.stride + x_off] += tap * grad[oy * d.ow + ox];
-    });
-  }
+  depthwise_strided_backward_data(d, dy, w, dx, accumulate);
 }
 
 // dw[c, ky, kx] = sum over n, oy, ox of dy[n, c, oy, ox] * x[n, c, iy, ix]: one float partial
@@ -577,20 +549,7 @@ void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const f
         dot_taps(g, in + s.shift(d, ky, 0), n, d.dilation, int(d.kw), part + p * taps + ky * d.kw);
     });
   } else {
-#pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < d.planes; ++p) {
-      const float* in = x + p * d.h * d.w;
-      const float* grad = dy + p * d.oh * d.ow;
-      float* mine = part + p * taps;
-      std::fill(mine, mine + taps, 0.0f);
-      for_tap_rows(d,
-                   [&](int64_t t, int64_t row, int64_t oy, int64_t x0, int64_t x1, int64_t x_off) {
-                     float acc = 0.0f;
-                     for (int64_t ox = x0; ox < x1; ++ox)
-                       acc += grad[oy * d.ow + ox] * in[row + ox * d.stride + x_off];
-                     mine[t] += acc;
-                   });
-    }
+    depthwise_strided_weight_partials(d, x, dy, part);
   }
   // A few thousand taps sum faster on one thread than a fork-join costs.
   const int64_t batch = d.planes / d.channels;

@@ -1,10 +1,9 @@
-// Our own conv2d loops on plain layouts: stride-1 depthwise convs forward and backward
-// (oneDNN serves them fast only on blocked layouts, and the reorders around every call cost
-// more than the conv), the depthwise backward passes oneDNN has only as im2col + GEMM (data
-// with dilation, weights of kernels other than 3x3), and the weight gradient (planes of
-// 256 pixels and more) and, with more than one thread, the forward (1024 and more) of
-// unpadded 1x1 stride-1 convs. conv.cpp decides per shape which passes run here; its
-// header has the rule and the measurements.
+// Our own conv2d loops on plain layouts: depthwise convs forward and backward at any stride
+// (oneDNN serves them fast only on blocked layouts, the reorders around every call cost
+// more than the conv, and several backward passes it has only as im2col + GEMM), and the
+// weight gradient (planes of 256 pixels and more) and, with more than one thread, the
+// forward (1024 and more) of unpadded 1x1 stride-1 convs. conv.cpp decides per shape which passes
+// run here; its header has the rule and the measurements.
 #pragma once
 
 #include <cstdint>
@@ -17,8 +16,8 @@ struct DepthwiseShape {
   int64_t planes, channels, h, w, oh, ow, kh, kw, stride, pad, dilation;
 };
 
-// Stride 1 only (depthwise_loops_fit): y from x, the weights [C, 1, kh, kw] and the bias
-// [C] (null for none); overwrites y, or adds into it with `accumulate`.
+// Any stride (depthwise_loops_fit): y from x, the weights [C, 1, kh, kw] and the bias [C]
+// (null for none); overwrites y, or adds into it with `accumulate`.
 bool depthwise_loops_fit(const DepthwiseShape& d);
 void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
                        float* y, bool accumulate = false);
@@ -30,6 +29,17 @@ void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const flo
 // dw [C, 1, kh, kw] from x and dy; overwrites dw (no bias gradient).
 void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const float* dy,
                                 float* dw);
+
+// Stride 2 and more (conv_strided.cpp), which the three above hand over to: the same
+// forward and data gradient, and the weight gradient's per-plane sums, partial[p kh kw + t]
+// for plane p and tap t.
+bool depthwise_strided_fit(const DepthwiseShape& d);
+void depthwise_strided_forward(const DepthwiseShape& d, const float* x, const float* w,
+                               const float* bias, float* y, bool accumulate);
+void depthwise_strided_backward_data(const DepthwiseShape& d, const float* dy, const float* w,
+                                     float* dx, bool accumulate);
+void depthwise_strided_weight_partials(const DepthwiseShape& d, const float* x, const float* dy,
+                                       float* partial);
 
 // y[n, o, p] = bias[o] + sum over c of w[o, c] * x[n, c, p] for `plane` pixels p: the forward
 // of a 1x1, stride 1, unpadded, ungrouped conv (bias null for none); overwrites y. Tiles of

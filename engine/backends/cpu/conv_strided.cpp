@@ -1,0 +1,349 @@
+// Depthwise convs with stride 2 and more (a DARTS reduction cell's first depthwise conv of
+// each separable and dilated candidate on the edges leaving the cell's inputs). oneDNN's
+// jit_dw runs them on blocked layouts only: in a DARTS step the reorders of x into that
+// layout and of y back took longer than the convolutions (0.17 s of reorders beside 0.12 s
+// of jit_dw, ONEDNN_VERBOSE=profile_exec, 1 thread), and the data gradient with dilation
+// and most weight gradients had no direct kernel at all (conv.cpp, rule 3).
+//
+// Here each plane is first split by column phase: with stride S, the zero-padded plane's
+// columns S j + q go to phase q's row, j = 0, 1, .... Tap (ky, kx) of output row oy reads
+// padded row oy S + ky dil at columns ox S + kx dil, which is phase (kx dil) mod S at
+// columns ox + (kx dil) / S: one contiguous run of ow values. So the forward and the weight
+// gradient are vector loops over whole output rows, and the data gradient scatters dy into
+// the phases the same way (a contiguous add per tap and row) and then interleaves them back.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "engine/backends/cpu/conv_loops.h"
+#include "engine/error.h"
+#include "engine/tensor/tensor.h"
+
+namespace cellgraph::cpu {
+
+namespace {
+
+// One plane's phases: `phases` planes of `rows` x `width` floats, covering every padded row
+// and column a tap reads and every input pixel (whose gradient the data pass reads back).
+struct Phases {
+  int64_t stride, rows, width, floats;
+  explicit Phases(const DepthwiseShape& d)
+      : stride(d.stride),
+        rows(std::max((d.oh - 1) * d.stride + (d.kh - 1) * d.dilation + 1, d.h + d.pad)),
+        width(std::max(d.ow + (d.kw - 1) * d.dilation / d.stride,
+                       (d.w + d.pad + d.stride - 1) / d.stride)),
+        floats(stride * rows * width) {}
+  // Phase q's row of input row y.
+  int64_t row_of(const DepthwiseShape& d, int64_t q, int64_t y) const {
+    return (q * rows + y + d.pad) * width;
+  }
+  // From one output row to the next in every phase.
+  int64_t row_step() const { return stride * width; }
+};
+
+// Where tap t = ky kw + kx of output row 0 starts reading in the phases.
+std::vector<int64_t> tap_offsets(const DepthwiseShape& d, const Phases& s) {
+  std::vector<int64_t> at;
+  for (int64_t ky = 0; ky < d.kh; ++ky)
+    for (int64_t kx = 0; kx < d.kw; ++kx) {
+      const int64_t c = kx * d.dilation;
+      at.push_back(((c % s.stride) * s.rows + ky * d.dilation) * s.width + c / s.stride);
+    }
+  return at;
+}
+
+// Phase q's columns j in [first[q], last[q]) hold input columns j S + q - pad, the others
+// padding; the same for every row, so computed once per call.
+struct PhaseColumns {
+  std::vector<int64_t> first, last;
+  PhaseColumns(const DepthwiseShape& d, const Phases& s) {
+    for (int64_t q = 0; q < s.stride; ++q) {
+      const int64_t lo = d.pad - q, hi = d.w - 1 + d.pad - q;
+      const int64_t j0 = lo > 0 ? (lo + s.stride - 1) / s.stride : 0;
+      const int64_t j1 = hi >= 0 ? std::min(s.width, hi / s.stride + 1) : 0;
+      first.push_back(j0);
+      last.push_back(std::max(j0, j1));
+    }
+  }
+};
+
+// What every plane of a call shares: the phases' geometry, the taps' offsets into them and
+// the phases' column ranges.
+struct Plan {
+  Phases s;
+  std::vector<int64_t> at;
+  PhaseColumns columns;
+  explicit Plan(const DepthwiseShape& d) : s(d), at(tap_offsets(d, s)), columns(d, s) {}
+};
+
+// Plane x split into its phases, zero where the padded plane is padding. S: the stride as a
+// constant (2, whose reads GCC vectorizes), or 0 to read it from the plan.
+template <int S>
+[[gnu::always_inline]] inline void split_phases(const DepthwiseShape& d, const Plan& plan,
+                                                const float* x, float* out) {
+  const Phases& s = plan.s;
+  const int64_t step = S > 0 ? S : s.stride;
+  std::fill(out, out + s.floats, 0.0f);
+  for (int64_t q = 0; q < step; ++q) {
+    const int64_t j0 = plan.columns.first[size_t(q)], j1 = plan.columns.last[size_t(q)];
+    for (int64_t y = 0; y < d.h; ++y) {
+      const float* src = x + y * d.w - d.pad + q;
+      float* dst = out + s.row_of(d, q, y);
+      for (int64_t j = j0; j < j1; ++j) dst[j] = src[j * step];
+    }
+  }
+}
+
+// The phases added back into plane dx (or written there), the inverse of split_phases.
+template <int S>
+[[gnu::always_inline]] inline void merge_phases(const DepthwiseShape& d, const Plan& plan,
+                                                const float* phases, float* dx, bool add) {
+  const Phases& s = plan.s;
+  const int64_t step = S > 0 ? S : s.stride;
+  for (int64_t q = 0; q < step; ++q) {
+    const int64_t j0 = plan.columns.first[size_t(q)], j1 = plan.columns.last[size_t(q)];
+    for (int64_t y = 0; y < d.h; ++y) {
+      float* out = dx + y * d.w - d.pad + q;
+      const float* src = phases + s.row_of(d, q, y);
+      if (add) {
+        for (int64_t j = j0; j < j1; ++j) out[j * step] += src[j];
+      } else {
+        for (int64_t j = j0; j < j1; ++j) out[j * step] = src[j];
+      }
+    }
+  }
+}
+
+// W output columns in one vector (GCC's vector extension; a float for the columns left
+// over). Spelled out per width: GCC drops vector_size on a dependent alias template.
+template <int W>
+struct VecOf;
+template <>
+struct VecOf<16> {
+  using Type = float __attribute__((vector_size(64)));
+};
+template <>
+struct VecOf<8> {
+  using Type = float __attribute__((vector_size(32)));
+};
+template <>
+struct VecOf<1> {
+  using Type = float;
+};
+template <int W>
+using Vec = typename VecOf<W>::Type;
+
+template <int W>
+[[gnu::always_inline]] inline void load(const float* p, Vec<W>& v) {
+  std::memcpy(&v, p, sizeof v);
+}
+template <int W>
+[[gnu::always_inline]] inline void store(float* p, const Vec<W>& v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Calls chunk(width constant, ox) over an output row: vectors of 16 columns, then 8, then
+// single columns.
+template <typename Chunk>
+[[gnu::always_inline]] inline void for_row_chunks(int64_t ow, Chunk&& chunk) {
+  int64_t ox = 0;
+  for (; ox + 16 <= ow; ox += 16) chunk(std::integral_constant<int, 16>{}, ox);
+  for (; ox + 8 <= ow; ox += 8) chunk(std::integral_constant<int, 8>{}, ox);
+  for (; ox < ow; ++ox) chunk(std::integral_constant<int, 1>{}, ox);
+}
+
+// Output rows go in bands of 4: four independent sums per vector of columns, so the taps'
+// multiply-adds do not wait on each other's results, and each weight is read once per band.
+constexpr int64_t kBand = 4;
+
+template <int S>
+[[gnu::always_inline]] inline void forward_plane(const DepthwiseShape& d, const Plan& plan,
+                                                 const float* x, const float* w, float bias,
+                                                 float* phases, float* y, bool add) {
+  split_phases<S>(d, plan, x, phases);
+  const int64_t taps = d.kh * d.kw, step = plan.s.row_step();
+  const int64_t* at = plan.at.data();
+  const auto rows = [&](auto band, int64_t oy) __attribute__((always_inline)) {
+    constexpr int64_t kRows = decltype(band)::value;
+    const float* row = phases + oy * step;
+    float* out = y + oy * d.ow;
+    for_row_chunks(
+        d.ow, [&](auto width, int64_t ox) __attribute__((always_inline)) {
+          constexpr int kWidth = decltype(width)::value;
+          Vec<kWidth> acc[kRows];
+          for (int64_t r = 0; r < kRows; ++r) acc[r] = Vec<kWidth>{} + bias;
+          for (int64_t t = 0; t < taps; ++t) {
+            const float tap = w[t];
+            for (int64_t r = 0; r < kRows; ++r) {
+              Vec<kWidth> v;
+              load<kWidth>(row + r * step + at[t] + ox, v);
+              acc[r] += tap * v;
+            }
+          }
+          for (int64_t r = 0; r < kRows; ++r) {
+            if (add) {
+              Vec<kWidth> old;
+              load<kWidth>(out + r * d.ow + ox, old);
+              acc[r] += old;
+            }
+            store<kWidth>(out + r * d.ow + ox, acc[r]);
+          }
+        });
+  };
+  int64_t oy = 0;
+  for (; oy + kBand <= d.oh; oy += kBand) rows(std::integral_constant<int64_t, kBand>{}, oy);
+  for (; oy < d.oh; ++oy) rows(std::integral_constant<int64_t, 1>{}, oy);
+}
+
+// dy scattered into the phases one tap at a time: for a tap, each output row adds into its
+// own phase row, so no add waits on the store of the one before (taps whose rows overlap
+// come a whole plane apart).
+template <int S>
+[[gnu::always_inline]] inline void data_grad_plane(const DepthwiseShape& d, const Plan& plan,
+                                                   const float* g, const float* w, float* phases,
+                                                   float* dx, bool add) {
+  std::fill(phases, phases + plan.s.floats, 0.0f);
+  const int64_t taps = d.kh * d.kw, step = plan.s.row_step();
+  for (int64_t t = 0; t < taps; ++t) {
+    const float tap = w[t];
+    for (int64_t oy = 0; oy < d.oh; ++oy) {
+      float* row = phases + oy * step + plan.at[size_t(t)];
+      const float* grad = g + oy * d.ow;
+      for_row_chunks(
+          d.ow, [&](auto width, int64_t ox) __attribute__((always_inline)) {
+            constexpr int kWidth = decltype(width)::value;
+            Vec<kWidth> v, sum;
+            load<kWidth>(grad + ox, v);
+            load<kWidth>(row + ox, sum);
+            sum += tap * v;
+            store<kWidth>(row + ox, sum);
+          });
+    }
+  }
+  merge_phases<S>(d, plan, phases, dx, add);
+}
+
+// out[t] = sum over oy, ox of g[oy, ox] * x's tap t, one tap at a time over the whole
+// plane (both L1-resident): kBand vector sums per width (rows oy mod 4, independent
+// chains), added together and across their lanes once per tap.
+template <int S>
+[[gnu::always_inline]] inline void weight_grad_plane(const DepthwiseShape& d, const Plan& plan,
+                                                     const float* x, const float* g, float* phases,
+                                                     float* out) {
+  split_phases<S>(d, plan, x, phases);
+  const int64_t taps = d.kh * d.kw, step = plan.s.row_step();
+  for (int64_t t = 0; t < taps; ++t) {
+    Vec<16> wide[kBand] = {};
+    Vec<8> half[kBand] = {};
+    float single[kBand] = {};
+    const auto rows = [&](auto band, int64_t oy) __attribute__((always_inline)) {
+      constexpr int64_t kRows = decltype(band)::value;
+      const float* src = phases + oy * step + plan.at[size_t(t)];
+      const float* grad = g + oy * d.ow;
+      for_row_chunks(
+          d.ow, [&](auto width, int64_t ox) __attribute__((always_inline)) {
+            constexpr int kWidth = decltype(width)::value;
+            for (int64_t r = 0; r < kRows; ++r) {
+              Vec<kWidth> a, b;
+              load<kWidth>(grad + r * d.ow + ox, a);
+              load<kWidth>(src + r * step + ox, b);
+              if constexpr (kWidth == 16) wide[r] += a * b;
+              if constexpr (kWidth == 8) half[r] += a * b;
+              if constexpr (kWidth == 1) single[r] += a * b;
+            }
+          });
+    };
+    int64_t oy = 0;
+    for (; oy + kBand <= d.oh; oy += kBand) rows(std::integral_constant<int64_t, kBand>{}, oy);
+    for (; oy < d.oh; ++oy) rows(std::integral_constant<int64_t, 1>{}, oy);
+    const Vec<16> w16 = (wide[0] + wide[1]) + (wide[2] + wide[3]);
+    const Vec<8> w8 = (half[0] + half[1]) + (half[2] + half[3]);
+    float sum = (single[0] + single[1]) + (single[2] + single[3]);
+    if (d.ow >= 16)
+      for (int l = 0; l < 16; ++l) sum += w16[l];
+    if (d.ow % 16 >= 8)
+      for (int l = 0; l < 8; ++l) sum += w8[l];
+    out[t] = sum;
+  }
+}
+
+// The planes' functions for stride 2 and for any stride, each built for AVX-512, AVX2 and
+// the default target (as in conv_loops.cpp).
+#define CG_STRIDED_PLANES(suffix, S)                                                            \
+  [[gnu::target_clones("avx512f", "avx2", "default")]] void forward_##suffix(                   \
+      const DepthwiseShape& d, const Plan& plan, const float* x, const float* w, float bias,    \
+      float* phases, float* y, bool add) {                                                      \
+    forward_plane<S>(d, plan, x, w, bias, phases, y, add);                                      \
+  }                                                                                             \
+  [[gnu::target_clones("avx512f", "avx2", "default")]] void data_grad_##suffix(                 \
+      const DepthwiseShape& d, const Plan& plan, const float* g, const float* w, float* phases, \
+      float* dx, bool add) {                                                                    \
+    data_grad_plane<S>(d, plan, g, w, phases, dx, add);                                         \
+  }                                                                                             \
+  [[gnu::target_clones("avx512f", "avx2", "default")]] void weight_grad_##suffix(               \
+      const DepthwiseShape& d, const Plan& plan, const float* x, const float* g, float* phases, \
+      float* out) {                                                                             \
+    weight_grad_plane<S>(d, plan, x, g, phases, out);                                           \
+  }
+CG_STRIDED_PLANES(stride2, 2)
+CG_STRIDED_PLANES(any_stride, 0)
+#undef CG_STRIDED_PLANES
+
+// Runs body(plane, scratch) over all planes, each thread with `floats` of scratch.
+template <typename Body>
+void for_planes(const DepthwiseShape& d, int64_t floats, Body&& body) {
+  const Tensor scratch = Tensor::empty(Shape{omp_get_max_threads() * floats});
+#pragma omp parallel
+  {
+    float* mine = scratch.data() + omp_get_thread_num() * floats;
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < d.planes; ++p) body(p, mine);
+  }
+}
+
+}  // namespace
+
+bool depthwise_strided_fit(const DepthwiseShape& d) {
+  return d.stride >= 2 && (d.oh - 1) * d.stride + (d.kh - 1) * d.dilation < d.h + 2 * d.pad &&
+         (d.ow - 1) * d.stride + (d.kw - 1) * d.dilation < d.w + 2 * d.pad;
+}
+
+void depthwise_strided_forward(const DepthwiseShape& d, const float* x, const float* w,
+                               const float* bias, float* y, bool accumulate) {
+  CG_ASSERT(depthwise_strided_fit(d), "strided depthwise loops: stride 2 or more");
+  const Plan plan(d);
+  const auto plane = d.stride == 2 ? forward_stride2 : forward_any_stride;
+  for_planes(d, plan.s.floats, [&](int64_t p, float* scratch) {
+    const int64_t c = p % d.channels;
+    plane(d, plan, x + p * d.h * d.w, w + c * d.kh * d.kw, bias != nullptr ? bias[c] : 0.0f,
+          scratch, y + p * d.oh * d.ow, accumulate);
+  });
+}
+
+void depthwise_strided_backward_data(const DepthwiseShape& d, const float* dy, const float* w,
+                                     float* dx, bool accumulate) {
+  CG_ASSERT(depthwise_strided_fit(d), "strided depthwise loops: stride 2 or more");
+  const Plan plan(d);
+  const auto plane = d.stride == 2 ? data_grad_stride2 : data_grad_any_stride;
+  for_planes(d, plan.s.floats, [&](int64_t p, float* scratch) {
+    const int64_t c = p % d.channels;
+    plane(d, plan, dy + p * d.oh * d.ow, w + c * d.kh * d.kw, scratch, dx + p * d.h * d.w,
+          accumulate);
+  });
+}
+
+void depthwise_strided_weight_partials(const DepthwiseShape& d, const float* x, const float* dy,
+                                       float* partial) {
+  CG_ASSERT(depthwise_strided_fit(d), "strided depthwise loops: stride 2 or more");
+  const Plan plan(d);
+  const int64_t taps = d.kh * d.kw;
+  const auto plane = d.stride == 2 ? weight_grad_stride2 : weight_grad_any_stride;
+  for_planes(d, plan.s.floats, [&](int64_t p, float* scratch) {
+    plane(d, plan, x + p * d.h * d.w, dy + p * d.oh * d.ow, scratch, partial + p * taps);
+  });
+}
+
+}  // namespace cellgraph::cpu
