@@ -183,6 +183,7 @@ TEST_CASE("conv2d: strided depthwise column-phase loops match the reference") {
   check_case({{2, 4, 32, 32}, {4, 1, 5, 5}, false, {2, 2, 1, 4}});  // sep_conv_5x5's first
   check_case({{2, 4, 16, 16}, {4, 1, 3, 3}, true, {2, 2, 2, 4}});   // dil_conv_3x3's
   check_case({{1, 2, 3, 3}, {2, 1, 3, 3}, false, {2, 0, 1, 2}});    // one output pixel
+  check_case({{2, 3, 17, 35}, {3, 1, 3, 3}, true, {2, 1, 1, 3}});   // odd pad: shuffles, tail
 }
 
 // Stride-1 depthwise convs run our pitched-plane loops in every pass (conv.cpp rule 0);

@@ -23,14 +23,15 @@
 //      0.41 above; 8-column planes run narrow tiles in the forward and data gradient.
 //      Strided depthwise convs too (conv_strided.cpp): oneDNN's jit_dw forward and data
 //      gradient with their reorders, and the clipped-row loops that served the passes jit_dw
-//      lacks, against ours (ms a call, batch 64, 1 thread, forward / both gradients,
-//      best of 12): 32 x 32 -> 16 x 16 at 32 channels 3x3 1.59-1.74 / 3.57-3.74 -> 0.96-0.98
-//      / 2.84-3.03, 5x5 2.12 / 8.3-8.6 -> 1.30-2.11 / 5.1-6.4, dilated 5x5 1.65-1.79 /
-//      12.1-17.3 -> 1.27 / 4.9-5.0; 16 x 16 -> 8 x 8 at 64 channels 3x3 0.69-0.90 / 1.46-1.97
-//      -> 0.64 / 2.32-2.48 (jit_dw's one win), 5x5 0.83-1.30 / 4.5-6.9 -> 0.80 / 3.9-4.7. A
-//      first-order DARTS step (bench/profile_step, 1 thread, three rounds paired with the
-//      rule before): 8.05 / 7.07 / 6.95 -> 7.53 / 6.77 / 6.80 s, conv backward 3.07 / 2.71
-//      / 2.67 -> 2.74 / 2.50 / 2.44 s.
+//      lacks, against ours (ms a call, batch 64, 1 thread, forward / both gradients, best
+//      of 12, two runs alternated with the old rule): 32 x 32 -> 16 x 16 at 32 channels
+//      3x3 1.99-2.11 / 4.06-4.31 -> 0.95-1.36 / 2.19-2.83, 5x5 2.65-3.01 / 11.6-14.1 ->
+//      1.33-1.68 / 3.58-4.43, dilated 5x5 2.12-2.22 / 19.0-19.2 -> 1.26-1.30 / 3.58-3.61;
+//      16 x 16 -> 8 x 8 at 64 channels 3x3 1.22-1.41 / 2.46-2.49 -> 0.65-0.66 / 1.60-1.87,
+//      5x5 1.27-1.60 / 5.4-7.6 -> 0.81-0.83 / 2.39-2.52. A first-order DARTS step
+//      (bench/profile_step, 1 thread, three rounds paired with the rule before, the data
+//      gradient then scattering dy where it now gathers): 8.05 / 7.07 / 6.95 -> 7.53 / 6.77
+//      / 6.80 s, conv backward 3.07 / 2.71 / 2.67 -> 2.74 / 2.50 / 2.44 s.
 //   1. Ask oneDNN with format_tag::any. If it picks a direct kernel (jit, jit_dw, brgconv,
 //      ...) use it, reorders included: on plain layouts oneDNN only has im2col + GEMM, 2-4x
 //      slower for a 3x3 conv and 5-20x for depthwise ones, reorders counted.

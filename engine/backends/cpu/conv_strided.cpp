@@ -9,8 +9,10 @@
 // columns S j + q go to phase q's row, j = 0, 1, .... Tap (ky, kx) of output row oy reads
 // padded row oy S + ky dil at columns ox S + kx dil, which is phase (kx dil) mod S at
 // columns ox + (kx dil) / S: one contiguous run of ow values. So the forward and the weight
-// gradient are vector loops over whole output rows, and the data gradient scatters dy into
-// the phases the same way (a contiguous add per tap and row) and then interleaves them back.
+// gradient are vector loops over whole output rows. The data gradient fills the phases of
+// dx's padded plane by gathering (Gather: each vector of a phase row sums its taps in a
+// register and is stored once; a first version scattered dy into the phases tap by tap and
+// took about twice as long) and then interleaves them into dx.
 #include <omp.h>
 
 #include <algorithm>
@@ -72,11 +74,38 @@ struct PhaseColumns {
 
 // What every plane of a call shares: the phases' geometry, the taps' offsets into them and
 // the phases' column ranges.
+// The data gradient as a gather: padded pixel (S i + a, S j + q) collects w[ky, kx] *
+// dy[i - my, j - mx] over the taps with ky dil = S my + a and kx dil = S mx + q (my, mx >= 0),
+// so every output vector is summed in a register and stored once. dy is first copied into a
+// zero-margined plane (`top` rows above, `left` columns before, zeros past its end), so no
+// tap needs bounds.
+struct Gather {
+  int64_t top, left, pitch, floats;
+  // [a S + q]: each tap's index t = ky kw + kx and where it reads for (i, j) = (0, 0).
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> taps;
+  Gather(const DepthwiseShape& d, const Phases& s, const PhaseColumns& columns)
+      : top((d.kh - 1) * d.dilation / d.stride), left((d.kw - 1) * d.dilation / d.stride) {
+    int64_t widest = d.ow;
+    for (const int64_t j : columns.last) widest = std::max(widest, j);
+    pitch = left + widest;
+    floats = (top + std::max(d.oh, (d.pad + d.h - 1) / d.stride + 1)) * pitch;
+    taps.resize(size_t(s.stride * s.stride));
+    for (int64_t ky = 0; ky < d.kh; ++ky)
+      for (int64_t kx = 0; kx < d.kw; ++kx) {
+        const int64_t a = ky * d.dilation % d.stride, my = ky * d.dilation / d.stride;
+        const int64_t q = kx * d.dilation % d.stride, mx = kx * d.dilation / d.stride;
+        taps[size_t(a * s.stride + q)].emplace_back(ky * d.kw + kx, (top - my) * pitch + left - mx);
+      }
+  }
+};
+
 struct Plan {
   Phases s;
   std::vector<int64_t> at;
   PhaseColumns columns;
-  explicit Plan(const DepthwiseShape& d) : s(d), at(tap_offsets(d, s)), columns(d, s) {}
+  Gather gather;
+  explicit Plan(const DepthwiseShape& d)
+      : s(d), at(tap_offsets(d, s)), columns(d, s), gather(d, s, columns) {}
 };
 
 // Plane x split into its phases, zero where the padded plane is padding. S: the stride as a
@@ -93,26 +122,6 @@ template <int S>
       const float* src = x + y * d.w - d.pad + q;
       float* dst = out + s.row_of(d, q, y);
       for (int64_t j = j0; j < j1; ++j) dst[j] = src[j * step];
-    }
-  }
-}
-
-// The phases added back into plane dx (or written there), the inverse of split_phases.
-template <int S>
-[[gnu::always_inline]] inline void merge_phases(const DepthwiseShape& d, const Plan& plan,
-                                                const float* phases, float* dx, bool add) {
-  const Phases& s = plan.s;
-  const int64_t step = S > 0 ? S : s.stride;
-  for (int64_t q = 0; q < step; ++q) {
-    const int64_t j0 = plan.columns.first[size_t(q)], j1 = plan.columns.last[size_t(q)];
-    for (int64_t y = 0; y < d.h; ++y) {
-      float* out = dx + y * d.w - d.pad + q;
-      const float* src = phases + s.row_of(d, q, y);
-      if (add) {
-        for (int64_t j = j0; j < j1; ++j) out[j * step] += src[j];
-      } else {
-        for (int64_t j = j0; j < j1; ++j) out[j * step] = src[j];
-      }
     }
   }
 }
@@ -143,6 +152,55 @@ template <int W>
 template <int W>
 [[gnu::always_inline]] inline void store(float* p, const Vec<W>& v) {
   std::memcpy(p, &v, sizeof v);
+}
+
+// The phases added back into plane dx (or written there), the inverse of split_phases. For
+// stride 2 a dx row alternates between two phase rows, A (the phase of column 0) and B:
+// 8 floats of each interleave into 16 of dx by one shuffle (GCC's scalar loop stored one
+// float at a time and was most of the data gradient's time).
+template <int S>
+[[gnu::always_inline]] inline void merge_phases(const DepthwiseShape& d, const Plan& plan,
+                                                const float* phases, float* dx, bool add) {
+  const Phases& s = plan.s;
+  if constexpr (S == 2) {
+    const int64_t qa = d.pad % 2, pairs = d.w / 2 / 8 * 8;
+    for (int64_t y = 0; y < d.h; ++y) {
+      const float* row_a = phases + s.row_of(d, qa, y) + d.pad / 2;
+      const float* row_b = phases + s.row_of(d, 1 - qa, y) + (d.pad + 1) / 2;
+      float* out = dx + y * d.w;
+      for (int64_t k = 0; k < pairs; k += 8) {
+        Vec<8> va, vb;
+        load<8>(row_a + k, va);
+        load<8>(row_b + k, vb);
+        Vec<16> v =
+            __builtin_shufflevector(va, vb, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+        if (add) {
+          Vec<16> old;
+          load<16>(out + 2 * k, old);
+          v += old;
+        }
+        store<16>(out + 2 * k, v);
+      }
+      for (int64_t c = 2 * pairs; c < d.w; ++c) {
+        const float v = (c % 2 == 0 ? row_a : row_b)[c / 2];
+        out[c] = add ? out[c] + v : v;
+      }
+    }
+    return;
+  }
+  const int64_t step = s.stride;
+  for (int64_t q = 0; q < step; ++q) {
+    const int64_t j0 = plan.columns.first[size_t(q)], j1 = plan.columns.last[size_t(q)];
+    for (int64_t y = 0; y < d.h; ++y) {
+      float* out = dx + y * d.w - d.pad + q;
+      const float* src = phases + s.row_of(d, q, y);
+      if (add) {
+        for (int64_t j = j0; j < j1; ++j) out[j * step] += src[j];
+      } else {
+        for (int64_t j = j0; j < j1; ++j) out[j * step] = src[j];
+      }
+    }
+  }
 }
 
 // Calls chunk(width constant, ox) over an output row: vectors of 16 columns, then 8, then
@@ -198,29 +256,49 @@ template <int S>
   for (; oy < d.oh; ++oy) rows(std::integral_constant<int64_t, 1>{}, oy);
 }
 
-// dy scattered into the phases one tap at a time: for a tap, each output row adds into its
-// own phase row, so no add waits on the store of the one before (taps whose rows overlap
-// come a whole plane apart).
+// The phase rows the input's rows fall on, gathered (Gather) in bands of kBand rows of one
+// row phase a, then interleaved into dx.
 template <int S>
 [[gnu::always_inline]] inline void data_grad_plane(const DepthwiseShape& d, const Plan& plan,
                                                    const float* g, const float* w, float* phases,
-                                                   float* dx, bool add) {
-  std::fill(phases, phases + plan.s.floats, 0.0f);
-  const int64_t taps = d.kh * d.kw, step = plan.s.row_step();
-  for (int64_t t = 0; t < taps; ++t) {
-    const float tap = w[t];
-    for (int64_t oy = 0; oy < d.oh; ++oy) {
-      float* row = phases + oy * step + plan.at[size_t(t)];
-      const float* grad = g + oy * d.ow;
-      for_row_chunks(
-          d.ow, [&](auto width, int64_t ox) __attribute__((always_inline)) {
-            constexpr int kWidth = decltype(width)::value;
-            Vec<kWidth> v, sum;
-            load<kWidth>(grad + ox, v);
-            load<kWidth>(row + ox, sum);
-            sum += tap * v;
-            store<kWidth>(row + ox, sum);
-          });
+                                                   float* dy_plane, float* dx, bool add) {
+  const Gather& gather = plan.gather;
+  const int64_t stride = S > 0 ? S : plan.s.stride;
+  std::fill(dy_plane, dy_plane + gather.floats, 0.0f);
+  for (int64_t oy = 0; oy < d.oh; ++oy)
+    std::copy_n(g + oy * d.ow, d.ow, dy_plane + (gather.top + oy) * gather.pitch + gather.left);
+  for (int64_t a = 0; a < stride; ++a) {
+    // Padded rows stride i + a in [pad, pad + h), the ones dx reads back.
+    const int64_t lo = d.pad - a, hi = d.pad + d.h - 1 - a;
+    const int64_t i0 = lo > 0 ? (lo + stride - 1) / stride : 0;
+    const int64_t i1 = hi >= 0 ? hi / stride + 1 : 0;
+    for (int64_t q = 0; q < stride; ++q) {
+      const auto& taps = gather.taps[size_t(a * stride + q)];
+      const int64_t j0 = plan.columns.first[size_t(q)], j1 = plan.columns.last[size_t(q)];
+      float* out = phases + (q * plan.s.rows + a) * plan.s.width;
+      const auto rows = [&](auto band, int64_t i) __attribute__((always_inline)) {
+        constexpr int64_t kRows = decltype(band)::value;
+        const float* src = dy_plane + i * gather.pitch + j0;
+        float* dst = out + i * stride * plan.s.width + j0;
+        for_row_chunks(
+            j1 - j0, [&](auto width, int64_t j) __attribute__((always_inline)) {
+              constexpr int kWidth = decltype(width)::value;
+              Vec<kWidth> acc[kRows] = {};
+              for (const auto& [t, at] : taps) {
+                const float tap = w[t];
+                for (int64_t r = 0; r < kRows; ++r) {
+                  Vec<kWidth> v;
+                  load<kWidth>(src + r * gather.pitch + at + j, v);
+                  acc[r] += tap * v;
+                }
+              }
+              for (int64_t r = 0; r < kRows; ++r)
+                store<kWidth>(dst + r * stride * plan.s.width + j, acc[r]);
+            });
+      };
+      int64_t i = i0;
+      for (; i + kBand <= i1; i += kBand) rows(std::integral_constant<int64_t, kBand>{}, i);
+      for (; i < i1; ++i) rows(std::integral_constant<int64_t, 1>{}, i);
     }
   }
   merge_phases<S>(d, plan, phases, dx, add);
@@ -280,8 +358,8 @@ template <int S>
   }                                                                                             \
   [[gnu::target_clones("avx512f", "avx2", "default")]] void data_grad_##suffix(                 \
       const DepthwiseShape& d, const Plan& plan, const float* g, const float* w, float* phases, \
-      float* dx, bool add) {                                                                    \
-    data_grad_plane<S>(d, plan, g, w, phases, dx, add);                                         \
+      float* dy_plane, float* dx, bool add) {                                                   \
+    data_grad_plane<S>(d, plan, g, w, phases, dy_plane, dx, add);                               \
   }                                                                                             \
   [[gnu::target_clones("avx512f", "avx2", "default")]] void weight_grad_##suffix(               \
       const DepthwiseShape& d, const Plan& plan, const float* x, const float* g, float* phases, \
@@ -328,10 +406,10 @@ void depthwise_strided_backward_data(const DepthwiseShape& d, const float* dy, c
   CG_ASSERT(depthwise_strided_fit(d), "strided depthwise loops: stride 2 or more");
   const Plan plan(d);
   const auto plane = d.stride == 2 ? data_grad_stride2 : data_grad_any_stride;
-  for_planes(d, plan.s.floats, [&](int64_t p, float* scratch) {
+  for_planes(d, plan.s.floats + plan.gather.floats, [&](int64_t p, float* scratch) {
     const int64_t c = p % d.channels;
-    plane(d, plan, dy + p * d.oh * d.ow, w + c * d.kh * d.kw, scratch, dx + p * d.h * d.w,
-          accumulate);
+    plane(d, plan, dy + p * d.oh * d.ow, w + c * d.kh * d.kw, scratch, scratch + plan.s.floats,
+          dx + p * d.h * d.w, accumulate);
   });
 }
 
