@@ -28,7 +28,7 @@ namespace cellgraph::cpu {
 
 namespace {
 
-// One plane's phases: `phases` planes of `rows` x `width` floats, covering every padded row
+// One plane's phases: `stride` planes of `rows` x `width` floats, covering every padded row
 // and column a tap reads and every input pixel (whose gradient the data pass reads back).
 struct Phases {
   int64_t stride, rows, width, floats;
@@ -72,8 +72,6 @@ struct PhaseColumns {
   }
 };
 
-// What every plane of a call shares: the phases' geometry, the taps' offsets into them and
-// the phases' column ranges.
 // The data gradient as a gather: padded pixel (S i + a, S j + q) collects w[ky, kx] *
 // dy[i - my, j - mx] over the taps with ky dil = S my + a and kx dil = S mx + q (my, mx >= 0),
 // so every output vector is summed in a register and stored once. dy is first copied into a
@@ -99,6 +97,8 @@ struct Gather {
   }
 };
 
+// What every plane of a call shares: the phases' geometry, the taps' offsets into them, the
+// phases' column ranges and the data gradient's gather.
 struct Plan {
   Phases s;
   std::vector<int64_t> at;
