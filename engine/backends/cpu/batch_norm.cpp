@@ -50,7 +50,7 @@ void update_running(const Tensor& running_mean, const Tensor& running_var, const
 // 0.070 / 0.119; on [64, 32, 16, 16] and [64, 16, 32, 32], bound by memory traffic, no
 // change measured).
 //
-// kPrefetchWhy: a channel's values are one plane per image, `stride` floats apart, and a plane
+// Prefetching: a channel's values are one plane per image, `stride` floats apart, and a plane
 // of 32 x 32 floats is one 4 KiB page: the hardware prefetchers stop at page boundaries, so
 // each plane started on misses. The sums fetch the next image's plane by hand as they go
 // (ms a call, [64, 16, 32, 32], 1 thread, best of 40, two alternated runs, forward /
@@ -93,7 +93,7 @@ constexpr int64_t kLanes = 8;
   for (int64_t b = 0; b < batch; ++b) {
     const float* row = x + b * stride;
     for (int64_t i = 0; i < pairs; i += 2 * kLanes) {
-      __builtin_prefetch(row + stride + i);  // the next image's plane: kPrefetchWhy
+      __builtin_prefetch(row + stride + i);  // the next image's plane (Prefetching, above)
       Doubles a, c;
       load_wide(row + i, a);
       load_wide(row + i + kLanes, c);
@@ -129,7 +129,7 @@ constexpr int64_t kLanes = 8;
     const float* gr = g + b * stride;
     const float* xr = xs + b * stride;
     for (int64_t i = 0; i < pairs; i += 2 * kLanes) {
-      __builtin_prefetch(gr + stride + i);  // the next image's planes: kPrefetchWhy
+      __builtin_prefetch(gr + stride + i);  // the next image's planes (Prefetching, above)
       __builtin_prefetch(xr + stride + i);
       Doubles ga, gc, xa, xc;
       load_wide(gr + i, ga);
