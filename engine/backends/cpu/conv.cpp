@@ -54,9 +54,8 @@
 //      -> 1.11 / 1.07; default policy 3.91 / 4.09 -> 3.99 / 4.19 s (conv forwards 0.81 /
 //      0.84 -> 0.90 / 0.89), the price of the rule. With one thread oneDNN's is the faster
 //      (0.44-0.62 ms a call against 0.52-0.98), so it keeps that case.
-//   3. If oneDNN has only GEMM even with any, a depthwise conv our loops do not fit (none
-//      of a valid shape since the strided loops) would run them anyway, many times faster
-//      than GEMM there; other convs run GEMM plain.
+//   3. If oneDNN has only GEMM even with any, the conv runs GEMM plain (no depthwise conv
+//      gets here: rule 0 takes every one).
 // Measured with bench/conv_layout_probe.cpp; its header has the numbers.
 #include <optional>
 #include <string>
@@ -150,7 +149,7 @@ dnnl::convolution_backward_weights::primitive_desc backward_weights_pd(const Con
       d, dnnl_engine(), forward_pd(prop_kind::forward_training, g));
 }
 
-// Which of our own loops replace the primitive (rules 0, 2 and 3).
+// Which of our own loops replace the primitive (rules 0 and 2).
 enum class Loops { none, depthwise, pointwise };
 struct ForwardEntry {
   Loops loops = Loops::none;
@@ -158,7 +157,7 @@ struct ForwardEntry {
   LayoutArg src, weights, dst;
 };
 struct BackwardDataEntry {
-  bool loops = false;  // depthwise loops instead of the primitive (rule 3)
+  bool loops = false;  // depthwise loops instead of the primitive (rule 0)
   dnnl::convolution_backward_data primitive;
   LayoutArg diff_dst, weights, diff_src;
 };
@@ -197,9 +196,7 @@ BackwardDataEntry make_backward_data(const ConvAttrs& a, const Shape& x, const S
                                      const Shape& y, const ConvGeometry& g) {
   if (depthwise_loops(a, x, w, y)) return {true, {}, {}, {}, {}};
   auto pd = backward_data_pd(any_layout(g));
-  const bool generic = is_generic_impl(pd);
-  if (generic && is_depthwise(a, x, w)) return {true, {}, {}, {}, {}};
-  if (generic || im2col_free(a, w)) pd = backward_data_pd(g);
+  if (is_generic_impl(pd) || im2col_free(a, w)) pd = backward_data_pd(g);
   return {false, dnnl::convolution_backward_data(pd), LayoutArg(g.dst, pd.diff_dst_desc(), false),
           LayoutArg(g.weights, pd.weights_desc(), false),
           LayoutArg(g.src, pd.diff_src_desc(), true)};
@@ -211,9 +208,7 @@ BackwardWeightsEntry make_backward_weights(const ConvAttrs& a, const Shape& x, c
   if (im2col_free(a, w) && x[2] * x[3] >= kPointwiseLoopsMinPlane)
     return {Loops::pointwise, {}, {}, {}, {}};
   auto pd = backward_weights_pd(any_layout(g));
-  const bool generic = is_generic_impl(pd);
-  if (generic && is_depthwise(a, x, w)) return {Loops::depthwise, {}, {}, {}, {}};
-  if (generic || im2col_free(a, w)) pd = backward_weights_pd(g);
+  if (is_generic_impl(pd) || im2col_free(a, w)) pd = backward_weights_pd(g);
   return {Loops::none, dnnl::convolution_backward_weights(pd),
           LayoutArg(g.src, pd.src_desc(), false), LayoutArg(g.dst, pd.diff_dst_desc(), false),
           LayoutArg(g.weights, pd.diff_weights_desc(), true)};

@@ -14,7 +14,7 @@
 
 namespace cellgraph::cpu {
 
-// Depthwise loops: pitched planes for stride 1, clipped rows otherwise.
+// Depthwise loops: pitched planes for stride 1 (strided convs: conv_strided.cpp).
 
 namespace {
 

@@ -3,7 +3,7 @@
 // jit_dw runs them on blocked layouts only: in a DARTS step the reorders of x into that
 // layout and of y back took longer than the convolutions (0.17 s of reorders beside 0.12 s
 // of jit_dw, ONEDNN_VERBOSE=profile_exec, 1 thread), and the data gradient with dilation
-// and most weight gradients had no direct kernel at all (conv.cpp, rule 3).
+// and most weight gradients had no direct kernel at all (oneDNN only had im2col + GEMM for them).
 //
 // Here each plane is first split by column phase: with stride S, the zero-padded plane's
 // columns S j + q go to phase q's row, j = 0, 1, .... Tap (ky, kx) of output row oy reads
