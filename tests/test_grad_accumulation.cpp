@@ -1,11 +1,13 @@
 // Where a value has several readers, the backward sums their gradients. Kernels that can
 // add into the gradient already there (engine/backends/kernel.h, BackwardCall::accumulate:
-// conv2d, max_pool, avg_pool, weighted_sum on the CPU) do so as they write, the others'
+// conv2d, max_pool, avg_pool, slice, weighted_sum on the CPU) do so as they write, the others'
 // gradients are added by the autodiff. Either way the sum must be that of each reader's
 // gradient alone, on every path of those kernels: the depthwise loops (stride 1 "same",
 // unpadded, dilated), the column-phase loops (strided depthwise), oneDNN's passes through a
 // scratch (3x3, 1x1), the
-// pooling loops (byte and int32 positions), a weight and a coefficient matrix read twice.
+// pooling loops (byte and int32 positions), slices (every second element and any other
+// steps), a weight and a coefficient matrix read twice.
+#include <cstdint>
 #include <functional>
 #include <vector>
 
@@ -27,10 +29,21 @@ using Reader = std::function<Var(const Var&)>;
 // The readers of x [2, 16, 20, 32] (rows of 32: the depthwise row tiles where padded); `w` is read
 // by two of them.
 std::vector<Reader> readers(const Var& w3, const Var& w5, const Var& w1, const Var& w_full) {
+  constexpr int64_t kOpen = INT64_MAX;
+  const auto every_second = [](int64_t offset) {
+    return [offset](const Var& x) {
+      return ops::slice(
+          x, SliceAttrs{{0, 0, offset, offset}, {kOpen, kOpen, kOpen, kOpen}, {1, 1, 2, 2}});
+    };
+  };
   const auto depthwise = [](const Var& w, ConvAttrs a) {
     return [w, a](const Var& x) { return ops::conv2d(x, w, {}, a); };
   };
+  // The backward runs the readers last to first: the first ones add into the gradient.
   return {
+      [](const Var& x) {  // any other steps
+        return ops::slice(x, SliceAttrs{{0, 1, 1, 2}, {kOpen, 9, 7, kOpen}, {1, 2, 3, 3}});
+      },
       depthwise(w3, {1, 1, 1, 16}),                       // loops, "same": the forward flipped
       depthwise(w3, {1, 0, 1, 16}),                       // loops, unpadded; w3 read twice
       depthwise(w5, {1, 2, 1, 16}),                       // loops, 5x5
@@ -54,7 +67,9 @@ std::vector<Reader> readers(const Var& w3, const Var& w5, const Var& w1, const V
       },
       [](const Var& x) {
         return ops::max_pool(x, {17, 1, 8});
-      },  // int32 positions
+      },                // int32 positions
+      every_second(0),  // the factorized reduce's slices: rows of every second element
+      every_second(1),
   };
 }
 
