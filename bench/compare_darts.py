@@ -3,11 +3,17 @@ times and peak RSS side by side, then one summary table against issue 17's targe
 Exits 1 when an algo's weight count differs between the engines (they did not run the
 same network), after printing everything else.
 
-  compare_darts.py RESULTS_DIR ALGO...   reads darts_ALGO_{pytorch,cellgraph}.json (+ .rss)
+  compare_darts.py RESULTS_DIR ALGO...   reads darts_ALGO_{pytorch,cellgraph}_roundR.json
+                                         (+ .rss) for R = 1, 2, ... while PyTorch's exists
+
+With several rounds (run_darts_bench's BENCH_ROUNDS) each round is printed, and the summary
+takes per algo the median of the rounds' step times, of their time ratios (each round's
+engines ran back to back) and of their RSS ratios.
 
 Writes RESULTS_DIR/darts_compare.json with every run and the summary."""
 import json
 import os
+import statistics
 import sys
 
 MIB = 1 << 20
@@ -17,8 +23,8 @@ TIME_TARGET, RSS_TARGET = 0.4, 0.5
 WEIGHT_PASSES = ("update_weights", "rarts_update_w", "rarts_update_y")
 
 
-def load(out, engine, algo):
-    path = os.path.join(out, f"darts_{algo}_{engine}.json")
+def load(out, engine, algo, round_number):
+    path = os.path.join(out, f"darts_{algo}_{engine}_round{round_number}.json")
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         return None
     result = json.load(open(path))
@@ -53,6 +59,11 @@ def ratio_text(r):
     return f"{r:7.2f}" if r is not None else f"{'-':>7}"
 
 
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
 def detail(algo, ours, ref):
     """Every figure of one algo, both engines."""
     rows = [("median s/step", ours and ours.get("median_s"), ref["median_s"], 1.0),
@@ -84,34 +95,50 @@ def main():
     combined, summary, mismatches = [], [], []
     print(f"\n{'algo / measure':36} {'cellgraph':>10} {'pytorch':>10} {'ratio':>7}")
     for algo in algos:
-        ref, ours = load(out, "pytorch", algo), load(out, "cellgraph", algo)
-        if ref is None:
+        rounds = []  # (ours, ref) per round
+        while (ref := load(out, "pytorch", algo, len(rounds) + 1)) is not None:
+            rounds.append((load(out, "cellgraph", algo, len(rounds) + 1), ref))
+        if not rounds:
             print(f"{algo}: no PyTorch result (see the messages above)")
             continue
-        detail(algo, ours, ref)
-        if ours is not None and ours.get("weights") != ref["weights"]:
-            mismatches.append(f"{algo}: cellgraph {ours.get('weights')} weights, "
-                              f"PyTorch {ref['weights']}")
-        time_r = ratio(ours and ours["median_s"], ref["median_s"])
-        rss_r = ratio(ours and ours["peak_rss_bytes"], ref["peak_rss_bytes"])
-        summary.append({"algo": algo, "weights": ref["weights"],
-                        "cellgraph_s": ours and ours["median_s"], "pytorch_s": ref["median_s"],
-                        "time_ratio": time_r,
-                        "cellgraph_peak_rss_bytes": ours and ours["peak_rss_bytes"],
-                        "pytorch_peak_rss_bytes": ref["peak_rss_bytes"], "rss_ratio": rss_r,
+        time_ratios, rss_ratios = [], []
+        for number, (ours, ref) in enumerate(rounds, 1):
+            if len(rounds) > 1:
+                print(f"round {number} of {len(rounds)}:")
+            detail(algo, ours, ref)
+            if ours is not None and ours.get("weights") != ref["weights"]:
+                mismatches.append(f"{algo} (round {number}): cellgraph {ours.get('weights')} "
+                                  f"weights, PyTorch {ref['weights']}")
+            time_ratios.append(ratio(ours and ours["median_s"], ref["median_s"]))
+            rss_ratios.append(ratio(ours and ours["peak_rss_bytes"], ref["peak_rss_bytes"]))
+            combined.append({"algo": algo, "round": number, "cellgraph": ours, "pytorch": ref})
+        if len(rounds) > 1:
+            print(f"  time ratio by round: {' '.join(ratio_text(r).strip() for r in time_ratios)}"
+                  f"; median {ratio_text(median_or_none(time_ratios)).strip()}")
+        time_r, rss_r = median_or_none(time_ratios), median_or_none(rss_ratios)
+        summary.append({"algo": algo, "weights": rounds[0][1]["weights"], "rounds": len(rounds),
+                        "cellgraph_s": median_or_none(
+                            [ours and ours["median_s"] for ours, _ in rounds]),
+                        "pytorch_s": statistics.median(ref["median_s"] for _, ref in rounds),
+                        "time_ratio": time_r, "time_ratios": time_ratios,
+                        "cellgraph_peak_rss_bytes": median_or_none(
+                            [ours and ours["peak_rss_bytes"] for ours, _ in rounds]),
+                        "pytorch_peak_rss_bytes": statistics.median(
+                            ref["peak_rss_bytes"] for _, ref in rounds),
+                        "rss_ratio": rss_r,
                         "time_target_met": time_r is not None and time_r <= TIME_TARGET,
                         "rss_target_met": rss_r is not None and rss_r <= RSS_TARGET})
-        combined.append({"algo": algo, "cellgraph": ours, "pytorch": ref})
 
     def met(value, ok):
         return f"{'-':>8}" if value is None else f"{'met' if ok else 'NOT met':>8}"
 
     print(f"\nsummary: median s/step and peak RSS (each process's own high-water mark), "
-          f"ratio = cellgraph / PyTorch; targets time <= {TIME_TARGET}x, RSS <= {RSS_TARGET}x")
-    print(f"{'algo':12} {'cg s':>8} {'torch s':>8} {'ratio':>6} {'cg MiB':>8} {'torch MiB':>9} "
-          f"{'ratio':>6} {'time':>8} {'RSS':>8}")
+          f"ratio = cellgraph / PyTorch; targets time <= {TIME_TARGET}x, RSS <= {RSS_TARGET}x; "
+          f"with several rounds the medians over rounds, ratios the median of each round's")
+    print(f"{'algo':12} {'rounds':>6} {'cg s':>8} {'torch s':>8} {'ratio':>6} {'cg MiB':>8} "
+          f"{'torch MiB':>9} {'ratio':>6} {'time':>8} {'RSS':>8}")
     for s in summary:
-        print(f"{s['algo']:12} {cell(s['cellgraph_s'], 1, '{:8.3f}', 8)} "
+        print(f"{s['algo']:12} {s['rounds']:6d} {cell(s['cellgraph_s'], 1, '{:8.3f}', 8)} "
               f"{s['pytorch_s']:8.3f} {ratio_text(s['time_ratio']):>6} "
               f"{cell(s['cellgraph_peak_rss_bytes'], MIB, '{:8.0f}', 8)} "
               f"{s['pytorch_peak_rss_bytes'] / MIB:9.0f} {ratio_text(s['rss_ratio']):>6} "
