@@ -1,7 +1,9 @@
 // Sums that join branches (add_n, weighted_sum) and flatten: the op cases
 // (tests/support/op_harness.h: every backend against the CPU, the CPU's gradients against
 // finite differences), and on the CPU values and coefficient gradients by hand.
+#include <cstdint>
 #include <limits>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -114,6 +116,36 @@ TEST_CASE("weighted_sum: with a row per input, each term reads its own row") {
   CHECK(coef.grad().to_vector() == std::vector<float>{0, 21, 43, 65});
   CHECK(x1.grad().to_vector() == std::vector<float>{2, 20});
   CHECK(x2.grad().to_vector() == std::vector<float>{0.25f, 2.5f});
+}
+
+// The CPU kernels run in blocks of 65536 elements (engine/backends/cpu/sums.cpp): two
+// whole blocks and a partial one, with small whole numbers so every sum is exact.
+TEST_CASE("weighted_sum: tensors of several blocks, forward and both gradients") {
+  const int64_t n = 2 * 65536 + 37;
+  const auto size = static_cast<size_t>(n);
+  std::vector<float> a(size), b(size), g(size);
+  double want_a = 0, want_b = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto k = size_t(i);
+    a[k] = float(i % 5);
+    b[k] = float((i / 3) % 4);
+    g[k] = float((i / 7) % 3);
+    want_a += double(g[k]) * a[k];
+    want_b += double(g[k]) * b[k];
+  }
+  const Var x0(Tensor::from_vector({n}, a), true);
+  const Var x1(Tensor::from_vector({n}, b), true);
+  const Var coef(Tensor::from_vector({1, 2}, {0.5f, 2.0f}), true);
+  const Var y = ops::weighted_sum({x0, x1}, coef, 0, {0, 1});
+  y.backward(Tensor::from_vector({n}, g));
+  const std::vector<float> out = y.value().to_vector();
+  const std::vector<float> d0 = x0.grad().to_vector(), d1 = x1.grad().to_vector();
+  int64_t wrong = 0;
+  for (size_t k = 0; k < size; ++k)
+    wrong += int64_t(out[k] != 0.5f * a[k] + 2.0f * b[k]) + int64_t(d0[k] != 0.5f * g[k]) +
+             int64_t(d1[k] != 2.0f * g[k]);
+  CHECK(wrong == 0);
+  CHECK(coef.grad().to_vector() == std::vector<float>{float(want_a), float(want_b)});
 }
 
 TEST_CASE("weighted_sum: mismatched columns or rows are user errors") {
