@@ -61,7 +61,7 @@ void compare_single_gradients(std::vector<std::string>& problems, Device device,
 
 const std::vector<OpFamily>& op_families() { return families(); }
 
-bool add_op_family(const char* name, OpCaseList cases) {
+bool add_op_family(const char* name, OpCaseList cases) noexcept {
   families().push_back({name, cases});
   return true;
 }

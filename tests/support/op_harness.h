@@ -56,7 +56,9 @@ struct OpFamily {
 
 // Every registered family (CELLGRAPH_OP_CASES), in registration order.
 const std::vector<OpFamily>& op_families();
-bool add_op_family(const char* name, OpCaseList cases);
+// noexcept: it runs during static initialisation, where an exception (only bad_alloc can
+// arise) would end the program anyway.
+bool add_op_family(const char* name, OpCaseList cases) noexcept;
 
 // Runs steps 1-3 above for every case, on every backend.
 void run_op_cases(const std::vector<OpCase>& cases);
