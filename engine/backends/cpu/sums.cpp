@@ -22,15 +22,23 @@ namespace {
 // 0.176 / 0.172 s.
 constexpr int64_t kBlock = 65536;
 
+// The block for n elements: kBlock, or less where that would leave a thread without a
+// block (a [16, 64, 8, 8] sum is one block of 65536), but not below 4096 floats.
+int64_t block_for(int64_t n) {
+  const int64_t threads = omp_get_max_threads();
+  const int64_t share = (n + threads - 1) / threads;
+  return std::clamp<int64_t>((share + 15) / 16 * 16, 4096, kBlock);
+}
+
 void add_n_forward(const ForwardCall& call) {
   float* y = call.outputs[0].data();
   const int64_t n = call.outputs[0].numel();
   std::vector<const float*> xs;
   for (const Tensor& t : call.inputs) xs.push_back(t.data());
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const int64_t block = block_for(n), blocks = (n + block - 1) / block;
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
+    const int64_t lo = b * block, len = std::min(n, lo + block) - lo;
     scale_into(1.0f, xs[0] + lo, y + lo, len);
     for (size_t i = 1; i < xs.size(); ++i) axpy(1.0f, xs[i] + lo, y + lo, len);
   }
@@ -71,10 +79,10 @@ void weighted_sum_forward(const ForwardCall& call) {
     call.outputs[0].fill(0.0f);
     return;
   }
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const int64_t block = block_for(n), blocks = (n + block - 1) / block;
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
+    const int64_t lo = b * block, len = std::min(n, lo + block) - lo;
     scale_into(c[0], xs[0] + lo, y + lo, len);
     for (size_t i = 1; i < xs.size(); ++i) axpy(c[i], xs[i] + lo, y + lo, len);
   }
@@ -101,7 +109,7 @@ void weighted_sum_backward(const BackwardCall& call) {
     if (call.grad_inputs[i].defined()) dxs[i] = call.grad_inputs[i].data();
     if (dots) xs[i] = call.inputs[i].data();
   }
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const int64_t block = block_for(n), blocks = (n + block - 1) / block;
   const int threads = omp_get_max_threads();
   std::vector<double> partial(size_t(threads) * k, 0.0);
 #pragma omp parallel
@@ -109,7 +117,7 @@ void weighted_sum_backward(const BackwardCall& call) {
     double* mine = partial.data() + size_t(omp_get_thread_num()) * k;
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
+      const int64_t lo = b * block, len = std::min(n, lo + block) - lo;
       for (size_t i = 0; i < k; ++i) {
         if (dxs[i] != nullptr && call.accumulates_into(i))
           axpy(c[i], dy + lo, dxs[i] + lo, len);
