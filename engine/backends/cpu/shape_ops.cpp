@@ -143,7 +143,7 @@ SliceMap slice_map(const SliceAttrs& a, const Shape& in, const Shape& out) {
 // One row of a slice: `width` elements `hop` apart in the full tensor. Every second element
 // (the factorized reduce's slices, hop 2) gets loops the compiler turns into whole-vector
 // loads and shuffles; with the hop unknown to it they ran element by element: x[:, :,
-// 0::2, 0::2] of [64, 64, 32, 32] took 3.7 ms forward, 1.3 ms as vectors (1 thread).
+// 0::2, 0::2] of [64, 64, 32, 32] took 3.7 ms forward, 1.1-1.3 ms as vectors (1 thread).
 [[gnu::target_clones("avx512f", "avx2", "default")]] void gather_row(const float* f, int64_t hop,
                                                                      float* s, int64_t width) {
   if (hop == 2) {
