@@ -118,8 +118,9 @@ TEST_CASE("weighted_sum: with a row per input, each term reads its own row") {
   CHECK(x2.grad().to_vector() == std::vector<float>{0.25f, 2.5f});
 }
 
-// The CPU kernels run in blocks of 65536 elements (engine/backends/cpu/sums.cpp): two
-// whole blocks and a partial one, with small whole numbers so every sum is exact.
+// The CPU kernels run in blocks of up to 65536 elements (engine/backends/cpu/sums.cpp): at
+// one or two threads two whole blocks and a partial one, at more threads more and smaller
+// blocks. Small whole numbers, so every sum is exact.
 TEST_CASE("weighted_sum: tensors of several blocks, forward and both gradients") {
   const int64_t n = 2 * 65536 + 37;
   const auto size = static_cast<size_t>(n);
