@@ -1,8 +1,8 @@
-// Micro-benchmark: forward + backward (input and weight gradients) of the convolution
-// shapes a DARTS search runs most, through the full engine path (dispatcher, autodiff,
-// oneDNN kernels). Prints JSON: one entry per case with the median over repeats.
-// The same cases run through PyTorch in bench/conv_bench_torch.py; bench/compare.py
-// prints the two side by side.
+// Micro-benchmark: forward + backward (input and weight gradients) or, with
+// --forward-only, the forward alone, of the convolution shapes a DARTS search runs most, through
+// the full engine path (dispatcher, autodiff, oneDNN kernels). Prints JSON: one entry per case with
+// the median over repeats. The same cases run through PyTorch in bench/conv_bench_torch.py;
+// bench/compare.py prints the two side by side.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -49,11 +49,11 @@ Built build(const bench::ConvCase& c, Rng& rng) {
   return b;
 }
 
-double time_once(Built& b) {
+double time_once(Built& b, bool forward_only) {
   for (Var& v : b.leaves) v.zero_grad();
   const auto start = std::chrono::steady_clock::now();
   Var y = b.forward();
-  y.backward(Tensor::full(y.shape(), 1.0f));
+  if (!forward_only) y.backward(Tensor::full(y.shape(), 1.0f));
   const auto stop = std::chrono::steady_clock::now();
   return std::chrono::duration<double, std::milli>(stop - start).count();
 }
@@ -61,18 +61,25 @@ double time_once(Built& b) {
 
 int main(int argc, char** argv) {
   int repeats = 20;
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--repeats") repeats = std::max(1, std::atoi(argv[i + 1]));
+  bool forward_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--forward-only") forward_only = true;
+    if (flag == "--repeats" && i + 1 < argc) repeats = std::max(1, std::atoi(argv[i + 1]));
+  }
   set_num_threads(0);
   Rng rng(0);
-  std::printf("{\"engine\": \"cellgraph\", \"threads\": %d, \"repeats\": %d, \"cases\": [\n",
-              num_threads(), repeats);
+  std::printf(
+      "{\"engine\": \"cellgraph\", \"threads\": %d, \"repeats\": %d, \"pass\": \"%s\", "
+      "\"cases\": [\n",
+      num_threads(), repeats, forward_only ? "forward" : "forward+backward");
   const auto& cases = bench::conv_cases();
   for (size_t i = 0; i < cases.size(); ++i) {
     Built b = build(cases[i], rng);
-    for (int w = 0; w < 3; ++w) time_once(b);  // warm-up: primitive creation, allocator cache
+    for (int w = 0; w < 3; ++w)
+      time_once(b, forward_only);  // warm-up: primitive creation, allocator cache
     std::vector<double> ms;
-    for (int r = 0; r < repeats; ++r) ms.push_back(time_once(b));
+    for (int r = 0; r < repeats; ++r) ms.push_back(time_once(b, forward_only));
     std::sort(ms.begin(), ms.end());
     std::printf("  {\"name\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f}%s\n", cases[i].name,
                 ms[ms.size() / 2], ms.front(), i + 1 < cases.size() ? "," : "");

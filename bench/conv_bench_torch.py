@@ -1,5 +1,6 @@
 """Reference run for bench/conv_bench.cpp: the same cases through PyTorch on the same
-thread count, forward + backward (input and weight gradients), median of repeats.
+thread count, forward + backward (input and weight gradients) or, with --forward-only, the
+forward alone; median of repeats.
 Prints JSON in the same layout as the C++ benchmark."""
 import argparse
 import json
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 CASES = {
     "conv3x3_c16_s32": (64, 16, 16, 32, 3, 1, 1, False, False),
     "conv1x1_c64_s8": (64, 64, 64, 8, 1, 1, 1, False, False),
+    "conv1x1_c16_s32": (64, 16, 16, 32, 1, 1, 1, False, False),
     "dwconv3x3_c16_s32": (64, 16, 16, 32, 3, 1, 1, True, False),
     "dwconv5x5_c32_s16": (64, 32, 32, 16, 5, 1, 1, True, False),
     "dilconv3x3_c16_s32": (64, 16, 16, 32, 3, 1, 2, True, False),
@@ -40,12 +42,13 @@ def build(case, memory_format):
     return [x, w, pw], forward
 
 
-def time_once(leaves, forward):
+def time_once(leaves, forward, forward_only):
     for t in leaves:
         t.grad = None
     start = time.perf_counter()
     y = forward()
-    y.backward(torch.ones_like(y))
+    if not forward_only:
+        y.backward(torch.ones_like(y))
     return (time.perf_counter() - start) * 1000.0
 
 
@@ -57,6 +60,9 @@ def main():
     # slower (see bench/README.md), and the reference should be PyTorch at its best.
     parser.add_argument("--memory-format", choices=["channels_last", "contiguous"],
                         default="channels_last")
+    # The forward alone (leaves still require gradients, as in a training step): NASP's
+    # architecture step runs every candidate forward and few backward.
+    parser.add_argument("--forward-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -66,13 +72,15 @@ def main():
                else torch.contiguous_format)
         leaves, forward = build(case, fmt)
         for _ in range(3):
-            time_once(leaves, forward)
-        ms = sorted(time_once(leaves, forward) for _ in range(args.repeats))
+            time_once(leaves, forward, args.forward_only)
+        ms = sorted(time_once(leaves, forward, args.forward_only) for _ in range(args.repeats))
         cases.append({"name": name, "median_ms": round(ms[len(ms) // 2], 4),
                       "min_ms": round(ms[0], 4)})
     print(json.dumps({"engine": "pytorch " + torch.__version__ + " " + args.memory_format,
                       "threads": torch.get_num_threads(),
-                      "repeats": args.repeats, "cases": cases}, indent=1))
+                      "repeats": args.repeats,
+                      "pass": "forward" if args.forward_only else "forward+backward",
+                      "cases": cases}, indent=1))
 
 
 if __name__ == "__main__":
