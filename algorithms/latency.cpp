@@ -77,6 +77,13 @@ bool node_sum_of_candidates(const ir::Node& n) {
   return ws != nullptr && !ws->rows.empty();
 }
 
+// A search cell's concat with the next cells' preprocessing ReLU folded in
+// (spec/fold_concat_relu.h).
+bool folded_relu(const ir::Node& n) {
+  const auto* c = std::get_if<ConcatAttrs>(&n.attrs);
+  return c != nullptr && c->relu;
+}
+
 // What a node runs when timed: its op and inputs, or a node sum's add_n over its edges.
 OpKind timed_op(const ir::Node& n) { return node_sum_of_candidates(n) ? OpKind::add_n : n.op; }
 std::vector<ir::ValueId> timed_inputs(const ir::Node& n) {
@@ -89,7 +96,8 @@ std::vector<ir::ValueId> timed_inputs(const ir::Node& n) {
 }
 
 // Runs `nodes` on random inputs of their shapes at `batch` (eval mode, no autodiff); a
-// preprocessing ReLU shared by several search cells once per cell (ir::Node::cells_sharing).
+// preprocessing ReLU shared by several search cells once per cell (ir::Node::cells_sharing),
+// also where it is folded into the concat before it.
 double time_nodes(const ir::Graph& graph, const ir::ParameterStore& params,
                   const std::vector<ir::NodeId>& nodes, const LatencyOptions& o, Rng& rng) {
   std::set<int32_t> produced;
@@ -120,9 +128,15 @@ double time_nodes(const ir::Graph& graph, const ir::ParameterStore& params,
         const bool weight = v.kind == ir::ValueKind::parameter || v.kind == ir::ValueKind::buffer;
         inputs.push_back(weight ? params[v.param] : values.at(in.value));
       }
-      const Attrs attrs = node_sum_of_candidates(n) ? Attrs(NoAttrs{}) : eval_attrs(n.attrs);
-      std::vector<Var> outs = ops::apply(timed_op(n), attrs, inputs);
-      for (int32_t c = 1; c < n.cells_sharing; ++c) outs = ops::apply(timed_op(n), attrs, inputs);
+      std::vector<Var> outs;
+      if (folded_relu(n)) {  // the concat once, its cells' ReLUs each, as a derived network
+        const Var joined = ops::concat(inputs);
+        for (int32_t c = 0; c < n.cells_sharing; ++c) outs = {ops::relu(joined)};
+      } else {
+        const Attrs attrs = node_sum_of_candidates(n) ? Attrs(NoAttrs{}) : eval_attrs(n.attrs);
+        outs = ops::apply(timed_op(n), attrs, inputs);
+        for (int32_t c = 1; c < n.cells_sharing; ++c) outs = ops::apply(timed_op(n), attrs, inputs);
+      }
       for (size_t k = 0; k < outs.size(); ++k) values[n.outputs[k].value] = std::move(outs[k]);
     }
   });

@@ -31,6 +31,14 @@ struct BatchNormAttrs {
   float eps = 1e-5f;
 };
 
+struct ConcatAttrs {
+  // Rectify while concatenating: max(x, 0) of every element, as relu computes it. A search
+  // network's cell output is read by one shared preprocessing ReLU only; the compiler folds
+  // that ReLU in here (spec/fold_concat_relu.h), saving its pass over memory forward and
+  // backward.
+  bool relu = false;
+};
+
 struct SplitAttrs {
   std::vector<int64_t> sizes;  // channel counts of the pieces; they sum to C
 };
@@ -91,8 +99,8 @@ struct WeightedSumAttrs {
   int32_t row_of(size_t i) const { return rows.empty() ? row : rows[i]; }
 };
 
-using Attrs =
-    std::variant<NoAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, SplitAttrs, SliceAttrs, ZeroAttrs,
-                 CrossEntropyAttrs, DropoutAttrs, DropPathAttrs, ReshapeAttrs, WeightedSumAttrs>;
+using Attrs = std::variant<NoAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, ConcatAttrs, SplitAttrs,
+                           SliceAttrs, ZeroAttrs, CrossEntropyAttrs, DropoutAttrs, DropPathAttrs,
+                           ReshapeAttrs, WeightedSumAttrs>;
 
 }  // namespace cellgraph

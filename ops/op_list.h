@@ -19,7 +19,7 @@
   X(mul)             /* a, b (same shape) -> a * b                                  */  \
   X(scale)           /* x, s[1] -> s * x  (s: e.g. an architecture weight)          */  \
   X(negate)          /* x -> -x                                                     */  \
-  X(concat)          /* x_0..x_k [N,C_i,H,W] -> [N, sum C_i, H, W]                  */  \
+  X(concat)          /* x_0..x_k [N,C_i,H,W] -> [N, sum C_i, H, W]; relu: max(., 0) */  \
   X(split)           /* x[N,C,H,W] -> pieces along channels                         */  \
   X(slice)           /* x -> x[start:end:step] per dimension (pixel shift)          */  \
   X(zero)            /* x -> zeros shaped like x (H, W divided by the stride)       */  \

@@ -29,7 +29,7 @@ Var add(const Var& a, const Var& b);
 Var mul(const Var& a, const Var& b);
 Var scale(const Var& x, const Var& s);  // s has one element
 Var negate(const Var& x);
-Var concat(const std::vector<Var>& xs);                                   // along channels (dim 1)
+Var concat(const std::vector<Var>& xs, ConcatAttrs attrs = {});           // along channels (dim 1)
 std::vector<Var> split(const Var& x, const std::vector<int64_t>& sizes);  // along channels
 Var slice(const Var& x, SliceAttrs attrs);
 Var zero(const Var& x, int stride = 1);

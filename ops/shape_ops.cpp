@@ -89,9 +89,21 @@ std::vector<Shape> infer_reshape(const Attrs& attrs, const std::vector<Shape>& i
 }
 
 std::vector<Shape> infer_sum(const Attrs&, const std::vector<Shape>&) { return {Shape{1}}; }
+
+// A plain concat's backward hands each input its block of dy; a rectifying one masks that
+// block by y > 0, as relu's backward does, so it keeps its output.
+BackwardReads concat_backward_reads(const Attrs& attrs, const std::vector<bool>&,
+                                    const std::vector<bool>&) {
+  return {.outputs = std::get<ConcatAttrs>(attrs).relu};
+}
 }  // namespace
 
-OpSchema schema_concat() { return {.name = "concat", .max_inputs = -1, .infer = infer_concat}; }
+OpSchema schema_concat() {
+  return {.name = "concat",
+          .max_inputs = -1,
+          .infer = infer_concat,
+          .backward_reads = concat_backward_reads};
+}
 OpSchema schema_split() { return {.name = "split", .infer = infer_split}; }
 OpSchema schema_slice() { return {.name = "slice", .infer = infer_slice}; }
 // Its output does not depend on its input: no gradient, so nothing is recorded.
@@ -100,7 +112,9 @@ OpSchema schema_reshape() { return {.name = "reshape", .infer = infer_reshape}; 
 OpSchema schema_sum() { return {.name = "sum", .infer = infer_sum}; }
 
 namespace ops {
-Var concat(const std::vector<Var>& xs) { return apply(OpKind::concat, NoAttrs{}, xs)[0]; }
+Var concat(const std::vector<Var>& xs, ConcatAttrs attrs) {
+  return apply(OpKind::concat, attrs, xs)[0];
+}
 std::vector<Var> split(const Var& x, const std::vector<int64_t>& sizes) {
   return apply(OpKind::split, SplitAttrs{sizes}, {x});
 }

@@ -141,7 +141,7 @@ ValueId factorized_reduce(Builder& b, ValueId x, int64_t out_channels, bool affi
       conv(b, every_second(0, name + ".even"), out_channels / 2, 1, ConvAttrs{}, name + ".conv1");
   const ValueId c =
       conv(b, every_second(1, name + ".shift"), out_channels / 2, 1, ConvAttrs{}, name + ".conv2");
-  const ValueId cat = b.op1(OpKind::concat, NoAttrs{}, {a, c}, name + ".concat");
+  const ValueId cat = b.op1(OpKind::concat, ConcatAttrs{}, {a, c}, name + ".concat");
   return batch_norm(b, cat, bn_name.empty() ? name + ".bn" : bn_name, {affine});
 }
 

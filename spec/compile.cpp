@@ -9,6 +9,7 @@
 #include "spec/builder.h"
 #include "spec/candidate_build.h"
 #include "spec/compile_recurrent.h"
+#include "spec/fold_concat_relu.h"
 
 namespace cellgraph::spec {
 
@@ -281,7 +282,7 @@ class Compiler {
       parts.push_back(zeros);
       missing -= std::min(missing, have);
     }
-    return b_.op1(OpKind::concat, NoAttrs{}, parts, name + ".pad");
+    return b_.op1(OpKind::concat, ConcatAttrs{}, parts, name + ".pad");
   }
 
   // The ResNet paper's CIFAR basic block: conv-BN-ReLU, conv-BN, plus the identity shortcut
@@ -393,7 +394,7 @@ class Compiler {
     if (cell.output.concat.size() == 1) return states.at(cell.output.concat[0]);
     std::vector<ValueId> parts;
     for (const std::string& n : cell.output.concat) parts.push_back(states.at(n));
-    return b_.op1(OpKind::concat, NoAttrs{}, parts, name + ".concat");
+    return b_.op1(OpKind::concat, ConcatAttrs{}, parts, name + ".concat");
   }
 
   // The edge's output times its coefficient (a [1] weight, or a buffer when fixed), if any.
@@ -667,6 +668,7 @@ std::optional<Unsupported> unsupported_by_compile(const Space&) { return std::nu
 ir::Graph compile(const Space& space, const CompileOptions& options) {
   ir::Graph g = space.network.is_language_model() ? compile_language_model(space, options)
                                                   : Compiler(space, options).run();
+  if (options.fold_relus) fold_concat_relu(g);
 #ifndef NDEBUG
   g.verify();
 #endif

@@ -26,6 +26,9 @@ struct CompileOptions {
   // pool (see aux_pool_attrs), conv1x1 128-BN-ReLU, conv2x2 768-BN-ReLU, linear. Throws
   // Error when the network has fewer than two reduction cells or a map too small to pool.
   bool auxiliary_head = false;
+  // In a search network, a cell output's preprocessing ReLU folded into the cell's concat
+  // (spec/fold_concat_relu.h). Changes no value; off only to test that.
+  bool fold_relus = true;
 };
 
 ir::Graph compile(const Space& space, const CompileOptions& options = {});

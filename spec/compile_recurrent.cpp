@@ -103,9 +103,9 @@ class RecurrentCompiler {
     prefix_.clear();
     b_.set_share_scope("decoder");
     at(net_.head[0].pointer);
-    const ValueId sequence = outputs.size() == 1
-                                 ? outputs[0]
-                                 : b_.op1(OpKind::concat, NoAttrs{}, outputs, "decoder.sequence");
+    const ValueId sequence =
+        outputs.size() == 1 ? outputs[0]
+                            : b_.op1(OpKind::concat, ConcatAttrs{}, outputs, "decoder.sequence");
     const ValueId bias = b_.parameter("decoder.bias", {vocabulary}, ir::Init::zeros);
     graph_.logits =
         b_.op1(OpKind::linear, NoAttrs{}, {sequence, embedding, bias}, "decoder.linear");
@@ -168,7 +168,7 @@ class RecurrentCompiler {
     const std::string base = prefix_ + cell_name();
     const ValueId xm = dropout(x, dropout_.x, MaskKey::x, base + ".x_dropout");
     const ValueId hm = masked("h_prev", h_prev);
-    const ValueId xh = b_.op1(OpKind::concat, NoAttrs{}, {xm, hm}, base + ".xh");
+    const ValueId xh = b_.op1(OpKind::concat, ConcatAttrs{}, {xm, hm}, base + ".xh");
     const auto [c0, h0] = gate_and_candidate(xh, w0_, base + ".s0");
     const ValueId t0 = b_.op1(OpKind::tanh, NoAttrs{}, {h0}, base + ".s0.tanh");
     std::map<std::string, ValueId> states;

@@ -1,12 +1,12 @@
 // Where a value has several readers, the backward sums their gradients. Kernels that can
 // add into the gradient already there (engine/backends/kernel.h, BackwardCall::accumulate:
-// conv2d, max_pool, avg_pool, slice, weighted_sum on the CPU) do so as they write, the others'
-// gradients are added by the autodiff. Either way the sum must be that of each reader's
+// conv2d, max_pool, avg_pool, slice, concat, weighted_sum on the CPU) do so as they write, the
+// others' gradients are added by the autodiff. Either way the sum must be that of each reader's
 // gradient alone, on every path of those kernels: the depthwise loops (stride 1 "same",
 // unpadded, dilated), the column-phase loops (strided depthwise), oneDNN's passes through a
 // scratch (3x3, 1x1), the
 // pooling loops (byte and int32 positions), slices (every second element and any other
-// steps), a weight and a coefficient matrix read twice.
+// steps), concats (plain and rectifying), a weight and a coefficient matrix read twice.
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -39,9 +39,18 @@ std::vector<Reader> readers(const Var& w3, const Var& w5, const Var& w1, const V
   const auto depthwise = [](const Var& w, ConvAttrs a) {
     return [w, a](const Var& x) { return ops::conv2d(x, w, {}, a); };
   };
+  // A concat of x after three channels of constants: its block lands at a channel offset.
+  const auto concat_after = [](ConcatAttrs a) {
+    return [a](const Var& x) {
+      const Shape& s = x.shape();
+      return ops::concat({Var(random({s[0], 3, s[2], s[3]}, 30)), x}, a);
+    };
+  };
   // The backward runs the readers last to first: the first ones add into the gradient.
   return {
-      [](const Var& x) {  // any other steps
+      concat_after(ConcatAttrs{}),              // a search cell's output
+      concat_after(ConcatAttrs{.relu = true}),  // with its preprocessing ReLU folded in
+      [](const Var& x) {                        // any other steps
         return ops::slice(x, SliceAttrs{{0, 1, 1, 2}, {kOpen, 9, 7, kOpen}, {1, 2, 3, 3}});
       },
       depthwise(w3, {1, 1, 1, 16}),                       // loops, "same": the forward flipped

@@ -10,8 +10,11 @@
 
 #include "algorithms/derive.h"
 #include "algorithms/latency.h"
+#include "engine/backends/backend.h"
 #include "engine/error.h"
+#include "spec/compile.h"
 #include "spec/json_value.h"
+#include "spec/parse.h"
 #include "tests/support/tiny_search.h"
 
 using namespace cellgraph;
@@ -99,4 +102,26 @@ TEST_CASE("latency: a measured table of the tiny space, its JSON, matrices and e
   std::ofstream(path) << R"({"format": 1, "spec": "x"})";
   CHECK_THROWS_WITH_AS(read_latency_table(path), doctest::Contains(":/: missing 'space'"), Error);
   std::filesystem::remove(path);
+}
+
+// A search network's cell outputs carry their preprocessing ReLU folded in
+// (spec/fold_concat_relu.h); the table must still time what a derived network runs: the
+// concat once and each reading cell's ReLU, the same kernels as without the fold.
+TEST_CASE("latency: a folded preprocessing ReLU is timed once per cell, as apart") {
+  spec::Space space =
+      spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/darts_cnn.json");
+  space.network.in_channels = 3;
+  space.network.in_height = space.network.in_width = 8;
+  const LatencyOptions once{.batch = 1, .warmup = 0, .repeats = 1};
+  auto counts = [&](bool fold) {
+    const ir::Graph graph = spec::compile(space, {.fold_relus = fold});
+    reset_kernel_counts();
+    measure_latency(graph, space, once);
+    return kernel_counts().forward;
+  };
+  const auto folded = counts(true), apart = counts(false);
+  for (int op = 0; op < kOpCount; ++op) {
+    CAPTURE(op_name(OpKind(op)));
+    CHECK(folded[size_t(op)] == apart[size_t(op)]);
+  }
 }

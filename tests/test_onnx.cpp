@@ -419,6 +419,21 @@ TEST_CASE("onnx: linear over [N, T, K] and batch-keeping reshapes (a language mo
   check_network(net, "linear over 3 dimensions", 4);
 }
 
+TEST_CASE("onnx: a rectifying concat exports as Concat then Relu") {
+  // Search networks fold a ReLU into their cells' concats (spec/fold_concat_relu.h) and are
+  // never exported, but the op exports as what it computes wherever it appears.
+  ir::Graph g;
+  ir::Builder b(g);
+  g.input = b.input({1, 3, 4, 4});
+  const ir::ValueId both =
+      b.op1(OpKind::concat, ConcatAttrs{.relu = true}, {g.input, g.input}, "both");
+  g.logits = b.op1(OpKind::reshape, ReshapeAttrs{Shape{1, 96}, true}, {both}, "flat");
+  Net net{std::move(g), nullptr};
+  net.params = std::make_unique<ir::ParameterStore>(net.graph, 2);
+  check_network(net, "rectifying concat", 1);
+  check_network(net, "rectifying concat", 3);
+}
+
 TEST_CASE("onnx: a search space is refused, naming a mixed edge") {
   const ir::Graph graph =
       spec::compile(spec::parse_file(CELLGRAPH_SOURCE_DIR "/examples/spaces/darts_cnn_small.json"));

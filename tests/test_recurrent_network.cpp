@@ -260,7 +260,7 @@ TEST_CASE("recurrent network: dropout nodes with one mask_key draw one mask") {
   auto drop = [&](int32_t key, const char* label) {
     return b.op1(OpKind::dropout, DropoutAttrs{.p = 0.5f, .mask_key = key}, {x}, label);
   };
-  g.logits = b.op1(OpKind::concat, NoAttrs{},
+  g.logits = b.op1(OpKind::concat, ConcatAttrs{},
                    {drop(3, "a"), drop(3, "b"), drop(0, "c"), drop(0, "d"), drop(4, "e")}, "all");
   const ir::ParameterStore p(g, 1);
   const Var ones(Tensor::full({2, 64}, 1.0f));

@@ -5,6 +5,8 @@
 // Tolerances: gradcheck defaults (eps 1e-2, atol 1e-3, rtol 1e-2). Every op here is
 // linear in its input, so central differences are exact up to float32 rounding of L
 // (~1e-7 |L| / eps, about 1e-5 for these sizes).
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -12,6 +14,7 @@
 #include "engine/error.h"
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
+#include "tests/support/bits.h"
 #include "tests/support/op_harness.h"
 #include "tests/support/op_tests.h"
 
@@ -28,11 +31,27 @@ Tensor iota(const Shape& shape) {
   return Tensor::from_vector(shape, v);
 }
 
+// Uniform values in +-[0.1, 1.1): never within a gradcheck step of relu's kink at 0.
+Tensor away_from_zero(const Shape& shape, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> v(size_t(shape.numel()));
+  for (float& x : v) x = (rng.uniform() < 0.5f ? -1.0f : 1.0f) * rng.uniform(0.1f, 1.1f);
+  return Tensor::from_vector(shape, v);
+}
+
 std::vector<testing::OpCase> shape_ops_cases() {
   return {
-      {"four NCHW pieces",
-       spec_of(OpKind::concat, {random({2, 1, 2, 3}, 1), random({2, 2, 2, 3}, 2),
-                                random({2, 3, 2, 3}, 3), random({2, 1, 2, 3}, 4)})},
+      {"four NCHW pieces", spec_of(OpKind::concat,
+                                   {random({2, 1, 2, 3}, 1), random({2, 2, 2, 3}, 2),
+                                    random({2, 3, 2, 3}, 3), random({2, 1, 2, 3}, 4)},
+                                   ConcatAttrs{})},
+      // Rectifying (a search network's cell output and the ReLU the compiler folds in),
+      // inputs away from the kink at 0, as relu's own case.
+      {"rectifying, three NCHW pieces",
+       spec_of(OpKind::concat,
+               {away_from_zero({2, 2, 3, 3}, 20), away_from_zero({2, 1, 3, 3}, 21),
+                away_from_zero({2, 3, 3, 3}, 22)},
+               ConcatAttrs{.relu = true})},
       {"three pieces, gradient through all outputs",
        spec_of(OpKind::split, {random({2, 6, 2, 2}, 7)}, SplitAttrs{{2, 1, 3}})},
       {"steps 2 and 3, gradient scattered into zeros",
@@ -44,9 +63,12 @@ std::vector<testing::OpCase> shape_ops_cases() {
       {"3-d", spec_of(OpKind::sum, {random({2, 3, 2}, 10)})},
       // The shapes of an unrolled recurrent network: time steps [N, 1, H] stacked into
       // [N, T, H], [x, h] joined and [c, h] split on 2-D [N, 2H], one step sliced out.
-      {"3-d time steps", spec_of(OpKind::concat, {random({2, 1, 4}, 12), random({2, 1, 4}, 13),
-                                                  random({2, 1, 4}, 14)})},
-      {"2-d rows", spec_of(OpKind::concat, {random({3, 4}, 15), random({3, 2}, 16)})},
+      {"3-d time steps",
+       spec_of(OpKind::concat,
+               {random({2, 1, 4}, 12), random({2, 1, 4}, 13), random({2, 1, 4}, 14)},
+               ConcatAttrs{})},
+      {"2-d rows",
+       spec_of(OpKind::concat, {random({3, 4}, 15), random({3, 2}, 16)}, ConcatAttrs{})},
       {"2-d halves", spec_of(OpKind::split, {random({3, 8}, 17)}, SplitAttrs{{4, 4}})},
       {"one step of [N, T, H]", spec_of(OpKind::slice, {random({2, 5, 3}, 18)},
                                         SliceAttrs{{0, 2, 0}, {2, 3, 3}, {1, 1, 1}})},
@@ -67,6 +89,39 @@ TEST_CASE("concat: joins channels per sample") {
   const Var rank2 = ops::concat(
       {Var(Tensor::from_vector({2, 1}, {1, 2})), Var(Tensor::from_vector({2, 2}, {3, 4, 5, 6}))});
   CHECK(rank2.value().to_vector() == std::vector<float>{1, 3, 4, 2, 5, 6});
+}
+
+// The compiler folds a search network's preprocessing ReLU into the cell output's concat
+// (spec/fold_concat_relu.h) on the promise that nothing changes: forward and gradients bit
+// for bit those of relu(concat(...)), NaN, infinities and signed zeros included (relu maps
+// a NaN and -0 to +0, and its gradient there is dy times 0).
+TEST_CASE("concat: rectifying equals relu of the concat, bit for bit, special values too") {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::nanf("");
+  std::vector<float> special = {nan, -nan, -inf, inf, -0.0f, 0.0f, -1e-45f, 1e-45f};
+  Rng rng(5);
+  // Pieces of 8 x 8 planes, 64 floats each, the special values spread over them.
+  std::vector<Tensor> pieces;
+  for (int64_t c : {1, 3, 2}) {
+    std::vector<float> v(size_t(2 * c * 64));
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = i % 5 == 0 ? special[(i / 5) % special.size()] : rng.normal();
+    pieces.push_back(Tensor::from_vector({2, c, 8, 8}, v));
+  }
+  Tensor dy = normal_tensor({2, 6, 8, 8}, 0, 1, rng);  // both signs: -0 where masked
+  dy.data()[0] = -inf;  // at x = NaN, masked: the gradient is NaN, as relu gives
+  auto run = [&](bool fused, std::vector<Tensor>& grads) {
+    std::vector<Var> xs;
+    for (const Tensor& p : pieces) xs.emplace_back(p, true);
+    const Var y = fused ? ops::concat(xs, ConcatAttrs{.relu = true}) : ops::relu(ops::concat(xs));
+    y.backward(dy);
+    for (const Var& x : xs) grads.push_back(x.grad());
+    return y.value();
+  };
+  std::vector<Tensor> fused_grads, plain_grads;
+  const Tensor fused = run(true, fused_grads), plain = run(false, plain_grads);
+  CHECK(testing::same_bits(fused.to_vector(), plain.to_vector()));
+  for (size_t i = 0; i < pieces.size(); ++i)
+    CHECK(testing::same_bits(fused_grads[i].to_vector(), plain_grads[i].to_vector()));
 }
 
 TEST_CASE("concat: only the inputs that want a gradient get one") {

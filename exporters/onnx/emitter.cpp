@@ -307,7 +307,15 @@ void Emitter::emit_node(const Node& n) {
     case OpKind::concat: {
       Names inputs;
       for (size_t i = 0; i < n.inputs.size(); ++i) inputs.push_back(in(i));
-      set_int(node("Concat", inputs, {out()}), "axis", 1);
+      if (!std::get<ConcatAttrs>(n.attrs).relu) {
+        set_int(node("Concat", inputs, {out()}), "axis", 1);
+        return;
+      }
+      // A folded ReLU (spec/fold_concat_relu.h; search networks only, which export refuses,
+      // but the op says what it computes either way).
+      const std::string joined = unique(n.label + ".joined");
+      set_int(node("Concat", inputs, {joined}), "axis", 1);
+      node("Relu", {joined}, {out()});
       return;
     }
     case OpKind::split: {

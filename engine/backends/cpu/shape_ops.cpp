@@ -1,6 +1,7 @@
 // Data-movement kernels: channel concat / split, strided slice, zero, reshape, full sum.
 // Concat (and split's backward, which is a concat of the piece gradients) runs as the
-// oneDNN concat primitive; the rest are copies that oneDNN has no primitive for.
+// oneDNN concat primitive, a rectifying concat (ConcatAttrs::relu) as hand loops that apply
+// max(x, 0) as they copy; the rest are copies that oneDNN has no primitive for.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -24,11 +25,45 @@ int64_t per_channel(const Shape& s) {
   return inner;
 }
 
+// What channel_blocks does with each block: copy it (piece to whole or whole to piece), or
+// for a rectifying concat rectify it into the whole (forward), or mask the whole's
+// gradient block by y > 0 into the piece (backward); the backward kinds add into the piece
+// where it holds another reader's gradient already.
+enum class BlockMove { to_whole, to_piece, rectify_to_whole, masked_to_piece };
+
+// relu as oneDNN's eltwise computes it (engine/backends/cpu/elementwise.cpp), bit for bit:
+// x where x > 0, else +0 (a NaN and -0 included); its gradient dy times 1 where y > 0, else
+// times 0 (so -0 for a negative dy, NaN for an infinite one).
+[[gnu::target_clones("avx512f", "avx2", "default")]] void rectify(const float* x, float* y,
+                                                                  int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+[[gnu::target_clones("avx512f", "avx2", "default")]] void mask_by(const float* dy, const float* y,
+                                                                  float* dx, int64_t n, bool add) {
+  // clang-tidy takes the two simd loops for clones; one adds, the other stores.
+  if (add) {  // NOLINT(bugprone-branch-clone)
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+  }
+}
+[[gnu::target_clones("avx512f", "avx2", "default")]] void add_block(const float* src, float* dst,
+                                                                    int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
 // Moves channel blocks between a whole [N, sum C_i, ...] tensor and its pieces
 // [N, C_i, ...] (C_i = channels[i]), in either direction: the hand path of concat and
-// split. An undefined piece is skipped (a gradient nobody wants).
+// split. An undefined piece is skipped (a gradient nobody wants). `adds`: bit i set, piece
+// i receives by adding (the backward kinds only). `y`: the rectifying concat's output, for
+// its mask.
 void channel_blocks(const std::vector<Tensor>& pieces, const std::vector<int64_t>& channels,
-                    const Tensor& whole, bool to_whole) {
+                    const Tensor& whole, BlockMove move, uint32_t adds = 0,
+                    const float* y = nullptr) {
   const int64_t batch = whole.dim(0), total = whole.dim(1);
   const int64_t inner = per_channel(whole.shape());
   std::vector<int64_t> first(pieces.size() + 1, 0);  // first channel of each piece
@@ -37,15 +72,29 @@ void channel_blocks(const std::vector<Tensor>& pieces, const std::vector<int64_t
 #pragma omp parallel for collapse(2)
   for (int64_t n = 0; n < batch; ++n) {
     for (size_t i = 0; i < pieces.size(); ++i) {
-      const int64_t c = channels[i];
-      const size_t bytes = sizeof(float) * size_t(c * inner);
-      if (bytes == 0 || !pieces[i].defined()) continue;
-      float* whole_block = w + (n * total + first[i]) * inner;
-      float* piece_block = pieces[i].data() + n * c * inner;
-      if (to_whole)
-        std::memcpy(whole_block, piece_block, bytes);
-      else
-        std::memcpy(piece_block, whole_block, bytes);
+      const int64_t c = channels[i], count = c * inner;
+      if (count == 0 || !pieces[i].defined()) continue;
+      const int64_t at = (n * total + first[i]) * inner;
+      float* whole_block = w + at;
+      float* piece_block = pieces[i].data() + n * count;
+      const bool add = i < 32 && (adds >> i & 1u) != 0;
+      switch (move) {
+        case BlockMove::to_whole:
+          std::memcpy(whole_block, piece_block, sizeof(float) * size_t(count));
+          break;
+        case BlockMove::rectify_to_whole:
+          rectify(piece_block, whole_block, count);
+          break;
+        case BlockMove::to_piece:
+          if (add)
+            add_block(whole_block, piece_block, count);
+          else
+            std::memcpy(piece_block, whole_block, sizeof(float) * size_t(count));
+          break;
+        case BlockMove::masked_to_piece:
+          mask_by(whole_block, y + at, piece_block, count, add);
+          break;
+      }
     }
   }
 }
@@ -67,7 +116,7 @@ void concat_into(const std::vector<Tensor>& srcs, const Tensor& dst) {
   const bool any_empty =
       std::any_of(srcs.begin(), srcs.end(), [](const Tensor& t) { return t.numel() == 0; });
   if (any_empty || dst.rank() > 5) {  // oneDNN rejects empty sources and rank > 5
-    channel_blocks(srcs, channels_of(srcs), dst, true);
+    channel_blocks(srcs, channels_of(srcs), dst, BlockMove::to_whole);
     return;
   }
   std::string key = cache_key("concat|", dst.shape().str());
@@ -93,22 +142,38 @@ std::vector<Tensor> contiguous_all(std::span<const Tensor> ts) {
   return out;
 }
 
+// A rectifying concat writes max(x, 0) block by block on the hand path: oneDNN's concat
+// has no post-op. What the fold saves over a step: docs/architecture.md ("Folded ReLUs").
 void concat_forward(const ForwardCall& call) {
-  concat_into(contiguous_all(call.inputs), call.outputs[0]);
+  const std::vector<Tensor> srcs = contiguous_all(call.inputs);
+  if (std::get<ConcatAttrs>(call.attrs).relu)
+    channel_blocks(srcs, channels_of(srcs), call.outputs[0], BlockMove::rectify_to_whole);
+  else
+    concat_into(srcs, call.outputs[0]);
 }
 
-// Only the inputs that want a gradient get their block copied.
+// Only the inputs that want a gradient get their block, added where an input holds another
+// reader's gradient already (a search cell's node output is read by the concat and by later
+// nodes' candidates).
 void concat_backward(const BackwardCall& call) {
   std::vector<int64_t> channels;
   channels.reserve(call.input_shapes.size());
   for (const Shape& s : call.input_shapes) channels.push_back(s[1]);
-  channel_blocks({call.grad_inputs.begin(), call.grad_inputs.end()}, channels,
-                 call.grad_outputs[0].contiguous(), false);
+  const std::vector<Tensor> grads(call.grad_inputs.begin(), call.grad_inputs.end());
+  const Tensor dy = call.grad_outputs[0].contiguous();
+  if (!std::get<ConcatAttrs>(call.attrs).relu) {
+    channel_blocks(grads, channels, dy, BlockMove::to_piece, call.accumulate);
+    return;
+  }
+  CG_ASSERT(!call.outputs.empty() && call.outputs[0].defined(),
+            "rectifying concat backward without its output");
+  const Tensor y = call.outputs[0].contiguous();
+  channel_blocks(grads, channels, dy, BlockMove::masked_to_piece, call.accumulate, y.data());
 }
 
 void split_forward(const ForwardCall& call) {
   const std::vector<Tensor> pieces(call.outputs.begin(), call.outputs.end());
-  channel_blocks(pieces, channels_of(pieces), call.inputs[0].contiguous(), false);
+  channel_blocks(pieces, channels_of(pieces), call.inputs[0].contiguous(), BlockMove::to_piece);
 }
 
 void split_backward(const BackwardCall& call) {
@@ -253,7 +318,7 @@ void sum_backward(const BackwardCall& call) {
 }  // namespace
 
 void add_shape_ops_kernels(KernelTable& table) {
-  set(table, OpKind::concat, concat_forward, concat_backward);
+  set(table, OpKind::concat, concat_forward, concat_backward, /*accumulates=*/true);
   set(table, OpKind::split, split_forward, split_backward);
   set(table, OpKind::slice, slice_forward, slice_backward, /*accumulates=*/true);
   set(table, OpKind::zero, zero_forward, nullptr);  // not differentiable: never recorded
