@@ -175,7 +175,8 @@ TEST_CASE("conv2d: depthwise backward loops (dilated, strided, 5x5) match the re
 // Strided depthwise convs split each plane by column phase (conv_strided.cpp): stride 3
 // (three phases), input rows and columns that no tap reads (unpadded, even extent: their
 // gradient is zero), a non-square kernel, DARTS' reduction shapes (32 x 32 to 16 x 16 at 5x5,
-// 16 x 16 to 8 x 8 dilated) and one output column.
+// 16 x 16 to 8 x 8 dilated), one output column, and the rows of whole vectors that
+// split_phases<2> shuffles.
 TEST_CASE("conv2d: strided depthwise column-phase loops match the reference") {
   check_case({{1, 2, 10, 11}, {2, 1, 3, 3}, true, {3, 1, 1, 2}});   // stride 3
   check_case({{2, 3, 8, 8}, {3, 1, 3, 3}, false, {2, 0, 1, 3}});    // last row, column unread
@@ -184,6 +185,12 @@ TEST_CASE("conv2d: strided depthwise column-phase loops match the reference") {
   check_case({{2, 4, 16, 16}, {4, 1, 3, 3}, true, {2, 2, 2, 4}});   // dil_conv_3x3's
   check_case({{1, 2, 3, 3}, {2, 1, 3, 3}, false, {2, 0, 1, 2}});    // one output pixel
   check_case({{2, 3, 17, 35}, {3, 1, 3, 3}, true, {2, 1, 1, 3}});   // odd pad: shuffles, tail
+  // Stride 2 on rows of whole vectors splits each row into its phases 32 and 16 columns at
+  // a time: odd and even pads (the even columns land in phase 1 or 0), rows of 32 (one
+  // chunk), 16 (the half chunk) and 48 (both).
+  check_case({{2, 3, 32, 32}, {3, 1, 3, 3}, false, {2, 1, 1, 3}});  // sep_conv_3x3's first
+  check_case({{2, 3, 16, 16}, {3, 1, 3, 3}, true, {2, 1, 1, 3}});   // the same at 16 x 16
+  check_case({{1, 2, 9, 48}, {2, 1, 5, 5}, false, {2, 4, 2, 2}});   // dil_conv_5x5's, 32 + 16
 }
 
 // Stride-1 depthwise convs run our pitched-plane loops in every pass (conv.cpp rule 0);
