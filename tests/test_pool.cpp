@@ -12,6 +12,7 @@
 #include "engine/error.h"
 #include "engine/tensor/random.h"
 #include "ops/ops.h"
+#include "tests/support/bits.h"
 #include "tests/support/op_harness.h"
 #include "tests/support/op_tests.h"
 
@@ -164,19 +165,40 @@ TEST_CASE("max_pool: ties go to the first element of the window, a NaN propagate
   std::vector<float> v(25);
   for (size_t i = 0; i < v.size(); ++i) v[i] = float(i);
   v[12] = std::numeric_limits<float>::quiet_NaN();  // the centre of a 5x5 plane
-  for (const PoolAttrs& a :
-       {PoolAttrs{3, 1, 1}, PoolAttrs{3, 2, 1}, PoolAttrs{5, 3, 2}, PoolAttrs{17, 1, 8}}) {
-    const Tensor out = ops::max_pool(Var(Tensor::from_vector({1, 1, 5, 5}, v)), a).value();
-    const int64_t oh = out.dim(2), ow = out.dim(3);
-    const std::vector<float> yv = out.to_vector();
-    for (int64_t oy = 0; oy < oh; ++oy)
-      for (int64_t ox = 0; ox < ow; ++ox) {
-        const int64_t y0 = oy * a.stride - a.padding, x0 = ox * a.stride - a.padding;
-        const bool covers = y0 <= 2 && 2 < y0 + a.kernel && x0 <= 2 && 2 < x0 + a.kernel;
-        CAPTURE(oy);
-        CAPTURE(ox);
-        CHECK(std::isnan(yv[size_t(oy * ow + ox)]) == covers);
-      }
+  // With and without autodiff: the forward tracks each window's position only when a
+  // backward will read it.
+  for (const bool grad : {true, false})
+    for (const PoolAttrs& a :
+         {PoolAttrs{3, 1, 1}, PoolAttrs{3, 2, 1}, PoolAttrs{5, 3, 2}, PoolAttrs{17, 1, 8}}) {
+      CAPTURE(grad);
+      const Tensor out = ops::max_pool(Var(Tensor::from_vector({1, 1, 5, 5}, v), grad), a).value();
+      const int64_t oh = out.dim(2), ow = out.dim(3);
+      const std::vector<float> yv = out.to_vector();
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          const int64_t y0 = oy * a.stride - a.padding, x0 = ox * a.stride - a.padding;
+          const bool covers = y0 <= 2 && 2 < y0 + a.kernel && x0 <= 2 && 2 < x0 + a.kernel;
+          CAPTURE(oy);
+          CAPTURE(ox);
+          CHECK(std::isnan(yv[size_t(oy * ow + ox)]) == covers);
+        }
+    }
+}
+
+// Without autodiff the forward computes the maxima alone (no positions): the same values,
+// bit for bit, on every path of the loops.
+TEST_CASE("max_pool: the forward without a backward gives the same values") {
+  const std::vector<std::pair<PoolAttrs, Shape>> cases = {{{3, 1, 1}, {4, 16, 8, 8}},
+                                                          {{3, 2, 1}, {3, 5, 16, 16}},
+                                                          {{5, 1, 2}, {1, 2, 9, 7}},
+                                                          {{3, 3, 1}, {1, 2, 10, 11}},
+                                                          {{17, 1, 8}, {1, 2, 20, 18}}};
+  for (const auto& [a, shape] : cases) {
+    CAPTURE(shape.str());
+    const Tensor x = random(shape, 9);
+    const Tensor with = ops::max_pool(Var(x, true), a).value();
+    const Tensor without = ops::max_pool(Var(x, false), a).value();
+    CHECK(testing::same_bits(with.to_vector(), without.to_vector()));
   }
 }
 

@@ -136,6 +136,42 @@ template <int K>
   }
 }
 
+// The same two passes for the maxima alone, when no backward will read the positions (a
+// forward without autodiff: NASP's forward-only candidates, eval, inference). Tracking the
+// positions is much of the passes' work. max_pool_forward 3x3 per call (1 thread, batch 64,
+// median of 41 over 8 rotating inputs, two runs, ms, with -> without positions): 16 x 32 x 32
+// planes 1.12-1.18 -> 0.81, at stride 2 0.71-0.72 -> 0.58-0.60, 32 x 16 x 16 0.61-0.75 ->
+// 0.47-0.48, 64 x 8 x 8 0.55 -> 0.33-0.35.
+template <int K, int S>
+[[gnu::always_inline]] inline void row_max_value(const float* in, int64_t n, int64_t kernel,
+                                                 int64_t stride, float* __restrict best) {
+  const int64_t k = K > 0 ? K : kernel, st = S > 0 ? S : stride;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float b = kMinusInf;
+    for (int64_t kx = 0; kx < k; ++kx) {
+      const float v = in[i * st + kx];
+      b = (v > b) | (v != v) ? v : b;
+    }
+    best[i] = b;
+  }
+}
+
+template <int K>
+[[gnu::always_inline]] inline void column_max_value(const float* rows, int64_t pitch, int64_t n,
+                                                    int64_t kernel, float* __restrict best) {
+  const int64_t k = K > 0 ? K : kernel;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float b = kMinusInf;
+    for (int64_t ky = 0; ky < k; ++ky) {
+      const float v = rows[i + ky * pitch];
+      b = (v > b) | (v != v) ? v : b;
+    }
+    best[i] = b;
+  }
+}
+
 template <int K, int S>
 [[gnu::always_inline]] inline void row_sum(const float* in, int64_t n, int64_t kernel,
                                            int64_t stride, float* __restrict sum) {
@@ -181,8 +217,13 @@ template <int K, int S, typename Position>
   float* best = row_at + g.row_lanes();
   float* at = best + g.column_lanes(s);
   copy_in(s, g, x, count, in);
-  row_max<K, S>(in, g.row_lanes(), s.kernel, s.stride, rows, row_at);
-  column_max<K>(rows, row_at, g.hp, g.column_lanes(s), s.kernel, best, at);
+  if (argmax == nullptr) {
+    row_max_value<K, S>(in, g.row_lanes(), s.kernel, s.stride, rows);
+    column_max_value<K>(rows, g.hp, g.column_lanes(s), s.kernel, best);
+  } else {
+    row_max<K, S>(in, g.row_lanes(), s.kernel, s.stride, rows, row_at);
+    column_max<K>(rows, row_at, g.hp, g.column_lanes(s), s.kernel, best, at);
+  }
   for (int64_t b = 0; b < count; ++b)
     for (int64_t oy = 0; oy < s.oh; ++oy) {
       const int64_t lane = output_lane(s, g, b, oy), out = (b * s.oh + oy) * s.ow;

@@ -24,7 +24,8 @@ bool max_pool_byte_positions(const PoolShape& s);
 
 // y = the largest element of each window, the first in row-major order on ties; a NaN in
 // a window is its maximum (it propagates, as in PyTorch). With `argmax` non-null, the
-// maximum's window position per output, for the backward.
+// maximum's window position per output, for the backward; with it null the positions are
+// not computed at all.
 void max_pool_forward(const PoolShape& s, const float* x, float* y, uint8_t* argmax);
 void max_pool_forward(const PoolShape& s, const float* x, float* y, int32_t* argmax);
 // dx from dy and the forward's argmax: each output's gradient to its maximum; overwrites
