@@ -9,6 +9,7 @@
 
 #include "engine/backends/cpu/dnnl_context.h"
 #include "engine/backends/cpu/kernels.h"
+#include "engine/backends/cpu/vector_loops.h"
 
 namespace cellgraph::cpu {
 
@@ -50,11 +51,6 @@ enum class BlockMove { to_whole, to_piece, rectify_to_whole, masked_to_piece };
     for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
   }
 }
-[[gnu::target_clones("avx512f", "avx2", "default")]] void add_block(const float* src, float* dst,
-                                                                    int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-}
 
 // Moves channel blocks between a whole [N, sum C_i, ...] tensor and its pieces
 // [N, C_i, ...] (C_i = channels[i]), in either direction: the hand path of concat and
@@ -87,7 +83,7 @@ void channel_blocks(const std::vector<Tensor>& pieces, const std::vector<int64_t
           break;
         case BlockMove::to_piece:
           if (add)
-            add_block(whole_block, piece_block, count);
+            axpy(1.0f, whole_block, piece_block, count);
           else
             std::memcpy(piece_block, whole_block, sizeof(float) * size_t(count));
           break;
