@@ -97,7 +97,13 @@ void for_groups(const PoolShape& s, const Padded& g, int64_t floats, float fill,
 // rows are reduced in order, so that is the first in row-major order), and a NaN is taken
 // and then kept, as nothing compares greater than it: NaNs propagate, as in PyTorch.
 // Bitwise | rather than || keeps the loop free of branches, which GCC needs to vectorize.
-template <int K, int S>
+// Positions false: the maxima alone, when no backward will read the positions (a forward
+// without autodiff: NASP's forward-only candidates, eval, inference); `at` and `row_at` are
+// then not touched. Tracking them is much of the passes' work: max_pool_forward 3x3 per call
+// (1 thread, batch 64, median of 41 over 8 rotating inputs, two runs, ms, with -> without
+// positions): 16 x 32 x 32 planes 1.12-1.18 -> 0.81, at stride 2 0.71-0.72 -> 0.58-0.60,
+// 32 x 16 x 16 0.61-0.75 -> 0.47-0.48, 64 x 8 x 8 0.55 -> 0.33-0.35.
+template <int K, int S, bool Positions>
 [[gnu::always_inline]] inline void row_max(const float* in, int64_t n, int64_t kernel,
                                            int64_t stride, float* __restrict best,
                                            float* __restrict at) {
@@ -109,15 +115,15 @@ template <int K, int S>
       const float v = in[i * st + kx];
       const bool take = (v > b) | (v != v);
       b = take ? v : b;
-      a = take ? float(kx) : a;
+      if constexpr (Positions) a = take ? float(kx) : a;
     }
     best[i] = b;
-    at[i] = a;
+    if constexpr (Positions) at[i] = a;
   }
 }
 
 // Over rows[i + ky pitch], ky < k, with the row pass's positions: at = ky k + kx.
-template <int K>
+template <int K, bool Positions>
 [[gnu::always_inline]] inline void column_max(const float* rows, const float* row_at, int64_t pitch,
                                               int64_t n, int64_t kernel, float* __restrict best,
                                               float* __restrict at) {
@@ -129,46 +135,10 @@ template <int K>
       const float v = rows[i + ky * pitch];
       const bool take = (v > b) | (v != v);
       b = take ? v : b;
-      a = take ? float(ky * k) + row_at[i + ky * pitch] : a;
+      if constexpr (Positions) a = take ? float(ky * k) + row_at[i + ky * pitch] : a;
     }
     best[i] = b;
-    at[i] = a;
-  }
-}
-
-// The same two passes for the maxima alone, when no backward will read the positions (a
-// forward without autodiff: NASP's forward-only candidates, eval, inference). Tracking the
-// positions is much of the passes' work. max_pool_forward 3x3 per call (1 thread, batch 64,
-// median of 41 over 8 rotating inputs, two runs, ms, with -> without positions): 16 x 32 x 32
-// planes 1.12-1.18 -> 0.81, at stride 2 0.71-0.72 -> 0.58-0.60, 32 x 16 x 16 0.61-0.75 ->
-// 0.47-0.48, 64 x 8 x 8 0.55 -> 0.33-0.35.
-template <int K, int S>
-[[gnu::always_inline]] inline void row_max_value(const float* in, int64_t n, int64_t kernel,
-                                                 int64_t stride, float* __restrict best) {
-  const int64_t k = K > 0 ? K : kernel, st = S > 0 ? S : stride;
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    float b = kMinusInf;
-    for (int64_t kx = 0; kx < k; ++kx) {
-      const float v = in[i * st + kx];
-      b = (v > b) | (v != v) ? v : b;
-    }
-    best[i] = b;
-  }
-}
-
-template <int K>
-[[gnu::always_inline]] inline void column_max_value(const float* rows, int64_t pitch, int64_t n,
-                                                    int64_t kernel, float* __restrict best) {
-  const int64_t k = K > 0 ? K : kernel;
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    float b = kMinusInf;
-    for (int64_t ky = 0; ky < k; ++ky) {
-      const float v = rows[i + ky * pitch];
-      b = (v > b) | (v != v) ? v : b;
-    }
-    best[i] = b;
+    if constexpr (Positions) at[i] = a;
   }
 }
 
@@ -218,11 +188,11 @@ template <int K, int S, typename Position>
   float* at = best + g.column_lanes(s);
   copy_in(s, g, x, count, in);
   if (argmax == nullptr) {
-    row_max_value<K, S>(in, g.row_lanes(), s.kernel, s.stride, rows);
-    column_max_value<K>(rows, g.hp, g.column_lanes(s), s.kernel, best);
+    row_max<K, S, false>(in, g.row_lanes(), s.kernel, s.stride, rows, nullptr);
+    column_max<K, false>(rows, nullptr, g.hp, g.column_lanes(s), s.kernel, best, nullptr);
   } else {
-    row_max<K, S>(in, g.row_lanes(), s.kernel, s.stride, rows, row_at);
-    column_max<K>(rows, row_at, g.hp, g.column_lanes(s), s.kernel, best, at);
+    row_max<K, S, true>(in, g.row_lanes(), s.kernel, s.stride, rows, row_at);
+    column_max<K, true>(rows, row_at, g.hp, g.column_lanes(s), s.kernel, best, at);
   }
   for (int64_t b = 0; b < count; ++b)
     for (int64_t oy = 0; oy < s.oh; ++oy) {
