@@ -14,7 +14,6 @@
 #include "spec/compile.h"
 #include "spec/parse.h"
 #include "tests/support/bits.h"
-#include "tests/support/tiny_space.h"
 
 using namespace cellgraph;
 
@@ -74,11 +73,18 @@ TEST_CASE("fold: a search network's cell outputs take their preprocessing ReLU")
 }
 
 TEST_CASE("fold: a fixed network keeps its ReLUs apart (export cuts cells by label)") {
-  spec::Space s = spec::parse_string(testing::kTinySpace, "tiny.json");
-  for (spec::Node& node : s.cells[0].nodes)
-    for (spec::Edge& edge : node.edges) edge.ops = {"max_pool_3x3"};
-  const ir::Graph g = spec::compile(s);
-  for (const ir::Node& n : g.nodes) CHECK(!rectifying(n));
+  // DARTS_V2 as shipped: the second-to-last cell's concat is read by the last cell's
+  // preprocessing ReLU alone, the shape the pass folds in a search network.
+  const ir::Graph g = spec::compile(
+      spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/darts_v2.json"));
+  int relu_after_concat = 0;
+  for (const ir::Node& n : g.nodes) {
+    CHECK(!rectifying(n));
+    if (n.op != OpKind::relu) continue;
+    const ir::Value& in = g.value(n.inputs[0]);
+    relu_after_concat += in.producer.valid() && g.node(in.producer).op == OpKind::concat;
+  }
+  CHECK(relu_after_concat > 0);
 }
 
 TEST_CASE("fold: a search step's logits and gradients are the same bit for bit") {
