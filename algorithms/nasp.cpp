@@ -261,10 +261,10 @@ class Nasp final : public Algorithm {
     Hyperparameter passes =
         choice("nasp-arch-passes", {"two", "one"},
                "how the architecture gradient is formed (the same gradient up to float "
-               "rounding): two: the selected network's forward and backward, then every "
-               "candidate forward-only, each output dropped once its coefficient's gradient "
-               "is formed (far less memory); one: one forward keeps every candidate's output "
-               "until the backward (the authors' code; saves the selected network's forward)",
+               "rounding): two: the selected network's forward and backward, then the other "
+               "candidates forward-only on the values it kept, each output dropped once its "
+               "coefficient's gradient is formed (far less memory, same time); one: one "
+               "forward keeps every candidate's output until the backward (the authors' code)",
                "cellgraph (memory)");
     passes.optional_in_config = true;
     passes.absent_value = "one";  // what runs before this option existed

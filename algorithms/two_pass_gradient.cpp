@@ -1,5 +1,6 @@
 #include "algorithms/two_pass_gradient.h"
 
+#include <optional>
 #include <variant>
 
 #include "engine/sched/executor.h"
@@ -54,16 +55,27 @@ bool coefficient_gradient_two_pass(StepContext& ctx, const Batch& batch,
   std::vector<uint8_t> also_tap(ctx.graph.values.size(), 0);
   for (size_t v = 0; v < source.size(); ++v)
     if (source[v].valid() && source[v].index() != v) also_tap[source[v].index()] = 1;
+  // Pass (2) cut to the forward-only candidates where it can be (sched/plan.h): then pass
+  // (1) keeps what they read, forms the active terms' coefficient gradients and updates
+  // the running statistics of the batch norms it runs.
+  const std::optional<sched::Plan> cut = sched::make_forward_only_plan(ctx.graph, full, ctx.plan());
 
-  // (1) The selected network, the coefficients as constants (so no sum keeps its inputs).
+  // (1) The selected network; without the cut, the coefficients as constants (so no sum
+  // keeps its inputs) and pass (2) forms every coefficient gradient.
   std::vector<Var> constants;
-  constants.reserve(coefficients.size());
-  for (const Var& c : coefficients) constants.push_back(c.detach());
-  std::vector<Var> taps(ctx.graph.values.size());
-  sched::RunOptions first = network_run_options(ctx, constants, false);
-  first.update_running_stats = false;
+  if (!cut) {
+    constants.reserve(coefficients.size());
+    for (const Var& c : coefficients) constants.push_back(c.detach());
+  }
+  std::vector<Var> taps(ctx.graph.values.size()), kept(ctx.graph.values.size());
+  sched::RunOptions first = network_run_options(ctx, cut ? coefficients : constants, false);
+  first.update_running_stats = cut.has_value();
   first.weighted_sums.taps = &taps;
   first.weighted_sums.also_tap = &also_tap;
+  if (cut) {
+    first.keep = &kept;
+    first.keep_mask = &cut->given;
+  }
   forward_loss(ctx, ctx.params, batch, first, false).backward();
   std::vector<Tensor> grads(taps.size());
   for (size_t v = 0; v < source.size(); ++v) {
@@ -73,12 +85,14 @@ bool coefficient_gradient_two_pass(StepContext& ctx, const Batch& batch,
   }
   taps.clear();
 
-  // (2) Every candidate again, nothing recorded but each sum's own backward.
+  // (2) The forward-only candidates (or every candidate again), nothing recorded but each
+  // sum's own backward.
   ctx.arch.active = with_forward_only;
   sched::RunOptions second = network_run_options(ctx, coefficients, false);
   second.weighted_sums.grads = &grads;
+  second.given = &kept;
   const NoGradGuard no_grad;
-  sched::run_outputs(ctx.graph, ctx.params, full, Var(batch.images), second);
+  sched::run_outputs(ctx.graph, ctx.params, cut ? *cut : full, Var(batch.images), second);
   return true;
 }
 

@@ -9,9 +9,13 @@
 // the sums, so the loss is the same), backpropagated, with the loss's gradient tapped at
 // every weighted sum; (2) under no_grad, the network with every candidate again, each sum
 // running its own backward from the tapped gradient as soon as its inputs exist, so the
-// outputs die with the sum. The extra cost is the first pass's forward of the selected
-// network; pass (1) leaves the running statistics of batch norms alone and pass (2)
-// updates them once, as the one pass does.
+// outputs die with the sum. Pass (2) runs the forward-only candidates alone
+// (sched::make_forward_only_plan): the values they read (edge inputs) are kept from pass
+// (1), which also forms the selected terms' coefficient gradients, so no op runs twice;
+// each batch norm's running statistics are updated once, by the pass that runs it, as
+// the one pass does. A NASP step of the DARTS network (batch 64, 1 thread) spent 0.15 s
+// of its ~1.9 in running the selected network again in pass (2). Where the cut does not
+// apply, pass (2) runs every candidate again and pass (1) only taps the gradients.
 #pragma once
 
 #include <vector>

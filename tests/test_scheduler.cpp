@@ -2,6 +2,7 @@
 // weights get no gradient, and the result equals the dense one restricted to the
 // active candidates.
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -193,4 +194,97 @@ TEST_CASE("scheduler: a shared ReLU whose input is absent is skipped like a cand
     CHECK(label != "cells.0.relu_of.n0.sum");
     if (label.rfind("cells.0.n1.e2.", 0) == 0) FAIL("ran ", label, " on the absent n0");
   }
+}
+
+namespace {
+// An active set of the tiny space by column per row (the selected op), the other
+// candidates `others`.
+sched::ActiveSet select_columns(const ir::Graph& graph, const std::vector<int32_t>& column,
+                                uint8_t others) {
+  sched::ActiveSet active(graph.candidates.size(), others);
+  for (size_t i = 0; i < graph.candidates.size(); ++i)
+    if (graph.candidates[i].column == column[size_t(graph.candidates[i].row)])
+      active[i] = sched::kActive;
+  return active;
+}
+bool has_value_of(const ir::Graph& graph, const sched::Plan& plan, const std::string& label) {
+  for (size_t i = 0; i < graph.nodes.size(); ++i)
+    if (graph.nodes[i].label == label) return plan.given[graph.nodes[i].outputs[0].index()] != 0;
+  FAIL("no node ", label);
+  return false;
+}
+}  // namespace
+
+TEST_CASE(
+    "scheduler: the forward-only cut runs the forward-only candidates on what the first run kept") {
+  Fixture f;
+  // a.e0 skip, a.e1 max_pool, b.e0 sep_conv, b.e1 skip, b.e2 max_pool (columns: none,
+  // skip_connect, sep_conv_3x3, max_pool_3x3).
+  const std::vector<int32_t> columns = {1, 3, 2, 1, 3};
+  const sched::Plan first =
+      sched::make_plan(f.graph, select_columns(f.graph, columns, sched::kInactive));
+  const sched::Plan full =
+      sched::make_plan(f.graph, select_columns(f.graph, columns, sched::kForwardOnly));
+  const std::optional<sched::Plan> cut = sched::make_forward_only_plan(f.graph, full, first);
+  REQUIRE(cut.has_value());
+  std::vector<uint8_t> in_cut(f.graph.nodes.size(), 0), produced(f.graph.values.size(), 0);
+  for (ir::NodeId id : cut->order) {
+    const ir::Node& n = f.graph.node(id);
+    in_cut[size_t(id.index())] = 1;
+    CAPTURE(n.label);
+    if (n.candidate.valid())
+      CHECK(full.active[n.candidate.index()] == sched::kForwardOnly);
+    else  // the node sums, and the ReLU of c_k-1 that only forward-only sep_convs read
+      CHECK((n.label == "cells.0.a.sum" || n.label == "cells.0.b.sum" ||
+             n.label == "cells.0.relu_of.pre1.bn"));
+    // Whatever it reads, an earlier node of the cut computed or the first run kept.
+    for (ir::ValueId in : n.inputs) {
+      if (!in.valid() || f.graph.value(in).kind != ir::ValueKind::activation) continue;
+      if (n.drops_absent_inputs && cut->absent[in.index()]) continue;  // a term left out
+      CHECK((produced[in.index()] || cut->given[in.index()]));
+    }
+    for (ir::ValueId out : n.outputs) produced[out.index()] = 1;
+  }
+  for (ir::NodeId id : full.order) {
+    const ir::Node& n = f.graph.node(id);
+    if (n.candidate.valid() && full.active[n.candidate.index()] == sched::kForwardOnly)
+      CHECK_MESSAGE(in_cut[size_t(id.index())], n.label);
+  }
+  // The first run computed c_k-2's ReLU (for b.e0's sep_conv) and a (read by b.e2's
+  // forward-only candidates); the sums' outputs are given where a candidate reads them.
+  CHECK(has_value_of(f.graph, *cut, "cells.0.relu_of.pre0.bn"));
+  CHECK(has_value_of(f.graph, *cut, "cells.0.a.sum"));
+  CHECK_FALSE(has_value_of(f.graph, *cut, "cells.0.b.sum"));
+  CHECK_FALSE(has_value_of(f.graph, *cut, "cells.0.relu_of.pre1.bn"));
+  CHECK(cut->seed_position.size() == cut->order.size());
+}
+
+TEST_CASE("scheduler: no forward-only cut where a read sum would be left with no term") {
+  // DARTS cell 0: n0's candidates forward-only, so the first run lacks n0; n1 keeps one
+  // active op on its edge from n0 and n2's candidates, forward-only, read n1. The full
+  // run sums n1 from that op; the cut, leaving active terms out, would sum nothing.
+  const ir::Graph graph = spec::compile(spec::parse_file(darts_spec()));
+  auto active_set = [&](uint8_t n1_others) {
+    sched::ActiveSet active = sched::all_active(graph);
+    for (size_t i = 0; i < graph.candidates.size(); ++i) {
+      const std::string& label = graph.candidates[i].label;
+      if (label.rfind("cells.0.n0.", 0) == 0 || label.rfind("cells.0.n2.", 0) == 0)
+        active[i] = sched::kForwardOnly;
+      else if (label.rfind("cells.0.n1.", 0) == 0 && label != "cells.0.n1.e2.sep_conv_3x3")
+        active[i] = n1_others;
+    }
+    return active;
+  };
+  auto first_of = [&](sched::ActiveSet a) {
+    for (uint8_t& x : a)
+      if (x == sched::kForwardOnly) x = sched::kInactive;
+    return sched::make_plan(graph, a);
+  };
+  const sched::ActiveSet lone = active_set(sched::kInactive);
+  CHECK_FALSE(sched::make_forward_only_plan(graph, sched::make_plan(graph, lone), first_of(lone))
+                  .has_value());
+  // With n1's other candidates forward-only, the cut sums those.
+  const sched::ActiveSet with = active_set(sched::kForwardOnly);
+  CHECK(sched::make_forward_only_plan(graph, sched::make_plan(graph, with), first_of(with))
+            .has_value());
 }

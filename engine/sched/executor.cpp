@@ -101,6 +101,12 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
   }
 
   std::vector<Var> values(graph.values.size());
+  for (size_t v = 0; v < plan.given.size(); ++v)
+    if (plan.given[v]) {
+      CG_ASSERT(options.given != nullptr && (*options.given)[v].defined(),
+                "a value the plan reads from an earlier run was not kept");
+      values[v] = std::move((*options.given)[v]);
+    }
   auto read = [&](ValueId id) -> Var {
     const ir::Value& v = graph.value(id);
     switch (v.kind) {
@@ -124,7 +130,8 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
   for (size_t pos = 0; pos < plan.order.size(); ++pos) {
     const Node& n = graph.node(plan.order[pos]);
     std::vector<Var> inputs;
-    Attrs attrs = runtime_attrs(n, options, pos);
+    Attrs attrs = runtime_attrs(n, options,
+                                plan.seed_position.empty() ? pos : size_t(plan.seed_position[pos]));
     if (n.drops_absent_inputs) {
       auto* ws = std::get_if<WeightedSumAttrs>(&attrs);
       std::vector<int32_t> columns, rows;
@@ -144,11 +151,17 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
     }
     const bool forward_only =
         n.candidate.valid() && plan.active[n.candidate.index()] == kForwardOnly;
+    const size_t out = n.outputs.empty() ? 0 : n.outputs[0].index();
+    // A weighted sum whose output an earlier run computed runs for its hook alone.
+    const bool output_given = !plan.given.empty() && !n.outputs.empty() && plan.given[out];
     std::vector<Var> outs;
     const KernelPartScope part(n.candidate.valid()   ? KernelPart::candidate
                                : n.absent_with_input ? KernelPart::shared
                                                      : KernelPart::network);
-    if (passes_through(attrs, inputs)) {
+    if (output_given) {
+      CG_ASSERT(std::holds_alternative<WeightedSumAttrs>(attrs),
+                "a node of a cut plan with its output given");
+    } else if (passes_through(attrs, inputs)) {
       outs = {inputs[0]};
     } else if (sums_with_ones(attrs, inputs)) {
       // The node sum of NASP's weight step (one selected op per edge): what add_n computes,
@@ -161,9 +174,12 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
     } else {
       outs = ops::apply(n.op, attrs, inputs);
     }
+    if (options.keep != nullptr)
+      for (size_t o = 0; o < outs.size(); ++o)
+        if ((*options.keep_mask)[n.outputs[o].index()])
+          (*options.keep)[n.outputs[o].index()] = outs[o].detach();
     const WeightedSumHooks& hooks = options.weighted_sums;
     const bool is_sum = std::holds_alternative<WeightedSumAttrs>(attrs);
-    const size_t out = n.outputs.empty() ? 0 : n.outputs[0].index();
     if (is_sum && hooks.grads != nullptr && (*hooks.grads)[out].defined()) {
       const EnableGradGuard record;
       ops::apply(n.op, attrs, inputs)[0].backward((*hooks.grads)[out]);
@@ -174,7 +190,8 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
       outs[0] = ops::add(outs[0], tap);
       (*hooks.taps)[out] = std::move(tap);
     }
-    for (size_t o = 0; o < outs.size(); ++o) values[n.outputs[o].index()] = std::move(outs[o]);
+    if (!output_given)
+      for (size_t o = 0; o < outs.size(); ++o) values[n.outputs[o].index()] = std::move(outs[o]);
     // Release what no later node reads; autodiff keeps what backward needs.
     for (ValueId in : n.inputs)
       if (in.valid() && plan.last_use[in.index()] == int32_t(pos) && in != graph.logits &&

@@ -48,6 +48,12 @@ struct RunOptions {
   // running statistics as they are (a pass that runs again with the update).
   bool update_running_stats = true;
   WeightedSumHooks weighted_sums;
+  // Values carried from one run of a batch to a second (sched::make_forward_only_plan),
+  // by value index. keep (out, with keep_mask): a copy without history of each marked
+  // value this run computes. given (in): the values the plan marks given, moved from.
+  std::vector<Var>* keep = nullptr;
+  const std::vector<uint8_t>* keep_mask = nullptr;
+  std::vector<Var>* given = nullptr;
 };
 
 struct RunOutputs {

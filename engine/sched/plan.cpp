@@ -1,5 +1,7 @@
 #include "engine/sched/plan.h"
 
+#include <variant>
+
 #include "engine/error.h"
 
 namespace cellgraph::sched {
@@ -78,6 +80,69 @@ Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
       if (in.valid()) plan.last_use[in.index()] = pos;
   }
   CG_ASSERT(!plan.absent[graph.logits.index()], "the logits are absent under this active set");
+  return plan;
+}
+
+std::optional<Plan> make_forward_only_plan(const ir::Graph& graph, const Plan& full,
+                                           const Plan& first) {
+  Plan plan;
+  plan.active = full.active;  // the active candidates are first's: their terms leave the sums
+  for (uint8_t& a : plan.active)
+    if (a != kForwardOnly) a = kInactive;
+  plan.absent.assign(graph.values.size(), 1);
+  plan.given.assign(graph.values.size(), 0);
+  std::vector<uint8_t> computed(graph.values.size(), 0);  // by first
+  for (ir::NodeId id : first.order)
+    for (ValueId out : graph.node(id).outputs) computed[out.index()] = !first.absent[out.index()];
+
+  auto forward_only_term = [&](const Node& n, size_t k) {
+    return k < n.input_candidates.size() && n.input_candidates[k].valid() &&
+           full.active[n.input_candidates[k].index()] == kForwardOnly && input_summed(full, n, k);
+  };
+  // Backward over full's order: which nodes run, and which values they read.
+  std::vector<uint8_t> runs(full.order.size(), 0), read(graph.values.size(), 0);
+  for (size_t p = full.order.size(); p-- > 0;) {
+    const Node& n = graph.node(full.order[p]);
+    bool run = n.candidate.valid() && full.active[n.candidate.index()] == kForwardOnly;
+    const bool weighted = std::holds_alternative<WeightedSumAttrs>(n.attrs);
+    bool terms = false;
+    for (size_t k = 0; weighted && k < n.inputs.size(); ++k)
+      terms = terms || forward_only_term(n, k);
+    bool wanted = false;
+    for (ValueId out : n.outputs) wanted = wanted || (read[out.index()] && !computed[out.index()]);
+    if (weighted && wanted && !terms) return std::nullopt;
+    run = run || terms || wanted;
+    if (!run) continue;
+    runs[p] = 1;
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      if (!n.inputs[k].valid()) continue;
+      if (weighted && k < n.input_candidates.size() && !forward_only_term(n, k)) continue;
+      if (!weighted && n.drops_absent_inputs && !input_summed(full, n, k)) continue;
+      read[n.inputs[k].index()] = 1;
+    }
+  }
+  plan.last_use.assign(graph.values.size(), -1);
+  for (size_t p = 0; p < full.order.size(); ++p) {
+    if (!runs[p]) {
+      ++plan.skipped_nodes;
+      continue;
+    }
+    const Node& n = graph.node(full.order[p]);
+    const int32_t pos = static_cast<int32_t>(plan.order.size());
+    plan.order.push_back(full.order[p]);
+    plan.seed_position.push_back(static_cast<int32_t>(p));
+    for (ValueId in : n.inputs)
+      if (in.valid()) plan.last_use[in.index()] = pos;
+    for (ValueId out : n.outputs) plan.absent[out.index()] = full.absent[out.index()];
+  }
+  for (size_t v = 0; v < graph.values.size(); ++v)
+    if (graph.values[v].kind != ir::ValueKind::activation) {
+      plan.absent[v] = full.absent[v];
+    } else if (read[v] && computed[v]) {
+      plan.given[v] = 1;
+      plan.absent[v] = 0;
+    }
+  plan.skipped_nodes += full.skipped_nodes;
   return plan;
 }
 

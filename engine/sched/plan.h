@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "engine/ir/graph.h"
@@ -42,9 +43,28 @@ struct Plan {
   std::vector<int32_t> last_use;  // per value: position in `order` of its last reader
   std::vector<uint8_t> active;    // the active set it was made for
   int64_t skipped_nodes = 0;
+  // A cut plan's (make_forward_only_plan) values read from RunOptions::given, per value;
+  // empty in a plan make_plan made.
+  std::vector<uint8_t> given;
+  // A cut plan's position of each node in the plan it was cut from, which seeds dropout
+  // and drop-path masks as there; empty: its index in `order`.
+  std::vector<int32_t> seed_position;
 };
 
 Plan make_plan(const ir::Graph& graph, const ActiveSet& active);
+
+// The second run of one batch in an architecture gradient formed in two
+// (algorithms/two_pass_gradient.h). `first` ran the active candidates alone; `full` is the
+// plan with forward-only candidates too. The cut keeps of `full` the forward-only
+// candidates' nodes, the weighted sums with forward-only terms (each summing those terms
+// alone) and whatever they read that `first` did not compute; every other value they read
+// is one `first` computed (Plan::given), equal in both runs since a forward-only term's
+// coefficient is 0 and the weighted sum leaves such terms out. A weighted sum whose
+// output is given runs for its coefficients' gradient alone. nullopt where a weighted sum
+// would be left with no term although its output is read (all its terms were the active
+// candidates', whose input first lacked): there the cut does not apply.
+std::optional<Plan> make_forward_only_plan(const ir::Graph& graph, const Plan& full,
+                                           const Plan& first);
 
 // Whether input i of node n is summed under this plan (only for summing nodes).
 bool input_summed(const Plan& plan, const ir::Node& n, size_t i);
