@@ -288,3 +288,83 @@ TEST_CASE("scheduler: no forward-only cut where a read sum would be left with no
   CHECK(sched::make_forward_only_plan(graph, sched::make_plan(graph, with), first_of(with))
             .has_value());
 }
+
+// NASP's second pass: a forward-only term with coefficient 0 gives its coefficient's
+// gradient as soon as it exists (executor.cpp, EarlyDot) instead of in its sum's backward.
+// Checked against <dy, term> over the terms a plain run kept (RunOptions::keep); a
+// forward-only term whose coefficient is not 0 must stay in its sum.
+TEST_CASE("scheduler: early coefficient gradients are <dy, term>, and non-zero terms stay summed") {
+  Fixture f;
+  // Node a: sep_conv and max_pool forward-only at coefficient 0, skip inactive (a
+  // skip's term is the edge's input, which other nodes read too, so it is never early):
+  // its sum gives zeros. Node b: e0 sep_conv, e1 skip, e2 max_pool active; the others
+  // forward-only at 0 except e0's max_pool (0.3).
+  const std::vector<int32_t> columns = {-1, -1, 2, 1, 3};
+  sched::ActiveSet active = select_columns(f.graph, columns, sched::kForwardOnly);
+  for (size_t i = 0; i < f.graph.candidates.size(); ++i)
+    if (f.graph.candidates[i].row < 2 && f.graph.candidates[i].column == 1)
+      active[i] = sched::kInactive;
+  std::vector<float> hot(20, 0.0f);
+  for (int r = 2; r < 5; ++r) hot[size_t(r * 4 + columns[size_t(r)])] = 1.0f;
+  hot[2 * 4 + 3] = 0.3f;
+  const sched::Plan plan = sched::make_plan(f.graph, active);
+  Rng rng(9);
+  std::vector<Tensor> grads(f.graph.values.size());
+  std::vector<uint8_t> terms(f.graph.values.size(), 0);
+  std::vector<const ir::Node*> sums;
+  for (ir::NodeId id : plan.order) {
+    const ir::Node& n = f.graph.node(id);
+    if (!std::holds_alternative<WeightedSumAttrs>(n.attrs)) continue;
+    Shape s = f.graph.value(n.outputs[0]).shape;
+    s[0] = 2;
+    grads[n.outputs[0].index()] = normal_tensor(s, 0, 1, rng);
+    for (size_t k = 0; k < n.input_candidates.size(); ++k)
+      if (sched::input_summed(plan, n, k)) terms[n.inputs[k].index()] = 1;
+    sums.push_back(&n);
+  }
+  REQUIRE(sums.size() == 2);
+
+  // The reference: a plain run keeps every term; <dy, term> summed in double.
+  std::vector<Var> kept(f.graph.values.size());
+  Var coef(Tensor::from_vector({5, 4}, hot), true);
+  sched::RunOptions plain{.training = true, .coefficients = {coef}};
+  plain.keep = &kept;
+  plain.keep_mask = &terms;
+  std::vector<float> logits;
+  {
+    const NoGradGuard no_grad;
+    logits = sched::run(f.graph, f.params, plan, f.images, plain).value().to_vector();
+  }
+  std::vector<double> expected(hot.size(), 0.0);
+  for (const ir::Node* n : sums) {
+    const auto& ws = std::get<WeightedSumAttrs>(n->attrs);
+    const std::vector<float> g = grads[n->outputs[0].index()].to_vector();
+    for (size_t k = 0; k < n->input_candidates.size(); ++k) {
+      if (!sched::input_summed(plan, *n, k)) continue;
+      const std::vector<float> x = kept[n->inputs[k].index()].value().to_vector();
+      double dot = 0;
+      for (size_t i = 0; i < x.size(); ++i) dot += double(g[i]) * double(x[i]);
+      expected[size_t(ws.row_of(k) * 4 + ws.columns[k])] += dot;
+    }
+  }
+
+  sched::RunOptions hooked{.training = true, .coefficients = {coef}};
+  hooked.weighted_sums.grads = &grads;
+  reset_kernel_counts();
+  {
+    const NoGradGuard no_grad;
+    CHECK(sched::run(f.graph, f.params, plan, f.images, hooked).value().to_vector() == logits);
+  }
+  // a's terms all went early, so only b's sum ran its backward (its active terms and
+  // e0's max_pool at 0.3).
+  CHECK(backward_count(OpKind::weighted_sum) == 1);
+  REQUIRE(coef.has_grad());
+  const std::vector<float> got = coef.grad().to_vector();
+  for (size_t i = 0; i < hot.size(); ++i) {
+    CAPTURE(i);
+    CHECK(got[i] == doctest::Approx(expected[i]).epsilon(1e-5));
+    // Each entry with a term on a non-zero input: not `none`, not a's skips (inactive),
+    // not b.e2's (it reads a, all zeros).
+    if (i % 4 != 0 && i < 16 && !(i < 8 && i % 4 == 1)) CHECK(got[i] != 0.0f);
+  }
+}

@@ -56,6 +56,7 @@ void Backend::subtract_difference_quotient(const Tensor&, float, const Tensor&, 
   no_vector_kernel("subtract_difference_quotient");
 }
 void Backend::clamp(const Tensor&, float, float) { no_vector_kernel("clamp"); }
+double Backend::dot(const Tensor&, const Tensor&) { no_vector_kernel("dot"); }
 
 namespace {
 struct Registry {

@@ -55,6 +55,7 @@ class Backend {
   virtual void subtract_difference_quotient(const Tensor& y, float a, const Tensor& u,
                                             const Tensor& v, float c);
   virtual void clamp(const Tensor& x, float lo, float hi);
+  virtual double dot(const Tensor& x, const Tensor& y);
 
  protected:
   explicit Backend(std::unique_ptr<RawAllocator> raw);

@@ -107,6 +107,12 @@ void subtract_difference_quotient(const Tensor& y, float a, const Tensor& u, con
       .subtract_difference_quotient(y, a, input(u), input(v), c);
 }
 
+double dot(const Tensor& x, const Tensor& y) {
+  const Timed timed;
+  const Tensor a = input(x), b = input(y);
+  return backend_of("dot", a, {&b}).dot(a, b);
+}
+
 void clamp(const Tensor& x, float lo, float hi) {
   const Timed timed;
   backend_of("clamp", x).clamp(x, lo, hi);

@@ -85,6 +85,10 @@ void subtract_difference_quotient(const Tensor& y, float a, const Tensor& u, con
                                   float c);
 // x = clamp(x, lo, hi) (NaN stays NaN): NASP's projection onto the box [0, 1].
 void clamp(const Tensor& x, float lo, float hi);
+// <x, y> summed in double: a coefficient's gradient from a candidate's output as soon as
+// that output exists (NASP's architecture step, sched/executor.cpp). Deterministic for a
+// given thread count.
+double dot(const Tensor& x, const Tensor& y);
 
 }  // namespace vec
 }  // namespace cellgraph

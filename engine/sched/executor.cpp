@@ -1,6 +1,7 @@
 #include "engine/sched/executor.h"
 
 #include "engine/backends/backend.h"
+#include "engine/backends/vector_ops.h"
 #include "engine/error.h"
 #include "ops/ops.h"
 
@@ -59,6 +60,48 @@ bool passes_through(const Attrs& attrs, const std::vector<Var>& inputs) {
   return inputs.size() == 2 && sums_with_ones(attrs, inputs);
 }
 
+// NASP's second pass (WeightedSumHooks::grads): a forward-only term of a sum with a
+// tapped gradient, whose coefficient is 0 and whose one reader is that sum, gives its
+// coefficient's gradient <dy, x> as soon as it exists and is dropped, so that it is read
+// while the cache still holds it rather than with the sum's other terms (up to 35 outputs
+// later, by then in memory). On the CPU (vec::dot), with the coefficients as leaves.
+struct EarlyDot {
+  int32_t group = -1;            // the coefficient matrix; -1: none
+  int64_t entry = 0;             // row * columns + column
+  const Tensor* grad = nullptr;  // the loss's gradient at the sum
+};
+
+std::vector<EarlyDot> early_dots(const ir::Graph& graph, const Plan& plan,
+                                 const RunOptions& options) {
+  const std::vector<Tensor>* grads = options.weighted_sums.grads;
+  if (grads == nullptr) return {};
+  std::vector<int32_t> readers(graph.values.size(), 0);
+  for (ir::NodeId id : plan.order)
+    for (ValueId in : graph.node(id).inputs)
+      if (in.valid()) ++readers[in.index()];
+  std::vector<std::vector<float>> host(options.coefficients.size());
+  std::vector<EarlyDot> out(graph.values.size());
+  for (ir::NodeId id : plan.order) {
+    const Node& n = graph.node(id);
+    const auto* ws = std::get_if<WeightedSumAttrs>(&n.attrs);
+    if (ws == nullptr || n.outputs.empty() || !(*grads)[n.outputs[0].index()].defined()) continue;
+    const int32_t group = graph.value(n.inputs.back()).arch.index();
+    const Var& c = options.coefficients[size_t(group)];
+    if (!c.is_leaf() || !c.requires_grad() || c.device() != Device::cpu) continue;
+    if (host[size_t(group)].empty()) host[size_t(group)] = c.value().to_vector();
+    for (size_t k = 0; k < n.input_candidates.size(); ++k) {
+      const ir::CandidateId cand = n.input_candidates[k];
+      if (!cand.valid() || plan.active[cand.index()] != kForwardOnly || !input_summed(plan, n, k))
+        continue;
+      const ValueId in = n.inputs[k];
+      const int64_t entry = int64_t(ws->row_of(k)) * c.shape()[1] + ws->columns[k];
+      if (readers[in.index()] != 1 || host[size_t(group)][size_t(entry)] != 0.0f) continue;
+      out[in.index()] = {group, entry, &(*grads)[n.outputs[0].index()]};
+    }
+  }
+  return out;
+}
+
 // An absent value read by a node that needs it: zeros of its shape at this batch, on the
 // batch's device.
 Var zeros_like_value(const ir::Value& v, int64_t batch, Device device) {
@@ -107,6 +150,8 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
                 "a value the plan reads from an earlier run was not kept");
       values[v] = std::move((*options.given)[v]);
     }
+  const std::vector<EarlyDot> early = early_dots(graph, plan, options);
+  auto dotted = [&](ValueId id) { return !early.empty() && early[id.index()].group >= 0; };
   auto read = [&](ValueId id) -> Var {
     const ir::Value& v = graph.value(id);
     switch (v.kind) {
@@ -136,7 +181,7 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
       auto* ws = std::get_if<WeightedSumAttrs>(&attrs);
       std::vector<int32_t> columns, rows;
       for (size_t k = 0; k < n.inputs.size(); ++k) {
-        if (!input_summed(plan, n, k)) continue;
+        if (!input_summed(plan, n, k) || dotted(n.inputs[k])) continue;
         inputs.push_back(read(n.inputs[k]));
         if (!ws || k >= n.input_candidates.size()) continue;
         columns.push_back(ws->columns[k]);
@@ -158,9 +203,12 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
     const KernelPartScope part(n.candidate.valid()   ? KernelPart::candidate
                                : n.absent_with_input ? KernelPart::shared
                                                      : KernelPart::network);
+    const bool is_sum = std::holds_alternative<WeightedSumAttrs>(attrs);
+    const bool terms_left = !is_sum || inputs.size() > 1;  // beside the coefficients
     if (output_given) {
-      CG_ASSERT(std::holds_alternative<WeightedSumAttrs>(attrs),
-                "a node of a cut plan with its output given");
+      CG_ASSERT(is_sum, "a node of a cut plan with its output given");
+    } else if (!terms_left) {  // every term gave its gradient early; coefficients 0
+      outs = {zeros_like_value(graph.value(n.outputs[0]), batch, images.device())};
     } else if (passes_through(attrs, inputs)) {
       outs = {inputs[0]};
     } else if (sums_with_ones(attrs, inputs)) {
@@ -174,13 +222,20 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
     } else {
       outs = ops::apply(n.op, attrs, inputs);
     }
+    for (size_t o = 0; o < outs.size() && !early.empty(); ++o) {
+      const EarlyDot& e = early[n.outputs[o].index()];
+      if (e.group < 0) continue;
+      Var c = options.coefficients[size_t(e.group)];
+      if (!c.has_grad()) c.set_grad(Tensor::zeros(c.shape(), c.device()));
+      c.grad().data()[e.entry] += static_cast<float>(vec::dot(*e.grad, outs[o].value()));
+      outs[o] = Var();
+    }
     if (options.keep != nullptr)
       for (size_t o = 0; o < outs.size(); ++o)
         if ((*options.keep_mask)[n.outputs[o].index()])
           (*options.keep)[n.outputs[o].index()] = outs[o].detach();
     const WeightedSumHooks& hooks = options.weighted_sums;
-    const bool is_sum = std::holds_alternative<WeightedSumAttrs>(attrs);
-    if (is_sum && hooks.grads != nullptr && (*hooks.grads)[out].defined()) {
+    if (is_sum && terms_left && hooks.grads != nullptr && (*hooks.grads)[out].defined()) {
       const EnableGradGuard record;
       ops::apply(n.op, attrs, inputs)[0].backward((*hooks.grads)[out]);
     }

@@ -29,6 +29,7 @@ class CpuBackend final : public Backend {
   void subtract_difference_quotient(const Tensor& y, float a, const Tensor& u, const Tensor& v,
                                     float c) override;
   void clamp(const Tensor& x, float lo, float hi) override;
+  double dot(const Tensor& x, const Tensor& y) override;
 };
 
 }  // namespace cellgraph::cpu

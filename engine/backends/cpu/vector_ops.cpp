@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/cpu/vector_loops.h"
 
 namespace cellgraph::cpu {
 
@@ -163,6 +164,26 @@ void CpuBackend::clamp(const Tensor& x, float lo, float hi) {
   const int64_t n = x.numel();
 #pragma omp parallel for if (n > kParallelThreshold)
   for (int64_t i = 0; i < n; ++i) p[i] = std::clamp(p[i], lo, hi);
+}
+
+// Vectorised (vector_loops.h), unlike the loops above: a reduction read by no optimizer
+// state, summed as weighted_sum's backward sums the same products (dot_double over a
+// static partition, partial sums in thread order).
+double CpuBackend::dot(const Tensor& x, const Tensor& y) {
+  const float* a = x.data();
+  const float* b = y.data();
+  const int64_t n = x.numel();
+  if (n <= kParallelThreshold) return dot_double(a, b, n);
+  std::vector<double> partial(static_cast<size_t>(omp_get_max_threads()), 0.0);
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t lo = n * t / threads, hi = n * (t + 1) / threads;
+    partial[static_cast<size_t>(t)] = dot_double(a + lo, b + lo, hi - lo);
+  }
+  double sum = 0.0;
+  for (const double p : partial) sum += p;
+  return sum;
 }
 
 }  // namespace cellgraph::cpu
