@@ -7,17 +7,14 @@
 // gradient: 720 outputs of the DARTS network at batch 64, most of NASP's peak memory. Two
 // passes: (1) the network with the selected candidates only (the others contribute 0 to
 // the sums, so the loss is the same), backpropagated, with the loss's gradient tapped at
-// every weighted sum; (2) under no_grad, the network with every candidate again, each sum
-// running its own backward from the tapped gradient as soon as its inputs exist, so the
-// outputs die with the sum. Pass (2) runs the forward-only candidates alone
-// (sched::make_forward_only_plan): the values they read (edge inputs) are kept from pass
-// (1), which also forms the selected terms' coefficient gradients, so no op runs twice;
-// each batch norm's running statistics are updated once, by the pass that runs it, as
-// the one pass does. A NASP step of the DARTS network (batch 64, 1 thread) spent 0.15 s
-// of its ~1.9 in running the selected network again in pass (2). Each forward-only
-// output's coefficient gradient is formed as soon as it exists (sched/executor.cpp,
-// EarlyDot) rather than when its sum's last term does: read from cache, not memory. Where the cut does not
-// apply, pass (2) runs every candidate again and pass (1) only taps the gradients.
+// every weighted sum and the selected terms' coefficient gradients formed; (2) under
+// no_grad, the forward-only candidates alone (sched::make_forward_only_plan) on the edge
+// inputs pass (1) kept, each output giving its coefficient's gradient from the tapped one
+// as soon as it exists (sched/executor.cpp, EarlyDot), read from cache, and then dropped.
+// No op runs twice, and each batch norm's running statistics move once, in the pass that
+// runs it, as with one pass. (Before the cut, pass (2) ran the selected network again:
+// 0.15 s of a ~1.9 s NASP step on the DARTS network, batch 64, 1 thread.) Where the cut
+// does not apply, pass (2) runs every candidate again and pass (1) only taps the gradients.
 #pragma once
 
 #include <vector>

@@ -17,8 +17,8 @@ class CpuBackend final : public Backend {
 
   void sgd_step(const Tensor& w, const Tensor& grad, const Tensor& buffer,
                 const SgdStep& step) override;
-  void adam_step(const Tensor& w, const Tensor& grad, const Tensor& m, const Tensor& v,
-                 const AdamStep& step) override;
+  void adam_step(const Tensor& weights, const Tensor& grad, const Tensor& first_moment,
+                 const Tensor& second_moment, const AdamStep& step) override;
   void sgd_lookahead(const Tensor& w, const Tensor& grad, const Tensor& buffer, float lr,
                      float momentum, float weight_decay) override;
   double sum_squares(const Tensor& x) override;
