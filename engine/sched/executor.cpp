@@ -232,7 +232,7 @@ RunOutputs run_outputs(const ir::Graph& graph, const ir::ParameterStore& params,
     }
     if (options.keep != nullptr)
       for (size_t o = 0; o < outs.size(); ++o)
-        if ((*options.keep_mask)[n.outputs[o].index()])
+        if ((*options.keep_mask)[n.outputs[o].index()] && outs[o].defined())  // not dotted
           (*options.keep)[n.outputs[o].index()] = outs[o].detach();
     const WeightedSumHooks& hooks = options.weighted_sums;
     if (is_sum && terms_left && hooks.grads != nullptr && (*hooks.grads)[out].defined()) {
