@@ -190,6 +190,26 @@ TEST_CASE("vector ops: sums of squares in double, parallel and sequential") {
   CHECK(std::isnan(vec::sum_squares(tensor_of({1.0f, std::nanf("")}))));
 }
 
+TEST_CASE("vector ops: dot in double, per thread share, fixed for a thread count") {
+  for (const int64_t n : kSizes) {
+    CAPTURE(n);
+    const std::vector<float> x = random_values(n, 30), y = random_values(n, 31);
+    double exact = 0;
+    for (size_t k = 0; k < x.size(); ++k) exact += double(x[k]) * double(y[k]);
+    for (const int threads : {1, 2, 8}) {
+      CAPTURE(threads);
+      ThreadsGuard guard(threads);
+      const double got = vec::dot(tensor_of(x), tensor_of(y));
+      CHECK(got == doctest::Approx(exact).epsilon(1e-12));
+      for (int run = 0; run < 20; ++run) REQUIRE(vec::dot(tensor_of(x), tensor_of(y)) == got);
+    }
+  }
+  // A view is read through its elements; a NaN reaches the result.
+  const Tensor m = Tensor::from_vector({2, 3}, {1, 2, 3, 4, 5, 6});
+  CHECK(vec::dot(m.narrow(1, 1, 2), tensor_of({1, 1, 1, 1})) == 2.0 + 3.0 + 5.0 + 6.0);
+  CHECK(std::isnan(vec::dot(tensor_of({1.0f, std::nanf("")}), tensor_of({0.0f, 0.0f}))));
+}
+
 TEST_CASE("vector ops: all_finite, scale, axpy, difference quotient, clamp") {
   ThreadsGuard threads(2);
   const float inf = std::numeric_limits<float>::infinity();
@@ -286,6 +306,7 @@ TEST_CASE("vector ops: a backend without them names the missing operation") {
   CHECK(message_of([&] { bare.subtract_difference_quotient(t, 1, t, t, 1); }) ==
         missing("subtract_difference_quotient"));
   CHECK(message_of([&] { bare.clamp(t, 0, 1); }) == missing("clamp"));
+  CHECK(message_of([&] { bare.dot(t, t); }) == missing("dot"));
 
   if (!backend_available(Device::cuda)) {
     MESSAGE("no CUDA device available (or built without CUDA): the CUDA checks are skipped");

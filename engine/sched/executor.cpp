@@ -87,7 +87,9 @@ std::vector<EarlyDot> early_dots(const ir::Graph& graph, const Plan& plan,
     if (ws == nullptr || n.outputs.empty() || !(*grads)[n.outputs[0].index()].defined()) continue;
     const int32_t group = graph.value(n.inputs.back()).arch.index();
     const Var& c = options.coefficients[size_t(group)];
-    if (!c.is_leaf() || !c.requires_grad() || c.device() != Device::cpu) continue;
+    if (!c.is_leaf() || !c.requires_grad() || c.device() != Device::cpu ||
+        (*grads)[n.outputs[0].index()].device() != Device::cpu)
+      continue;
     if (host[size_t(group)].empty()) host[size_t(group)] = c.value().to_vector();
     for (size_t k = 0; k < n.input_candidates.size(); ++k) {
       const ir::CandidateId cand = n.input_candidates[k];
