@@ -11,7 +11,9 @@
 
 #include "engine/error.h"
 #include "engine/tensor/random.h"
+#include "engine/threads.h"
 #include "ops/ops.h"
+#include "tests/support/bits.h"
 #include "tests/support/op_harness.h"
 #include "tests/support/op_tests.h"
 
@@ -216,25 +218,45 @@ TEST_CASE("batch_norm: running statistics follow PyTorch's update, worked by han
 }
 
 TEST_CASE("batch_norm: only the wanted gradients are produced") {
-  const Shape shape{4, 3, 2, 2};
-  const Tensor xt = random(shape, 1), gt = random({3}, 2, 0.5f, 1.5f), bt = random({3}, 3);
-  const Tensor dy = random(shape, 6);
-  const std::vector<float> rm(3, 0.0f), rv(3, 1.0f);
-  const BnReference r = reference(shape, xt.to_vector(), gt.to_vector(), bt.to_vector(), rm, rv,
-                                  dy.to_vector(), true);
-  auto run = [&](bool wx, bool wg, bool wb) {
-    Var x(xt, wx), g(gt, wg), b(bt, wb);
-    ops::batch_norm(x, g, b, Var(Tensor::zeros({3})), Var(Tensor::full({3}, 1.0f))).backward(dy);
-    CHECK(x.has_grad() == wx);
-    CHECK(g.has_grad() == wg);
-    CHECK(b.has_grad() == wb);
-    if (wx) check_close("dx", x.grad().to_vector(), r.dx, kTolerance);
-    if (wg) check_close("dgamma", g.grad().to_vector(), r.dgamma, kTolerance);
-    if (wb) check_close("dbeta", b.grad().to_vector(), r.dbeta, kTolerance);
-  };
-  SUBCASE("dx only, affine (backward_data)") { run(true, false, false); }
-  SUBCASE("dgamma only") { run(false, true, false); }
-  SUBCASE("dbeta and dx") { run(true, false, true); }
+  // 2 x 2 planes run the channel loops, 5 x 5 the plane loops (batch_norm.cpp).
+  for (const Shape& shape : {Shape{4, 3, 2, 2}, Shape{4, 3, 5, 5}}) {
+    CAPTURE(shape.str());
+    const Tensor xt = random(shape, 1), gt = random({3}, 2, 0.5f, 1.5f), bt = random({3}, 3);
+    const Tensor dy = random(shape, 6);
+    const std::vector<float> rm(3, 0.0f), rv(3, 1.0f);
+    const BnReference r = reference(shape, xt.to_vector(), gt.to_vector(), bt.to_vector(), rm, rv,
+                                    dy.to_vector(), true);
+    auto run = [&](bool wx, bool wg, bool wb) {
+      Var x(xt, wx), g(gt, wg), b(bt, wb);
+      ops::batch_norm(x, g, b, Var(Tensor::zeros({3})), Var(Tensor::full({3}, 1.0f))).backward(dy);
+      CHECK(x.has_grad() == wx);
+      CHECK(g.has_grad() == wg);
+      CHECK(b.has_grad() == wb);
+      if (wx) check_close("dx", x.grad().to_vector(), r.dx, kTolerance);
+      if (wg) check_close("dgamma", g.grad().to_vector(), r.dgamma, kTolerance);
+      if (wb) check_close("dbeta", b.grad().to_vector(), r.dbeta, kTolerance);
+    };
+    run(true, false, false);  // dx only, affine (backward_data)
+    run(false, true, false);  // dgamma only
+    run(true, false, true);   // dbeta and dx
+  }
+}
+
+// The plane loops add each channel's per-plane sums in image order: the same bits at any
+// thread count.
+TEST_CASE("batch_norm: the training backward gives the same bits at 1, 2 and 3 threads") {
+  const Shape shape{5, 7, 6, 6};
+  const Tensor xt = random(shape, 11), dy = random(shape, 12);
+  std::vector<std::vector<float>> dx;
+  for (const int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    Var x(xt, true);
+    ops::batch_norm(x, {}, {}, Var(Tensor::zeros({7})), Var(Tensor::full({7}, 1.0f))).backward(dy);
+    dx.push_back(x.grad().to_vector());
+  }
+  set_num_threads(0);  // the default again
+  CHECK(testing::same_bits(dx[0], dx[1]));
+  CHECK(testing::same_bits(dx[0], dx[2]));
 }
 
 TEST_CASE("batch_norm: invalid calls throw cellgraph::Error") {
