@@ -11,6 +11,16 @@ using ir::ValueId;
 
 ActiveSet all_active(const ir::Graph& graph) { return ActiveSet(graph.candidates.size(), 1); }
 
+namespace {
+// Appends node `id` to the plan's order; its inputs' last use is now there.
+void schedule(Plan& plan, const ir::Graph& graph, ir::NodeId id) {
+  const auto pos = static_cast<int32_t>(plan.order.size());
+  plan.order.push_back(id);
+  for (ValueId in : graph.node(id).inputs)
+    if (in.valid()) plan.last_use[in.index()] = pos;
+}
+}  // namespace
+
 bool input_summed(const Plan& plan, const Node& n, size_t i) {
   if (i >= n.input_candidates.size()) return true;  // weighted_sum's coefficient matrix
   const ir::CandidateId c = n.input_candidates[i];
@@ -74,10 +84,7 @@ Plan make_plan(const ir::Graph& graph, const ActiveSet& active) {
       ++plan.skipped_nodes;
       continue;
     }
-    const int32_t pos = static_cast<int32_t>(plan.order.size());
-    plan.order.push_back(ir::NodeId{static_cast<int32_t>(i)});
-    for (ValueId in : graph.nodes[i].inputs)
-      if (in.valid()) plan.last_use[in.index()] = pos;
+    schedule(plan, graph, ir::NodeId{static_cast<int32_t>(i)});
   }
   CG_ASSERT(!plan.absent[graph.logits.index()], "the logits are absent under this active set");
   return plan;
@@ -127,13 +134,10 @@ std::optional<Plan> make_forward_only_plan(const ir::Graph& graph, const Plan& f
       ++plan.skipped_nodes;
       continue;
     }
-    const Node& n = graph.node(full.order[p]);
-    const int32_t pos = static_cast<int32_t>(plan.order.size());
-    plan.order.push_back(full.order[p]);
+    schedule(plan, graph, full.order[p]);
     plan.seed_position.push_back(static_cast<int32_t>(p));
-    for (ValueId in : n.inputs)
-      if (in.valid()) plan.last_use[in.index()] = pos;
-    for (ValueId out : n.outputs) plan.absent[out.index()] = full.absent[out.index()];
+    for (ValueId out : graph.node(full.order[p]).outputs)
+      plan.absent[out.index()] = full.absent[out.index()];
   }
   for (size_t v = 0; v < graph.values.size(); ++v)
     if (graph.values[v].kind != ir::ValueKind::activation) {
