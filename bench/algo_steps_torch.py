@@ -43,12 +43,20 @@ its order and under its pass names, so bench/run_darts_bench can set them side b
   milenas    update_architecture_mixed_level: weights frozen, g_alpha = grad L_val +
              lambda grad L_train (two backward passes), lambda 1; Adam. update_weights as darts.
 
+Selections (nasp and ista): each step records the candidates its weight step ran
+(`selections`, in `cellgraph bench --json`'s weight_step_selections format); given
+`--selection FILE` (a `cellgraph bench --json` output), the step computes its own selection as
+above and then runs cellgraph's of the same step instead, so that both engines time the same
+candidate ops (a step's selection moves from step to step, and a different draw of sep_convs
+and pools changes a sparse step's time by tens of percent).
+
 Optimizers everywhere are DARTS': SGD lr 0.025, momentum 0.9, wd 3e-4, grad norm clipped to 5
 for weights; Adam lr 3e-4, betas (0.5, 0.999), wd 1e-3 for architecture variables. SGD moves
 only weights that received a gradient (their grad is None otherwise), as cellgraph's sparse
 weight steps do."""
 import contextlib
 import copy
+import json
 import time
 
 import numpy as np
@@ -76,6 +84,25 @@ def frozen(params):
             p.requires_grad_(True)
 
 
+GROUPS = ("normal", "reduce")  # model.arch_parameters() order
+
+
+def selection_entries(hot):
+    """{group: [[edge row, op name], ...]} of the non-zero entries of per-group [E, ops]
+    matrices (nasp's A_bar)."""
+    return {g: [[e, darts_torch.OPS[k]] for e, k in (h != 0).nonzero().tolist()]
+            for g, h in zip(GROUPS, hot)}
+
+
+def forced_hot(entries, like):
+    """The one-hot matrices of a selection (selection_entries' format)."""
+    hot = [torch.zeros_like(a) for a in like]
+    for g, h in zip(GROUPS, hot):
+        for e, op in entries[g]:
+            h[e, darts_torch.OPS.index(op)] = 1.0
+    return hot
+
+
 def node_rows():
     """Per intermediate node, the edge rows into it: [0, 1], [2, 3, 4], ..."""
     rows, start = [], 0
@@ -91,8 +118,12 @@ class Search:
 
     PHASES = ()
 
-    def __init__(self, model, data):
+    def __init__(self, model, data, forced=None):
         self.model = model
+        # cellgraph's selections to run instead of ours (entry i + 1: step i's), or None.
+        self.forced = forced
+        self.steps_run = 0
+        self.selections = []  # entry 0 before the first step, then one per step
         self.weights = list(model.parameters())
         self.x_train, self.y_train, self.x_val, self.y_val = data
         self.w_opt = torch.optim.SGD(self.weights, lr=W_LR, momentum=W_MOMENTUM,
@@ -111,7 +142,19 @@ class Search:
             times[name] = time.perf_counter() - start
             self.candidates_run[name] = [darts_torch.TERMS_RUN[k] - before[k]
                                          for k in ("autograd", "forward_only")]
+        self.steps_run += 1
+        self.record_selection()
         return times
+
+    def record_selection(self):
+        """Sparse steps append the candidates of their weight step to self.selections."""
+
+    def forced_entries(self):
+        """cellgraph's selection for the step now running (after its own was computed)."""
+        if self.steps_run + 1 >= len(self.forced):
+            raise SystemExit(f"--selection: the file has {len(self.forced) - 1} steps' "
+                             f"selections, step {self.steps_run} needs one more")
+        return self.forced[self.steps_run + 1]
 
     def sgd_step(self, optimizer, params, loss_fn):
         """zero grads, loss, backward, clip, SGD step; returns the loss value."""
@@ -132,14 +175,20 @@ class Search:
 class Nasp(Search):
     PHASES = ("update_architecture_proximal", "update_weights")
 
-    def __init__(self, model, data, projection="node", autograd_all=False):
-        super().__init__(model, data)
+    def __init__(self, model, data, projection="node", autograd_all=False, forced=None):
+        super().__init__(model, data, forced)
         self.projection = projection
         self.autograd_all = autograd_all
         # A starts as DARTS' alpha draw projected onto the box [0, 1].
         self.a = [a.detach().clamp(0.0, 1.0).requires_grad_() for a in model.arch_parameters()]
         self.a_opt = torch.optim.Adam(self.a, lr=A_LR, betas=A_BETAS, weight_decay=A_WD)
         self.hot = [self.project(a) for a in self.a]
+        if forced is not None:
+            self.hot = forced_hot(forced[0], self.a)
+        self.record_selection()
+
+    def record_selection(self):
+        self.selections.append(selection_entries(self.hot))
 
     def project(self, a):
         """prox_C1: the one-hot selection of A (see the module doc)."""
@@ -180,6 +229,8 @@ class Nasp(Search):
             for a in self.a:
                 a.clamp_(0.0, 1.0)
         self.hot = [self.project(a) for a in self.a]
+        if self.forced is not None:
+            self.hot = forced_hot(self.forced_entries(), self.a)
 
     def update_weights(self):
         plans = [self.weight_plan(h) for h in self.hot]
@@ -227,10 +278,16 @@ class IstaNode:
         self.e = self.a.T @ self.a - np.eye(n)
         self.support = None
 
-    def set_code(self, z, keep):
-        """z from the LASSO; the support is its `keep` largest |z| (ties: lower index)."""
+    def set_code(self, z, keep, support=None):
+        """z from the LASSO; the support is its `keep` largest |z| (ties: lower index), or
+        `support` (dictionary indices) where given."""
         self.z = z
         s = sorted(range(len(z)), key=lambda i: (-abs(z[i]), i))[:keep]
+        if support is not None:
+            if len(support) != keep:
+                raise SystemExit(f"--selection: a node of edges {self.rows} has {len(support)} "
+                                 f"selected candidates, ISTA-NAS keeps {keep}")
+            s = support
         self.support = s
         self.a_s = torch.tensor(self.a[:, s], dtype=torch.float32)
         self.ez_s = torch.tensor(self.e[np.ix_(s, s)] @ z[s], dtype=torch.float32)
@@ -238,6 +295,18 @@ class IstaNode:
     def coefficients(self, b):
         """c_S = A_S^T b - E_SS z_S."""
         return self.a_s.T @ b - self.ez_s
+
+    def entries(self):
+        """The support as [edge row, op name] pairs."""
+        n = len(CANDIDATES)
+        return [[self.rows[i // n], darts_torch.OPS[CANDIDATES[i % n]]]
+                for i in sorted(self.support)]
+
+    def support_of(self, entries):
+        """Dictionary indices of the entries that fall on this node's edges."""
+        n = len(CANDIDATES)
+        return sorted((e - self.rows[0]) * n + CANDIDATES.index(darts_torch.OPS.index(op))
+                      for e, op in entries if e in self.rows)
 
     def add_terms(self, plan, b):
         c = self.coefficients(b)
@@ -250,12 +319,13 @@ class Ista(Search):
     PHASES = ("recover_sparse_codes", "update_weights", "update_codes")
     KEEP, M = 2, 7
 
-    def __init__(self, model, data, seed):
-        super().__init__(model, data)
+    def __init__(self, model, data, seed, forced=None):
+        super().__init__(model, data, forced)
         rng = np.random.default_rng(seed)
         self.nodes = [[IstaNode(rows, self.M, rng) for rows in node_rows()] for _ in range(2)]
         self.b_opt = torch.optim.Adam([n.b for cell in self.nodes for n in cell], lr=A_LR,
                                       betas=A_BETAS, weight_decay=A_WD)
+        self.record_selection()
 
     def plans(self, detach):
         out = []
@@ -276,8 +346,20 @@ class Ista(Search):
         b = np.stack([node.b.detach().double().numpy() for node in nodes])
         lipschitz = np.array([node.lipschitz for node in nodes])
         z = fista(a, b, z, 1e-5, lipschitz, 1e-7, 1000)
+        forced = self.forced_entries() if self.forced is not None else None
         for i, node in enumerate(nodes):
-            node.set_code(z[i, :len(node.z)], self.KEEP)
+            group = GROUPS[i // len(self.nodes[0])]
+            support = node.support_of(forced[group]) if forced is not None else None
+            node.set_code(z[i, :len(node.z)], self.KEEP, support)
+
+    def record_selection(self):
+        if self.nodes[0][0].support is None:  # before the first step: no support yet
+            self.selections.append(None)
+            return
+        self.selections.append({
+            g: sorted((e for node in cell for e in node.entries()),
+                      key=lambda e: (e[0], darts_torch.OPS.index(e[1])))
+            for g, cell in zip(GROUPS, self.nodes)})
 
     def update_weights(self):
         plans = self.plans(detach=True)
@@ -486,10 +568,13 @@ class Milenas(Search):
 
 def make(algo, model, data, args):
     """The stepper of one of the algorithms above, from darts_step_torch.py's arguments."""
+    forced = read_selections(args.selection, algo) if args.selection else None
+    if forced is not None and algo not in ("nasp", "ista"):
+        raise SystemExit(f"--selection: {algo} has no sparse selection to follow (nasp, ista)")
     if algo == "nasp":
-        return Nasp(model, data, args.nasp_projection, args.nasp_autograd_all)
+        return Nasp(model, data, args.nasp_projection, args.nasp_autograd_all, forced)
     if algo == "ista":
-        return Ista(model, data, args.seed)
+        return Ista(model, data, args.seed, forced)
     if algo == "sparsenas":
         return SparseNas(model, data, args.density, args.seed)
     if algo == "rarts":
@@ -497,6 +582,20 @@ def make(algo, model, data, args):
     if algo == "milenas":
         return Milenas(model, data)
     raise ValueError(algo)
+
+
+def read_selections(path, algo):
+    """The weight_step_selections of a `cellgraph bench --json` output of the same algo."""
+    try:
+        with open(path) as f:
+            run = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--selection {path}: {e}")
+    if run.get("algo") != algo:
+        raise SystemExit(f"--selection {path}: a run of {run.get('algo')!r}, not {algo!r}")
+    if "weight_step_selections" not in run:
+        raise SystemExit(f"--selection {path}: no weight_step_selections (a dense run?)")
+    return run["weight_step_selections"]
 
 
 ALGOS = {"nasp": Nasp.PHASES, "ista": Ista.PHASES, "sparsenas": SparseNas.PHASES,

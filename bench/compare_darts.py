@@ -1,7 +1,8 @@
 """bench/run_darts_bench's report: for each algo, cellgraph's and PyTorch's step (and pass)
 times and peak RSS side by side, then one summary table against issue 17's targets.
 Exits 1 when an algo's weight count differs between the engines (they did not run the
-same network), after printing everything else.
+same network), or when a sparse algo's steps ran different candidate ops in the two engines
+(each engine's weight_step_selections), after printing everything else.
 
   compare_darts.py RESULTS_DIR ALGO...   reads darts_ALGO_{pytorch,cellgraph}_roundR.json
                                          (+ .rss) for R = 1, 2, ... while PyTorch's exists
@@ -64,6 +65,22 @@ def median_or_none(values):
     return statistics.median(values) if values else None
 
 
+def same_selections(ours, ref):
+    """None when neither engine recorded selections, else whether every step ran the same
+    candidates in both (entry 0, the state before the first step, left out: the reference
+    has no ISTA-NAS support before its first step)."""
+    mine, theirs = ours.get("weight_step_selections"), ref.get("weight_step_selections")
+    if mine is None and theirs is None:
+        return None
+    if mine is None or theirs is None or len(mine) != len(theirs):
+        return False
+
+    def as_set(entries):
+        return {g: sorted(map(tuple, e)) for g, e in entries.items()}
+
+    return all(as_set(a) == as_set(b) for a, b in zip(mine[1:], theirs[1:]))
+
+
 def detail(algo, ours, ref):
     """Every figure of one algo, both engines."""
     rows = [("median s/step", ours and ours.get("median_s"), ref["median_s"], 1.0),
@@ -85,6 +102,8 @@ def detail(algo, ours, ref):
     if "candidates_run" in ref:
         runs = ", ".join(f"{k} {a}+{f}" for k, (a, f) in ref["candidates_run"].items())
         print(f"  PyTorch candidate ops run (autograd+forward-only): {runs}")
+    if "selection" in ref:
+        print(f"  PyTorch selection: {ref['selection']}")
     if ours and "weight_step_candidates" in ours:
         print(f"  cellgraph candidate ops run: architecture passes {ours['arch_pass_recorded']}"
               f"+{ours['arch_pass_forward_only']}, weight step {ours['weight_step_candidates']}")
@@ -109,6 +128,9 @@ def main():
             if ours is not None and ours.get("weights") != ref["weights"]:
                 mismatches.append(f"{algo} (round {number}): cellgraph {ours.get('weights')} "
                                   f"weights, PyTorch {ref['weights']}")
+            if ours is not None and same_selections(ours, ref) is False:
+                mismatches.append(f"{algo} (round {number}): the engines' steps ran different "
+                                  f"candidate ops (weight_step_selections)")
             time_ratios.append(ratio(ours and ours["median_s"], ref["median_s"]))
             rss_ratios.append(ratio(ours and ours["peak_rss_bytes"], ref["peak_rss_bytes"]))
             combined.append({"algo": algo, "round": number, "cellgraph": ours, "pytorch": ref})
@@ -147,7 +169,7 @@ def main():
     json.dump({"runs": combined, "summary": summary, "weight_mismatches": mismatches},
               open(os.path.join(out, "darts_compare.json"), "w"), indent=1)
     if mismatches:
-        print("\nrun_darts_bench: WEIGHT COUNT MISMATCH, the engines ran different networks:\n  "
+        print("\nrun_darts_bench: MISMATCH, the engines ran different networks or ops:\n  "
               + "\n  ".join(mismatches), file=sys.stderr)
         sys.exit(1)
 

@@ -207,6 +207,11 @@ def main():
     parser.add_argument("--nasp-projection", choices=("node", "edge"), default="node",
                         help="nasp: one-hot per node's 2 kept edges (default, cellgraph's "
                              "default) or per edge")
+    parser.add_argument("--selection", metavar="FILE",
+                        help="nasp, ista: run the candidates a `cellgraph bench --json` run of "
+                             "the same algo, warm-up and steps ran (its weight_step_selections) "
+                             "instead of this step's own draw, step by step, so both engines "
+                             "time the same ops (bench/run_darts_bench passes it)")
     parser.add_argument("--nasp-autograd-all", action="store_true",
                         help="nasp: every candidate with autograd in the architecture step, "
                              "as the authors' code runs it, instead of forward-only")
@@ -280,6 +285,11 @@ def main():
         **({"candidates_run": stepper.candidates_run}
            if getattr(stepper, "candidates_run", None) and args.algo in ("nasp", "ista",
                                                                          "sparsenas") else {}),
+        # Sparse steps: the candidates each step's weight pass ran (entry 0: before the
+        # first step), cellgraph's own when --selection was given.
+        **({"weight_step_selections": stepper.selections,
+            "selection": f"cellgraph's ({args.selection})" if args.selection else "own"}
+           if getattr(stepper, "selections", None) and args.algo in ("nasp", "ista") else {}),
         "arch_parameters": sum(a.numel() for a in model.arch_parameters()),
         "memory_format": args.memory_format,
         "none_op": "materialized" if args.materialize_none else "skipped",
@@ -300,22 +310,23 @@ def main():
     }
     result["peak_rss_increase_bytes"] = result["peak_rss_bytes"] - baseline_rss
     if args.profile_ops:
-        result["profiled_step_ops_s"] = profile_ops(step)
+        result["profiled_step_ops_s"], result["profiled_step_op_calls"] = profile_ops(step)
     print(json.dumps(result, indent=1))
 
 
 def profile_ops(step):
-    """Self CPU seconds per aten op over one step under torch.profiler, largest first (ops
-    under a millisecond left out). The profiler's own cost is in the figures (a profiled DARTS
+    """Self CPU seconds and calls per aten op over one step under torch.profiler, largest
+    first (ops under a millisecond left out). The profiler's own cost is in the figures (a profiled DARTS
     step's aten ops summed to 16.7 s against 15.4 s for the same process's unprofiled steps,
     1 thread, on the 2-core machine): compare shares, not totals, with
     profile_step's."""
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
-    ops = [(e.key, e.self_cpu_time_total / 1e6) for e in prof.key_averages()
+    ops = [(e.key, e.self_cpu_time_total / 1e6, e.count) for e in prof.key_averages()
            if e.key.startswith("aten::")]
-    return {k: round(v, 4) for k, v in sorted(ops, key=lambda kv: -kv[1]) if v >= 1e-3}
+    ops = [op for op in sorted(ops, key=lambda op: -op[1]) if op[1] >= 1e-3]
+    return {k: round(v, 4) for k, v, _ in ops}, {k: n for k, _, n in ops}
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -181,6 +182,44 @@ TEST_CASE("cli: bench --json times each pass and reports wall and CPU seconds pe
   for (const spec::JsonValue& pass : j.find("passes")->items())
     passes.push_back(pass.find("name")->as_string());
   CHECK(passes == std::vector<std::string>{"update_architecture_first_order", "update_weights"});
+}
+
+TEST_CASE("cli: bench --json lists the candidates each sparse weight step ran") {
+  const std::string spec = kSource + "/examples/spaces/darts_cnn_small.json";
+  const auto run = [&](const std::string& algo) {
+    const Result r = run_cli("bench " + spec + " --algo " + algo +
+                             " --batch 2 --steps 2 --warmup 1 --threads 1 --json");
+    REQUIRE(r.status == 0);
+    return spec::parse_json_string(r.out, "bench --json");
+  };
+  // The cell's nodes take edge rows 0-1, 2-4, 5-8 and 9-13; NASP and ISTA-NAS keep two
+  // candidates per node (NASP on two different edges), never `none`.
+  const auto node_of = [](int64_t row) { return row < 2 ? 0 : row < 5 ? 1 : row < 9 ? 2 : 3; };
+  for (const std::string algo : {"nasp", "ista"}) {
+    CAPTURE(algo);
+    const spec::JsonValue j = run(algo);
+    REQUIRE(j.contains("weight_step_selections"));
+    const auto& steps = j.find("weight_step_selections")->items();
+    CHECK(steps.size() == 4);  // before the first step, then 1 warm-up + 2 timed steps
+    for (const spec::JsonValue& step : steps) {
+      for (const std::string group : {"normal", "reduce"}) {
+        REQUIRE(step.contains(group));
+        std::vector<int> per_node(4, 0);
+        std::set<int64_t> rows;
+        for (const spec::JsonValue& entry : step.find(group)->items()) {
+          const int64_t row = entry.items()[0].as_integer();
+          CHECK(entry.items()[1].as_string() != "none");
+          ++per_node[size_t(node_of(row))];
+          rows.insert(row);
+        }
+        CHECK(per_node == std::vector<int>{2, 2, 2, 2});
+        if (algo == "nasp") CHECK(rows.size() == 8);
+      }
+    }
+    CHECK(j.find("timed_selection_changes")->as_integer() <= 1);
+  }
+  // A dense step (every coefficient non-zero) lists none.
+  CHECK_FALSE(run("darts").contains("weight_step_selections"));
 }
 
 TEST_CASE("cli: bench --recompute depthwise keeps less than relu, relu less than none") {

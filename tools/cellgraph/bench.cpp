@@ -78,6 +78,48 @@ Batch random_token_batch(const ir::Graph& graph, int64_t batch, Rng& rng) {
   return b;
 }
 
+// The candidates a weight step runs: per edge-op group, the (row, column) entries of the
+// coefficients it trains through that are not zero. Empty when every entry is non-zero (a
+// dense step: DARTS and its kin), so only sparse steps report one.
+using Selection = std::vector<std::vector<std::pair<int32_t, int32_t>>>;
+Selection weight_step_selection(const ir::Graph& graph, const algorithms::ArchState& arch) {
+  const std::vector<Var> coefficients = algorithms::current_coefficients(arch);
+  Selection selection(coefficients.size());
+  bool sparse = false;
+  for (size_t g = 0; g < coefficients.size(); ++g) {
+    const ir::ArchGroup& group = graph.arch_groups[g];
+    if (group.kind != ir::ArchGroup::Kind::edge_ops) continue;
+    const std::vector<float> values = coefficients[g].value().to_vector();
+    const auto columns = int32_t(group.columns.size());
+    for (int32_t i = 0; i < int32_t(values.size()); ++i) {
+      if (values[size_t(i)] != 0.0f)
+        selection[g].emplace_back(i / columns, i % columns);
+      else
+        sparse = true;
+    }
+  }
+  return sparse ? selection : Selection{};
+}
+
+// {"normal": [[row, "sep_conv_3x3"], ...], ...}: what bench/darts_step_torch.py --selection
+// reads, so that the PyTorch reference runs the same candidates.
+JsonValue selection_json(const ir::Graph& graph, const Selection& selection) {
+  JsonValue j = JsonValue::object();
+  for (size_t g = 0; g < selection.size(); ++g) {
+    const ir::ArchGroup& group = graph.arch_groups[g];
+    if (group.kind != ir::ArchGroup::Kind::edge_ops) continue;
+    JsonValue entries = JsonValue::array();
+    for (const auto& [row, column] : selection[g]) {
+      JsonValue entry = JsonValue::array();
+      entry.push_back(int64_t(row));
+      entry.push_back(group.columns[size_t(column)]);
+      entries.push_back(entry);
+    }
+    j.set(group.name, entries);
+  }
+  return j;
+}
+
 // The hidden state each of a language model's two batch streams (train, val) ended its
 // latest forward pass with; undefined (zeros) before the first.
 struct CarriedState {
@@ -128,6 +170,10 @@ int run_bench(const Args& args) {
   CachingAllocator& allocator = backend_for(device).allocator();
   std::vector<double> step_times, step_cpu_times;
   std::vector<std::vector<double>> pass_times(passes.size());
+  // A sparse step's candidates: before the first step, then after each (what its weight
+  // pass ran), warm-up steps included.
+  std::vector<Selection> selections;
+  if (!fixed) selections.push_back(weight_step_selection(graph, arch));
   for (int64_t i = 0; i < warmup + steps; ++i) {
     if (i == warmup) allocator.reset_peak();
     algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
@@ -156,6 +202,8 @@ int run_bench(const Args& args) {
       step_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
       step_cpu_times.push_back(process_cpu_seconds() - cpu_start);
     }
+    // Read after the step's clocks stop.
+    if (!fixed) selections.push_back(weight_step_selection(graph, arch));
   }
   const MemoryStats memory = allocator.stats();
 
@@ -186,6 +234,17 @@ int run_bench(const Args& args) {
   j.set("peak_rss_bytes", peak_rss_bytes());
   j.set("weights", graph.weight_count());
   j.set("macs_per_sample", graph.macs());
+  if (!selections.empty() && !selections.back().empty()) {
+    JsonValue list = JsonValue::array();
+    int64_t changes = 0;
+    for (size_t i = 0; i < selections.size(); ++i) {
+      list.push_back(selection_json(graph, selections[i]));
+      if (i > size_t(warmup) + 1 && selections[i] != selections[i - 1]) ++changes;
+    }
+    // Entry 0 is the state before the first step, entry i + 1 what step i's weight pass ran.
+    j.set("weight_step_selections", list);
+    j.set("timed_selection_changes", changes);
+  }
   if (args.has("json")) {
     std::cout << spec::dump(j, 2) << "\n";
     return 0;
