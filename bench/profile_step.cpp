@@ -4,6 +4,12 @@
 // `cellgraph bench` is the benchmark.
 //   profile_step SPEC [--algo darts] [--batch 64] [--steps 2] [--split]
 //
+// It starts as `cellgraph bench` does (weights seed 0, architecture seed 1, batches from
+// generator seed 1) and warms up one step, so a sparse algorithm's steps run the
+// candidates of `cellgraph bench --warmup 1`'s, which the PyTorch reference can follow
+// (bench/darts_step_torch.py --selection): per-op times of the two then compare like for
+// like. (Before 2026-12-07 both seeds were 0: sparse steps ran other candidates.)
+//
 // --split (issue 17, items 3 and 4) turns on the kernel counters' split (backend.h) and
 // adds, per step, where the time went, in wall and process CPU seconds:
 //   candidate kernels       forward / backward kernels of nodes that belong to a candidate
@@ -141,11 +147,11 @@ int main(int argc, char** argv) {
     const ir::Graph graph = spec::compile(space);
     const ir::ParameterStore params(graph, 0);
     const algorithms::Algorithm& a = algorithms::find_algorithm(algo);
-    algorithms::ArchState arch = algorithms::prepared_arch_state(a, graph, space, 0);
+    algorithms::ArchState arch = algorithms::prepared_arch_state(a, graph, space, 1);
     const algorithms::HyperValues hyper = a.default_hyperparameters();
     Sgd sgd(params.weights());
     Adam adam(algorithms::arch_variables(arch));
-    Rng rng(0);
+    Rng rng(1);
     const Shape& in = graph.value(graph.input).shape;
     auto make_batch = [&] {
       Batch b;
@@ -158,6 +164,7 @@ int main(int argc, char** argv) {
     const Batch train = make_batch(), val = make_batch();
     {  // warm-up: primitive creation and the allocator cache
       algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
+      ctx.step = 0;
       algorithms::run_step(a, ctx);
     }
     reset_kernel_counts();
@@ -167,6 +174,7 @@ int main(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     for (int s = 0; s < steps; ++s) {
       algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
+      ctx.step = uint64_t(s + 1);  // as `cellgraph bench` numbers its steps
       algorithms::run_step(a, ctx);
     }
     const double total =
