@@ -66,12 +66,13 @@ def median_or_none(values):
 
 
 def same_selections(ours, ref):
-    """None when neither engine recorded selections, else whether every step ran the same
-    candidates in both (entry 0, the state before the first step, left out: the reference
-    has no ISTA-NAS support before its first step)."""
-    mine, theirs = ours.get("weight_step_selections"), ref.get("weight_step_selections")
-    if mine is None and theirs is None:
+    """None when the reference did not follow cellgraph's selections (darts_step_torch.py
+    --selection: nasp and ista), else whether every step ran the same candidates in both
+    (entry 0, the state before the first step, left out: the reference has no ISTA-NAS
+    support before its first step)."""
+    if not ref.get("selection", "own").startswith("cellgraph"):
         return None
+    mine, theirs = ours.get("weight_step_selections"), ref.get("weight_step_selections")
     if mine is None or theirs is None or len(mine) != len(theirs):
         return False
 
@@ -104,6 +105,11 @@ def detail(algo, ours, ref):
         print(f"  PyTorch candidate ops run (autograd+forward-only): {runs}")
     if "selection" in ref:
         print(f"  PyTorch selection: {ref['selection']}")
+    if ours and "weight_step_selections" in ours:
+        counts = [sum(len(e) for e in step.values()) for step in ours["weight_step_selections"]]
+        print(f"  cellgraph weight-step candidates per step (0: before the first; 0 = every "
+              f"one): {' '.join(map(str, counts))}"
+              + ("" if "selection" in ref else "; the reference runs its own"))
     if ours and "weight_step_candidates" in ours:
         print(f"  cellgraph candidate ops run: architecture passes {ours['arch_pass_recorded']}"
               f"+{ours['arch_pass_forward_only']}, weight step {ours['weight_step_candidates']}")
