@@ -226,6 +226,8 @@ def main():
                         help="print the weight counts for 3 and 1 input channels and exit "
                              "non-zero if they differ from the brief's")
     args = parser.parse_args()
+    if args.selection and args.algo not in ("nasp", "ista"):
+        parser.error(f"--selection: {args.algo} has no sparse selection to follow (nasp, ista)")
     if args.check_weights:
         sys.exit(0 if darts_torch.check_weights() else 1)
 
