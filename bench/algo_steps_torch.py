@@ -568,9 +568,8 @@ class Milenas(Search):
 
 def make(algo, model, data, args):
     """The stepper of one of the algorithms above, from darts_step_torch.py's arguments."""
+    # darts_step_torch.py refuses --selection for the algos that have none to follow.
     forced = read_selections(args.selection, algo) if args.selection else None
-    if forced is not None and algo not in ("nasp", "ista"):
-        raise SystemExit(f"--selection: {algo} has no sparse selection to follow (nasp, ista)")
     if algo == "nasp":
         return Nasp(model, data, args.nasp_projection, args.nasp_autograd_all, forced)
     if algo == "ista":
