@@ -2,6 +2,7 @@
 // (tests/support/op_harness.h: every backend against the CPU, the CPU's gradients against
 // finite differences), and on the CPU forward and backward against naive loops, the
 // corner average worked by hand, input validation.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -200,6 +201,65 @@ TEST_CASE("max_pool: the forward without a backward gives the same values") {
     const Tensor without = ops::max_pool(Var(x, false), a).value();
     CHECK(testing::same_bits(with.to_vector(), without.to_vector()));
   }
+}
+
+// DARTS' normal-cell pools (3x3, stride 1, padding 1) on planes 8, 16 and 32 wide run with
+// each row in vector registers (engine/backends/cpu/pool_rows.h), whose shifts cross vector
+// edges at 16 and 32. Their values must be those of the padded loops bit for bit: max
+// against the forward that tracks positions (which still runs the padded loops), with
+// NaN, infinities, signed zeros and ties in the windows; average against a loop adding in
+// the padded loops' order (row pass from 0 over the padded row, then column pass from 0,
+// then times 1 / count), so -0 inputs come out as those loops give them.
+TEST_CASE("max_pool and avg_pool: 3x3 same pooling on rows of 8, 16, 32 floats, bit for bit") {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t w : {8, 16, 32})
+    for (int64_t h : {2, 3, 7, 32}) {
+      CAPTURE(w);
+      CAPTURE(h);
+      const Shape shape{2, 3, h, w};
+      std::vector<float> v = random(shape, uint64_t(w * 100 + h)).to_vector();
+      for (size_t i = 0; i < v.size(); ++i) {
+        const size_t r = (i * 2654435761u) % 53;
+        if (r == 0) v[i] = nan;
+        if (r == 1) v[i] = inf;
+        if (r == 2) v[i] = -inf;
+        if (r == 3) v[i] = 0.0f;
+        if (r == 4) v[i] = -0.0f;
+        if (r >= 5 && r < 20) v[i] = std::round(v[i]);  // ties: -1, -0, 0, 1
+      }
+      for (int64_t y = 0; y < 3; ++y)  // a window of -0 only
+        for (int64_t c = 3; c < 6; ++c) v[size_t(y * w + c)] = -0.0f;
+      const Tensor x = Tensor::from_vector(shape, v);
+      const Tensor with = ops::max_pool(Var(x, true), {3, 1, 1}).value();
+      const Tensor without = ops::max_pool(Var(x, false), {3, 1, 1}).value();
+      CHECK(testing::same_bits(with.to_vector(), without.to_vector()));
+
+      // The padded loops' order of additions, in float.
+      std::vector<float> rows(v.size()), expect(v.size());
+      const auto at = [&](const std::vector<float>& a, int64_t p, int64_t y, int64_t c) {
+        return (y < 0 || y >= h || c < 0 || c >= w) ? 0.0f : a[size_t((p * h + y) * w + c)];
+      };
+      const auto inside = [](int64_t o, int64_t n) {
+        return std::min(o + 2, n) - std::max(o - 1, int64_t{0});
+      };
+      for (int64_t p = 0; p < 6; ++p)
+        for (int64_t y = 0; y < h; ++y)
+          for (int64_t c = 0; c < w; ++c) {
+            float sum = 0.0f;
+            for (int64_t k = -1; k <= 1; ++k) sum += at(v, p, y, c + k);
+            rows[size_t((p * h + y) * w + c)] = sum;
+          }
+      for (int64_t p = 0; p < 6; ++p)
+        for (int64_t y = 0; y < h; ++y)
+          for (int64_t c = 0; c < w; ++c) {
+            float sum = 0.0f;
+            for (int64_t k = -1; k <= 1; ++k) sum += at(rows, p, y + k, c);
+            expect[size_t((p * h + y) * w + c)] = sum * (1.0f / float(inside(y, h) * inside(c, w)));
+          }
+      const Tensor avg = ops::avg_pool(Var(x, false), {3, 1, 1}).value();
+      CHECK(testing::same_bits(avg.to_vector(), expect));
+    }
 }
 
 TEST_CASE("avg_pool: 3x3 stride 1 and 2, padding 1, matches the reference") {

@@ -1,8 +1,9 @@
 // Pooling: max and average (padding excluded from the count) on our own loops
-// (pool_loops.h), global average by hand (a per-plane mean is one pass over memory). Max
-// pooling keeps the position of each window's maximum (a byte per output, four bytes for
-// windows wider than 16) for its backward, which then needs neither x nor a
-// recomputation; with no backward coming it keeps nothing and computes the maxima alone.
+// (pool_loops.h; DARTS' stride-1 3x3 windows on narrow planes in pool_rows.h), global average by
+// hand (a per-plane mean is one pass over memory). Max pooling keeps the position of each window's
+// maximum (a byte per output, four bytes for windows wider than 16) for its backward, which then
+// needs neither x nor a recomputation; with no backward coming it keeps nothing and computes the
+// maxima alone.
 //
 // Why not oneDNN, which ran these ops before: its max pooling dropped NaNs (a window
 // holding one gave the largest other element), where PyTorch's and ours give NaN: a NaN

@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "engine/backends/cpu/pool_rows.h"
 #include "engine/error.h"
 #include "engine/tensor/tensor.h"
 
@@ -420,6 +421,10 @@ void max_pool_scatter(const PoolShape& s, const float* dy, const Position* argma
 void max_pool_forward(const PoolShape& s, const float* x, float* y, uint8_t* argmax) {
   CG_ASSERT(max_pool_byte_positions(s), "max_pool: ", s.kernel,
             "-wide windows need int32 positions");
+  if (argmax == nullptr && pool_rows_fit(s)) {
+    max_pool_rows(s, x, y);
+    return;
+  }
   max_pool_groups(s, x, y, argmax, pick(s, max_group_3x3_s1, max_group_3x3_s2, max_group_any));
 }
 
@@ -439,6 +444,10 @@ void max_pool_backward(const PoolShape& s, const float* dy, const int32_t* argma
 
 void avg_pool_forward(const PoolShape& s, const float* x, float* y) {
   CG_ASSERT(window_fits(s), "avg_pool loops: unsupported window");
+  if (pool_rows_fit(s)) {
+    avg_pool_rows(s, x, y);
+    return;
+  }
   const Padded g(s);
   const std::vector<float> inv = inverse_counts(s);
   const auto group = pick(s, avg_group_3x3_s1, avg_group_3x3_s2, avg_group_any);

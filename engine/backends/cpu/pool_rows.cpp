@@ -1,0 +1,199 @@
+// 3x3, stride 1, padding 1 pooling with each plane row in vector registers.
+//
+// pool_loops.cpp copies groups of planes into a padded scratch and runs each separable pass
+// as one long loop; on DARTS' normal-cell planes that is three passes over L1 plus the
+// copies in and out, and on 8 x 8 planes the per-row copies (8 floats each) cost the most.
+// Here a row of 8, 16 or 32 floats is one or two vectors: the row pass takes a row's left
+// and right neighbours by shuffling the row's vectors with the padding value (-inf or 0)
+// shifted in, keeps the last three row results in registers, and the column pass writes the
+// output row straight to y. Same comparisons and additions in the same order as
+// pool_loops' passes, padding included, so the same bits.
+//
+//
+// Max runs on 8-lane vectors: on 16 lanes GCC 12's AVX-512 clone turned the compare-and-
+// select into scalar compares (C=16, 32 x 32: 22 ms a call instead of 0.47). Sums run on
+// 16 lanes. Planes wider than 32 or not a multiple of 8, other windows, and max pooling that
+// must keep positions (a backward will run) stay with pool_loops.
+//
+// µs a call without autodiff (batch 64, 1 thread, median of 120 over 12 rotating inputs;
+// two runs alternated; a ReLU on the same tensors takes 257-287 / 111-136 / 33-56),
+// pool_loops -> rows, max / avg: 16 x 32 x 32 850-1065 -> 460-472 / 766-906 -> 274-308;
+// 32 x 16 x 16 495-505 -> 176-177 / 483-525 -> 110-115; 64 x 8 x 8 348-351 -> 86-102 /
+// 255-260 -> 48-55. NASP step (bench/profile_step --algo nasp --steps 3, 1 thread, three
+// rounds alternated with the tree before): pooling forwards 0.136 -> 0.078 s, step 1.522 /
+// 1.486 / 1.470 -> 1.467 / 1.452 / 1.420 s.
+#include "engine/backends/cpu/pool_rows.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace cellgraph::cpu {
+
+namespace {
+using Lanes16 = float __attribute__((vector_size(64)));
+using Lanes8 = float __attribute__((vector_size(32)));
+
+// The row's elements left and right of `cur`'s lanes: lane i of `left` is the element
+// before lane i (from `prev` at the vector's first lane), of `right` the one after (from
+// `next` at its last).
+[[gnu::always_inline]] inline void neighbours(const Lanes8& prev, const Lanes8& cur,
+                                              const Lanes8& next, Lanes8& left, Lanes8& right) {
+  left = __builtin_shufflevector(prev, cur, 7, 8, 9, 10, 11, 12, 13, 14);
+  right = __builtin_shufflevector(cur, next, 1, 2, 3, 4, 5, 6, 7, 8);
+}
+[[gnu::always_inline]] inline void neighbours(const Lanes16& prev, const Lanes16& cur,
+                                              const Lanes16& next, Lanes16& left, Lanes16& right) {
+  left = __builtin_shufflevector(prev, cur, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+                                 29, 30);
+  right = __builtin_shufflevector(cur, next, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+}
+
+// Max as pool_loops' passes take it: a strictly greater value or a NaN replaces the best
+// (first maximum kept on ties; a NaN propagates).
+struct Max {
+  static constexpr float kPad = -std::numeric_limits<float>::infinity();
+  template <typename Vec>
+  [[gnu::always_inline]] static void start(Vec& acc) {
+    acc = Vec{} + kPad;
+  }
+  template <typename Vec>
+  [[gnu::always_inline]] static void add(Vec& acc, const Vec& v) {
+    acc = ((v > acc) | (v != v)) ? v : acc;  // NOLINT(misc-redundant-expression): v != v is NaN
+  }
+};
+
+// Sum from 0, as pool_loops' passes add (the padding's zeros included: -0 + 0 is +0).
+struct Sum {
+  static constexpr float kPad = 0.0f;
+  template <typename Vec>
+  [[gnu::always_inline]] static void start(Vec& acc) {
+    acc = Vec{};
+  }
+  template <typename Vec>
+  [[gnu::always_inline]] static void add(Vec& acc, const Vec& v) {
+    acc += v;
+  }
+};
+
+// A row of W floats as V vectors of L lanes.
+template <typename Vec, int V>
+struct Row {
+  Vec v[V];
+};
+
+template <typename Op, typename Vec, int V>
+[[gnu::always_inline]] inline void row_pass(const float* x, Row<Vec, V>& out) {
+  Row<Vec, V> in;
+  std::memcpy(&in, x, sizeof in);
+  const Vec pad = Vec{} + Op::kPad;
+#pragma GCC unroll 2
+  for (int j = 0; j < V; ++j) {
+    const Vec& prev = j == 0 ? pad : in.v[j - 1];
+    const Vec& next = j == V - 1 ? pad : in.v[j + 1];
+    Vec left, right;
+    neighbours(prev, in.v[j], next, left, right);
+    Vec acc;
+    Op::start(acc);
+    Op::add(acc, left);
+    Op::add(acc, in.v[j]);
+    Op::add(acc, right);
+    out.v[j] = acc;
+  }
+}
+
+// One plane: h rows of V vectors. `scale` (h x W, avg only) multiplies each output.
+template <typename Op, typename Vec, int V>
+[[gnu::always_inline]] inline void plane_rows(const float* x, int64_t h, const float* scale,
+                                              float* y) {
+  constexpr int64_t kWidth = int64_t(sizeof(Row<Vec, V>) / sizeof(float));
+  Row<Vec, V> pad, above, here, below;
+  for (int j = 0; j < V; ++j) {
+    Op::start(pad.v[j]);  // a padding row's row pass: the padding value itself
+    Op::add(pad.v[j], Vec{} + Op::kPad);
+  }
+  above = pad;
+  row_pass<Op, Vec, V>(x, here);
+  for (int64_t oy = 0; oy < h; ++oy) {
+    if (oy + 1 < h)
+      row_pass<Op, Vec, V>(x + (oy + 1) * kWidth, below);
+    else
+      below = pad;
+    Row<Vec, V> out;
+    for (int j = 0; j < V; ++j) {
+      Vec acc;
+      Op::start(acc);
+      Op::add(acc, above.v[j]);
+      Op::add(acc, here.v[j]);
+      Op::add(acc, below.v[j]);
+      out.v[j] = acc;
+    }
+    if (scale != nullptr) {
+      Row<Vec, V> s;
+      std::memcpy(&s, scale + oy * kWidth, sizeof s);
+      for (int j = 0; j < V; ++j) out.v[j] *= s.v[j];
+    }
+    std::memcpy(y + oy * kWidth, &out, sizeof out);
+    above = here;
+    here = below;
+  }
+}
+
+#define CG_POOL_ROWS(name, Op, Vec, V)                                           \
+  [[gnu::target_clones("avx512f", "avx2", "default")]] void name(                \
+      const float* x, int64_t planes, int64_t h, const float* scale, float* y) { \
+    constexpr int64_t kWidth = int64_t(sizeof(Row<Vec, V>) / sizeof(float));     \
+    for (int64_t p = 0; p < planes; ++p)                                         \
+      plane_rows<Op, Vec, V>(x + p * h * kWidth, h, scale, y + p * h * kWidth);  \
+  }
+CG_POOL_ROWS(max_rows8, Max, Lanes8, 1)
+CG_POOL_ROWS(max_rows16, Max, Lanes8, 2)
+CG_POOL_ROWS(max_rows32, Max, Lanes8, 4)
+CG_POOL_ROWS(sum_rows8, Sum, Lanes8, 1)
+CG_POOL_ROWS(sum_rows16, Sum, Lanes16, 1)
+CG_POOL_ROWS(sum_rows32, Sum, Lanes16, 2)
+#undef CG_POOL_ROWS
+
+using Planes = void (*)(const float*, int64_t, int64_t, const float*, float*);
+
+// Runs `rows` over the planes in parallel, a few planes per call.
+void for_planes(const PoolShape& s, Planes rows, const float* x, const float* scale, float* y) {
+  const int64_t size = s.h * s.w;
+  constexpr int64_t kPlanesPerCall = 16;
+  const int64_t calls = (s.planes + kPlanesPerCall - 1) / kPlanesPerCall;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < calls; ++c) {
+    const int64_t first = c * kPlanesPerCall;
+    const int64_t count = std::min(kPlanesPerCall, s.planes - first);
+    rows(x + first * size, count, s.h, scale, y + first * size);
+  }
+}
+}  // namespace
+
+bool pool_rows_fit(const PoolShape& s) {
+  return s.kernel == 3 && s.stride == 1 && s.pad == 1 && s.h >= 2 && s.oh == s.h && s.ow == s.w &&
+         (s.w == 8 || s.w == 16 || s.w == 32);
+}
+
+void max_pool_rows(const PoolShape& s, const float* x, float* y) {
+  const Planes rows = s.w == 8 ? max_rows8 : s.w == 16 ? max_rows16 : max_rows32;
+  for_planes(s, rows, x, nullptr, y);
+}
+
+void avg_pool_rows(const PoolShape& s, const float* x, float* y) {
+  // 1 / (in-bounds rows x in-bounds columns) per output, as pool_loops computes it.
+  std::vector<float> inverse(size_t(s.h * s.w));
+  const auto inside = [](int64_t o, int64_t extent) {
+    return std::min(o + 2, extent) - std::max(o - 1, int64_t{0});
+  };
+  for (int64_t oy = 0; oy < s.h; ++oy)
+    for (int64_t ox = 0; ox < s.w; ++ox)
+      inverse[size_t(oy * s.w + ox)] = 1.0f / float(inside(oy, s.h) * inside(ox, s.w));
+  const Planes rows = s.w == 8 ? sum_rows8 : s.w == 16 ? sum_rows16 : sum_rows32;
+  for_planes(s, rows, x, inverse.data(), y);
+}
+
+}  // namespace cellgraph::cpu
