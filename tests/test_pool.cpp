@@ -206,10 +206,11 @@ TEST_CASE("max_pool: the forward without a backward gives the same values") {
 // DARTS' normal-cell pools (3x3, stride 1, padding 1) on planes 8, 16 and 32 wide run with
 // each row in vector registers (engine/backends/cpu/pool_rows.h), whose shifts cross vector
 // edges at 16 and 32. Their values must be those of the padded loops bit for bit: max
-// against the forward that tracks positions (which still runs the padded loops), with
-// NaN, infinities, signed zeros and ties in the windows; average against a loop adding in
-// the padded loops' order (row pass from 0 over the padded row, then column pass from 0,
-// then times 1 / count), so -0 inputs come out as those loops give them.
+// with and without positions, with NaN, infinities, signed zeros and ties in the windows,
+// its positions (through the backward) those the padded loops' passes pick; average against a loop
+// adding in the padded loops' order (row pass from 0 over the padded row, then column pass from 0,
+// then times 1 / count), so -0 inputs come out as those loops give them; its backward
+// likewise (the window sum over dy / count).
 TEST_CASE("max_pool and avg_pool: 3x3 same pooling on rows of 8, 16, 32 floats, bit for bit") {
   const float inf = std::numeric_limits<float>::infinity();
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -228,12 +229,51 @@ TEST_CASE("max_pool and avg_pool: 3x3 same pooling on rows of 8, 16, 32 floats, 
         if (r == 4) v[i] = -0.0f;
         if (r >= 5 && r < 20) v[i] = std::round(v[i]);  // ties: -1, -0, 0, 1
       }
-      for (int64_t y = 0; y < 3; ++y)  // a window of -0 only
-        for (int64_t c = 3; c < 6; ++c) v[size_t(y * w + c)] = -0.0f;
+      for (int64_t y = 0; y < 3; ++y)  // a window of -0 only, and one of -inf only
+        for (int64_t c = 3; c < 6; ++c) {
+          v[size_t(y * w + c)] = -0.0f;
+          v[size_t((h + y) * w + c)] = -inf;
+        }
       const Tensor x = Tensor::from_vector(shape, v);
       const Tensor with = ops::max_pool(Var(x, true), {3, 1, 1}).value();
       const Tensor without = ops::max_pool(Var(x, false), {3, 1, 1}).value();
       CHECK(testing::same_bits(with.to_vector(), without.to_vector()));
+      // The positions, through the backward: the padded loops' row pass keeps the first
+      // maximum of each row (a NaN replaces whatever came before), the column pass the first
+      // row whose maximum is greater (or NaN); dy then goes to that element, added in output
+      // order.
+      const std::vector<float> g = random(shape, uint64_t(h + 7 * w)).to_vector();
+      std::vector<float> expect_dx(v.size(), 0.0f);
+      const auto wins = [](float value, float best) { return value > best || value != value; };
+      for (int64_t p = 0; p < 6; ++p)
+        for (int64_t y = 0; y < h; ++y)
+          for (int64_t c = 0; c < w; ++c) {
+            float best = -inf;  // a window of -inf only: position 0, its top left
+            int64_t at_y = y - 1, at_x = c - 1;
+            for (int64_t ky = -1; ky <= 1; ++ky) {
+              float row_best = -inf;
+              int64_t row_x = c - 1;
+              for (int64_t kx = -1; kx <= 1; ++kx) {
+                const int64_t yy = y + ky, xx = c + kx;
+                const bool in = yy >= 0 && yy < h && xx >= 0 && xx < w;
+                const float value = in ? v[size_t((p * h + yy) * w + xx)] : -inf;
+                if (wins(value, row_best)) {
+                  row_best = value;
+                  row_x = xx;
+                }
+              }
+              if (wins(row_best, best)) {
+                best = row_best;
+                at_y = y + ky;
+                at_x = row_x;
+              }
+            }
+            if (at_y >= 0 && at_y < h && at_x >= 0 && at_x < w)
+              expect_dx[size_t((p * h + at_y) * w + at_x)] += g[size_t((p * h + y) * w + c)];
+          }
+      Var xg(x, true);
+      ops::max_pool(xg, {3, 1, 1}).backward(Tensor::from_vector(shape, g));
+      CHECK(testing::same_bits(xg.grad().to_vector(), expect_dx));
 
       // The padded loops' order of additions, in float.
       std::vector<float> rows(v.size()), expect(v.size());
@@ -259,6 +299,40 @@ TEST_CASE("max_pool and avg_pool: 3x3 same pooling on rows of 8, 16, 32 floats, 
           }
       const Tensor avg = ops::avg_pool(Var(x, false), {3, 1, 1}).value();
       CHECK(testing::same_bits(avg.to_vector(), expect));
+
+      // The backward: the same window sum over dy / count, in the same order; x read by two
+      // pools, so the second backward adds into the first's gradient.
+      const std::vector<float> dy = random(shape, uint64_t(w + h)).to_vector();
+      std::vector<float> scaled(v.size()), dx(v.size());
+      for (int64_t p = 0; p < 6; ++p)
+        for (int64_t y = 0; y < h; ++y)
+          for (int64_t c = 0; c < w; ++c) {
+            const size_t i = size_t((p * h + y) * w + c);
+            scaled[i] = dy[i] * (1.0f / float(inside(y, h) * inside(c, w)));
+          }
+      for (int64_t p = 0; p < 6; ++p)
+        for (int64_t y = 0; y < h; ++y)
+          for (int64_t c = 0; c < w; ++c) {
+            float sum = 0.0f;
+            for (int64_t k = -1; k <= 1; ++k) sum += at(scaled, p, y, c + k);
+            rows[size_t((p * h + y) * w + c)] = sum;
+          }
+      for (int64_t p = 0; p < 6; ++p)
+        for (int64_t y = 0; y < h; ++y)
+          for (int64_t c = 0; c < w; ++c) {
+            float sum = 0.0f;
+            for (int64_t k = -1; k <= 1; ++k) sum += at(rows, p, y + k, c);
+            dx[size_t((p * h + y) * w + c)] = sum;
+          }
+      Var xv(x, true);
+      ops::avg_pool(xv, {3, 1, 1}).backward(Tensor::from_vector(shape, dy));
+      CHECK(testing::same_bits(xv.grad().to_vector(), dx));
+      Var twice(x, true);
+      ops::add(ops::avg_pool(twice, {3, 1, 1}), ops::avg_pool(twice, {3, 1, 1}))
+          .backward(Tensor::from_vector(shape, dy));
+      std::vector<float> doubled(dx.size());
+      for (size_t i = 0; i < dx.size(); ++i) doubled[i] = dx[i] + dx[i];
+      CHECK(testing::same_bits(twice.grad().to_vector(), doubled));
     }
 }
 

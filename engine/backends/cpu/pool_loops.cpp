@@ -421,8 +421,11 @@ void max_pool_scatter(const PoolShape& s, const float* dy, const Position* argma
 void max_pool_forward(const PoolShape& s, const float* x, float* y, uint8_t* argmax) {
   CG_ASSERT(max_pool_byte_positions(s), "max_pool: ", s.kernel,
             "-wide windows need int32 positions");
-  if (argmax == nullptr && pool_rows_fit(s)) {
-    max_pool_rows(s, x, y);
+  if (pool_rows_fit(s)) {
+    if (argmax == nullptr)
+      max_pool_rows(s, x, y);
+    else
+      max_pool_rows(s, x, y, argmax);
     return;
   }
   max_pool_groups(s, x, y, argmax, pick(s, max_group_3x3_s1, max_group_3x3_s2, max_group_any));
@@ -459,6 +462,10 @@ void avg_pool_forward(const PoolShape& s, const float* x, float* y) {
 
 void avg_pool_backward(const PoolShape& s, const float* dy, float* dx, bool accumulate) {
   CG_ASSERT(window_fits(s), "avg_pool loops: unsupported window");
+  if (pool_rows_fit(s)) {
+    avg_pool_rows_backward(s, dy, dx, accumulate);
+    return;
+  }
   const Padded g(s);
   const std::vector<float> inv = inverse_counts(s);
   if (s.stride == 1 && 2 * s.pad == s.kernel - 1) {  // "same": the forward's passes on g

@@ -12,8 +12,8 @@
 //
 // Max runs on 8-lane vectors: on 16 lanes GCC 12's AVX-512 clone turned the compare-and-
 // select into scalar compares (C=16, 32 x 32: 22 ms a call instead of 0.47). Sums run on
-// 16 lanes. Planes wider than 32 or not a multiple of 8, other windows, and max pooling that
-// must keep positions (a backward will run) stay with pool_loops.
+// 16 lanes. Planes of other widths and other windows stay with pool_loops, and so does max
+// pooling's backward (a scatter by the positions).
 //
 // µs a call without autodiff (batch 64, 1 thread, median of 120 over 12 rotating inputs;
 // two runs alternated; a ReLU on the same tensors takes 257-287 / 111-136 / 33-56),
@@ -22,6 +22,14 @@
 // 255-260 -> 48-55. NASP step (bench/profile_step --algo nasp --steps 3, 1 thread, three
 // rounds alternated with the tree before): pooling forwards 0.136 -> 0.078 s, step 1.522 /
 // 1.486 / 1.470 -> 1.467 / 1.452 / 1.420 s.
+//
+// Then max pooling with positions (a backward coming) and average pooling's backward too.
+// Max forward with positions, µs a call as above: 16 x 32 x 32 1194 -> 634, 32 x 16 x 16
+// 623 -> 576, 64 x 8 x 8 555 -> 194. In steps (profile_step --steps 2, 1 thread, two
+// rounds alternated, load 0.7-0.9, s a step, forward / backward): DARTS max pooling
+// 0.187 / 0.246 -> 0.140 / 0.136 forward, average pooling 0.095 / 0.129 -> 0.055 / 0.053
+// forward and 0.128 / 0.162 -> 0.096 / 0.083 backward; ISTA-NAS max pooling forward
+// 0.042 / 0.038 -> 0.023 / 0.020.
 #include "engine/backends/cpu/pool_rows.h"
 
 #include <omp.h>
@@ -85,12 +93,25 @@ struct Row {
   Vec v[V];
 };
 
+// What a plane's pass does besides the window: `in` (h x W, or null) multiplies each input
+// row before the row pass, `out` each output row; `add` adds the result into y.
+struct Extras {
+  const float* in = nullptr;
+  const float* out = nullptr;
+  bool add = false;
+};
+
 template <typename Op, typename Vec, int V>
-[[gnu::always_inline]] inline void row_pass(const float* x, Row<Vec, V>& out) {
+[[gnu::always_inline]] inline void row_pass(const float* x, const float* scale, Row<Vec, V>& out) {
   Row<Vec, V> in;
   std::memcpy(&in, x, sizeof in);
+  if (scale != nullptr) {
+    Row<Vec, V> s;
+    std::memcpy(&s, scale, sizeof s);
+    for (int j = 0; j < V; ++j) in.v[j] *= s.v[j];
+  }
   const Vec pad = Vec{} + Op::kPad;
-#pragma GCC unroll 2
+#pragma GCC unroll 4
   for (int j = 0; j < V; ++j) {
     const Vec& prev = j == 0 ? pad : in.v[j - 1];
     const Vec& next = j == V - 1 ? pad : in.v[j + 1];
@@ -105,21 +126,24 @@ template <typename Op, typename Vec, int V>
   }
 }
 
-// One plane: h rows of V vectors. `scale` (h x W, avg only) multiplies each output.
+// One plane: h rows of V vectors.
 template <typename Op, typename Vec, int V>
-[[gnu::always_inline]] inline void plane_rows(const float* x, int64_t h, const float* scale,
+[[gnu::always_inline]] inline void plane_rows(const float* x, int64_t h, const Extras& e,
                                               float* y) {
   constexpr int64_t kWidth = int64_t(sizeof(Row<Vec, V>) / sizeof(float));
+  const auto in_scale = [&](int64_t row) {
+    return e.in != nullptr ? e.in + row * kWidth : nullptr;
+  };
   Row<Vec, V> pad, above, here, below;
   for (int j = 0; j < V; ++j) {
     Op::start(pad.v[j]);  // a padding row's row pass: the padding value itself
     Op::add(pad.v[j], Vec{} + Op::kPad);
   }
   above = pad;
-  row_pass<Op, Vec, V>(x, here);
+  row_pass<Op, Vec, V>(x, in_scale(0), here);
   for (int64_t oy = 0; oy < h; ++oy) {
     if (oy + 1 < h)
-      row_pass<Op, Vec, V>(x + (oy + 1) * kWidth, below);
+      row_pass<Op, Vec, V>(x + (oy + 1) * kWidth, in_scale(oy + 1), below);
     else
       below = pad;
     Row<Vec, V> out;
@@ -131,10 +155,15 @@ template <typename Op, typename Vec, int V>
       Op::add(acc, below.v[j]);
       out.v[j] = acc;
     }
-    if (scale != nullptr) {
+    if (e.out != nullptr) {
       Row<Vec, V> s;
-      std::memcpy(&s, scale + oy * kWidth, sizeof s);
+      std::memcpy(&s, e.out + oy * kWidth, sizeof s);
       for (int j = 0; j < V; ++j) out.v[j] *= s.v[j];
+    }
+    if (e.add) {
+      Row<Vec, V> old;
+      std::memcpy(&old, y + oy * kWidth, sizeof old);
+      for (int j = 0; j < V; ++j) out.v[j] = old.v[j] + out.v[j];
     }
     std::memcpy(y + oy * kWidth, &out, sizeof out);
     above = here;
@@ -142,12 +171,12 @@ template <typename Op, typename Vec, int V>
   }
 }
 
-#define CG_POOL_ROWS(name, Op, Vec, V)                                           \
-  [[gnu::target_clones("avx512f", "avx2", "default")]] void name(                \
-      const float* x, int64_t planes, int64_t h, const float* scale, float* y) { \
-    constexpr int64_t kWidth = int64_t(sizeof(Row<Vec, V>) / sizeof(float));     \
-    for (int64_t p = 0; p < planes; ++p)                                         \
-      plane_rows<Op, Vec, V>(x + p * h * kWidth, h, scale, y + p * h * kWidth);  \
+#define CG_POOL_ROWS(name, Op, Vec, V)                                        \
+  [[gnu::target_clones("avx512f", "avx2", "default")]] void name(             \
+      const float* x, int64_t planes, int64_t h, const Extras& e, float* y) { \
+    constexpr int64_t kWidth = int64_t(sizeof(Row<Vec, V>) / sizeof(float));  \
+    for (int64_t p = 0; p < planes; ++p)                                      \
+      plane_rows<Op, Vec, V>(x + p * h * kWidth, h, e, y + p * h * kWidth);   \
   }
 CG_POOL_ROWS(max_rows8, Max, Lanes8, 1)
 CG_POOL_ROWS(max_rows16, Max, Lanes8, 2)
@@ -157,10 +186,91 @@ CG_POOL_ROWS(sum_rows16, Sum, Lanes16, 1)
 CG_POOL_ROWS(sum_rows32, Sum, Lanes16, 2)
 #undef CG_POOL_ROWS
 
-using Planes = void (*)(const float*, int64_t, int64_t, const float*, float*);
+// Max pooling that keeps each window's position (ky * 3 + kx) for its backward, as
+// pool_loops' passes track it: the row pass the column kx of its maximum, the column pass
+// ky * 3 plus that of the row it takes; both start at 0, so a window of -inf only gives 0.
+[[gnu::always_inline]] inline void take_at(Lanes8& best, Lanes8& at, const Lanes8& v,
+                                           const Lanes8& position) {
+  const auto take = (v > best) | (v != v);  // NOLINT(misc-redundant-expression): v != v is NaN
+  best = take ? v : best;
+  at = take ? position : at;
+}
+
+template <int V>
+[[gnu::always_inline]] inline void row_pass_at(const float* x, Row<Lanes8, V>& best,
+                                               Row<Lanes8, V>& at) {
+  Row<Lanes8, V> in;
+  std::memcpy(&in, x, sizeof in);
+  const Lanes8 pad = Lanes8{} + Max::kPad;
+#pragma GCC unroll 4
+  for (int j = 0; j < V; ++j) {
+    const Lanes8& prev = j == 0 ? pad : in.v[j - 1];
+    const Lanes8& next = j == V - 1 ? pad : in.v[j + 1];
+    Lanes8 left, right;
+    neighbours(prev, in.v[j], next, left, right);
+    Lanes8 b = pad, a = Lanes8{};
+    take_at(b, a, left, Lanes8{});
+    take_at(b, a, in.v[j], Lanes8{} + 1.0f);
+    take_at(b, a, right, Lanes8{} + 2.0f);
+    best.v[j] = b;
+    at.v[j] = a;
+  }
+}
+
+template <int V>
+[[gnu::always_inline]] inline void plane_rows_at(const float* x, int64_t h, float* y,
+                                                 uint8_t* argmax) {
+  using Line = Row<Lanes8, V>;
+  constexpr int64_t kWidth = int64_t(sizeof(Line) / sizeof(float));
+  Line pad, zero{}, above, above_at, here, here_at, below, below_at;
+  for (int j = 0; j < V; ++j) pad.v[j] = Lanes8{} + Max::kPad;
+  above = pad;
+  above_at = zero;
+  row_pass_at<V>(x, here, here_at);
+  for (int64_t oy = 0; oy < h; ++oy) {
+    if (oy + 1 < h) {
+      row_pass_at<V>(x + (oy + 1) * kWidth, below, below_at);
+    } else {
+      below = pad;
+      below_at = zero;
+    }
+    Line out, out_at;
+    for (int j = 0; j < V; ++j) {
+      Lanes8 b = Lanes8{} + Max::kPad, a = Lanes8{};
+      take_at(b, a, above.v[j], above_at.v[j]);
+      take_at(b, a, here.v[j], here_at.v[j] + 3.0f);
+      take_at(b, a, below.v[j], below_at.v[j] + 6.0f);
+      out.v[j] = b;
+      out_at.v[j] = a;
+    }
+    std::memcpy(y + oy * kWidth, &out, sizeof out);
+    float positions[kWidth];
+    std::memcpy(positions, &out_at, sizeof out_at);
+    for (int64_t i = 0; i < kWidth; ++i)
+      argmax[oy * kWidth + i] = static_cast<uint8_t>(positions[i]);
+    above = here;
+    above_at = here_at;
+    here = below;
+    here_at = below_at;
+  }
+}
+
+#define CG_POOL_ROWS_AT(name, V)                                                            \
+  [[gnu::target_clones("avx512f", "avx2", "default")]] void name(                           \
+      const float* x, int64_t planes, int64_t h, float* y, uint8_t* argmax) {               \
+    constexpr int64_t kWidth = 8 * V;                                                       \
+    for (int64_t p = 0; p < planes; ++p)                                                    \
+      plane_rows_at<V>(x + p * h * kWidth, h, y + p * h * kWidth, argmax + p * h * kWidth); \
+  }
+CG_POOL_ROWS_AT(max_rows_at8, 1)
+CG_POOL_ROWS_AT(max_rows_at16, 2)
+CG_POOL_ROWS_AT(max_rows_at32, 4)
+#undef CG_POOL_ROWS_AT
+
+using Planes = void (*)(const float*, int64_t, int64_t, const Extras&, float*);
 
 // Runs `rows` over the planes in parallel, a few planes per call.
-void for_planes(const PoolShape& s, Planes rows, const float* x, const float* scale, float* y) {
+void for_planes(const PoolShape& s, Planes rows, const float* x, const Extras& e, float* y) {
   const int64_t size = s.h * s.w;
   constexpr int64_t kPlanesPerCall = 16;
   const int64_t calls = (s.planes + kPlanesPerCall - 1) / kPlanesPerCall;
@@ -168,8 +278,24 @@ void for_planes(const PoolShape& s, Planes rows, const float* x, const float* sc
   for (int64_t c = 0; c < calls; ++c) {
     const int64_t first = c * kPlanesPerCall;
     const int64_t count = std::min(kPlanesPerCall, s.planes - first);
-    rows(x + first * size, count, s.h, scale, y + first * size);
+    rows(x + first * size, count, s.h, e, y + first * size);
   }
+}
+
+// 1 / (in-bounds rows x in-bounds columns) per output, as pool_loops computes it.
+std::vector<float> inverse_counts(const PoolShape& s) {
+  std::vector<float> inverse(size_t(s.h * s.w));
+  const auto inside = [](int64_t o, int64_t extent) {
+    return std::min(o + 2, extent) - std::max(o - 1, int64_t{0});
+  };
+  for (int64_t oy = 0; oy < s.h; ++oy)
+    for (int64_t ox = 0; ox < s.w; ++ox)
+      inverse[size_t(oy * s.w + ox)] = 1.0f / float(inside(oy, s.h) * inside(ox, s.w));
+  return inverse;
+}
+
+Planes sum_rows(const PoolShape& s) {
+  return s.w == 8 ? sum_rows8 : s.w == 16 ? sum_rows16 : sum_rows32;
 }
 }  // namespace
 
@@ -180,20 +306,32 @@ bool pool_rows_fit(const PoolShape& s) {
 
 void max_pool_rows(const PoolShape& s, const float* x, float* y) {
   const Planes rows = s.w == 8 ? max_rows8 : s.w == 16 ? max_rows16 : max_rows32;
-  for_planes(s, rows, x, nullptr, y);
+  for_planes(s, rows, x, Extras{}, y);
+}
+
+void max_pool_rows(const PoolShape& s, const float* x, float* y, uint8_t* argmax) {
+  const auto rows = s.w == 8 ? max_rows_at8 : s.w == 16 ? max_rows_at16 : max_rows_at32;
+  const int64_t size = s.h * s.w;
+  constexpr int64_t kPlanesPerCall = 16;
+  const int64_t calls = (s.planes + kPlanesPerCall - 1) / kPlanesPerCall;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < calls; ++c) {
+    const int64_t first = c * kPlanesPerCall;
+    rows(x + first * size, std::min(kPlanesPerCall, s.planes - first), s.h, y + first * size,
+         argmax + first * size);
+  }
 }
 
 void avg_pool_rows(const PoolShape& s, const float* x, float* y) {
-  // 1 / (in-bounds rows x in-bounds columns) per output, as pool_loops computes it.
-  std::vector<float> inverse(size_t(s.h * s.w));
-  const auto inside = [](int64_t o, int64_t extent) {
-    return std::min(o + 2, extent) - std::max(o - 1, int64_t{0});
-  };
-  for (int64_t oy = 0; oy < s.h; ++oy)
-    for (int64_t ox = 0; ox < s.w; ++ox)
-      inverse[size_t(oy * s.w + ox)] = 1.0f / float(inside(oy, s.h) * inside(ox, s.w));
-  const Planes rows = s.w == 8 ? sum_rows8 : s.w == 16 ? sum_rows16 : sum_rows32;
-  for_planes(s, rows, x, inverse.data(), y);
+  const std::vector<float> inverse = inverse_counts(s);
+  for_planes(s, sum_rows(s), x, Extras{.out = inverse.data()}, y);
+}
+
+// The window is symmetric and the output the input's shape, so dx is the same window sum
+// over dy / count: what pool_loops' backward computes, in its order.
+void avg_pool_rows_backward(const PoolShape& s, const float* dy, float* dx, bool accumulate) {
+  const std::vector<float> inverse = inverse_counts(s);
+  for_planes(s, sum_rows(s), dy, Extras{.in = inverse.data(), .add = accumulate}, dx);
 }
 
 }  // namespace cellgraph::cpu
