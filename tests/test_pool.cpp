@@ -274,6 +274,14 @@ TEST_CASE("max_pool and avg_pool: 3x3 same pooling on rows of 8, 16, 32 floats, 
       Var xg(x, true);
       ops::max_pool(xg, {3, 1, 1}).backward(Tensor::from_vector(shape, g));
       CHECK(testing::same_bits(xg.grad().to_vector(), expect_dx));
+      // x read by a second op first: the pool's backward adds into the gradient there.
+      Var xg2(x, true);
+      const Tensor other = random(shape, 5);
+      ops::add(ops::max_pool(xg2, {3, 1, 1}), ops::mul(xg2, Var(other)))
+          .backward(Tensor::from_vector(shape, g));
+      const std::vector<float> factor = other.to_vector();
+      for (size_t i = 0; i < expect_dx.size(); ++i) expect_dx[i] = g[i] * factor[i] + expect_dx[i];
+      CHECK(testing::same_bits(xg2.grad().to_vector(), expect_dx));
 
       // The padded loops' order of additions, in float.
       std::vector<float> rows(v.size()), expect(v.size());
