@@ -3,12 +3,11 @@
 // pool_loops.cpp copies groups of planes into a padded scratch and runs each separable pass
 // as one long loop; on DARTS' normal-cell planes that is three passes over L1 plus the
 // copies in and out, and on 8 x 8 planes the per-row copies (8 floats each) cost the most.
-// Here a row of 8, 16 or 32 floats is one or two vectors: the row pass takes a row's left
+// Here a row of 8, 16 or 32 floats is one to four vectors: the row pass takes a row's left
 // and right neighbours by shuffling the row's vectors with the padding value (-inf or 0)
 // shifted in, keeps the last three row results in registers, and the column pass writes the
 // output row straight to y. Same comparisons and additions in the same order as
 // pool_loops' passes, padding included, so the same bits.
-//
 //
 // Max runs on 8-lane vectors: on 16 lanes GCC 12's AVX-512 clone turned the compare-and-
 // select into scalar compares (C=16, 32 x 32: 22 ms a call instead of 0.47). Sums run on
@@ -33,8 +32,6 @@
 // forward and 0.128 / 0.162 -> 0.096 / 0.083 backward; ISTA-NAS max pooling forward
 // 0.042 / 0.038 -> 0.023 / 0.020.
 #include "engine/backends/cpu/pool_rows.h"
-
-#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
