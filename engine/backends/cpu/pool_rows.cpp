@@ -86,9 +86,12 @@ struct Sum {
   }
 };
 
-// A row of W floats as V vectors of L lanes.
+// A row of W floats as V vectors of L lanes. Aligned to 64 bytes once it is that long:
+// GCC gives such locals 64-byte aligned moves, which AddressSanitizer's fake stack frames
+// (detect_stack_use_after_return) only honour for a declared alignment (without it,
+// scripts/sanitize stopped on a misaligned vmovdqa64).
 template <typename Vec, int V>
-struct Row {
+struct alignas(sizeof(Vec) * V >= 64 ? 64 : alignof(Vec)) Row {
   Vec v[V];
 };
 
