@@ -271,17 +271,21 @@ CG_POOL_ROWS_AT(max_rows_at32, 4)
 
 using Planes = void (*)(const float*, int64_t, int64_t, const Extras&, float*);
 
-// Runs `rows` over the planes in parallel, a few planes per call.
-void for_planes(const PoolShape& s, Planes rows, const float* x, const Extras& e, float* y) {
-  const int64_t size = s.h * s.w;
+// Runs body(offset of the first plane, planes) over the planes in parallel, a few planes a
+// call.
+template <typename Body>
+void for_plane_runs(const PoolShape& s, Body&& body) {
   constexpr int64_t kPlanesPerCall = 16;
   const int64_t calls = (s.planes + kPlanesPerCall - 1) / kPlanesPerCall;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < calls; ++c) {
     const int64_t first = c * kPlanesPerCall;
-    const int64_t count = std::min(kPlanesPerCall, s.planes - first);
-    rows(x + first * size, count, s.h, e, y + first * size);
+    body(first * s.h * s.w, std::min(kPlanesPerCall, s.planes - first));
   }
+}
+
+void for_planes(const PoolShape& s, Planes rows, const float* x, const Extras& e, float* y) {
+  for_plane_runs(s, [&](int64_t at, int64_t count) { rows(x + at, count, s.h, e, y + at); });
 }
 
 // 1 / (in-bounds rows x in-bounds columns) per output, as pool_loops computes it.
@@ -313,15 +317,8 @@ void max_pool_rows(const PoolShape& s, const float* x, float* y) {
 
 void max_pool_rows(const PoolShape& s, const float* x, float* y, uint8_t* argmax) {
   const auto rows = s.w == 8 ? max_rows_at8 : s.w == 16 ? max_rows_at16 : max_rows_at32;
-  const int64_t size = s.h * s.w;
-  constexpr int64_t kPlanesPerCall = 16;
-  const int64_t calls = (s.planes + kPlanesPerCall - 1) / kPlanesPerCall;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < calls; ++c) {
-    const int64_t first = c * kPlanesPerCall;
-    rows(x + first * size, std::min(kPlanesPerCall, s.planes - first), s.h, y + first * size,
-         argmax + first * size);
-  }
+  for_plane_runs(s,
+                 [&](int64_t at, int64_t count) { rows(x + at, count, s.h, y + at, argmax + at); });
 }
 
 void avg_pool_rows(const PoolShape& s, const float* x, float* y) {
