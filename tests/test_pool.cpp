@@ -283,55 +283,42 @@ TEST_CASE("max_pool and avg_pool: 3x3 same pooling on rows of 8, 16, 32 floats, 
       for (size_t i = 0; i < expect_dx.size(); ++i) expect_dx[i] = g[i] * factor[i] + expect_dx[i];
       CHECK(testing::same_bits(xg2.grad().to_vector(), expect_dx));
 
-      // The padded loops' order of additions, in float.
-      std::vector<float> rows(v.size()), expect(v.size());
+      // The padded loops' order of additions, in float: each row's 3-wide sums from 0 (the
+      // padding's zeros added), then each column's 3-high sums of those from 0.
       const auto at = [&](const std::vector<float>& a, int64_t p, int64_t y, int64_t c) {
         return (y < 0 || y >= h || c < 0 || c >= w) ? 0.0f : a[size_t((p * h + y) * w + c)];
       };
-      const auto inside = [](int64_t o, int64_t n) {
-        return std::min(o + 2, n) - std::max(o - 1, int64_t{0});
+      const auto window_sums = [&](const std::vector<float>& in) {
+        std::vector<float> rows(in.size()), out(in.size());
+        for (int pass = 0; pass < 2; ++pass)
+          for (int64_t p = 0; p < 6; ++p)
+            for (int64_t y = 0; y < h; ++y)
+              for (int64_t c = 0; c < w; ++c) {
+                float sum = 0.0f;
+                for (int64_t k = -1; k <= 1; ++k)
+                  sum += pass == 0 ? at(in, p, y, c + k) : at(rows, p, y + k, c);
+                (pass == 0 ? rows : out)[size_t((p * h + y) * w + c)] = sum;
+              }
+        return out;
       };
-      for (int64_t p = 0; p < 6; ++p)
-        for (int64_t y = 0; y < h; ++y)
-          for (int64_t c = 0; c < w; ++c) {
-            float sum = 0.0f;
-            for (int64_t k = -1; k <= 1; ++k) sum += at(v, p, y, c + k);
-            rows[size_t((p * h + y) * w + c)] = sum;
-          }
-      for (int64_t p = 0; p < 6; ++p)
-        for (int64_t y = 0; y < h; ++y)
-          for (int64_t c = 0; c < w; ++c) {
-            float sum = 0.0f;
-            for (int64_t k = -1; k <= 1; ++k) sum += at(rows, p, y + k, c);
-            expect[size_t((p * h + y) * w + c)] = sum * (1.0f / float(inside(y, h) * inside(c, w)));
-          }
+      const auto inverse_count = [&](size_t i) {
+        const auto inside = [](int64_t o, int64_t n) {
+          return std::min(o + 2, n) - std::max(o - 1, int64_t{0});
+        };
+        const int64_t y = int64_t(i) / w % h, c = int64_t(i) % w;
+        return 1.0f / float(inside(y, h) * inside(c, w));
+      };
+      std::vector<float> expect = window_sums(v);
+      for (size_t i = 0; i < expect.size(); ++i) expect[i] = expect[i] * inverse_count(i);
       const Tensor avg = ops::avg_pool(Var(x, false), {3, 1, 1}).value();
       CHECK(testing::same_bits(avg.to_vector(), expect));
 
-      // The backward: the same window sum over dy / count, in the same order; x read by two
+      // The backward: the same window sums over dy / count, in the same order; x read by two
       // pools, so the second backward adds into the first's gradient.
       const std::vector<float> dy = random(shape, uint64_t(w + h)).to_vector();
-      std::vector<float> scaled(v.size()), dx(v.size());
-      for (int64_t p = 0; p < 6; ++p)
-        for (int64_t y = 0; y < h; ++y)
-          for (int64_t c = 0; c < w; ++c) {
-            const size_t i = size_t((p * h + y) * w + c);
-            scaled[i] = dy[i] * (1.0f / float(inside(y, h) * inside(c, w)));
-          }
-      for (int64_t p = 0; p < 6; ++p)
-        for (int64_t y = 0; y < h; ++y)
-          for (int64_t c = 0; c < w; ++c) {
-            float sum = 0.0f;
-            for (int64_t k = -1; k <= 1; ++k) sum += at(scaled, p, y, c + k);
-            rows[size_t((p * h + y) * w + c)] = sum;
-          }
-      for (int64_t p = 0; p < 6; ++p)
-        for (int64_t y = 0; y < h; ++y)
-          for (int64_t c = 0; c < w; ++c) {
-            float sum = 0.0f;
-            for (int64_t k = -1; k <= 1; ++k) sum += at(rows, p, y + k, c);
-            dx[size_t((p * h + y) * w + c)] = sum;
-          }
+      std::vector<float> scaled(v.size());
+      for (size_t i = 0; i < scaled.size(); ++i) scaled[i] = dy[i] * inverse_count(i);
+      const std::vector<float> dx = window_sums(scaled);
       Var xv(x, true);
       ops::avg_pool(xv, {3, 1, 1}).backward(Tensor::from_vector(shape, dy));
       CHECK(testing::same_bits(xv.grad().to_vector(), dx));

@@ -103,6 +103,19 @@ struct Extras {
   bool add = false;
 };
 
+// Calls body(j, left, centre, right) for each vector j of a row: its lanes' elements and
+// those left and right of them in the row, `pad` past the row's ends.
+template <typename Vec, int V, typename Body>
+[[gnu::always_inline]] inline void for_neighbours(const Row<Vec, V>& in, const Vec& pad,
+                                                  Body&& body) {
+#pragma GCC unroll 4
+  for (int j = 0; j < V; ++j) {
+    Vec left, right;
+    neighbours(j == 0 ? pad : in.v[j - 1], in.v[j], j == V - 1 ? pad : in.v[j + 1], left, right);
+    body(j, left, in.v[j], right);
+  }
+}
+
 template <typename Op, typename Vec, int V>
 [[gnu::always_inline]] inline void row_pass(const float* x, const float* scale, Row<Vec, V>& out) {
   Row<Vec, V> in;
@@ -112,20 +125,17 @@ template <typename Op, typename Vec, int V>
     std::memcpy(&s, scale, sizeof s);
     for (int j = 0; j < V; ++j) in.v[j] *= s.v[j];
   }
-  const Vec pad = Vec{} + Op::kPad;
-#pragma GCC unroll 4
-  for (int j = 0; j < V; ++j) {
-    const Vec& prev = j == 0 ? pad : in.v[j - 1];
-    const Vec& next = j == V - 1 ? pad : in.v[j + 1];
-    Vec left, right;
-    neighbours(prev, in.v[j], next, left, right);
-    Vec acc;
-    Op::start(acc);
-    Op::add(acc, left);
-    Op::add(acc, in.v[j]);
-    Op::add(acc, right);
-    out.v[j] = acc;
-  }
+  for_neighbours<Vec, V>(
+      in, Vec{} + Op::kPad,
+      [&](int j, const Vec& left, const Vec& centre, const Vec& right)
+          __attribute__((always_inline)) {
+            Vec acc;
+            Op::start(acc);
+            Op::add(acc, left);
+            Op::add(acc, centre);
+            Op::add(acc, right);
+            out.v[j] = acc;
+          });
 }
 
 // One plane: h rows of V vectors.
@@ -204,19 +214,17 @@ template <int V>
   Row<Lanes8, V> in;
   std::memcpy(&in, x, sizeof in);
   const Lanes8 pad = Lanes8{} + Max::kPad;
-#pragma GCC unroll 4
-  for (int j = 0; j < V; ++j) {
-    const Lanes8& prev = j == 0 ? pad : in.v[j - 1];
-    const Lanes8& next = j == V - 1 ? pad : in.v[j + 1];
-    Lanes8 left, right;
-    neighbours(prev, in.v[j], next, left, right);
-    Lanes8 b = pad, a = Lanes8{};
-    take_at(b, a, left, Lanes8{});
-    take_at(b, a, in.v[j], Lanes8{} + 1.0f);
-    take_at(b, a, right, Lanes8{} + 2.0f);
-    best.v[j] = b;
-    at.v[j] = a;
-  }
+  for_neighbours<Lanes8, V>(
+      in, pad,
+      [&](int j, const Lanes8& left, const Lanes8& centre, const Lanes8& right)
+          __attribute__((always_inline)) {
+            Lanes8 b = pad, a = Lanes8{};
+            take_at(b, a, left, Lanes8{});
+            take_at(b, a, centre, Lanes8{} + 1.0f);
+            take_at(b, a, right, Lanes8{} + 2.0f);
+            best.v[j] = b;
+            at.v[j] = a;
+          });
 }
 
 template <int V>
