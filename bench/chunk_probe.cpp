@@ -140,8 +140,12 @@ std::vector<int64_t> parse_list(const std::string& s) {
 int main(int argc, char** argv) {
   int repeats = 9;
   std::vector<int64_t> chunks{1, 4, 16};
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
+    if (i + 1 == argc) {
+      std::fprintf(stderr, "chunk_probe: '%s' wants a value\n", argv[i]);
+      return 2;
+    }
     if (flag == "--repeats") {
       repeats = std::max(1, std::atoi(argv[i + 1]));
     } else if (flag == "--chunks") {
