@@ -257,13 +257,20 @@ TEST_CASE("conv2d: blocked-layout and plain 1x1 paths match the reference") {
   check_case({{2, 16, 9, 9}, {16, 1, 3, 3}, false, {1, 2, 2, 16}});
   check_case({{2, 16, 5, 5}, {32, 16, 1, 1}, false, {1, 0, 1, 1}});
   check_case({{2, 4, 5, 5}, {3, 4, 1, 1}, true, {1, 0, 1, 1}});
-  // Planes of 256 pixels and more: the weight gradient runs our blocked loops
-  // (conv_loops.h), and from 1024 pixels so does the forward with more than one thread
-  // (oneDNN's GEMM with one): here with whole blocks, channel remainders on both sides, a
-  // bias, and planes of several 256-pixel tasks ending in a partial 32-pixel tile.
+  // The weight gradient runs our loops (pointwise_weights.cpp) on every plane, and from 1024
+  // pixels so does the forward with more than one thread (oneDNN's GEMM with one): here with
+  // whole blocks, channel remainders on both sides, a bias, and planes of several
+  // 256-pixel tasks ending in a partial 32-pixel tile. The weight gradient transposes x when
+  // it has no more channels than dy, else dy; its register blocks are 8 rows by one or two
+  // 16-lane vectors, so the cases take both, partial 16 x 16 tiles on both axes, padded lanes
+  // and single leftover rows. Batch 70 on 4 x 4 planes passes the point where the float sums
+  // are flushed into double ones (1024 pixels: 64 images).
   for (int threads : {1, 2}) {
     CAPTURE(threads);
     set_num_threads(threads);
+    check_case({{2, 40, 9, 9}, {36, 40, 1, 1}, false, {1, 0, 1, 1}});
+    check_case({{2, 33, 6, 6}, {48, 33, 1, 1}, true, {1, 0, 1, 1}});
+    check_case({{70, 3, 4, 4}, {5, 3, 1, 1}, false, {1, 0, 1, 1}});
     check_case({{3, 8, 16, 16}, {16, 8, 1, 1}, false, {1, 0, 1, 1}});
     check_case({{2, 6, 17, 16}, {5, 6, 1, 1}, true, {1, 0, 1, 1}});
     check_case({{2, 20, 23, 24}, {7, 20, 1, 1}, true, {1, 0, 1, 1}});

@@ -40,16 +40,20 @@
 //      costs about what jit_1x1 saves (forward and data gradient: plain is faster). Its
 //      weight gradient is 0.2 ms faster blocked on one idle core, but jit_1x1's spin
 //      barriers lose whole scheduler ticks when a thread is preempted: 8-12 ms instead of
-//      0.3-4.6 ms plain with two threads on a loaded machine, so plain there too. On planes
-//      of 256 pixels and more the weight gradient runs our own loops (conv_loops.h); per
-//      DARTS search step (bench/profile_step) 0.038 s instead of 0.131 at 16 channels on
-//      32x32 and 0.060 instead of 0.073 at 32 on 16x16, while at 64 on 8x8 oneDNN's 0.050
-//      beats their 0.118. On planes of 1024 pixels and more the forward too runs our
-//      loops when more than one thread runs: with OMP_WAIT_POLICY=passive (threads sleep
-//      between parallel regions, what a loaded machine wants) oneDNN's GEMM forward took
-//      3.1-4.1 ms a call instead of 0.3-0.5 with the default policy; ours 0.45 (16 channels
-//      on 32x32, batch 64, 2 threads). A first-order DARTS step at 2 threads
-//      (bench/profile_step, two rounds of the four runs alternated, the rule then starting
+//      0.3-4.6 ms plain with two threads on a loaded machine, so plain there too. The
+//      weight gradient runs our own loops on every plane (pointwise_weights.cpp has the
+//      per-call figures): first 4 x 4 blocked dots on planes of 256 pixels and more (per
+//      DARTS search step 0.038 s instead of oneDNN's 0.131 at 16 channels on 32x32, 0.060
+//      instead of 0.073 at 32 on 16x16, while at 64 on 8x8 oneDNN's 0.050 beat their
+//      0.118), now lanes along channels, which beat oneDNN on 8x8 and 4x4 planes too (ms a
+//      call through the engine, batch 64, 1 thread, oneDNN -> ours: 64 -> 64 on 8x8 0.593
+//      -> 0.497, 256 -> 64 1.850 -> 1.651, 128 -> 64 0.831 -> 0.733, 64 -> 64 on 4x4 0.181
+//      -> 0.135; 2 threads, 64 -> 64 on 8x8 0.407-0.422 -> 0.296-0.306). On planes of 1024 pixels
+//      and more the forward too runs our loops when more than one thread runs: with
+//      OMP_WAIT_POLICY=passive (threads sleep between parallel regions, what a loaded machine
+//      wants) oneDNN's GEMM forward took 3.1-4.1 ms a call instead of 0.3-0.5 with the default
+//      policy; ours 0.45 (16 channels on 32x32, batch 64, 2 threads). A first-order DARTS step at 2
+//      threads (bench/profile_step, two rounds of the four runs alternated, the rule then starting
 //      at 256 pixels): passive 6.26 / 5.97 -> 5.16 / 4.82 s, its conv forwards 2.02 / 2.01
 //      -> 1.11 / 1.07; default policy 3.91 / 4.09 -> 3.99 / 4.19 s (conv forwards 0.81 /
 //      0.84 -> 0.90 / 0.89), the price of the rule. With one thread oneDNN's is the faster
@@ -161,9 +165,6 @@ struct BackwardDataEntry {
   dnnl::convolution_backward_data primitive;
   LayoutArg diff_dst, weights, diff_src;
 };
-// Rule 2's weight gradient on planes of at least this many pixels: our 4 x 4 blocked
-// loops beat oneDNN's per-image GEMM there, not on shorter reductions (rule 2 above).
-constexpr int64_t kPointwiseLoopsMinPlane = 256;
 // Rule 2's forward with more than one thread: where oneDNN's GEMM forward was measured
 // slow under passive waiting (32 x 32 planes). On 16 x 16 it was not (0.26 ms a call
 // against our 0.28-0.32, 32 channels, 2 threads, passive), so those keep it.
@@ -205,8 +206,7 @@ BackwardDataEntry make_backward_data(const ConvAttrs& a, const Shape& x, const S
 BackwardWeightsEntry make_backward_weights(const ConvAttrs& a, const Shape& x, const Shape& w,
                                            const Shape& y, const ConvGeometry& g) {
   if (depthwise_loops(a, x, w, y)) return {Loops::depthwise, {}, {}, {}, {}};
-  if (im2col_free(a, w) && x[2] * x[3] >= kPointwiseLoopsMinPlane)
-    return {Loops::pointwise, {}, {}, {}, {}};
+  if (im2col_free(a, w)) return {Loops::pointwise, {}, {}, {}, {}};
   auto pd = backward_weights_pd(any_layout(g));
   if (is_generic_impl(pd) || im2col_free(a, w)) pd = backward_weights_pd(g);
   return {Loops::none, dnnl::convolution_backward_weights(pd),

@@ -648,38 +648,4 @@ void pointwise_forward(int64_t batch, int64_t in, int64_t out, int64_t plane, co
   }
 }
 
-void pointwise_backward_weights(int64_t batch, int64_t in, int64_t out, int64_t plane,
-                                const float* x, const float* dy, float* dw) {
-  const int64_t weights = out * in;
-  const int threads = omp_get_max_threads();
-  // Zeroed up front: a team smaller than the maximum leaves some copies untouched.
-  const Tensor partial = Tensor::zeros(Shape{threads * weights});
-  const int64_t out4 = out / 4 * 4, in4 = in / 4 * 4;
-#pragma omp parallel
-  {
-    float* mine = partial.data() + omp_get_thread_num() * weights;
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < batch; ++n) {
-      const float* xs = x + n * in * plane;
-      const float* gs = dy + n * out * plane;
-      for (int64_t o = 0; o < out; o += 4) {
-        for (int64_t c = 0; c < in; c += 4) {
-          if (o < out4 && c < in4) {
-            dot_block4x4(gs + o * plane, xs + c * plane, plane, plane, mine + o * in + c, in);
-            continue;
-          }
-          for (int64_t r = o; r < std::min(o + 4, out); ++r)
-            for (int64_t k = c; k < std::min(c + 4, in); ++k)
-              mine[r * in + k] += dot(gs + r * plane, xs + k * plane, plane);
-        }
-      }
-    }
-  }
-  for (int64_t i = 0; i < weights; ++i) {
-    double sum = 0;
-    for (int t = 0; t < threads; ++t) sum += partial.data()[t * weights + i];
-    dw[i] = float(sum);
-  }
-}
-
 }  // namespace cellgraph::cpu

@@ -1,8 +1,8 @@
 // Our own conv2d loops on plain layouts: depthwise convs forward and backward at any stride
 // (oneDNN serves them fast only on blocked layouts, the reorders around every call cost
 // more than the conv, and several backward passes it has only as im2col + GEMM), and the
-// weight gradient (planes of 256 pixels and more) and, with more than one thread, the
-// forward (1024 and more) of unpadded 1x1 stride-1 convs. conv.cpp decides per shape which passes
+// weight gradient (pointwise_weights.cpp) and, with more than one thread, the forward (planes
+// of 1024 pixels and more) of unpadded 1x1 stride-1 convs. conv.cpp decides per shape which passes
 // run here; its header has the rule and the measurements.
 #pragma once
 
@@ -49,8 +49,9 @@ void pointwise_forward(int64_t batch, int64_t in, int64_t out, int64_t plane, co
                        const float* w, const float* bias, float* y);
 
 // dw [O, C] of a 1x1, stride 1, unpadded conv: dw[o, c] = sum over n, p of dy[n, o, p] *
-// x[n, c, p] for `plane` pixels p; overwrites dw. Each thread sums its images into its own
-// copy, 4 x 4 weights per pass over the pixels.
+// x[n, c, p] for `plane` pixels p; overwrites dw (pointwise_weights.cpp). Each thread sums
+// its images into its own copy, the operand with fewer channels transposed per image so
+// that vector lanes run along its channels.
 void pointwise_backward_weights(int64_t batch, int64_t in, int64_t out, int64_t plane,
                                 const float* x, const float* dy, float* dw);
 

@@ -17,11 +17,6 @@ float dot(const float* a, const float* b, int64_t n);
 // sum a[i] * b[i], in double lanes (reductions to gradients of scalars)
 double dot_double(const float* a, const float* b, int64_t n);
 
-// out[r * ld_out + c] += sum over i < n of a[r * ld + i] * b[c * ld + i], for r, c < 4: a
-// 4 x 4 block of a matrix product reduced over its long inner dimension.
-void dot_block4x4(const float* a, const float* b, int64_t n, int64_t ld, float* out,
-                  int64_t ld_out);
-
 // A row of a kernel's taps at once (depthwise conv gradients on pitched planes):
 // out[t] = sum over i < n of g[i] * src[i + t * step], for t < taps.
 void dot_taps(const float* g, const float* src, int64_t n, int64_t step, int taps, float* out);
