@@ -19,6 +19,7 @@
 #include "engine/error.h"
 #include "engine/tensor/random.h"
 #include "engine/threads.h"
+#include "ops/ops.h"
 
 using namespace cellgraph;
 
@@ -210,6 +211,62 @@ TEST_CASE("vector ops: dot in double, per thread share, fixed for a thread count
   CHECK(std::isnan(vec::dot(tensor_of({1.0f, std::nanf("")}), tensor_of({0.0f, 0.0f}))));
 }
 
+// NASP's dotted closing batch norms (sched/executor.cpp): the statistics, the running update
+// and every normalised value are ops::batch_norm's, so against <g, batch_norm(x)> only the
+// order of the double sums differs; the running statistics match bit for bit. Shapes with
+// planes of 1, 7 and 64 values; with and without affine; 1 and 2 threads.
+TEST_CASE("vector ops: batch_norm_dot is <g, batch_norm(x)> and updates the running statistics") {
+  const Shape shapes[] = {{6, 3}, {4, 5, 1, 7}, {3, 2, 8, 8}};
+  uint64_t seed = 40;
+  for (const Shape& shape : shapes) {
+    const int64_t channels = shape[1];
+    for (const bool affine : {false, true}) {
+      for (const int threads : {1, 2}) {
+        CAPTURE(shape.str());
+        CAPTURE(affine);
+        CAPTURE(threads);
+        ThreadsGuard guard(threads);
+        Rng rng(++seed);
+        const Tensor x = normal_tensor(shape, 0.5f, 2.0f, rng);
+        const Tensor g = normal_tensor(shape, 0.0f, 1.0f, rng);
+        const Tensor gamma = affine ? normal_tensor({channels}, 1.0f, 0.3f, rng) : Tensor();
+        const Tensor beta = affine ? normal_tensor({channels}, 0.0f, 0.3f, rng) : Tensor();
+        const Tensor mean0 = normal_tensor({channels}, 0.0f, 1.0f, rng);
+        const Tensor var0 = uniform_tensor({channels}, 0.5f, 2.0f, rng);
+        BatchNormAttrs attrs;
+        attrs.momentum = 0.25f;
+        const Var rm_op(mean0.clone()), rv_op(var0.clone());
+        const Var y = ops::batch_norm(Var(x), affine ? Var(gamma) : Var(),
+                                      affine ? Var(beta) : Var(), rm_op, rv_op, attrs);
+        double expected = 0, scale = 0;
+        const std::vector<float> yv = y.value().to_vector(), gv = g.to_vector();
+        for (size_t i = 0; i < yv.size(); ++i) {
+          expected += double(gv[i]) * double(yv[i]);
+          scale += std::fabs(double(gv[i]) * double(yv[i]));
+        }
+        const Tensor rm = mean0.clone(), rv = var0.clone();
+        reset_kernel_counts();
+        const double got =
+            vec::batch_norm_dot(x, gamma, beta, rm, rv, attrs.momentum, attrs.eps, g);
+        CHECK(std::fabs(got - expected) <= 1e-12 * scale);
+        CHECK(same_bits(rm, rm_op.value().to_vector()));
+        CHECK(same_bits(rv, rv_op.value().to_vector()));
+        CHECK(kernel_counts().forward[static_cast<size_t>(OpKind::batch_norm)] == 1);
+        for (int run = 0; run < 5; ++run) {
+          const Tensor rm2 = mean0.clone(), rv2 = var0.clone();
+          REQUIRE(vec::batch_norm_dot(x, gamma, beta, rm2, rv2, attrs.momentum, attrs.eps, g) ==
+                  got);
+        }
+      }
+    }
+  }
+  // A channel with one value has no batch variance.
+  const Tensor one = Tensor::zeros({1, 2});
+  CHECK_THROWS_WITH_AS(vec::batch_norm_dot(one, {}, {}, Tensor::zeros({2}), Tensor::full({2}, 1.0f),
+                                           0.1f, 1e-5f, one),
+                       doctest::Contains("more than one value per channel"), Error);
+}
+
 TEST_CASE("vector ops: all_finite, scale, axpy, difference quotient, clamp") {
   ThreadsGuard threads(2);
   const float inf = std::numeric_limits<float>::infinity();
@@ -307,6 +364,8 @@ TEST_CASE("vector ops: a backend without them names the missing operation") {
         missing("subtract_difference_quotient"));
   CHECK(message_of([&] { bare.clamp(t, 0, 1); }) == missing("clamp"));
   CHECK(message_of([&] { bare.dot(t, t); }) == missing("dot"));
+  CHECK(message_of([&] { bare.batch_norm_dot(t, {}, {}, t, t, 0.1f, 1e-5f, t); }) ==
+        missing("batch_norm_dot"));
 
   if (!backend_available(Device::cuda)) {
     MESSAGE("no CUDA device available (or built without CUDA): the CUDA checks are skipped");

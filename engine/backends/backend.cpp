@@ -57,6 +57,10 @@ void Backend::subtract_difference_quotient(const Tensor&, float, const Tensor&, 
 }
 void Backend::clamp(const Tensor&, float, float) { no_vector_kernel("clamp"); }
 double Backend::dot(const Tensor&, const Tensor&) { no_vector_kernel("dot"); }
+double Backend::batch_norm_dot(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                               const Tensor&, float, float, const Tensor&) {
+  no_vector_kernel("batch_norm_dot");
+}
 
 namespace {
 struct Registry {

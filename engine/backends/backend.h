@@ -56,6 +56,9 @@ class Backend {
                                             const Tensor& v, float c);
   virtual void clamp(const Tensor& x, float lo, float hi);
   virtual double dot(const Tensor& x, const Tensor& y);
+  virtual double batch_norm_dot(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                const Tensor& running_mean, const Tensor& running_var,
+                                float momentum, float eps, const Tensor& g);
 
  protected:
   explicit Backend(std::unique_ptr<RawAllocator> raw);

@@ -113,6 +113,22 @@ double dot(const Tensor& x, const Tensor& y) {
   return backend_of("dot", a, {&b}).dot(a, b);
 }
 
+double batch_norm_dot(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                      const Tensor& running_mean, const Tensor& running_var, float momentum,
+                      float eps, const Tensor& g) {
+  const KernelStart start = kernel_start();  // timed and counted as the forward it replaces
+  const Tensor a = input(x), b = input(g);
+  CG_ASSERT(a.shape() == b.shape(), "batch_norm_dot: x ", a.shape().str(), " against g ",
+            b.shape().str());
+  CG_ASSERT(running_mean.is_contiguous() && running_var.is_contiguous(),
+            "batch_norm_dot: running statistics must be contiguous");
+  const double sum = backend_of("batch_norm_dot", a, {&b})
+                         .batch_norm_dot(a, input(gamma), input(beta), running_mean, running_var,
+                                         momentum, eps, b);
+  record_kernel(KernelPass::forward, OpKind::batch_norm, start);
+  return sum;
+}
+
 void clamp(const Tensor& x, float lo, float hi) {
   const Timed timed;
   backend_of("clamp", x).clamp(x, lo, hi);

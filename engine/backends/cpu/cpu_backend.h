@@ -30,6 +30,9 @@ class CpuBackend final : public Backend {
                                     float c) override;
   void clamp(const Tensor& x, float lo, float hi) override;
   double dot(const Tensor& x, const Tensor& y) override;
+  double batch_norm_dot(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                        const Tensor& running_mean, const Tensor& running_var, float momentum,
+                        float eps, const Tensor& g) override;
 };
 
 }  // namespace cellgraph::cpu

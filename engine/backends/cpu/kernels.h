@@ -32,4 +32,10 @@ void add_softmax_kernels(KernelTable& table);      // softmax, log_softmax, cros
 void add_sums_kernels(KernelTable& table);         // add_n, weighted_sum, flatten
 void add_recurrent_kernels(KernelTable& table);    // highway
 
+// The vector operation batch_norm_dot (vector_ops.h), next to the batch norm forward whose
+// statistics and values it shares (batch_norm.cpp).
+double batch_norm_forward_dot(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                              const Tensor& running_mean, const Tensor& running_var, float momentum,
+                              float eps, const Tensor& g);
+
 }  // namespace cellgraph::cpu

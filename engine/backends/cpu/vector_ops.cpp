@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/cpu/kernels.h"
 #include "engine/backends/cpu/vector_loops.h"
 
 namespace cellgraph::cpu {
@@ -117,6 +118,12 @@ double CpuBackend::sum_squares(const Tensor& x) {
   double sum = 0.0;
   for (const double p : partial) sum += p;
   return sum;
+}
+
+double CpuBackend::batch_norm_dot(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                  const Tensor& running_mean, const Tensor& running_var,
+                                  float momentum, float eps, const Tensor& g) {
+  return batch_norm_forward_dot(x, gamma, beta, running_mean, running_var, momentum, eps, g);
 }
 
 double CpuBackend::sum_squares_sequential(const Tensor& x, double start) {
