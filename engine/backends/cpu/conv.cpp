@@ -208,7 +208,7 @@ BackwardWeightsEntry make_backward_weights(const ConvAttrs& a, const Shape& x, c
   if (depthwise_loops(a, x, w, y)) return {Loops::depthwise, {}, {}, {}, {}};
   if (im2col_free(a, w)) return {Loops::pointwise, {}, {}, {}, {}};
   auto pd = backward_weights_pd(any_layout(g));
-  if (is_generic_impl(pd) || im2col_free(a, w)) pd = backward_weights_pd(g);
+  if (is_generic_impl(pd)) pd = backward_weights_pd(g);
   return {Loops::none, dnnl::convolution_backward_weights(pd),
           LayoutArg(g.src, pd.src_desc(), false), LayoutArg(g.dst, pd.diff_dst_desc(), false),
           LayoutArg(g.weights, pd.diff_weights_desc(), true)};
