@@ -179,15 +179,33 @@ void channel_statistics(const float* x, const Planes& p, int64_t c, float* mean,
   var[c] = float(std::max(sq / double(p.per_channel()) - m * m, 0.0));
 }
 
+// Channel c normalised as one multiply-add, y = x * scale + shift: the forward writes these
+// values and vec::batch_norm_dot multiplies them by g, so both take them from here. gamma
+// and beta null: no affine.
+struct ChannelAffine {
+  float scale, shift;
+};
+ChannelAffine channel_affine(const float* mean, const float* var, const float* gamma,
+                             const float* beta, int64_t c, float eps) {
+  const float inv = 1.0f / std::sqrt(var[c] + eps);
+  const float scale = gamma != nullptr ? gamma[c] * inv : inv;
+  return {scale, (beta != nullptr ? beta[c] : 0.0f) - mean[c] * scale};
+}
+
+// Batch statistics need two values per channel or more.
+void require_batch_values(const Planes& p, const Tensor& x) {
+  if (p.per_channel() < 2)
+    throw error("batch_norm: training needs more than one value per channel, got input ",
+                x.shape().str());
+}
+
 void batch_norm_forward(const ForwardCall& call) {
   const auto& a = std::get<BatchNormAttrs>(call.attrs);
   const Tensor x = call.inputs[0].contiguous();
   const bool affine = call.inputs[1].defined();
   const Planes p(x.shape());
   const int64_t n = p.per_channel();
-  if (a.training && n < 2)
-    throw error("batch_norm: training needs more than one value per channel, got input ",
-                x.shape().str());
+  if (a.training) require_batch_values(p, x);
   // Eval reads the running statistics; copied when saved, since an optimizer or a later
   // training step may change them before this node's backward runs.
   Tensor mean, var;
@@ -200,6 +218,8 @@ void batch_norm_forward(const ForwardCall& call) {
   }
   const Tensor gamma = affine ? call.inputs[1].contiguous() : Tensor();
   const Tensor beta = affine ? call.inputs[2].contiguous() : Tensor();
+  const float* gamma_data = affine ? gamma.data() : nullptr;
+  const float* beta_data = affine ? beta.data() : nullptr;
   const float* src = x.data();
   float* dst = call.outputs[0].data();
   // Statistics and normalisation in one parallel region (the `for`s' barrier between them):
@@ -215,10 +235,9 @@ void batch_norm_forward(const ForwardCall& call) {
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < p.batch; ++b) {
       for (int64_t c = 0; c < p.channels; ++c) {
-        const float inv = 1.0f / std::sqrt(var.data()[c] + a.eps);
-        const float scale = affine ? gamma.data()[c] * inv : inv;
-        const float shift = (affine ? beta.data()[c] : 0.0f) - mean.data()[c] * scale;
-        plane_affine(src + p.offset(b, c), dst + p.offset(b, c), p.inner, scale, shift);
+        const ChannelAffine f =
+            channel_affine(mean.data(), var.data(), gamma_data, beta_data, c, a.eps);
+        plane_affine(src + p.offset(b, c), dst + p.offset(b, c), p.inner, f.scale, f.shift);
       }
     }
   }
@@ -259,14 +278,13 @@ double batch_norm_forward_dot(const Tensor& x_in, const Tensor& gamma_in, const 
   const Tensor g = g_in.contiguous();
   const bool affine = gamma_in.defined();
   const Planes p(x.shape());
-  const int64_t n = p.per_channel();
-  if (n < 2)
-    throw error("batch_norm: training needs more than one value per channel, got input ",
-                x.shape().str());
+  require_batch_values(p, x);
   const Tensor mean = Tensor::empty({p.channels});
   const Tensor var = Tensor::empty({p.channels});
   const Tensor gamma = affine ? gamma_in.contiguous() : Tensor();
   const Tensor beta = affine ? beta_in.contiguous() : Tensor();
+  const float* gamma_data = affine ? gamma.data() : nullptr;
+  const float* beta_data = affine ? beta.data() : nullptr;
   const float* src = x.data();
   std::vector<double> partial(size_t(omp_get_max_threads()), 0.0);
 #pragma omp parallel
@@ -277,16 +295,15 @@ double batch_norm_forward_dot(const Tensor& x_in, const Tensor& gamma_in, const 
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < p.batch; ++b) {
       for (int64_t c = 0; c < p.channels; ++c) {
-        const float inv = 1.0f / std::sqrt(var.data()[c] + eps);
-        const float scale = affine ? gamma.data()[c] * inv : inv;
-        const float shift = (affine ? beta.data()[c] : 0.0f) - mean.data()[c] * scale;
-        mine += plane_affine_dot(src + p.offset(b, c), g.data() + p.offset(b, c), p.inner, scale,
-                                 shift);
+        const ChannelAffine f =
+            channel_affine(mean.data(), var.data(), gamma_data, beta_data, c, eps);
+        mine += plane_affine_dot(src + p.offset(b, c), g.data() + p.offset(b, c), p.inner, f.scale,
+                                 f.shift);
       }
     }
     partial[size_t(omp_get_thread_num())] = mine;
   }
-  update_running(running_mean, running_var, mean, var, momentum, n);
+  update_running(running_mean, running_var, mean, var, momentum, p.per_channel());
   double sum = 0;
   for (const double part : partial) sum += part;
   return sum;
