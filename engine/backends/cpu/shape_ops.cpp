@@ -32,26 +32,6 @@ int64_t per_channel(const Shape& s) {
 // where it holds another reader's gradient already.
 enum class BlockMove { to_whole, to_piece, rectify_to_whole, masked_to_piece };
 
-// relu as oneDNN's eltwise computes it (engine/backends/cpu/elementwise.cpp), bit for bit:
-// x where x > 0, else +0 (a NaN and -0 included); its gradient dy times 1 where y > 0, else
-// times 0 (so -0 for a negative dy, NaN for an infinite one).
-[[gnu::target_clones("avx512f", "avx2", "default")]] void rectify(const float* x, float* y,
-                                                                  int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-}
-[[gnu::target_clones("avx512f", "avx2", "default")]] void mask_by(const float* dy, const float* y,
-                                                                  float* dx, int64_t n, bool add) {
-  // clang-tidy takes the two simd loops for clones; one adds, the other stores.
-  if (add) {  // NOLINT(bugprone-branch-clone)
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
-  } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
-  }
-}
-
 // Moves channel blocks between a whole [N, sum C_i, ...] tensor and its pieces
 // [N, C_i, ...] (C_i = channels[i]), in either direction: the hand path of concat and
 // split. An undefined piece is skipped (a gradient nobody wants). `adds`: bit i set, piece

@@ -12,6 +12,12 @@ namespace cellgraph::cpu {
 void axpy(float a, const float* x, float* y, int64_t n);
 // y = a * x
 void scale_into(float a, const float* x, float* y, int64_t n);
+// y = max(x, 0) as relu computes it (+0 for x <= 0 and for NaN), and relu's gradient
+// dx (=, or += with `add`) dy * (y > 0 ? 1 : 0); y may be relu's input or its output (x > 0
+// and y > 0 are the same mask). Shared by every kernel that folds a ReLU in (a rectifying
+// concat, a conv with ConvAttrs::relu_input), so that folded and unfolded agree bit for bit.
+void rectify(const float* x, float* y, int64_t n);
+void mask_by(const float* dy, const float* y, float* dx, int64_t n, bool add);
 // sum a[i] * b[i], in float lanes
 float dot(const float* a, const float* b, int64_t n);
 // sum a[i] * b[i], in double lanes (reductions to gradients of scalars)
