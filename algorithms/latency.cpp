@@ -132,6 +132,14 @@ double time_nodes(const ir::Graph& graph, const ir::ParameterStore& params,
       if (folded_relu(n)) {  // the concat once, its cells' ReLUs each, as a derived network
         const Var joined = ops::concat(inputs);
         for (int32_t c = 0; c < n.cells_sharing; ++c) outs = {ops::relu(joined)};
+      } else if (const auto* conv = std::get_if<ConvAttrs>(&n.attrs);
+                 conv != nullptr && conv->relu_input) {
+        // A ReLU folded into a conv (spec/fold_conv_relu.h): the ReLU and the conv, as a
+        // derived network runs them.
+        ConvAttrs plain = *conv;
+        plain.relu_input = false;
+        inputs[0] = ops::relu(inputs[0]);
+        outs = ops::apply(OpKind::conv2d, plain, inputs);
       } else {
         const Attrs attrs = node_sum_of_candidates(n) ? Attrs(NoAttrs{}) : eval_attrs(n.attrs);
         outs = ops::apply(timed_op(n), attrs, inputs);

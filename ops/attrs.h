@@ -17,6 +17,9 @@ struct ConvAttrs {
   int padding = 0;
   int dilation = 1;
   int groups = 1;
+  // The conv reads max(x, 0) instead of x: a ReLU folded in (spec/fold_conv_relu.h). Its
+  // data gradient is then relu's masked one (zero where x <= 0).
+  bool relu_input = false;
 };
 
 struct PoolAttrs {

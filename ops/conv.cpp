@@ -26,10 +26,12 @@ std::vector<Shape> infer_conv2d(const Attrs& attrs, const std::vector<Shape>& in
 }
 
 // dx needs the weight, dw needs x: with the weight frozen (every architecture step) the
-// input is not kept. The weight is a parameter, alive anyway.
-BackwardReads conv2d_backward_reads(const Attrs&, const std::vector<bool>&,
+// input is not kept, unless a folded ReLU's mask (x > 0) shapes dx. The weight is a
+// parameter, alive anyway.
+BackwardReads conv2d_backward_reads(const Attrs& attrs, const std::vector<bool>&,
                                     const std::vector<bool>& wanted) {
-  return {.inputs = wanted[1] ? bit(0) | bit(1) : bit(1)};
+  const bool mask = std::get<ConvAttrs>(attrs).relu_input && wanted[0];
+  return {.inputs = wanted[1] || mask ? bit(0) | bit(1) : bit(1)};
 }
 
 // A grouped conv (depthwise in DARTS' separable and dilated convs) costs k*k*C/groups

@@ -10,6 +10,7 @@
 #include "spec/candidate_build.h"
 #include "spec/compile_recurrent.h"
 #include "spec/fold_concat_relu.h"
+#include "spec/fold_conv_relu.h"
 
 namespace cellgraph::spec {
 
@@ -669,6 +670,7 @@ ir::Graph compile(const Space& space, const CompileOptions& options) {
   ir::Graph g = space.network.is_language_model() ? compile_language_model(space, options)
                                                   : Compiler(space, options).run();
   if (options.fold_relus) fold_concat_relu(g);
+  if (options.fold_conv_relus) fold_conv_relu(g);
 #ifndef NDEBUG
   g.verify();
 #endif

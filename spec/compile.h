@@ -29,6 +29,10 @@ struct CompileOptions {
   // In a search network, a cell output's preprocessing ReLU folded into the cell's concat
   // (spec/fold_concat_relu.h). Changes no value; off only to test that.
   bool fold_relus = true;
+  // In a search network, the ReLUs before depthwise convs folded into those convs
+  // (spec/fold_conv_relu.h). Off to test it against the unfolded graph, and where a test
+  // is about ReLU nodes themselves (a shared ReLU's scheduling).
+  bool fold_conv_relus = true;
 };
 
 ir::Graph compile(const Space& space, const CompileOptions& options = {});

@@ -434,6 +434,24 @@ TEST_CASE("onnx: a rectifying concat exports as Concat then Relu") {
   check_network(net, "rectifying concat", 3);
 }
 
+TEST_CASE("onnx: a conv with a folded ReLU exports as Relu then Conv") {
+  // As the rectifying concat: spec/fold_conv_relu.h folds only in search networks, but the
+  // op exports as what it computes. A depthwise conv (folded in the loops) and a dense one
+  // (a rectified copy) after it.
+  ir::Graph g;
+  ir::Builder b(g);
+  g.input = b.input({1, 3, 4, 4});
+  const ir::ValueId dw =
+      ir::conv(b, g.input, 3, 3, ConvAttrs{.padding = 1, .groups = 3, .relu_input = true}, "dw");
+  const ir::ValueId dense =
+      ir::conv(b, dw, 2, 3, ConvAttrs{.padding = 1, .relu_input = true}, "dense");
+  g.logits = b.op1(OpKind::reshape, ReshapeAttrs{Shape{1, 32}, true}, {dense}, "flat");
+  Net net{std::move(g), nullptr};
+  net.params = std::make_unique<ir::ParameterStore>(net.graph, 2);
+  check_network(net, "conv with a folded ReLU", 1);
+  check_network(net, "conv with a folded ReLU", 3);
+}
+
 TEST_CASE("onnx: a search space is refused, naming a mixed edge") {
   const ir::Graph graph =
       spec::compile(spec::parse_file(CELLGRAPH_SOURCE_DIR "/examples/spaces/darts_cnn_small.json"));

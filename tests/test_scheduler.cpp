@@ -24,8 +24,11 @@ std::string darts_spec() {
   return std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/darts_cnn.json";
 }
 
+// The ReLUs stay nodes (no fold into the depthwise convs, spec/fold_conv_relu.h): several
+// tests here follow a ReLU shared by candidates through the plan.
 struct Fixture {
-  ir::Graph graph = spec::compile(spec::parse_string(kTinySpace, "tiny.json"));
+  ir::Graph graph =
+      spec::compile(spec::parse_string(kTinySpace, "tiny.json"), {.fold_conv_relus = false});
   ir::ParameterStore params{graph, 11};
   Var images;
   Var coef;  // [5 edges, 4 ops]
@@ -179,7 +182,7 @@ TEST_CASE("scheduler: a shared ReLU whose input is absent is skipped like a cand
   // In the DARTS cell n0 feeds three edges, so the four conv candidates of each read one
   // shared ReLU of n0. With every candidate into n0 of cell 0 inactive, n0 is absent: its
   // ReLU must not run on zeros (nor the candidates after it).
-  const ir::Graph graph = spec::compile(spec::parse_file(darts_spec()));
+  const ir::Graph graph = spec::compile(spec::parse_file(darts_spec()), {.fold_conv_relus = false});
   sched::ActiveSet active = sched::all_active(graph);
   for (size_t i = 0; i < graph.candidates.size(); ++i) {
     const ir::Candidate& c = graph.candidates[i];

@@ -380,9 +380,14 @@ void Emitter::emit_linear(const Node& n) {
   node("Add", {product, input_name(n, 2)}, {output_name(n.outputs[0])});
 }
 
-void Emitter::conv_node(const Node& conv, const Names& inputs, const std::string& output) {
+void Emitter::conv_node(const Node& conv, Names inputs, const std::string& output) {
   const auto& a = std::get<ConvAttrs>(conv.attrs);
   const Shape& w = graph_.value(conv.inputs[1]).shape;
+  if (a.relu_input) {  // a folded ReLU (spec/fold_conv_relu.h): Relu, then the Conv
+    const std::string rectified = unique(conv.label + ".relu");
+    node("Relu", {inputs[0]}, {rectified});
+    inputs[0] = rectified;
+  }
   NodeProto& n = node("Conv", inputs, {output});
   set_ints(n, "kernel_shape", {w[2], w[3]});
   set_ints(n, "strides", pair(a.stride));
@@ -393,6 +398,7 @@ void Emitter::conv_node(const Node& conv, const Names& inputs, const std::string
 
 void Emitter::emit_conv(const Node& n) {
   Names inputs{input_name(n, 0), input_name(n, 1)};
+
   if (n.inputs.size() > 2 && n.inputs[2].valid()) inputs.push_back(input_name(n, 2));
   conv_node(n, inputs, output_name(n.outputs[0]));
 }

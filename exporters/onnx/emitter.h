@@ -77,7 +77,7 @@ class Emitter {
 
   void plan_folding(const Region& region);
   void emit_node(const ir::Node& n);
-  void conv_node(const ir::Node& conv, const Names& inputs, const std::string& output);
+  void conv_node(const ir::Node& conv, Names inputs, const std::string& output);
   void emit_conv(const ir::Node& n);
   void emit_batch_norm(const ir::Node& n);
   void emit_folded(const ir::Node& conv, const ir::Node& bn);

@@ -69,6 +69,7 @@
 #include "engine/backends/cpu/dnnl_context.h"
 #include "engine/backends/cpu/grad_target.h"
 #include "engine/backends/cpu/kernels.h"
+#include "engine/backends/cpu/vector_loops.h"
 #include "engine/threads.h"
 
 namespace cellgraph::cpu {
@@ -214,9 +215,24 @@ BackwardWeightsEntry make_backward_weights(const ConvAttrs& a, const Shape& x, c
           LayoutArg(g.weights, pd.diff_weights_desc(), true)};
 }
 
+// A ReLU folded into the conv (ConvAttrs::relu_input): the depthwise loops apply it plane by
+// plane where they can (depthwise_fold_fit: DARTS' stride-1 separable and dilated convs,
+// the only ones spec/fold_conv_relu.h folds into); any other conv reads a rectified copy
+// and masks its data gradient after, relu's values either way.
+bool fold_in_loops(const ConvAttrs& a, bool depthwise, const Shape& x, const Shape& w,
+                   const Shape& y) {
+  return a.relu_input && depthwise && depthwise_fold_fit(depthwise_shape(a, x, w, y));
+}
+
+Tensor rectified(const Tensor& x) {
+  Tensor r = Tensor::empty(x.shape(), x.device());
+  rectify(x.data(), r.data(), x.numel());
+  return r;
+}
+
 void conv2d_forward(const ForwardCall& call) {
   const auto& a = std::get<ConvAttrs>(call.attrs);
-  const Tensor x = call.inputs[0].contiguous();
+  Tensor x = call.inputs[0].contiguous();
   const Tensor w = call.inputs[1].contiguous();
   const bool with_bias = call.inputs.size() > 2 && call.inputs[2].defined();
   Tensor& y = call.outputs[0];
@@ -227,6 +243,9 @@ void conv2d_forward(const ForwardCall& call) {
       conv_key(call.saved ? "conv_fwd_train" : "conv_fwd_infer", a, x.shape(), w.shape(),
                with_bias),
       [&] { return CG_DNNL(make_forward(prop, a, x.shape(), w.shape(), y.shape(), g)); });
+  const bool in_loops =
+      fold_in_loops(a, entry.loops == Loops::depthwise, x.shape(), w.shape(), y.shape());
+  if (a.relu_input && !in_loops) x = rectified(x);
   if (entry.loops == Loops::depthwise || (entry.loops == Loops::pointwise && num_threads() > 1)) {
     CG_ASSERT(y.is_contiguous(), "conv2d: y must be contiguous");
     const Tensor b = with_bias ? call.inputs[2].contiguous() : Tensor();
@@ -234,7 +253,7 @@ void conv2d_forward(const ForwardCall& call) {
     const Shape& xs = x.shape();
     if (entry.loops == Loops::depthwise)
       depthwise_forward(depthwise_shape(a, xs, w.shape(), y.shape()), x.data(), w.data(), bias,
-                        y.data());
+                        y.data(), false, DepthwiseFold{.rectify_input = in_loops});
     else
       pointwise_forward(xs[0], xs[1], w.dim(0), xs[2] * xs[3], x.data(), w.data(), bias, y.data());
     return;
@@ -295,18 +314,29 @@ void conv2d_backward(const BackwardCall& call) {
       return CG_DNNL(make_backward_data(a, xs, ws, dy.shape(), g));
     });
     const Tensor w = call.inputs[1].contiguous();
-    if (entry.loops) {
+    const bool in_loops = fold_in_loops(a, entry.loops, xs, ws, dy.shape());
+    // A folded ReLU's mask: the conv's input (x > 0 is relu(x) > 0).
+    const Tensor mask = a.relu_input ? call.inputs[0].contiguous() : Tensor();
+    if (entry.loops && (!a.relu_input || in_loops)) {
       CG_ASSERT(dx.is_contiguous(), "conv2d: dx must be contiguous");
       depthwise_backward_data(depthwise_shape(a, xs, ws, dy.shape()), dy.data(), w.data(),
-                              dx.data(), call.accumulates_into(0));
+                              dx.data(), call.accumulates_into(0),
+                              in_loops ? mask.data() : nullptr);
     } else {
       const GradTarget target(call, 0);
-      CG_DNNL(entry.primitive.execute(
-          dnnl_stream(), {{DNNL_ARG_DIFF_DST, staging.input(entry.diff_dst, dy)},
-                          {DNNL_ARG_WEIGHTS, staging.input(entry.weights, w)},
-                          {DNNL_ARG_DIFF_SRC, staging.output(entry.diff_src, target.tensor())}}));
-      staging.finish();
-      CG_DNNL(dnnl_stream().wait());
+      const Tensor& t = target.tensor();
+      if (entry.loops) {
+        depthwise_backward_data(depthwise_shape(a, xs, ws, dy.shape()), dy.data(), w.data(),
+                                t.data());
+      } else {
+        CG_DNNL(entry.primitive.execute(dnnl_stream(),
+                                        {{DNNL_ARG_DIFF_DST, staging.input(entry.diff_dst, dy)},
+                                         {DNNL_ARG_WEIGHTS, staging.input(entry.weights, w)},
+                                         {DNNL_ARG_DIFF_SRC, staging.output(entry.diff_src, t)}}));
+        staging.finish();
+        CG_DNNL(dnnl_stream().wait());
+      }
+      if (a.relu_input) mask_by(t.data(), mask.data(), t.data(), t.numel(), false);
       target.finish();
     }
   }
@@ -319,12 +349,14 @@ void conv2d_backward(const BackwardCall& call) {
     auto& entry = cached<BackwardWeightsEntry>(
         conv_key("conv_bwd_weights", a, xs, ws, with_db),
         [&] { return CG_DNNL(make_backward_weights(a, xs, ws, dy.shape(), g)); });
-    const Tensor x = call.inputs[0].contiguous();
+    const bool in_loops = fold_in_loops(a, entry.loops == Loops::depthwise, xs, ws, dy.shape());
+    Tensor x = call.inputs[0].contiguous();
+    if (a.relu_input && !in_loops) x = rectified(x);
     if (entry.loops != Loops::none) {
       CG_ASSERT(dwt.is_contiguous(), "conv2d: dw must be contiguous");
       if (entry.loops == Loops::depthwise)
         depthwise_backward_weights(depthwise_shape(a, xs, ws, dy.shape()), x.data(), dy.data(),
-                                   dwt.data());
+                                   dwt.data(), in_loops);
       else
         pointwise_backward_weights(xs[0], xs[1], ws[0], xs[2] * xs[3], x.data(), dy.data(),
                                    dwt.data());

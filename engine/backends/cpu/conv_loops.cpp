@@ -46,18 +46,51 @@ struct Pitched {
 };
 
 // Runs body(plane, scratch) over all planes; each thread's scratch starts zeroed, and what
-// a body leaves in the pitched-dy columns past ow is zero by construction.
+// a body leaves in the pitched-dy columns past ow is zero by construction. `extra` more
+// floats follow each thread's scratch (a folded ReLU's planes, PlaneFold).
 template <typename Body>
-void for_planes_pitched(const DepthwiseShape& d, const Pitched& s, Body&& body) {
-  const Tensor scratch = Tensor::empty(Shape{omp_get_max_threads() * s.floats});
+void for_planes_pitched(const DepthwiseShape& d, const Pitched& s, Body&& body, int64_t extra = 0) {
+  const int64_t floats = s.floats + extra;
+  const Tensor scratch = Tensor::empty(Shape{omp_get_max_threads() * floats});
 #pragma omp parallel
   {
-    float* mine = scratch.data() + omp_get_thread_num() * s.floats;
+    float* mine = scratch.data() + omp_get_thread_num() * floats;
     std::fill(mine, mine + s.floats, 0.0f);
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < d.planes; ++p) body(p, mine);
   }
 }
+
+// A ReLU folded into the conv (ConvAttrs::relu_input), plane by plane: the plane's input
+// rectified into an L1-resident copy before the pass reads it, and the data gradient's
+// plane written to another and masked by x > 0 into dx after. The plane stays in L1 between
+// the two loops, so the fold costs no pass over memory, where a ReLU node's forward writes
+// and its backward reads and writes a whole tensor. rectify and mask_by are relu's own
+// loops, so the values are relu's bit for bit.
+struct PlaneFold {
+  const DepthwiseFold& fold;
+  int64_t in_size, out_size;
+  int64_t floats() const {
+    return (fold.rectify_input ? in_size : 0) + (fold.output_mask != nullptr ? out_size : 0);
+  }
+  // The plane's input as the pass reads it; `spare` is the scratch past the pass's own.
+  const float* input(const float* x, int64_t p, float* spare) const {
+    if (!fold.rectify_input) return x + p * in_size;
+    rectify(x + p * in_size, spare, in_size);
+    return spare;
+  }
+  // Where the pass writes the plane, and whether it adds there.
+  float* output(float* y, int64_t p, float* spare, bool& add) const {
+    if (fold.output_mask == nullptr) return y + p * out_size;
+    add = false;
+    return spare + (fold.rectify_input ? in_size : 0);
+  }
+  void finish(float* y, int64_t p, float* spare, bool add) const {
+    if (fold.output_mask == nullptr) return;
+    mask_by(spare + (fold.rectify_input ? in_size : 0), fold.output_mask + p * out_size,
+            y + p * out_size, out_size, add);
+  }
+};
 
 void pitch_grad(const DepthwiseShape& d, const Pitched& s, const float* grad, float* g) {
   for (int64_t oy = 0; oy < d.oh; ++oy) std::copy_n(grad + oy * d.ow, d.ow, g + oy * s.pw);
@@ -451,33 +484,55 @@ template <int K>
 
 }  // namespace
 
+bool depthwise_fold_fit(const DepthwiseShape& d) {
+  return Pitched(d).fits(d) && d.oh == d.h && d.ow == d.w && 2 * d.pad == (d.kh - 1) * d.dilation &&
+         2 * d.pad == (d.kw - 1) * d.dilation;
+}
+
 void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
-                       float* y, bool accumulate) {
+                       float* y, bool accumulate, const DepthwiseFold& fold) {
+  const bool folded = fold.rectify_input || fold.output_mask != nullptr;
   if (d.stride > 1) {
+    CG_ASSERT(!folded, "depthwise loops: a folded ReLU needs stride 1");
     depthwise_strided_forward(d, x, w, bias, y, accumulate);
     return;
   }
   const Pitched s(d);
   CG_ASSERT(s.fits(d), "depthwise loops: stride 1 and a padded extent only");
+  const PlaneFold f{fold, d.h * d.w, d.oh * d.ow};
   if (narrow_tiles_fit(d)) {
     const std::vector<int32_t> masks = narrow_masks(d);
     const auto plane = d.kh == 3 ? narrow_plane3 : narrow_plane5;
-    for_planes_pitched(d, s, [&](int64_t p, float* scratch) {
-      const int64_t c = p % d.channels;
-      plane(d, x + p * d.h * d.w, w + c * d.kh * d.kw, bias != nullptr ? bias[c] : 0.0f,
-            masks.data(), scratch, y + p * d.oh * d.ow, accumulate);
-    });
+    for_planes_pitched(
+        d, s,
+        [&](int64_t p, float* scratch) {
+          const int64_t c = p % d.channels;
+          float* spare = scratch + s.floats;
+          bool add = accumulate;
+          float* out = f.output(y, p, spare, add);
+          plane(d, f.input(x, p, spare), w + c * d.kh * d.kw, bias != nullptr ? bias[c] : 0.0f,
+                masks.data(), scratch, out, add);
+          f.finish(y, p, spare, accumulate);
+        },
+        f.floats());
     return;
   }
   const bool square = d.kh == d.kw;
   const auto plane = square && d.kh == 3   ? forward_plane3
                      : square && d.kh == 5 ? forward_plane5
                                            : forward_plane_any;
-  for_planes_pitched(d, s, [&](int64_t p, float* in) {
-    const int64_t c = p % d.channels;
-    plane(d, s.pw, x + p * d.h * d.w, w + c * d.kh * d.kw, bias != nullptr ? bias[c] : 0.0f, in,
-          in + s.grad_at, y + p * d.oh * d.ow, accumulate);
-  });
+  for_planes_pitched(
+      d, s,
+      [&](int64_t p, float* in) {
+        const int64_t c = p % d.channels;
+        float* spare = in + s.floats;
+        bool add = accumulate;
+        float* out = f.output(y, p, spare, add);
+        plane(d, s.pw, f.input(x, p, spare), w + c * d.kh * d.kw, bias != nullptr ? bias[c] : 0.0f,
+              in, in + s.grad_at, out, add);
+        f.finish(y, p, spare, accumulate);
+      },
+      f.floats());
 }
 
 // dx[p, iy, ix] = sum over taps of w[c, ky, kx] * dy[p, oy, ox], as a scatter of dy into dx.
@@ -485,16 +540,18 @@ void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, 
 // is dy convolved with the kernel flipped on both axes at the same padding: the forward's
 // planes (DARTS' every stride-1 depthwise conv).
 void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const float* w, float* dx,
-                             bool accumulate) {
+                             bool accumulate, const float* relu_mask) {
   if (d.stride == 1 && d.oh == d.h && d.ow == d.w && 2 * d.pad == (d.kh - 1) * d.dilation &&
       2 * d.pad == (d.kw - 1) * d.dilation) {
     const int64_t taps = d.kh * d.kw;
     std::vector<float> flipped(size_t(d.channels * taps));
     for (int64_t c = 0; c < d.channels; ++c)
       std::reverse_copy(w + c * taps, w + (c + 1) * taps, flipped.begin() + c * taps);
-    depthwise_forward(d, dy, flipped.data(), nullptr, dx, accumulate);
+    depthwise_forward(d, dy, flipped.data(), nullptr, dx, accumulate,
+                      DepthwiseFold{.output_mask = relu_mask});
     return;
   }
+  CG_ASSERT(relu_mask == nullptr, "depthwise loops: a folded ReLU needs 'same' padding");
   const Pitched s(d);
   if (s.fits(d)) {
     for_planes_pitched(d, s, [&](int64_t p, float* acc) {
@@ -526,29 +583,39 @@ void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const flo
 
 // dw[c, ky, kx] = sum over n, oy, ox of dy[n, c, oy, ox] * x[n, c, iy, ix]: one float partial
 // sum per plane and tap (at most a plane of terms), then a double sum over the batch.
-void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const float* dy,
-                                float* dw) {
+void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const float* dy, float* dw,
+                                bool rectify_input) {
   const int64_t taps = d.kh * d.kw;
   const Tensor partial = Tensor::empty(Shape{d.planes * taps});
   float* part = partial.data();
   const Pitched s(d);
+  const DepthwiseFold fold{.rectify_input = rectify_input};
+  const PlaneFold f{fold, d.h * d.w, d.oh * d.ow};
   if (s.fits(d) && row_tiles_fit(d)) {
     const auto plane = d.kh == 3 ? weight_grad_plane3 : weight_grad_plane5;
-    for_planes_pitched(d, s, [&](int64_t p, float* in) {
-      plane(d, s.pw, x + p * d.h * d.w, dy + p * d.oh * d.ow, in, part + p * taps);
-    });
+    for_planes_pitched(
+        d, s,
+        [&](int64_t p, float* in) {
+          plane(d, s.pw, f.input(x, p, in + s.floats), dy + p * d.oh * d.ow, in, part + p * taps);
+        },
+        f.floats());
   } else if (s.fits(d)) {
-    for_planes_pitched(d, s, [&](int64_t p, float* in) {
-      float* g = in + s.grad_at;
-      const int64_t n = d.oh * s.pw;
-      const float* plane = x + p * d.h * d.w;
-      for (int64_t y = 0; y < d.h; ++y)  // the zero border stays from the first fill
-        std::copy_n(plane + y * d.w, d.w, in + (y + d.pad) * s.pw + d.pad);
-      pitch_grad(d, s, dy + p * d.oh * d.ow, g);
-      for (int64_t ky = 0; ky < d.kh; ++ky)
-        dot_taps(g, in + s.shift(d, ky, 0), n, d.dilation, int(d.kw), part + p * taps + ky * d.kw);
-    });
+    for_planes_pitched(
+        d, s,
+        [&](int64_t p, float* in) {
+          float* g = in + s.grad_at;
+          const int64_t n = d.oh * s.pw;
+          const float* plane = f.input(x, p, in + s.floats);
+          for (int64_t y = 0; y < d.h; ++y)  // the zero border stays from the first fill
+            std::copy_n(plane + y * d.w, d.w, in + (y + d.pad) * s.pw + d.pad);
+          pitch_grad(d, s, dy + p * d.oh * d.ow, g);
+          for (int64_t ky = 0; ky < d.kh; ++ky)
+            dot_taps(g, in + s.shift(d, ky, 0), n, d.dilation, int(d.kw),
+                     part + p * taps + ky * d.kw);
+        },
+        f.floats());
   } else {
+    CG_ASSERT(!rectify_input, "depthwise loops: a folded ReLU needs stride 1");
     depthwise_strided_weight_partials(d, x, dy, part);
   }
   // A few thousand taps sum faster on one thread than a fork-join costs.

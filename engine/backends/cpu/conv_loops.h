@@ -16,19 +16,32 @@ struct DepthwiseShape {
   int64_t planes, channels, h, w, oh, ow, kh, kw, stride, pad, dilation;
 };
 
+// A ReLU folded into the conv (ConvAttrs::relu_input), for the passes that take one:
+// `rectify_input` reads max(x, 0) for x; `output_mask` (a tensor of y's shape) keeps each
+// output only where the mask is > 0, as relu's gradient does (the data gradient's mask is
+// the conv's input x). Stride 1 with "same" padding only (depthwise_fold_fit); conv.cpp
+// serves other convs from a rectified copy.
+struct DepthwiseFold {
+  bool rectify_input = false;
+  const float* output_mask = nullptr;
+};
+bool depthwise_fold_fit(const DepthwiseShape& d);
+
 // Any stride (depthwise_loops_fit): y from x, the weights [C, 1, kh, kw] and the bias [C]
 // (null for none); overwrites y, or adds into it with `accumulate`.
 bool depthwise_loops_fit(const DepthwiseShape& d);
 void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, const float* bias,
-                       float* y, bool accumulate = false);
+                       float* y, bool accumulate = false, const DepthwiseFold& fold = {});
 
 // dx from dy and the weights [C, 1, kh, kw]; overwrites dx, or adds into it with
-// `accumulate` (a gradient that already holds another reader's).
+// `accumulate` (a gradient that already holds another reader's). With `relu_mask` (the
+// input x of a conv with a folded ReLU): zero where relu_mask <= 0.
 void depthwise_backward_data(const DepthwiseShape& d, const float* dy, const float* w, float* dx,
-                             bool accumulate = false);
-// dw [C, 1, kh, kw] from x and dy; overwrites dw (no bias gradient).
-void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const float* dy,
-                                float* dw);
+                             bool accumulate = false, const float* relu_mask = nullptr);
+// dw [C, 1, kh, kw] from x (max(x, 0) with `rectify_input`) and dy; overwrites dw (no bias
+// gradient).
+void depthwise_backward_weights(const DepthwiseShape& d, const float* x, const float* dy, float* dw,
+                                bool rectify_input = false);
 
 // Stride 2 and more (conv_strided.cpp), which the three above hand over to: the same
 // forward and data gradient, and the weight gradient's per-plane sums, partial[p kh kw + t]
