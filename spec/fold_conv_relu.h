@@ -15,7 +15,8 @@
 // by the depthwise convs of all the edges leaving a node (spec/builder.h), and folded into
 // each of them every reader would read x again for its own mask, where the shared ReLU's
 // backward reads it once: a dense DARTS step's conv backward took 0.2 s longer, more than
-// the ReLU kernels it saved (0.17 s). One reader keeps the values and their order: the
+// the ReLU kernels it saved (0.17 s), and sparse steps gained little more than from single
+// readers (bench/README.md). One reader keeps the values and their order: the
 // conv's masked data gradient is the ReLU's gradient, bit for bit (the same rectify and
 // mask loops, vector_loops.h), and reaches the input's slot where the ReLU's did.
 //
