@@ -326,6 +326,7 @@ void conv2d_backward(const BackwardCall& call) {
       const GradTarget target(call, 0);
       const Tensor& t = target.tensor();
       if (entry.loops) {
+        CG_ASSERT(t.is_contiguous(), "conv2d: dx must be contiguous");
         depthwise_backward_data(depthwise_shape(a, xs, ws, dy.shape()), dy.data(), w.data(),
                                 t.data());
       } else {
