@@ -40,31 +40,27 @@ bool present_with(const ir::Graph& g, ValueId v, const ir::Node& relu) {
 int fold_conv_relu(ir::Graph& graph) {
   if (graph.candidates.empty()) return 0;  // a fixed network: see the header
   const std::vector<int32_t> readers = reader_counts(graph);
-  std::vector<std::vector<size_t>> read_by(graph.values.size());
+  std::vector<int64_t> reader(graph.values.size(), -1);  // a value's last reading node
   for (size_t i = 0; i < graph.nodes.size(); ++i)
     for (ValueId in : graph.nodes[i].inputs)
-      if (in.valid()) read_by[in.index()].push_back(i);
+      if (in.valid()) reader[in.index()] = int64_t(i);
   std::vector<bool> drop_node(graph.nodes.size(), false), drop_value(graph.values.size(), false);
   int folded = 0;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const ir::Node& relu = graph.nodes[i];
     if (relu.op != OpKind::relu) continue;
     const ValueId out = relu.outputs[0];
-    const std::vector<size_t>& convs = read_by[out.index()];
-    // One reader, a conv that takes it, and not a graph output (see the header for why
-    // a ReLU read by several convs stays).
-    if (convs.size() != 1 || readers[out.index()] != 1) continue;
-    bool all = true;
-    for (size_t c : convs)
-      all = all && takes_relu(graph, graph.nodes[c], out) &&
-            (!relu.candidate.valid() || graph.nodes[c].candidate == relu.candidate);
-    // The convs will read the ReLU's input: it must be there whenever they run.
-    if (!all || !present_with(graph, relu.inputs[0], relu)) continue;
-    for (size_t c : convs) {
-      ir::Node& conv = graph.nodes[c];
-      conv.inputs[0] = relu.inputs[0];
-      std::get<ConvAttrs>(conv.attrs).relu_input = true;
-    }
+    // One reader, not a graph output (see the header for why a ReLU read by several convs
+    // stays), a conv that takes it, of the ReLU's candidate if it has one, and the ReLU's
+    // input there whenever the conv runs.
+    if (readers[out.index()] != 1 || reader[out.index()] < 0) continue;
+    ir::Node& conv = graph.nodes[size_t(reader[out.index()])];
+    if (!takes_relu(graph, conv, out) ||
+        (relu.candidate.valid() && conv.candidate != relu.candidate) ||
+        !present_with(graph, relu.inputs[0], relu))
+      continue;
+    conv.inputs[0] = relu.inputs[0];
+    std::get<ConvAttrs>(conv.attrs).relu_input = true;
     drop_node[i] = true;
     drop_value[out.index()] = true;
     ++folded;
