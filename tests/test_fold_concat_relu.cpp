@@ -14,46 +14,21 @@
 #include "spec/compile.h"
 #include "spec/parse.h"
 #include "tests/support/bits.h"
+#include "tests/support/darts_step.h"
 
 using namespace cellgraph;
 
 namespace {
-spec::Space darts(int64_t size) {
-  spec::Space s =
-      spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/darts_cnn.json");
-  s.network.in_channels = 3;
-  s.network.in_height = s.network.in_width = size;
-  return s;
-}
 
 bool rectifying(const ir::Node& n) {
   return n.op == OpKind::concat && std::get<ConcatAttrs>(n.attrs).relu;
 }
 
-// The logits, the loss's gradient for every parameter and for the coefficients, after one
-// forward and backward of `graph` with `active` candidates.
-std::vector<std::vector<float>> step(const ir::Graph& graph, const sched::ActiveSet& active) {
-  const ir::ParameterStore params(graph, 3);
-  Rng rng(4);
-  const Var images(normal_tensor({2, 3, 8, 8}, 0, 1, rng));
-  std::vector<Var> coefficients;
-  for (const ir::ArchGroup& g : graph.arch_groups)
-    coefficients.emplace_back(uniform_tensor({g.rows, int64_t(g.columns.size())}, 0.1f, 1.0f, rng),
-                              true);
-  const sched::RunOptions options{.training = true, .coefficients = coefficients};
-  const Var logits = sched::run(graph, params, sched::make_plan(graph, active), images, options);
-  ops::sum(logits).backward();
-  std::vector<std::vector<float>> out{logits.value().to_vector()};
-  for (const Var& p : params.all())
-    out.push_back(p.has_grad() ? p.grad().to_vector() : std::vector<float>{});
-  for (const Var& c : coefficients) out.push_back(c.grad().to_vector());
-  return out;
-}
 }  // namespace
 
 TEST_CASE("fold: a search network's cell outputs take their preprocessing ReLU") {
-  const ir::Graph folded = spec::compile(darts(32));
-  const ir::Graph apart = spec::compile(darts(32), {.fold_relus = false});
+  const ir::Graph folded = spec::compile(testing::darts_space(32));
+  const ir::Graph apart = spec::compile(testing::darts_space(32), {.fold_relus = false});
   folded.verify();
   // Cells 0-6 each end in a concat read by one shared ReLU (cells k+1 and k+2 read it; cell
   // 6's only by cell 7); cell 7's concat feeds the head and the stem's output is a BN's.
@@ -90,8 +65,8 @@ TEST_CASE("fold: a fixed network keeps its ReLUs apart (export cuts cells by lab
 TEST_CASE("fold: a search step's logits and gradients are the same bit for bit") {
   // 8 x 8 images keep DARTS' eight cells small; every candidate active, then a sparse set
   // (two ops per edge), as sparse algorithms run it.
-  const ir::Graph folded = spec::compile(darts(8));
-  const ir::Graph apart = spec::compile(darts(8), {.fold_relus = false});
+  const ir::Graph folded = spec::compile(testing::darts_space(8));
+  const ir::Graph apart = spec::compile(testing::darts_space(8), {.fold_relus = false});
   sched::ActiveSet sparse = sched::all_active(folded);
   for (size_t i = 0; i < folded.candidates.size(); ++i)
     sparse[i] = folded.candidates[i].op == Candidate::sep_conv_3x3 ||
@@ -100,7 +75,8 @@ TEST_CASE("fold: a search step's logits and gradients are the same bit for bit")
     const char* which = all ? "every candidate" : "two per edge";
     INFO(which);
     const sched::ActiveSet active = all ? sched::all_active(folded) : sparse;
-    const std::vector<std::vector<float>> a = step(folded, active), b = step(apart, active);
+    const std::vector<std::vector<float>> a = testing::search_step(folded, active),
+                                          b = testing::search_step(apart, active);
     REQUIRE(a.size() == b.size());
     for (size_t i = 0; i < a.size(); ++i) {
       INFO("result " << i);

@@ -17,6 +17,7 @@
 #include "spec/compile.h"
 #include "spec/parse.h"
 #include "tests/support/bits.h"
+#include "tests/support/darts_step.h"
 #include "tests/support/op_harness.h"
 #include "tests/support/op_tests.h"
 
@@ -122,42 +123,11 @@ std::vector<testing::OpCase> relu_input_cases() {
       op_case({"dense 3x3, folded ReLU", {1, 2, 5, 5}, {3, 2, 3, 3}, {1, 1, 1, 1}}, true)};
 }
 
-spec::Space darts(int64_t size) {
-  spec::Space s =
-      spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/darts_cnn.json");
-  s.network.in_channels = 3;
-  s.network.in_height = s.network.in_width = size;
-  return s;
-}
-
 bool folded_conv(const ir::Node& n) {
   const auto* a = std::get_if<ConvAttrs>(&n.attrs);
   return a != nullptr && a->relu_input;
 }
 
-// The logits, then the loss's gradient for every parameter and the coefficients, after one
-// forward and backward of `graph` with `active` candidates; with `frozen` the weights get
-// none (an architecture step: the convs' data gradients alone).
-std::vector<std::vector<float>> step(const ir::Graph& graph, const sched::ActiveSet& active,
-                                     bool frozen) {
-  const ir::ParameterStore params(graph, 3);
-  Rng rng(4);
-  const Var images(normal_tensor({2, 3, 8, 8}, 0, 1, rng));
-  std::vector<Var> coefficients;
-  for (const ir::ArchGroup& g : graph.arch_groups)
-    coefficients.emplace_back(uniform_tensor({g.rows, int64_t(g.columns.size())}, 0.1f, 1.0f, rng),
-                              true);
-  const sched::RunOptions options{.training = true, .coefficients = coefficients};
-  std::vector<Var> weights = params.all();
-  FreezeGuard freeze(frozen ? weights : std::vector<Var>{});
-  const Var logits = sched::run(graph, params, sched::make_plan(graph, active), images, options);
-  ops::sum(logits).backward();
-  std::vector<std::vector<float>> out{logits.value().to_vector()};
-  for (const Var& p : weights)
-    out.push_back(p.has_grad() ? p.grad().to_vector() : std::vector<float>{});
-  for (const Var& c : coefficients) out.push_back(c.grad().to_vector());
-  return out;
-}
 }  // namespace
 
 CELLGRAPH_OP_CASES("conv with a folded ReLU", relu_input_cases)
@@ -168,8 +138,8 @@ TEST_CASE("conv2d relu_input: equals relu then conv2d, bit for bit, on every CPU
 }
 
 TEST_CASE("fold: a ReLU read by one stride-1 depthwise conv goes into the conv") {
-  const ir::Graph folded = spec::compile(darts(32));
-  const ir::Graph apart = spec::compile(darts(32), {.fold_conv_relus = false});
+  const ir::Graph folded = spec::compile(testing::darts_space(32));
+  const ir::Graph apart = spec::compile(testing::darts_space(32), {.fold_conv_relus = false});
   folded.verify();
   int64_t relus_folded = 0, relus_apart = 0, convs = 0;
   for (const ir::Node& n : apart.nodes) relus_apart += n.op == OpKind::relu;
@@ -224,8 +194,8 @@ TEST_CASE("fold: a search step with ReLUs in the convs is the unfolded one, bit 
   // the ReLU's gradient, reaching the input's slot where the ReLU's did. Weights trained (a
   // weight step) and frozen (an architecture step, where the conv keeps x for the mask
   // alone); every candidate, then two per edge.
-  const ir::Graph folded = spec::compile(darts(8));
-  const ir::Graph apart = spec::compile(darts(8), {.fold_conv_relus = false});
+  const ir::Graph folded = spec::compile(testing::darts_space(8));
+  const ir::Graph apart = spec::compile(testing::darts_space(8), {.fold_conv_relus = false});
   sched::ActiveSet sparse = sched::all_active(folded);
   for (size_t i = 0; i < folded.candidates.size(); ++i)
     sparse[i] = folded.candidates[i].op == Candidate::sep_conv_3x3 ||
@@ -235,7 +205,8 @@ TEST_CASE("fold: a search step with ReLUs in the convs is the unfolded one, bit 
       CAPTURE(frozen);
       CAPTURE(all);
       const sched::ActiveSet active = all ? sched::all_active(folded) : sparse;
-      const auto a = step(folded, active, frozen), b = step(apart, active, frozen);
+      const auto a = testing::search_step(folded, active, frozen),
+                 b = testing::search_step(apart, active, frozen);
       REQUIRE(a.size() == b.size());
       for (size_t i = 0; i < a.size(); ++i) {
         CAPTURE(i);

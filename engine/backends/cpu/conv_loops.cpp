@@ -500,39 +500,35 @@ void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, 
   const Pitched s(d);
   CG_ASSERT(s.fits(d), "depthwise loops: stride 1 and a padded extent only");
   const PlaneFold f{fold, d.h * d.w, d.oh * d.ow};
-  if (narrow_tiles_fit(d)) {
-    const std::vector<int32_t> masks = narrow_masks(d);
-    const auto plane = d.kh == 3 ? narrow_plane3 : narrow_plane5;
+  // Runs pass(c, scratch, input plane, output plane, add) on every plane, through the fold.
+  const auto each_plane = [&](auto&& pass) {
     for_planes_pitched(
         d, s,
         [&](int64_t p, float* scratch) {
-          const int64_t c = p % d.channels;
           float* spare = scratch + s.floats;
           bool add = accumulate;
           float* out = f.output(y, p, spare, add);
-          plane(d, f.input(x, p, spare), w + c * d.kh * d.kw, bias != nullptr ? bias[c] : 0.0f,
-                masks.data(), scratch, out, add);
+          pass(p % d.channels, scratch, f.input(x, p, spare), out, add);
           f.finish(y, p, spare, accumulate);
         },
         f.floats());
+  };
+  const auto bias_of = [&](int64_t c) { return bias != nullptr ? bias[c] : 0.0f; };
+  if (narrow_tiles_fit(d)) {
+    const std::vector<int32_t> masks = narrow_masks(d);
+    const auto plane = d.kh == 3 ? narrow_plane3 : narrow_plane5;
+    each_plane([&](int64_t c, float* scratch, const float* in, float* out, bool add) {
+      plane(d, in, w + c * d.kh * d.kw, bias_of(c), masks.data(), scratch, out, add);
+    });
     return;
   }
   const bool square = d.kh == d.kw;
   const auto plane = square && d.kh == 3   ? forward_plane3
                      : square && d.kh == 5 ? forward_plane5
                                            : forward_plane_any;
-  for_planes_pitched(
-      d, s,
-      [&](int64_t p, float* in) {
-        const int64_t c = p % d.channels;
-        float* spare = in + s.floats;
-        bool add = accumulate;
-        float* out = f.output(y, p, spare, add);
-        plane(d, s.pw, f.input(x, p, spare), w + c * d.kh * d.kw, bias != nullptr ? bias[c] : 0.0f,
-              in, in + s.grad_at, out, add);
-        f.finish(y, p, spare, accumulate);
-      },
-      f.floats());
+  each_plane([&](int64_t c, float* scratch, const float* in, float* out, bool add) {
+    plane(d, s.pw, in, w + c * d.kh * d.kw, bias_of(c), scratch, scratch + s.grad_at, out, add);
+  });
 }
 
 // dx[p, iy, ix] = sum over taps of w[c, ky, kx] * dy[p, oy, ox], as a scatter of dy into dx.
