@@ -67,10 +67,8 @@ TEST_CASE("fold: a search step's logits and gradients are the same bit for bit")
   // (two ops per edge), as sparse algorithms run it.
   const ir::Graph folded = spec::compile(testing::darts_space(8));
   const ir::Graph apart = spec::compile(testing::darts_space(8), {.fold_relus = false});
-  sched::ActiveSet sparse = sched::all_active(folded);
-  for (size_t i = 0; i < folded.candidates.size(); ++i)
-    sparse[i] = folded.candidates[i].op == Candidate::sep_conv_3x3 ||
-                folded.candidates[i].op == Candidate::skip_connect;
+  const sched::ActiveSet sparse =
+      testing::ops_active(folded, {Candidate::sep_conv_3x3, Candidate::skip_connect});
   for (const bool all : {true, false}) {
     const char* which = all ? "every candidate" : "two per edge";
     INFO(which);

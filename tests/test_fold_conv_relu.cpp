@@ -196,10 +196,8 @@ TEST_CASE("fold: a search step with ReLUs in the convs is the unfolded one, bit 
   // alone); every candidate, then two per edge.
   const ir::Graph folded = spec::compile(testing::darts_space(8));
   const ir::Graph apart = spec::compile(testing::darts_space(8), {.fold_conv_relus = false});
-  sched::ActiveSet sparse = sched::all_active(folded);
-  for (size_t i = 0; i < folded.candidates.size(); ++i)
-    sparse[i] = folded.candidates[i].op == Candidate::sep_conv_3x3 ||
-                folded.candidates[i].op == Candidate::dil_conv_5x5;
+  const sched::ActiveSet sparse =
+      testing::ops_active(folded, {Candidate::sep_conv_3x3, Candidate::dil_conv_5x5});
   for (const bool frozen : {false, true})
     for (const bool all : {true, false}) {
       CAPTURE(frozen);

@@ -3,7 +3,9 @@
 // on small RGB images, and what a step yields, in an order both compilations share.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,14 @@ inline spec::Space darts_space(int64_t size) {
   s.network.in_channels = 3;
   s.network.in_height = s.network.in_width = size;
   return s;
+}
+
+// Only the candidates of the listed ops active (two ops per edge, as sparse algorithms run).
+inline sched::ActiveSet ops_active(const ir::Graph& graph, std::initializer_list<Candidate> ops) {
+  sched::ActiveSet active = sched::all_active(graph);
+  for (size_t i = 0; i < graph.candidates.size(); ++i)
+    active[i] = std::find(ops.begin(), ops.end(), graph.candidates[i].op) != ops.end();
+  return active;
 }
 
 // The logits, then the gradient of their sum for every parameter (empty where it has none)
