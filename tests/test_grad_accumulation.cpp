@@ -221,3 +221,48 @@ TEST_CASE("autodiff: batch norms read a weighted sum's gradient scaled, as from 
   for (size_t k = 0; k < want.size(); ++k)
     check_close(names[k], got[k], std::vector<double>(want[k].begin(), want[k].end()), 1e-5);
 }
+
+// add and add_n hand their gradient to their inputs as a shared view instead of a copy each
+// (engine/backends/kernel.h, passes_grad_through). The gradients must be those of copies,
+// which the reference gets by reading every input of a sum through a multiplication by ones
+// (exact, and mul's backward writes its own gradient). Covered, in the backward's order
+// (the reverse of the calls below): views to a sum, a conv and a relu that further
+// gradients then reach (the view becomes a tensor of its own), a batch norm holding a
+// weighted sum's scaled view (the sum's copy is merged), one input read twice by the same
+// sum (one slot for both: copies), the two outputs of a split (copies), leaf inputs (never
+// views), and readers whose backward runs after the sums'.
+TEST_CASE("autodiff: sums pass their gradient through to their inputs, as copies would") {
+  const Shape shape{2, 4, 5, 5};
+  const Tensor a0 = random(shape, 1), b0 = random(shape, 2), x0 = random(shape, 3);
+  const Tensor z0 = random({2, 8, 5, 5}, 4), w0 = random({4, 4, 3, 3}, 5);
+  const Tensor c0 = random({1, 2}, 6);
+  const Tensor g1 = random(shape, 7), g2 = random(shape, 8), g3 = random(shape, 9);
+  const Tensor g4 = random(shape, 10);
+  using Grads = std::vector<std::vector<float>>;
+  const auto run = [&](bool through_mul) {
+    Var a(a0, true), b(b0, true), x(x0, true), z(z0, true), w(w0, true), c(c0, true);
+    const Var ones(Tensor::full(shape, 1.0f, Device::cpu));
+    const auto in = [&](const Var& v) { return through_mul ? ops::mul(v, ones) : v; };
+    const Var p = ops::relu(a);
+    const Var q = ops::batch_norm(b, {}, {}, Var(Tensor::zeros({4}, Device::cpu)),
+                                  Var(Tensor::full({4}, 1.0f, Device::cpu)));
+    const Var r = ops::conv2d(x, w, {}, ConvAttrs{.padding = 1});
+    const std::vector<Var> halves = ops::split(z, {4, 4});
+    const Var y2 = ops::relu(r);
+    const Var y3 = ops::relu(q);
+    const Var s2 = ops::add_n({in(p), in(p), in(x)});
+    const Var s1 = ops::add_n({in(p), in(q), in(r)});
+    const Var s3 = ops::add(in(s1), in(halves[0]));
+    const Var s4 = ops::add_n({in(s3), in(halves[1]), in(r)});
+    const Var y1 = ops::weighted_sum({s4, q}, c, 0, {0, 1});
+    backward({y1, s2, y2, y3}, {g1, g2, g3, g4});
+    Grads out;
+    for (const Var& v : {a, b, x, z, w, c}) out.push_back(v.grad().to_vector());
+    return out;
+  };
+  const Grads want = run(true);
+  const Grads got = run(false);
+  const char* names[] = {"da", "db", "dx", "dz", "dw", "dc"};
+  for (size_t k = 0; k < want.size(); ++k)
+    check_close(names[k], got[k], std::vector<double>(want[k].begin(), want[k].end()), 1e-6);
+}

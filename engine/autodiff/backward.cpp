@@ -101,21 +101,32 @@ bool adds_into(const Node& node, size_t i, const std::vector<Slot>& slots) {
   return !shares_slot(slots, i);
 }
 
-// Input i may receive its gradient as a scaled view of the node's own (kernel.h,
-// scale_only): the kernel hands such views out, the input has the output's shape, its
-// producer has one output and reads scaled gradients, nothing has reached its slot yet and
-// no other input of the node feeds that slot.
-bool hands_out_scaled(const Kernel& kernel, const Node& node, size_t i,
-                      const std::vector<Slot>& slots) {
-  if (!kernel.hands_out_scaled || i >= 32 || slots[i].pending == nullptr ||
-      slots[i].grad->defined() || node.output_shapes.size() != 1 ||
-      node.input_shapes[i] != node.output_shapes[0])
+// Input i may receive the node's gradient as a shared view (kernel.h, scale_only): the
+// input has the output's shape, its producer has one output, nothing has reached its slot
+// yet and no other input of the node feeds that slot. A view scaled by a coefficient
+// (`scaled`) needs a producer that reads scaled gradients; an unscaled one any producer.
+bool may_share_view(const Node& node, size_t i, const std::vector<Slot>& slots, bool scaled) {
+  if (i >= 32 || slots[i].pending == nullptr || slots[i].grad->defined() ||
+      node.output_shapes.size() != 1 || node.input_shapes[i] != node.output_shapes[0])
     return false;
   const Node& producer = *node.inputs[i].producer;
   if (producer.output_shapes.size() != 1 || producer.device != node.device ||
-      !backend_for(producer.device).kernel(producer.kind).takes_scaled_grad)
+      (scaled && !backend_for(producer.device).kernel(producer.kind).takes_scaled_grad))
     return false;
   return !shares_slot(slots, i);
+}
+
+// A weighted sum's view, scaled by its coefficient (kernel.h, hands_out_scaled).
+bool hands_out_scaled(const Kernel& kernel, const Node& node, size_t i,
+                      const std::vector<Slot>& slots) {
+  return kernel.hands_out_scaled && may_share_view(node, i, slots, true);
+}
+
+// A sum's own gradient, passed through unscaled (kernel.h, passes_grad_through). The node's
+// gradient is unscaled here: its kernel reads no scaled gradients (asserted by the caller).
+bool passes_through(const Kernel& kernel, const Node& node, size_t i,
+                    const std::vector<Slot>& slots) {
+  return kernel.passes_grad_through && may_share_view(node, i, slots, false);
 }
 
 // A further gradient for a slot that holds a shared view: `own` (this call's buffer) gets
@@ -142,8 +153,9 @@ void run_node_backward(Node& node, Pending& pending_here, PendingMap& pending) {
   if (kernel.backward == nullptr)
     throw error("op '", op_name(node.kind), "' has no backward kernel on the ",
                 device_name(node.device), " backend");
-  CG_ASSERT(!pending_here.shared || kernel.takes_scaled_grad, "a scaled gradient for a '",
-            op_name(node.kind), "' node, whose kernel does not read one");
+  CG_ASSERT(!pending_here.shared || pending_here.scale == 1.0f || kernel.takes_scaled_grad,
+            "a scaled gradient for a '", op_name(node.kind),
+            "' node, whose kernel does not read one");
   CG_ASSERT(!(kernel.takes_scaled_grad && kernel.hands_out_scaled),
             "a kernel both reading and handing out scaled gradients");
 
@@ -156,8 +168,8 @@ void run_node_backward(Node& node, Pending& pending_here, PendingMap& pending) {
   uint32_t scale_only = 0;
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     if (slots[i].grad == nullptr) continue;
-    if (hands_out_scaled(kernel, node, i, slots)) {
-      scale_only |= 1u << i;
+    if (hands_out_scaled(kernel, node, i, slots) || passes_through(kernel, node, i, slots)) {
+      scale_only |= 1u << i;  // the kernel writes a hands_out_scaled input's scale
     } else if (kernel.accumulates && adds_into(node, i, slots)) {
       grad_inputs[i] = *slots[i].grad;
       accumulate |= 1u << i;

@@ -59,6 +59,12 @@ struct Kernel {
   bool accumulates = false;        // backward honours BackwardCall::accumulate
   bool takes_scaled_grad = false;  // backward honours BackwardCall::grad_scale (one output)
   bool hands_out_scaled = false;   // backward honours BackwardCall::scale_only
+  // Every input of the output's shape gets grad_outputs[0] itself as its gradient (add,
+  // add_n): the autodiff hands the node's gradient to such an input as a shared view
+  // (BackwardCall::scale_only, scale 1) where it can, leaving that grad_input undefined,
+  // instead of the kernel writing a copy per input. Any producer reads such a view: its
+  // values are the gradient's. The kernel skips undefined grad_inputs.
+  bool passes_grad_through = false;
 };
 
 }  // namespace cellgraph

@@ -128,6 +128,8 @@ void add_forward(const ForwardCall& call) {
   binary(dnnl::algorithm::binary_add, a, b, y);
 }
 
+// Each input's gradient is dy: the autodiff hands dy itself to the inputs it can
+// (kernel.h, passes_grad_through) and leaves only the others defined for a copy.
 void add_backward(const BackwardCall& call) {
   for (size_t i = 0; i < 2; ++i)
     if (call.grad_inputs[i].defined()) copy_into(call.grad_inputs[i], call.grad_outputs[0]);
@@ -268,7 +270,8 @@ void add_elementwise_kernels(KernelTable& table) {
   set(table, OpKind::tanh, activation_forward, activation_backward);
   set(table, OpKind::sigmoid, activation_forward, activation_backward);
   set(table, OpKind::negate, negate_forward, negate_backward);
-  set(table, OpKind::add, add_forward, add_backward);
+  set(table, OpKind::add,
+      Kernel{.forward = add_forward, .backward = add_backward, .passes_grad_through = true});
   set(table, OpKind::mul, mul_forward, mul_backward);
   set(table, OpKind::scale, scale_forward, scale_backward);
   set(table, OpKind::dropout, dropout_forward, dropout_backward);

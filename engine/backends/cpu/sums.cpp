@@ -44,6 +44,7 @@ void add_n_forward(const ForwardCall& call) {
   }
 }
 
+// As add's: dy itself where the autodiff could pass it through, a copy elsewhere.
 void add_n_backward(const BackwardCall& call) {
   const Tensor& dy = call.grad_outputs[0];
   for (const Tensor& dx : call.grad_inputs)
@@ -147,7 +148,8 @@ void flatten_backward(const BackwardCall& call) {
 }  // namespace
 
 void add_sums_kernels(KernelTable& table) {
-  set(table, OpKind::add_n, add_n_forward, add_n_backward);
+  set(table, OpKind::add_n,
+      Kernel{.forward = add_n_forward, .backward = add_n_backward, .passes_grad_through = true});
   set(table, OpKind::weighted_sum,
       Kernel{.forward = weighted_sum_forward,
              .backward = weighted_sum_backward,
