@@ -211,47 +211,78 @@ TEST_CASE("vector ops: dot in double, per thread share, fixed for a thread count
   CHECK(std::isnan(vec::dot(tensor_of({1.0f, std::nanf("")}), tensor_of({0.0f, 0.0f}))));
 }
 
-// NASP's dotted closing batch norms (sched/executor.cpp): the statistics, the running update
-// and every normalised value are ops::batch_norm's, so against <g, batch_norm(x)> only the
-// order of the double sums differs; the running statistics match bit for bit. Shapes with
-// planes of 1, 7 and 64 values; with and without affine; 1 and 2 threads.
+// NASP's dotted closing batch norms (sched/executor.cpp): the statistics and the running
+// update are ops::batch_norm's bit for bit; the dot is sum g * (x * scale + shift) with the
+// batch norm's float scale and shift, the normalised values not rounded to float, which the
+// reference here computes in long double from the statistics (the same formulas; its sums'
+// order differs from the kernel's by ~1e-16, far from moving a float). Against <g,
+// batch_norm(x)> the dot may differ by that rounding alone. The same dot for 1 and 2
+// threads, and on every run. Shapes with planes of 1, 7 and 64 values; with and without
+// affine.
 TEST_CASE("vector ops: batch_norm_dot is <g, batch_norm(x)> and updates the running statistics") {
   const Shape shapes[] = {{6, 3}, {4, 5, 1, 7}, {3, 2, 8, 8}};
   uint64_t seed = 40;
   for (const Shape& shape : shapes) {
     const int64_t channels = shape[1];
+    const int64_t inner = shape.numel() / (shape[0] * channels);
     for (const bool affine : {false, true}) {
+      double one_thread = 0;
+      Rng rng(++seed);
+      const Tensor x = normal_tensor(shape, 0.5f, 2.0f, rng);
+      const Tensor g = normal_tensor(shape, 0.0f, 1.0f, rng);
+      const Tensor gamma = affine ? normal_tensor({channels}, 1.0f, 0.3f, rng) : Tensor();
+      const Tensor beta = affine ? normal_tensor({channels}, 0.0f, 0.3f, rng) : Tensor();
+      const Tensor mean0 = normal_tensor({channels}, 0.0f, 1.0f, rng);
+      const Tensor var0 = uniform_tensor({channels}, 0.5f, 2.0f, rng);
+      BatchNormAttrs attrs;
+      attrs.momentum = 0.25f;
       for (const int threads : {1, 2}) {
         CAPTURE(shape.str());
         CAPTURE(affine);
         CAPTURE(threads);
         ThreadsGuard guard(threads);
-        Rng rng(++seed);
-        const Tensor x = normal_tensor(shape, 0.5f, 2.0f, rng);
-        const Tensor g = normal_tensor(shape, 0.0f, 1.0f, rng);
-        const Tensor gamma = affine ? normal_tensor({channels}, 1.0f, 0.3f, rng) : Tensor();
-        const Tensor beta = affine ? normal_tensor({channels}, 0.0f, 0.3f, rng) : Tensor();
-        const Tensor mean0 = normal_tensor({channels}, 0.0f, 1.0f, rng);
-        const Tensor var0 = uniform_tensor({channels}, 0.5f, 2.0f, rng);
-        BatchNormAttrs attrs;
-        attrs.momentum = 0.25f;
         const Var rm_op(mean0.clone()), rv_op(var0.clone());
         const Var y = ops::batch_norm(Var(x), affine ? Var(gamma) : Var(),
                                       affine ? Var(beta) : Var(), rm_op, rv_op, attrs);
-        double expected = 0, scale = 0;
-        const std::vector<float> yv = y.value().to_vector(), gv = g.to_vector();
-        for (size_t i = 0; i < yv.size(); ++i) {
-          expected += double(gv[i]) * double(yv[i]);
-          scale += std::fabs(double(gv[i]) * double(yv[i]));
+        const std::vector<float> xv = x.to_vector(), gv = g.to_vector(), yv = y.value().to_vector();
+        long double exact = 0, magnitude = 0, rounding = 0, of_outputs = 0;
+        for (int64_t c = 0; c < channels; ++c) {
+          double sum = 0, sq = 0;
+          std::vector<size_t> at;
+          for (int64_t b = 0; b < shape[0]; ++b)
+            for (int64_t k = 0; k < inner; ++k)
+              at.push_back(size_t((b * channels + c) * inner + k));
+          for (const size_t e : at) {
+            sum += double(xv[e]);
+            sq += double(xv[e]) * double(xv[e]);
+          }
+          const double m = sum / double(at.size());
+          const float mean = float(m);
+          const float var = float(std::max(sq / double(at.size()) - m * m, 0.0));
+          const float inv = 1.0f / std::sqrt(var + attrs.eps);
+          const float scale = affine ? gamma.to_vector()[size_t(c)] * inv : inv;
+          const float shift = (affine ? beta.to_vector()[size_t(c)] : 0.0f) - mean * scale;
+          for (const size_t e : at) {
+            const long double value = (long double)xv[e] * scale + shift;
+            exact += gv[e] * value;
+            magnitude += std::fabs(gv[e] * value);
+            rounding +=
+                std::fabs(gv[e]) * (std::fabs((long double)xv[e] * scale) + std::fabs(shift));
+            of_outputs += double(gv[e]) * double(yv[e]);
+          }
         }
         const Tensor rm = mean0.clone(), rv = var0.clone();
         reset_kernel_counts();
         const double got =
             vec::batch_norm_dot(x, gamma, beta, rm, rv, attrs.momentum, attrs.eps, g);
-        CHECK(std::fabs(got - expected) <= 1e-12 * scale);
+        CHECK(std::fabs((long double)got - exact) <= 1e-12L * magnitude);
+        // batch_norm's outputs are each rounded to float once (and maybe fused): 2^-22 bounds it.
+        CHECK(std::fabs((long double)got - of_outputs) <= rounding / (1 << 22));
         CHECK(same_bits(rm, rm_op.value().to_vector()));
         CHECK(same_bits(rv, rv_op.value().to_vector()));
         CHECK(kernel_counts().forward[static_cast<size_t>(OpKind::batch_norm)] == 1);
+        if (threads == 1) one_thread = got;
+        CHECK(got == one_thread);
         for (int run = 0; run < 5; ++run) {
           const Tensor rm2 = mean0.clone(), rv2 = var0.clone();
           REQUIRE(vec::batch_norm_dot(x, gamma, beta, rm2, rv2, attrs.momentum, attrs.eps, g) ==

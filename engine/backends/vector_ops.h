@@ -91,12 +91,13 @@ void clamp(const Tensor& x, float lo, float hi);
 double dot(const Tensor& x, const Tensor& y);
 // <g, batch_norm(x)> of a training-mode batch norm whose output nothing else reads, without
 // writing that output: NASP's architecture step dots a forward-only candidate's closing
-// batch norm with the gradient at its sum (sched/executor.cpp). The batch statistics, the
-// running statistics' update and each normalised value are ops::batch_norm's, bit for bit;
-// the products are summed in double per plane, the planes' sums per thread and then in
-// thread order (deterministic for a given thread count, not the order of dot() over the
-// written output). gamma and beta undefined: no affine. Counted as a batch_norm forward in
-// the kernel counts (backend.h), which it replaces.
+// batch norm with the gradient at its sum (sched/executor.cpp). The batch statistics and
+// the running statistics' update are ops::batch_norm's, bit for bit; the dot is taken in
+// one pass over x and g as, per channel, scale * sum(g x) + shift * sum(g) in double with
+// the batch norm's float scale and shift, so it is <g, x * scale + shift> without the
+// normalised values' rounding to float (which <g, batch_norm(x)> has), the channels added
+// in order (the same for any thread count). gamma and beta undefined: no affine. Counted
+// as a batch_norm forward in the kernel counts (backend.h), which it replaces.
 double batch_norm_dot(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                       const Tensor& running_mean, const Tensor& running_var, float momentum,
                       float eps, const Tensor& g);

@@ -170,13 +170,18 @@ constexpr int64_t kLanes = 8;
   }
 }
 
+// Channel c's mean and biased variance from its sum and sum of squares.
+void store_statistics(double sum, double sq, const Planes& p, int64_t c, float* mean, float* var) {
+  const double m = sum / double(p.per_channel());
+  mean[c] = float(m);
+  var[c] = float(std::max(sq / double(p.per_channel()) - m * m, 0.0));
+}
+
 // Channel c's mean and biased variance, accumulated in double.
 void channel_statistics(const float* x, const Planes& p, int64_t c, float* mean, float* var) {
   double sum = 0, sq = 0;
   channel_moments(x + p.offset(0, c), p.batch, p.channels * p.inner, p.inner, sum, sq);
-  const double m = sum / double(p.per_channel());
-  mean[c] = float(m);
-  var[c] = float(std::max(sq / double(p.per_channel()) - m * m, 0.0));
+  store_statistics(sum, sq, p, c, mean, var);
 }
 
 // Channel c normalised as one multiply-add, y = x * scale + shift: the forward writes these
@@ -248,29 +253,66 @@ void batch_norm_forward(const ForwardCall& call) {
   }
 }
 
-// sum of g[i] * (x[i] * scale + shift) in double, each normalised value computed in float as
-// plane_affine writes it.
-[[gnu::target_clones("avx512f", "avx2", "default")]] double plane_affine_dot(const float* x,
-                                                                             const float* g,
-                                                                             int64_t n, float scale,
-                                                                             float shift) {
-  double sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += double(g[i]) * double(x[i] * scale + shift);
-  return sum;
+// channel_moments' sums of x (the same additions in the same order, so that the statistics
+// are batch_norm_forward's bit for bit) and, in the same pass, the sums of g and of g * x.
+[[gnu::target_clones("avx512f", "avx2", "default")]] void channel_moments_dot(
+    const float* x, const float* g, int64_t batch, int64_t stride, int64_t inner, double& sum,
+    double& sq, double& sum_g, double& sum_gx) {
+  Doubles s0{}, s1{}, q0{}, q1{}, g0{}, g1{}, d0{}, d1{};
+  double s = 0, q = 0, t = 0, d = 0;
+  const int64_t pairs = inner / (2 * kLanes) * (2 * kLanes);
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* xr = x + b * stride;
+    const float* gr = g + b * stride;
+    for (int64_t i = 0; i < pairs; i += 2 * kLanes) {
+      __builtin_prefetch(xr + stride + i);  // the next image's planes (Prefetching, above)
+      __builtin_prefetch(gr + stride + i);
+      Doubles a, c, ga, gc;
+      load_wide(xr + i, a);
+      load_wide(xr + i + kLanes, c);
+      load_wide(gr + i, ga);
+      load_wide(gr + i + kLanes, gc);
+      s0 += a;
+      s1 += c;
+      q0 += a * a;
+      q1 += c * c;
+      g0 += ga;
+      g1 += gc;
+      d0 += ga * a;
+      d1 += gc * c;
+    }
+    for (int64_t i = pairs; i < inner; ++i) {
+      s += double(xr[i]);
+      q += double(xr[i]) * double(xr[i]);
+      t += double(gr[i]);
+      d += double(gr[i]) * double(xr[i]);
+    }
+  }
+  sum = lanes_sum(s0 + s1) + s;
+  sq = lanes_sum(q0 + q1) + q;
+  sum_g = lanes_sum(g0 + g1) + t;
+  sum_gx = lanes_sum(d0 + d1) + d;
 }
 }  // namespace
 
-// vec::batch_norm_dot: batch_norm_forward's training statistics, running update and values,
-// each value multiplied by g's instead of written. A DARTS-space NASP step dots ~420
-// closing batch norms so (its forward-only candidates' outputs, up to 4 MiB each). Paired
-// with the batch norm and vec::dot it replaces (bench/profile_step --algo nasp --steps 3,
-// rounds alternated, s a step, batch norm forwards + the time outside kernels, where the
-// dots were counted): 1 thread 0.252 / 0.246 / 0.247 / 0.248 -> 0.229 / 0.230 / 0.232 /
-// 0.223; 2 threads 0.249 / 0.253 / 0.246 -> 0.210 / 0.216 / 0.210 (one parallel region
-// instead of two per term, each waking the sleeping threads), steps 1.027 / 1.036 / 1.007 ->
-// 0.971 / 1.002 / 0.986 s. The data is still in the cache when the dot reads it, so the
-// write and read saved are cheap; the one-thread step moved less than its spread.
+// vec::batch_norm_dot: batch_norm_forward's training statistics and running update, and the
+// sum of g * (x * scale + shift) over each channel, where a batch norm would write the
+// values: one pass over x and g, the channel's dot taken from its sums as scale * sum(g x)
+// + shift * sum(g) with batch_norm_forward's float scale and shift. The normalised values
+// are thus not rounded to float before their products (<g, batch_norm(x)> differs from this
+// by that rounding), and the channels' dots are added in channel order: the same result for
+// any thread count. A DARTS-space NASP step dots ~420 closing batch norms so (its
+// forward-only candidates' outputs, up to 4 MiB each).
+//
+// Before, the dot was a second pass, reading x again after the statistics and multiplying
+// each normalised value, computed in float, by g. One pass instead (ms a call, batch 64, 14
+// inputs in turn against one g, best of 9, two-pass -> one-pass): 1 thread 0.617 -> 0.451 on
+// 16 x 32 x 32, 0.335 -> 0.239 on 32 x 16 x 16, 0.203 -> 0.130 on 64 x 8 x 8; 2 threads
+// 0.425 -> 0.304, 0.279 -> 0.195, 0.214 -> 0.120. The second pass had replaced a batch norm
+// writing its output and vec::dot reading it (bench/profile_step --algo nasp --steps 3, s a
+// step, batch norm forwards + the time outside kernels, where the dots were counted): 1
+// thread 0.252 / 0.246 / 0.247 / 0.248 -> 0.229 / 0.230 / 0.232 / 0.223; 2 threads 0.249 /
+// 0.253 / 0.246 -> 0.210 / 0.216 / 0.210.
 double batch_norm_forward_dot(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta_in,
                               const Tensor& running_mean, const Tensor& running_var, float momentum,
                               float eps, const Tensor& g_in) {
@@ -285,27 +327,19 @@ double batch_norm_forward_dot(const Tensor& x_in, const Tensor& gamma_in, const 
   const Tensor beta = affine ? beta_in.contiguous() : Tensor();
   const float* gamma_data = affine ? gamma.data() : nullptr;
   const float* beta_data = affine ? beta.data() : nullptr;
-  const float* src = x.data();
-  std::vector<double> partial(size_t(omp_get_max_threads()), 0.0);
-#pragma omp parallel
-  {
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < p.channels; ++c) channel_statistics(src, p, c, mean.data(), var.data());
-    double mine = 0;
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t b = 0; b < p.batch; ++b) {
-      for (int64_t c = 0; c < p.channels; ++c) {
-        const ChannelAffine f =
-            channel_affine(mean.data(), var.data(), gamma_data, beta_data, c, eps);
-        mine += plane_affine_dot(src + p.offset(b, c), g.data() + p.offset(b, c), p.inner, f.scale,
-                                 f.shift);
-      }
-    }
-    partial[size_t(omp_get_thread_num())] = mine;
+  std::vector<double> dots(size_t(p.channels), 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < p.channels; ++c) {
+    double sum = 0, sq = 0, sum_g = 0, sum_gx = 0;
+    channel_moments_dot(x.data() + p.offset(0, c), g.data() + p.offset(0, c), p.batch,
+                        p.channels * p.inner, p.inner, sum, sq, sum_g, sum_gx);
+    store_statistics(sum, sq, p, c, mean.data(), var.data());
+    const ChannelAffine f = channel_affine(mean.data(), var.data(), gamma_data, beta_data, c, eps);
+    dots[size_t(c)] = double(f.scale) * sum_gx + double(f.shift) * sum_g;
   }
   update_running(running_mean, running_var, mean, var, momentum, p.per_channel());
   double sum = 0;
-  for (const double part : partial) sum += part;
+  for (const double dot : dots) sum += dot;
   return sum;
 }
 
