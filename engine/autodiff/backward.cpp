@@ -124,8 +124,8 @@ bool hands_out_scaled(const Kernel& kernel, const Node& node, size_t i,
 
 // A sum's own gradient, passed through unscaled (kernel.h, passes_grad_through). The node's
 // gradient is unscaled here: its kernel reads no scaled gradients (asserted by the caller).
-bool passes_through(const Kernel& kernel, const Node& node, size_t i,
-                    const std::vector<Slot>& slots) {
+bool passes_grad_through(const Kernel& kernel, const Node& node, size_t i,
+                         const std::vector<Slot>& slots) {
   return kernel.passes_grad_through && may_share_view(node, i, slots, false);
 }
 
@@ -168,7 +168,7 @@ void run_node_backward(Node& node, Pending& pending_here, PendingMap& pending) {
   uint32_t scale_only = 0;
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     if (slots[i].grad == nullptr) continue;
-    if (hands_out_scaled(kernel, node, i, slots) || passes_through(kernel, node, i, slots)) {
+    if (hands_out_scaled(kernel, node, i, slots) || passes_grad_through(kernel, node, i, slots)) {
       scale_only |= 1u << i;  // the kernel writes a hands_out_scaled input's scale
     } else if (kernel.accumulates && adds_into(node, i, slots)) {
       grad_inputs[i] = *slots[i].grad;

@@ -86,33 +86,73 @@ constexpr int64_t kLanes = 8;
   return s;
 }
 
-// sum and sum of squares of the channel's values. (channel_grad_sums of x against itself at
-// mean 0 and inv 1 gives the same sums, but reads and widens x twice: the forward took 0.093
-// instead of 0.069 ms on [64, 64, 8, 8], 1 thread.)
-[[gnu::target_clones("avx512f", "avx2", "default")]] void channel_moments(
-    const float* x, int64_t batch, int64_t stride, int64_t inner, double& sum, double& sq) {
-  Doubles s0{}, s1{}, q0{}, q1{};
-  double s = 0, q = 0;
+// A channel's sums in double: of its values and their squares, and with a gradient g of the
+// same layout (kWithG) of g and g * x too, in the same pass. The sums of x are the same
+// additions in the same order either way, so batch_norm_forward and vec::batch_norm_dot
+// take bit-identical statistics. (channel_grad_sums of x against itself at mean 0 and inv 1
+// gives the sums of x, but reads and widens x twice: the forward took 0.093 instead of 0.069
+// ms on [64, 64, 8, 8], 1 thread.)
+struct Moments {
+  double sum = 0, sq = 0, sum_g = 0, sum_gx = 0;
+};
+template <bool kWithG>
+[[gnu::always_inline]] inline Moments moments_pass(const float* x, const float* g, int64_t batch,
+                                                   int64_t stride, int64_t inner) {
+  Doubles s0{}, s1{}, q0{}, q1{}, g0{}, g1{}, d0{}, d1{};
+  double s = 0, q = 0, t = 0, d = 0;
   const int64_t pairs = inner / (2 * kLanes) * (2 * kLanes);
   for (int64_t b = 0; b < batch; ++b) {
-    const float* row = x + b * stride;
+    const float* xr = x + b * stride;
+    const float* gr = kWithG ? g + b * stride : nullptr;
     for (int64_t i = 0; i < pairs; i += 2 * kLanes) {
-      __builtin_prefetch(row + stride + i);  // the next image's plane (Prefetching, above)
+      __builtin_prefetch(xr + stride + i);  // the next image's planes (Prefetching, above)
       Doubles a, c;
-      load_wide(row + i, a);
-      load_wide(row + i + kLanes, c);
+      load_wide(xr + i, a);
+      load_wide(xr + i + kLanes, c);
       s0 += a;
       s1 += c;
       q0 += a * a;
       q1 += c * c;
+      if constexpr (kWithG) {
+        __builtin_prefetch(gr + stride + i);
+        Doubles ga, gc;
+        load_wide(gr + i, ga);
+        load_wide(gr + i + kLanes, gc);
+        g0 += ga;
+        g1 += gc;
+        d0 += ga * a;
+        d1 += gc * c;
+      }
     }
     for (int64_t i = pairs; i < inner; ++i) {
-      s += double(row[i]);
-      q += double(row[i]) * double(row[i]);
+      s += double(xr[i]);
+      q += double(xr[i]) * double(xr[i]);
+      if constexpr (kWithG) {
+        t += double(gr[i]);
+        d += double(gr[i]) * double(xr[i]);
+      }
     }
   }
-  sum = lanes_sum(s0 + s1) + s;
-  sq = lanes_sum(q0 + q1) + q;
+  Moments m;
+  m.sum = lanes_sum(s0 + s1) + s;
+  m.sq = lanes_sum(q0 + q1) + q;
+  if constexpr (kWithG) {
+    m.sum_g = lanes_sum(g0 + g1) + t;
+    m.sum_gx = lanes_sum(d0 + d1) + d;
+  }
+  return m;
+}
+
+// The channel's sums of x alone (batch_norm_forward), and with g (vec::batch_norm_dot).
+[[gnu::target_clones("avx512f", "avx2", "default")]] Moments channel_moments(const float* x,
+                                                                             int64_t batch,
+                                                                             int64_t stride,
+                                                                             int64_t inner) {
+  return moments_pass<false>(x, nullptr, batch, stride, inner);
+}
+[[gnu::target_clones("avx512f", "avx2", "default")]] Moments channel_moments_dot(
+    const float* x, const float* g, int64_t batch, int64_t stride, int64_t inner) {
+  return moments_pass<true>(x, g, batch, stride, inner);
 }
 
 [[gnu::target_clones("avx512f", "avx2", "default")]] void plane_affine(const float* in, float* out,
@@ -171,17 +211,16 @@ constexpr int64_t kLanes = 8;
 }
 
 // Channel c's mean and biased variance from its sum and sum of squares.
-void store_statistics(double sum, double sq, const Planes& p, int64_t c, float* mean, float* var) {
-  const double m = sum / double(p.per_channel());
+void store_statistics(const Moments& sums, const Planes& p, int64_t c, float* mean, float* var) {
+  const double m = sums.sum / double(p.per_channel());
   mean[c] = float(m);
-  var[c] = float(std::max(sq / double(p.per_channel()) - m * m, 0.0));
+  var[c] = float(std::max(sums.sq / double(p.per_channel()) - m * m, 0.0));
 }
 
 // Channel c's mean and biased variance, accumulated in double.
 void channel_statistics(const float* x, const Planes& p, int64_t c, float* mean, float* var) {
-  double sum = 0, sq = 0;
-  channel_moments(x + p.offset(0, c), p.batch, p.channels * p.inner, p.inner, sum, sq);
-  store_statistics(sum, sq, p, c, mean, var);
+  const Moments m = channel_moments(x + p.offset(0, c), p.batch, p.channels * p.inner, p.inner);
+  store_statistics(m, p, c, mean, var);
 }
 
 // Channel c normalised as one multiply-add, y = x * scale + shift: the forward writes these
@@ -253,46 +292,6 @@ void batch_norm_forward(const ForwardCall& call) {
   }
 }
 
-// channel_moments' sums of x (the same additions in the same order, so that the statistics
-// are batch_norm_forward's bit for bit) and, in the same pass, the sums of g and of g * x.
-[[gnu::target_clones("avx512f", "avx2", "default")]] void channel_moments_dot(
-    const float* x, const float* g, int64_t batch, int64_t stride, int64_t inner, double& sum,
-    double& sq, double& sum_g, double& sum_gx) {
-  Doubles s0{}, s1{}, q0{}, q1{}, g0{}, g1{}, d0{}, d1{};
-  double s = 0, q = 0, t = 0, d = 0;
-  const int64_t pairs = inner / (2 * kLanes) * (2 * kLanes);
-  for (int64_t b = 0; b < batch; ++b) {
-    const float* xr = x + b * stride;
-    const float* gr = g + b * stride;
-    for (int64_t i = 0; i < pairs; i += 2 * kLanes) {
-      __builtin_prefetch(xr + stride + i);  // the next image's planes (Prefetching, above)
-      __builtin_prefetch(gr + stride + i);
-      Doubles a, c, ga, gc;
-      load_wide(xr + i, a);
-      load_wide(xr + i + kLanes, c);
-      load_wide(gr + i, ga);
-      load_wide(gr + i + kLanes, gc);
-      s0 += a;
-      s1 += c;
-      q0 += a * a;
-      q1 += c * c;
-      g0 += ga;
-      g1 += gc;
-      d0 += ga * a;
-      d1 += gc * c;
-    }
-    for (int64_t i = pairs; i < inner; ++i) {
-      s += double(xr[i]);
-      q += double(xr[i]) * double(xr[i]);
-      t += double(gr[i]);
-      d += double(gr[i]) * double(xr[i]);
-    }
-  }
-  sum = lanes_sum(s0 + s1) + s;
-  sq = lanes_sum(q0 + q1) + q;
-  sum_g = lanes_sum(g0 + g1) + t;
-  sum_gx = lanes_sum(d0 + d1) + d;
-}
 }  // namespace
 
 // vec::batch_norm_dot: batch_norm_forward's training statistics and running update, and the
@@ -330,12 +329,11 @@ double batch_norm_forward_dot(const Tensor& x_in, const Tensor& gamma_in, const 
   std::vector<double> dots(size_t(p.channels), 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
-    double sum = 0, sq = 0, sum_g = 0, sum_gx = 0;
-    channel_moments_dot(x.data() + p.offset(0, c), g.data() + p.offset(0, c), p.batch,
-                        p.channels * p.inner, p.inner, sum, sq, sum_g, sum_gx);
-    store_statistics(sum, sq, p, c, mean.data(), var.data());
+    const Moments m = channel_moments_dot(x.data() + p.offset(0, c), g.data() + p.offset(0, c),
+                                          p.batch, p.channels * p.inner, p.inner);
+    store_statistics(m, p, c, mean.data(), var.data());
     const ChannelAffine f = channel_affine(mean.data(), var.data(), gamma_data, beta_data, c, eps);
-    dots[size_t(c)] = double(f.scale) * sum_gx + double(f.shift) * sum_g;
+    dots[size_t(c)] = double(f.scale) * m.sum_gx + double(f.shift) * m.sum_g;
   }
   update_running(running_mean, running_var, mean, var, momentum, p.per_channel());
   double sum = 0;
