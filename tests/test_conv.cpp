@@ -206,8 +206,10 @@ TEST_CASE("conv2d: stride-1 depthwise loops (forward and both gradients) match t
 
 // Output rows of whole 16-column vectors take the row tiles (conv_loops.cpp): bands of 4
 // rows at the dilation's spacing and the rows left over, 3x3 and 5x5, dilations 1 and 2,
-// padded and unpadded, one and two vectors a row, a bias. The backward's data gradient is
-// the same loops on the flipped kernel.
+// padded and unpadded, one, two and three vectors a row, a bias. The backward's data
+// gradient is the same loops on the flipped kernel. On a CPU with AVX-512 the 'same' 3x3
+// cases take the aligned rows (a vector's neighbours: the zero gaps, one gap and a row
+// vector, two row vectors); emulated CPUs (scripts/isa-check) the unaligned tiles.
 TEST_CASE("conv2d: stride-1 depthwise row tiles (rows of 16 and 32) match the reference") {
   check_case({{2, 3, 13, 16}, {3, 1, 3, 3}, true, {1, 1, 1, 3}});   // 3 bands and a row
   check_case({{1, 2, 19, 32}, {2, 1, 5, 5}, false, {1, 4, 2, 2}});  // dilated 5x5: 2 bands, 3 rows
@@ -215,6 +217,8 @@ TEST_CASE("conv2d: stride-1 depthwise row tiles (rows of 16 and 32) match the re
   check_case({{1, 3, 10, 16}, {3, 1, 3, 3}, false, {1, 2, 2, 3}});  // dilated 3x3: a band, 2 rows
   check_case({{1, 2, 18, 18}, {2, 1, 3, 3}, false, {1, 0, 1, 2}});  // unpadded: 16 x 16 out
   check_case({{2, 16, 32, 32}, {16, 1, 3, 3}, false, {1, 1, 1, 16}});  // sep_conv_3x3's
+  check_case({{1, 2, 11, 48}, {2, 1, 3, 3}, true, {1, 2, 2, 2}});      // dilated, 3 vectors a row
+  check_case({{1, 2, 5, 48}, {2, 1, 3, 3}, false, {1, 1, 1, 2}});      // a band and a row
 }
 
 // Planes narrower than a vector whose rows tile it ("same" padding) take the narrow tiles:

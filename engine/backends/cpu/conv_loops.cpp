@@ -1,5 +1,6 @@
 #include "engine/backends/cpu/conv_loops.h"
 
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -47,10 +48,11 @@ struct Pitched {
 
 // Runs body(plane, scratch) over all planes; each thread's scratch starts zeroed, and what
 // a body leaves in the pitched-dy columns past ow is zero by construction. `extra` more
-// floats follow each thread's scratch (a folded ReLU's planes, PlaneFold).
+// floats follow each thread's scratch (a folded ReLU's planes, PlaneFold). Each thread's
+// scratch starts on a 64-byte boundary (AlignedRows needs it).
 template <typename Body>
 void for_planes_pitched(const DepthwiseShape& d, const Pitched& s, Body&& body, int64_t extra = 0) {
-  const int64_t floats = s.floats + extra;
+  const int64_t floats = (s.floats + extra + 15) / 16 * 16;
   const Tensor scratch = Tensor::empty(Shape{omp_get_max_threads() * floats});
 #pragma omp parallel
   {
@@ -214,6 +216,119 @@ template <int K, int Dil>
                                                  d.ow, add);
       });
 }
+
+// 3x3 row tiles from aligned loads, on AVX-512 only. tile_rows loads each input vector at
+// its tap's column offset in rows of pw = w + 2 pad floats, so nearly every load straddles
+// two cache lines; at 3x3 (18 such loads for 36 FMAs a tile) that held the tiles to about
+// half the FMAs' pace. Here every padded row starts on a 64-byte boundary with 16 zero
+// floats after it (its right padding and the next row's left), each input row is loaded as
+// three aligned vectors and the taps' column shifts are built in registers (valignd). Same
+// taps, same order of sums: bit-identical to tile_rows. GCC's vector extension has no
+// two-register shift (__builtin_shufflevector became vpermt2ps, which gained half as much in
+// a probe), hence the intrinsics and the target region; the AVX2 and baseline clones keep
+// tile_rows. depthwise_forward per call (batch 64, 1 thread, median of 41, three runs
+// alternated with tile_rows, ms, inputs rotating through 8 tensors / one input in cache):
+// 3x3 on 16 x 32 x 32 0.66-0.74 -> 0.31-0.33 / 0.41-0.44 -> 0.32-0.35, dilated 0.52-0.60 ->
+// 0.38-0.40 / 0.40-0.50 -> 0.32-0.36; 3x3 on 32 x 16 x 16 0.22-0.28 -> 0.19-0.20 / 0.27 ->
+// 0.23-0.24. 5x5 kernels stay on tile_rows, where the FMAs bind and the four shifts a row
+// cost more than the loads they save: on 32 x 16 x 16 0.38-0.39 -> 0.40-0.44 (and 0.43 ->
+// 0.45-0.49 in cache), on 16 x 32 x 32 0.70-0.87 -> 0.67-0.70 (0.70 -> 0.69-0.73).
+struct AlignedRows {
+  static constexpr int64_t kGap = 16;
+  int64_t pitch, rows;  // pitch: w + kGap; rows: h + 2 pad
+  explicit AlignedRows(const DepthwiseShape& d) : pitch(d.w + kGap), rows(d.h + 2 * d.pad) {}
+  int64_t floats() const { return kGap + rows * pitch; }
+};
+
+// 'Same' 3x3 convs (dilation 1 or 2) on planes of whole vectors whose aligned rows fit in
+// the pitched scratch, on a CPU with AVX-512.
+bool aligned_tiles_fit(const DepthwiseShape& d, const Pitched& s) {
+  return d.kh == 3 && d.kw == 3 && (d.dilation == 1 || d.dilation == 2) && d.stride == 1 &&
+         d.oh == d.h && d.ow == d.w && d.pad == d.dilation && d.w % kTileColumns == 0 &&
+         AlignedRows(d).floats() <= s.floats && __builtin_cpu_supports("avx512f");
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+// Input column x + Shift from the aligned vectors before (l), at (c) and after (h) x. The
+// masked form with every lane set is the same valignd; the plain one reads an undefined
+// vector that GCC 12 warns about.
+template <int Shift>
+[[gnu::always_inline]] inline Lanes shifted(const Lanes& l, const Lanes& c, const Lanes& h) {
+  constexpr __mmask16 kAll = 0xFFFF;
+  if constexpr (Shift == 0)
+    return c;
+  else if constexpr (Shift < 0)
+    return Lanes(_mm512_mask_alignr_epi32(__m512i(c), kAll, __m512i(c), __m512i(l), 16 + Shift));
+  else
+    return Lanes(_mm512_mask_alignr_epi32(__m512i(c), kAll, __m512i(h), __m512i(c), Shift));
+}
+
+// tile_rows<K, R, Dil> from aligned rows: in is column ox of padded row oy, rows `pitch`
+// floats apart.
+template <int K, int R, int Dil>
+[[gnu::always_inline]] inline void aligned_tile(const float* in, int64_t pitch, const Lanes* taps,
+                                                const Lanes& bias, float* out, int64_t ow,
+                                                bool add) {
+  Lanes acc[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r] = bias;
+#pragma GCC unroll 8
+  for (int j = 0; j < R + K - 1; ++j) {
+    const float* row = in + j * Dil * pitch;
+    Lanes l, c, h;
+    std::memcpy(&l, row - kTileColumns, sizeof l);
+    std::memcpy(&c, row, sizeof c);
+    std::memcpy(&h, row + kTileColumns, sizeof h);
+    Lanes v[K];
+    [&]<int... kx>(std::integer_sequence<int, kx...>) {
+      ((v[kx] = shifted<(kx - K / 2) * Dil>(l, c, h)), ...);
+    }
+    (std::make_integer_sequence<int, K>{});
+#pragma GCC unroll 8
+    for (int kx = 0; kx < K; ++kx)
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const int ky = j - r;
+        if (ky >= 0 && ky < K) acc[r] += taps[ky * K + kx] * v[kx];
+      }
+  }
+  store_tile<R>(acc, out, Dil * ow, add);
+}
+
+// forward_plane<K>'s row tiles from aligned rows; the rows and tiles of for_row_tiles, which
+// cannot call into this target region.
+template <int K, int Dil>
+void aligned_plane(const DepthwiseShape& d, const float* x, const float* w, float bias,
+                   float* scratch, float* y, bool add) {
+  const AlignedRows a(d);
+  float* rows = scratch + AlignedRows::kGap;
+  for (int64_t iy = 0; iy < d.h; ++iy)
+    std::memcpy(rows + (iy + d.pad) * a.pitch, x + iy * d.w, size_t(d.w) * sizeof(float));
+  Lanes taps[K * K];
+  for (int t = 0; t < K * K; ++t) taps[t] = Lanes{} + w[t];
+  const Lanes b = Lanes{} + bias;
+  int64_t oy = 0;
+  for (; oy + kTileRows * Dil <= d.oh; oy += kTileRows * Dil)
+    for (int64_t s = 0; s < Dil; ++s)
+      for (int64_t ox = 0; ox < d.ow; ox += kTileColumns)
+        aligned_tile<K, kTileRows, Dil>(rows + (oy + s) * a.pitch + ox, a.pitch, taps, b,
+                                        y + (oy + s) * d.ow + ox, d.ow, add);
+  for (; oy < d.oh; ++oy)
+    for (int64_t ox = 0; ox < d.ow; ox += kTileColumns)
+      aligned_tile<K, 1, Dil>(rows + oy * a.pitch + ox, a.pitch, taps, b, y + oy * d.ow + ox, d.ow,
+                              add);
+}
+
+void aligned_plane3(const DepthwiseShape& d, const float* x, const float* w, float bias,
+                    float* scratch, float* y, bool add) {
+  if (d.dilation == 1) {
+    aligned_plane<3, 1>(d, x, w, bias, scratch, y, add);
+  } else {
+    aligned_plane<3, 2>(d, x, w, bias, scratch, y, add);
+  }
+}
+#pragma GCC pop_options
 
 // Planes narrower than a vector (8 x 8 in DARTS' last cells) in the same tiles, each vector
 // holding 16 / ow whole output rows. The plane is copied with zero rows above and below but
@@ -519,6 +634,12 @@ void depthwise_forward(const DepthwiseShape& d, const float* x, const float* w, 
     const auto plane = d.kh == 3 ? narrow_plane3 : narrow_plane5;
     each_plane([&](int64_t c, float* scratch, const float* in, float* out, bool add) {
       plane(d, in, w + c * d.kh * d.kw, bias_of(c), masks.data(), scratch, out, add);
+    });
+    return;
+  }
+  if (aligned_tiles_fit(d, s)) {
+    each_plane([&](int64_t c, float* scratch, const float* in, float* out, bool add) {
+      aligned_plane3(d, in, w + c * 9, bias_of(c), scratch, out, add);
     });
     return;
   }
