@@ -65,6 +65,7 @@ std::vector<ir::NodeId> candidate_nodes(const ir::Graph& graph, ir::CandidateId 
     }
   }
   std::vector<ir::NodeId> out;
+  out.reserve(nodes.size());
   for (int32_t n : nodes) out.push_back(ir::NodeId{n});
   return out;
 }

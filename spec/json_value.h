@@ -22,8 +22,8 @@ class JsonValue {
   JsonValue() = default;                                 // null
   JsonValue(bool b) : type_(Type::boolean), bool_(b) {}  // NOLINT: implicit on purpose
   JsonValue(int v) : JsonValue(int64_t{v}) {}            // NOLINT
-  JsonValue(int64_t v)
-      : type_(Type::number), is_integer_(true), integer_(v), number_(double(v)) {}  // NOLINT
+  JsonValue(int64_t v)  // NOLINT: implicit on purpose, as the other numbers
+      : type_(Type::number), is_integer_(true), integer_(v), number_(double(v)) {}
   JsonValue(uint64_t v)  // NOLINT: sizes and counts; beyond int64 it becomes a double
       : type_(Type::number),
         is_integer_(v <= uint64_t(INT64_MAX)),

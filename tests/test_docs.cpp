@@ -14,7 +14,7 @@ using namespace cellgraph;
 
 namespace {
 namespace fs = std::filesystem;
-const std::string kSource = CELLGRAPH_SOURCE_DIR;
+const char* const kSource = CELLGRAPH_SOURCE_DIR;
 
 // The Markdown files of the top folder, docs/ and bench/.
 std::vector<fs::path> markdown_files() {
@@ -73,14 +73,14 @@ TEST_CASE("docs: every code block closes with a bare fence") {
 }
 
 TEST_CASE("docs: cli.md's export example prints what export prints") {
-  const std::string doc = testing::read_text(kSource + "/docs/cli.md");
+  const std::string doc = testing::read_text(std::string(kSource) + "/docs/cli.md");
   const std::string prefix = "wrote net.onnx: network of examples/networks/nats_tss_00001.json";
   const size_t at = doc.find(prefix);
   REQUIRE(at != std::string::npos);
   const std::string documented = doc.substr(at, doc.find('\n', at) - at);
   testing::TempDir dir;
   const testing::Result r = testing::run_shell(
-      "cd " + kSource + " && " + CELLGRAPH_CLI_PATH +
+      "cd " + std::string(kSource) + " && " + CELLGRAPH_CLI_PATH +
           " export examples/networks/nats_tss_00001.json --seed 3 --onnx " + (dir / "net.onnx"),
       dir);
   REQUIRE(r.status == 0);

@@ -70,6 +70,7 @@ inline Result run_cli(const std::string& args, const TempDir& dir) {
 inline pid_t spawn_cli(std::vector<std::string> args, const std::string& stderr_path) {
   args.insert(args.begin(), CELLGRAPH_CLI_PATH);
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
