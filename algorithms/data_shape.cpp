@@ -15,7 +15,7 @@ std::string fit_space_to_data(spec::Space& space, const DataShape& shape) {
   spec::Network& net = space.network;
   if (shape.text()) {  // a language model: the vocabulary is its classes
     if (net.classes == shape.classes) return "";
-    const std::string note =
+    std::string note =
         detail::concat("the spec's language model has a vocabulary of ", net.classes,
                        " words; the corpus has ", shape.classes, ": using the corpus'");
     net.classes = shape.classes;

@@ -175,6 +175,7 @@ Tensor regulariser_gradient(const std::vector<double>& shares, const Tensor& a, 
 sched::ActiveSet selection_active_set(const ir::Graph& graph, const std::vector<Tensor>& hot,
                                       uint8_t others) {
   std::vector<std::vector<float>> host;  // the selection, read on the host
+  host.reserve(hot.size());
   for (const Tensor& h : hot) host.push_back(h.to_vector());
   sched::ActiveSet active(graph.candidates.size(), others);
   for (size_t i = 0; i < graph.candidates.size(); ++i) {

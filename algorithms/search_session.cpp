@@ -219,12 +219,14 @@ std::pair<std::unique_ptr<BatchSource>, std::unique_ptr<BatchSource>> image_stre
 
 }  // namespace
 
-SearchSession::SearchSession(spec::Space space, const Dataset& train_set, SearchOptions options)
+SearchSession::SearchSession(spec::Space space, const Dataset& train_set,
+                             const SearchOptions& options)
     : SearchSession(std::move(space), image_streams(train_set, options), options) {}
 
 SearchSession::SearchSession(spec::Space space, std::unique_ptr<BatchSource> train,
                              std::unique_ptr<BatchSource> val, SearchOptions options)
-    : SearchSession(std::move(space), Streams(std::move(train), std::move(val)), options) {}
+    : SearchSession(std::move(space), Streams(std::move(train), std::move(val)),
+                    std::move(options)) {}
 
 SearchSession::SearchSession(spec::Space space, Streams streams, SearchOptions options)
     : space_(std::move(space)),

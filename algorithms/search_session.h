@@ -95,7 +95,7 @@ class SearchSession final : public Run {
   // `space` must fit the data (fit_space_to_data); `train_set` is the whole training set,
   // already normalised. Throws Error for invalid options, a training set too small for one
   // batch on each side, or a batch whose activations cannot fit in memory.
-  SearchSession(spec::Space space, const Dataset& train_set, SearchOptions options);
+  SearchSession(spec::Space space, const Dataset& train_set, const SearchOptions& options);
   // Two given batch streams: the weights' (`train`) and the architecture's (`val`; null for an
   // algorithm without a validation step). A language model searches on the windows of a
   // corpus' training and validation text (DARTS RNN), each stream carrying its hidden state

@@ -108,6 +108,7 @@ void hapg_iteration(HapgVectors& it, const std::vector<double>& grad,
     double eta = s.lr;
     if (s.adam) {
       std::vector<double> steps;
+      steps.reserve(g.size());
       for (int64_t i : g) steps.push_back(step[size_t(i)]);
       eta = median_of(steps);
     }

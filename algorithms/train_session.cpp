@@ -139,13 +139,13 @@ void restore_parameters(const ir::Graph& graph, const ir::ParameterStore& params
                 graph.params.size(), "; the checkpoint is of another network");
 }
 
-TrainSession::TrainSession(spec::Space space, const Dataset& train_set, TrainOptions options)
+TrainSession::TrainSession(spec::Space space, const Dataset& train_set, const TrainOptions& options)
     : TrainSession(std::move(space), image_batches(train_set, options), options) {}
 
 TrainSession::TrainSession(spec::Space space, std::unique_ptr<BatchSource> batches,
                            TrainOptions options)
     : space_(std::move(space)),
-      options_(checked(options)),
+      options_(checked(std::move(options))),
       graph_((require_fixed(space_), spec::compile(space_, training_graph(options_)))),
       params_(graph_, options_.seed, options_.device),
       sgd_(params_.weights(), SgdOptions{.lr = options_.lr,

@@ -79,12 +79,12 @@ EvalResult evaluate(const ir::Graph& graph, const ir::ParameterStore& params, Ba
 // an auxiliary head ("param/auxiliary.*") are skipped when `graph` was compiled without one
 // (evaluating, exporting a run trained with it).
 void restore_parameters(const ir::Graph& graph, const ir::ParameterStore& params,
-                        const io::Checkpoint& checkpoint);
+                        const io::Checkpoint& ckpt);
 
 class TrainSession final : public Run {
  public:
   // `space` must be fixed and fit the data; `train_set` normalised.
-  TrainSession(spec::Space space, const Dataset& train_set, TrainOptions options);
+  TrainSession(spec::Space space, const Dataset& train_set, const TrainOptions& options);
   // Training on a given batch stream: a language model's windows of text, in order, its
   // hidden state carried from one batch to the next and reset at each epoch (the stream's
   // augmentation, if any, is its own).
@@ -122,7 +122,7 @@ class TrainSession final : public Run {
   void set_max_steps(int64_t max_steps);
 
   io::Checkpoint checkpoint() const override;
-  void restore(const io::Checkpoint& checkpoint);
+  void restore(const io::Checkpoint& ckpt);
 
   const spec::Space& space() const { return space_; }
   const TrainOptions& options() const { return options_; }

@@ -96,9 +96,9 @@ Tensor select(const Tensor& t, int dim, const std::vector<int64_t>& keep,
   out.reserve(size_t(to.numel()));
   const float* x = src.data();
   for (int64_t o = 0; o < outer; ++o)
-    for (size_t k = 0; k < keep.size(); ++k) {
-      const float f = factor ? (*factor)[size_t(keep[k])] : 1.0f;
-      const float* row = x + (o * n + keep[k]) * inner;
+    for (int64_t k : keep) {
+      const float f = factor ? (*factor)[size_t(k)] : 1.0f;
+      const float* row = x + (o * n + k) * inner;
       for (int64_t i = 0; i < inner; ++i) out.push_back(f * row[i]);
     }
   return Tensor::from_vector(to, out);

@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
     for (int w = 0; w < 3; ++w)
       time_once(b, forward_only);  // warm-up: primitive creation, allocator cache
     std::vector<double> ms;
+    ms.reserve(size_t(repeats));
     for (int r = 0; r < repeats; ++r) ms.push_back(time_once(b, forward_only));
     std::sort(ms.begin(), ms.end());
     std::printf("  {\"name\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f}%s\n", cases[i].name,

@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     for (int s = 0; s < steps; ++s) {
       algorithms::StepContext ctx(graph, params, arch, sgd, adam, train, val, hyper);
-      ctx.step = uint64_t(s + 1);  // as `cellgraph bench` numbers its steps
+      ctx.step = uint64_t(s) + 1;  // as `cellgraph bench` numbers its steps
       algorithms::run_step(a, ctx);
     }
     const double total =

@@ -76,7 +76,7 @@ SmallCnnResult train_small_cnn(const SmallCnnOptions& options, std::ostream* log
 
   Sgd sgd(model.parameters(),
           SgdOptions{.lr = options.lr, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = false});
-  BatchIterator batches(train, options.batch, /*shuffle_seed=*/options.seed, /*drop_last=*/false);
+  BatchIterator batches(train, options.batch, /*seed=*/options.seed, /*drop_last=*/false);
   const int64_t steps_per_epoch = batches.batches_per_epoch();
   const CosineSchedule schedule(options.lr, 0.0f, steps_per_epoch * options.epochs);
   int64_t step = 0;
@@ -104,7 +104,7 @@ SmallCnnResult train_small_cnn(const SmallCnnOptions& options, std::ostream* log
   }
 
   NoGradGuard no_grad;
-  BatchIterator test_batches(test, 500, /*shuffle_seed=*/0, /*drop_last=*/false, /*shuffle=*/false);
+  BatchIterator test_batches(test, 500, /*seed=*/0, /*drop_last=*/false, /*shuffle=*/false);
   int64_t correct = 0;
   for (int64_t b = 0; b < test_batches.batches_per_epoch(); ++b) {
     const Batch batch = test_batches.next();

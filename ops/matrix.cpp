@@ -37,6 +37,7 @@ std::vector<Shape> infer_embedding(const Attrs&, const std::vector<Shape>& in) {
   if (in[1].rank() < 1 || in[1].rank() > 4)
     throw error("embedding: indices must have rank 1 to 4, got shape ", in[1].str());
   std::vector<int64_t> dims;
+  dims.reserve(size_t(in[1].rank()) + 1);
   for (int d = 0; d < in[1].rank(); ++d) dims.push_back(in[1][d]);
   dims.push_back(in[0][1]);
   return {Shape(dims)};

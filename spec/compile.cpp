@@ -444,7 +444,7 @@ class Compiler {
 
   ValueId mixed_edge(const Cell& cell, const Edge& edge, ValueId in, CandidateSite site, int row,
                      const std::string& row_label) {
-    MixedTerms t = mixed_candidates(cell, edge, in, site, row, row_label);
+    MixedTerms t = mixed_candidates(cell, edge, in, std::move(site), row, row_label);
     return edge_weighted_sum(t);
   }
 
@@ -468,6 +468,7 @@ class Compiler {
       one_matrix = one_matrix && t.coefficients == terms[0].coefficients;
     if (!one_matrix) {
       std::vector<ValueId> edges;
+      edges.reserve(terms.size());
       for (MixedTerms& t : terms) edges.push_back(edge_weighted_sum(t));
       return join_edges(cell, node, edges, name);
     }

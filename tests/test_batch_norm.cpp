@@ -111,7 +111,8 @@ void check_case(const Shape& shape, bool training, bool affine) {
   // Running statistics move only in training, by PyTorch's rule (unbiased variance).
   std::vector<double> want_rm(rm0.begin(), rm0.end()), want_rv(rv0.begin(), rv0.end());
   if (training) {
-    const double n = double(xt.numel() / c);
+    const int64_t per_channel = xt.numel() / c;  // the values per channel: an exact division
+    const double n = double(per_channel);
     for (size_t i = 0; i < size_t(c); ++i) {
       want_rm[i] = 0.9 * rm0[i] + 0.1 * r.mean[i];
       want_rv[i] = 0.9 * rv0[i] + 0.1 * r.var[i] * n / (n - 1);

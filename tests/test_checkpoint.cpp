@@ -124,10 +124,12 @@ TEST_CASE("checkpoint: a truncated file names the entry where the data ends") {
       {30, "truncated at metadata entry 1 of 3"},
       {full.size() - 4 - 5 * 4 - 20, "truncated at tensor entry"},
       {full.size() - 2, "truncated at the checksum"}};
-  for (const auto& [size, expected] : cuts) {
+  const std::string prefix = path + ": ";
+  for (const std::pair<size_t, std::string>& cut : cuts) {
+    const size_t size = cut.first;
     CAPTURE(size);
     write_bytes(path, full.substr(0, size));
-    CHECK(has(error_of([&] { io::load_checkpoint(path); }), path + ": " + expected));
+    CHECK(has(error_of([&] { io::load_checkpoint(path); }), prefix + cut.second));
   }
   write_bytes(path, full.substr(0, full.size() - 4 - 20));
   const std::string message = error_of([&] { io::load_checkpoint(path); });

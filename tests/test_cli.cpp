@@ -1,11 +1,11 @@
 // The runner end to end: the built `cellgraph` binary on real files. The search and train
 // cases use a tiny space on a 64-image Fashion-MNIST subset so each takes seconds.
 #include <fcntl.h>
-#include <signal.h>
 #include <spawn.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -31,8 +31,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kSource = CELLGRAPH_SOURCE_DIR;
-const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
+const char* const kSource = CELLGRAPH_SOURCE_DIR;
+const char* const kData = "fashion-mnist:" CELLGRAPH_FASHION_MNIST_DIR;
 
 using testing::check_same_tensors;
 using testing::has;
@@ -44,8 +44,8 @@ using testing::write_tiny_space;
 
 // Runs `cellgraph ARGS` (ARGS already shell-quoted where needed).
 Result run_cli(const std::string& args) {
-  static const TempDir scratch("cellgraph_cli_out");
-  return testing::run_cli(args, scratch);
+  static const TempDir kScratch("cellgraph_cli_out");
+  return testing::run_cli(args, kScratch);
 }
 
 // 64 images, batch 8: 4 steps per epoch.
@@ -57,14 +57,14 @@ std::string small_search(const std::string& spec, const std::string& out) {
 }  // namespace
 
 TEST_CASE("cli: validate, info, help and flag errors") {
-  const std::string darts = kSource + "/examples/spaces/darts_cnn.json";
+  const std::string darts = std::string(kSource) + "/examples/spaces/darts_cnn.json";
   Result r = run_cli("validate " + darts);
   CHECK(r.status == 0);
   CHECK(r.out == darts +
                      ": ok — 2 cell types, 28 edges, 896 candidate ops per network, "
                      "1930618 weights\n");
 
-  const std::string bad = kSource + "/tests/specs/bad/cell_no_nodes.json";
+  const std::string bad = std::string(kSource) + "/tests/specs/bad/cell_no_nodes.json";
   r = run_cli("validate " + bad);
   CHECK(r.status == 1);
   CHECK(r.err == "cellgraph: error: " + bad +
@@ -128,7 +128,8 @@ TEST_CASE("cli: validate, info, help and flag errors") {
 TEST_CASE("cli: validate reports what only compiling shows, with the spec's file and pointer") {
   // Every bad spec that reads but does not compile: validate gives compile's message
   // (tests/specs/bad/*.expected, which name the file without its folder).
-  const std::string bad = kSource + "/tests/specs/bad/";
+  const std::string bad = std::string(kSource) + "/tests/specs/bad/";
+  const std::string validate = "validate " + bad, message = "cellgraph: error: " + bad;
   int compile_failures = 0;
   for (const auto& entry : fs::directory_iterator(bad)) {
     const std::string name = entry.path().filename().string();
@@ -137,10 +138,10 @@ TEST_CASE("cli: validate reports what only compiling shows, with the spec's file
     std::string expected = read_text(bad + entry.path().stem().string() + ".expected");
     while (!expected.empty() && expected.back() == '\n') expected.pop_back();
     REQUIRE(expected.rfind(name + ":/", 0) == 0);
-    const Result r = run_cli("validate " + bad + name);
+    const Result r = run_cli(validate + name);
     CHECK(r.status == 1);
     CHECK(r.out.empty());
-    CHECK(r.err == "cellgraph: error: " + bad + expected + "\n");
+    CHECK(r.err == message + expected + "\n");
     ++compile_failures;
   }
   CHECK(compile_failures >= 5);
@@ -154,7 +155,7 @@ TEST_CASE("cli: validate reports what only compiling shows, with the spec's file
 
   // A recurrent language model compiles: 36 edges x 5 ops; weights: embedding 10000 x 300,
   // decoder bias 10000, W0 600 x 600, 8 node matrices 600 x 300.
-  const std::string rnn = kSource + "/tests/specs/good/darts_rnn.json";
+  const std::string rnn = std::string(kSource) + "/tests/specs/good/darts_rnn.json";
   r = run_cli("validate " + rnn);
   CHECK(r.status == 0);
   CHECK(r.err.empty());
@@ -185,7 +186,7 @@ TEST_CASE("cli: bench --json times each pass and reports wall and CPU seconds pe
 }
 
 TEST_CASE("cli: bench --json lists the candidates each sparse weight step ran") {
-  const std::string spec = kSource + "/examples/spaces/darts_cnn_small.json";
+  const std::string spec = std::string(kSource) + "/examples/spaces/darts_cnn_small.json";
   const auto run = [&](const std::string& algo) {
     const Result r = run_cli("bench " + spec + " --algo " + algo +
                              " --batch 2 --steps 2 --warmup 1 --threads 1 --json");
@@ -226,7 +227,7 @@ TEST_CASE("cli: bench --json lists the candidates each sparse weight step ran") 
 }
 
 TEST_CASE("cli: bench --recompute depthwise keeps less than relu, relu less than none") {
-  const std::string spec = kSource + "/examples/spaces/darts_cnn_small.json";
+  const std::string spec = std::string(kSource) + "/examples/spaces/darts_cnn_small.json";
   auto peak = [&](const std::string& level) {
     const Result r =
         run_cli("bench " + spec +
@@ -244,7 +245,7 @@ TEST_CASE("cli: bench --recompute depthwise keeps less than relu, relu less than
 }
 
 TEST_CASE("cli: bench takes the algorithm's own flags, and NASP's two passes peak lower") {
-  const std::string spec = kSource + "/examples/spaces/darts_cnn_small.json";
+  const std::string spec = std::string(kSource) + "/examples/spaces/darts_cnn_small.json";
   auto arch_peak = [&](const std::string& passes) {
     // With one pass the step's peak is the architecture pass's (every candidate's output
     // kept); two passes keep none of them past their sum (measured 99 -> 31 MiB).
@@ -300,7 +301,8 @@ TEST_CASE("cli: search writes its run directory and --resume continues it bit-id
   REQUIRE(r.status == 0);
   {
     spec::JsonValue config = spec::parse_json_file(dir / "split/config.json");
-    for (const auto& [key, value] : config.members()) {
+    for (const auto& member : config.members()) {
+      const std::string& key = member.first;
       CAPTURE(key);
       CHECK(key.rfind("nasp_", 0) != 0);
       CHECK(key.rfind("ista_", 0) != 0);

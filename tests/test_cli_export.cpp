@@ -35,9 +35,8 @@ namespace fs = std::filesystem;
 
 constexpr const char kPython[] = CELLGRAPH_TEST_PYTHON;
 constexpr const char kRunner[] = CELLGRAPH_SOURCE_DIR "/tests/onnx/run_onnx.py";
-const std::string kNats =
-    std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/nats_tss_00001.json";
-const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
+constexpr const char kNats[] = CELLGRAPH_SOURCE_DIR "/examples/networks/nats_tss_00001.json";
+constexpr const char kData[] = "fashion-mnist:" CELLGRAPH_FASHION_MNIST_DIR;
 constexpr double kTolerance = 1e-4;
 
 using testing::has;
@@ -121,8 +120,8 @@ TEST_CASE("cli: export and infer of a spec agree with onnxruntime (seeded weight
   CHECK(has(r.out, "\"graph_name\": \"nats_tss_00001\""));
 
   // Another seed gives other weights, so other logits.
-  REQUIRE(run_cli("infer " + kNats + " --input " + images + " --output " + dir / "s4.npy" +
-                      " --seed 4 --threads 1",
+  REQUIRE(run_cli("infer " + std::string(kNats) + " --input " + images + " --output " +
+                      dir / "s4.npy" + " --seed 4 --threads 1",
                   dir)
               .status == 0);
   CHECK(max_abs_diff(io::read_npy(dir / "s4.npy"), io::read_npy(dir / "nats.cg.npy")) > 1e-3);
@@ -131,7 +130,7 @@ TEST_CASE("cli: export and infer of a spec agree with onnxruntime (seeded weight
 TEST_CASE("cli: export --cell writes a single cell that onnxruntime runs") {
   TempDir dir;
   const std::string model = dir / "cell.onnx";
-  Result r = run_cli("export " + kNats + " --cell tss --seed 3 --onnx " + model, dir);
+  Result r = run_cli("export " + std::string(kNats) + " --cell tss --seed 3 --onnx " + model, dir);
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(has(r.out, "cell 'tss' (cells.0)"));
   r = run_shell(quote(kPython) + " " + quote(kRunner) + " --describe " + quote(model), dir);
@@ -143,7 +142,7 @@ TEST_CASE("cli: export --cell writes a single cell that onnxruntime runs") {
   const Tensor out = onnxruntime(dir, {model, in, dir / "cell_out.npy"});
   CHECK(out.shape() == Shape{2, 16, 32, 32});
 
-  r = run_cli("export " + kNats + " --cell nope --onnx " + dir / "nope.onnx", dir);
+  r = run_cli("export " + std::string(kNats) + " --cell nope --onnx " + dir / "nope.onnx", dir);
   CHECK(r.status == 1);
   CHECK(has(r.err, "nope"));
   CHECK(!fs::exists(dir / "nope.onnx"));
@@ -153,7 +152,8 @@ TEST_CASE("cli: infer rejects a wrong-shape or malformed input, naming the file"
   TempDir dir;
   const std::string wrong = dir / "wrong.npy";
   write_images(wrong, {2, 1, 28, 28}, 1);
-  Result r = run_cli("infer " + kNats + " --input " + wrong + " --output " + dir / "y.npy", dir);
+  Result r = run_cli(
+      "infer " + std::string(kNats) + " --input " + wrong + " --output " + dir / "y.npy", dir);
   CHECK(r.status == 1);
   CHECK(has(r.err, wrong));
   CHECK(has(r.err, "[2, 1, 28, 28]"));
@@ -162,14 +162,15 @@ TEST_CASE("cli: infer rejects a wrong-shape or malformed input, naming the file"
 
   const std::string junk = dir / "junk.npy";
   std::ofstream(junk) << "not numpy";
-  r = run_cli("infer " + kNats + " --input " + junk + " --output " + dir / "y.npy", dir);
+  r = run_cli("infer " + std::string(kNats) + " --input " + junk + " --output " + dir / "y.npy",
+              dir);
   CHECK(r.status == 1);
   CHECK(has(r.err, junk));
 
-  r = run_cli("infer " + kNats + " --output " + dir / "y.npy", dir);
+  r = run_cli("infer " + std::string(kNats) + " --output " + dir / "y.npy", dir);
   CHECK(r.status == 1);
   CHECK(has(r.err, "--input"));
-  r = run_cli("export " + kNats, dir);
+  r = run_cli("export " + std::string(kNats), dir);
   CHECK(r.status == 1);
   CHECK(has(r.err, "--onnx"));
 }
@@ -271,7 +272,7 @@ TEST_CASE(
                {"op": "linear"}]
     }})";
   const std::string search = dir / "search";
-  const std::string common = " --data " + kData + " --subset 64 --batch 8 --threads 1";
+  const std::string common = " --data " + std::string(kData) + " --subset 64 --batch 8 --threads 1";
   Result r = run_cli("search " + space + " --algo darts --out " + search + common, dir);
   CHECK(r.status == 1);
   CHECK(has(r.err, "only --algo rarts searches widths"));

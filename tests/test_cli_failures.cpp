@@ -18,7 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
+const char* const kData = "fashion-mnist:" CELLGRAPH_FASHION_MNIST_DIR;
 
 using testing::has;
 using testing::read_text;
@@ -27,8 +27,8 @@ using testing::TempDir;
 using testing::write_tiny_space;
 
 Result run_cli(const std::string& args) {
-  static const TempDir scratch("cellgraph_cli_failures");
-  return testing::run_cli(args, scratch);
+  static const TempDir kScratch("cellgraph_cli_failures");
+  return testing::run_cli(args, kScratch);
 }
 
 // 64 images, batch 8: 4 steps per epoch.
@@ -54,7 +54,7 @@ void rewrite_checkpoint(const std::string& path, Meta meta, TensorEdit tensor) {
 
 // One epoch of the tiny search in DIR/run (checkpoint at step 4).
 std::string one_epoch(const TempDir& dir) {
-  const std::string run = dir / "run";
+  std::string run = dir / "run";
   const Result r = run_cli(small_run("search", write_tiny_space(dir), run) + " --max-steps 4");
   REQUIRE(r.status == 0);
   return run;
@@ -268,11 +268,14 @@ TEST_CASE("cli failures: --device cpu is the default, another device is refused 
             ? spec
             : std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/darts_v2.json";
     const std::string out = dir / (command + "_tpu");
-    Result r = run_cli(command + " " + target + (run_dir ? " --out " + out : "") + " --device tpu");
+    std::string args = command;
+    args += " " + target;
+    if (run_dir) args += " --out " + out;
+    Result r = run_cli(args + " --device tpu");
     CHECK(r.status == 1);
     CHECK(has(r.err, "--device: expected cpu or cuda, got 'tpu'"));
     if (!backend_available(Device::cuda)) {  // a build without CUDA, or no GPU
-      r = run_cli(command + " " + target + (run_dir ? " --out " + out : "") + " --device cuda");
+      r = run_cli(args + " --device cuda");
       CHECK(r.status == 1);
       CHECK(has(r.err, "device 'cuda' requested but "));
     }

@@ -34,7 +34,7 @@ constexpr const char* kSpace = R"({
 })";
 
 std::string write_ptb(const TempDir& dir) {
-  const std::string folder = dir / "ptb";
+  std::string folder = dir / "ptb";
   fs::create_directories(folder);
   const char* lines[] = {" the cat sat on the mat ", " a dog ran in the park ",
                          " the cat ran on the mat "};

@@ -17,11 +17,11 @@ using testing::read_text;
 using testing::Result;
 using testing::TempDir;
 
-const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
+const char* const kData = "fashion-mnist:" CELLGRAPH_FASHION_MNIST_DIR;
 
 Result run_cli(const std::string& args) {
-  static const TempDir scratch("cellgraph_cli_latency");
-  return testing::run_cli(args, scratch);
+  static const TempDir kScratch("cellgraph_cli_latency");
+  return testing::run_cli(args, kScratch);
 }
 
 constexpr const char* kSpace = R"({
@@ -44,7 +44,7 @@ constexpr const char* kSpace = R"({
   }
 })";
 
-const char* kTiming = " --repeats 2 --warmup 0 --threads 1";
+constexpr const char* kTiming = " --repeats 2 --warmup 0 --threads 1";
 
 }  // namespace
 

@@ -24,12 +24,12 @@ using testing::read_text;
 using testing::Result;
 using testing::TempDir;
 
-const std::string kSource = CELLGRAPH_SOURCE_DIR;
-const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
+const char* const kSource = CELLGRAPH_SOURCE_DIR;
+const char* const kData = "fashion-mnist:" CELLGRAPH_FASHION_MNIST_DIR;
 
 Result run_cli(const std::string& args) {
-  static const TempDir scratch("cellgraph_cli_nats");
-  return testing::run_cli(args, scratch);
+  static const TempDir kScratch("cellgraph_cli_nats");
+  return testing::run_cli(args, kScratch);
 }
 
 std::string percent(double v) {
@@ -47,7 +47,7 @@ int count_of(const std::string& text, const std::string& part) {
 }  // namespace
 
 TEST_CASE("cli: info prints a NATS cell's index and accuracies and a fixed network's skip ratio") {
-  const std::string nats = kSource + "/examples/networks/nats_tss_06111.json";
+  const std::string nats = std::string(kSource) + "/examples/networks/nats_tss_06111.json";
   const NatsEntry expected = nats_entry(6111);
   Result r = run_cli("info " + nats);
   REQUIRE(r.status == 0);
@@ -74,7 +74,7 @@ TEST_CASE("cli: info prints a NATS cell's index and accuracies and a fixed netwo
   CHECK(skips->find("cells")->find("tss")->find("edges")->as_integer() == 6);
 
   // DARTS_V2 (a fixed DARTS network): normal 2 of 8 edges skip, reduce 3 of 8; no NATS entry.
-  const std::string darts = kSource + "/examples/networks/darts_v2.json";
+  const std::string darts = std::string(kSource) + "/examples/networks/darts_v2.json";
   r = run_cli("info " + darts);
   REQUIRE(r.status == 0);
   CHECK(has(r.out, "skip-connection ratio 0.312 (5 of 16 edges; normal 2/8; reduce 3/8)\n"));
@@ -85,7 +85,7 @@ TEST_CASE("cli: info prints a NATS cell's index and accuracies and a fixed netwo
   CHECK(darts_info.find("skip_ratio")->find("ratio")->as_double() == 5.0 / 16.0);
 
   // A search space has neither.
-  r = run_cli("info " + kSource + "/examples/spaces/nats_bench_tss.json --json");
+  r = run_cli("info " + std::string(kSource) + "/examples/spaces/nats_bench_tss.json --json");
   REQUIRE(r.status == 0);
   const spec::JsonValue search_info = spec::parse_json_string(r.out, "info --json");
   CHECK(search_info.find("nats_bench") == nullptr);

@@ -28,7 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kData = std::string("fashion-mnist:") + CELLGRAPH_FASHION_MNIST_DIR;
+const char* const kData = "fashion-mnist:" CELLGRAPH_FASHION_MNIST_DIR;
 
 using testing::has;
 using testing::metric_values;
@@ -40,7 +40,7 @@ Result run_cli(const TempDir& dir, const std::string& args) { return testing::ru
 
 // A tiny fixed network (input [1, 8, 8]: the runner fits it to Fashion-MNIST's [1, 28, 28]).
 std::string write_tiny_fixed(const TempDir& dir) {
-  const std::string path = dir / "tiny_fixed.json";
+  std::string path = dir / "tiny_fixed.json";
   std::ofstream(path) << R"({
   "format": 1, "name": "tiny_fixed",
   "cells": [{
@@ -69,14 +69,16 @@ std::string small_train(const std::string& spec, const std::string& out) {
          " --subset 64 --test-subset 16 --batch 8 --epochs 2 --log-every 1 --threads 1 --seed 5";
 }
 
-const std::string kAugment = " --cutout 6 --crop-padding 2 --flip --label-smoothing 0.1";
+const char* const kAugment = " --cutout 6 --crop-padding 2 --flip --label-smoothing 0.1";
 
 // DARTS_V2's cells as an evaluation network small enough for a test: 3 cells at C = 4
 // (reductions at cells 1 and 2: 28 -> 14 -> 7 pixels, so the auxiliary head pools 7x7).
-const std::string kDartsV2 = std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/darts_v2.json";
-const std::string kSmallDarts = " --cells 3 --channels 4";
+const char* const kDartsV2 = CELLGRAPH_SOURCE_DIR "/examples/networks/darts_v2.json";
+const char* const kSmallDarts = " --cells 3 --channels 4";
 // Drop-path 0.6: 0 in the first epoch, 0.3 in the second (DARTS: P * epoch / epochs).
-const std::string kDartsEval = kSmallDarts + " --drop-path 0.6 --auxiliary-weight 0.4";
+std::string darts_eval() {
+  return std::string(kSmallDarts) + " --drop-path 0.6 --auxiliary-weight 0.4";
+}
 
 // The value of `key` in each metrics line that has it.
 std::vector<double> metric(const std::string& path, const std::string& key) {
@@ -233,7 +235,7 @@ TEST_CASE(
     "cli: train --resume with augmentation, label smoothing, drop-path and aux is bit-identical") {
   SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
-  const std::string options = kAugment + kDartsEval;
+  const std::string options = kAugment + darts_eval();
   // Uninterrupted: 11 steps (an epoch ends at 8; drop-path starts in the second epoch).
   Result r = run_cli(dir, small_train(kDartsV2, dir / "whole") + options + " --max-steps 11");
   REQUIRE(r.status == 0);
@@ -279,7 +281,7 @@ TEST_CASE(
     "cli: train --auxiliary-weight adds W * CE(aux), and eval and export leave the head out") {
   SKIP_WITHOUT_FASHION_MNIST();
   TempDir dir;
-  const std::string one_step = kSmallDarts + " --max-steps 1";
+  const std::string one_step = std::string(kSmallDarts) + " --max-steps 1";
   REQUIRE(run_cli(dir, small_train(kDartsV2, dir / "plain") + one_step).status == 0);
   Result r =
       run_cli(dir, small_train(kDartsV2, dir / "aux") + one_step + " --auxiliary-weight 0.4");

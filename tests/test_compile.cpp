@@ -18,7 +18,7 @@
 using namespace cellgraph;
 
 namespace {
-const std::string kDarts = std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/darts_cnn.json";
+const char* const kDarts = CELLGRAPH_SOURCE_DIR "/examples/spaces/darts_cnn.json";
 
 spec::Space darts_with_input(int64_t c, int64_t h, int64_t w) {
   spec::Space s = spec::parse_file(kDarts);

@@ -21,7 +21,7 @@ namespace {
 // Smooth in every parameter (no ReLU: inputs are not preprocessed, and the candidates are
 // identity, pooling + BN and zero), so finite differences of the unrolled loss are exact
 // up to truncation; BN and softmax keep it nonlinear.
-const char* kSpace = R"({
+const char* const kSpace = R"({
   "format": 1, "name": "darts_tiny",
   "op_sets": {"s": ["none", "skip_connect", "avg_pool_3x3"]},
   "cells": [{

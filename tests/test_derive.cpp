@@ -10,7 +10,7 @@ using namespace cellgraph;
 using namespace cellgraph::algorithms;
 
 namespace {
-const std::string kDarts = std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/darts_cnn.json";
+const char* const kDarts = CELLGRAPH_SOURCE_DIR "/examples/spaces/darts_cnn.json";
 
 // Logits of group g: all zero (uniform softmax, exact ties) except the given entries.
 void set_logits(ArchState& arch, size_t g, const std::vector<std::tuple<int, int, float>>& at) {

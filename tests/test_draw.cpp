@@ -23,7 +23,7 @@ using testing::error_of;
 using testing::has;
 using testing::TempDir;
 
-const std::string kSource = CELLGRAPH_SOURCE_DIR;
+const char* const kSource = CELLGRAPH_SOURCE_DIR;
 const char* const kTwoNodes = "digraph g { a -> b [label=\"sep_conv_3x3\"]; }";
 
 // Two edges from the same input into one node (parallel arrows), a node from a node, edges
@@ -136,7 +136,7 @@ TEST_CASE("draw: a search cell draws every candidate, weighted by its share of t
 }
 
 TEST_CASE("draw: DARTS_V2's normal and reduce cells, and both as clusters") {
-  const std::string path = kSource + "/examples/networks/darts_v2.json";
+  const std::string path = std::string(kSource) + "/examples/networks/darts_v2.json";
   const spec::Space space = spec::parse_file(path);
   TempDir dir;
   for (const spec::Cell& cell : space.cells) {
@@ -202,10 +202,12 @@ TEST_CASE("draw: a search run is drawn with its checkpoint's weights, as its met
     const std::string node = label.substr(0, label.find('/'));
     const std::string from = label.substr(label.find("<-") + 2);
     CAPTURE(label);
+    // "from" -> "node" [label="<op> <weight>"]
+    std::string arrow = "\"" + from + "\" -> \"";
+    arrow += node + "\" [label=\"";
     for (size_t c = 0; c < columns.size(); ++c) {
       const double w = normal.find("values")->items()[row].items()[c].as_double();
-      CHECK(count(a, "\"" + from + "\" -> \"" + node + "\" [label=\"" + columns[c].as_string() +
-                         " " + g3(w) + "\"") == 1);
+      CHECK(count(a, arrow + columns[c].as_string() + " " + g3(w) + "\"") == 1);
     }
   }
   // svg through graphviz, or the refusal with advice.

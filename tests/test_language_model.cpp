@@ -307,8 +307,11 @@ TEST_CASE("language model: the shipped recurrent spaces search two steps and der
   // at its own sizes (T = 35, 64 units) on a small corpus, its vocabulary fitted.
   TempDir dir;
   const Corpus corpus = ptb_corpus(dir, "a b c d e f a c e b d f b a", 30);
-  for (const auto& [file, algo] : {std::pair<const char*, const char*>{"darts_rnn.json", "darts"},
-                                   {"darts_rnn_sparsenas.json", "sparsenas"}}) {
+  for (const std::pair<const char*, const char*>& run :
+       {std::pair<const char*, const char*>{"darts_rnn.json", "darts"},
+        {"darts_rnn_sparsenas.json", "sparsenas"}}) {
+    const char* const file = run.first;
+    const char* const algo = run.second;
     CAPTURE(file);
     spec::Space space =
         spec::parse_file(std::string(CELLGRAPH_SOURCE_DIR) + "/examples/spaces/" + file);

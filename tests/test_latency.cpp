@@ -55,7 +55,9 @@ TEST_CASE("latency: a measured table of the tiny space, its JSON, matrices and e
   CHECK(table.rest_ms > 0);
   const auto& edges = table.ms.at("normal");
   REQUIRE(edges.size() == 5);  // node a: 2 edges, node b: 3
-  for (const auto& [edge, ops] : edges) {
+  for (const auto& entry : edges) {
+    const std::string& edge = entry.first;
+    const std::map<std::string, double>& ops = entry.second;
     CAPTURE(edge);
     CHECK(ops.at("none") == 0);
     CHECK(ops.at("skip_connect") == 0);  // the identity runs no node

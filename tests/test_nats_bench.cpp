@@ -24,7 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kSource = CELLGRAPH_SOURCE_DIR;
+const char* const kSource = CELLGRAPH_SOURCE_DIR;
 
 struct TableRow {
   std::string index, arch, cifar10, cifar100, imagenet;
@@ -32,7 +32,7 @@ struct TableRow {
 
 // data/nats_bench_tss.csv as text fields; its '#' lines go to `comments`.
 std::vector<TableRow> read_table(std::string* comments = nullptr) {
-  std::ifstream in(kSource / "data/nats_bench_tss.csv");
+  std::ifstream in(fs::path(kSource) / "data/nats_bench_tss.csv");
   REQUIRE(in.good());
   std::vector<TableRow> rows;
   std::string line;
@@ -228,7 +228,8 @@ TEST_CASE("nats: an index outside 0..15624 is refused") {
 TEST_CASE("nats: the shipped NATS genotypes look up the index their file names carry") {
   const std::vector<TableRow> rows = read_table();
   int files = 0;
-  for (const fs::directory_entry& f : fs::directory_iterator(kSource / "examples/networks")) {
+  for (const fs::directory_entry& f :
+       fs::directory_iterator(fs::path(kSource) / "examples/networks")) {
     const std::string name = f.path().stem().string();
     if (name.rfind("nats_tss_", 0) != 0) continue;
     ++files;
@@ -250,7 +251,7 @@ TEST_CASE("nats: the shipped NATS genotypes look up the index their file names c
   CHECK(files == 3);
   // A DARTS network is no NATS cell.
   const spec::Space darts =
-      spec::parse_file((kSource / "examples/networks/darts_v2.json").string());
+      spec::parse_file((fs::path(kSource) / "examples/networks/darts_v2.json").string());
   CHECK_FALSE(nats_lookup(darts).has_value());
   std::string why;
   CHECK_FALSE(nats_cell_of(darts.cells[0], &why).has_value());

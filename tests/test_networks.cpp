@@ -22,10 +22,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kNetworks = fs::path(CELLGRAPH_SOURCE_DIR) / "examples/networks";
-
 spec::Space network(const std::string& file) {
-  return spec::parse_file((kNetworks / file).string());
+  return spec::parse_file((fs::path(CELLGRAPH_SOURCE_DIR) / "examples/networks" / file).string());
 }
 
 ir::ValueId output_of(const ir::Graph& g, const std::string& label) {
@@ -90,8 +88,11 @@ std::vector<std::vector<double>> nesterov_h(int steps) {
 TEST_CASE("networks: ResNet-20 and -56 have the paper's shapes per stage and weight counts") {
   // Table 6 of the ResNet paper: 0.27M weights for ResNet-20, 0.85M for ResNet-56. Each
   // stage strides in its first block only: 32x32, 16x16, 8x8.
-  for (const auto& [file, n, millions] :
+  for (const auto& resnet :
        {std::tuple{"resnet20.json", 3, 0.27}, std::tuple{"resnet56.json", 9, 0.85}}) {
+    const char* const file = std::get<0>(resnet);
+    const int n = std::get<1>(resnet);
+    const double millions = std::get<2>(resnet);
     CAPTURE(file);
     const spec::Space s = network(file);
     const ir::Graph g = spec::compile(s);
@@ -211,7 +212,7 @@ TEST_CASE(
       std::vector<double> out(d);
       for (int i = 0; i < d; ++i) {
         out[size_t(i)] = -q[size_t(i)];
-        for (int j = 0; j < d; ++j) out[size_t(i)] += m[size_t(i * d + j)] * y[size_t(j)];
+        for (int j = 0; j < d; ++j) out[size_t(i)] += m[size_t(i) * d + size_t(j)] * y[size_t(j)];
       }
       return out;
     };

@@ -194,7 +194,9 @@ TEST_CASE("max_pool: the forward without a backward gives the same values") {
                                                           {{5, 1, 2}, {1, 2, 9, 7}},
                                                           {{3, 3, 1}, {1, 2, 10, 11}},
                                                           {{17, 1, 8}, {1, 2, 20, 18}}};
-  for (const auto& [a, shape] : cases) {
+  for (const std::pair<PoolAttrs, Shape>& c : cases) {
+    const PoolAttrs& a = c.first;
+    const Shape& shape = c.second;
     CAPTURE(shape.str());
     const Tensor x = random(shape, 9);
     const Tensor with = ops::max_pool(Var(x, true), a).value();

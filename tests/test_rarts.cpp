@@ -129,6 +129,7 @@ Gradients reference_gradients(const ir::Graph& graph, const ir::ParameterStore& 
 
 std::vector<Tensor> values_of(const std::vector<Var>& vars) {
   std::vector<Tensor> out;
+  out.reserve(vars.size());
   for (const Var& v : vars) out.push_back(v.value().clone());
   return out;
 }

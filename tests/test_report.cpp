@@ -54,7 +54,7 @@ std::vector<std::string> ys_of(const std::string& d) {
 
 // A finished tiny search: 3 epochs of 4 steps, a log line every step.
 std::string tiny_search(const TempDir& dir) {
-  const std::string run = dir / "run";
+  std::string run = dir / "run";
   const testing::Result r =
       testing::run_cli("search " + testing::write_tiny_space(dir) + " --out " + run +
                            " --data fashion-mnist:" + CELLGRAPH_FASHION_MNIST_DIR +

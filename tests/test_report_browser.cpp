@@ -23,7 +23,6 @@ using namespace cellgraph;
 namespace {
 using testing::has;
 using testing::TempDir;
-namespace fs = std::filesystem;
 
 int occurrences(const std::string& text, const std::string& part) {
   int n = 0;

@@ -211,8 +211,8 @@ sched::ActiveSet select_columns(const ir::Graph& graph, const std::vector<int32_
   return active;
 }
 bool has_value_of(const ir::Graph& graph, const sched::Plan& plan, const std::string& label) {
-  for (size_t i = 0; i < graph.nodes.size(); ++i)
-    if (graph.nodes[i].label == label) return plan.given[graph.nodes[i].outputs[0].index()] != 0;
+  for (const ir::Node& node : graph.nodes)
+    if (node.label == label) return plan.given[node.outputs[0].index()] != 0;
   FAIL("no node ", label);
   return false;
 }
@@ -308,7 +308,7 @@ TEST_CASE("scheduler: early coefficient gradients are <dy, term>, and non-zero t
     if (f.graph.candidates[i].row < 2 && f.graph.candidates[i].column == 1)
       active[i] = sched::kInactive;
   std::vector<float> hot(20, 0.0f);
-  for (int r = 2; r < 5; ++r) hot[size_t(r * 4 + columns[size_t(r)])] = 1.0f;
+  for (int r = 2; r < 5; ++r) hot[size_t(r) * 4 + size_t(columns[size_t(r)])] = 1.0f;
   hot[2 * 4 + 3] = 0.3f;
   const sched::Plan plan = sched::make_plan(f.graph, active);
   Rng rng(9);
@@ -347,7 +347,7 @@ TEST_CASE("scheduler: early coefficient gradients are <dy, term>, and non-zero t
       const std::vector<float> x = kept[n->inputs[k].index()].value().to_vector();
       double dot = 0;
       for (size_t i = 0; i < x.size(); ++i) dot += double(g[i]) * double(x[i]);
-      expected[size_t(ws.row_of(k) * 4 + ws.columns[k])] += dot;
+      expected[size_t(ws.row_of(k)) * 4 + size_t(ws.columns[k])] += dot;
     }
   }
 

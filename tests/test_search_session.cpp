@@ -88,7 +88,9 @@ void check_identical(const io::Checkpoint& a, const io::Checkpoint& b) {
     CHECK(a.tensors()[i].first == b.tensors()[i].first);
     CHECK(same_bits(a.tensors()[i].second, b.tensors()[i].second));
   }
-  for (const auto& [key, value] : a.metadata()) {
+  for (const auto& entry : a.metadata()) {
+    const std::string& key = entry.first;
+    const std::string& value = entry.second;
     if (key == "elapsed") continue;
     CAPTURE(key);
     CHECK(b.meta(key) == value);

@@ -111,6 +111,7 @@ TEST_CASE("concat: rectifying equals relu of the concat, bit for bit, special va
   dy.data()[0] = -inf;  // at x = NaN, masked: the gradient is NaN, as relu gives
   auto run = [&](bool fused, std::vector<Tensor>& grads) {
     std::vector<Var> xs;
+    xs.reserve(pieces.size());
     for (const Tensor& p : pieces) xs.emplace_back(p, true);
     const Var y = fused ? ops::concat(xs, ConcatAttrs{.relu = true}) : ops::relu(ops::concat(xs));
     y.backward(dy);

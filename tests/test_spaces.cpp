@@ -24,9 +24,10 @@ spec::Space space_file(const std::string& name) {
   return spec::parse_file((fs::path(CELLGRAPH_SOURCE_DIR) / "examples/spaces" / name).string());
 }
 
-const std::vector<std::string> kTable3 = {"none",         "max_pool_3x3", "avg_pool_3x3",
-                                          "skip_connect", "neg_identity", "sep_conv_3x3",
-                                          "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"};
+std::vector<std::string> table3() {
+  return {"none",         "max_pool_3x3", "avg_pool_3x3", "skip_connect", "neg_identity",
+          "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"};
+}
 
 Dataset random_data(int64_t n) {
   Rng rng(23);
@@ -88,13 +89,13 @@ TEST_CASE("spaces: the HB space is DARTS' macro network with 12-edge HB cells ov
       CHECK(node.edges[1].from == states.back());
       CHECK(node.edges[2].from == states[states.size() - 2]);
       CHECK(node.keep == 3);
-      for (const spec::Edge& e : node.edges) CHECK(e.ops == kTable3);
+      for (const spec::Edge& e : node.edges) CHECK(e.ops == table3());
       states.push_back(node.name);
     }
     CHECK(cell.output.concat == std::vector<std::string>{"x0", "x1", "x2", "x3"});
     const ir::ArchGroup& a = group(g, type);
     CHECK(a.rows == 12);
-    CHECK(a.columns == kTable3);
+    CHECK(a.columns == table3());
   }
   // 8 cells at C=16 (stem 3C), reductions at 1/3 and 2/3 of the depth.
   CHECK(s.network.stem.at(0).channels == 48);
@@ -148,7 +149,7 @@ TEST_CASE("spaces: the AGD space is the DARTS cell with path weights over Table 
   for (const ir::ArchGroup& a : g.arch_groups) {
     if (a.kind != ir::ArchGroup::Kind::edge_paths) {
       CHECK(a.rows == 14);
-      CHECK(a.columns == kTable3);
+      CHECK(a.columns == table3());
       continue;
     }
     ++paths;

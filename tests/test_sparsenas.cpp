@@ -395,8 +395,7 @@ TEST_CASE(
   // too: then it is the sparse one.
   StateTensors state = sgd.state_tensors();
   for (auto& [key, t] : state) {
-    for (size_t i = 0; i < s.graph.params.size(); ++i) {
-      const ir::Parameter& p = s.graph.params[i];
+    for (const ir::Parameter& p : s.graph.params) {
       if (p.is_buffer || !p.candidate.valid() || nonzero[p.candidate.index()] != sched::kInactive)
         continue;
       if (key == p.name + "/momentum") t = Tensor::zeros(t.shape());

@@ -25,9 +25,8 @@ using namespace cellgraph;
 namespace {
 using testing::random;
 
-const std::string kDartsV2 = std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/darts_v2.json";
-const std::string kNats =
-    std::string(CELLGRAPH_SOURCE_DIR) + "/examples/networks/nats_tss_00001.json";
+const char* const kDartsV2 = CELLGRAPH_SOURCE_DIR "/examples/networks/darts_v2.json";
+const char* const kNats = CELLGRAPH_SOURCE_DIR "/examples/networks/nats_tss_00001.json";
 
 // Uniform values in +-[0.1, 1.1): no element is 0, so a dropped sample shows as zeros.
 Tensor away_from_zero(const Shape& shape, uint64_t seed) {
@@ -52,7 +51,7 @@ int count_ops(const ir::Graph& g, OpKind kind) {
 }
 
 std::vector<float> run_logits(const ir::Graph& g, const ir::ParameterStore& params,
-                              const Tensor& images, sched::RunOptions options) {
+                              const Tensor& images, const sched::RunOptions& options) {
   const sched::Plan plan = sched::make_plan(g, sched::all_active(g));
   return sched::run(g, params, plan, Var(images), options).value().to_vector();
 }

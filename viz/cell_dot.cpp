@@ -82,7 +82,7 @@ class Writer {
         const double w = (*weights)[i];
         const double relative = strongest > 0 ? std::fabs(w) / strongest : 0;
         const std::string colour = weighted_colour(relative);
-        attributes = "label=" + dot_quoted(op + " " + short_number(w) + path) +
+        attributes = "label=" + dot_quoted((op + " " + short_number(w)).append(path)) +
                      ", penwidth=" + short_number(0.5 + 3.5 * relative) +
                      ", color=" + dot_quoted(colour) + ", fontcolor=" + dot_quoted(colour);
       } else {

@@ -77,10 +77,10 @@ std::string host_name() {
 }  // namespace
 
 uint32_t crc32c(const void* data, size_t size) {
-  static const std::array<uint32_t, 256> table = crc32c_table();
+  static const std::array<uint32_t, 256> kTable = crc32c_table();
   const auto* p = static_cast<const uint8_t*>(data);
   uint32_t c = 0xffffffffu;
-  for (size_t i = 0; i < size; ++i) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+  for (size_t i = 0; i < size; ++i) c = kTable[(c ^ p[i]) & 0xff] ^ (c >> 8);
   return c ^ 0xffffffffu;
 }
 

@@ -19,7 +19,7 @@ namespace cellgraph::testing {
 
 // kTinySpace as DIR/tiny.json (input [1, 8, 8]: the runner fits it to the data's shape).
 inline std::string write_tiny_space(const TempDir& dir) {
-  const std::string path = dir / "tiny.json";
+  std::string path = dir / "tiny.json";
   std::ofstream(path) << kTinySpace;
   return path;
 }

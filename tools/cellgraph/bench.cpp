@@ -277,7 +277,7 @@ std::vector<Flag> bench_flags() {
 }  // namespace
 
 const Command& bench_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "bench",
       .summary = "time search steps (and each pass) and measure peak memory on random data",
       .positionals = {"SPEC"},
@@ -287,7 +287,7 @@ const Command& bench_command() {
           "is the process's VmHWM. A fixed network benchmarks its training step. The\n"
           "algorithm's own flags are those of `cellgraph search`.",
       .run = run_bench};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

@@ -44,7 +44,7 @@ int run_derive(const Args& args) {
 }  // namespace
 
 const Command& derive_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "derive",
       .summary = "derive the fixed network from a search run's checkpoint",
       .positionals = {"RUN_DIR"},
@@ -57,7 +57,7 @@ const Command& derive_command() {
           "accuracies (a NATS-Bench cell) and its skip-connection ratio, which "
           "derived.json's metadata records too. Works on a finished or an interrupted run.",
       .run = run_derive};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

@@ -154,7 +154,7 @@ int run_draw(const Args& args) {
 }  // namespace
 
 const Command& draw_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "draw",
       .summary = "draw a cell: a fixed network's, or a search's candidates and their weights",
       .positionals = {"SPEC_OR_RUN"},
@@ -172,7 +172,7 @@ const Command& draw_command() {
           "fixed network. Fixed cells are drawn as the DARTS paper's figures: inputs, nodes "
           "and the output, each edge labelled with its op.",
       .run = run_draw};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

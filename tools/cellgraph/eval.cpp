@@ -135,7 +135,7 @@ int run_eval(const Args& args) {
 }  // namespace
 
 const Command& eval_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "eval",
       .summary = "test accuracy and loss of a train run, or of a fixed spec's initial weights",
       .positionals = {"RUN_DIR_OR_SPEC"},
@@ -152,7 +152,7 @@ const Command& eval_command() {
           "A run directory is evaluated with its checkpoint's weights and its training\n"
           "set's normalisation; a spec with seeded initial weights (a baseline).",
       .run = run_eval};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

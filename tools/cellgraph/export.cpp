@@ -218,7 +218,7 @@ int run_export(const Args& args) {
 }  // namespace
 
 const Command& export_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "export",
       .summary = "write a fixed network (or one of its cells) as an ONNX model",
       .positionals = {"RUN_DIR_OR_SPEC"},
@@ -241,7 +241,7 @@ const Command& export_command() {
           "\"logits\" [N, T, V] and \"h_final\" [N, H], any T (an ONNX Scan over the time\n"
           "step); its --cell is one step: \"x_t\" [N, H] (embedded), \"h_prev\" -> \"h_t\".",
       .run = run_export};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

@@ -59,7 +59,7 @@ int run_infer(const Args& args) {
 }  // namespace
 
 const Command& infer_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "infer",
       .summary = "eval-mode logits of a fixed network on a .npy array of images",
       .positionals = {"RUN_DIR_OR_SPEC"},
@@ -77,7 +77,7 @@ const Command& infer_command() {
           "RUN_DIR_OR_SPEC, --seed and --data. The images are used as given: a run's\n"
           "network expects them normalised as in training (config.json \"normalization\").",
       .run = run_infer};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

@@ -245,7 +245,7 @@ int run_info(const Args& args) {
 }  // namespace
 
 const Command& info_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "info",
       .summary = "show what a spec compiles to: shapes, cells, weights, MACs",
       .positionals = {"SPEC"},
@@ -255,7 +255,7 @@ const Command& info_command() {
           "A fixed network also gets its skip-connection ratio, and a NATS-Bench "
           "topology cell its NATS-Bench index and test accuracies.",
       .run = run_info};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

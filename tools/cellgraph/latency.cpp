@@ -101,7 +101,7 @@ int run_latency(const Args& args) {
 }  // namespace
 
 const Command& latency_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "latency",
       .summary = "measure a search space's latency table, or a fixed network's forward latency",
       .positionals = {"SPEC"},
@@ -121,7 +121,7 @@ const Command& latency_command() {
           "A fixed network (a derived.json): its measured forward latency, and with --table\n"
           "the table's additive estimate (rest + the entries of its ops).",
       .run = run_latency};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

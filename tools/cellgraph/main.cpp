@@ -103,7 +103,7 @@ int dispatch(const std::vector<std::string>& argv) {
     hint = "; expected one of:";
     for (const std::string& n : names) hint.append(" ").append(n);
   }
-  if (name.rfind("-", 0) == 0)
+  if (name.rfind('-', 0) == 0)
     throw error("unknown option '", name, "' before the command; usage: cellgraph COMMAND ...");
   throw error("unknown command '", name, "'", hint);
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -32,7 +33,7 @@ int interrupted_exit_status() { return 128 + (g_signal != 0 ? int(g_signal) : SI
 
 std::string format_duration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e8) return "?";
-  const int64_t s = int64_t(seconds + 0.5);
+  const int64_t s = std::lround(seconds);
   char buffer[32];
   if (s >= 3600)
     std::snprintf(buffer, sizeof buffer, "%lld:%02lld:%02lld", (long long)(s / 3600),
@@ -63,7 +64,7 @@ void Progress::update(const ProgressState& s) {
   char text[256];
   std::snprintf(text, sizeof text,
                 "epoch %lld/%lld [%s] %lld/%lld  loss %.4f  acc %.1f%%  %.3f s/step  ETA %s",
-                (long long)(s.epoch + 1), (long long)s.epochs, bar.c_str(),
+                (long long)s.epoch + 1, (long long)s.epochs, bar.c_str(),
                 (long long)s.step_in_epoch, (long long)s.steps_per_epoch, s.loss,
                 100.0 * s.accuracy, seconds_per_step_, format_duration(eta).c_str());
   last_bar_ = text;

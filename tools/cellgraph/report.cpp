@@ -451,7 +451,7 @@ int run_report(const Args& args) {
 }  // namespace
 
 const Command& report_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "report",
       .summary = "write a self-contained HTML report of a run (curves, weights, cells)",
       .positionals = {"RUN_DIR"},
@@ -467,7 +467,7 @@ const Command& report_command() {
           "--watch rewrites it every --interval seconds until the run's checkpoint is its "
           "last step's (then once more), or until Ctrl-C.",
       .run = run_report};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

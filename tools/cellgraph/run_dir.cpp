@@ -336,7 +336,7 @@ std::string record_line(const algorithms::RunRecord& r, int64_t epochs) {
   };
   std::snprintf(text, sizeof text, "%s %lld/%lld step %lld: ",
                 r.kind == algorithms::RunRecord::Kind::epoch ? "end of epoch" : "epoch",
-                (long long)(r.epoch + 1), (long long)epochs, (long long)r.step);
+                (long long)r.epoch + 1, (long long)epochs, (long long)r.step);
   std::string line = text;
   line += side("train", r.train_loss, r.train_accuracy);
   if (r.has_validation) line += side("val", r.val_loss, r.val_accuracy);

@@ -324,7 +324,7 @@ void apply_algorithm_flags(const Args& args, const std::string& command, const s
 }
 
 const Command& search_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "search",
       .summary = "search an architecture (--algo " + algorithms::algorithm_names() +
                  ") with checkpoints; derive the result",
@@ -339,7 +339,7 @@ const Command& search_command() {
           "(to extend) and --max-steps may be given with it. An option of another algorithm\n"
           "than --algo is refused.",
       .run = run_search};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

@@ -15,10 +15,11 @@ std::vector<std::pair<std::string, float>> tensorboard_scalars(const spec::JsonV
         if (v.is_number() && std::isfinite(v.as_double()))
           out.emplace_back(tag, float(v.as_double()));
         if (v.is_object())
-          for (const auto& [key, inner] : v.members()) add(tag + "/" + key, inner);
+          for (const auto& [key, inner] : v.members()) add((tag + "/").append(key), inner);
       };
   for (const auto& [key, value] : line.members())
-    if (key != "epoch" && key != "step" && key != "arch_weights") add(prefix + "/" + key, value);
+    if (key != "epoch" && key != "step" && key != "arch_weights")
+      add((prefix + "/").append(key), value);
   const spec::JsonValue* arch = line.find("arch_weights");
   if (prefix != "epoch" || arch == nullptr || !arch->is_object()) return out;
   for (const auto& [group, g] : arch->members()) {

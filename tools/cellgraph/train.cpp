@@ -396,7 +396,7 @@ int run_train(const Args& args) {
 }  // namespace
 
 const Command& train_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "train",
       .summary = "train a fixed network (e.g. a search's derived.json); evaluate on the test set",
       .positionals = {"FIXED_SPEC"},
@@ -456,7 +456,7 @@ const Command& train_command() {
           "--channels 36 --drop-path 0.2 --auxiliary-weight 0.4 --crop-padding 4 --flip\n"
           "--cutout 16.",
       .run = run_train};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

@@ -36,7 +36,7 @@ int run_validate(const Args& args) {
 }  // namespace
 
 const Command& validate_command() {
-  static const Command command{
+  static const Command kCommand{
       .name = "validate",
       .summary = "check a spec (syntax, names, graph, shapes) and summarise it",
       .positionals = {"SPEC"},
@@ -46,7 +46,7 @@ const Command& validate_command() {
           "Exit status 0 when the spec is valid; otherwise 1 with the problem as\n"
           "SPEC:/json/pointer: message.",
       .run = run_validate};
-  return command;
+  return kCommand;
 }
 
 }  // namespace cellgraph::tools

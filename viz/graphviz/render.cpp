@@ -57,8 +57,8 @@ class CollectMessages {
 
 // The process's context (see above); null when graphviz could not start.
 GVC_t* shared_context() {
-  static GVC_t* const gvc = gvContext();
-  return gvc;
+  static GVC_t* const kGvc = gvContext();
+  return kGvc;
 }
 
 struct GraphDeleter {

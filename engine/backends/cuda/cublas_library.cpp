@@ -42,8 +42,8 @@ CublasLibrary open_cublas() {
 }  // namespace
 
 const CublasLibrary& cublas_library() {
-  static const CublasLibrary lib = open_cublas();
-  return lib;
+  static const CublasLibrary kLib = open_cublas();
+  return kLib;
 }
 
 bool cublas_library_opened() { return g_opened; }
