@@ -220,10 +220,10 @@ template <int K, int Dil>
 // 3x3 row tiles from aligned loads, on AVX-512 only. tile_rows loads each input vector at
 // its tap's column offset in rows of pw = w + 2 pad floats, so nearly every load straddles
 // two cache lines; at 3x3 (18 such loads for 36 FMAs a tile) that held the tiles to about
-// half the FMAs' pace. Here every padded row starts on a 64-byte boundary with 16 zero
-// floats after it (its right padding and the next row's left), each input row is loaded as
-// three aligned vectors and the taps' column shifts are built in registers (valignd). Same
-// taps, same order of sums: bit-identical to tile_rows. GCC's vector extension has no
+// half the FMAs' pace (counted at an assumed 3 GHz). Here every padded row starts on a 64-byte
+// boundary with 16 zero floats after it (its right padding and the next row's left), each input row
+// is loaded as three aligned vectors and the taps' column shifts are built in registers (valignd).
+// Same taps, same order of sums: bit-identical to tile_rows. GCC's vector extension has no
 // two-register shift (__builtin_shufflevector became vpermt2ps, which gained half as much in
 // a probe), hence the intrinsics and the target region; the AVX2 and baseline clones keep
 // tile_rows. depthwise_forward per call (batch 64, 1 thread, median of 41, three runs
