@@ -2,7 +2,7 @@
 // and prints, per op, the kernel calls and seconds forward and backward (from the kernel
 // counters), sorted by total time. For finding hot spots, not for reporting speed:
 // `cellgraph bench` is the benchmark.
-//   profile_step SPEC [--algo darts] [--batch 64] [--steps 2] [--split]
+//   profile_step SPEC [--algo darts] [--batch 64] [--steps 2] [--split] [--shapes [N]]
 //
 // It starts as `cellgraph bench` does (weights seed 0, architecture seed 1, batches from
 // generator seed 1) and warms up one step, so a sparse algorithm's steps run the
@@ -33,12 +33,19 @@
 // thread; run with OMP_WAIT_POLICY=passive so that threads waiting for work do not spin
 // and count. Reading the process CPU clock is a system call per kernel (about 1 µs, a few
 // thousand per step), which the split's own figures include.
+//
+// --shapes [N] (default 30) adds the N kernel keys that took the most time (backend.h,
+// kernel_shape_times: op, pass, input shapes, conv and pool attributes) with their calls
+// and seconds per step and milliseconds a call: which of an op's calls are slow, in the
+// step's own cache state rather than a micro-benchmark's.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "algorithms/algorithm.h"
 #include "engine/backends/backend.h"
@@ -62,6 +69,24 @@ void print_row(const char* what, double wall, double cpu, double total_wall, dou
                int steps) {
   std::printf("  %-26s %8.3f %6.1f%% %8.3f %6.1f%%\n", what, wall / steps, 100 * wall / total_wall,
               cpu / steps, 100 * cpu / total_cpu);
+}
+
+void print_shapes(int top, int steps) {
+  std::vector<std::pair<std::string, ShapeKernelTime>> rows(kernel_shape_times().begin(),
+                                                            kernel_shape_times().end());
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& x, const auto& y) { return x.second.seconds > y.second.seconds; });
+  double all = 0;
+  for (const auto& row : rows) all += row.second.seconds;
+  std::printf("kernels by shape (%zu keys, the %d slowest; s/step, share of kernel time):\n",
+              rows.size(), std::min<int>(top, int(rows.size())));
+  std::printf("  %8s %7s %9s %8s  %s\n", "s/step", "share", "calls/st", "ms/call", "key");
+  for (size_t i = 0; i < rows.size() && int(i) < top; ++i) {
+    const ShapeKernelTime& t = rows[i].second;
+    std::printf("  %8.4f %6.1f%% %9.1f %8.3f  %s\n", t.seconds / steps,
+                all > 0 ? 100 * t.seconds / all : 0.0, double(t.calls) / steps,
+                1e3 * t.seconds / double(t.calls), rows[i].first.c_str());
+  }
 }
 
 void print_split(const KernelCounts& k, double wall, double cpu, int steps) {
@@ -122,17 +147,25 @@ void print_split(const KernelCounts& k, double wall, double cpu, int steps) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: profile_step SPEC [--algo A] [--batch B] [--steps N] [--split]\n");
+    std::fprintf(stderr,
+                 "usage: profile_step SPEC [--algo A] [--batch B] [--steps N] [--split] "
+                 "[--shapes [N]]\n");
     return 2;
   }
   std::string algo = "darts";
   int64_t batch = 64;
   int steps = 2;
   bool split = false;
+  int shapes = 0;  // 0: no by-shape table
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--split") {
       split = true;
+      continue;
+    }
+    if (flag == "--shapes") {
+      shapes = 30;
+      if (i + 1 < argc && std::atoi(argv[i + 1]) > 0) shapes = std::atoi(argv[++i]);
       continue;
     }
     if (i + 1 >= argc) break;
@@ -169,6 +202,7 @@ int main(int argc, char** argv) {
     }
     reset_kernel_counts();
     set_kernel_split(split);
+    set_kernel_shapes(shapes > 0);
     backend_for(Device::cpu).allocator().reset_peak();
     const double cpu_start = process_cpu_seconds();
     const auto start = std::chrono::steady_clock::now();
@@ -181,6 +215,7 @@ int main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double total_cpu = process_cpu_seconds() - cpu_start;
     set_kernel_split(false);
+    set_kernel_shapes(false);
     const KernelCounts& k = kernel_counts();
     std::vector<int> order(kOpCount);
     for (int i = 0; i < kOpCount; ++i) order[size_t(i)] = i;
@@ -212,6 +247,7 @@ int main(int argc, char** argv) {
     std::printf("kernels %.3f s/step, outside kernels %.3f s/step\n", kernels / steps,
                 (total - kernels) / steps);
     if (split) print_split(k, total, total_cpu, steps);
+    if (shapes > 0) print_shapes(shapes, steps);
     return 0;
   } catch (const Error& e) {
     std::fprintf(stderr, "profile_step: error: %s\n", e.what());

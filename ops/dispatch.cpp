@@ -83,7 +83,7 @@ std::vector<Var> apply(OpKind kind, const Attrs& attrs, const std::vector<Var>& 
   const Kernel& kernel = backend_for(device).kernel(kind);
   const KernelStart start = kernel_start();
   kernel.forward(ForwardCall{kind, attrs, values, outputs, node ? &node->saved : nullptr});
-  record_kernel(KernelPass::forward, kind, start);
+  record_kernel(KernelPass::forward, kind, start, attrs, shapes);
 
   std::vector<Var> result;
   result.reserve(outputs.size());

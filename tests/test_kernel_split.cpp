@@ -1,7 +1,8 @@
 // The kernel counters' split (engine/backends/backend.h, bench/profile_step --split): every
 // kernel is attributed to a candidate op, to a node several candidates share, or to the
 // rest of the network, forward and backward, and the optimizers' vector operations are
-// timed apart.
+// timed apart; and (bench/profile_step --shapes) each kernel is counted by its shapes too.
+#include <map>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -148,4 +149,65 @@ TEST_CASE("kernel split: off, only the per-op counts are kept") {
   }
   CHECK(k.accumulate.calls == 0);
   CHECK(k.vector_ops.calls == 0);
+}
+
+TEST_CASE("kernel shapes: each kernel is also counted under its op, pass, shapes and attributes") {
+  const ir::Graph graph = spec::compile(spec::parse_string(testing::kTinySpace, "tiny.json"));
+  reset_kernel_counts();
+  set_kernel_shapes(true);
+  run_step(graph);
+  set_kernel_shapes(false);
+  const KernelCounts& k = kernel_counts();
+  const std::map<std::string, ShapeKernelTime>& times = kernel_shape_times();
+  // An op's keys add up to its per-op counts and seconds, forward and backward.
+  for (const OpKind kind : {OpKind::conv2d, OpKind::batch_norm, OpKind::max_pool,
+                            OpKind::weighted_sum, OpKind::concat}) {
+    const std::string name = op_name(kind);
+    int64_t forward_calls = 0;
+    int64_t backward_calls = 0;
+    double forward_seconds = 0;
+    double backward_seconds = 0;
+    for (const auto& [key, t] : times) {
+      if (key.starts_with(name + " fwd ")) {
+        forward_calls += t.calls;
+        forward_seconds += t.seconds;
+      } else if (key.starts_with(name + " bwd ")) {
+        backward_calls += t.calls;
+        backward_seconds += t.seconds;
+      }
+    }
+    INFO(name);
+    CHECK(forward_calls == k.forward[op(kind)]);
+    CHECK(backward_calls == k.backward[op(kind)]);
+    CHECK(forward_seconds == doctest::Approx(k.forward_seconds[op(kind)]).epsilon(1e-9));
+    CHECK(backward_seconds == doctest::Approx(k.backward_seconds[op(kind)]).epsilon(1e-9));
+  }
+  const auto calls = [&](const std::string& key) {
+    const auto it = times.find(key);
+    return it == times.end() ? int64_t{-1} : it->second.calls;
+  };
+  // Batch 2 on 1x8x8 images: the stem's 3x3 conv to 6 channels, the two preprocessing 1x1
+  // convs 6 -> 4, and the 5 sep_conv_3x3 candidates' two depthwise and two pointwise convs
+  // each. A depthwise conv whose ReLU was folded in (its one reader) has a key of its own:
+  // the second of every sep_conv, and the first of the one edge leaving node a; the ReLUs
+  // of c_k-2 and c_k-1 feed two edges each and stay nodes.
+  CHECK(calls("conv2d fwd 2x1x8x8 6x1x3x3 s1 d1") == 1);
+  CHECK(calls("conv2d fwd 2x6x8x8 4x6x1x1 s1 d1") == 2);
+  CHECK(calls("conv2d fwd 2x4x8x8 4x1x3x3 s1 d1 g4") == 4);
+  CHECK(calls("conv2d fwd 2x4x8x8 4x1x3x3 s1 d1 g4 relu") == 6);
+  CHECK(calls("conv2d fwd 2x4x8x8 4x4x1x1 s1 d1") == 10);
+  CHECK(calls("conv2d bwd 2x4x8x8 4x4x1x1 s1 d1") == 10);
+  CHECK(calls("max_pool fwd 2x4x8x8 k3 s1") == 5);
+  // Batch norms by input shapes: the stem's affine one reads [6] weight, bias and running
+  // statistics; the preprocessing's and the candidates' (affine false), running statistics.
+  CHECK(calls("batch_norm fwd 2x6x8x8 6 6 6 6") == 1);
+  CHECK(calls("batch_norm fwd 2x4x8x8 4 4") == 2 + 5 * 2 + 5);
+
+  // Off, the per-op counts go on and nothing is keyed.
+  const int64_t conv_forwards = k.forward[op(OpKind::conv2d)];
+  reset_kernel_counts();
+  REQUIRE_FALSE(kernel_shapes());
+  run_step(graph);
+  CHECK(kernel_counts().forward[op(OpKind::conv2d)] == conv_forwards);
+  CHECK(kernel_shape_times().empty());
 }

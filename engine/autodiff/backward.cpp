@@ -188,7 +188,7 @@ void run_node_backward(Node& node, Pending& pending_here, PendingMap& pending) {
   call.scale_only = scale_only;
   call.grad_input_scales = scales;
   kernel.backward(call);
-  record_kernel(KernelPass::backward, node.kind, start);
+  record_kernel(KernelPass::backward, node.kind, start, node.attrs, node.input_shapes);
 
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     Slot& slot = slots[i];
@@ -221,7 +221,7 @@ Tensor recompute_output(const Node& node, int index) {
   backend_for(node.device)
       .kernel(node.kind)
       .forward(ForwardCall{node.kind, node.attrs, inputs, outputs, nullptr});
-  record_kernel(KernelPass::recompute, node.kind, start);
+  record_kernel(KernelPass::recompute, node.kind, start, node.attrs, node.input_shapes);
   return outputs[size_t(index)];
 }
 

@@ -100,10 +100,21 @@ KernelCounts& kernel_counts() {
   return counts;
 }
 
-void reset_kernel_counts() { kernel_counts() = KernelCounts{}; }
+namespace {
+std::map<std::string, ShapeKernelTime>& shape_times() {
+  static std::map<std::string, ShapeKernelTime> times;
+  return times;
+}
+}  // namespace
+
+void reset_kernel_counts() {
+  kernel_counts() = KernelCounts{};
+  shape_times().clear();
+}
 
 namespace {
 bool g_kernel_split = false;
+bool g_kernel_shapes = false;
 thread_local KernelPart g_part = KernelPart::network;
 
 double process_cpu_seconds() {
@@ -122,6 +133,9 @@ void add_time(KernelPartTime& part, const KernelStart& start,
 
 void set_kernel_split(bool on) { g_kernel_split = on; }
 bool kernel_split() { return g_kernel_split; }
+void set_kernel_shapes(bool on) { g_kernel_shapes = on; }
+bool kernel_shapes() { return g_kernel_shapes; }
+const std::map<std::string, ShapeKernelTime>& kernel_shape_times() { return shape_times(); }
 
 KernelPartScope::KernelPartScope(KernelPart part) : previous_(g_part) { g_part = part; }
 KernelPartScope::~KernelPartScope() { g_part = previous_; }
@@ -133,7 +147,9 @@ KernelStart kernel_start() {
   return s;
 }
 
-void record_kernel(KernelPass pass, OpKind kind, const KernelStart& start) {
+namespace {
+// The per-op counts and, with the split on, the part's times; returns the kernel's seconds.
+double count_kernel(KernelPass pass, OpKind kind, const KernelStart& start) {
   const auto now = std::chrono::steady_clock::now();
   KernelCounts& k = kernel_counts();
   const size_t op = static_cast<size_t>(kind);
@@ -171,6 +187,60 @@ void record_kernel(KernelPass pass, OpKind kind, const KernelStart& start) {
       if (g_kernel_split) add_time(k.vector_ops, start, now);
       break;
   }
+  return seconds;
+}
+}  // namespace
+
+void record_kernel(KernelPass pass, OpKind kind, const KernelStart& start) {
+  count_kernel(pass, kind, start);
+}
+
+namespace {
+const char* pass_name(KernelPass pass) {
+  switch (pass) {
+    case KernelPass::forward:
+      return "fwd";
+    case KernelPass::backward:
+      return "bwd";
+    case KernelPass::recompute:
+      return "recompute";
+    case KernelPass::accumulate:
+      return "accumulate";
+    case KernelPass::vector_op:
+      return "vector";
+  }
+  return "?";
+}
+
+std::string shape_key(KernelPass pass, OpKind kind, const Attrs& attrs,
+                      std::span<const Shape> input_shapes) {
+  std::string key = std::string(op_name(kind)) + " " + pass_name(pass);
+  for (const Shape& shape : input_shapes) {
+    if (shape.rank() == 0) continue;  // an absent optional input
+    key += ' ';
+    for (int d = 0; d < shape.rank(); ++d) {
+      if (d > 0) key += 'x';
+      key += std::to_string(shape[d]);
+    }
+  }
+  if (const auto* c = std::get_if<ConvAttrs>(&attrs)) {
+    key += " s" + std::to_string(c->stride) + " d" + std::to_string(c->dilation);
+    if (c->groups != 1) key += " g" + std::to_string(c->groups);
+    if (c->relu_input) key += " relu";
+  } else if (const auto* p = std::get_if<PoolAttrs>(&attrs)) {
+    key += " k" + std::to_string(p->kernel) + " s" + std::to_string(p->stride);
+  }
+  return key;
+}
+}  // namespace
+
+void record_kernel(KernelPass pass, OpKind kind, const KernelStart& start, const Attrs& attrs,
+                   std::span<const Shape> input_shapes) {
+  const double seconds = count_kernel(pass, kind, start);
+  if (!g_kernel_shapes) return;
+  ShapeKernelTime& t = shape_times()[shape_key(pass, kind, attrs, input_shapes)];
+  ++t.calls;
+  t.seconds += seconds;
 }
 
 }  // namespace cellgraph

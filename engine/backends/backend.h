@@ -5,7 +5,10 @@
 
 #include <array>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <span>
+#include <string>
 #include <string_view>
 
 #include "engine/backends/kernel.h"
@@ -145,5 +148,25 @@ struct KernelStart {
 };
 KernelStart kernel_start();
 void record_kernel(KernelPass pass, OpKind kind, const KernelStart& start);
+
+// By shape (bench/profile_step --shapes): the per-op counters say which op a step is slow
+// in, not which of its calls; a DARTS step runs its 1x1 convs at eight shapes, some from
+// cache and some not. With set_kernel_shapes(true) each forward, backward and recompute is
+// also counted under a key of its op, its pass, its input shapes and the attributes that
+// change a kernel's work at equal shapes (a conv's stride, dilation, groups and folded
+// ReLU; a pool's window and stride), e.g. "conv2d fwd 64x16x32x32 16x1x3x3 s1 d2 g16".
+// Off by default: building and finding the key takes microseconds a kernel (an ISTA-NAS
+// step's time outside kernels rose by 0.002-0.007 s at 1 thread, three paired runs).
+struct ShapeKernelTime {
+  int64_t calls = 0;
+  double seconds = 0;  // wall time inside the kernels
+};
+void set_kernel_shapes(bool on);
+bool kernel_shapes();
+// Keys to times since the last reset_kernel_counts().
+const std::map<std::string, ShapeKernelTime>& kernel_shape_times();
+// record_kernel, and with kernel_shapes() on the by-shape count as well.
+void record_kernel(KernelPass pass, OpKind kind, const KernelStart& start, const Attrs& attrs,
+                   std::span<const Shape> input_shapes);
 
 }  // namespace cellgraph

@@ -125,7 +125,9 @@ double batch_norm_dot(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   const double sum = backend_of("batch_norm_dot", a, {&b})
                          .batch_norm_dot(a, input(gamma), input(beta), running_mean, running_var,
                                          momentum, eps, b);
-  record_kernel(KernelPass::forward, OpKind::batch_norm, start);
+  // Keyed by x and g: a batch norm's own forward has its [C] statistics among its inputs.
+  const Shape shapes[] = {a.shape(), b.shape()};
+  record_kernel(KernelPass::forward, OpKind::batch_norm, start, NoAttrs{}, shapes);
   return sum;
 }
 
