@@ -284,6 +284,26 @@ TEST_CASE("conv2d: blocked-layout and plain 1x1 paths match the reference") {
   set_num_threads(0);
 }
 
+// 1x1 convs whose outputs each sum at most 32 terms run register tiles of 16 outputs x 16
+// pixels on AVX-512 (pointwise_short_sums.cpp) on planes of 1024 pixels and more: the
+// forward where in <= 32 and out is a multiple of 16, the data gradient where out <= 32 and
+// in is a multiple of 16. Each case says which passes take them; the others stay on
+// oneDNN's GEMM or (forward, 2 threads) the 4 x 32 tiles, and every pass does on a CPU
+// without AVX-512 (scripts/isa-check).
+TEST_CASE("conv2d: 1x1 register tiles for short sums match the reference") {
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    set_num_threads(threads);
+    check_case({{2, 16, 32, 32}, {16, 16, 1, 1}, true, {1, 0, 1, 1}});   // both, a bias
+    check_case({{1, 32, 16, 64}, {16, 32, 1, 1}, false, {1, 0, 1, 1}});  // both, 32 terms
+    check_case({{1, 8, 32, 48}, {48, 8, 1, 1}, true, {1, 0, 1, 1}});     // forward: 3 blocks
+    check_case({{1, 48, 32, 32}, {32, 48, 1, 1}, false, {1, 0, 1, 1}});  // data gradient
+    check_case({{2, 16, 16, 16}, {16, 16, 1, 1}, false, {1, 0, 1, 1}});  // neither: 256 pixels
+    check_case({{1, 16, 31, 48}, {16, 16, 1, 1}, false, {1, 0, 1, 1}});  // neither: 1488 % 16
+  }
+  set_num_threads(0);
+}
+
 TEST_CASE("conv2d: grouped (groups = 2, 3) matches the reference") {
   check_case({{2, 4, 6, 6}, {6, 2, 3, 3}, true, {1, 1, 1, 2}});
   check_case({{1, 6, 5, 5}, {3, 2, 3, 3}, false, {2, 1, 1, 3}});

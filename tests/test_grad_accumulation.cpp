@@ -4,7 +4,7 @@
 // others' gradients are added by the autodiff. Either way the sum must be that of each reader's
 // gradient alone, on every path of those kernels: the depthwise loops (stride 1 "same",
 // unpadded, dilated), the column-phase loops (strided depthwise), oneDNN's passes through a
-// scratch (3x3, 1x1), the
+// scratch (3x3, 1x1), the 1x1 data gradient's register tiles (planes of 1024 pixels), the
 // pooling loops (byte and int32 positions), slices (every second element and any other
 // steps), concats (plain and rectifying), a weight and a coefficient matrix read twice.
 #include <cstdint>
@@ -145,6 +145,7 @@ void check_readers(const Shape& shape) {
 TEST_CASE("autodiff: a value's readers add their gradients into one, as each alone would") {
   check_readers(Shape{2, 16, 20, 32});
   check_readers(Shape{2, 16, 8, 8});
+  check_readers(Shape{1, 16, 32, 32});  // the 1x1 data gradient in register tiles
 }
 
 // A weighted sum's coefficient matrix is read by every sum of a cell: each sum adds its

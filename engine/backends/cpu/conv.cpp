@@ -57,7 +57,12 @@
 //      at 256 pixels): passive 6.26 / 5.97 -> 5.16 / 4.82 s, its conv forwards 2.02 / 2.01
 //      -> 1.11 / 1.07; default policy 3.91 / 4.09 -> 3.99 / 4.19 s (conv forwards 0.81 /
 //      0.84 -> 0.90 / 0.89), the price of the rule. With one thread oneDNN's is the faster
-//      (0.44-0.62 ms a call against 0.52-0.98), so it keeps that case.
+//      (0.44-0.62 ms a call against 0.52-0.98), so it keeps that case. Ahead of both, on
+//      those planes, the forward and data gradient whose outputs sum at most 32 terms
+//      (16 -> 16 forward, 48 -> 16 data gradient, ...) run register tiles of 16 outputs x 16
+//      pixels on AVX-512 at any thread count (pointwise_short_sums.cpp has the rule and the
+//      per-call figures): in ISTA-NAS steps 16 -> 16 forward 0.67-0.69 -> 0.48-0.49 ms (1
+//      thread), 0.54-0.55 -> 0.25-0.26 (2 threads, against the 4 x 32 tiles).
 //   3. If oneDNN has only GEMM even with any, the conv runs GEMM plain (no depthwise conv
 //      gets here: rule 0 takes every one).
 // Measured with bench/conv_layout_probe.cpp; its header has the numbers.
@@ -246,14 +251,20 @@ void conv2d_forward(const ForwardCall& call) {
   const bool in_loops =
       fold_in_loops(a, entry.loops == Loops::depthwise, x.shape(), w.shape(), y.shape());
   if (a.relu_input && !in_loops) x = rectified(x);
-  if (entry.loops == Loops::depthwise || (entry.loops == Loops::pointwise && num_threads() > 1)) {
+  const Shape& xs = x.shape();
+  const bool short_sums =
+      im2col_free(a, w.shape()) && pointwise_short_sums_fit(xs[1], w.dim(0), xs[2] * xs[3]);
+  if (entry.loops == Loops::depthwise || short_sums ||
+      (entry.loops == Loops::pointwise && num_threads() > 1)) {
     CG_ASSERT(y.is_contiguous(), "conv2d: y must be contiguous");
     const Tensor b = with_bias ? call.inputs[2].contiguous() : Tensor();
     const float* bias = with_bias ? b.data() : nullptr;
-    const Shape& xs = x.shape();
     if (entry.loops == Loops::depthwise)
       depthwise_forward(depthwise_shape(a, xs, w.shape(), y.shape()), x.data(), w.data(), bias,
                         y.data(), false, DepthwiseFold{.rectify_input = in_loops});
+    else if (short_sums)
+      pointwise_short_forward(xs[0], xs[1], w.dim(0), xs[2] * xs[3], x.data(), w.data(), bias,
+                              y.data());
     else
       pointwise_forward(xs[0], xs[1], w.dim(0), xs[2] * xs[3], x.data(), w.data(), bias, y.data());
     return;
@@ -317,7 +328,12 @@ void conv2d_backward(const BackwardCall& call) {
     const bool in_loops = fold_in_loops(a, entry.loops, xs, ws, dy.shape());
     // A folded ReLU's mask: the conv's input (x > 0 is relu(x) > 0).
     const Tensor mask = a.relu_input ? call.inputs[0].contiguous() : Tensor();
-    if (entry.loops && (!a.relu_input || in_loops)) {
+    if (!entry.loops && !a.relu_input && im2col_free(a, ws) &&
+        pointwise_short_sums_fit(ws[0], xs[1], xs[2] * xs[3])) {
+      CG_ASSERT(dx.is_contiguous(), "conv2d: dx must be contiguous");
+      pointwise_short_backward_data(xs[0], xs[1], ws[0], xs[2] * xs[3], dy.data(), w.data(),
+                                    dx.data(), call.accumulates_into(0));
+    } else if (entry.loops && (!a.relu_input || in_loops)) {
       CG_ASSERT(dx.is_contiguous(), "conv2d: dx must be contiguous");
       depthwise_backward_data(depthwise_shape(a, xs, ws, dy.shape()), dy.data(), w.data(),
                               dx.data(), call.accumulates_into(0),

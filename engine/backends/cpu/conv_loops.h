@@ -1,9 +1,10 @@
 // Our own conv2d loops on plain layouts: depthwise convs forward and backward at any stride
 // (oneDNN serves them fast only on blocked layouts, the reorders around every call cost
 // more than the conv, and several backward passes it has only as im2col + GEMM), and the
-// weight gradient (pointwise_weights.cpp) and, with more than one thread, the forward (planes
-// of 1024 pixels and more) of unpadded 1x1 stride-1 convs. conv.cpp decides per shape which passes
-// run here; its header has the rule and the measurements.
+// weight gradient (pointwise_weights.cpp), the forward and data gradient where each output
+// sums at most 32 terms (pointwise_short_sums.cpp) and, with more than one thread, the
+// forward on planes of 1024 pixels and more of unpadded 1x1 stride-1 convs. conv.cpp decides per
+// shape which passes run here; its header has the rule and the measurements.
 #pragma once
 
 #include <cstdint>
@@ -60,6 +61,18 @@ void depthwise_strided_weight_partials(const DepthwiseShape& d, const float* x, 
 // all images run in one parallel loop.
 void pointwise_forward(int64_t batch, int64_t in, int64_t out, int64_t plane, const float* x,
                        const float* w, const float* bias, float* y);
+
+// The forward and data gradient of a 1x1, stride 1, unpadded, ungrouped conv whose outputs
+// each sum at most 32 terms (pointwise_short_sums.cpp): `terms` input rows (the conv's in
+// channels forward, its out channels for the data gradient), `outputs` a multiple of 16,
+// planes of whole 16-pixel vectors, on a CPU with AVX-512.
+bool pointwise_short_sums_fit(int64_t terms, int64_t outputs, int64_t plane);
+// y [N, out, plane] = bias + w [out, in] x; overwrites y (bias null for none).
+void pointwise_short_forward(int64_t batch, int64_t in, int64_t out, int64_t plane, const float* x,
+                             const float* w, const float* bias, float* y);
+// dx [N, in, plane] = w^T dy, added into dx where `accumulate`.
+void pointwise_short_backward_data(int64_t batch, int64_t in, int64_t out, int64_t plane,
+                                   const float* dy, const float* w, float* dx, bool accumulate);
 
 // dw [O, C] of a 1x1, stride 1, unpadded conv: dw[o, c] = sum over n, p of dy[n, o, p] *
 // x[n, c, p] for `plane` pixels p; overwrites dw (pointwise_weights.cpp). Each thread sums
