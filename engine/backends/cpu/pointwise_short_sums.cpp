@@ -7,10 +7,12 @@
 // Per image a register tile holds 16 outputs x 16 pixels (16 AVX-512 vectors) across the k
 // input rows: each row's 16 pixels are loaded once and met by 16 broadcast weights, 16 FMAs
 // to a load, where oneDNN's per-image sgemm (M = outputs, N = pixels, K = k) packs both
-// operands first. Only on planes of 1024 pixels and more: there it won in every pass and
-// shape it was tried on with k <= 32, on 16 x 16 and 8 x 8 planes it won or lost by a few
-// percent by shape and pass, and with k >= 48 it lost on every plane (the tile then reads
-// 48 rows and more, 4 KiB apart on 32 x 32 planes, more than an L1 set holds).
+// operands first. Only on planes of 1024 pixels and more: there it won or tied in every pass
+// and shape it was tried on with k <= 32; on 16 x 16 and 8 x 8 planes it won by up to 4% or
+// lost by up to 14% by shape, pass and algorithm; with k >= 48 it lost by 20-95% on every
+// shape but 64 -> 64 on 8 x 8 (7% faster in NASP's steps, 3% slower in ISTA-NAS'). Why
+// long sums lose was not found; a tile then streams 48 rows and more at once (4 KiB apart
+// on 32 x 32 planes: one L1 set), more than the cache or its prefetchers may keep up with.
 //
 // Measured inside ISTA-NAS steps on the DARTS network (bench/profile_step --shapes, batch
 // 64, two rounds alternated with the tree before, ms a call, oneDNN -> these tiles; "bwd" is
@@ -33,8 +35,6 @@
 // runs.
 #include <immintrin.h>
 #include <omp.h>
-
-#include <vector>
 
 #include "engine/backends/cpu/conv_loops.h"
 
