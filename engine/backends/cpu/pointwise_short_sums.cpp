@@ -9,8 +9,10 @@
 // to a load, where oneDNN's per-image sgemm (M = outputs, N = pixels, K = k) packs both
 // operands first. Only on planes of 1024 pixels and more: there it won or tied in every pass
 // and shape it was tried on with k <= 32; on 16 x 16 and 8 x 8 planes it won by up to 4% or
-// lost by up to 14% by shape, pass and algorithm; with k >= 48 it lost by 20-95% on every
-// shape but 64 -> 64 on 8 x 8 (7% faster in NASP's steps, 3% slower in ISTA-NAS'). Why
+// lost by up to 14% by shape, pass and algorithm (data gradients counted in their whole
+// backward's time, the weight gradient included); with k >= 48 it lost by 20-95% on every
+// shape but the two 64-term ones on 8 x 8 (64 -> 64: 7% faster in NASP's steps, 3% slower
+// in ISTA-NAS'; 64 -> 32: within 2%). Why
 // long sums lose was not found; a tile then streams 48 rows and more at once (4 KiB apart
 // on 32 x 32 planes: one L1 set), more than the cache or its prefetchers may keep up with.
 //
