@@ -176,6 +176,17 @@ TEST_CASE("batch_norm: training on planes of 64 and 35 values matches the refere
   check_case({2, 3, 5, 7}, true, true);
 }
 
+// Planes of 256 values and more: the forward normalises each channel right after its
+// statistics; the backward takes a channel at a time where its dy and x fit 256 KiB (16 x 16
+// and 32 x 32 here) and plane by plane past that (40 images of 32 x 32: 320 KiB a channel).
+TEST_CASE(
+    "batch_norm: training a channel at a time on 16 x 16 and 32 x 32 planes matches the "
+    "reference") {
+  check_case({3, 2, 16, 16}, true, true);
+  check_case({2, 3, 32, 32}, true, false);
+  check_case({40, 1, 32, 32}, true, true);
+}
+
 TEST_CASE("batch_norm: eval uses the running statistics, forward and backward") {
   check_case({3, 4, 3, 3}, false, true);
   check_case({3, 4, 3, 3}, false, false);
@@ -219,8 +230,9 @@ TEST_CASE("batch_norm: running statistics follow PyTorch's update, worked by han
 }
 
 TEST_CASE("batch_norm: only the wanted gradients are produced") {
-  // 2 x 2 planes run the channel loops, 5 x 5 the plane loops (batch_norm.cpp).
-  for (const Shape& shape : {Shape{4, 3, 2, 2}, Shape{4, 3, 5, 5}}) {
+  // 2 x 2 planes run the channel loops, 5 x 5 the plane loops, 16 x 16 a channel at a time
+  // (batch_norm.cpp).
+  for (const Shape& shape : {Shape{4, 3, 2, 2}, Shape{4, 3, 5, 5}, Shape{4, 3, 16, 16}}) {
     CAPTURE(shape.str());
     const Tensor xt = random(shape, 1), gt = random({3}, 2, 0.5f, 1.5f), bt = random({3}, 3);
     const Tensor dy = random(shape, 6);
@@ -245,19 +257,23 @@ TEST_CASE("batch_norm: only the wanted gradients are produced") {
 
 // The plane loops add each channel's per-plane sums in image order: the same bits at any
 // thread count.
+// So do the loops a channel at a time (16 x 16 planes).
 TEST_CASE("batch_norm: the training backward gives the same bits at 1, 2 and 3 threads") {
-  const Shape shape{5, 7, 6, 6};
-  const Tensor xt = random(shape, 11), dy = random(shape, 12);
-  std::vector<std::vector<float>> dx;
-  for (const int threads : {1, 2, 3}) {
-    set_num_threads(threads);
-    Var x(xt, true);
-    ops::batch_norm(x, {}, {}, Var(Tensor::zeros({7})), Var(Tensor::full({7}, 1.0f))).backward(dy);
-    dx.push_back(x.grad().to_vector());
+  for (const Shape& shape : {Shape{5, 7, 6, 6}, Shape{5, 7, 16, 16}}) {
+    CAPTURE(shape.str());
+    const Tensor xt = random(shape, 11), dy = random(shape, 12);
+    std::vector<std::vector<float>> dx;
+    for (const int threads : {1, 2, 3}) {
+      set_num_threads(threads);
+      Var x(xt, true);
+      ops::batch_norm(x, {}, {}, Var(Tensor::zeros({7})), Var(Tensor::full({7}, 1.0f)))
+          .backward(dy);
+      dx.push_back(x.grad().to_vector());
+    }
+    set_num_threads(0);  // the default again
+    CHECK(testing::same_bits(dx[0], dx[1]));
+    CHECK(testing::same_bits(dx[0], dx[2]));
   }
-  set_num_threads(0);  // the default again
-  CHECK(testing::same_bits(dx[0], dx[1]));
-  CHECK(testing::same_bits(dx[0], dx[2]));
 }
 
 TEST_CASE("batch_norm: invalid calls throw cellgraph::Error") {

@@ -1,5 +1,6 @@
 // batch_norm: our own loops, parallel over channels or planes (the training backward over
-// planes: plane_major_backward). oneDNN 2.6 serves plain NCHW batch norm only with its
+// planes, plane_major_backward, or a channel at a time where a channel fits L2: Channel at
+// once, below). oneDNN 2.6 serves plain NCHW batch norm only with its
 // generic ncsp implementation, which measured several times slower than these loops
 // in a DARTS search step (bench/profile_step). Training normalises with the batch
 // statistics (biased variance) and then updates the running statistics in place with
@@ -61,6 +62,28 @@ void update_running(const Tensor& running_mean, const Tensor& running_var, const
 // backward: 0.34-0.35 / 0.72-0.75 -> 0.27-0.29 / 0.62-0.69 on a tensor the cache holds,
 // 0.59-0.60 / 0.84-0.86 -> 0.50-0.52 / 0.72-0.78 rotating through twelve that it does not;
 // [64, 32, 16, 16] forward 0.33-0.34 -> 0.25 on the rotating ones).
+//
+// Channel at once: training reads each tensor twice, the forward x for the statistics and
+// then to normalise it, the backward dy and x for the sums and then for dx. Taken a whole
+// tensor at a time, a [64, 16, 32, 32] tensor (4 MiB) is out of L2 by the second pass and
+// each pass streams from L3, which one core of an Ice Lake Xeon reads at 9-10 GB/s (a
+// throwaway loop over twelve 4 MiB tensors in turn). A channel at a time (one thread does
+// both passes of its channels) the second pass finds the channel in L2. Forward: on planes
+// of 256 values and more; on 8 x 8 planes the whole tensor fits L2 anyway and normalising
+// a channel's 64-value planes one by one was slower ([64, 64, 8, 8] 0.27-0.30 -> 0.39-0.41
+// ms a call). Backward: where a channel's dy and x take at most 256 KiB (a quarter of the
+// smaller L2 we run on, Zen 4's 1 MiB), i.e. 16 x 16 planes at batch 64; at 32 x 32 the
+// plane-major passes (below) stayed faster. ISTA-NAS steps on the DARTS network (Ice Lake,
+// bench/profile_step --shapes, 1 thread, three runs alternated with the tree before, ms a
+// call): forward [64, 16, 32, 32] 0.883 / 0.898 / 0.855 -> 0.795 / 0.813 / 0.785, [64, 32,
+// 16, 16] 0.451 / 0.472 / 0.441 -> 0.414 / 0.424 / 0.405, [64, 48, 32, 32] 3.21-3.27 ->
+// 2.79-2.98; backward [64, 32, 16, 16] 0.685 / 0.669 / 0.677 -> 0.599 / 0.600 / 0.566, [64,
+// 64, 16, 16] 1.38-1.56 -> 1.16-1.28; batch norm a step 0.279 / 0.277 / 0.271 -> 0.257 /
+// 0.264 / 0.249 s, steps 1.272 / 1.311 / 1.271 -> 1.251 / 1.307 / 1.212 s. At 2 threads
+// batch norm a step 0.159 / 0.161 / 0.138 -> 0.150 / 0.148 / 0.142 s.
+constexpr int64_t kChannelAtOnceInner = 256;
+constexpr int64_t kChannelAtOnceBytes = 256 * 1024;
+
 using Floats = float __attribute__((vector_size(32)));
 using Doubles = double __attribute__((vector_size(64)));
 constexpr int64_t kLanes = 8;
@@ -266,22 +289,37 @@ void batch_norm_forward(const ForwardCall& call) {
   const float* beta_data = affine ? beta.data() : nullptr;
   const float* src = x.data();
   float* dst = call.outputs[0].data();
-  // Statistics and normalisation in one parallel region (the `for`s' barrier between them):
-  // every region wakes the threads, ~50 us each under OMP_WAIT_POLICY=passive at 2 threads
-  // (docs/architecture.md, Threads), and a DARTS step runs ~1,900 batch norm forwards.
-#pragma omp parallel
-  {
-    if (a.training) {
-#pragma omp for schedule(static)
-      for (int64_t c = 0; c < p.channels; ++c)
-        channel_statistics(src, p, c, mean.data(), var.data());
-    }
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t b = 0; b < p.batch; ++b) {
-      for (int64_t c = 0; c < p.channels; ++c) {
-        const ChannelAffine f =
-            channel_affine(mean.data(), var.data(), gamma_data, beta_data, c, a.eps);
+  if (a.training && p.inner >= kChannelAtOnceInner) {
+    // Each channel normalised right after its statistics, by the thread that took them:
+    // the channel's planes are then read again from L2 rather than L3 (Channel at once,
+    // above). The same operations on the same values as below: the same bits.
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < p.channels; ++c) {
+      channel_statistics(src, p, c, mean.data(), var.data());
+      const ChannelAffine f =
+          channel_affine(mean.data(), var.data(), gamma_data, beta_data, c, a.eps);
+      for (int64_t b = 0; b < p.batch; ++b)
         plane_affine(src + p.offset(b, c), dst + p.offset(b, c), p.inner, f.scale, f.shift);
+    }
+  } else {
+    // Statistics and normalisation in one parallel region (the `for`s' barrier between
+    // them): every region wakes the threads, ~50 us each under OMP_WAIT_POLICY=passive at 2
+    // threads (docs/architecture.md, Threads), and a DARTS step runs ~1,900 batch norm
+    // forwards.
+#pragma omp parallel
+    {
+      if (a.training) {
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < p.channels; ++c)
+          channel_statistics(src, p, c, mean.data(), var.data());
+      }
+#pragma omp for collapse(2) schedule(static)
+      for (int64_t b = 0; b < p.batch; ++b) {
+        for (int64_t c = 0; c < p.channels; ++c) {
+          const ChannelAffine f =
+              channel_affine(mean.data(), var.data(), gamma_data, beta_data, c, a.eps);
+          plane_affine(src + p.offset(b, c), dst + p.offset(b, c), p.inner, f.scale, f.shift);
+        }
       }
     }
   }
@@ -400,6 +438,40 @@ void plane_major_backward(const Planes& p, const float* dy, const float* x, cons
   }
 }
 
+// The training backward a channel at a time where a channel's dy and x fit in L2 with room
+// to spare (Channel at once, above): the sums, then dx, of one channel by one thread, the
+// second pass reading from L2. Each plane's sums are taken and added in image order as
+// plane_major_backward does: the same bits.
+void channel_at_once_backward(const Planes& p, const float* dy, const float* x, const float* mean,
+                              const float* var, bool from_output, float eps, const float* gamma,
+                              double s, const Tensor& dx, const Tensor& dgamma,
+                              const Tensor& dbeta) {
+  const double count = double(p.per_channel());
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < p.channels; ++c) {
+    const float inv = 1.0f / std::sqrt(var[c] + eps);
+    double sd = 0, sdx = 0;
+    for (int64_t b = 0; b < p.batch; ++b) {
+      const int64_t q = b * p.channels + c;
+      double pd = 0, pdx = 0;
+      channel_grad_sums(dy + q * p.inner, x + q * p.inner, 1, p.inner, p.inner,
+                        from_output ? 0.0f : mean[c], from_output ? 1.0f : inv, pd, pdx);
+      sd += pd;
+      sdx += pdx;
+    }
+    if (dgamma.defined()) dgamma.data()[c] = float(s * sdx);
+    if (dbeta.defined()) dbeta.data()[c] = float(s * sd);
+    if (!dx.defined()) continue;
+    for (int64_t b = 0; b < p.batch; ++b) {
+      const int64_t q = b * p.channels + c;
+      channel_grad_input(dy + q * p.inner, x + q * p.inner, dx.data() + q * p.inner, 1, p.inner,
+                         p.inner, from_output ? 0.0f : mean[c], from_output ? 1.0f : inv,
+                         (gamma != nullptr ? gamma[c] : 1.0f) * inv * float(s), float(sd / count),
+                         float(sdx / count));
+    }
+  }
+}
+
 // With xhat = (x - mean) * inv and g = gamma (1 without affine):
 //   dbeta = sum dy, dgamma = sum dy * xhat;
 //   training: dx = g * inv / M * (M * dy - dbeta - xhat * dgamma)  (statistics depend on x)
@@ -425,6 +497,12 @@ void batch_norm_backward(const BackwardCall& call) {
   // dy stands for s * dy (kernel.h): the sums are dy's, and the gradients, linear in dy,
   // take s at the end.
   const double s = call.grad_scale;
+  if (a.training && p.inner >= kChannelAtOnceInner &&
+      2 * p.batch * p.inner * int64_t(sizeof(float)) <= kChannelAtOnceBytes) {
+    channel_at_once_backward(p, dy.data(), x.data(), mean, var, from_output, a.eps,
+                             affine ? gamma.data() : nullptr, s, dx, dgamma, dbeta);
+    return;
+  }
   if (a.training && p.inner >= kPlaneMajorInner) {
     plane_major_backward(p, dy.data(), x.data(), mean, var, from_output, a.eps,
                          affine ? gamma.data() : nullptr, s, dx, dgamma, dbeta);
