@@ -68,21 +68,24 @@ void update_running(const Tensor& running_mean, const Tensor& running_var, const
 // tensor at a time, a [64, 16, 32, 32] tensor (4 MiB) is out of L2 by the second pass and
 // each pass streams from L3, which one core of an Ice Lake Xeon reads at 9-10 GB/s (a
 // throwaway loop over twelve 4 MiB tensors in turn). A channel at a time (one thread does
-// both passes of its channels) the second pass finds the channel in L2. Forward: on planes
-// of 256 values and more; on 8 x 8 planes the whole tensor fits L2 anyway and normalising
-// a channel's 64-value planes one by one was slower ([64, 64, 8, 8] 0.27-0.30 -> 0.39-0.41
-// ms a call). Backward: where a channel's dy and x take at most 256 KiB (a quarter of the
-// smaller L2 we run on, Zen 4's 1 MiB), i.e. 16 x 16 planes at batch 64; at 32 x 32 the
-// plane-major passes (below) stayed faster. ISTA-NAS steps on the DARTS network (Ice Lake,
-// bench/profile_step --shapes, 1 thread, three runs alternated with the tree before, ms a
-// call): forward [64, 16, 32, 32] 0.883 / 0.898 / 0.855 -> 0.795 / 0.813 / 0.785, [64, 32,
-// 16, 16] 0.451 / 0.472 / 0.441 -> 0.414 / 0.424 / 0.405, [64, 48, 32, 32] 3.21-3.27 ->
-// 2.79-2.98; backward [64, 32, 16, 16] 0.685 / 0.669 / 0.677 -> 0.599 / 0.600 / 0.566, [64,
-// 64, 16, 16] 1.38-1.56 -> 1.16-1.28; batch norm a step 0.279 / 0.277 / 0.271 -> 0.257 /
-// 0.264 / 0.249 s, steps 1.272 / 1.311 / 1.271 -> 1.251 / 1.307 / 1.212 s. At 2 threads
-// batch norm a step 0.159 / 0.161 / 0.138 -> 0.150 / 0.148 / 0.142 s.
+// both passes of its channels) the second pass finds the channel in L2. Where: planes of
+// 256 values and more (on 8 x 8 planes the whole tensor fits L2 anyway, and normalising a
+// channel's 64-value planes one by one was slower: [64, 64, 8, 8] 0.27-0.30 -> 0.39-0.41 ms
+// a call), and a channel's tensors (x; dy and x) at most 512 KiB, half the smaller L2 we
+// run on (Zen 4's 1 MiB); past that the whole-tensor passes, unmeasured there. The sums
+// must prefetch the channel's next plane, one image on (channel_grad_sums' stride): a first
+// version, called plane by plane with the plane-major stride, fetched the next plane in
+// memory, another channel's, and on 32 x 32 planes lost to the plane-major backward.
+// ISTA-NAS steps on the DARTS network (Ice Lake, bench/profile_step --shapes, 1 thread,
+// three runs alternated with the tree before, ms a call): backward [64, 16, 32, 32] 1.316 /
+// 1.375 / 1.490 -> 1.136 / 1.221 / 1.283, [64, 32, 32, 32] 3.21-3.32 -> 2.69-2.87, [64, 48,
+// 32, 32] 4.98-5.15 -> 4.02-4.63; forward [64, 16, 32, 32] 0.904 / 0.952 / 0.972 -> 0.818 /
+// 0.852 / 0.956, [64, 48, 32, 32] 3.28-3.66 -> 2.71-3.10, [64, 64, 16, 16] 1.07-1.08 ->
+// 0.96-1.05; on 16 x 16 planes at 32 channels within the runs' spread (and 9-12% faster in
+// an earlier set). Batch norm a step 0.277 / 0.287 / 0.302 -> 0.267 / 0.273 / 0.296 s, and
+// with the order of the runs reversed 0.308 / 0.294 / 0.271 -> 0.266 / 0.258 / 0.260.
 constexpr int64_t kChannelAtOnceInner = 256;
-constexpr int64_t kChannelAtOnceBytes = 256 * 1024;
+constexpr int64_t kChannelAtOnceBytes = 512 * 1024;
 
 using Floats = float __attribute__((vector_size(32)));
 using Doubles = double __attribute__((vector_size(64)));
@@ -289,7 +292,8 @@ void batch_norm_forward(const ForwardCall& call) {
   const float* beta_data = affine ? beta.data() : nullptr;
   const float* src = x.data();
   float* dst = call.outputs[0].data();
-  if (a.training && p.inner >= kChannelAtOnceInner) {
+  if (a.training && p.inner >= kChannelAtOnceInner &&
+      p.batch * p.inner * int64_t(sizeof(float)) <= kChannelAtOnceBytes) {
     // Each channel normalised right after its statistics, by the thread that took them:
     // the channel's planes are then read again from L2 rather than L3 (Channel at once,
     // above). The same operations on the same values as below: the same bits.
@@ -441,7 +445,8 @@ void plane_major_backward(const Planes& p, const float* dy, const float* x, cons
 // The training backward a channel at a time where a channel's dy and x fit in L2 with room
 // to spare (Channel at once, above): the sums, then dx, of one channel by one thread, the
 // second pass reading from L2. Each plane's sums are taken and added in image order as
-// plane_major_backward does: the same bits.
+// plane_major_backward does: the same bits. The sums' stride is the channel's, so that
+// their prefetch fetches this channel's plane of the next image.
 void channel_at_once_backward(const Planes& p, const float* dy, const float* x, const float* mean,
                               const float* var, bool from_output, float eps, const float* gamma,
                               double s, const Tensor& dx, const Tensor& dgamma,
@@ -454,7 +459,7 @@ void channel_at_once_backward(const Planes& p, const float* dy, const float* x, 
     for (int64_t b = 0; b < p.batch; ++b) {
       const int64_t q = b * p.channels + c;
       double pd = 0, pdx = 0;
-      channel_grad_sums(dy + q * p.inner, x + q * p.inner, 1, p.inner, p.inner,
+      channel_grad_sums(dy + q * p.inner, x + q * p.inner, 1, p.channels * p.inner, p.inner,
                         from_output ? 0.0f : mean[c], from_output ? 1.0f : inv, pd, pdx);
       sd += pd;
       sdx += pdx;
