@@ -83,7 +83,9 @@ void update_running(const Tensor& running_mean, const Tensor& running_var, const
 // 0.852 / 0.956, [64, 48, 32, 32] 3.28-3.66 -> 2.71-3.10, [64, 64, 16, 16] 1.07-1.08 ->
 // 0.96-1.05; on 16 x 16 planes at 32 channels within the runs' spread (and 9-12% faster in
 // an earlier set). Batch norm a step 0.277 / 0.287 / 0.302 -> 0.267 / 0.273 / 0.296 s, and
-// with the order of the runs reversed 0.308 / 0.294 / 0.271 -> 0.266 / 0.258 / 0.260.
+// with the order of the runs reversed 0.308 / 0.294 / 0.271 -> 0.266 / 0.258 / 0.260; at 2
+// threads 0.210 / 0.157 / 0.156 -> 0.170 / 0.148 / 0.150 and 0.157 / 0.168 / 0.171 -> 0.142
+// / 0.141 / 0.157. Not yet timed on Zen 4.
 constexpr int64_t kChannelAtOnceInner = 256;
 constexpr int64_t kChannelAtOnceBytes = 512 * 1024;
 
