@@ -89,6 +89,14 @@ void update_running(const Tensor& running_mean, const Tensor& running_var, const
 constexpr int64_t kChannelAtOnceInner = 256;
 constexpr int64_t kChannelAtOnceBytes = 512 * 1024;
 
+// Channel at once for passes over `tensors` tensors of x's layout. Fewer channels than
+// threads keep the whole-tensor passes, which split planes, not channels, among threads.
+bool channel_at_once(const Planes& p, int64_t tensors) {
+  return p.inner >= kChannelAtOnceInner &&
+         tensors * p.batch * p.inner * int64_t(sizeof(float)) <= kChannelAtOnceBytes &&
+         p.channels >= omp_get_max_threads();
+}
+
 using Floats = float __attribute__((vector_size(32)));
 using Doubles = double __attribute__((vector_size(64)));
 constexpr int64_t kLanes = 8;
@@ -294,8 +302,7 @@ void batch_norm_forward(const ForwardCall& call) {
   const float* beta_data = affine ? beta.data() : nullptr;
   const float* src = x.data();
   float* dst = call.outputs[0].data();
-  if (a.training && p.inner >= kChannelAtOnceInner &&
-      p.batch * p.inner * int64_t(sizeof(float)) <= kChannelAtOnceBytes) {
+  if (a.training && channel_at_once(p, 1)) {
     // Each channel normalised right after its statistics, by the thread that took them:
     // the channel's planes are then read again from L2 rather than L3 (Channel at once,
     // above). The same operations on the same values as below: the same bits.
@@ -504,8 +511,7 @@ void batch_norm_backward(const BackwardCall& call) {
   // dy stands for s * dy (kernel.h): the sums are dy's, and the gradients, linear in dy,
   // take s at the end.
   const double s = call.grad_scale;
-  if (a.training && p.inner >= kChannelAtOnceInner &&
-      2 * p.batch * p.inner * int64_t(sizeof(float)) <= kChannelAtOnceBytes) {
+  if (a.training && channel_at_once(p, 2)) {
     channel_at_once_backward(p, dy.data(), x.data(), mean, var, from_output, a.eps,
                              affine ? gamma.data() : nullptr, s, dx, dgamma, dbeta);
     return;
