@@ -394,6 +394,18 @@ double batch_norm_forward_dot(const Tensor& x_in, const Tensor& gamma_in, const 
 
 namespace {
 
+// Channel c's constants in the backward: x̂ = (x - x_mean) * x_inv, read from x or from the
+// kept output x̂ itself (mean 0, inv 1), and dx's factor g_inv = gamma * inv * s.
+struct ChannelGrad {
+  float x_mean, x_inv, g_inv;
+};
+ChannelGrad channel_grad(const float* mean, const float* var, const float* gamma, bool from_output,
+                         float eps, double s, int64_t c) {
+  const float inv = 1.0f / std::sqrt(var[c] + eps);
+  return {from_output ? 0.0f : mean[c], from_output ? 1.0f : inv,
+          (gamma != nullptr ? gamma[c] : 1.0f) * inv * float(s)};
+}
+
 // The training backward plane by plane rather than channel by channel: both passes walk
 // the tensors in memory order, where channel by channel each plane (C planes from the
 // last, its own page) started on misses, and the dx pass had no prefetch. The sums are
@@ -420,11 +432,9 @@ void plane_major_backward(const Planes& p, const float* dy, const float* x, cons
   {
 #pragma omp for schedule(static)
     for (int64_t q = 0; q < planes; ++q) {
-      const int64_t c = q % p.channels;
-      channel_grad_sums(dy + q * p.inner, x + q * p.inner, 1, p.inner, p.inner,
-                        from_output ? 0.0f : mean[c],
-                        from_output ? 1.0f : 1.0f / std::sqrt(var[c] + eps), sum_dy[size_t(q)],
-                        sum_dy_xhat[size_t(q)]);
+      const ChannelGrad k = channel_grad(mean, var, gamma, from_output, eps, s, q % p.channels);
+      channel_grad_sums(dy + q * p.inner, x + q * p.inner, 1, p.inner, p.inner, k.x_mean, k.x_inv,
+                        sum_dy[size_t(q)], sum_dy_xhat[size_t(q)]);
     }
     std::vector<double> sd(static_cast<size_t>(p.channels), 0.0), sdx(sd.size(), 0.0);
     for (int64_t b = 0; b < p.batch; ++b)
@@ -441,11 +451,10 @@ void plane_major_backward(const Planes& p, const float* dy, const float* x, cons
 #pragma omp for schedule(static) nowait
       for (int64_t q = 0; q < planes; ++q) {
         const int64_t c = q % p.channels;
-        const float inv = 1.0f / std::sqrt(var[c] + eps);
+        const ChannelGrad k = channel_grad(mean, var, gamma, from_output, eps, s, c);
         channel_grad_input(dy + q * p.inner, x + q * p.inner, dx.data() + q * p.inner, 1, p.inner,
-                           p.inner, from_output ? 0.0f : mean[c], from_output ? 1.0f : inv,
-                           (gamma != nullptr ? gamma[c] : 1.0f) * inv * float(s),
-                           float(sd[size_t(c)] / count), float(sdx[size_t(c)] / count));
+                           p.inner, k.x_mean, k.x_inv, k.g_inv, float(sd[size_t(c)] / count),
+                           float(sdx[size_t(c)] / count));
       }
     }
   }
@@ -463,13 +472,13 @@ void channel_at_once_backward(const Planes& p, const float* dy, const float* x, 
   const double count = double(p.per_channel());
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
-    const float inv = 1.0f / std::sqrt(var[c] + eps);
+    const ChannelGrad k = channel_grad(mean, var, gamma, from_output, eps, s, c);
     double sd = 0, sdx = 0;
     for (int64_t b = 0; b < p.batch; ++b) {
       const int64_t q = b * p.channels + c;
       double pd = 0, pdx = 0;
       channel_grad_sums(dy + q * p.inner, x + q * p.inner, 1, p.channels * p.inner, p.inner,
-                        from_output ? 0.0f : mean[c], from_output ? 1.0f : inv, pd, pdx);
+                        k.x_mean, k.x_inv, pd, pdx);
       sd += pd;
       sdx += pdx;
     }
@@ -479,8 +488,7 @@ void channel_at_once_backward(const Planes& p, const float* dy, const float* x, 
     for (int64_t b = 0; b < p.batch; ++b) {
       const int64_t q = b * p.channels + c;
       channel_grad_input(dy + q * p.inner, x + q * p.inner, dx.data() + q * p.inner, 1, p.inner,
-                         p.inner, from_output ? 0.0f : mean[c], from_output ? 1.0f : inv,
-                         (gamma != nullptr ? gamma[c] : 1.0f) * inv * float(s), float(sd / count),
+                         p.inner, k.x_mean, k.x_inv, k.g_inv, float(sd / count),
                          float(sdx / count));
     }
   }
@@ -523,30 +531,27 @@ void batch_norm_backward(const BackwardCall& call) {
   }
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
-    const float inv = 1.0f / std::sqrt(var[c] + a.eps);
-    // (x - x_mean) * x_inv is x̂, read from x or from the kept output.
-    const float x_mean = from_output ? 0.0f : mean[c];
-    const float x_inv = from_output ? 1.0f : inv;
+    const ChannelGrad k =
+        channel_grad(mean, var, affine ? gamma.data() : nullptr, from_output, a.eps, s, c);
     const int64_t stride = p.channels * p.inner;
     double sum_dy = 0, sum_dy_xhat = 0;
     channel_grad_sums(dy.data() + p.offset(0, c), x.data() + p.offset(0, c), p.batch, stride,
-                      p.inner, x_mean, x_inv, sum_dy, sum_dy_xhat);
+                      p.inner, k.x_mean, k.x_inv, sum_dy, sum_dy_xhat);
     if (dgamma.defined()) dgamma.data()[c] = float(s * sum_dy_xhat);
     if (dbeta.defined()) dbeta.data()[c] = float(s * sum_dy);
     if (!dx.defined()) continue;
-    const float g_inv = (affine ? gamma.data()[c] : 1.0f) * inv * float(s);
     const float mean_dy = float(sum_dy / count);
     const float mean_dy_xhat = float(sum_dy_xhat / count);
     if (a.training) {
       channel_grad_input(dy.data() + p.offset(0, c), x.data() + p.offset(0, c),
-                         dx.data() + p.offset(0, c), p.batch, stride, p.inner, x_mean, x_inv, g_inv,
-                         mean_dy, mean_dy_xhat);
+                         dx.data() + p.offset(0, c), p.batch, stride, p.inner, k.x_mean, k.x_inv,
+                         k.g_inv, mean_dy, mean_dy_xhat);
       continue;
     }
     for (int64_t b = 0; b < p.batch; ++b) {
       const float* g = dy.data() + p.offset(b, c);
       float* d = dx.data() + p.offset(b, c);
-      for (int64_t i = 0; i < p.inner; ++i) d[i] = g_inv * g[i];
+      for (int64_t i = 0; i < p.inner; ++i) d[i] = k.g_inv * g[i];
     }
   }
 }

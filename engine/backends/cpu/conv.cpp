@@ -328,7 +328,7 @@ void conv2d_backward(const BackwardCall& call) {
     const bool in_loops = fold_in_loops(a, entry.loops, xs, ws, dy.shape());
     // A folded ReLU's mask: the conv's input (x > 0 is relu(x) > 0).
     const Tensor mask = a.relu_input ? call.inputs[0].contiguous() : Tensor();
-    if (!entry.loops && !a.relu_input && im2col_free(a, ws) &&
+    if (!a.relu_input && im2col_free(a, ws) &&
         pointwise_short_sums_fit(ws[0], xs[1], xs[2] * xs[3])) {
       CG_ASSERT(dx.is_contiguous(), "conv2d: dx must be contiguous");
       pointwise_short_backward_data(xs[0], xs[1], ws[0], xs[2] * xs[3], dy.data(), w.data(),
