@@ -149,6 +149,18 @@ TEST_CASE("max_pool and avg_pool: every path of the loops matches the reference"
   check_case(false, {17, 1, 8}, {1, 2, 20, 18});
 }
 
+// Max pooling's backward at stride 1 with "same" padding on planes of whole 16-float
+// vectors runs as a gather (engine/backends/cpu/max_pool_gather.h, on AVX-512): vectors of
+// two rows, vectors that start mid-row, wider windows, the largest plane it takes. (The 3x3
+// case bit for bit against the scatter's order is in the test of rows of 8, 16, 32 floats.)
+TEST_CASE("max_pool: the backward's gather matches the reference") {
+  check_case(true, {3, 1, 1}, {2, 3, 8, 8});
+  check_case(true, {5, 1, 2}, {1, 2, 8, 8});
+  check_case(true, {5, 1, 2}, {1, 2, 4, 12});
+  check_case(true, {7, 1, 3}, {1, 2, 16, 16});
+  check_case(true, {3, 1, 1}, {1, 2, 64, 64});
+}
+
 TEST_CASE("max_pool: ties go to the first element of the window, a NaN propagates") {
   // A constant plane: every window's maximum is its first in-bounds element.
   Var x(Tensor::full({1, 1, 4, 4}, 2.0f), true);

@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "engine/backends/cpu/max_pool_gather.h"
 #include "engine/backends/cpu/pool_rows.h"
 #include "engine/error.h"
 #include "engine/tensor/tensor.h"
@@ -437,6 +438,10 @@ void max_pool_forward(const PoolShape& s, const float* x, float* y, int32_t* arg
 
 void max_pool_backward(const PoolShape& s, const float* dy, const uint8_t* argmax, float* dx,
                        bool accumulate) {
+  if (max_pool_gather_fit(s)) {
+    max_pool_gather_backward(s, dy, argmax, dx, accumulate);
+    return;
+  }
   max_pool_scatter(s, dy, argmax, dx, accumulate);
 }
 

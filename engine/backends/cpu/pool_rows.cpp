@@ -12,9 +12,10 @@
 // Max runs on 8-lane vectors: on 16 lanes GCC 12's AVX-512 clone turned the compare-and-
 // select into scalar compares (C=16, 32 x 32: 22 ms a call instead of 0.47). Sums run on
 // 16 lanes. Planes of other widths and other windows stay with pool_loops, and so does max
-// pooling's backward (a scatter by the positions): a gather on these rows (each input sums
-// the dy of the outputs pointing at it, 3 x 3 compares a lane) measured no faster, 1048 /
-// 530 / 367 µs a call against the scatter's 1180 / 545 / 310 on the three shapes below.
+// pooling's backward: a gather on these rows (each input sums the dy of the outputs pointing
+// at it, 3 x 3 compares a lane) measured no faster than pool_loops' scatter, 1048 / 530 /
+// 367 µs a call against 1180 / 545 / 310 on the three shapes below; the gather of
+// max_pool_gather.h, in intrinsics with plain loads inside the plane, now beats it.
 //
 // µs a call without autodiff (batch 64, 1 thread, median of 120 over 12 rotating inputs;
 // two runs alternated; a ReLU on the same tensors takes 257-287 / 111-136 / 33-56),
