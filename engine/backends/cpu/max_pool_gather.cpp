@@ -18,11 +18,11 @@
 // earlier gather on pool_rows.cpp's rows measured no faster than the scatter either.
 //
 // ms a call, batch 64, 1 thread, median of 60 alternated calls on 8 rotating inputs (a
-// throwaway program through max_pool_backward; outputs hashed: same bits), three runs,
-// scatter -> gather: 16 x 32 x 32 1.44-1.74 -> 0.82-0.95, 32 x 16 x 16 0.80-1.00 ->
+// throwaway program through max_pool_backward; outputs hashed: same bits), three runs (two
+// at 2 threads), scatter -> gather: 16 x 32 x 32 1.44-1.74 -> 0.82-0.95, 32 x 16 x 16 0.80-1.00 ->
 // 0.48-0.56, 64 x 8 x 8 0.43-0.51 -> 0.23-0.31; at 2 threads 0.77-1.05 -> 0.43-0.54,
 // 0.46-0.49 -> 0.27-0.28, 0.25-0.28 -> 0.14-0.15. Inside ISTA-NAS steps bench/README.md
-// has the figures ("Max pooling's backward as a gather").
+// has the figures ("A Zen 5 host; max pooling's backward as a gather").
 #include "engine/backends/cpu/max_pool_gather.h"
 
 #include <immintrin.h>
