@@ -11,7 +11,9 @@ With several rounds (run_darts_bench's BENCH_ROUNDS) each round is printed, and 
 takes per algo the median of the rounds' step times, of their time ratios (each round's
 engines ran back to back) and of their RSS ratios.
 
-Writes RESULTS_DIR/darts_compare.json with every run and the summary."""
+Writes RESULTS_DIR/darts_compare.json with every run, the summary and the host (CPU model,
+family and model numbers, logical CPUs, cache sizes, AVX-512 or not): the same build's
+ratios differ by CPU (bench/README.md, "A Zen 5 host"), so a figure names its host."""
 import json
 import os
 import statistics
@@ -22,6 +24,49 @@ MIB = 1 << 20
 TIME_TARGET, RSS_TARGET = 0.4, 0.5
 # cellgraph's passes that make up the weight step; the rest are the architecture step.
 WEIGHT_PASSES = ("update_weights", "rarts_update_w", "rarts_update_y")
+
+
+def host():
+    """The CPU the rounds ran on, from /proc/cpuinfo and sysfs (Linux); fields it cannot
+    read are left out."""
+    info = {"logical_cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "" and "model_name" in info:
+                    break  # the first CPU's block is enough
+                if key in ("model name", "cpu family", "model", "vendor_id"):
+                    info[key.replace(" ", "_")] = value
+                elif key == "flags":
+                    info["avx512f"] = "avx512f" in value.split()
+    except OSError:
+        pass
+    caches = "/sys/devices/system/cpu/cpu0/cache"
+    for index in sorted(os.listdir(caches)) if os.path.isdir(caches) else []:
+        try:
+            with open(os.path.join(caches, index, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(caches, index, "level")) as f:
+                level = f.read().strip()
+            with open(os.path.join(caches, index, "size")) as f:
+                size = f.read().strip()
+        except OSError:
+            continue
+        if kind in ("Data", "Unified"):
+            info[f"L{level}"] = size
+    return info
+
+
+def host_text(info):
+    name = info.get("model_name", "unknown CPU")
+    numbers = (f" (family {info['cpu_family']}, model {info['model']})"
+               if "cpu_family" in info and "model" in info else "")
+    caches = " ".join(f"{level} {info[level]}" for level in ("L1", "L2", "L3") if level in info)
+    caches = f", caches seen by CPU 0: {caches}" if caches else ""
+    isa = {True: ", AVX-512", False: ", no AVX-512"}.get(info.get("avx512f"), "")
+    return f"{name}{numbers}, {info['logical_cpus']} logical CPUs{caches}{isa}"
 
 
 def load(out, engine, algo, round_number):
@@ -160,7 +205,9 @@ def main():
     def met(value, ok):
         return f"{'-':>8}" if value is None else f"{'met' if ok else 'NOT met':>8}"
 
-    print(f"\nsummary: median s/step and peak RSS (each process's own high-water mark), "
+    machine = host()
+    print(f"\nhost: {host_text(machine)}")
+    print(f"summary: median s/step and peak RSS (each process's own high-water mark), "
           f"ratio = cellgraph / PyTorch; targets time <= {TIME_TARGET}x, RSS <= {RSS_TARGET}x; "
           f"with several rounds the medians over rounds, ratios the median of each round's")
     print(f"{'algo':12} {'rounds':>6} {'cg s':>8} {'torch s':>8} {'ratio':>6} {'cg MiB':>8} "
@@ -172,7 +219,8 @@ def main():
               f"{s['pytorch_peak_rss_bytes'] / MIB:9.0f} {ratio_text(s['rss_ratio']):>6} "
               f"{met(s['time_ratio'], s['time_target_met'])} "
               f"{met(s['rss_ratio'], s['rss_target_met'])}")
-    json.dump({"runs": combined, "summary": summary, "weight_mismatches": mismatches},
+    json.dump({"host": machine, "runs": combined, "summary": summary,
+               "weight_mismatches": mismatches},
               open(os.path.join(out, "darts_compare.json"), "w"), indent=1)
     if mismatches:
         print("\nrun_darts_bench: MISMATCH, the engines ran different networks or ops:\n  "
