@@ -159,6 +159,21 @@ TEST_CASE("max_pool: the backward's gather matches the reference") {
   check_case(true, {5, 1, 2}, {1, 2, 4, 12});
   check_case(true, {7, 1, 3}, {1, 2, 16, 16});
   check_case(true, {3, 1, 1}, {1, 2, 64, 64});
+  // Many ties (x in {-2, ..., 2}) and integer gradients, so every sum is exact in any order:
+  // each tie goes to the window's first maximum in row-major order, as in the reference.
+  for (const auto& c : {std::pair<PoolAttrs, Shape>{{5, 1, 2}, {2, 3, 8, 8}},
+                        {{5, 1, 2}, {1, 2, 4, 12}},
+                        {{3, 1, 1}, {2, 2, 16, 16}}}) {
+    const PoolAttrs& a = c.first;
+    const Shape& shape = c.second;
+    CAPTURE(a.kernel);
+    std::vector<float> v = random(shape, 11).to_vector(), g = random(shape, 12).to_vector();
+    for (float& e : v) e = std::round(2.0f * e);
+    for (float& e : g) e = std::round(4.0f * e);
+    Var x(Tensor::from_vector(shape, v), true);
+    ops::max_pool(x, a).backward(Tensor::from_vector(shape, g));
+    check_close("dx", x.grad().to_vector(), reference(true, a, shape, v, g).dx, 0.0);
+  }
 }
 
 TEST_CASE("max_pool: ties go to the first element of the window, a NaN propagates") {
