@@ -49,6 +49,8 @@ namespace cellgraph::cpu {
 namespace {
 using Lanes16 = float __attribute__((vector_size(64)));
 using Lanes8 = float __attribute__((vector_size(32)));
+using Ints8 = int32_t __attribute__((vector_size(32)));
+using Bytes8 = uint8_t __attribute__((vector_size(8)));
 
 // The row's elements left and right of `cur`'s lanes: lane i of `left` is the element
 // before lane i (from `prev` at the vector's first lane), of `right` the one after (from
@@ -260,10 +262,11 @@ template <int V>
       out_at.v[j] = a;
     }
     std::memcpy(y + oy * kWidth, &out, sizeof out);
-    float positions[kWidth];
-    std::memcpy(positions, &out_at, sizeof out_at);
-    for (int64_t i = 0; i < kWidth; ++i)
-      argmax[oy * kWidth + i] = static_cast<uint8_t>(positions[i]);
+    for (int j = 0; j < V; ++j) {  // float positions to bytes, a vector at a time
+      const auto bytes =
+          __builtin_convertvector(__builtin_convertvector(out_at.v[j], Ints8), Bytes8);
+      std::memcpy(argmax + oy * kWidth + 8 * j, &bytes, sizeof bytes);
+    }
     above = here;
     above_at = here_at;
     here = below;
