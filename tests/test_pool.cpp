@@ -267,12 +267,12 @@ TEST_CASE("max_pool and avg_pool: 3x3 same pooling on rows of 8, 16, 32 floats, 
       const Tensor with = ops::max_pool(Var(x, true), {3, 1, 1}).value();
       const Tensor without = ops::max_pool(Var(x, false), {3, 1, 1}).value();
       CHECK(testing::same_bits(with.to_vector(), without.to_vector()));
-      // The positions, through the backward: the padded loops' row pass keeps the first
-      // maximum of each row (a NaN replaces whatever came before), the column pass the first
-      // row whose maximum is greater (or NaN); dy then goes to that element, added in output
-      // order.
+      // The values, and the positions through the backward: the padded loops' row pass keeps
+      // the first maximum of each row (a NaN replaces whatever came before), the column pass
+      // the first row whose maximum is greater (or NaN); dy then goes to that element, added
+      // in output order.
       const std::vector<float> g = random(shape, uint64_t(h + 7 * w)).to_vector();
-      std::vector<float> expect_dx(v.size(), 0.0f);
+      std::vector<float> expect_dx(v.size(), 0.0f), expect_y(v.size());
       const auto wins = [](float value, float best) { return value > best || value != value; };
       for (int64_t p = 0; p < 6; ++p)
         for (int64_t y = 0; y < h; ++y)
@@ -297,9 +297,11 @@ TEST_CASE("max_pool and avg_pool: 3x3 same pooling on rows of 8, 16, 32 floats, 
                 at_x = row_x;
               }
             }
+            expect_y[size_t((p * h + y) * w + c)] = best;
             if (at_y >= 0 && at_y < h && at_x >= 0 && at_x < w)
               expect_dx[size_t((p * h + at_y) * w + at_x)] += g[size_t((p * h + y) * w + c)];
           }
+      CHECK(testing::same_bits(with.to_vector(), expect_y));
       Var xg(x, true);
       ops::max_pool(xg, {3, 1, 1}).backward(Tensor::from_vector(shape, g));
       CHECK(testing::same_bits(xg.grad().to_vector(), expect_dx));
