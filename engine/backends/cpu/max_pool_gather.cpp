@@ -13,16 +13,19 @@
 //
 // The loads are plain wherever the 16 outputs lie inside the plane, and masked (AVX-512
 // masking, which keeps a load off memory past the plane) only for vectors at its edges.
-// With masked loads everywhere the gather ran at the scatter's pace or slower on Zen 5
-// (16 x 32 x 32: 1.19-1.96 ms a call against 1.06-1.31; plain loads inside 0.50-0.60). An
-// earlier gather on pool_rows.cpp's rows measured no faster than the scatter either.
+// With masked loads everywhere the gather ran no faster than the scatter on Zen 5, even on
+// data already in cache (16 x 32 x 32: 1.19-1.96 ms a call; plain loads inside, the same
+// way: 0.50-0.60). An earlier gather on pool_rows.cpp's rows measured no faster either.
 //
-// ms a call, batch 64, 1 thread, median of 60 alternated calls on 8 rotating inputs (a
-// throwaway program through max_pool_backward; outputs hashed: same bits), three runs (two
-// at 2 threads), scatter -> gather: 16 x 32 x 32 1.44-1.74 -> 0.82-0.95, 32 x 16 x 16 0.80-1.00 ->
-// 0.48-0.56, 64 x 8 x 8 0.43-0.51 -> 0.23-0.31; at 2 threads 0.77-1.05 -> 0.43-0.54,
-// 0.46-0.49 -> 0.27-0.28, 0.25-0.28 -> 0.14-0.15. Inside ISTA-NAS steps bench/README.md
-// has the figures ("A Zen 5 host; max pooling's backward as a gather").
+// ms a call, batch 64, median of 60 calls through max_pool_backward (a throwaway program,
+// the two orders alternated, each call on one of 8 inputs from memory, then again on the
+// same input in cache; outputs compared: the same bytes), scatter -> gather, from memory /
+// again: 1 thread, three runs, 16 x 32 x 32 0.98-1.02 -> 0.57-0.73 / 0.88-0.93 -> 0.62-0.70,
+// 32 x 16 x 16 0.45-0.46 -> 0.31-0.35 / 0.42-0.43 -> 0.30-0.34, 64 x 8 x 8 0.26-0.27 ->
+// 0.15-0.16 / 0.25-0.26 -> 0.15; 2 threads, two runs, 0.52-0.92 -> 0.38-0.63 / 0.46-0.77 ->
+// 0.38-0.51, 0.23-0.44 -> 0.19-0.31 / 0.22-0.37 -> 0.18-0.25, 0.14 -> 0.08. Inside ISTA-NAS
+// steps bench/README.md has the figures ("A Zen 5 host; max pooling's backward as a
+// gather").
 #include "engine/backends/cpu/max_pool_gather.h"
 
 #include <immintrin.h>
