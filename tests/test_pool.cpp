@@ -372,6 +372,53 @@ TEST_CASE("avg_pool: 3x3 stride 1 and 2, padding 1, matches the reference") {
   check_case(false, {3, 1, 1}, {1, 1, 1, 9});
 }
 
+// The stride-2 backward on planes 16 and 32 wide (engine/backends/cpu/avg_pool_s2_backward.h
+// on AVX-512, pool_loops' passes elsewhere) in the passes' order of additions, in float:
+// g = dy / count; input row 2m takes 0 + g[m], row 2m + 1 (0 + g[m + 1]) + g[m] (g[oh] = 0);
+// then columns alike. Signed zeros and ties of magnitude make a changed order visible.
+TEST_CASE("avg_pool: 3x3 stride-2 backward on planes 16 and 32 wide, bit for bit") {
+  for (const Shape& shape :
+       {Shape{2, 3, 16, 16}, Shape{1, 2, 32, 32}, Shape{1, 2, 8, 32}, Shape{1, 1, 2, 16}}) {
+    CAPTURE(shape.str());
+    const int64_t planes = shape[0] * shape[1], h = shape[2], w = shape[3];
+    const int64_t oh = h / 2, ow = w / 2;
+    std::vector<float> dy = random({planes, 1, oh, ow}, uint64_t(h + w)).to_vector();
+    for (size_t i = 0; i < dy.size(); i += 5) dy[i] = (i % 2 == 0) ? -0.0f : std::round(dy[i]);
+    const auto inside = [](int64_t o, int64_t extent) {
+      return std::min(2 * o + 2, extent) - std::max(2 * o - 1, int64_t{0});
+    };
+    const auto g = [&](int64_t p, int64_t m, int64_t k) {
+      if (m >= oh || k >= ow) return 0.0f;
+      return dy[size_t((p * oh + m) * ow + k)] * (1.0f / float(inside(m, h) * inside(k, w)));
+    };
+    std::vector<float> expect(size_t(planes * h * w));
+    for (int64_t p = 0; p < planes; ++p)
+      for (int64_t iy = 0; iy < h; ++iy) {
+        const int64_t m = iy / 2;
+        const auto rows = [&](int64_t k) {
+          return iy % 2 == 0 ? 0.0f + g(p, m, k) : (0.0f + g(p, m + 1, k)) + g(p, m, k);
+        };
+        for (int64_t ix = 0; ix < w; ++ix) {
+          const int64_t k = ix / 2;
+          const float next = k + 1 < ow ? rows(k + 1) : 0.0f;
+          expect[size_t((p * h + iy) * w + ix)] =
+              ix % 2 == 0 ? 0.0f + rows(k) : (0.0f + next) + rows(k);
+        }
+      }
+    const Tensor x = random(shape, 3);
+    const Tensor grad = Tensor::from_vector({shape[0], shape[1], oh, ow}, dy);
+    Var xv(x, true);
+    ops::avg_pool(xv, {3, 2, 1}).backward(grad);
+    CHECK(testing::same_bits(xv.grad().to_vector(), expect));
+    // Read by two pools: the second backward adds into the first's gradient.
+    Var twice(x, true);
+    ops::add(ops::avg_pool(twice, {3, 2, 1}), ops::avg_pool(twice, {3, 2, 1})).backward(grad);
+    std::vector<float> doubled(expect.size());
+    for (size_t i = 0; i < expect.size(); ++i) doubled[i] = expect[i] + expect[i];
+    CHECK(testing::same_bits(twice.grad().to_vector(), doubled));
+  }
+}
+
 TEST_CASE("avg_pool: padding is excluded from the average") {
   // x = 0..15 on a 4x4 plane; a 3x3 window with padding 1 at the top-left corner covers
   // 0, 1, 4, 5 (mean 2.5, not 10 / 9), at the top edge 0, 1, 2, 4, 5, 6 (mean 3).

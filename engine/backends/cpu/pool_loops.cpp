@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "engine/backends/cpu/avg_pool_s2_backward.h"
 #include "engine/backends/cpu/max_pool_gather.h"
 #include "engine/backends/cpu/pool_rows.h"
 #include "engine/error.h"
@@ -479,6 +480,10 @@ void avg_pool_backward(const PoolShape& s, const float* dy, float* dx, bool accu
     for_groups(s, g, forward_scratch(s, g, 1), 0.0f, [&](int64_t p, int64_t count, float* m) {
       group(s, g, dy + p * size, inv.data(), count, m, dx + p * size, accumulate);
     });
+    return;
+  }
+  if (avg_pool_s2_backward_fit(s)) {
+    avg_pool_s2_backward(s, dy, inv.data(), dx, accumulate);
     return;
   }
   const auto group = pick(s, avg_backward_3x3_s1, avg_backward_3x3_s2, avg_backward_any);

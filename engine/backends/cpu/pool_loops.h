@@ -4,10 +4,11 @@
 // planes 8, 16 or 32 wide are handed to pool_rows.h (each row in vector registers, the same
 // bits) for everything but max pooling's backward, which at stride 1 with "same" padding
 // on planes of whole 16-float vectors runs as a gather on AVX-512 (max_pool_gather.h) and
-// elsewhere as a scatter of each output's gradient to its maximum. Max pooling keeps each
-// window's maximum position for its backward and lets a NaN through, as PyTorch does
-// (oneDNN's max pooling, which ran these ops before, dropped it). Speed is oneDNN's within a
-// few percent over a DARTS search step; pool.cpp's header has the measurements.
+// elsewhere as a scatter of each output's gradient to its maximum; average pooling's
+// stride-2 backward on planes 16 or 32 wide goes to avg_pool_s2_backward.h. Max pooling
+// keeps each window's maximum position for its backward and lets a NaN through, as PyTorch
+// does (oneDNN's max pooling, which ran these ops before, dropped it). Speed is oneDNN's
+// within a few percent over a DARTS search step; pool.cpp's header has the measurements.
 #pragma once
 
 #include <cstdint>
