@@ -375,7 +375,9 @@ TEST_CASE("avg_pool: 3x3 stride 1 and 2, padding 1, matches the reference") {
 // The stride-2 backward on planes 16 and 32 wide (engine/backends/cpu/avg_pool_s2_backward.h
 // on AVX-512, pool_loops' passes elsewhere) in the passes' order of additions, in float:
 // g = dy / count; input row 2m takes 0 + g[m], row 2m + 1 (0 + g[m + 1]) + g[m] (g[oh] = 0);
-// then columns alike. Signed zeros and ties of magnitude make a changed order visible.
+// then columns alike. Random values make another order of the four-term sums visible (an
+// emulation summing columns first differs); some -0 and whole-number gradients go through
+// the passes' added zeros.
 TEST_CASE("avg_pool: 3x3 stride-2 backward on planes 16 and 32 wide, bit for bit") {
   for (const Shape& shape :
        {Shape{2, 3, 16, 16}, Shape{1, 2, 32, 32}, Shape{1, 2, 8, 32}, Shape{1, 1, 2, 16}}) {

@@ -41,9 +41,7 @@ constexpr int64_t kLanes = 16;
 
 bool max_pool_gather_fit(const PoolShape& s) {
   return s.stride == 1 && 2 * s.pad == s.kernel - 1 && s.oh == s.h && s.ow == s.w &&
-         s.kernel <= 7 && (s.h * s.w) % kLanes == 0 && s.h * s.w <= 64 * 64 &&
-         __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl");
+         s.kernel <= 7 && (s.h * s.w) % kLanes == 0 && s.h * s.w <= 64 * 64 && avx512_byte_masks();
 }
 
 namespace {

@@ -30,15 +30,14 @@
 #include <immintrin.h>
 #include <omp.h>
 
-#include <algorithm>
 #include <limits>
+
+#include "engine/backends/cpu/pool_rows.h"
 
 namespace cellgraph::cpu {
 
 bool max_rows_avx512_fit(const PoolShape& s, bool positions) {
-  return s.kernel == 3 && s.stride == 1 && s.pad == 1 && s.h >= 2 && s.oh == s.h && s.ow == s.w &&
-         (s.w == 16 || (s.w == 32 && positions)) && __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return pool_rows_fit(s) && (s.w == 16 || (s.w == 32 && positions)) && avx512_byte_masks();
 }
 
 #pragma GCC push_options

@@ -22,6 +22,13 @@ struct PoolShape {
   int64_t planes, h, w, oh, ow, kernel, stride, pad;
 };
 
+// AVX-512 F, BW and VL: what the 16-lane loops with byte positions under masks need
+// (max_pool_gather.h, max_rows_avx512.h).
+inline bool avx512_byte_masks() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
+}
+
 // Max pooling keeps each output's window position (ky * kernel + kx) for its backward: in
 // a byte for windows up to 16 x 16, in an int32 past that. Both need padding of at most
 // half the window (the schema's rule), so that no window is all padding.
